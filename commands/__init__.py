@@ -1,0 +1,1 @@
+"""Application services: one entry point per use case. All writes go through here."""

@@ -1,0 +1,64 @@
+"""PrintJob: one print job and its lifecycle.
+
+An ordinary tracked job is exactly one event, `PrintJob.Tracked`, priced when it is recorded.
+Its id is derived from the client's job key (see `job_id`), so re-posting a job after a
+time-out finds the same aggregate and never creates a second job.
+
+Field order of each event is its stored order (events are stored as arrays): append new
+fields at the end, never reorder or remove.
+"""
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+
+def job_id(server_id: str, job_key: str) -> UUID:
+    """The id of the job a client identifies by `job_key` on the server `server_id`."""
+    return uuid5(NAMESPACE_URL, f"pageledger:{server_id}:job:{job_key}")
+
+
+class PrintJob(Aggregate):
+    """A print job as tracked on a print server."""
+
+    @event("Tracked")
+    def __init__(
+        self,
+        user: str,
+        printer: str,
+        client_host: str,
+        submitted_at: int,  # µs since the Unix epoch, UTC
+        pages: int,  # impressions per copy, after N-up and page ranges
+        copies: int,
+        sheets: int,  # sheets of paper for all copies
+        colour_pages: int,  # colour impressions per copy
+        duplex: bool,
+        paper: str,
+        size: int,  # bytes of the spooled data
+        pdl: str,  # page-description language the pages were counted in
+        cost: int,  # 1/10,000 currency unit, for all copies
+        schedule: int,  # version of the printer's cost schedule that priced it
+        document: str,  # personal field: kept last so it can be encrypted or omitted on its own
+    ) -> None:
+        self.user = user
+        self.printer = printer
+        self.client_host = client_host
+        self.submitted_at = submitted_at
+        self.pages = pages
+        self.copies = copies
+        self.sheets = sheets
+        self.colour_pages = colour_pages
+        self.duplex = duplex
+        self.paper = paper
+        self.size = size
+        self.pdl = pdl
+        self.cost = cost
+        self.schedule = schedule
+        self.document = document
+        self.state = "tracked"
+
+    @classmethod
+    def track(cls, job_id: UUID, **fields: object) -> "PrintJob":
+        """Record a job that was seen on a print server."""
+        return cls._create(cls.Tracked, id=job_id, **fields)

@@ -1,0 +1,150 @@
+"""Compact storage of events: MessagePack arrays through msgspec.
+
+The library's default mapper stores each event as tagged JSON with field names, the
+originator topic and an ISO timestamp (about 630 B for a print job). This one stores the
+event's own fields as a MessagePack array in declaration order, the timestamp as int µs, and a
+short topic (``jobs:PrintJob.Tracked`` for ``domain.jobs``). Fields can therefore only be
+appended to an event class; a stored event with fewer values than its class takes the
+defaults of the missing trailing fields (upcasting by appending).
+"""
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder, Transcoding
+from eventsourcing.utils import get_topic, resolve_topic
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_SKIPPED = frozenset({"originator_id", "originator_version", "originator_topic"})
+_DOMAIN_PREFIX = "domain."
+
+
+def to_micros(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(us: int) -> datetime:
+    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, UUID):
+        return obj.bytes
+    if isinstance(obj, datetime):
+        return to_micros(obj)
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in an event")
+
+
+class MsgpackTranscoder(Transcoder):
+    """msgspec MessagePack; the mapper below does all the shaping, so nothing is registered."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.msgpack.Encoder(enc_hook=_enc_hook)
+        self._decoder = msgspec.msgpack.Decoder()
+
+    def encode(self, obj: Any) -> bytes:
+        return self._encoder.encode(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return self._decoder.decode(data)
+
+    def register(self, transcoding: Transcoding) -> None:  # pragma: no cover - not used
+        raise NotImplementedError("MsgpackTranscoder stores plain values only")
+
+
+@dataclasses.dataclass(frozen=True)
+class _EventShape:
+    cls: type
+    names: tuple[str, ...]
+    timestamp_index: int
+    defaults: tuple[Any, ...]  # defaults of each stored field, or MISSING
+    aggregate_topic: str | None
+
+
+@lru_cache(maxsize=None)
+def _shape(cls: type) -> _EventShape:
+    fields = [f for f in dataclasses.fields(cls) if f.name not in _SKIPPED]
+    names = tuple(f.name for f in fields)
+    defaults = tuple(
+        f.default if f.default is not dataclasses.MISSING
+        else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+        for f in fields
+    )
+    aggregate_topic = None
+    if any(f.name == "originator_topic" for f in dataclasses.fields(cls)):
+        outer = cls.__qualname__.rsplit(".", 1)[0]
+        aggregate_topic = f"{cls.__module__}:{outer}"
+    return _EventShape(cls, names, names.index("timestamp") if "timestamp" in names else -1,
+                       defaults, aggregate_topic)
+
+
+@lru_cache(maxsize=None)
+def short_topic(cls: type) -> str:
+    topic = get_topic(cls)
+    return topic[len(_DOMAIN_PREFIX):] if topic.startswith(_DOMAIN_PREFIX) else topic
+
+
+@lru_cache(maxsize=None)
+def resolve_short_topic(topic: str) -> type:
+    module = topic.split(":", 1)[0]
+    if "." not in module:
+        try:
+            return resolve_topic(_DOMAIN_PREFIX + topic)
+        except Exception:  # noqa: BLE001 - fall back to the topic as written (e.g. __main__)
+            pass
+    return resolve_topic(topic)
+
+
+class CompactMapper(Mapper):
+    """Maps eventsourcing events to compact stored events and back (see module docstring)."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        cls = type(domain_event)
+        shape = _shape(cls)
+        values = [getattr(domain_event, n) for n in shape.names]
+        if shape.timestamp_index >= 0:
+            values[shape.timestamp_index] = to_micros(values[shape.timestamp_index])
+        state = self.transcoder.encode(values)
+        if self.compressor:
+            state = self.compressor.compress(state)
+        if self.cipher:
+            state = self.cipher.encrypt(state)
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=short_topic(cls),
+            state=state,
+        )
+
+    def to_domain_event(self, stored_event: Any) -> Any:
+        state = stored_event.state
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        values = self.transcoder.decode(state)
+        shape = _shape(resolve_short_topic(stored_event.topic))
+        if len(values) < len(shape.names):
+            missing = shape.defaults[len(values):]
+            if any(d is dataclasses.MISSING for d in missing):
+                raise ValueError(f"stored {stored_event.topic} lacks fields without defaults")
+            values = [*values, *missing]
+        kwargs = dict(zip(shape.names, values))
+        if shape.timestamp_index >= 0:
+            kwargs["timestamp"] = from_micros(kwargs["timestamp"])
+        originator_id = stored_event.originator_id
+        kwargs["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+        kwargs["originator_version"] = stored_event.originator_version
+        if shape.aggregate_topic is not None:
+            kwargs["originator_topic"] = shape.aggregate_topic
+        return shape.cls(**kwargs)

@@ -1,0 +1,89 @@
+"""Typed configuration, read once from ``PAGELEDGER_*`` environment variables and an optional TOML file.
+
+Precedence: explicit keyword arguments > environment > TOML file > defaults. No other module
+reads ``os.environ`` for PageLedger settings.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "PAGELEDGER_"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where the data lives. Relative paths are relative to the directory the server starts in.
+    data_dir: Path = Path("var")
+    # One URL picks the store: sqlite:///path.db (default, under data_dir) or postgresql://...
+    database_url: str = ""
+    # Redis for background work; empty means tasks run in-process.
+    redis_url: str = ""
+    host: str = "0.0.0.0"
+    port: int = 0  # 0: 80 when free and permitted, else 6320
+    # Namespace of job ids: the same client job key posted to the same server is the same job.
+    server_id: str = "pageledger"
+    # Prices for printers that have no schedule of their own, in 1/10,000 of the currency unit.
+    default_mono_page: int = 1000
+    default_colour_page: int = 5000
+    default_duplex_discount_pct: int = 0
+    currency: str = "EUR"
+    # Largest batch the agent may post in one request.
+    max_batch: int = 5000
+    # How often (seconds) the in-process projection runner polls an idle log.
+    projection_poll_seconds: float = 0.05
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'pageledger.db').resolve()}"
+
+    @classmethod
+    def load(cls, config_file: str | os.PathLike[str] | None = None,
+             environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        path = config_file or environ.get(ENV_PREFIX + "CONFIG")
+        if path:
+            try:
+                with open(path, "rb") as f:
+                    values.update(tomllib.load(f).get("pageledger", {}))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        for name in known:
+            env_value = environ.get(ENV_PREFIX + name.upper())
+            if env_value is not None:
+                values[name] = env_value
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(values) - set(known)
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        converted: dict[str, Any] = {}
+        for name, value in values.items():
+            converted[name] = _convert(name, known[name].type, value)
+        return replace(cls(), **converted)
+
+
+def _convert(name: str, type_name: Any, value: Any) -> Any:
+    type_name = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
+    try:
+        if type_name == "int":
+            return int(value)
+        if type_name == "float":
+            return float(value)
+        if type_name == "Path":
+            return Path(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"setting {name} ({ENV_PREFIX}{name.upper()}): {value!r} is not a valid {type_name}") from exc

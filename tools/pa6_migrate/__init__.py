@@ -1,0 +1,1 @@
+"""tools/pa6_migrate package."""

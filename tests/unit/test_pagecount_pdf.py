@@ -1,0 +1,33 @@
+from agent.pagecount import count_job
+from agent.pagecount.pdf import count
+from tests import sample_documents as docs
+
+
+def test_counts_pages_colour_pages_and_a4_from_the_media_box(tmp_path):
+    facts = count(str(docs.pdf(tmp_path / "doc.pdf", 5, colour_pages=(1, 3))))
+    assert (facts.format, facts.pages, facts.colour_pages, facts.colour_known) == ("pdf", 5, 2, True)
+    assert facts.paper_size == "A4"
+
+
+def test_letter_media_box_is_named_letter_in_either_orientation(tmp_path):
+    assert count(str(docs.pdf(tmp_path / "p.pdf", 1, size=(612, 792)))).paper_size == "Letter"
+    assert count(str(docs.pdf(tmp_path / "l.pdf", 1, size=(792, 612)))).paper_size == "Letter"
+
+
+def test_grey_rgb_values_are_not_colour(tmp_path):
+    assert count(str(docs.pdf(tmp_path / "g.pdf", 3))).colour_pages == 0
+
+
+def test_damaged_pdf_falls_back_to_counting_page_objects(tmp_path):
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Pages /Count 2 >> endobj\n"
+                     b"2 0 obj << /Type /Page >> endobj\n3 0 obj << /Type/Page >> endobj\n")
+    assert count(str(path)).pages == 2
+
+
+def test_pdf_with_junk_before_the_header_is_still_a_pdf(tmp_path):
+    source = docs.pdf(tmp_path / "doc.pdf", 2)
+    path = tmp_path / "junk"
+    path.write_bytes(b"\x1b%-12345X@PJL ENTER LANGUAGE=PDF\r\n" + source.read_bytes())
+    job = count_job(str(path))
+    assert (job.format, job.pages) == ("pdf", 2)

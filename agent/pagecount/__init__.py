@@ -7,21 +7,23 @@ is ignored, and the other way round), and logical pages are never taken for shee
 """
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 
-from agent.pagecount import pcl5, pclxl, pdf, postscript, pwg_raster, text, urf
 from agent.pagecount.detect import detect_format, read_head
 from agent.pagecount.facts import DocumentFacts
 
+# Format -> module with its ``count(path)``; imported when first needed, so a backend handed
+# a PostScript job does not pay for importing pypdf.
 COUNTERS = {
-    "pdf": pdf.count,
-    "postscript": postscript.count,
-    "pwg-raster": pwg_raster.count,
-    "urf": urf.count,
-    "pcl5": pcl5.count,
-    "pclxl": pclxl.count,
-    "text": text.count,
+    "pdf": "agent.pagecount.pdf",
+    "postscript": "agent.pagecount.postscript",
+    "pwg-raster": "agent.pagecount.pwg_raster",
+    "urf": "agent.pagecount.urf",
+    "pcl5": "agent.pagecount.pcl5",
+    "pclxl": "agent.pagecount.pclxl",
+    "text": "agent.pagecount.text",
 }
 
 
@@ -55,10 +57,10 @@ class JobCount:
 def count_document(path: str) -> DocumentFacts:
     """Facts of the document at ``path``; format "unknown" (pages None) when it cannot tell."""
     fmt = detect_format(read_head(path))
-    counter = COUNTERS.get(fmt)
-    if counter is None:
+    module = COUNTERS.get(fmt)
+    if module is None:
         return DocumentFacts("unknown", None)
-    return counter(path)
+    return importlib.import_module(module).count(path)
 
 
 def count_job(path: str, *, copies: int = 1, duplex: bool | None = None, number_up: int = 1,

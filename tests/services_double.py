@@ -29,6 +29,7 @@ class ServicesDouble:
         self.fail_with: int | None = None
         self.delay = 0.0
         self.spool_supported = True
+        self.reject_printers: set[str] = set()
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -119,6 +120,8 @@ class ServicesDouble:
                 for index, job in enumerate(jobs):
                     if not isinstance(job.get("pages"), int) or job["pages"] < 0:
                         errors[f"jobs.{index}.pages"] = ["Must be greater than or equal to 0."]
+                    if job.get("printer") in double.reject_printers:
+                        errors[f"jobs.{index}.printer"] = ["Unknown printer."]
                     if not job.get("job_key"):
                         errors[f"jobs.{index}.job_key"] = ["Missing data for required field."]
                 if errors:

@@ -1,0 +1,177 @@
+"""The agent end to end: real documents printed with ``lp`` through a queue of a private cupsd
+wrapped by ``pageledger-agent install``, arriving at a virtual IPP printer, recorded by the
+real server (``live_server``)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from pypdf import PdfReader
+
+from tests import sample_documents as docs
+from tests.conftest import wait_until
+from tests.integration.cups_harness import CupsHarness
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.cups
+
+
+@pytest.fixture(scope="module")
+def cups():
+    harness = CupsHarness().start()
+    yield harness
+    harness.stop()
+
+
+def agent_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+class WrappedQueue:
+    def __init__(self, cups: CupsHarness, tmp_path: Path, name: str):
+        self.cups = cups
+        self.name = name
+        self.state = tmp_path / "agent-state"
+        self.install_dir = tmp_path / "agent-install"
+        cups.add_queue(name)
+
+    def install(self, server_url: str, token: str, *extra: str) -> subprocess.CompletedProcess:
+        return agent_cli("install", f"SERVICESURL={server_url}", f"AGENTTOKEN={token}",
+                         "SUPPRESSSHORTCUTS=1", f"INSTALLDIR={self.install_dir}", "SERVERTIMEOUT=1", *extra,
+                         "--state-dir", str(self.state), "--server-bin", str(self.cups.server_bin),
+                         "--cups-server", self.cups.server, "--queues", self.name)
+
+    def uninstall(self, *extra: str) -> subprocess.CompletedProcess:
+        return agent_cli("uninstall", "--state-dir", str(self.state), "--cups-server", self.cups.server, *extra)
+
+    def print(self, path: Path, **kwargs) -> tuple[int, dict]:
+        job_id = self.cups.submit(self.name, path, **kwargs)
+        return job_id, self.cups.wait_job(self.name, job_id)
+
+
+def recorded_jobs(server, expected: int) -> list[dict]:
+    def fetch():
+        response = requests.get(server.url + "/api/v1/jobs", headers=server.headers(server.admin_token), timeout=5)
+        response.raise_for_status()
+        jobs = response.json()["jobs"]
+        return jobs if len(jobs) >= expected else None
+
+    return wait_until(fetch, timeout=15)
+
+
+def printed_pages(path: Path) -> int:
+    return len(PdfReader(str(path)).pages)
+
+
+def test_pdf_ps_and_text_jobs_are_printed_and_recorded_with_copies_duplex_and_n_up(cups, live_server, tmp_path):
+    queue = WrappedQueue(cups, tmp_path, "office")
+    installed = queue.install(live_server.url, live_server.agent_token)
+    assert installed.returncode == 0, installed.stderr
+    assert cups.device_uri("office") == f"pageledger:{cups.printer_uri}"
+    before = len(cups.printed_documents())
+
+    pdf_job, state = queue.print(docs.pdf(tmp_path / "report.pdf", 4), title="Quarterly report", copies=3,
+                                 options={"sides": "two-sided-long-edge", "media": "iso_a4_210x297mm"})
+    assert state["job-state"] == "completed", (state, cups.error_log()[-3000:])
+    ps_job, state = queue.print(docs.postscript(tmp_path / "letter.ps", 3, dsc_pages=3), user="bob",
+                                title="Letter", options={"number-up": "2", "media": "iso_a4_210x297mm"})
+    assert state["job-state"] == "completed", state
+    text_job, state = queue.print(docs.text(tmp_path / "notes.txt", 150), user="carol", title="Notes",
+                                  options={"media": "iso_a4_210x297mm"})
+    assert state["job-state"] == "completed", state
+
+    printed = cups.wait_printed(before + 3)[before:]
+    by_user = {cups.printed_attributes(p)["IPP_JOB_ORIGINATING_USER_NAME"]: p for p in printed}
+    assert set(by_user) == {"alice", "bob", "carol"}
+    alice_attrs = cups.printed_attributes(by_user["alice"])
+    assert (alice_attrs["IPP_COPIES"], alice_attrs["IPP_SIDES"]) == ("3", "two-sided-long-edge")
+
+    jobs = {job["user"]: job for job in recorded_jobs(live_server, 3)}
+    alice, bob, carol = jobs["alice"], jobs["bob"], jobs["carol"]
+    assert (alice["printer"], alice["document"]) == ("office", "Quarterly report")
+    # Copies are counted once: 4 impressions a copy, 3 copies, duplex: 2 sheets a copy.
+    assert (alice["pages"], alice["copies"], alice["duplex"], alice["sheets"]) == (4, 3, True, 6)
+    assert alice["pages"] == printed_pages(by_user["alice"])
+    # 3 PostScript pages, 2-up: CUPS imposed them on 2 sides, counted as 2 impressions, not 3.
+    assert (bob["document"], bob["pages"], bob["copies"], bob["sheets"]) == ("Letter", 2, 1, 2)
+    assert bob["pages"] == printed_pages(by_user["bob"])
+    # 150 lines of text became what texttopdf laid out, and that is what was counted.
+    assert carol["pages"] == printed_pages(by_user["carol"]) and carol["pages"] >= 2
+    assert carol["sheets"] == carol["pages"]
+    # The server priced them (default price per impression) and the cost follows the counts.
+    costs = {u: float(j["cost"]) for u, j in jobs.items()}
+    assert costs["alice"] == pytest.approx(costs["bob"] / bob["pages"] * 12)
+    assert all(cost > 0 for cost in costs.values())
+    log = cups.error_log()
+    assert "PageLedger: job" in log and live_server.agent_token not in log
+
+
+def test_offline_jobs_print_and_are_posted_once_the_server_is_back(cups, live_server, tmp_path):
+    queue = WrappedQueue(cups, tmp_path, "offline-print")
+    assert queue.install(live_server.url, live_server.agent_token, "IGNOREDISCONNECTED=1").returncode == 0
+    live_server.stop()
+    before = len(cups.printed_documents())
+    _job, state = queue.print(docs.pdf(tmp_path / "d.pdf", 2), user="dave", title="while offline", copies=2)
+    assert state["job-state"] == "completed", state
+    cups.wait_printed(before + 1)
+    status = json.loads(agent_cli("status", "--state-dir", str(queue.state)).stdout)
+    assert status["queued"] == 1
+
+    live_server.start()
+    flushed = agent_cli("flush", "--state-dir", str(queue.state))
+    assert flushed.returncode == 0 and "posted 1 jobs" in flushed.stdout, flushed.stderr
+    assert agent_cli("flush", "--state-dir", str(queue.state)).stdout.startswith("posted 0 jobs")
+    (job,) = [j for j in recorded_jobs(live_server, 1) if j["user"] == "dave"]
+    assert (job["document"], job["pages"], job["copies"], job["sheets"]) == ("while offline", 2, 2, 4)
+
+
+def test_ignore_disconnected_0_refuses_jobs_until_the_server_was_reached(cups, live_server, tmp_path):
+    queue = WrappedQueue(cups, tmp_path, "strict")
+    live_server.stop()
+    installed = queue.install(live_server.url, live_server.agent_token, "IGNOREDISCONNECTED=0")
+    assert installed.returncode == 0 and "server not reachable" in installed.stdout
+    before = len(cups.printed_documents())
+    job_id, state = queue.print(docs.pdf(tmp_path / "d.pdf", 1), user="erin", title="refused")
+    assert state["job-state"] == "canceled", state
+    assert "IgnoreDisconnected=0" in cups.error_log()
+    assert len(cups.printed_documents()) == before
+
+    live_server.start()
+    _job, state = queue.print(docs.pdf(tmp_path / "d.pdf", 1), user="erin", title="accepted")
+    assert state["job-state"] == "completed", state
+    jobs = [j for j in recorded_jobs(live_server, 1) if j["user"] == "erin"]
+    assert [j["document"] for j in jobs] == ["accepted"]
+
+
+def test_install_repairs_refuses_a_downgrade_and_uninstall_restores_the_device_uri(cups, live_server, tmp_path):
+    queue = WrappedQueue(cups, tmp_path, "lifecycle")
+    original = cups.device_uri("lifecycle")
+    assert queue.install(live_server.url, live_server.agent_token).returncode == 0
+    backend = cups.server_bin / "backend" / "pageledger"
+    assert backend.stat().st_mode & 0o777 == 0o700
+    repaired = queue.install(live_server.url, live_server.agent_token)
+    assert repaired.returncode == 0 and "repairing agent" in repaired.stdout
+    assert "already wrapped" in repaired.stdout
+    assert cups.device_uri("lifecycle") == f"pageledger:{original}"  # not wrapped twice
+    lpinfo = subprocess.run(["lpinfo", "-h", cups.server, "-v"], capture_output=True, text=True)
+    assert "network pageledger" in lpinfo.stdout
+
+    record = queue.state / "installed.json"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "version": "99.0.0"}))
+    refused = queue.install(live_server.url, live_server.agent_token)
+    assert refused.returncode == 1 and "newer than this" in refused.stderr
+    record.write_text(json.dumps(data))
+
+    bad = queue.install(live_server.url, "not-a-token")
+    assert bad.returncode == 1 and "refused the agent token" in bad.stderr and "not-a-token" not in bad.stderr
+
+    removed = queue.uninstall()
+    assert removed.returncode == 0, removed.stderr
+    assert cups.device_uri("lifecycle") == original
+    assert not backend.exists()

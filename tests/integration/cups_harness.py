@@ -15,8 +15,10 @@ import re
 import shutil
 import signal
 import socket
+import socketserver
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -93,6 +95,46 @@ def ensure_packages() -> None:
         unavailable(f"could not install {still}: {result.stderr[-2000:]}")
 
 
+class AppSocketPrinter:
+    """A raw AppSocket (port 9100 style) printer: keeps what each connection sends, as a file."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._count = 0
+        self._lock = threading.Lock()
+        printer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                with printer._lock:
+                    printer._count += 1
+                    path = printer.out_dir / f"job-{printer._count:04d}.partial"
+                with open(path, "wb") as out:
+                    while chunk := self.rfile.read1(1 << 16):
+                        out.write(chunk)
+                path.rename(path.with_suffix(".bin"))
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def uri(self) -> str:
+        return f"socket://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> "AppSocketPrinter":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def received(self) -> list[Path]:
+        return sorted(self.out_dir.glob("*.bin"))
+
+
 class CupsHarness:
     """``base`` is where its temp dir goes: filters and backends run as ``lp`` and must be able
     to traverse it, so it is not pytest's tmp_path (under /tmp/pytest-of-root, mode 0700)."""
@@ -105,6 +147,7 @@ class CupsHarness:
         self.ipp_port = free_port()
         self.printed_dir = self.dir / "printed"
         self.server_bin = self.dir / "serverbin"
+        self.socket_printer: AppSocketPrinter | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -134,6 +177,8 @@ class CupsHarness:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def _stop_processes(self) -> None:
+        if self.socket_printer is not None:
+            self.socket_printer.stop()
         for name in ("cupsd", "ippeveprinter", "dbus"):
             proc = self.procs.pop(name, None)
             if proc is None or proc.poll() is not None:
@@ -275,6 +320,14 @@ JobRetryInterval 1
         """An IPP Everywhere queue on the virtual printer, A4 by default."""
         self.run("lpadmin", "-h", self.server, "-p", name, "-E", "-v", self.printer_uri, "-m", "everywhere",
                  "-o", "media-default=iso_a4_210x297mm")
+        self.run("cupsenable", "-h", self.server, name, check=False)
+
+    def add_raw_queue(self, name: str) -> None:
+        """A raw queue (no filters) on the AppSocket printer: the backend gets the client's bytes
+        as a file (argv[6]), as when Windows clients print through Samba with vendor drivers."""
+        if self.socket_printer is None:
+            self.socket_printer = AppSocketPrinter(self.dir / "socket-printed").start()
+        self.run("lpadmin", "-h", self.server, "-p", name, "-E", "-v", self.socket_printer.uri, "-m", "raw")
         self.run("cupsenable", "-h", self.server, name, check=False)
 
     def device_uri(self, queue: str) -> str:

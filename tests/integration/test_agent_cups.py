@@ -12,6 +12,7 @@ import pytest
 import requests
 from pypdf import PdfReader
 
+from agent.pagecount import count_job
 from tests import sample_documents as docs
 from tests.conftest import wait_until
 from tests.integration.cups_harness import CupsHarness
@@ -33,12 +34,15 @@ def agent_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 class WrappedQueue:
-    def __init__(self, cups: CupsHarness, tmp_path: Path, name: str):
+    def __init__(self, cups: CupsHarness, tmp_path: Path, name: str, raw: bool = False):
         self.cups = cups
         self.name = name
         self.state = tmp_path / "agent-state"
         self.install_dir = tmp_path / "agent-install"
-        cups.add_queue(name)
+        if raw:
+            cups.add_raw_queue(name)
+        else:
+            cups.add_queue(name)
 
     def install(self, server_url: str, token: str, *extra: str) -> subprocess.CompletedProcess:
         return agent_cli("install", f"SERVICESURL={server_url}", f"AGENTTOKEN={token}",
@@ -109,6 +113,26 @@ def test_pdf_ps_and_text_jobs_are_printed_and_recorded_with_copies_duplex_and_n_
     assert all(cost > 0 for cost in costs.values())
     log = cups.error_log()
     assert "PageLedger: job" in log and live_server.agent_token not in log
+
+
+def test_raw_queue_pcl_and_pcl_xl_jobs_are_counted_in_their_own_language(cups, live_server, tmp_path):
+    queue = WrappedQueue(cups, tmp_path, "raw-pcl", raw=True)
+    assert queue.install(live_server.url, live_server.agent_token).returncode == 0
+    pcl = docs.pcl5(tmp_path / "driver.pcl", 5)
+    _job, state = queue.print(pcl, user="frank", title="From Windows", copies=2)
+    assert state["job-state"] == "completed", (state, cups.error_log()[-3000:])
+    ps = docs.pclxl(tmp_path / "raw.pxl", 3)
+    _job, state = queue.print(ps, user="grace", title="Raw PCL XL", options={"sides": "two-sided-long-edge"})
+    assert state["job-state"] == "completed", state
+    # The AppSocket printer got the client's bytes unchanged; CUPS' socket backend sends a raw
+    # file once per copy, so the PCL arrived twice: 10 pages on paper, as accounted.
+    printed = wait_until(lambda: len(cups.socket_printer.received()) >= 2 and cups.socket_printer.received())
+    assert sorted(p.read_bytes() for p in printed) == sorted([pcl.read_bytes() * 2, ps.read_bytes()])
+    received_pcl = next(p for p in printed if p.read_bytes().startswith(pcl.read_bytes()))
+    assert count_job(str(received_pcl)).pages == 10
+    jobs = {job["user"]: job for job in recorded_jobs(live_server, 2)}
+    assert (jobs["frank"]["pages"], jobs["frank"]["copies"], jobs["frank"]["sheets"]) == (5, 2, 10)
+    assert (jobs["grace"]["pages"], jobs["grace"]["duplex"], jobs["grace"]["sheets"]) == (3, True, 2)
 
 
 def test_offline_jobs_print_and_are_posted_once_the_server_is_back(cups, live_server, tmp_path):

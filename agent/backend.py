@@ -32,7 +32,7 @@ from agent import __version__
 from agent.config import AgentConfig, ConfigError, load_config, state_dir_from_environment
 from agent.job_options import BadJobArguments, CupsJob
 from agent.outbox import Outbox
-from agent.pagecount import JobCount, count_job
+from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
 from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerUnreachable,
                           ServicesClient, SpoolUploadUnsupported)
@@ -195,8 +195,9 @@ class Backend:
         # applied N-up and page ranges; on a raw queue the data is as the client sent it.
         final_type = self.environ.get("FINAL_CONTENT_TYPE", "")
         imposed = job.file is None or (bool(final_type) and final_type != "application/vnd.cups-raw")
-        counts = count_job(spool_path, copies=job.copies, duplex=job.duplex, number_up=job.number_up,
-                           imposed=imposed, monochrome=job.monochrome)
+        number_up, page_ranges = self._layout_options(job)
+        counts = count_job(spool_path, copies=job.copies, duplex=job.duplex, number_up=number_up,
+                           imposed=imposed, monochrome=job.monochrome, page_ranges=page_ranges)
         if counts.error:
             self.log.warning(f"PageLedger: could not read the document ({counts.error})")
         if counts.pages is None:
@@ -223,6 +224,21 @@ class Backend:
             action = self.policies.load().offline_action(self.config.ignore_disconnected)
             return None if action == "print" else CUPS_BACKEND_CANCEL
         return self._decide(results[0], spool_path)
+
+    def _layout_options(self, job: CupsJob) -> tuple[int, str]:
+        """number-up and page-ranges; a malformed one is ignored (with a warning), not fatal."""
+        try:
+            number_up = job.number_up
+        except BadJobArguments as err:
+            self.log.warning(f"PageLedger: ignoring {err}")
+            number_up = 1
+        page_ranges = job.page_ranges
+        try:
+            pages_in_ranges(1, page_ranges)
+        except ValueError as err:
+            self.log.warning(f"PageLedger: ignoring {err}")
+            page_ranges = ""
+        return number_up, page_ranges
 
     def _offline(self, outbox: Outbox, record: dict, err: ServerError) -> int | None:
         action = self.policies.load().offline_action(self.config.ignore_disconnected)

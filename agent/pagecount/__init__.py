@@ -63,14 +63,31 @@ def count_document(path: str) -> DocumentFacts:
     return importlib.import_module(module).count(path)
 
 
+def pages_in_ranges(pages: int, page_ranges: str) -> int:
+    """How many of pages 1..``pages`` an IPP ``page-ranges`` value ("1-3,7,10-") selects."""
+    if not page_ranges.strip():
+        return pages
+    selected: set[int] = set()
+    for part in page_ranges.split(","):
+        first, sep, last = part.strip().partition("-")
+        try:
+            low = int(first) if first else 1
+            high = (int(last) if last else pages) if sep else low
+        except ValueError:
+            raise ValueError(f"bad page-ranges {page_ranges!r}") from None
+        selected.update(range(max(1, low), min(pages, high) + 1))
+    return len(selected)
+
+
 def count_job(path: str, *, copies: int = 1, duplex: bool | None = None, number_up: int = 1,
-              imposed: bool = False, monochrome: bool = False) -> JobCount:
+              imposed: bool = False, monochrome: bool = False, page_ranges: str = "") -> JobCount:
     """Count the job whose data is at ``path``.
 
     ``copies``/``duplex`` come from the job's options (CUPS argv); when the job does not ask
     (copies 1, duplex None) the document's own request is used, never both. ``imposed`` says
     the data already has N-up applied (CUPS filters did it), so ``number_up`` is not applied
-    again. ``monochrome`` (print-color-mode=monochrome) makes every impression grey.
+    again, nor are ``page_ranges`` (applied to the document's pages otherwise; the colour
+    count then keeps at most one colour page per selected page). ``monochrome`` (print-color-mode=monochrome) makes every impression grey.
     """
     if copies < 1:
         raise ValueError("copies must be at least 1")
@@ -90,6 +107,9 @@ def count_job(path: str, *, copies: int = 1, duplex: bool | None = None, number_
         return JobCount(facts.format, None, None, 0, False, facts.paper_size, size,
                         effective_copies, effective_duplex, None, error)
     pages = facts.pages
+    if page_ranges and not imposed:
+        pages = pages_in_ranges(pages, page_ranges)
+        colour_pages = min(colour_pages, pages)
     if number_up > 1 and not imposed:
         pages = -(-pages // number_up)
         # A sheet side is colour when any of its logical pages is; at most every side.

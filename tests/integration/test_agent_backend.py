@@ -115,6 +115,24 @@ def test_raw_queue_file_argument_is_counted_with_number_up_and_passed_on(rig, se
     assert (rig.out / "argv").read_text().splitlines()[-1] == str(spool)
 
 
+def test_malformed_layout_options_are_ignored_with_a_warning(rig, services, tmp_path):
+    spool = docs.pcl5(tmp_path / "d00008-001", 4)
+    result = rig.run("8", "bob", "raw job", "1", "number-up=lots page-ranges=x-y", str(spool), final_type="")
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"WARNING: PageLedger: ignoring number-up must be a whole number" in result.stderr
+    assert b"WARNING: PageLedger: ignoring bad page-ranges" in result.stderr
+    (job,) = services.jobs.values()
+    assert job["pages"] == 4
+
+
+def test_raw_queue_page_ranges_are_applied_to_the_clients_document(rig, services, tmp_path):
+    spool = docs.pcl5(tmp_path / "d00009-001", 6)
+    result = rig.run("9", "bob", "raw job", "2", "page-ranges=2-4", str(spool), final_type="")
+    assert result.returncode == 0, result.stderr.decode()
+    (job,) = services.jobs.values()
+    assert (job["pages"], job["copies"]) == (3, 2)
+
+
 def test_denied_job_is_cancelled_with_the_servers_message(rig, services, tmp_path):
     services.decisions["office"] = ("deny", "quota exceeded for alice")
     result = rig.run("43", "alice", "big", "1", "", data=docs.pdf(tmp_path / "d.pdf", 2).read_bytes())

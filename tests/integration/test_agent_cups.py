@@ -199,3 +199,34 @@ def test_install_repairs_refuses_a_downgrade_and_uninstall_restores_the_device_u
     assert removed.returncode == 0, removed.stderr
     assert cups.device_uri("lifecycle") == original
     assert not backend.exists()
+
+
+def test_install_reads_package_ini_with_the_command_line_winning_and_upgrades_an_older_agent(cups, live_server, tmp_path):
+    queue = WrappedQueue(cups, tmp_path, "from-ini")
+    ini = tmp_path / "package.ini"
+    ini.write_text(f"[Properties]\nServicesUrl={live_server.url}\nAgentToken={live_server.agent_token}\n"
+                   f"InstallDir={tmp_path / 'opt'}\nSuppressReboots=1\nSuppressAddRemove=1\n"
+                   "SuppressShortcuts=0\nIgnoreDisconnected=1\n")
+    bin_dir = tmp_path / "bin"
+    result = agent_cli("install", "IGNOREDISCONNECTED=0", "--package-ini", str(ini), "--state-dir", str(queue.state),
+                       "--server-bin", str(cups.server_bin), "--cups-server", cups.server, "--queues", "from-ini",
+                       "--bin-dir", str(bin_dir))
+    assert result.returncode == 0, result.stderr
+    assert "server reached: offline policy 'print'" in result.stdout
+    status = json.loads(agent_cli("status", "--state-dir", str(queue.state)).stdout)
+    assert status["ignore_disconnected"] is False and status["connected_once"] is True
+    assert live_server.agent_token not in result.stdout + json.dumps(status)
+    shortcut = bin_dir / "pageledger-agent"
+    assert shortcut.resolve() == (tmp_path / "opt" / "pageledger-agent")
+    launched = subprocess.run([str(shortcut), "status"], capture_output=True, text=True)
+    assert launched.returncode == 0 and json.loads(launched.stdout)["version"] == status["version"]
+
+    record = queue.state / "installed.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "version": "0.0.1"}))
+    upgraded = agent_cli("install", "--package-ini", str(ini), "--state-dir", str(queue.state),
+                         "--server-bin", str(cups.server_bin), "--cups-server", cups.server, "--queues", "from-ini",
+                         "--bin-dir", str(bin_dir))
+    assert upgraded.returncode == 0 and f"upgrading agent 0.0.1 to {status['version']}" in upgraded.stdout
+    assert json.loads(record.read_text())["version"] == status["version"]
+    assert queue.uninstall().returncode == 0
+    assert not shortcut.exists() and not shortcut.is_symlink()

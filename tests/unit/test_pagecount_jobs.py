@@ -1,6 +1,6 @@
 import pytest
 
-from agent.pagecount import count_job
+from agent.pagecount import count_job, pages_in_ranges
 from agent.pagecount.detect import detect_format
 from agent.pagecount.paper import paper_from_media_name
 from tests import sample_documents as docs
@@ -68,3 +68,20 @@ def test_format_is_detected_by_magic_bytes(head, expected):
 ])
 def test_media_names_map_to_paper_sizes(media, paper):
     assert paper_from_media_name(media) == paper
+
+
+@pytest.mark.parametrize("ranges,expected", [("", 10), ("1-3", 3), ("2-3,5", 3), ("8-", 3), ("1-3,2-4", 4),
+                                              ("9-20", 2), ("11-12", 0)])
+def test_page_ranges_select_pages_of_the_document(ranges, expected):
+    assert pages_in_ranges(10, ranges) == expected
+
+
+def test_page_ranges_apply_before_n_up_on_raw_data_only(tmp_path):
+    path = str(docs.pdf(tmp_path / "d.pdf", 10))
+    assert count_job(path, page_ranges="1-5", number_up=2).pages == 3
+    assert count_job(path, page_ranges="1-5", number_up=2, imposed=True).pages == 10
+
+
+def test_bad_page_ranges_are_refused():
+    with pytest.raises(ValueError, match="bad page-ranges"):
+        pages_in_ranges(3, "one-two")

@@ -77,6 +77,10 @@ def test_pdf_ps_and_text_jobs_are_printed_and_recorded_with_copies_duplex_and_n_
     installed = queue.install(live_server.url, live_server.agent_token)
     assert installed.returncode == 0, installed.stderr
     assert cups.device_uri("office") == f"pageledger:{cups.printer_uri}"
+    priced = subprocess.run([sys.executable, "-m", "pageledger.cli", "printers", "set-cost", "office",
+                             "--mono", "0.05", "--colour", "0.25"], cwd=live_server.workdir, env=live_server.env,
+                            capture_output=True, text=True, timeout=60)
+    assert priced.returncode == 0, priced.stderr
     before = len(cups.printed_documents())
 
     pdf_job, state = queue.print(docs.pdf(tmp_path / "report.pdf", 4), title="Quarterly report", copies=3,
@@ -107,10 +111,10 @@ def test_pdf_ps_and_text_jobs_are_printed_and_recorded_with_copies_duplex_and_n_
     # 150 lines of text became what texttopdf laid out, and that is what was counted.
     assert carol["pages"] == printed_pages(by_user["carol"]) and carol["pages"] >= 2
     assert carol["sheets"] == carol["pages"]
-    # The server priced them (default price per impression) and the cost follows the counts.
-    costs = {u: float(j["cost"]) for u, j in jobs.items()}
-    assert costs["alice"] == pytest.approx(costs["bob"] / bob["pages"] * 12)
-    assert all(cost > 0 for cost in costs.values())
+    # The server priced them at the queue's 0.05 a mono impression: every copy once.
+    assert float(alice["cost"]) == pytest.approx(4 * 3 * 0.05)
+    assert float(bob["cost"]) == pytest.approx(2 * 0.05)
+    assert float(carol["cost"]) == pytest.approx(carol["pages"] * 0.05)
     log = cups.error_log()
     assert "PageLedger: job" in log and live_server.agent_token not in log
 

@@ -243,3 +243,28 @@ def test_a_refused_token_is_reported_and_the_job_kept(rig, services, tmp_path):
     assert b"refused the agent token" in result.stderr
     assert len(rig.outbox()) == 1
     assert TOKEN.encode() not in result.stderr
+
+
+def test_concurrent_offline_jobs_are_all_posted_once_when_the_server_returns(rig, services, tmp_path):
+    data = docs.pdf(tmp_path / "d.pdf", 1).read_bytes()
+    services.fail_with = 503
+    env_runs = [subprocess.Popen([str(rig.wrapper), str(100 + i), "alice", f"job {i}", "1", f"job-uuid=urn:uuid:{i}"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 env={"PATH": os.environ["PATH"], "DEVICE_URI": "pageledger:recorder://p/q",
+                                      "CUPS_SERVERBIN": str(rig.server_bin), "PRINTER": "office",
+                                      "TMPDIR": str(tmp_path), "FINAL_CONTENT_TYPE": "application/pdf"})
+                for i in range(6)]
+    for proc in env_runs:
+        proc.communicate(data, timeout=60)
+        assert proc.returncode == 0
+    assert len(rig.outbox()) == 6
+    services.fail_with = None
+    # Two flushers at once: one posts, the other finds the lock taken; nothing is posted twice.
+    flushes = [subprocess.Popen([sys.executable, "-m", "agent.cli", "flush", "--state-dir", str(rig.state)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=Path(__file__).resolve().parents[2]) for _ in range(2)]
+    outputs = [f.communicate(timeout=60)[0] for f in flushes]
+    assert all(f.returncode == 0 for f in flushes), outputs
+    assert rig.outbox() == []
+    assert sorted(services.jobs) == sorted(f"printsrv1/{100 + i}/urn:uuid:{i}" for i in range(6))
+    assert sum(len(batch) for batch in services.posts) == 6

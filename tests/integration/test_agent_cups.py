@@ -151,11 +151,15 @@ def test_offline_jobs_print_and_are_posted_once_the_server_is_back(cups, live_se
     assert status["queued"] == 1
 
     live_server.start()
-    flushed = agent_cli("flush", "--state-dir", str(queue.state))
-    assert flushed.returncode == 0 and "posted 1 jobs" in flushed.stdout, flushed.stderr
+    # The next job posts the backlog before it prints.
+    _job, state = queue.print(docs.pdf(tmp_path / "e.pdf", 1), user="dave", title="back online")
+    assert state["job-state"] == "completed", state
+    assert json.loads(agent_cli("status", "--state-dir", str(queue.state)).stdout)["queued"] == 0
     assert agent_cli("flush", "--state-dir", str(queue.state)).stdout.startswith("posted 0 jobs")
-    (job,) = [j for j in recorded_jobs(live_server, 1) if j["user"] == "dave"]
-    assert (job["document"], job["pages"], job["copies"], job["sheets"]) == ("while offline", 2, 2, 4)
+    jobs = {j["document"]: j for j in recorded_jobs(live_server, 2) if j["user"] == "dave"}
+    assert sorted(jobs) == ["back online", "while offline"]
+    offline = jobs["while offline"]
+    assert (offline["pages"], offline["copies"], offline["sheets"]) == (2, 2, 4)
 
 
 def test_ignore_disconnected_0_refuses_jobs_until_the_server_was_reached(cups, live_server, tmp_path):

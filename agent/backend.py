@@ -24,6 +24,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, TextIO
@@ -216,6 +217,8 @@ class Backend:
             except (ServerUnreachable, ServerRefusedToken) as err:
                 return self._offline(outbox, record, err)
             self.log.state(f"-{OFFLINE_STATE}")
+            if results:
+                results[0] = self._settled_decision(outbox, results[0])
             self._after_contact()
             self._flush_backlog(outbox, record["job_key"])
         if rejected:
@@ -224,6 +227,18 @@ class Backend:
             action = self.policies.load().offline_action(self.config.ignore_disconnected)
             return None if action == "print" else CUPS_BACKEND_CANCEL
         return self._decide(results[0], spool_path)
+
+    def _settled_decision(self, outbox: Outbox, result: JobResult) -> JobResult:
+        """The decision for this job across CUPS retries: a duplicate of a job that was held or
+        denied stays held or denied, whatever the server answers for duplicates."""
+        if result.status == "duplicate":
+            remembered = outbox.remembered_decision(result.job_key)
+            if remembered and remembered[0] != result.decision:
+                self.log.info(f"PageLedger: retry of a job the server decided '{remembered[0]}' for")
+                return replace(result, decision=remembered[0], job_id=remembered[1] or result.job_id)
+        elif result.decision in ("hold", "deny"):
+            outbox.remember_decision(result.job_key, result.decision, result.job_id)
+        return result
 
     def _layout_options(self, job: CupsJob) -> tuple[int, str]:
         """number-up and page-ranges; a malformed one is ignored (with a warning), not fatal."""

@@ -33,6 +33,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS decisions (
+    job_key TEXT PRIMARY KEY,
+    decision TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    decided_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rejected (
     job_key TEXT PRIMARY KEY,
     payload TEXT NOT NULL,
@@ -84,6 +90,19 @@ class Outbox:
 
     def count(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+
+    def remember_decision(self, job_key: str, decision: str, job_id: str) -> None:
+        """Keep a hold or deny decision: CUPS retries a job under the same key, and the server
+        answers a re-post as a duplicate, which must not turn a held job into a printed one."""
+        self._db.execute("INSERT OR REPLACE INTO decisions (job_key, decision, job_id, decided_at) VALUES (?, ?, ?, ?)",
+                         (job_key, decision, job_id, time.time()))
+        # Old decisions are of no use once CUPS has stopped retrying (days, not months).
+        self._db.execute("DELETE FROM decisions WHERE decided_at < ?", (time.time() - 30 * 86400,))
+
+    def remembered_decision(self, job_key: str) -> tuple[str, str] | None:
+        """(decision, job_id) kept for ``job_key``, if any."""
+        row = self._db.execute("SELECT decision, job_id FROM decisions WHERE job_key = ?", (job_key,)).fetchone()
+        return (row[0], row[1]) if row else None
 
     def rejected(self) -> list[tuple[str, str]]:
         return self._db.execute("SELECT job_key, reason FROM rejected ORDER BY rejected_at").fetchall()

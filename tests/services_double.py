@@ -30,6 +30,10 @@ class ServicesDouble:
         self.delay = 0.0
         self.spool_supported = True
         self.reject_printers: set[str] = set()
+        self.spool_fail_with: int | None = None
+        # What a duplicate is answered with: None = the printer's decision again; "print" = as
+        # the foundation server does today (decision "print" for every duplicate).
+        self.duplicate_decision: str | None = None
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -134,6 +138,8 @@ class ServicesDouble:
                         status = "duplicate" if job["job_key"] in double.jobs else "tracked"
                         double.jobs.setdefault(job["job_key"], job)
                         decision, message = double.decisions.get(job["printer"], ("print", ""))
+                        if status == "duplicate" and double.duplicate_decision:
+                            decision, message = double.duplicate_decision, "already recorded"
                         per_copy = (job["pages"] + 1) // 2 if job["duplex"] else job["pages"]
                         results.append({"job_key": job["job_key"], "job_id": f"id-{len(double.jobs)}",
                                         "status": status, "decision": decision, "sheets": per_copy * job["copies"],
@@ -148,6 +154,11 @@ class ServicesDouble:
                     for _ in self._body_chunks():
                         pass
                     self._send(404, {"title": "404 Not Found"})
+                    return
+                if double.spool_fail_with:
+                    for _ in self._body_chunks():
+                        pass
+                    self._send(double.spool_fail_with, {"title": "spool store unavailable"})
                     return
                 target = double.spool_dir / parts[2]
                 received = 0

@@ -152,6 +152,23 @@ def test_held_job_uploads_its_data_and_does_not_print(rig, services, tmp_path):
     assert b"held for release" in result.stderr
 
 
+def test_a_cups_retry_of_a_held_job_is_still_held_when_duplicates_are_answered_print(rig, services, tmp_path):
+    services.decisions["secure"] = ("hold", "")
+    services.duplicate_decision = "print"  # what the foundation server answers for any duplicate
+    services.spool_fail_with = 503
+    data = docs.pdf(tmp_path / "d.pdf", 2).read_bytes()
+    argv = ("46", "alice", "payslips", "1", "job-uuid=urn:uuid:46")
+    first = rig.run(*argv, data=data, printer="secure")
+    assert first.returncode == 6 and b"will retry" in first.stderr  # CUPS_BACKEND_RETRY
+    services.spool_fail_with = None
+    retry = rig.run(*argv, data=data, printer="secure")
+    assert retry.returncode == 0, retry.stderr.decode()
+    assert rig.printed() is None
+    (upload,) = services.uploads.values()
+    assert upload["path"].read_bytes() == data
+    assert len(services.jobs) == 1
+
+
 def test_held_job_without_a_spool_endpoint_fails_and_is_not_printed(rig, services, tmp_path):
     services.decisions["secure"] = ("hold", "")
     services.spool_supported = False

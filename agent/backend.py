@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -203,7 +202,7 @@ class Backend:
             self.log.warning(f"PageLedger: could not read the document ({counts.error})")
         if counts.pages is None:
             self.log.warning(f"PageLedger: unknown document format ({counts.bytes} bytes): recorded with 0 pages and pdl 'unknown'")
-        submitted_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        submitted_at = (job.created_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
         record = job_record(job, counts, printer=printer, host=self.config.client_host, submitted_at=submitted_at)
         self.log.info(f"PageLedger: job {job.job_id} by {job.user}: {counts.format}, {record['pages']} pages x "
                       f"{counts.copies} copies, {counts.sheets if counts.sheets is not None else '?'} sheets"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from agent.pagecount.paper import paper_from_media_name
 
@@ -133,6 +134,14 @@ class CupsJob:
                     if paper != "unknown":
                         return paper
         return "unknown"
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When cupsd created the job (its ``time-at-creation`` option), if it says."""
+        value = self.options.get("time-at-creation", "")
+        if value.isdigit() and int(value) > 0:
+            return datetime.fromtimestamp(int(value), timezone.utc)
+        return None
 
     @property
     def job_uuid(self) -> str:

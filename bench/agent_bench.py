@@ -8,6 +8,8 @@ Prints one line per figure, each beside its raw ceiling:
   exec the real backend) minus the wall time of the real backend alone on the same data.
   The "real" backend is ``/bin/sh -c 'cat >/dev/null'``; the server is the loopback double
   of tests/services_double.py (so server-side time is not in the figure).
+- backend startup: a bare interpreter, then importing the agent, then also pypdf: the part of
+  the overhead that is Python starting, not work.
 - page counting: MB/s of ``count_document`` per format on a generated document, beside the
   MB/s of reading the same file (the I/O ceiling).
 """
@@ -225,6 +227,20 @@ def bench_backend(workdir: Path, label: str, document: Path, runs: int) -> None:
         services.stop()
 
 
+def bench_startup(runs: int) -> None:
+    """What every job pays before doing anything: a new interpreter importing the agent."""
+    for label, code in (("interpreter", "pass"),
+                        ("+agent", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import agent.backend"),
+                        ("+pypdf", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import agent.backend, agent.pagecount.pdf")):
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-I", "-c", code], check=True)
+            times.append(time.perf_counter() - start)
+        print(f"backend startup {label:<12} median {statistics.median(times) * 1000:7.1f} ms  "
+              f"p95 {percentile(times, 95) * 1000:7.1f} ms  ({runs} runs of {Path(sys.executable).name} -I)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller documents and fewer runs")
@@ -232,6 +248,7 @@ def main() -> None:
     size = 10 * MB if args.quick else 50 * MB
     with tempfile.TemporaryDirectory(prefix="pageledger-bench-") as tmp:
         workdir = Path(tmp)
+        bench_startup(10 if args.quick else 20)
         small = docs.pdf(workdir / "small.pdf", 2)
         bench_backend(workdir, "small", small, 10 if args.quick else 40)
         large = big_pdf(workdir / "large.pdf", size)

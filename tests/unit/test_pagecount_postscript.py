@@ -36,3 +36,17 @@ def test_copies_asked_in_the_data_are_used_once_when_the_job_asks_none(tmp_path)
     # The command line's copies win and are not multiplied by the data's: no n² copies.
     job = count_job(str(path), copies=2)
     assert (job.copies, job.sheets) == (2, 4)
+
+
+def test_windows_line_endings_are_read_the_same(tmp_path):
+    source = docs.postscript(tmp_path / "a.ps", 4, dsc_pages=4)
+    crlf = tmp_path / "crlf.ps"
+    crlf.write_bytes(source.read_bytes().replace(b"\n", b"\r\n"))
+    facts = count(str(crlf))
+    assert (facts.pages, facts.paper_size) == (4, "A4")
+
+
+def test_an_empty_file_detected_as_postscript_has_no_pages(tmp_path):
+    path = tmp_path / "empty.ps"
+    path.write_bytes(b"")
+    assert count(str(path)).pages == 0

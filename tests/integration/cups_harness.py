@@ -228,7 +228,7 @@ class CupsHarness:
         spool.mkdir()
         env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.dbus_address}
         self._spawn("ippeveprinter", [
-            "ippeveprinter", "-2", "-p", str(self.ipp_port), "-n", "localhost", "-r", "off", "-d", str(spool),
+            "ippeveprinter", "-2", "-s", "10,10", "-p", str(self.ipp_port), "-n", "localhost", "-r", "off", "-d", str(spool),
             "-k", "-c", str(script), "-f",
             "application/pdf,image/pwg-raster,image/urf,application/postscript,text/plain",
             "PageLedger Test Printer"], env)

@@ -83,14 +83,15 @@ def test_pdf_ps_and_text_jobs_are_printed_and_recorded_with_copies_duplex_and_n_
     assert priced.returncode == 0, priced.stderr
     before = len(cups.printed_documents())
 
-    pdf_job, state = queue.print(docs.pdf(tmp_path / "report.pdf", 4), title="Quarterly report", copies=3,
-                                 options={"sides": "two-sided-long-edge", "media": "iso_a4_210x297mm"})
+    pdf_job, state = queue.print(docs.pdf(tmp_path / "report.pdf", 4, colour_pages=(1,)), title="Quarterly report",
+                                 copies=3, options={"sides": "two-sided-long-edge", "media": "iso_a4_210x297mm",
+                                                    "print-color-mode": "color"})
     assert state["job-state"] == "completed", (state, cups.error_log()[-3000:])
     ps_job, state = queue.print(docs.postscript(tmp_path / "letter.ps", 3, dsc_pages=3), user="bob",
                                 title="Letter", options={"number-up": "2", "media": "iso_a4_210x297mm"})
     assert state["job-state"] == "completed", state
     text_job, state = queue.print(docs.text(tmp_path / "notes.txt", 150), user="carol", title="Notes",
-                                  options={"media": "iso_a4_210x297mm"})
+                                  options={"media": "iso_a4_210x297mm", "print-color-mode": "monochrome"})
     assert state["job-state"] == "completed", state
 
     printed = cups.wait_printed(before + 3)[before:]
@@ -104,6 +105,8 @@ def test_pdf_ps_and_text_jobs_are_printed_and_recorded_with_copies_duplex_and_n_
     assert (alice["printer"], alice["document"]) == ("office", "Quarterly report")
     # Copies are counted once: 4 impressions a copy, 3 copies, duplex: 2 sheets a copy.
     assert (alice["pages"], alice["copies"], alice["duplex"], alice["sheets"]) == (4, 3, True, 6)
+    # One page draws in red: still one colour page after pdftopdf, in colour mode.
+    assert alice["colour_pages"] == 1
     assert alice["pages"] == printed_pages(by_user["alice"])
     # 3 PostScript pages, 2-up: CUPS imposed them on 2 sides, counted as 2 impressions, not 3.
     assert (bob["document"], bob["pages"], bob["copies"], bob["sheets"]) == ("Letter", 2, 1, 2)
@@ -111,8 +114,8 @@ def test_pdf_ps_and_text_jobs_are_printed_and_recorded_with_copies_duplex_and_n_
     # 150 lines of text became what texttopdf laid out, and that is what was counted.
     assert carol["pages"] == printed_pages(by_user["carol"]) and carol["pages"] >= 2
     assert carol["sheets"] == carol["pages"]
-    # The server priced them at the queue's 0.05 a mono impression: every copy once.
-    assert float(alice["cost"]) == pytest.approx(4 * 3 * 0.05)
+    # The server priced them at the queue's 0.05 a mono and 0.25 a colour impression, every copy once.
+    assert float(alice["cost"]) == pytest.approx((3 * 0.05 + 1 * 0.25) * 3)
     assert float(bob["cost"]) == pytest.approx(2 * 0.05)
     assert float(carol["cost"]) == pytest.approx(carol["pages"] * 0.05)
     log = cups.error_log()

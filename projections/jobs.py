@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from domain.jobs import PrintJob
 from pageledger.codec import short_topic
 from projections.follower import Projection
-from projections.sql import KeyTable
+from projections.sql import KeyTable, insert_rows
 from projections.tables import JOB_TRACKED, jobs, printer_keys, user_keys
 
 
@@ -25,13 +25,12 @@ class JobsProjection(Projection):
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         user_ids = self.users.ids(conn, {e.user for _, e in events})
         printer_ids = self.printers.ids(conn, {e.printer for _, e in events})
-        conn.execute(jobs.insert(), [
-            {
-                "seq": seq, "user_id": user_ids[e.user], "printer_id": printer_ids[e.printer],
-                "submitted_at": e.submitted_at, "pages": e.pages, "copies": e.copies,
-                "sheets": e.sheets, "colour_pages": e.colour_pages, "duplex": e.duplex,
-                "paper": e.paper, "size": e.size, "pdl": e.pdl, "cost": e.cost,
-                "status": JOB_TRACKED, "client_host": e.client_host, "document": e.document,
-            }
+        insert_rows(conn, jobs, COLUMNS, [
+            (seq, user_ids[e.user], printer_ids[e.printer], e.submitted_at, e.pages, e.copies, e.sheets,
+             e.colour_pages, e.duplex, e.paper, e.size, e.pdl, e.cost, JOB_TRACKED, e.client_host, e.document)
             for seq, e in events
         ])
+
+
+COLUMNS = ("seq", "user_id", "printer_id", "submitted_at", "pages", "copies", "sheets", "colour_pages", "duplex",
+           "paper", "size", "pdl", "cost", "status", "client_host", "document")

@@ -36,8 +36,8 @@ class UsageDailyProjection(Projection):
             t[2] += e.sheets
             t[3] += e.colour_pages * e.copies
             t[4] += e.cost
-        add_to_totals(conn, usage_daily, ("day", "user_id", "printer_id"), [
-            {"day": d, "user_id": u, "printer_id": p, "jobs": t[0], "pages": t[1], "sheets": t[2],
-             "colour_pages": t[3], "cost": t[4]}
-            for (d, u, p), t in sorted(totals.items())
-        ])
+        add_to_totals(conn, usage_daily, KEYS, COLUMNS, [(*key, *t) for key, t in sorted(totals.items())])
+
+
+KEYS = ("day", "user_id", "printer_id")
+COLUMNS = (*KEYS, "jobs", "pages", "sheets", "colour_pages", "cost")

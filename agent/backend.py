@@ -167,8 +167,9 @@ class Backend:
         started = time.perf_counter()
         try:
             real_uri, scheme = _real_device(self.environ.get("DEVICE_URI") or argv0)
-        except ValueError as err:
-            self.log.error(f"PageLedger: {err}")
+        except ValueError:
+            device_uri = _uri_for_log(self.environ.get("DEVICE_URI") or argv0)
+            self.log.error(f"PageLedger: device URI {device_uri!r} is not pageledger:<real device URI>")
             return CUPS_BACKEND_STOP
         server_bin = Path(self.environ.get("CUPS_SERVERBIN") or "/usr/lib/cups")
         real_backend = server_bin / "backend" / scheme
@@ -265,9 +266,12 @@ class Backend:
             self.log.info(f"PageLedger: printing offline; job kept in the outbox ({outbox.count()} waiting)")
             return None
         outbox.remove([record["job_key"]])
-        never = not self.policies.load().connected_once
-        reason = ("the agent has never reached the PageLedger server and IgnoreDisconnected=0"
-                  if never else "the server's policy refuses jobs while it cannot be reached")
+        if not self.policies.load().connected_once:
+            reason = ("the agent has never been let in by the PageLedger server and IgnoreDisconnected=0"
+                      if isinstance(err, ServerRefusedToken) else
+                      "the agent has never reached the PageLedger server and IgnoreDisconnected=0")
+        else:
+            reason = "the server's policy refuses jobs while it cannot be reached"
         self.log.error(f"PageLedger: job refused: {reason}")
         return CUPS_BACKEND_CANCEL
 

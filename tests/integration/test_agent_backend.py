@@ -78,6 +78,22 @@ def test_without_arguments_it_prints_the_discovery_line(rig):
     assert result.stdout.decode().strip() == 'network pageledger "Unknown" "PageLedger accounting"'
 
 
+def test_a_device_uri_that_wraps_nothing_stops_the_queue_without_showing_its_password(rig, tmp_path):
+    env = {"PATH": os.environ["PATH"], "DEVICE_URI": "socket://admin:s3cret@printer:9100",
+           "CUPS_SERVERBIN": str(rig.server_bin), "PRINTER": "q", "TMPDIR": str(tmp_path)}
+    result = subprocess.run([str(rig.wrapper), "1", "alice", "t", "1", ""], input=b"x", capture_output=True, env=env)
+    assert result.returncode == 4  # CUPS_BACKEND_STOP
+    assert b"is not pageledger:<real device URI>" in result.stderr and b"s3cret" not in result.stderr
+
+
+def test_a_missing_real_backend_stops_the_queue(rig, tmp_path):
+    env = {"PATH": os.environ["PATH"], "DEVICE_URI": "pageledger:nosuch://printer",
+           "CUPS_SERVERBIN": str(rig.server_bin), "PRINTER": "q", "TMPDIR": str(tmp_path)}
+    result = subprocess.run([str(rig.wrapper), "1", "alice", "t", "1", ""], input=b"x", capture_output=True, env=env)
+    assert result.returncode == 4
+    assert b"no CUPS backend for 'nosuch'" in result.stderr
+
+
 def test_bad_arguments_fail_with_usage(rig):
     result = rig.run("1", "alice", "title")
     assert result.returncode == 1

@@ -31,8 +31,10 @@ def pdf(path: Path, pages: int, *, colour_pages: tuple[int, ...] = (), size=A4_P
 
 
 def postscript(path: Path, pages: int, *, dsc_pages: int | str | None = None,
-               page_comments: bool = True, copies: int | None = None) -> Path:
-    """A PostScript program printing ``pages`` pages of text; DSC header as asked."""
+               page_comments: bool = True, copies: int | None = None,
+               colour_pages: tuple[int, ...] = ()) -> Path:
+    """A PostScript program printing ``pages`` pages of text (a red box on ``colour_pages``,
+    0-based); DSC header as asked."""
     lines = ["%!PS-Adobe-3.0"]
     if dsc_pages is not None:
         lines.append(f"%%Pages: {dsc_pages}")
@@ -43,6 +45,8 @@ def postscript(path: Path, pages: int, *, dsc_pages: int | str | None = None,
     for number in range(1, pages + 1):
         if page_comments:
             lines.append(f"%%Page: {number} {number}")
+        if number - 1 in colour_pages:
+            lines.append("gsave 1 0 0 setrgbcolor 72 72 200 100 rectfill grestore")
         lines += ["/Helvetica findfont 24 scalefont setfont",
                   f"72 700 moveto (Page {number} % not a comment) show", "showpage"]
     lines.append("%%Trailer")

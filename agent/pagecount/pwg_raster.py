@@ -1,7 +1,9 @@
 """Counting PWG raster (PWG 5102.4, ``image/pwg-raster``) pages from their 1796-byte headers.
 
-Each page header tells its colour space (grey or colour), size in points and media name,
-duplex, and the geometry needed to walk its compressed lines to the next header.
+Each page header tells its colour space, size in points and media name, duplex, and the
+geometry needed to walk its compressed lines to the next header. A page is colour when its
+colour space is a colour one and, for 8-bit RGB pages, when one of its pixels is not grey
+(CUPS renders black-and-white documents in sRGB for colour printers).
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ SYNC = b"RaS2"
 HEADER_SIZE = 1796
 # cups_cspace_t values that carry one grey channel: W, K, WHITE, GOLD, SILVER, SW.
 GREY_COLOUR_SPACES = {0, 3, 12, 13, 14, 18}
+# RGB, sRGB, AdobeRGB: with 8 bits a colour, their pixels are checked for non-grey ones.
+RGB_COLOUR_SPACES = {1, 19, 20}
 
 
 def parse_header(header: bytes) -> dict:
@@ -52,7 +56,8 @@ def count(path: str) -> DocumentFacts:
                 header = parse_header(data[pos:pos + HEADER_SIZE])
                 pos += HEADER_SIZE
                 pages += 1
-                colour_pages += header["colour_space"] not in GREY_COLOUR_SPACES
+                rgb = header["colour_space"] in RGB_COLOUR_SPACES and header["bits_per_pixel"] == 24
+                colour_space_colour = header["colour_space"] not in GREY_COLOUR_SPACES
                 if pages == 1:
                     paper = paper_from_media_name(header["page_size_name"])
                     if paper == "unknown":
@@ -62,7 +67,10 @@ def count(path: str) -> DocumentFacts:
                 unit = max(1, header["bits_per_pixel"] // 8)
                 width_units = header["bytes_per_line"] // unit
                 try:
-                    pos = skip_page(data, pos, width_units, header["height"], unit, apple=False)
+                    pos, pixel_colour = skip_page(data, pos, width_units, header["height"], unit,
+                                                  apple=False, rgb_pixels=rgb)
                 except TruncatedRaster:
+                    colour_pages += colour_space_colour
                     break
+                colour_pages += pixel_colour if rgb else colour_space_colour
     return DocumentFacts("pwg-raster", pages, colour_pages, True, paper, data_copies, data_duplex)

@@ -14,9 +14,22 @@ class TruncatedRaster(ValueError):
     """The data ended inside a page."""
 
 
-def skip_page(data, pos: int, width: int, height: int, unit: int, apple: bool) -> int:
-    """Position just after the page whose data starts at ``pos``."""
+def _grey_rgb(pixels: bytes) -> bool:
+    """Whether every 8-bit RGB pixel in ``pixels`` has R == G == B (slicing runs in C)."""
+    return pixels[0::3] == pixels[1::3] == pixels[2::3]
+
+
+def skip_page(data, pos: int, width: int, height: int, unit: int, apple: bool,
+              rgb_pixels: bool = False) -> tuple[int, bool]:
+    """Position just after the page whose data starts at ``pos``, and whether it has colour.
+
+    With ``rgb_pixels`` (8-bit RGB pages) the pixels are looked at until one is not grey, so
+    a page in an RGB colour space that only holds greys (text rendered in sRGB) is not counted
+    as colour; otherwise the colour answer is False and the caller goes by the colour space.
+    """
     end = len(data)
+    colour = False
+    check = rgb_pixels and unit == 3
     y = 0
     while y < height:
         if pos >= end:
@@ -31,13 +44,17 @@ def skip_page(data, pos: int, width: int, height: int, unit: int, apple: bool) -
             pos += 1
             if code < 128:
                 x += code + 1
+                if check and not _grey_rgb(data[pos:pos + 3]):
+                    colour, check = True, False
                 pos += unit
             elif code == 128 and apple:
                 x = width
             else:
                 run = 257 - code
                 x += run
+                if check and not _grey_rgb(data[pos:pos + run * 3]):
+                    colour, check = True, False
                 pos += run * unit
     if pos > end:
         raise TruncatedRaster("last line ends beyond the data")
-    return pos
+    return pos, colour

@@ -47,3 +47,18 @@ def test_raster_formats_are_told_by_magic_not_name(tmp_path):
     pwg = docs.pwg_raster(tmp_path / "looks-like.pdf", [True])
     job = count_job(str(pwg), copies=2)
     assert (job.format, job.pages, job.sheets, job.colour_pages) == ("pwg-raster", 1, 2, 1)
+
+
+def _srgb_page(pixels: list[tuple[int, int, int]]) -> bytes:
+    """A 2-line sRGB page, both lines the same ``pixels`` as one literal run."""
+    header = docs.pwg_header(width=len(pixels), height=2, colour=True)
+    return header + bytes([1, 257 - len(pixels)]) + b"".join(bytes(p) for p in pixels)
+
+
+def test_an_srgb_page_holding_only_greys_is_not_colour_and_one_red_pixel_is(tmp_path):
+    grey = [(v, v, v) for v in (0, 40, 128, 200, 255, 255, 17, 90, 3, 250)]
+    red = grey[:4] + [(255, 0, 0)] + grey[5:]
+    path = tmp_path / "p.pwg"
+    path.write_bytes(b"RaS2" + _srgb_page(grey) + _srgb_page(red) + _srgb_page(grey))
+    facts = pwg_raster.count(str(path))
+    assert (facts.pages, facts.colour_pages) == (3, 1)

@@ -1,0 +1,50 @@
+"""Page counting on what real producers write: Ghostscript's PDF, PostScript, PCL 5, PCL XL,
+PWG raster, Apple raster and PCLm devices, from a 3-page PostScript job whose second page
+has a red box."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from agent.pagecount import count_document
+from tests import sample_documents as docs
+from tests.integration.cups_harness import ensure_packages
+
+# device and options -> (format, colour pages); None when the format does not tell colour.
+DEVICES = {
+    ("pdfwrite",): ("pdf", 1),
+    ("ps2write",): ("postscript", None),
+    ("ljet4",): ("pcl5", None),
+    ("ljet4pjl",): ("pcl5", None),
+    ("pxlmono",): ("pclxl", 0),
+    ("pxlcolor",): ("pclxl", 1),
+    ("pwgraster", "-dcupsColorSpace=18", "-dcupsBitsPerColor=8"): ("pwg-raster", 0),
+    ("pwgraster", "-dcupsColorSpace=19", "-dcupsBitsPerColor=8"): ("pwg-raster", 1),
+    ("appleraster",): ("urf", 0),
+    ("appleraster", "-dcupsColorSpace=19", "-dcupsBitsPerColor=8"): ("urf", 1),
+}
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    ensure_packages()  # ghostscript comes with the CUPS test packages
+    assert shutil.which("gs"), "ghostscript (gs) is needed"
+    return docs.postscript(tmp_path_factory.mktemp("gs") / "job.ps", 3, dsc_pages=3, colour_pages=(1,))
+
+
+@pytest.mark.parametrize("device", list(DEVICES), ids=[" ".join(d) for d in DEVICES])
+def test_ghostscript_output_is_counted(job, tmp_path, device):
+    out = tmp_path / "out.bin"
+    result = subprocess.run(["gs", "-q", "-dBATCH", "-dNOPAUSE", "-dSAFER", f"-sDEVICE={device[0]}", *device[1:],
+                             "-r100", "-sPAPERSIZE=a4", f"-sOutputFile={out}", str(job)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    expected_format, expected_colour = DEVICES[device]
+    facts = count_document(str(out))
+    assert (facts.format, facts.pages, facts.paper_size) == (expected_format, 3, "A4")
+    if expected_colour is None:
+        assert (facts.colour_pages, facts.colour_known) == (0, False)
+    else:
+        assert (facts.colour_pages, facts.colour_known) == (expected_colour, True)

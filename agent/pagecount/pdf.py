@@ -66,6 +66,11 @@ def _has_colour_images(page) -> bool:
     if resources is None:
         return False
     resources = resources.get_object()
+    shadings = resources.get("/Shading")
+    if shadings is not None:
+        for ref in shadings.get_object().values():
+            if _is_colour_space(ref.get_object().get("/ColorSpace")):
+                return True
     xobjects = resources.get("/XObject")
     if xobjects is None:
         return False

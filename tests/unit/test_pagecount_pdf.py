@@ -31,3 +31,38 @@ def test_pdf_with_junk_before_the_header_is_still_a_pdf(tmp_path):
     path.write_bytes(b"\x1b%-12345X@PJL ENTER LANGUAGE=PDF\r\n" + source.read_bytes())
     job = count_job(str(path))
     assert (job.format, job.pages) == ("pdf", 2)
+
+
+def test_images_and_shadings_in_colour_spaces_make_colour_pages(tmp_path):
+    from pypdf import PdfWriter
+    from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject,
+                               NumberObject, StreamObject)
+
+    writer = PdfWriter()
+    for kind in ("grey-image", "rgb-image", "rgb-shading"):
+        page = writer.add_blank_page(595, 842)
+        resources = DictionaryObject()
+        if kind.endswith("image"):
+            image = StreamObject()
+            image._data = bytes(3 * 4) if kind == "rgb-image" else bytes(4)
+            image.update({NameObject("/Type"): NameObject("/XObject"), NameObject("/Subtype"): NameObject("/Image"),
+                          NameObject("/Width"): NumberObject(2), NameObject("/Height"): NumberObject(2),
+                          NameObject("/BitsPerComponent"): NumberObject(8),
+                          NameObject("/ColorSpace"): NameObject("/DeviceRGB" if kind == "rgb-image" else "/DeviceGray")})
+            resources[NameObject("/XObject")] = DictionaryObject({NameObject("/Im0"): writer._add_object(image)})
+            content = b"q 100 0 0 100 0 0 cm /Im0 Do Q"
+        else:
+            shading = DictionaryObject({NameObject("/ShadingType"): NumberObject(2),
+                                        NameObject("/ColorSpace"): NameObject("/DeviceRGB"),
+                                        NameObject("/Coords"): ArrayObject([FloatObject(0)] * 4)})
+            resources[NameObject("/Shading")] = DictionaryObject({NameObject("/Sh0"): writer._add_object(shading)})
+            content = b"/Sh0 sh"
+        page[NameObject("/Resources")] = resources
+        stream = DecodedStreamObject()
+        stream.set_data(content)
+        page[NameObject("/Contents")] = writer._add_object(stream)
+    path = tmp_path / "images.pdf"
+    with open(path, "wb") as handle:
+        writer.write(handle)
+    facts = count(str(path))
+    assert (facts.pages, facts.colour_pages) == (3, 2)

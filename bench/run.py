@@ -144,9 +144,9 @@ def _last_tracked(db: Database) -> int:
     eng = db.engine()
     with eng.connect() as c:
         if db.store == "sqlite":
-            sql = "SELECT coalesce(max(rowid),0) FROM stored_events WHERE topic='jobs:PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(rowid),0) FROM stored_events WHERE topic='PrintJob.Tracked'"
         else:
-            sql = "SELECT coalesce(max(notification_id),0) FROM pageledger_events WHERE topic='jobs:PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(notification_id),0) FROM pageledger_events WHERE topic='PrintJob.Tracked'"
         v = int(c.execute(sa.text(sql)).scalar())
     eng.dispose()
     return v
@@ -342,7 +342,7 @@ def main() -> None:
                         if want("disk"):
                             sizes = disk_bytes(db)
                             events = sum(v for k, v in sizes.items() if k in ("stored_events", "pageledger_events"))
-                            models = {k: v for k, v in sizes.items() if k in ("jobs", "usage_daily", "user_keys", "printer_keys")}
+                            models = {k: v for k, v in sizes.items() if k in ("jobs", "usage_daily", "user_keys", "printer_keys", "host_keys")}
                             total = events + sum(models.values())
                             line("disk", store, f"{total:.0f} B/job total", "target ≤ 350 (SQLite) / ≤ 450 (PG); PA ~500, PaperCut ~850")
                             line("disk.events", store, f"{events:.0f} B/job")

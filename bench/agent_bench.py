@@ -231,13 +231,17 @@ def bench_startup(runs: int) -> None:
     """What every job pays before doing anything: a new interpreter importing the agent."""
     for label, code in (("interpreter", "pass"),
                         ("+agent", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import agent.backend"),
-                        ("+pypdf", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import agent.backend, agent.pagecount.pdf")):
+                        ("+pypdf", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import agent.backend, agent.pagecount.pdf"),
+                        # An agent-only install has no 'cryptography' (a server dependency pypdf
+                        # imports when it is there): what its start-up costs.
+                        ("+pypdf-nocrypto", "import sys; sys.modules['cryptography'] = None; "
+                                            f"sys.path.insert(0, {str(ROOT)!r}); import agent.backend, agent.pagecount.pdf")):
         times = []
         for _ in range(runs):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-I", "-c", code], check=True)
             times.append(time.perf_counter() - start)
-        print(f"backend startup {label:<12} median {statistics.median(times) * 1000:7.1f} ms  "
+        print(f"backend startup {label:<15} median {statistics.median(times) * 1000:7.1f} ms  "
               f"p95 {percentile(times, 95) * 1000:7.1f} ms  ({runs} runs of {Path(sys.executable).name} -I)", flush=True)
 
 

@@ -7,6 +7,11 @@ drivers send ``ESC E`` at both ends of every job. Binary payloads (raster rows `
 planes ``ESC *b#V``, downloads ``ESC (s#W`` and every other ``...#W``, transparent data
 ``ESC &p#X``) are skipped by their length, so a 0x0C byte inside an image is not a page.
 HP-GL/2 sections (``ESC %#B`` .. ``ESC %#A``) mark the page and may eject it with ``PG``.
+
+Colour: PCL 5e is monochrome; colour needs PCL 5c commands (``ESC *r#U`` simple colour other
+than 1, ``ESC *v#W`` configure image data). A stream without them (and without HP-GL/2,
+whose pens may be coloured) prints only black: its colour is known to be 0. With them, which
+pages use colour is not told: 0 with ``colour_known`` False.
 """
 from __future__ import annotations
 
@@ -58,6 +63,7 @@ def _count(data) -> DocumentFacts:
     end = len(data)
     pos = 0
     pjl = False
+    colour_possible = False
     while pos < end:
         if pjl:
             # After a Universal Exit Language: PJL command lines until the next language starts.
@@ -106,6 +112,8 @@ def _count(data) -> DocumentFacts:
                 value = 0
             upper = param & ~0x20
             command = (first, group, upper)
+            if command == (ord("*"), ord("v"), ord("W")) or (command == (ord("*"), ord("r"), ord("U")) and value != 1):
+                colour_possible = True
             if upper == ord("W") or command in ((ord("*"), ord("b"), ord("V")), (ord("&"), ord("p"), ord("X"))):
                 if command[:2] in ((ord("*"), ord("b")), (ord("&"), ord("p"))):
                     page.mark()
@@ -122,11 +130,12 @@ def _count(data) -> DocumentFacts:
                 page.eject(force=False)
                 pjl = True
             elif first == ord("%") and group == 0 and upper == ord("B"):
+                colour_possible = True
                 pos = _skip_hpgl(data, pos, page)
             if 0x40 <= param <= 0x5E:
                 break
     page.eject(force=False)
-    return DocumentFacts("pcl5", page.pages, 0, False, paper, data_copies, data_duplex)
+    return DocumentFacts("pcl5", page.pages, 0, not colour_possible, paper, data_copies, data_duplex)
 
 
 def _skip_hpgl(data, pos: int, page: _Page) -> int:

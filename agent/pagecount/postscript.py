@@ -8,7 +8,9 @@ between ``%%BeginDocument`` and ``%%EndDocument``, are not the job's pages). Wit
 a positive ``%%Pages:`` is trusted (``showpage`` may hide behind an alias); without either,
 ``showpage`` operators in the program text are counted (procedure definitions such as
 ``/showpage {...}`` and comment lines are not). PostScript does not tell colour without
-being interpreted.
+being interpreted; but a program that names no colour operator or colour space at all
+(``setrgbcolor``, ``setcmykcolor``, ``sethsbcolor``, ``setcolorspace``, ``colorimage``,
+``/DeviceRGB``...) can only print grey: its colour is known to be 0.
 
 The DSC comments and settings are found with regular expressions over the mapped file (C
 speed); only a file without page markers is read line by line for ``showpage``.
@@ -28,6 +30,8 @@ _DSC = re.compile(rb"\n%%(Page:|Pages:[ \t]*(\d+|\(atend\))|BeginDocument|EndDoc
 _SHOWPAGE = re.compile(rb"(?<![/\w])showpage(?![\w])")
 _COPIES = re.compile(rb"/(?:#copies|NumCopies)\s+(\d+)")
 _DUPLEX = re.compile(rb"/Duplex\s+(true|false)")
+_COLOUR_WORDS = re.compile(rb"set(?:rgb|cmyk|hsb)color|setcolorspace|colorimage|/Device(?:RGB|CMYK|N)|/Separation"
+                           rb"|/CIEBased|/Indexed|/Pattern|/ICCBased")
 _PAGE_SIZE = re.compile(rb"/PageSize\s*\[\s*(\d+(?:\.\d+)?)\s+(\d+(?:\.\d+)?)\s*\]")
 
 
@@ -87,7 +91,8 @@ def _count(data, handle) -> DocumentFacts:
     else:
         showpages = _count_showpage(handle)
         pages = dsc_pages if dsc_pages is not None and (dsc_pages > 0 or showpages == 0) else showpages
-    return DocumentFacts("postscript", pages, 0, False, paper, data_copies, data_duplex)
+    colour_known = _COLOUR_WORDS.search(data) is None
+    return DocumentFacts("postscript", pages, 0, colour_known, paper, data_copies, data_duplex)
 
 
 def _last_int(pattern: re.Pattern, data) -> int | None:

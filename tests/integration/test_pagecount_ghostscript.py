@@ -15,9 +15,9 @@ from tests.integration.cups_harness import ensure_packages
 # device and options -> (format, colour pages); None when the format does not tell colour.
 DEVICES = {
     ("pdfwrite",): ("pdf", 1),
-    ("ps2write",): ("postscript", None),
-    ("ljet4",): ("pcl5", None),
-    ("ljet4pjl",): ("pcl5", None),
+    ("ps2write",): ("postscript", None),  # its prolog names colour operators
+    ("ljet4",): ("pcl5", 0),  # monochrome PCL 5e: the red box is dithered black
+    ("ljet4pjl",): ("pcl5", 0),
     ("pxlmono",): ("pclxl", 0),
     ("pxlcolor",): ("pclxl", 1),
     ("pwgraster", "-dcupsColorSpace=18", "-dcupsBitsPerColor=8"): ("pwg-raster", 0),

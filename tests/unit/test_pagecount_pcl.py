@@ -42,3 +42,12 @@ def test_pclxl_page_copies_attribute_is_used_once(tmp_path):
     path = docs.pclxl(tmp_path / "doc.pxl", 2, copies=3, duplex=True)
     job = count_job(str(path), copies=1)
     assert (job.format, job.pages, job.copies, job.duplex, job.sheets) == ("pclxl", 2, 3, True, 3)
+
+
+def test_pcl5_without_colour_commands_is_known_grey_and_with_them_is_not_told(tmp_path):
+    mono = pcl5.count(str(docs.pcl5(tmp_path / "m.pcl", 2)))
+    assert (mono.colour_pages, mono.colour_known) == (0, True)
+    path = tmp_path / "c.pcl"
+    path.write_bytes(b"\x1bE\x1b*r3U\x1b*v6W" + bytes([0, 3, 8, 8, 8, 8]) + b"Colour\x0c\x1bE")
+    colour = pcl5.count(str(path))
+    assert (colour.pages, colour.colour_pages, colour.colour_known) == (1, 0, False)

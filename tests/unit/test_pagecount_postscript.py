@@ -5,7 +5,7 @@ from tests import sample_documents as docs
 
 def test_dsc_pages_comment_and_page_markers_agree(tmp_path):
     facts = count(str(docs.postscript(tmp_path / "a.ps", 3, dsc_pages=3)))
-    assert (facts.format, facts.pages, facts.paper_size, facts.colour_known) == ("postscript", 3, "A4", False)
+    assert (facts.format, facts.pages, facts.paper_size) == ("postscript", 3, "A4")
 
 
 def test_pages_atend_are_read_from_the_trailer(tmp_path):
@@ -50,3 +50,10 @@ def test_an_empty_file_detected_as_postscript_has_no_pages(tmp_path):
     path = tmp_path / "empty.ps"
     path.write_bytes(b"")
     assert count(str(path)).pages == 0
+
+
+def test_a_program_naming_no_colour_operator_is_known_grey_and_one_that_does_is_not_told(tmp_path):
+    grey = count(str(docs.postscript(tmp_path / "g.ps", 2, dsc_pages=2)))
+    assert (grey.colour_pages, grey.colour_known) == (0, True)
+    coloured = count(str(docs.postscript(tmp_path / "c.ps", 2, dsc_pages=2, colour_pages=(1,))))
+    assert (coloured.colour_pages, coloured.colour_known) == (0, False)

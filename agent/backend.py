@@ -207,7 +207,9 @@ class Backend:
         record = job_record(job, counts, printer=printer, host=self.config.client_host, submitted_at=submitted_at)
         self.log.info(f"PageLedger: job {job.job_id} by {job.user}: {counts.format}, {record['pages']} pages x "
                       f"{counts.copies} copies, {counts.sheets if counts.sheets is not None else '?'} sheets"
-                      f"{' duplex' if counts.duplex else ''}, {record['colour_pages']} colour, {record['paper']}")
+                      f"{' duplex' if counts.duplex else ''}, "
+                      f"{str(record['colour_pages']) + ' colour' if counts.colour_known else 'colour not told by ' + counts.format}"
+                      f", {record['paper']}")
         self.log.debug(f"PageLedger: counted in {(time.perf_counter() - started) * 1000:.1f} ms; job_key {record['job_key']}")
 
         with Outbox(self.config.state_dir / "outbox.sqlite3") as outbox:

@@ -211,3 +211,51 @@ def text(path: Path, lines: int, *, form_feeds_every: int | None = None) -> Path
             body.append("\f")
     path.write_text("\n".join(body).replace("\n\f\n", "\n\f") + "\n")
     return path
+
+
+def _png_up(rows: list[bytes]) -> bytes:
+    """PNG "Up" prediction (filter type 2) as PDF writers apply it to cross-reference streams."""
+    out, previous = bytearray(), bytes(len(rows[0]))
+    for row in rows:
+        out += b"\x02" + bytes((a - b) & 0xFF for a, b in zip(row, previous))
+        previous = row
+    return bytes(out)
+
+
+def pdf_with_object_streams(path: Path, pages: int, size=LETTER_PT) -> Path:
+    """A PDF 1.5 whose catalog, page tree and pages sit in a compressed object stream, found
+    through a Flate-compressed cross-reference stream with a PNG predictor (what Acrobat and
+    qpdf write), and whose media box is inherited from the page tree."""
+    import zlib
+
+    page_numbers = list(range(3, 3 + pages))
+    objects = {1: b"<< /Type /Catalog /Pages 2 0 R >>",
+               2: (b"<< /Type /Pages /MediaBox [0 0 %d %d] /Count %d /Kids [" % (size[0], size[1], pages)
+                   + b" ".join(b"%d 0 R" % n for n in page_numbers) + b"] >>")}
+    for n in page_numbers:
+        objects[n] = b"<< /Type /Page /Parent 2 0 R /Resources << >> >>"
+    header, body = [], bytearray()
+    for number, text in objects.items():
+        header.append(b"%d %d" % (number, len(body)))
+        body += text + b"\n"
+    first = b" ".join(header) + b"\n"
+    objstm_number = 3 + pages
+    compressed = zlib.compress(first + bytes(body))
+    out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    objstm_offset = len(out)
+    out += (b"%d 0 obj\n<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>\nstream\n"
+            % (objstm_number, len(objects), len(first), len(compressed)) + compressed + b"\nendstream\nendobj\n")
+    xref_number = objstm_number + 1
+    xref_offset = len(out)
+    rows = [bytes([0, 0, 0, 0])]  # object 0: free
+    for index, number in enumerate(sorted(objects)):
+        rows.append(bytes([2]) + objstm_number.to_bytes(2, "big") + bytes([index]))
+    rows.append(bytes([1]) + objstm_offset.to_bytes(2, "big") + b"\x00")
+    rows.append(bytes([1]) + xref_offset.to_bytes(2, "big") + b"\x00")
+    xref_data = zlib.compress(_png_up(rows))
+    out += (b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 2 1] /Root 1 0 R /Filter /FlateDecode "
+            b"/DecodeParms << /Predictor 12 /Columns 4 >> /Length %d >>\nstream\n"
+            % (xref_number, xref_number + 1, len(xref_data)) + xref_data + b"\nendstream\nendobj\n")
+    out += b"startxref\n%d\n%%%%EOF\n" % xref_offset
+    path.write_bytes(bytes(out))
+    return path

@@ -54,13 +54,17 @@ class JobCount:
                 "copies": self.copies, "duplex": self.duplex}
 
 
-def count_document(path: str) -> DocumentFacts:
-    """Facts of the document at ``path``; format "unknown" (pages None) when it cannot tell."""
+def count_document(path: str, *, colour: bool = True) -> DocumentFacts:
+    """Facts of the document at ``path``; format "unknown" (pages None) when it cannot tell.
+
+    ``colour=False`` lets a counter skip colour work the job does not need (PDF).
+    """
     fmt = detect_format(read_head(path))
     module = COUNTERS.get(fmt)
     if module is None:
         return DocumentFacts("unknown", None)
-    return importlib.import_module(module).count(path)
+    counter = importlib.import_module(module)
+    return counter.count(path, colour=colour) if fmt == "pdf" else counter.count(path)
 
 
 def pages_in_ranges(pages: int, page_ranges: str) -> int:
@@ -96,7 +100,7 @@ def count_job(path: str, *, copies: int = 1, duplex: bool | None = None, number_
     size = os.path.getsize(path)
     error = ""
     try:
-        facts = count_document(path)
+        facts = count_document(path, colour=not monochrome)
     except Exception as err:  # a damaged document must not stop the job from being accounted
         facts = DocumentFacts("unknown", None)
         error = f"{type(err).__name__}: {err}"

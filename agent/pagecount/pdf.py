@@ -1,4 +1,8 @@
-"""Counting PDF pages with pypdf; paper size from the first page's media box; colour where cheap.
+"""Counting PDF pages; paper size from the first page's media box; colour where cheap.
+
+When the job does not need colour (monochrome), the page count and paper come from
+``pdf_structure`` without importing pypdf (a third of a backend's start-up); anything it is
+not sure of, and every colour count, goes through pypdf.
 
 Colour is read from each page's content stream operators (non-grey ``rg``/``RG``/``k``/``K``/
 ``sc``/``scn``) and from the colour spaces of the images it draws. A colour space with
@@ -10,9 +14,7 @@ from __future__ import annotations
 import logging
 import re
 
-from pypdf import PdfReader
-from pypdf.generic import ArrayObject, IndirectObject, NameObject
-
+from agent.pagecount import pdf_structure
 from agent.pagecount.facts import DocumentFacts
 from agent.pagecount.paper import paper_from_points
 
@@ -29,6 +31,8 @@ _PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def _is_colour_space(space, depth: int = 0) -> bool:
+    from pypdf.generic import ArrayObject, IndirectObject, NameObject
+
     if depth > 4 or space is None:
         return False
     if isinstance(space, IndirectObject):
@@ -92,7 +96,16 @@ def _page_is_colour(page) -> tuple[bool, int]:
     return _has_colour_ops(data) or _has_colour_images(page), len(data)
 
 
-def count(path: str) -> DocumentFacts:
+def count(path: str, colour: bool = True) -> DocumentFacts:
+    """``colour=False``: the caller does not need colour pages (reported as unknown)."""
+    if not colour:
+        try:
+            pages, paper = pdf_structure.pages_and_paper(path)
+            return DocumentFacts("pdf", pages, 0, False, paper)
+        except pdf_structure.Unsupported:
+            pass
+    from pypdf import PdfReader
+
     try:
         reader = PdfReader(path, strict=False)
         if reader.is_encrypted:
@@ -105,6 +118,8 @@ def count(path: str) -> DocumentFacts:
     if page_count:
         box = pages[0].mediabox
         paper = paper_from_points(float(box.width), float(box.height))
+    if not colour:
+        return DocumentFacts("pdf", page_count, 0, False, paper)
     colour_pages = 0
     colour_known = True
     scanned = 0

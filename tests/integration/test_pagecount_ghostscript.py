@@ -48,3 +48,31 @@ def test_ghostscript_output_is_counted(job, tmp_path, device):
         assert (facts.colour_pages, facts.colour_known) == (0, False)
     else:
         assert (facts.colour_pages, facts.colour_known) == (expected_colour, True)
+
+
+def test_pdf_from_ghostscript_and_cups_filters_reads_the_same_without_pypdf(job, tmp_path):
+    """The monochrome fast path (pdf_structure) against pypdf on real producers' PDFs."""
+    from pypdf import PdfReader
+
+    from agent.pagecount.paper import paper_from_points
+    from agent.pagecount.pdf_structure import pages_and_paper
+
+    gs_pdf = tmp_path / "gs.pdf"
+    subprocess.run(["gs", "-q", "-dBATCH", "-dNOPAUSE", "-dSAFER", "-sDEVICE=pdfwrite", f"-sOutputFile={gs_pdf}",
+                    str(job)], check=True, timeout=60)
+    text = docs.text(tmp_path / "notes.txt", 150)
+    produced = [gs_pdf]
+    for name, filter_, content_type, options, source in (
+            ("pdftopdf-2up.pdf", "pdftopdf", "application/pdf", "number-up=2", gs_pdf),
+            ("texttopdf.pdf", "texttopdf", "text/plain", "", text)):
+        out = tmp_path / name
+        with open(out, "wb") as handle:
+            subprocess.run([f"/usr/lib/cups/filter/{filter_}", "1", "alice", "t", "1", options, str(source)],
+                           stdout=handle, stderr=subprocess.DEVNULL, check=True, timeout=60,
+                           env={"PATH": "/usr/bin:/bin", "CONTENT_TYPE": content_type})
+        produced.append(out)
+    for path in produced:
+        reader = PdfReader(str(path))
+        box = reader.pages[0].mediabox
+        assert pages_and_paper(str(path)) == (len(reader.pages), paper_from_points(float(box.width), float(box.height)))
+    assert pages_and_paper(str(produced[1]))[0] == 2  # 3 pages 2-up

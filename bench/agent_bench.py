@@ -6,6 +6,7 @@ Prints one line per figure, each beside its raw ceiling:
 - backend overhead: wall time of the installed wrapper backend (a new process per job, as
   cupsd starts it: read stdin to a spool file, count, post to a loopback /Services server,
   exec the real backend) minus the wall time of the real backend alone on the same data.
+  Colour jobs count colour pages with pypdf; monochrome jobs skip pypdf (pdf_structure).
   The "real" backend is ``/bin/sh -c 'cat >/dev/null'``; the server is the loopback double
   of tests/services_double.py (so server-side time is not in the figure).
 - backend startup: a bare interpreter, then importing the agent, then also pypdf: the part of
@@ -168,24 +169,27 @@ def read_ceiling(path: Path) -> float:
 
 
 def bench_counting(workdir: Path, size: int, runs: int) -> None:
-    for fmt, generate in GENERATORS.items():
+    cases = [(fmt, generate, True) for fmt, generate in GENERATORS.items()]
+    cases.insert(1, ("pdf", big_pdf, False))  # a monochrome job's PDF: no colour scan, no pypdf
+    for fmt, generate, colour in cases:
         path = generate(workdir / f"doc.{fmt}", size)
         mb = path.stat().st_size / MB
-        facts = count_document(str(path))
+        facts = count_document(str(path), colour=colour)
         assert facts.format == fmt and facts.pages, (fmt, facts)
         times = []
         for _ in range(runs):
             start = time.perf_counter()
-            count_document(str(path))
+            count_document(str(path), colour=colour)
             times.append(time.perf_counter() - start)
         ceiling = min(read_ceiling(path) for _ in range(3))
         median = statistics.median(times)
-        print(f"pagecount {fmt:<11} {mb / median:8.1f} MB/s  ({mb:.1f} MB, {facts.pages} pages, "
+        label = fmt if colour else fmt + "-mono"
+        print(f"pagecount {label:<11} {mb / median:8.1f} MB/s  ({mb:.1f} MB, {facts.pages} pages, "
               f"median of {runs}: {median * 1000:.0f} ms; read ceiling {mb / ceiling:.0f} MB/s)", flush=True)
         path.unlink()
 
 
-def bench_backend(workdir: Path, label: str, document: Path, runs: int) -> None:
+def bench_backend(workdir: Path, label: str, document: Path, runs: int, options: str = "") -> None:
     services = ServicesDouble(workdir / "spool").start()
     try:
         state = workdir / f"state-{label}"
@@ -207,7 +211,7 @@ def bench_backend(workdir: Path, label: str, document: Path, runs: int) -> None:
             with open(document, "rb") as data:
                 start = time.perf_counter()
                 result = subprocess.run([argv0 if argv0 != "real" else str(real), "1", "alice", "t", "1",
-                                         f"job-uuid=urn:uuid:{time.monotonic_ns()}"],
+                                         f"job-uuid=urn:uuid:{time.monotonic_ns()} {options}"],
                                         stdin=data, env=env, capture_output=True)
                 elapsed = time.perf_counter() - start
             if result.returncode != 0:
@@ -219,7 +223,7 @@ def bench_backend(workdir: Path, label: str, document: Path, runs: int) -> None:
         direct = [timed("real") for _ in range(runs)]
         overhead = [w - statistics.median(direct) for w in wrapped]
         mb = document.stat().st_size / MB
-        print(f"backend overhead {label:<6} median {statistics.median(overhead) * 1000:7.1f} ms  "
+        print(f"backend overhead {label:<11} median {statistics.median(overhead) * 1000:7.1f} ms  "
               f"p95 {percentile(overhead, 95) * 1000:7.1f} ms  ({mb:.1f} MB PDF, {runs} jobs; "
               f"real backend alone median {statistics.median(direct) * 1000:.1f} ms)", flush=True)
         assert len(services.jobs) == runs + 1
@@ -254,9 +258,12 @@ def main() -> None:
         workdir = Path(tmp)
         bench_startup(10 if args.quick else 20)
         small = docs.pdf(workdir / "small.pdf", 2)
-        bench_backend(workdir, "small", small, 10 if args.quick else 40)
+        bench_backend(workdir, "small", small, 10 if args.quick else 40, "print-color-mode=color")
+        bench_backend(workdir, "small-mono", small, 10 if args.quick else 40, "print-color-mode=monochrome")
         large = big_pdf(workdir / "large.pdf", size)
-        bench_backend(workdir, "50MB" if not args.quick else "10MB", large, 3 if args.quick else 10)
+        label = "50MB" if not args.quick else "10MB"
+        bench_backend(workdir, label, large, 3 if args.quick else 10, "print-color-mode=color")
+        bench_backend(workdir, label + "-mono", large, 3 if args.quick else 10, "print-color-mode=monochrome")
         large.unlink()
         bench_counting(workdir, size, 2 if args.quick else 3)
 

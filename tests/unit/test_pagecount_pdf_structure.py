@@ -64,3 +64,26 @@ def test_a_monochrome_pdf_job_is_counted_without_importing_pypdf(tmp_path):
               "print(job.pages, job.sheets, job.paper_size, 'pypdf' in sys.modules)")
     result = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True)
     assert result.stdout.split() == ["4", "8", "A4", "False"], result.stderr
+
+
+def test_corrupted_pdfs_give_a_count_or_unsupported_never_another_error(tmp_path):
+    import random
+
+    rng = random.Random(5)
+    sources = [docs.pdf(tmp_path / "a.pdf", 3).read_bytes(),
+               docs.pdf_with_object_streams(tmp_path / "b.pdf", 4).read_bytes()]
+    outcomes = {"counted": 0, "unsupported": 0}
+    for trial in range(300):
+        data = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path = tmp_path / f"c{trial}.pdf"
+        path.write_bytes(bytes(data))
+        try:
+            pages, _paper = pages_and_paper(str(path))
+            assert pages >= 0
+            outcomes["counted"] += 1
+        except Unsupported:
+            outcomes["unsupported"] += 1
+        assert count_job(str(path), monochrome=True).bytes == len(data)  # never raises
+    assert outcomes["counted"] and outcomes["unsupported"]

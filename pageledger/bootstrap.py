@@ -51,9 +51,9 @@ class Runtime:
         return CostSchedule(mono_page=s.default_mono_page, colour_page=s.default_colour_page,
                             duplex_discount_pct=s.default_duplex_discount_pct)
 
-    def all_together(self) -> Follower:
+    def all_together(self, batch_size: int = 1000) -> Follower:
         """One follower for every projection: each page of the log is read and decoded once."""
-        return Follower(self.app, self.writer, [f.projection for f in self.followers.values()])
+        return Follower(self.app, self.writer, [f.projection for f in self.followers.values()], batch_size)
 
     def catch_up(self) -> None:
         """Bring every projection up to the head of the log, in this thread."""

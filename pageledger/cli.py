@@ -193,7 +193,11 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
             print(f"pageledger: unknown projection(s): {', '.join(sorted(unknown))}; "
                   f"known: {', '.join(runtime.followers)}", file=sys.stderr)
             return 2
-        for name in args.names or list(runtime.followers):
+        # All of them (the default) are rebuilt in one pass over the log.
+        followers = ([runtime.followers[n] for n in args.names] if args.names
+                     else [runtime.all_together(batch_size=5000)])
+        for follower in followers:
+            name = ", ".join(follower.names)
             started = time.perf_counter()
             last_report = [0.0]
 
@@ -202,11 +206,11 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
                 if now - last_report[0] >= 1.0 or pos >= head:
                     last_report[0] = now
                     pct = 100.0 * pos / head if head else 100.0
-                    print(f"  {name}: {pos}/{head} events ({pct:.0f}%)", file=sys.stderr, flush=True)
+                    print(f"  {name}: {pos:,}/{head:,} events ({pct:.0f}%)", file=sys.stderr, flush=True)
 
-            n = runtime.followers[name].rebuild(progress)
+            n = follower.rebuild(progress)
             secs = time.perf_counter() - started
-            print(f"rebuilt {name}: {n} events in {secs:.1f}s ({n / secs if secs else 0:.0f} events/s)")
+            print(f"rebuilt {name}: {n:,} events in {secs:.1f}s ({n / secs if secs else 0:,.0f} events/s)")
     finally:
         runtime.close()
     return 0

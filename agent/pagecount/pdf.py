@@ -11,7 +11,9 @@ telling that would mean decoding every image.
 """
 from __future__ import annotations
 
+import io
 import logging
+import mmap
 import re
 
 from agent.pagecount import pdf_structure
@@ -96,24 +98,54 @@ def _page_is_colour(page) -> tuple[bool, int]:
     return _has_colour_ops(data) or _has_colour_images(page), len(data)
 
 
+# Where a PDF starts right after another one ends: a job of several documents reaches the
+# backend of a filtered queue as their PDFs one after the other on stdin.
+_NEXT_DOCUMENT = re.compile(rb"%%EOF[ \t\r\n]*(?=%PDF-)")
+
+
 def count(path: str, colour: bool = True) -> DocumentFacts:
-    """``colour=False``: the caller does not need colour pages (reported as unknown)."""
+    """``colour=False``: the caller does not need colour pages (reported as unknown).
+
+    Concatenated PDFs (a multi-document job) are counted one by one and added up: a PDF
+    reader alone would see only the last of them.
+    """
+    with open(path, "rb") as handle:
+        try:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:
+            return DocumentFacts("pdf", 0)
+        with data:
+            first = data.find(b"%PDF-")
+            starts = [max(first, 0)] + [m.end() for m in _NEXT_DOCUMENT.finditer(data)]
+            if len(starts) == 1:
+                return _count_one(path, colour)
+            ends = starts[1:] + [len(data)]
+            parts = [_count_one(bytes(data[start:end]), colour) for start, end in zip(starts, ends)]
+    return DocumentFacts("pdf", sum(p.pages or 0 for p in parts), sum(p.colour_pages for p in parts),
+                         all(p.colour_known for p in parts), parts[0].paper_size)
+
+
+def _count_one(source: str | bytes, colour: bool) -> DocumentFacts:
+    """One PDF, from a file path or from bytes."""
     if not colour:
         try:
-            pages, paper = pdf_structure.pages_and_paper(path)
+            if isinstance(source, str):
+                pages, paper = pdf_structure.pages_and_paper(source)
+            else:
+                pages, paper = pdf_structure.pages_and_paper_in(source)
             return DocumentFacts("pdf", pages, 0, False, paper)
         except pdf_structure.Unsupported:
             pass
     from pypdf import PdfReader
 
     try:
-        reader = PdfReader(path, strict=False)
+        reader = PdfReader(source if isinstance(source, str) else io.BytesIO(source), strict=False)
         if reader.is_encrypted:
             reader.decrypt("")
         pages = reader.pages
         page_count = len(pages)
     except Exception:
-        return _count_damaged(path)
+        return _count_damaged(source)
     paper = "unknown"
     if page_count:
         box = pages[0].mediabox
@@ -136,8 +168,9 @@ def count(path: str, colour: bool = True) -> DocumentFacts:
     return DocumentFacts("pdf", page_count, colour_pages, colour_known, paper)
 
 
-def _count_damaged(path: str) -> DocumentFacts:
+def _count_damaged(source: str | bytes) -> DocumentFacts:
     """A PDF pypdf cannot open: count its page objects, the last resort of every PDF reader."""
-    with open(path, "rb") as handle:
-        data = handle.read()
-    return DocumentFacts("pdf", len(_PAGE_OBJECT.findall(data)))
+    if isinstance(source, str):
+        with open(source, "rb") as handle:
+            source = handle.read()
+    return DocumentFacts("pdf", len(_PAGE_OBJECT.findall(source)))

@@ -322,16 +322,21 @@ def pages_and_paper(path: str) -> tuple[int, str]:
         except ValueError:
             raise Unsupported("empty file") from None
         with data:
-            try:
-                pdf = PdfStructure(data)
-                root = pdf.resolve(pdf.trailer.get("Root"))
-                pages = pdf.resolve(root.get("Pages")) if isinstance(root, dict) else None
-                count = pdf.resolve(pages.get("Count")) if isinstance(pages, dict) else None
-                if not isinstance(count, int) or count < 0:
-                    raise Unsupported("no page count")
-                return count, _first_page_paper(pdf, pages) if count else "unknown"
-            except (IndexError, ValueError, TypeError, AttributeError, KeyError) as err:
-                raise Unsupported(f"malformed: {err}") from None
+            return pages_and_paper_in(data)
+
+
+def pages_and_paper_in(data) -> tuple[int, str]:
+    """The same for a PDF held in ``data`` (bytes or a mapped file)."""
+    try:
+        pdf = PdfStructure(data)
+        root = pdf.resolve(pdf.trailer.get("Root"))
+        pages = pdf.resolve(root.get("Pages")) if isinstance(root, dict) else None
+        count = pdf.resolve(pages.get("Count")) if isinstance(pages, dict) else None
+        if not isinstance(count, int) or count < 0:
+            raise Unsupported("no page count")
+        return count, _first_page_paper(pdf, pages) if count else "unknown"
+    except (IndexError, ValueError, TypeError, AttributeError, KeyError) as err:
+        raise Unsupported(f"malformed: {err}") from None
 
 
 def _first_page_paper(pdf: PdfStructure, node: dict) -> str:

@@ -337,11 +337,11 @@ JobRetryInterval 1
         raise KeyError(queue)
 
     def submit(self, queue: str, path: Path, *, user: str = "alice", title: str | None = None,
-               copies: int = 1, options: dict[str, str] | None = None) -> int:
+               copies: int = 1, options: dict[str, str] | None = None, more_files: tuple[Path, ...] = ()) -> int:
         argv = ["lp", "-h", self.server, "-d", queue, "-U", user, "-n", str(copies), "-t", title or path.name]
         for key, value in (options or {}).items():
             argv += ["-o", f"{key}={value}"]
-        output = self.run(*argv, str(path)).stdout
+        output = self.run(*argv, str(path), *map(str, more_files)).stdout
         match = re.search(r"request id is \S+-(\d+)", output)
         if not match:
             raise RuntimeError(f"lp said {output!r}")

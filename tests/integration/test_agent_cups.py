@@ -122,6 +122,17 @@ def test_pdf_ps_and_text_jobs_are_printed_and_recorded_with_copies_duplex_and_n_
     assert "PageLedger: job" in log and live_server.agent_token not in log
 
 
+def test_a_job_of_several_documents_is_counted_whole(cups, live_server, tmp_path):
+    # cupsd pipes every document's filtered PDF into one backend run: 2 + 3 pages, not the last 3.
+    queue = WrappedQueue(cups, tmp_path, "multi")
+    assert queue.install(live_server.url, live_server.agent_token).returncode == 0
+    _job, state = queue.print(docs.pdf(tmp_path / "a.pdf", 2), user="heidi", title="two documents", copies=2,
+                              more_files=(docs.pdf(tmp_path / "b.pdf", 3),))
+    assert state["job-state"] == "completed", state
+    (job,) = [j for j in recorded_jobs(live_server, 1) if j["user"] == "heidi"]
+    assert (job["pages"], job["copies"], job["sheets"]) == (5, 2, 10)
+
+
 def test_raw_queue_pcl_and_pcl_xl_jobs_are_counted_in_their_own_language(cups, live_server, tmp_path):
     queue = WrappedQueue(cups, tmp_path, "raw-pcl", raw=True)
     assert queue.install(live_server.url, live_server.agent_token).returncode == 0

@@ -66,3 +66,17 @@ def test_images_and_shadings_in_colour_spaces_make_colour_pages(tmp_path):
         writer.write(handle)
     facts = count(str(path))
     assert (facts.pages, facts.colour_pages) == (3, 2)
+
+
+def test_concatenated_pdfs_of_a_multi_document_job_are_all_counted(tmp_path):
+    from agent.pagecount import count_job
+
+    first = docs.pdf(tmp_path / "a.pdf", 2, colour_pages=(0,)).read_bytes()
+    second = docs.pdf(tmp_path / "b.pdf", 3, size=docs.LETTER_PT).read_bytes()
+    third = docs.pdf_with_object_streams(tmp_path / "c.pdf", 4).read_bytes()
+    path = tmp_path / "job"
+    path.write_bytes(first + second + third)
+    facts = count(str(path))
+    assert (facts.pages, facts.colour_pages, facts.paper_size) == (9, 1, "A4")
+    assert count(str(path), colour=False).pages == 9
+    assert count_job(str(path), copies=2, monochrome=True).sheets == 18

@@ -31,30 +31,30 @@ def skip_page(data, pos: int, width: int, height: int, unit: int, apple: bool,
     colour = False
     check = rgb_pixels and unit == 3
     y = 0
-    while y < height:
-        if pos >= end:
-            raise TruncatedRaster(f"page data ends at line {y} of {height}")
-        y += data[pos] + 1
-        pos += 1
-        x = 0
-        while x < width:
-            if pos >= end:
-                raise TruncatedRaster(f"page data ends inside line {y}")
-            code = data[pos]
+    try:
+        while y < height:
+            y += data[pos] + 1
             pos += 1
-            if code < 128:
-                x += code + 1
-                if check and not _grey_rgb(data[pos:pos + 3]):
-                    colour, check = True, False
-                pos += unit
-            elif code == 128 and apple:
-                x = width
-            else:
-                run = 257 - code
-                x += run
-                if check and not _grey_rgb(data[pos:pos + run * 3]):
-                    colour, check = True, False
-                pos += run * unit
+            x = 0
+            while x < width:
+                code = data[pos]
+                pos += 1
+                if code < 128:
+                    x += code + 1
+                    if check and not _grey_rgb(data[pos:pos + 3]):
+                        colour, check = True, False
+                    pos += unit
+                elif code == 128 and apple:
+                    x = width
+                else:
+                    run = 257 - code
+                    x += run
+                    if check and not _grey_rgb(data[pos:pos + run * 3]):
+                        colour, check = True, False
+                    pos += run * unit
+    except IndexError:
+        # Reading past the end (an mmap raises IndexError): the data stops inside the page.
+        raise TruncatedRaster(f"page data ends at line {y} of {height}") from None
     if pos > end:
         raise TruncatedRaster("last line ends beyond the data")
     return pos, colour

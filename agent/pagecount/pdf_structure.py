@@ -21,14 +21,16 @@ class Unsupported(Exception):
 
 
 class Name(str):
-    pass
+    """A PDF name (``/Type``), told apart from strings."""
 
 
 class Ref(tuple):
-    pass
+    """An indirect reference ``(object number, generation)``."""
 
 
 class Stream:
+    """A stream object: its dictionary and its raw (still encoded) bytes."""
+
     def __init__(self, header: dict, raw: bytes):
         self.header = header
         self.raw = raw
@@ -46,6 +48,8 @@ MAX_DEPTH = 64
 
 
 class PdfStructure:
+    """The objects of one PDF, found through its cross-reference sections, read on demand."""
+
     def __init__(self, data):
         self.data = data
         self.offsets: dict[int, tuple] = {}
@@ -245,7 +249,6 @@ class PdfStructure:
         size = stream.header.get("Size")
         index = stream.header.get("Index") or [0, size]
         data = decode(stream, self)
-        row = sum(widths)
         offset = 0
         for first, count in zip(index[0::2], index[1::2]):
             for number in range(first, first + count):
@@ -262,7 +265,6 @@ class PdfStructure:
                     self.offsets.setdefault(number, ("f",))
             if offset > len(data):
                 raise Unsupported("cross-reference stream too short")
-        del row
         return stream.header
 
 

@@ -50,6 +50,8 @@ def _parse_bool(name: str, value: str) -> bool:
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """The agent's settings, as install wrote them to ``<state dir>/agent.ini``."""
+
     state_dir: Path = DEFAULT_STATE_DIR
     services_url: str = ""
     agent_token: str = field(default="", repr=False)

@@ -78,6 +78,8 @@ class CupsAdmin:
 
 @dataclass
 class InstallRecord:
+    """What an install did (version, files, each wrapped queue's original URI): what uninstall undoes."""
+
     version: str
     server_bin: str
     backend_path: str

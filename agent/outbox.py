@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS rejected (
 
 @dataclass(frozen=True)
 class FlushReport:
+    """What one flush did."""
+
     sent: int
     rejected: int
     remaining: int
@@ -57,6 +59,8 @@ class FlushReport:
 
 
 class Outbox:
+    """Job records waiting for the server's answer, the rejected ones, and held/denied decisions."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

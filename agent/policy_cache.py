@@ -19,6 +19,8 @@ POLICY_MAX_AGE = 600.0
 
 @dataclass(frozen=True)
 class CachedPolicy:
+    """When the agent first reached the server, and the offline policy it last heard."""
+
     connected_at: float | None = None
     offline: str | None = None  # "print" | "refuse", as the server said
     fetched_at: float | None = None
@@ -39,6 +41,8 @@ class CachedPolicy:
 
 
 class PolicyStore:
+    """``policy.json`` in the state dir, replaced atomically."""
+
     def __init__(self, state_dir: Path):
         self.path = Path(state_dir) / POLICY_FILE
 

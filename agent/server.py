@@ -24,14 +24,16 @@ class ServerError(Exception):
 
 
 class ServerUnreachable(ServerError):
-    pass
+    """No answer, a time-out or a server error (5xx): try again later."""
 
 
 class ServerRefusedToken(ServerError):
-    pass
+    """401/403: the agent token is missing, revoked or not an agent's."""
 
 
 class ServerRejectedJobs(ServerError):
+    """400: the batch is malformed; ``errors`` names the bad fields (``jobs.3.pages``)."""
+
     def __init__(self, message: str, errors: dict):
         super().__init__(message)
         self.errors = errors
@@ -52,6 +54,8 @@ class SpoolUploadUnsupported(ServerError):
 
 @dataclass(frozen=True)
 class JobResult:
+    """The server's answer for one posted job."""
+
     job_key: str
     job_id: str
     status: str
@@ -62,6 +66,8 @@ class JobResult:
 
 
 class ServicesClient:
+    """The agent's side of ``/Services``, with the agent token and a short timeout."""
+
     def __init__(self, base_url: str, token: str, timeout: float = 3.0):
         if not base_url:
             raise ValueError("no ServicesUrl configured")

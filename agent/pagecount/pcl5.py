@@ -32,6 +32,8 @@ _PAGE_SIZES = {1: "Executive", 2: "Letter", 3: "Legal", 6: "Tabloid", 25: "A5", 
 
 
 class _Page:
+    """The page being composed: whether anything was put on it, and how many were ejected."""
+
     def __init__(self) -> None:
         self.pages = 0
         self.marked = False

@@ -32,7 +32,7 @@ _MEDIA_NAMES = {"LETTER": "Letter", "LEGAL": "Legal", "A4": "A4", "A3": "A3", "A
 
 
 class MalformedPclXl(ValueError):
-    pass
+    """A byte that is no PCL XL tag where a tag must be."""
 
 
 def count(path: str) -> DocumentFacts:

@@ -71,6 +71,12 @@ class Runtime:
                                        acquire=self._lock.acquire)
         self.runner.start()
 
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.runner:
             self.runner.stop()

@@ -103,12 +103,9 @@ def _runtime(settings: Settings, migrate: bool = True):
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer, choose_port
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.catch_up()
         _bootstrap_tokens(runtime)
-    finally:
-        runtime.close()
     port = choose_port(settings, args.port)
     host = "localhost" if settings.host in ("0.0.0.0", "") else settings.host
     print(f"PageLedger is listening on http://{host}:{port}/  (data in {settings.data_dir.resolve()})",
@@ -141,8 +138,7 @@ def _bootstrap_tokens(runtime) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer
 
-    runtime = _runtime(settings)
-    runtime.close()
+    _runtime(settings).close()  # creates or upgrades the schema once, before the workers start
     port = args.port or settings.port or 6320
     print(f"PageLedger ({args.role}) is listening on http://{settings.host}:{port}/", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,
@@ -154,8 +150,7 @@ def cmd_db_create(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.database import create_database
 
     url = create_database(settings.resolved_database_url, name=args.name, overwrite=args.overwrite)
-    runtime = _runtime(Settings.load(args.config, database_url=url, data_dir=settings.data_dir))
-    runtime.close()
+    _runtime(Settings.load(args.config, database_url=url, data_dir=settings.data_dir)).close()
     print(f"database ready: {url.split('@')[-1]}")
     return 0
 
@@ -163,31 +158,24 @@ def cmd_db_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     import migrations
 
-    runtime = _runtime(settings, migrate=False)
-    try:
+    with _runtime(settings, migrate=False) as runtime:
         migrations.upgrade(runtime.writer)
         print(f"read-model schema at revision {migrations.current_revision(runtime.writer)}")
-    finally:
-        runtime.close()
     return 0
 
 
 def cmd_projections_status(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         head = max((f.head() for f in runtime.followers.values()), default=0)
         print(f"event log head: {head}")
         for name, f in runtime.followers.items():
             f.ensure_tracking_row()
             print(f"{name:<16} position {f.position():>10}")
-    finally:
-        runtime.close()
     return 0
 
 
 def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         unknown = set(args.names) - set(runtime.followers)
         if unknown:
             print(f"pageledger: unknown projection(s): {', '.join(sorted(unknown))}; "
@@ -211,20 +199,15 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
             n = follower.rebuild(progress)
             secs = time.perf_counter() - started
             print(f"rebuilt {name}: {n:,} events in {secs:.1f}s ({n / secs if secs else 0:,.0f} events/s)")
-    finally:
-        runtime.close()
     return 0
 
 
 def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
     from commands.access_tokens import issue_token
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         token_id, secret = issue_token(runtime.app, name=args.name, role=args.role, subject=args.subject)
         runtime.catch_up()
-    finally:
-        runtime.close()
     log.info("issued a %s token named %s (id %s)", args.role, args.name, token_id)
     print(json.dumps({"token_id": str(token_id), "token": secret}))
     return 0
@@ -233,14 +216,11 @@ def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
     from projections.queries import list_tokens
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.catch_up()
         with runtime.reader.connect() as conn:
             for t in list_tokens(conn):
                 print(f"{t.token_id}  {t.role:<8} {t.name:<24} {'revoked' if t.revoked else 'active'}")
-    finally:
-        runtime.close()
     return 0
 
 
@@ -253,15 +233,13 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         print(f"pageledger: {args.token_id!r} is not a token id", file=sys.stderr)
         return 2
-    runtime = _runtime(settings)
-    try:
-        revoke_token(runtime.app, token_id)
+    with _runtime(settings) as runtime:
+        try:
+            revoke_token(runtime.app, token_id)
+        except AggregateNotFoundError:
+            print(f"pageledger: no token with id {token_id}", file=sys.stderr)
+            return 1
         runtime.catch_up()
-    except AggregateNotFoundError:
-        print(f"pageledger: no token with id {token_id}", file=sys.stderr)
-        return 1
-    finally:
-        runtime.close()
     log.info("revoked token %s", token_id)
     return 0
 
@@ -283,11 +261,8 @@ def cmd_printers_set_cost(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pageledger: {exc}", file=sys.stderr)
         return 2
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         version = set_cost_schedule(runtime.app, args.printer, schedule)
-    finally:
-        runtime.close()
     print(f"cost schedule version {version} in force on {args.printer}")
     return 0
 

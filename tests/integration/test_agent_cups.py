@@ -252,3 +252,26 @@ def test_install_reads_package_ini_with_the_command_line_winning_and_upgrades_an
     assert json.loads(record.read_text())["version"] == status["version"]
     assert queue.uninstall().returncode == 0
     assert not shortcut.exists() and not shortcut.is_symlink()
+
+
+def test_a_held_job_goes_to_the_server_and_not_to_the_printer(cups, tmp_path):
+    """Secure queue through the real cupsd. The foundation server has no spool endpoint yet, so
+    the /Services side here is the loopback double of tests/services_double.py."""
+    from tests.services_double import TOKEN, ServicesDouble
+
+    services = ServicesDouble(tmp_path / "received").start()
+    try:
+        services.decisions["secure"] = ("hold", "release it at the printer")
+        queue = WrappedQueue(cups, tmp_path, "secure")
+        assert queue.install(services.url, TOKEN).returncode == 0
+        before = len(cups.printed_documents())
+        document = docs.pdf(tmp_path / "payslips.pdf", 3)
+        _job, state = queue.print(document, user="ivan", title="payslips")
+        assert state["job-state"] == "completed", state
+        assert len(cups.printed_documents()) == before  # nothing printed
+        (upload,) = services.uploads.values()
+        assert upload["chunked"] and upload["bytes"] > 0
+        assert len(PdfReader(str(upload["path"])).pages) == 3  # the filtered PDF cupsd handed over
+        assert "held for release" in cups.error_log()
+    finally:
+        services.stop()

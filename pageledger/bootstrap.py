@@ -16,7 +16,7 @@ from commands.application import PageLedger
 from commands.printers import PrinterCache
 from domain.costs import CostSchedule
 from pageledger.settings import Settings
-from pageledger.stores import event_store_env, is_postgres, parse_database_url, read_model_engine
+from pageledger.stores import event_store_env, is_postgres, parse_database_url, read_model_engine, writes_lock
 from projections.access_tokens import AccessTokensProjection
 from projections.follower import Follower, Projection, ProjectionRunner
 from projections.jobs import JobsProjection
@@ -53,7 +53,8 @@ class Runtime:
 
     def all_together(self, batch_size: int = 1000) -> Follower:
         """One follower for every projection: each page of the log is read and decoded once."""
-        return Follower(self.app, self.writer, [f.projection for f in self.followers.values()], batch_size)
+        return Follower(self.app, self.writer, [f.projection for f in self.followers.values()], batch_size,
+                        writes_lock(self.settings.resolved_database_url))
 
     def catch_up(self) -> None:
         """Bring every projection up to the head of the log, in this thread."""
@@ -108,7 +109,8 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     reader = read_model_engine(url)
     if migrate:
         migrations.upgrade(writer)
-    followers = {p.name: Follower(app, writer, p) for p in all_projections()}
+    lock = writes_lock(url)
+    followers = {p.name: Follower(app, writer, p, writes_lock=lock) for p in all_projections()}
     return Runtime(settings, app, writer, reader, followers)
 
 

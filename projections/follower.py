@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Callable, Sequence
 
 import sqlalchemy as sa
@@ -61,9 +62,10 @@ class Follower:
     """
 
     def __init__(self, app: Application, engine: sa.Engine, projections: Projection | Sequence[Projection],
-                 batch_size: int = 1000) -> None:
+                 batch_size: int = 1000, writes_lock: AbstractContextManager = nullcontext()) -> None:
         self.app = app
         self.engine = engine
+        self.writes_lock = writes_lock
         self.projections = [projections] if isinstance(projections, Projection) else list(projections)
         self.names = [p.name for p in self.projections]
         self.batch_size = batch_size
@@ -77,7 +79,7 @@ class Follower:
         return self.projections[0]
 
     def ensure_tracking_row(self) -> None:
-        with self.engine.begin() as conn:
+        with self.writes_lock, self.engine.begin() as conn:
             insert_ignoring_existing(conn, projection_tracking, [{"name": n, "position": 0} for n in self.names])
 
     def positions(self) -> dict[str, int]:
@@ -104,7 +106,7 @@ class Follower:
             return 0
         last = decoded[-1][0]
         try:
-            with self.engine.begin() as conn:
+            with self.writes_lock, self.engine.begin() as conn:
                 for projection in self.projections:
                     mine = positions[projection.name]
                     wanted = self._wanted[projection.name]
@@ -155,7 +157,7 @@ class Follower:
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Empty the projections' tables, then replay the whole log into them."""
-        with self.engine.begin() as conn:
+        with self.writes_lock, self.engine.begin() as conn:
             for projection in self.projections:
                 projection.reset(conn)
             insert_ignoring_existing(conn, projection_tracking, [{"name": n, "position": 0} for n in self.names])

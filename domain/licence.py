@@ -98,6 +98,9 @@ class Licence(Aggregate):
         self.activated_at = 0
         self.seated: dict[str, int] = {}  # seat key -> when it was assigned
         self.denied_on: dict[str, int] = {}  # seat key -> day number of the last SeatDenied
+        self.track_unlicensed = False  # admin setting: track jobs of users without a seat
+        self.last_notice_day = -1  # day number of the last denial notice sent to admins
+        self.last_notice_at = 0
 
     @classmethod
     def install_trial(cls, licence_id: UUID, now: int) -> "Licence":
@@ -141,6 +144,17 @@ class Licence(Aggregate):
         self.seats = seats
         self.expires_at = expires_at
         self.activated_at = at
+
+    def set_track_unlicensed(self, enabled: bool, *, by: str, now: int) -> bool:
+        """Admin setting "track unlicensed users": their jobs are tracked (not denied) without a seat."""
+        if enabled == self.track_unlicensed:
+            return False
+        self._unlicensed_tracking_changed(enabled=enabled, by=by, at=now)
+        return True
+
+    @event("UnlicensedTrackingChanged")
+    def _unlicensed_tracking_changed(self, enabled: bool, by: str, at: int) -> None:
+        self.track_unlicensed = enabled
 
     # --- terms ------------------------------------------------------------------------------
 
@@ -209,6 +223,23 @@ class Licence(Aggregate):
     @event("SeatDenied")
     def _seat_denied(self, user: str, reason: str, at: int) -> None:
         self.denied_on[user] = at // DAY_US
+
+
+    def record_denial_notice(self, day: int, users: list[str], now: int) -> bool:
+        """Claim today's one notice to admins about denied users; False if it was already sent.
+
+        Recorded *before* the e-mail goes out, so two workers racing cannot both send it
+        (the second save fails on the version check): at most one notice a day.
+        """
+        if day <= self.last_notice_day or not users:
+            return False
+        self._denial_notice_sent(day=day, users=sorted(users), at=now)
+        return True
+
+    @event("DenialNoticeSent")
+    def _denial_notice_sent(self, day: int, users: list, at: int) -> None:
+        self.last_notice_day = day
+        self.last_notice_at = at
 
 
 def _check_terms(type: str, seats: int, expires_at: int) -> None:

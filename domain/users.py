@@ -25,6 +25,9 @@ ROLE_USER = "user"
 ROLE_AGENT = "agent"
 ROLES = (ROLE_ADMIN, ROLE_AUDITOR, ROLE_USER, ROLE_AGENT)
 
+LEFT_DIRECTORY = "left_directory"  # reason of a Deactivated the directory sync records
+BY_ADMIN = "admin"
+
 LOCAL_SOURCE = "local"
 
 
@@ -53,6 +56,7 @@ class User(Aggregate):
         self.login = login
         self.role = role
         self.active = True
+        self.deactivated_reason = ""
         self.imported_at = at
         self.card = ""
         self.pin_digest = ""
@@ -92,6 +96,7 @@ class User(Aggregate):
     @event("Activated")
     def _activated(self, at: int) -> None:
         self.active = True
+        self.deactivated_reason = ""
 
     def deactivate(self, now: int, reason: str) -> bool:
         """Set Inactive (an admin did, or the user left the directory); the seat is freed by the caller."""
@@ -103,6 +108,7 @@ class User(Aggregate):
     @event("Deactivated")
     def _deactivated(self, at: int, reason: str) -> None:
         self.active = False
+        self.deactivated_reason = reason
 
     def assign_card(self, card: str, now: int) -> bool:
         """Uniqueness across users is checked by the caller, which can see every user."""

@@ -1,0 +1,245 @@
+"""Licensing use cases: install a trial, activate (online or by file), claim and free seats.
+
+Every decision is made by the one Licence aggregate and saved with optimistic concurrency:
+two requests (or two servers) that both read version N and both decide to assign a seat
+cannot both save version N+1. The loser gets IntegrityError, reloads, and decides again with
+the winner's seat counted — which is how the seat count can never exceed the licence.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from commands.application import PageLedger
+from domain.licence import (
+    ACTIVATED_BY_FILE, ACTIVATED_ONLINE, JOB_TRACKING, SEAT_DENIED, SEAT_HELD, Licence, LicenceError, SeatDecision,
+    licence_id,
+)
+from pageledger.licence_keys import (
+    ActivationServiceError, HostIdentity, LicenceRefused, VerifiedLicence, decode_key, fetch_online_licence,
+    same_company, verify_licence,
+)
+
+log = logging.getLogger("pageledger.licence")
+
+MAX_ATTEMPTS = 50
+# A seat holder is only ever un-seated by an admin; caching "already holds a seat" for a few
+# seconds keeps the hot path (every tracked job) from reloading the licence each time.
+HELD_CACHE_SECONDS = 5.0
+
+
+class NotInstalled(LicenceError):
+    """No licence yet: the setup wizard has not been completed."""
+
+
+@dataclass(frozen=True)
+class JobGate:
+    """What job tracking should do with one user's job."""
+
+    track: bool  # record it as tracked (else as denied)
+    reason: str = ""  # why it was denied, or why it was tracked although unlicensed
+    unlicensed: bool = False  # tracked although the user holds no seat ("track unlicensed users")
+
+
+def system_clock() -> int:
+    """Now, as µs since the Unix epoch, UTC."""
+    return time.time_ns() // 1_000
+
+
+class Licensing:
+    """The installation's licence, as commands: one instance per process, shared by threads."""
+
+    def __init__(self, app: PageLedger, *, public_key: Ed25519PublicKey, identity: HostIdentity,
+                 clock: Callable[[], int] = system_clock, activation_url: str = "",
+                 fetch: Callable[..., str] = fetch_online_licence) -> None:
+        self.app = app
+        self.public_key = public_key
+        self.identity = identity
+        self.clock = clock
+        self.activation_url = activation_url
+        self._fetch = fetch
+        self.id = licence_id(app.server_id)
+        self._held: dict[str, float] = {}
+        self._held_lock = threading.Lock()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def get(self) -> Licence | None:
+        try:
+            return self.app.repository.get(self.id)
+        except AggregateNotFoundError:
+            return None
+
+    def _require(self) -> Licence:
+        licence = self.get()
+        if licence is None:
+            raise NotInstalled("no licence is installed yet: complete the setup wizard")
+        return licence
+
+    # --- installing and activating ----------------------------------------------------------
+
+    def install_trial(self) -> Licence:
+        """Start the 15-day, 5-user trial. Only once: a trial cannot be restarted."""
+        if self.get() is not None:
+            raise LicenceError("a licence is already installed; a trial can only be started once")
+        licence = Licence.install_trial(self.id, now=self.clock())
+        try:
+            self.app.save(licence)
+        except IntegrityError:
+            raise LicenceError("a licence is already installed; a trial can only be started once") from None
+        log.info("trial licence installed: %d seats until %d", licence.seats, licence.expires_at)
+        return licence
+
+    def check_key(self, key: str, company: str) -> None:
+        """Refuse a mistyped or foreign key, or the wrong company, before contacting anyone."""
+        terms = decode_key(key, self.public_key)
+        if not same_company(terms.company, company):
+            raise LicenceRefused(f"this key was sold to another company than {company!r}: "
+                                 "enter the company name exactly as on your order")
+
+    def activate_online(self, key: str, company: str) -> VerifiedLicence:
+        """Send the key and company to the activation service and apply the licence it returns."""
+        if not self.activation_url:
+            raise ActivationServiceError("no activation service is configured: activate via file instead")
+        self.check_key(key, company)
+        document = self._fetch(self.activation_url, key=key, company=company, identity=self.identity)
+        licence = verify_licence(document, self.public_key, company=company, identity=self.identity,
+                                 now=self.clock())
+        if licence.method != ACTIVATED_ONLINE:
+            raise LicenceRefused("the activation service answered with a licence not issued online")
+        self._apply(licence)
+        return licence
+
+    def activate_file(self, document: str | bytes, company: str) -> VerifiedLicence:
+        """"Activate via File": apply a licence file made for this host and MAC, with no network."""
+        licence = verify_licence(document, self.public_key, company=company, identity=self.identity,
+                                 now=self.clock())
+        self._apply(licence)
+        return licence
+
+    def _apply(self, verified: VerifiedLicence) -> None:
+        method = ACTIVATED_ONLINE if verified.method == ACTIVATED_ONLINE else ACTIVATED_BY_FILE
+        for _ in range(MAX_ATTEMPTS):
+            now = self.clock()
+            licence = self.get()
+            if licence is None:
+                licence = Licence.install(self.id, type=verified.type, seats=verified.seats,
+                                          expires_at=verified.expires_at, now=now)
+            licence.activate(key=verified.key, company=verified.company, method=method, host=verified.host,
+                             mac=verified.mac, type=verified.type, seats=verified.seats,
+                             expires_at=verified.expires_at, now=now)
+            try:
+                self.app.save(licence)
+            except IntegrityError:
+                _pause()
+                continue
+            log.info("licence activated (%s): %s, %d seats, key id %s", method, verified.type, verified.seats,
+                     verified.key_id)
+            return
+        raise RuntimeError("could not save the activation: the licence kept changing")
+
+    def set_track_unlicensed(self, enabled: bool, by: str) -> None:
+        self._modify(lambda lic: lic.set_track_unlicensed(enabled, by=by, now=self.clock()))
+
+    # --- seats ------------------------------------------------------------------------------
+
+    def claim_seat(self, login: str) -> SeatDecision:
+        """Give `login` a seat if they have none and one is free; retried on concurrent saves."""
+        key = login.strip().lower()
+        if self._recently_held(key):
+            return SeatDecision(SEAT_HELD)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            licence = self._require()
+            version = licence.version
+            decision = licence.claim_seat(login, self.clock())
+            if licence.version == version:  # nothing to record: the seat was already held
+                if decision.granted:
+                    self._remember_held(key)
+                return decision
+            try:
+                self.app.save(licence)
+            except IntegrityError:
+                # Another request saved the licence since we read it: decide again on its news.
+                _pause(attempt)
+                continue
+            if decision.granted:
+                self._remember_held(key)
+            else:
+                log.warning("seat denied to %s (%s): %d of %d seats in use", key, decision.reason,
+                            licence.seats_used, licence.seats)
+            return decision
+        raise RuntimeError(f"could not decide a seat for {key}: the licence kept changing")
+
+    def forget_held(self, login: str) -> None:
+        """Drop the cached "holds a seat" for `login` (their seat was just released)."""
+        with self._held_lock:
+            self._held.pop(login.strip().lower(), None)
+
+    def release_seat(self, login: str, reason: str = "inactive") -> bool:
+        self.forget_held(login)
+        released: list[bool] = []
+        self._modify(lambda lic: released.append(lic.release_seat(login, self.clock(), reason)))
+        return bool(released and released[-1])
+
+    def gate_job(self, login: str) -> JobGate:
+        """Seat check of job tracking: a job is tracked only for a user holding (or taking) a seat.
+
+        Without one — no seat left, the licence expired, or a licence type without job
+        tracking — the job is denied, unless the admin enabled "track unlicensed users"
+        (then it is tracked and marked as unlicensed).
+        """
+        licence = self.get()
+        if licence is None:
+            return JobGate(track=False, reason="no licence installed")
+        now = self.clock()
+        if not licence.allows(JOB_TRACKING, now):
+            reason = "licence expired" if not licence.is_valid(now) else f"{licence.type} licence has no job tracking"
+            return self._unlicensed(licence, reason)
+        decision = self.claim_seat(login)
+        if decision.outcome == SEAT_DENIED:
+            return self._unlicensed(self.get() or licence, f"no licence seat ({decision.reason})")
+        return JobGate(track=True)
+
+    @staticmethod
+    def _unlicensed(licence: Licence, reason: str) -> JobGate:
+        if licence.track_unlicensed:
+            return JobGate(track=True, reason=reason, unlicensed=True)
+        return JobGate(track=False, reason=reason)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _modify(self, change: Callable[[Licence], object]) -> None:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            licence = self._require()
+            change(licence)
+            try:
+                self.app.save(licence)
+            except IntegrityError:
+                _pause(attempt)
+                continue
+            return
+        raise RuntimeError("could not save the licence: it kept changing")
+
+    def _recently_held(self, key: str) -> bool:
+        with self._held_lock:
+            until = self._held.get(key)
+            return until is not None and until > time.monotonic()
+
+    def _remember_held(self, key: str) -> None:
+        with self._held_lock:
+            if len(self._held) > 100_000:
+                self._held.clear()
+            self._held[key] = time.monotonic() + HELD_CACHE_SECONDS
+
+
+def _pause(attempt: int = 1) -> None:
+    # Spread retries so that many contenders do not collide again in lockstep.
+    time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))

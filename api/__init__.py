@@ -1,1 +1,1 @@
-"""api package."""
+"""The Falcon web application: agent services, admin REST API, health and OpenAPI."""

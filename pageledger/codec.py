@@ -5,7 +5,8 @@ originator topic and an ISO timestamp (about 630 B for a print job). This one st
 event's own fields as a MessagePack array in declaration order, the timestamp as int µs, and a
 short topic (``jobs:PrintJob.Tracked`` for ``domain.jobs``). Fields can therefore only be
 appended to an event class; a stored event with fewer values than its class takes the
-defaults of the missing trailing fields (upcasting by appending).
+missing trailing fields from the class's ``APPENDED_DEFAULTS`` mapping (upcasting by
+appending), and is refused if a missing field has no default there.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class _EventShape:
     cls: type
     names: tuple[str, ...]
     timestamp_index: int
-    defaults: tuple[Any, ...]  # defaults of each stored field, or MISSING
+    defaults: tuple[Any, ...]  # default of each field for events stored before it existed, or MISSING
     aggregate_topic: str | None
 
 
@@ -75,11 +76,8 @@ class _EventShape:
 def _shape(cls: type) -> _EventShape:
     fields = [f for f in dataclasses.fields(cls) if f.name not in _SKIPPED]
     names = tuple(f.name for f in fields)
-    defaults = tuple(
-        f.default if f.default is not dataclasses.MISSING
-        else (f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
-        for f in fields
-    )
+    appended = getattr(cls, "APPENDED_DEFAULTS", {})
+    defaults = tuple(appended.get(n, dataclasses.MISSING) for n in names)
     aggregate_topic = None
     if any(f.name == "originator_topic" for f in dataclasses.fields(cls)):
         outer = cls.__qualname__.rsplit(".", 1)[0]

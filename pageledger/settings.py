@@ -35,8 +35,8 @@ class Settings:
     default_colour_page: int = 5000
     default_duplex_discount_pct: int = 0
     currency: str = "EUR"
-    # Largest batch the agent may post in one request.
-    max_batch: int = 5000
+    # What an agent does with a job while it cannot reach the server: "print" or "refuse".
+    offline_policy: str = "print"
     # How often (seconds) the in-process projection runner polls an idle log.
     projection_poll_seconds: float = 0.05
     log_level: str = "INFO"
@@ -72,7 +72,10 @@ class Settings:
         converted: dict[str, Any] = {}
         for name, value in values.items():
             converted[name] = _convert(name, known[name].type, value)
-        return replace(cls(), **converted)
+        settings = replace(cls(), **converted)
+        if settings.offline_policy not in ("print", "refuse"):
+            raise SettingsError("offline_policy must be 'print' or 'refuse'")
+        return settings
 
 
 def _convert(name: str, type_name: Any, value: Any) -> Any:

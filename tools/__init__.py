@@ -1,1 +1,1 @@
-"""tools package."""
+"""Operator tools: PA6 migration, sample data."""

@@ -1,0 +1,27 @@
+"""The Falcon application factory."""
+from __future__ import annotations
+
+import falcon
+
+from api.auth import TokenAuth
+from api.errors import handle_unexpected
+from api.health import HealthResource
+from api.openapi import OpenApiResource
+from api.reports import JobListResource, UsageResource
+from api.services import JobsResource, PolicyResource
+from pageledger.bootstrap import Runtime
+
+
+def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
+    """`role` "services" serves only the agent endpoints (a separate Services host)."""
+    app = falcon.App(middleware=[TokenAuth(runtime.reader)])
+    app.add_error_handler(Exception, handle_unexpected)
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_route("/healthz", HealthResource(runtime))
+    app.add_route("/openapi.json", OpenApiResource())
+    app.add_route("/Services/jobs", JobsResource(runtime))
+    app.add_route("/Services/policy", PolicyResource(runtime))
+    if role != "services":
+        app.add_route("/api/v1/jobs", JobListResource(runtime))
+        app.add_route("/api/v1/usage", UsageResource(runtime))
+    return app

@@ -1,0 +1,69 @@
+"""Authentication on every endpoint: bearer tokens looked up by their SHA-256.
+
+Each resource declares `roles` (who may call it) or `public = True`. Users of role "user"
+are bound to their own login (the token's subject) by the resources themselves.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import falcon
+import sqlalchemy as sa
+
+from commands.access_tokens import hash_secret
+from projections.queries import find_token
+
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    token_id: str
+    name: str
+    role: str
+    subject: str
+
+
+class TokenAuth:
+    """Falcon middleware: puts the caller's Principal in req.context.principal, or refuses."""
+
+    def __init__(self, reader: sa.Engine) -> None:
+        self.reader = reader
+        self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
+        if resource is None or getattr(resource, "public", False):
+            return
+        principal = self._principal(req)
+        roles = getattr(resource, "roles", ())
+        if principal.role not in roles:
+            raise falcon.HTTPForbidden(title="Forbidden",
+                                       description=f"role {principal.role!r} may not use this endpoint")
+        req.context.principal = principal
+
+    def _principal(self, req: falcon.Request) -> Principal:
+        header = req.get_header("Authorization") or ""
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise falcon.HTTPUnauthorized(title="Authentication required",
+                                          description="Send 'Authorization: Bearer <token>'.",
+                                          challenges=["Bearer"])
+        digest = hash_secret(secret.strip())
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is None or hit[0] < now:
+            with self.reader.connect() as conn:
+                record = find_token(conn, digest)
+            principal = (Principal(record.token_id, record.name, record.role, record.subject)
+                         if record and not record.revoked else None)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + CACHE_SECONDS, principal)
+        else:
+            principal = hit[1]
+        if principal is None:
+            raise falcon.HTTPUnauthorized(title="Invalid token",
+                                          description="The token is unknown or has been revoked.",
+                                          challenges=["Bearer"])
+        return principal

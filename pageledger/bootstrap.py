@@ -1,0 +1,136 @@
+"""Wires one PageLedger runtime: settings → event store, read-model engines, projections."""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+import migrations
+from commands.application import PageLedger
+from domain.costs import CostSchedule
+from pageledger.settings import Settings
+from pageledger.stores import event_store_env, is_postgres, parse_database_url, read_model_engine
+from projections.access_tokens import AccessTokensProjection
+from projections.follower import Follower, Projection, ProjectionRunner
+from projections.jobs import JobsProjection
+from projections.usage_daily import UsageDailyProjection
+
+log = logging.getLogger("pageledger")
+
+
+def all_projections() -> list[Projection]:
+    return [AccessTokensProjection(), JobsProjection(), UsageDailyProjection()]
+
+
+@dataclass
+class Runtime:
+    """Everything a process of PageLedger needs, built once from the settings."""
+
+    settings: Settings
+    app: PageLedger
+    writer: sa.Engine  # projections write through this one
+    reader: sa.Engine  # the API reads through this one
+    followers: dict[str, Follower]
+    runner: ProjectionRunner | None = None
+    _lock: "RunnerLock | None" = field(default=None, repr=False)
+
+    @property
+    def default_schedule(self) -> CostSchedule:
+        s = self.settings
+        return CostSchedule(mono_page=s.default_mono_page, colour_page=s.default_colour_page,
+                            duplex_discount_pct=s.default_duplex_discount_pct)
+
+    def catch_up(self) -> None:
+        """Bring every projection up to the head of the log, in this thread."""
+        for f in self.followers.values():
+            f.catch_up()
+
+    def start_projections(self) -> None:
+        """Run the projections in a background thread, if this process wins the runner lock."""
+        self._lock = RunnerLock(self.settings)
+        self.runner = ProjectionRunner(list(self.followers.values()), self.settings.projection_poll_seconds,
+                                       acquire=self._lock.acquire)
+        self.runner.start()
+
+    def saved(self) -> None:
+        if self.runner:
+            self.runner.notify()
+
+    def close(self) -> None:
+        if self.runner:
+            self.runner.stop()
+        if self._lock:
+            self._lock.release()
+        self.app.close()
+        self.writer.dispose()
+        self.reader.dispose()
+
+
+def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
+    url = settings.resolved_database_url
+    if not is_postgres(url):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = PageLedger(env=event_store_env(url), server_id=settings.server_id)
+    writer = read_model_engine(url, writer=True)
+    reader = read_model_engine(url)
+    if migrate:
+        migrations.upgrade(writer)
+    followers = {p.name: Follower(app, writer, p) for p in all_projections()}
+    return Runtime(settings, app, writer, reader, followers)
+
+
+class RunnerLock:
+    """At most one projection runner per database, across processes and hosts.
+
+    PostgreSQL: a session advisory lock held on a dedicated connection. SQLite (one host): an
+    exclusive flock on a file beside the database. Losing the race is not an error; the
+    runner keeps trying, so another node takes over when the holder stops.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.resolved_database_url
+        self._conn = None
+        self._fd: int | None = None
+        self._mutex = threading.Lock()
+
+    def acquire(self) -> bool:
+        with self._mutex:
+            if self._conn is not None or self._fd is not None:
+                return True
+            if is_postgres(self.url):
+                import psycopg
+
+                parsed = parse_database_url(self.url)
+                conn = psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
+                                       dbname=parsed.database, user=parsed.username or "postgres",
+                                       password=parsed.password or "", autocommit=True)
+                key = zlib.crc32(b"pageledger-projections")
+                if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                    self._conn = conn
+                    return True
+                conn.close()
+                return False
+            path = Path(parse_database_url(self.url).database + ".projections.lock")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._fd = fd
+            return True
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

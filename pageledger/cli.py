@@ -1,0 +1,292 @@
+"""The `pageledger` command: run the server, manage the database, projections and tokens."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from uuid import UUID
+
+from pageledger import logs
+from pageledger.settings import Settings, SettingsError
+
+log = logging.getLogger("pageledger")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.load(args.config, database_url=getattr(args, "database_url", None),
+                                 data_dir=getattr(args, "data_dir", None))
+    except SettingsError as exc:
+        print(f"pageledger: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        return int(args.func(settings, args) or 0)
+    except SettingsError as exc:
+        print(f"pageledger: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pageledger", description="PageLedger print accounting server")
+    p.add_argument("--config", help="TOML config file (also PAGELEDGER_CONFIG)")
+    p.add_argument("--database-url", help="sqlite:///FILE or postgresql://... (also PAGELEDGER_DATABASE_URL)")
+    p.add_argument("--data-dir", help="where the embedded database and spool live (default ./var)")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run everything on this host (embedded SQLite, no Redis needed)")
+    up.add_argument("--port", type=int)
+    up.set_defaults(func=cmd_up)
+
+    serve = sub.add_parser("serve", help="run the web server (gunicorn)")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--threads", type=int, default=8)
+    serve.add_argument("--role", choices=("all", "services"), default="all")
+    serve.add_argument("--no-projections", action="store_true", help="leave projections to another node")
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="create or upgrade the database").add_subparsers(metavar="ACTION")
+    create = db.add_parser("create", help="create the database and its tables")
+    create.add_argument("--name", help="PostgreSQL database name (default: the URL's)")
+    create.add_argument("--overwrite", action="store_true", help="drop an existing database first")
+    create.set_defaults(func=cmd_db_create)
+    db.add_parser("upgrade", help="bring the read-model schema up to date").set_defaults(func=cmd_db_upgrade)
+
+    proj = sub.add_parser("projections", help="inspect or rebuild read models").add_subparsers(metavar="ACTION")
+    proj.add_parser("status", help="position of each projection and the head of the log").set_defaults(
+        func=cmd_projections_status)
+    rebuild = proj.add_parser("rebuild", help="empty a projection and replay the event log into it")
+    rebuild.add_argument("names", nargs="*", help="projections to rebuild (default: all)")
+    rebuild.set_defaults(func=cmd_projections_rebuild)
+
+    tokens = sub.add_parser("tokens", help="issue, list or revoke access tokens").add_subparsers(metavar="ACTION")
+    issue = tokens.add_parser("issue", help="issue a token and print its secret once")
+    issue.add_argument("--role", required=True, choices=("admin", "auditor", "user", "agent"))
+    issue.add_argument("--name", required=True, help="who or what holds it (print server, person)")
+    issue.add_argument("--subject", default="", help="the login a 'user' token acts as (default: --name)")
+    issue.set_defaults(func=cmd_tokens_issue)
+    tokens.add_parser("list", help="list tokens (never their secrets)").set_defaults(func=cmd_tokens_list)
+    revoke = tokens.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("token_id")
+    revoke.set_defaults(func=cmd_tokens_revoke)
+
+    printers = sub.add_parser("printers", help="printer settings").add_subparsers(metavar="ACTION")
+    cost = printers.add_parser("set-cost", help="put a cost schedule in force on a printer")
+    cost.add_argument("printer")
+    cost.add_argument("--mono", required=True, help="price per mono page, e.g. 0.05")
+    cost.add_argument("--colour", required=True, help="price per colour page, e.g. 0.25")
+    cost.add_argument("--duplex-discount", type=int, default=0, help="percent off duplex jobs")
+    cost.add_argument("--paper", action="append", default=[], metavar="SIZE=MONO,COLOUR",
+                      help="prices for one paper size, e.g. A3=0.10,0.50 (repeatable)")
+    cost.set_defaults(func=cmd_printers_set_cost)
+    return p
+
+
+def _runtime(settings: Settings, migrate: bool = True):
+    from pageledger.bootstrap import build_runtime
+
+    return build_runtime(settings, migrate=migrate)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from pageledger.server import PageLedgerServer, choose_port
+
+    runtime = _runtime(settings)
+    try:
+        runtime.catch_up()
+        _bootstrap_tokens(runtime)
+    finally:
+        runtime.close()
+    port = choose_port(settings, args.port)
+    host = "localhost" if settings.host in ("0.0.0.0", "") else settings.host
+    print(f"PageLedger is listening on http://{host}:{port}/  (data in {settings.data_dir.resolve()})",
+          flush=True)
+    PageLedgerServer(settings, port, workers=1, threads=8).run()
+    return 0
+
+
+def _bootstrap_tokens(runtime) -> None:
+    """First start: issue an admin and an agent token into a private file, so the server can be used."""
+    from commands.access_tokens import issue_token
+    from projections.queries import list_tokens
+
+    with runtime.reader.connect() as conn:
+        if list_tokens(conn):
+            return
+    admin_id, admin = issue_token(runtime.app, name="first-admin", role="admin")
+    agent_id, agent = issue_token(runtime.app, name="first-agent", role="agent")
+    runtime.catch_up()
+    path = runtime.settings.data_dir / "first-tokens.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"admin_token": admin, "agent_token": agent,
+                   "admin_token_id": str(admin_id), "agent_token_id": str(agent_id)}, f, indent=2)
+    print(f"First start: an admin and an agent token were written to {path.resolve()} (readable by you only).",
+          flush=True)
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from pageledger.server import PageLedgerServer
+
+    runtime = _runtime(settings)
+    runtime.close()
+    port = args.port or settings.port or 6320
+    print(f"PageLedger ({args.role}) is listening on http://{settings.host}:{port}/", flush=True)
+    PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,
+                     projections=not args.no_projections).run()
+    return 0
+
+
+def cmd_db_create(settings: Settings, args: argparse.Namespace) -> int:
+    from pageledger.database import create_database
+
+    url = create_database(settings.resolved_database_url, name=args.name, overwrite=args.overwrite)
+    runtime = _runtime(Settings.load(args.config, database_url=url, data_dir=settings.data_dir))
+    runtime.close()
+    print(f"database ready: {url.split('@')[-1]}")
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    import migrations
+
+    runtime = _runtime(settings, migrate=False)
+    try:
+        migrations.upgrade(runtime.writer)
+        print(f"read-model schema at revision {migrations.current_revision(runtime.writer)}")
+    finally:
+        runtime.close()
+    return 0
+
+
+def cmd_projections_status(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = _runtime(settings)
+    try:
+        head = max((f.head() for f in runtime.followers.values()), default=0)
+        print(f"event log head: {head}")
+        for name, f in runtime.followers.items():
+            f.ensure_tracking_row()
+            print(f"{name:<16} position {f.position():>10}")
+    finally:
+        runtime.close()
+    return 0
+
+
+def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    runtime = _runtime(settings)
+    try:
+        unknown = set(args.names) - set(runtime.followers)
+        if unknown:
+            print(f"pageledger: unknown projection(s): {', '.join(sorted(unknown))}; "
+                  f"known: {', '.join(runtime.followers)}", file=sys.stderr)
+            return 2
+        for name in args.names or list(runtime.followers):
+            started = time.perf_counter()
+            last_report = [0.0]
+
+            def progress(pos: int, head: int, name: str = name) -> None:
+                now = time.perf_counter()
+                if now - last_report[0] >= 1.0 or pos >= head:
+                    last_report[0] = now
+                    pct = 100.0 * pos / head if head else 100.0
+                    print(f"  {name}: {pos}/{head} events ({pct:.0f}%)", file=sys.stderr, flush=True)
+
+            n = runtime.followers[name].rebuild(progress)
+            secs = time.perf_counter() - started
+            print(f"rebuilt {name}: {n} events in {secs:.1f}s ({n / secs if secs else 0:.0f} events/s)")
+    finally:
+        runtime.close()
+    return 0
+
+
+def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
+    from commands.access_tokens import issue_token
+
+    runtime = _runtime(settings)
+    try:
+        token_id, secret = issue_token(runtime.app, name=args.name, role=args.role, subject=args.subject)
+        runtime.catch_up()
+    finally:
+        runtime.close()
+    log.info("issued a %s token named %s (id %s)", args.role, args.name, token_id)
+    print(json.dumps({"token_id": str(token_id), "token": secret}))
+    return 0
+
+
+def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.queries import list_tokens
+
+    runtime = _runtime(settings)
+    try:
+        runtime.catch_up()
+        with runtime.reader.connect() as conn:
+            for t in list_tokens(conn):
+                print(f"{t.token_id}  {t.role:<8} {t.name:<24} {'revoked' if t.revoked else 'active'}")
+    finally:
+        runtime.close()
+    return 0
+
+
+def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from commands.access_tokens import revoke_token
+    from eventsourcing.application import AggregateNotFoundError
+
+    try:
+        token_id = UUID(args.token_id)
+    except ValueError:
+        print(f"pageledger: {args.token_id!r} is not a token id", file=sys.stderr)
+        return 2
+    runtime = _runtime(settings)
+    try:
+        revoke_token(runtime.app, token_id)
+        runtime.catch_up()
+    except AggregateNotFoundError:
+        print(f"pageledger: no token with id {token_id}", file=sys.stderr)
+        return 1
+    finally:
+        runtime.close()
+    log.info("revoked token %s", token_id)
+    return 0
+
+
+def cmd_printers_set_cost(settings: Settings, args: argparse.Namespace) -> int:
+    from commands.printers import set_cost_schedule
+    from domain.costs import CostSchedule, parse_money
+
+    try:
+        by_paper = {}
+        for spec in args.paper:
+            size, _, prices = spec.partition("=")
+            mono, _, colour = prices.partition(",")
+            if not size or not colour:
+                raise ValueError(f"--paper {spec!r}: expected SIZE=MONO,COLOUR")
+            by_paper[size] = (parse_money(mono), parse_money(colour))
+        schedule = CostSchedule(mono_page=parse_money(args.mono), colour_page=parse_money(args.colour),
+                                by_paper=by_paper, duplex_discount_pct=args.duplex_discount)
+    except ValueError as exc:
+        print(f"pageledger: {exc}", file=sys.stderr)
+        return 2
+    runtime = _runtime(settings)
+    try:
+        version = set_cost_schedule(runtime.app, args.printer, schedule)
+    finally:
+        runtime.close()
+    print(f"cost schedule version {version} in force on {args.printer}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Access tokens by secret hash: what the API's authentication looks up."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+
+from domain.tokens import AccessToken
+from pageledger.codec import short_topic, to_micros
+from projections.follower import Projection
+from projections.tables import access_tokens
+
+
+class AccessTokensProjection(Projection):
+    name = "access_tokens"
+    topics = (short_topic(AccessToken.Issued), short_topic(AccessToken.Revoked))
+    tables = (access_tokens,)
+
+    def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
+        for _, e in events:
+            if isinstance(e, AccessToken.Issued):
+                conn.execute(access_tokens.insert().values(
+                    token_hash=e.secret_hash, token_id=str(e.originator_id), name=e.name, role=e.role,
+                    subject=e.subject, issued_at=to_micros(e.timestamp), revoked=False))
+            elif isinstance(e, AccessToken.Revoked):
+                conn.execute(access_tokens.update()
+                             .where(access_tokens.c.token_id == str(e.originator_id)).values(revoked=True))

@@ -1,0 +1,161 @@
+"""Job tracking through commands and projections, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from commands.printers import set_cost_schedule
+from commands.track_jobs import TrackJobsSchema, track_jobs
+from domain.costs import CostSchedule
+from projections.follower import Follower
+from projections.jobs import JobsProjection
+from projections.queries import JobFilter, list_jobs, usage_totals
+from projections.tables import jobs, usage_daily
+from tools.sample_jobs import sample_jobs
+
+
+def reports(n, **kw):
+    return TrackJobsSchema().load({"jobs": list(sample_jobs(n, **kw))})["jobs"]
+
+
+def events_after(runtime, position):
+    return len(runtime.app.recorder.select_notifications(start=position, limit=100_000, inclusive_of_start=False))
+
+
+def table_rows(engine, table):
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(sa.select(table)))
+
+
+def test_a_tracked_job_is_one_event_priced_by_its_printers_schedule(runtime):
+    set_cost_schedule(runtime.app, "office", CostSchedule(mono_page=500, colour_page=2500, duplex_discount_pct=10))
+    head_before = runtime.followers["jobs"].head()
+    report = reports(1)[0]
+    report = type(report)(**{**report.__dict__, "printer": "office", "pages": 4, "colour_pages": 1,
+                             "copies": 2, "duplex": True})
+    [outcome] = track_jobs(runtime.app, [report], runtime.default_schedule)
+    assert outcome.status == "tracked"
+    assert outcome.sheets == 4
+    assert outcome.cost == (3 * 500 + 2500) * 2 * 90 // 100
+    assert events_after(runtime, head_before) == 1  # exactly one event for the job
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        [row], _ = list_jobs(conn, JobFilter())
+    assert (row["printer"], row["pages"], row["copies"], row["sheets"], row["cost"]) == ("office", 4, 2, 4, "0.7200")
+
+
+def test_reposting_a_batch_records_nothing_new(runtime):
+    batch = reports(20)
+    first = track_jobs(runtime.app, batch, runtime.default_schedule)
+    head = runtime.followers["jobs"].head()
+    again = track_jobs(runtime.app, batch + reports(5, seed=9), runtime.default_schedule)
+    assert [o.status for o in first] == ["tracked"] * 20
+    assert [o.status for o in again] == ["duplicate"] * 20 + ["tracked"] * 5
+    assert [o.cost for o in again[:20]] == [o.cost for o in first]
+    new_printers = {r.printer for r in reports(5, seed=9)} - {r.printer for r in batch}
+    assert events_after(runtime, head) == 5 + len(new_printers)
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar() == 25
+
+
+def test_the_same_key_twice_in_one_batch_is_one_job(runtime):
+    [r] = reports(1)
+    outcomes = track_jobs(runtime.app, [r, r], runtime.default_schedule)
+    assert [o.status for o in outcomes] == ["tracked", "duplicate"]
+
+
+def test_concurrent_reposts_of_one_batch_record_each_job_once(runtime):
+    batch = reports(200)
+    results, errors = [], []
+
+    def post():
+        try:
+            results.append(track_jobs(runtime.app, batch, runtime.default_schedule))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    tracked = sum(o.status == "tracked" for result in results for o in result)
+    assert tracked == 200
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar() == 200
+
+
+def test_usage_daily_totals_match_the_jobs(runtime):
+    track_jobs(runtime.app, reports(300), runtime.default_schedule)
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        by_user = usage_totals(conn, "user")
+        job_rows = conn.execute(sa.select(jobs)).mappings().all()
+    assert sum(t["jobs"] for t in by_user) == 300
+    assert sum(t["sheets"] for t in by_user) == sum(r["sheets"] for r in job_rows)
+    assert sum(t["pages"] for t in by_user) == sum(r["pages"] * r["copies"] for r in job_rows)
+    total_cost = sum(r["cost"] for r in job_rows)
+    assert sum(int(t["cost"].replace(".", "")) for t in by_user) == total_cost
+
+
+def test_rebuild_gives_identical_tables(runtime):
+    track_jobs(runtime.app, reports(700), runtime.default_schedule)
+    track_jobs(runtime.app, reports(300, seed=3), runtime.default_schedule)
+    runtime.catch_up()
+    before = {t.name: table_rows(runtime.writer, t) for t in (jobs, usage_daily)}
+    assert len(before["jobs"]) == 1000
+    for name in ("jobs", "usage_daily"):
+        assert runtime.followers[name].rebuild() > 0
+    after = {t.name: table_rows(runtime.writer, t) for t in (jobs, usage_daily)}
+    assert after == before
+
+
+def test_two_runners_never_apply_an_event_twice(runtime):
+    track_jobs(runtime.app, reports(2000), runtime.default_schedule)
+    # Two independent followers of the same projection (as two server nodes would run).
+    followers = [Follower(runtime.app, runtime.writer, JobsProjection(), batch_size=100) for _ in range(2)]
+    followers[0].ensure_tracking_row()
+    errors = []
+
+    def run(f):
+        try:
+            f.catch_up()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f,)) for f in followers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with runtime.reader.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar() == 2000
+
+
+def test_keyset_paging_walks_every_job_once_newest_first(runtime):
+    track_jobs(runtime.app, reports(250), runtime.default_schedule)
+    runtime.catch_up()
+    seen, cursor = [], None
+    with runtime.reader.connect() as conn:
+        while True:
+            page, cursor = list_jobs(conn, JobFilter(before_seq=cursor, limit=60))
+            seen.extend(j["job"] for j in page)
+            if cursor is None:
+                break
+    assert len(seen) == 250 and seen == sorted(seen, reverse=True)
+
+
+def test_bad_batches_write_nothing(runtime):
+    from marshmallow import ValidationError
+
+    head = runtime.followers["jobs"].head()
+    good = list(sample_jobs(3))
+    with pytest.raises(ValidationError):
+        TrackJobsSchema().load({"jobs": good + [dict(good[0], pages="many")]})
+    assert events_after(runtime, head) == 0

@@ -1,0 +1,46 @@
+"""Realistic print-job reports for demos, tests and benchmarks (deterministic for a seed).
+
+Many users and printers, skewed like real offices (a few heavy users and busy printers),
+realistic document names, page counts, copies, duplex and colour shares.
+"""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+
+_WORDS = ("Quarterly", "Report", "Invoice", "Minutes", "Draft", "Budget", "Contract", "Slides", "Agenda",
+          "Policy", "Summary", "Forecast", "Letter", "Memo", "Handbook", "Timesheet", "Proposal", "Review")
+_EXT = (".pdf", ".docx", ".xlsx", ".pptx", ".txt", "")
+_PAPERS = ("A4",) * 8 + ("Letter", "A3")
+_PDLS = ("pdf",) * 6 + ("postscript", "pcl5", "pclxl", "text")
+
+
+def sample_jobs(n: int, *, seed: int = 1, users: int = 500, printers: int = 40, hosts: int = 8,
+                start: datetime = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc),
+                key_prefix: str = "job") -> Iterator[dict]:
+    """`n` job reports as the agent would post them (JSON-ready dicts)."""
+    rnd = random.Random(seed)
+    user_names = [f"{rnd.choice('abcdefghijklmnoprstvw')}{rnd.choice(('smith', 'jones', 'martin', 'dupont', 'garcia', 'muller', 'rossi', 'khan', 'nguyen', 'silva'))}{i}" for i in range(users)]
+    printer_names = [f"{rnd.choice(('hq', 'branch', 'lab', 'ops'))}-{rnd.choice(('laser', 'mfp', 'colour'))}-{i:02d}" for i in range(printers)]
+    host_names = [f"printsrv{i:02d}" for i in range(hosts)]
+    t = start
+    for i in range(n):
+        t += timedelta(seconds=rnd.expovariate(1 / 20))
+        pages = max(1, int(rnd.lognormvariate(1.0, 1.0)))
+        colour = 0 if rnd.random() < 0.7 else rnd.randint(0, pages)
+        yield {
+            "job_key": f"{key_prefix}/{seed}/{i}",
+            "user": user_names[min(users - 1, int(rnd.paretovariate(1.2)) - 1)] if rnd.random() < 0.3 else rnd.choice(user_names),
+            "printer": rnd.choice(printer_names),
+            "client_host": rnd.choice(host_names),
+            "document": " ".join(rnd.sample(_WORDS, rnd.randint(1, 3))) + rnd.choice(_EXT),
+            "submitted_at": t.isoformat(),
+            "pages": pages,
+            "copies": 1 if rnd.random() < 0.85 else rnd.randint(2, 5),
+            "colour_pages": colour,
+            "duplex": rnd.random() < 0.5,
+            "paper": rnd.choice(_PAPERS),
+            "size": pages * rnd.randint(20_000, 120_000),
+            "pdl": rnd.choice(_PDLS),
+        }

@@ -6,9 +6,11 @@ import falcon
 from api.auth import TokenAuth
 from api.errors import handle_unexpected
 from api.health import HealthResource
+from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource
+from api.users import UserActiveResource, UserListResource, UserSyncResource
 from pageledger.bootstrap import Runtime
 
 
@@ -24,4 +26,10 @@ def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
     if role != "services":
         app.add_route("/api/v1/jobs", JobListResource(runtime))
         app.add_route("/api/v1/usage", UsageResource(runtime))
+        app.add_route("/api/v1/licence", LicenceResource(runtime))
+        app.add_route("/api/v1/licence/activation", ActivationResource(runtime))
+        app.add_route("/api/v1/licence/settings", LicenceSettingsResource(runtime))
+        app.add_route("/api/v1/users", UserListResource(runtime))
+        app.add_route("/api/v1/users/sync", UserSyncResource(runtime))
+        app.add_route("/api/v1/users/{user_id}/active", UserActiveResource(runtime))
     return app

@@ -21,7 +21,8 @@ class JobsResource:
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = req.get_media(default_when_empty=None)
         batch = load(self.schema, body if body is not None else {})
-        outcomes = track_jobs(self.runtime.app, batch["jobs"], self.runtime.default_schedule)
+        outcomes = track_jobs(self.runtime.app, batch["jobs"], self.runtime.default_schedule,
+                              gate=self.runtime.identity.licensing.gate_jobs)
         self.runtime.saved()
         resp.media = {"results": [
             {"job_key": o.job_key, "job_id": str(o.job_id), "status": o.status, "decision": o.decision,

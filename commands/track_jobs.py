@@ -6,9 +6,10 @@ was recorded before come back as duplicates and record nothing, so re-posting is
 from __future__ import annotations
 
 import logging
+from functools import partial
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
@@ -83,16 +84,30 @@ class TrackJobsSchema(Schema):
 class TrackOutcome:
     job_key: str
     job_id: UUID
-    status: str  # "tracked" | "duplicate"
+    status: str  # "tracked" | "duplicate" | "denied"
     decision: str  # "print" | "hold" | "deny"
     sheets: int
     cost: int  # 1/10,000 currency unit
     message: str = ""
 
 
-def track_jobs(app: PageLedger, reports: Sequence[JobReport], default_schedule: CostSchedule) -> list[TrackOutcome]:
-    """Record a batch of jobs atomically; jobs seen before are answered as duplicates."""
+class Verdict(Protocol):
+    """What a seat gate says about one user's job (commands.licensing.JobGate)."""
+
+    track: bool
+    reason: str
+
+
+def track_jobs(app: PageLedger, reports: Sequence[JobReport], default_schedule: CostSchedule,
+               gate: Callable[[list[str]], Mapping[str, Verdict]] | None = None) -> list[TrackOutcome]:
+    """Record a batch of jobs atomically; jobs seen before are answered as duplicates.
+
+    `gate` (the licence seat check, commands.licensing) is asked once for the users of the
+    batch; a job it refuses is recorded as PrintJob.Denied instead of Tracked and answered
+    with decision "deny".
+    """
     ids = [job_id(app.server_id, r.job_key) for r in reports]
+    verdicts: Mapping[str, Verdict] = gate(list(dict.fromkeys(r.user for r in reports))) if gate else {}
     known: set[UUID] = set()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         printers, new_printers = _printers_for(app, reports, default_schedule)
@@ -105,6 +120,13 @@ def track_jobs(app: PageLedger, reports: Sequence[JobReport], default_schedule: 
                 continue
             seen_in_batch.add(jid)
             printer = printers[report.printer.lower()]
+            verdict = verdicts.get(report.user)
+            if verdict is not None and not verdict.track:
+                job = _track_one(jid, report, printer, denied=verdict.reason)
+                new_jobs.append(job)
+                outcomes.append(TrackOutcome(report.job_key, jid, "denied", "deny", job.sheets, job.cost,
+                                             verdict.reason))
+                continue
             job = _track_one(jid, report, printer)
             new_jobs.append(job)
             outcomes.append(TrackOutcome(report.job_key, jid, "tracked", _decision(printer), job.sheets, job.cost))
@@ -123,9 +145,10 @@ def track_jobs(app: PageLedger, reports: Sequence[JobReport], default_schedule: 
     raise RuntimeError(f"could not record a batch of {len(reports)} jobs after {MAX_ATTEMPTS} attempts")
 
 
-def _track_one(jid: UUID, r: JobReport, printer: Printer) -> PrintJob:
+def _track_one(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None) -> PrintJob:
     schedule = printer.schedule
-    return PrintJob.track(
+    record = PrintJob.track if denied is None else partial(PrintJob.deny, reason=denied)
+    return record(
         jid, user=r.user, printer=printer.name, client_host=r.client_host,
         submitted_at=to_micros(r.submitted_at), pages=r.pages, copies=r.copies,
         sheets=sheets_for(pages=r.pages, copies=r.copies, duplex=r.duplex),
@@ -158,7 +181,8 @@ def _duplicate(app: PageLedger, r: JobReport, jid: UUID, seen_in_batch: set[UUID
     if jid in seen_in_batch:
         return TrackOutcome(r.job_key, jid, "duplicate", "print", 0, 0, "job key repeated in this batch")
     job: PrintJob = app.repository.get(jid)
-    return TrackOutcome(r.job_key, jid, "duplicate", "print", job.sheets, job.cost, "already recorded")
+    decision = "deny" if job.state == "denied" else "print"
+    return TrackOutcome(r.job_key, jid, "duplicate", decision, job.sheets, job.cost, "already recorded")
 
 
 def _decision(printer: Printer) -> str:

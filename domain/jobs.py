@@ -62,3 +62,36 @@ class PrintJob(Aggregate):
     def track(cls, job_id: UUID, **fields: object) -> "PrintJob":
         """Record a job that was seen on a print server."""
         return cls._create(cls.Tracked, id=job_id, **fields)
+
+    class Denied(Aggregate.Created):
+        """A job refused when it was tracked (e.g. its user has no licence seat).
+
+        It replaces `Tracked` for that job — still one event — with the same fields and why it
+        was refused, so reports can show denied jobs while usage totals leave them out.
+        """
+
+        user: str
+        printer: str
+        client_host: str
+        submitted_at: int
+        pages: int
+        copies: int
+        sheets: int
+        colour_pages: int
+        duplex: bool
+        paper: str
+        size: int
+        pdl: str
+        cost: int
+        schedule: int
+        reason: str
+        document: str  # personal field, kept last (see Tracked)
+
+        def apply(self, aggregate: "PrintJob") -> None:
+            aggregate.state = "denied"
+            aggregate.reason = self.reason
+
+    @classmethod
+    def deny(cls, job_id: UUID, *, reason: str, **fields: object) -> "PrintJob":
+        """Record a job that was seen but refused, instead of tracking it."""
+        return cls._create(cls.Denied, id=job_id, reason=reason, **fields)

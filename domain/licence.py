@@ -97,7 +97,7 @@ class Licence(Aggregate):
         self.mac = ""
         self.activated_at = 0
         self.seated: dict[str, int] = {}  # seat key -> when it was assigned
-        self.denied_on: dict[str, int] = {}  # seat key -> day number of the last SeatDenied
+        self.denied: dict[str, int] = {}  # seat key -> when first denied (until seated or re-licensed)
         self.track_unlicensed = False  # admin setting: track jobs of users without a seat
         self.last_notice_day = -1  # day number of the last denial notice sent to admins
         self.last_notice_at = 0
@@ -144,6 +144,7 @@ class Licence(Aggregate):
         self.seats = seats
         self.expires_at = expires_at
         self.activated_at = at
+        self.denied = {}  # new terms: a user refused before may be refused again, and said so
 
     def set_track_unlicensed(self, enabled: bool, *, by: str, now: int) -> bool:
         """Admin setting "track unlicensed users": their jobs are tracked (not denied) without a seat."""
@@ -183,9 +184,10 @@ class Licence(Aggregate):
         """A user is about to be counted (a job tracked or secured, a web login).
 
         The first time, they take a free seat; when none is left, or the licence has expired,
-        they are denied. A denial is recorded at most once per user per day, which is all the
-        daily notice to admins needs, and keeps a flood of denied jobs from growing the
-        licence's history without bound.
+        they are denied. A denial is recorded on the licence once per user (until they get a
+        seat, or new terms are activated): every later refusal is already a fact of its own
+        (PrintJob.Denied, a LoginAttempt), and the licence's history must stay short because
+        every seat decision replays it.
         """
         key = seat_key(login)
         if not key:
@@ -200,7 +202,7 @@ class Licence(Aggregate):
         return SeatDecision(SEAT_ASSIGNED)
 
     def _deny(self, key: str, reason: str, now: int) -> SeatDecision:
-        if self.denied_on.get(key) != now // DAY_US:
+        if key not in self.denied:
             self._seat_denied(user=key, reason=reason, at=now)
         return SeatDecision(SEAT_DENIED, reason)
 
@@ -215,6 +217,7 @@ class Licence(Aggregate):
     @event("SeatAssigned")
     def _seat_assigned(self, user: str, at: int) -> None:
         self.seated[user] = at
+        self.denied.pop(user, None)
 
     @event("SeatReleased")
     def _seat_released(self, user: str, reason: str, at: int) -> None:
@@ -222,7 +225,7 @@ class Licence(Aggregate):
 
     @event("SeatDenied")
     def _seat_denied(self, user: str, reason: str, at: int) -> None:
-        self.denied_on[user] = at // DAY_US
+        self.denied[user] = at
 
 
     def record_denial_notice(self, day: int, users: list[str], now: int) -> bool:

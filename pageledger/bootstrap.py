@@ -7,6 +7,7 @@ import os
 import threading
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -19,13 +20,16 @@ from pageledger.stores import event_store_env, is_postgres, parse_database_url, 
 from projections.access_tokens import AccessTokensProjection
 from projections.follower import Follower, Projection, ProjectionRunner
 from projections.jobs import JobsProjection
+from projections.licence_seats import LicenceSeatsProjection, LoginAuditProjection
 from projections.usage_daily import UsageDailyProjection
+from projections.users import UsersProjection
 
 log = logging.getLogger("pageledger")
 
 
 def all_projections() -> list[Projection]:
-    return [AccessTokensProjection(), JobsProjection(), UsageDailyProjection()]
+    return [AccessTokensProjection(), JobsProjection(), UsageDailyProjection(), UsersProjection(),
+            LicenceSeatsProjection(), LoginAuditProjection()]
 
 
 @dataclass
@@ -45,6 +49,13 @@ class Runtime:
         s = self.settings
         return CostSchedule(mono_page=s.default_mono_page, colour_page=s.default_colour_page,
                             duplex_discount_pct=s.default_duplex_discount_pct)
+
+    @cached_property
+    def identity(self):  # noqa: ANN201 - pageledger.identity.Identity, imported lazily
+        """Licence, directory source, sessions and PIN digests (issue 5), built on first use."""
+        from pageledger.identity import Identity
+
+        return Identity(self)
 
     def catch_up(self) -> None:
         """Bring every projection up to the head of the log, in this thread."""

@@ -107,6 +107,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     try:
         runtime.catch_up()
         _bootstrap_tokens(runtime)
+        _install_trial_on_first_start(runtime)
     finally:
         runtime.close()
     port = choose_port(settings, args.port)
@@ -138,11 +139,23 @@ def _bootstrap_tokens(runtime) -> None:
           flush=True)
 
 
+def _install_trial_on_first_start(runtime) -> None:
+    """The installation's first start is when its 15-day trial begins (setup may activate a key)."""
+    licensing = runtime.identity.licensing
+    if licensing.get() is None:
+        licensing.install_trial()
+        runtime.catch_up()
+        print("First start: the 15-day, 5-user trial licence is installed.", flush=True)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer
 
     runtime = _runtime(settings)
-    runtime.close()
+    try:
+        _install_trial_on_first_start(runtime)
+    finally:
+        runtime.close()
     port = args.port or settings.port or 6320
     print(f"PageLedger ({args.role}) is listening on http://{settings.host}:{port}/", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,

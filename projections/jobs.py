@@ -9,12 +9,12 @@ from domain.jobs import PrintJob
 from pageledger.codec import short_topic
 from projections.follower import Projection
 from projections.sql import KeyTable
-from projections.tables import JOB_TRACKED, jobs, printer_keys, user_keys
+from projections.tables import JOB_DENIED, JOB_TRACKED, jobs, printer_keys, user_keys
 
 
 class JobsProjection(Projection):
     name = "jobs"
-    topics = (short_topic(PrintJob.Tracked),)
+    topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied))
     tables = (jobs,)
 
     def __init__(self) -> None:
@@ -31,7 +31,7 @@ class JobsProjection(Projection):
                 "submitted_at": e.submitted_at, "pages": e.pages, "copies": e.copies,
                 "sheets": e.sheets, "colour_pages": e.colour_pages, "duplex": e.duplex,
                 "paper": e.paper, "size": e.size, "pdl": e.pdl, "cost": e.cost,
-                "status": JOB_TRACKED, "client_host": e.client_host, "document": e.document,
+                "status": JOB_DENIED if isinstance(e, PrintJob.Denied) else JOB_TRACKED, "client_host": e.client_host, "document": e.document,
             }
             for seq, e in events
         ])

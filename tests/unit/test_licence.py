@@ -61,11 +61,14 @@ def test_setting_a_user_inactive_frees_their_seat_for_someone_else():
     assert lic.claim_seat("late", T0 + 3).outcome == SEAT_ASSIGNED
 
 
-def test_a_denial_is_recorded_once_a_day_per_user():
+def test_a_denial_is_recorded_on_the_licence_once_per_user_and_again_under_new_terms():
     lic = Licence.install(licence_id("t"), type=SUITE, seats=0, expires_at=0, now=T0)
     for minute in range(10):
-        lic.claim_seat("bob", T0 + minute * 60_000_000)
+        assert not lic.claim_seat("bob", T0 + minute * 60_000_000).granted
     lic.claim_seat("bob", T0 + DAY_US)
+    lic.activate(key="K", company="A", method="file", host="h", mac="m", type=SUITE, seats=0, expires_at=0,
+                 now=T0 + 2 * DAY_US)
+    lic.claim_seat("bob", T0 + 2 * DAY_US)
     denied = [e for e in lic.collect_events() if type(e).__name__ == "SeatDenied"]
     assert len(denied) == 2
 

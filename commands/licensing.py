@@ -219,6 +219,7 @@ class Licensing:
                 try:
                     self.app.save(licence)
                 except IntegrityError:
+                    log.debug("seat decision raced another save of the licence; deciding again")
                     _pause(attempt)
                     continue
             gates = {}

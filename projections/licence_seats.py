@@ -5,7 +5,6 @@ from typing import Any, Sequence
 
 import sqlalchemy as sa
 
-from domain.jobs import PrintJob
 from domain.licence import DAY_US, Licence
 from domain.logins import NO_SEAT
 from domain.logins import LoginAttempt
@@ -15,14 +14,16 @@ from projections.identity_tables import licence_seats, licence_state, login_audi
 from projections.sql import insert_ignoring_existing
 
 _TOPICS = (Licence.Installed, Licence.Activated, Licence.SeatAssigned, Licence.SeatReleased, Licence.SeatDenied,
-           Licence.UnlicensedTrackingChanged, PrintJob.Denied, LoginAttempt.Recorded)
+           Licence.UnlicensedTrackingChanged, LoginAttempt.Recorded)
 
 
 class LicenceSeatsProjection(Projection):
     name = "licence_seats"
     topics = tuple(short_topic(t) for t in _TOPICS)
     tables = (licence_state, licence_seats, seat_denials)
-    # seat_denials keeps the first refusal of a day: a later one of the same day is no news.
+    # seat_denials: a user's first refusal (the licence records it once, until they get a seat
+    # or new terms are activated) and refused logins, one row per user and day. Denied jobs
+    # are in the jobs table; the licence's SeatDenied already names their users.
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         for _, e in events:
@@ -43,8 +44,6 @@ class LicenceSeatsProjection(Projection):
                 conn.execute(licence_seats.delete().where(licence_seats.c.login_key == e.user))
             elif isinstance(e, Licence.SeatDenied):
                 _denied(conn, e.user, e.reason, e.at)
-            elif isinstance(e, PrintJob.Denied):
-                _denied(conn, e.user.lower(), e.reason[:32], e.submitted_at)
             elif isinstance(e, LoginAttempt.Recorded) and e.outcome == NO_SEAT:
                 _denied(conn, e.login.lower(), "login", e.at)
 

@@ -6,6 +6,8 @@ import falcon
 from api.auth import TokenAuth
 from api.errors import handle_unexpected
 from api.health import HealthResource
+from api.login import LoginResource, LogoutResource
+from api.setup import NetworkSetupResource
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
@@ -16,7 +18,7 @@ from pageledger.bootstrap import Runtime
 
 def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
     """`role` "services" serves only the agent endpoints (a separate Services host)."""
-    app = falcon.App(middleware=[TokenAuth(runtime.reader)])
+    app = falcon.App(middleware=[TokenAuth(runtime.reader, sessions=runtime.identity.sessions)])
     app.add_error_handler(Exception, handle_unexpected)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_route("/healthz", HealthResource(runtime))
@@ -26,6 +28,9 @@ def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
     if role != "services":
         app.add_route("/api/v1/jobs", JobListResource(runtime))
         app.add_route("/api/v1/usage", UsageResource(runtime))
+        app.add_route("/Authentication/Login", LoginResource(runtime))
+        app.add_route("/Authentication/Logout", LogoutResource(runtime))
+        app.add_route("/Setup/NetworkSetup", NetworkSetupResource(runtime))
         app.add_route("/api/v1/licence", LicenceResource(runtime))
         app.add_route("/api/v1/licence/activation", ActivationResource(runtime))
         app.add_route("/api/v1/licence/settings", LicenceSettingsResource(runtime))

@@ -107,6 +107,18 @@ class Licensing:
 
     def activate_online(self, key: str, company: str) -> VerifiedLicence:
         """Send the key and company to the activation service and apply the licence it returns."""
+        licence = self.verify_online(key, company)
+        self._apply(licence)
+        return licence
+
+    def activate_file(self, document: str | bytes, company: str) -> VerifiedLicence:
+        """"Activate via File": apply a licence file made for this host and MAC, with no network."""
+        licence = self.verify_file(document, company)
+        self._apply(licence)
+        return licence
+
+    def verify_online(self, key: str, company: str) -> VerifiedLicence:
+        """Ask the activation service for this server's licence and check it; nothing is saved."""
         if not self.activation_url:
             raise ActivationServiceError("no activation service is configured: activate via file instead")
         self.check_key(key, company)
@@ -115,34 +127,34 @@ class Licensing:
                                  now=self.clock())
         if licence.method != ACTIVATED_ONLINE:
             raise LicenceRefused("the activation service answered with a licence not issued online")
-        self._apply(licence)
         return licence
 
-    def activate_file(self, document: str | bytes, company: str) -> VerifiedLicence:
-        """"Activate via File": apply a licence file made for this host and MAC, with no network."""
-        licence = verify_licence(document, self.public_key, company=company, identity=self.identity,
-                                 now=self.clock())
-        self._apply(licence)
+    def verify_file(self, document: str | bytes, company: str) -> VerifiedLicence:
+        return verify_licence(document, self.public_key, company=company, identity=self.identity, now=self.clock())
+
+    def prepared(self, verified: VerifiedLicence) -> Licence:
+        """The licence aggregate with `verified` applied, not yet saved (the caller saves it)."""
+        now = self.clock()
+        licence = self.get()
+        if licence is None:
+            licence = Licence.install(self.id, type=verified.type, seats=verified.seats,
+                                      expires_at=verified.expires_at, now=now)
+        method = ACTIVATED_ONLINE if verified.method == ACTIVATED_ONLINE else ACTIVATED_BY_FILE
+        licence.activate(key=verified.key, company=verified.company, method=method, host=verified.host,
+                         mac=verified.mac, type=verified.type, seats=verified.seats,
+                         expires_at=verified.expires_at, now=now)
         return licence
 
     def _apply(self, verified: VerifiedLicence) -> None:
-        method = ACTIVATED_ONLINE if verified.method == ACTIVATED_ONLINE else ACTIVATED_BY_FILE
-        for _ in range(MAX_ATTEMPTS):
-            now = self.clock()
-            licence = self.get()
-            if licence is None:
-                licence = Licence.install(self.id, type=verified.type, seats=verified.seats,
-                                          expires_at=verified.expires_at, now=now)
-            licence.activate(key=verified.key, company=verified.company, method=method, host=verified.host,
-                             mac=verified.mac, type=verified.type, seats=verified.seats,
-                             expires_at=verified.expires_at, now=now)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            licence = self.prepared(verified)
             try:
                 self.app.save(licence)
             except IntegrityError:
-                _pause()
+                _pause(attempt)
                 continue
-            log.info("licence activated (%s): %s, %d seats, key id %s", method, verified.type, verified.seats,
-                     verified.key_id)
+            log.info("licence activated (%s): %s, %d seats, key id %s", verified.method, verified.type,
+                     verified.seats, verified.key_id)
             return
         raise RuntimeError("could not save the activation: the licence kept changing")
 

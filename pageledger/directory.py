@@ -101,6 +101,14 @@ class AttributeMap:
         return cls()
 
 
+class LdapConfigError(ValueError):
+    """Directory settings that cannot work; `problems` names each field and why."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+        self.problems = problems
+
+
 @dataclass(frozen=True)
 class LdapConfig:
     """Connection and search settings of an LDAP or AD directory, as the setup wizard takes them."""
@@ -127,7 +135,7 @@ class LdapConfig:
     def __post_init__(self) -> None:
         problems = self.problems()
         if problems:
-            raise ValueError("; ".join(f"{k}: {v}" for k, v in problems.items()))
+            raise LdapConfigError(problems)
 
     def problems(self) -> dict[str, str]:
         """Each bad setting and why; empty when the settings can be tried."""

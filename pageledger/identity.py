@@ -22,6 +22,7 @@ from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.directory import AttributeMap, Directory, LdapConfig, LdapDirectory, LocalAccount, LocalDirectory
 from pageledger.licence_keys import load_public_key, shipped_public_key, this_host
 from pageledger.pins import PinDigester, load_or_create_secret
+from pageledger.sessions import LoginThrottle, SessionSigner
 from pageledger.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -78,6 +79,14 @@ class Identity:
     @cached_property
     def session_secret(self) -> bytes:
         return load_or_create_secret(self.settings.data_dir / "session.key")
+
+    @cached_property
+    def sessions(self) -> "SessionSigner":
+        return SessionSigner(self.session_secret, self.settings.session_hours * 3600)
+
+    @cached_property
+    def throttle(self) -> LoginThrottle:
+        return LoginThrottle()
 
     @property
     def directory_file(self) -> Path:

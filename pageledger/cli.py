@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     cost.add_argument("--paper", action="append", default=[], metavar="SIZE=MONO,COLOUR",
                       help="prices for one paper size, e.g. A3=0.10,0.50 (repeatable)")
     cost.set_defaults(func=cmd_printers_set_cost)
+
+    from pageledger.identity_cli import add_identity_commands
+
+    add_identity_commands(sub)
     return p
 
 

@@ -71,3 +71,33 @@ def test_licence_activation_by_file_and_settings(tmp_path):
     assert shown["licence"]["type"] == "analysis" and shown["licence"]["seats_allowed"] == 40
     assert shown["licence"]["track_unlicensed"] is True and shown["server"]["mac"] == here.mac
     assert run(tmp_path, "notices", "send", env=env).returncode == 1  # no admin e-mails configured
+
+
+def test_online_activation_through_the_reference_service_on_loopback(tmp_path):
+    import threading
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    from tools.activation_service import create_app
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    issuer = make_key_pair()
+    service = make_server("127.0.0.1", 0, create_app(issuer, tmp_path / "registry.json"), handler_class=Quiet)
+    threading.Thread(target=service.serve_forever, daemon=True).start()
+    try:
+        env = {"PAGELEDGER_LICENCE_PUBLIC_KEY": base64.b64encode(issuer.public_key().public_bytes_raw()).decode(),
+               "PAGELEDGER_ACTIVATION_URL": f"http://127.0.0.1:{service.server_port}"}
+        key = issue_key(issuer, type="suite", seats=12, expires_at=0, company="Acme Ltd")
+        wrong = run(tmp_path, "licence", "activate", "--key", key, "--company", "Globex", env=env)
+        assert wrong.returncode == 1 and "sold to another company" in wrong.stderr
+        done = run(tmp_path, "licence", "activate", "--key", key, "--company", "acme ltd", env=env)
+        assert done.returncode == 0, done.stderr
+        assert "activated (online): suite, 12 seats" in done.stdout
+        shown = json.loads(run(tmp_path, "licence", "show", env=env).stdout)["licence"]
+        assert (shown["activation_method"], shown["seats_allowed"], shown["company"]) == ("online", 12, "Acme Ltd")
+        assert json.loads((tmp_path / "registry.json").read_text())  # the service remembers the activation
+    finally:
+        service.shutdown()
+        service.server_close()

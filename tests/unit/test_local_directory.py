@@ -6,10 +6,13 @@ import pytest
 from pageledger.directory import AuthenticationFailed, LocalAccount, LocalDirectory, hash_password
 
 
+_HASH = hash_password("correct horse")  # argon2 is slow on purpose: hash once for the module
+
+
 def directory():
     accounts = {
-        "admin": LocalAccount("admin", hash_password("correct horse"), profile={"full_name": "Admin"}),
-        "gone": LocalAccount("gone", hash_password("correct horse"), active=False),
+        "admin": LocalAccount("admin", _HASH, profile={"full_name": "Admin"}),
+        "gone": LocalAccount("gone", _HASH, active=False),
     }
     return LocalDirectory(accounts.get, lambda: iter(accounts.values()))
 

@@ -7,6 +7,8 @@ from typing import Any
 import falcon
 from marshmallow import ValidationError
 
+from commands.validation import InvalidRequest, flatten_messages
+
 log = logging.getLogger("pageledger.api")
 
 
@@ -23,29 +25,17 @@ class InvalidInput(falcon.HTTPBadRequest):
         return data
 
 
-def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
-    """marshmallow's nested messages as {"jobs.0.pages": [...]}."""
-    out: dict[str, list[str]] = {}
-    if isinstance(messages, dict):
-        for key, value in messages.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            out.update(flatten(value, name))
-    elif isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        out[prefix or "_schema"] = list(messages)
-    else:
-        out[prefix or "_schema"] = [str(messages)]
-    return out
-
-
 def load(schema: Any, data: Any) -> Any:
     try:
         return schema.load(data)
     except ValidationError as exc:
-        raise InvalidInput(flatten(exc.messages)) from None
+        raise InvalidInput(flatten_messages(exc.messages)) from None
 
 
 def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict) -> None:
     if isinstance(ex, falcon.HTTPError):
         raise ex
+    if isinstance(ex, InvalidRequest):
+        raise InvalidInput(ex.errors)
     log.exception("unexpected error handling %s %s", req.method, req.path)
     raise falcon.HTTPInternalServerError(title="Internal error", description="The error has been logged.")

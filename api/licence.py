@@ -69,7 +69,6 @@ class ActivationResource:
             raise InvalidInput({"key" if data["method"] == "online" else "licence": [str(exc)]}) from None
         except ActivationServiceError as exc:
             raise falcon.HTTPBadGateway(title="Activation service", description=str(exc)) from None
-        self.runtime.saved()
         resp.media = {"activated": {"type": verified.type, "seats": verified.seats,
                                     "expires": iso(verified.expires_at), "company": verified.company,
                                     "method": verified.method}}
@@ -86,5 +85,4 @@ class LicenceSettingsResource:
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
         self.runtime.identity.licensing.set_track_unlicensed(data["track_unlicensed"],
                                                               by=req.context.principal.subject)
-        self.runtime.saved()
         resp.media = {"track_unlicensed": data["track_unlicensed"]}

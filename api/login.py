@@ -59,7 +59,6 @@ class LoginResource:
         result = log_in(self.runtime.app, identity.directory(), identity.licensing, identity.throttle,
                         login=data["login"], password=data["password"], remote_addr=req.remote_addr or "",
                         clock=identity.clock)
-        self.runtime.saved()
         if not result.ok:
             resp.status = _STATUS.get(result.outcome, falcon.HTTP_403)
             if result.retry_after:

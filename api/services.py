@@ -5,8 +5,7 @@ from datetime import datetime, timezone
 
 import falcon
 
-from api.errors import load
-from commands.track_jobs import TrackJobsSchema, track_jobs
+from commands.track_jobs import parse_batch, track_jobs
 from pageledger.bootstrap import Runtime
 from domain.costs import format_money
 
@@ -16,14 +15,11 @@ class JobsResource:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.schema = TrackJobsSchema()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = req.get_media(default_when_empty=None)
-        batch = load(self.schema, body if body is not None else {})
-        outcomes = track_jobs(self.runtime.app, batch["jobs"], self.runtime.default_schedule,
+        reports = parse_batch(req.bounded_stream.read())
+        outcomes = track_jobs(self.runtime.app, reports, self.runtime.printers,
                               gate=self.runtime.identity.licensing.gate_jobs)
-        self.runtime.saved()
         resp.media = {"results": [
             {"job_key": o.job_key, "job_id": str(o.job_id), "status": o.status, "decision": o.decision,
              "sheets": o.sheets, "cost": format_money(o.cost), "message": o.message}

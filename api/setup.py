@@ -157,7 +157,6 @@ class NetworkSetupResource:
         except SetupClosed:
             self._closed()
             raise
-        self.runtime.saved()
         cookie, session = identity.sessions.issue(installation.admin, ROLE_ADMIN)
         resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
                         max_age=identity.sessions.lifetime)

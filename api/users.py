@@ -44,7 +44,6 @@ class UserActiveResource:
             changed = set_user_active(self.runtime.app, identity.licensing, uid, data["active"], clock=identity.clock)
         except (ValueError, AggregateNotFoundError):
             raise falcon.HTTPNotFound(title="No such user") from None
-        self.runtime.saved()
         resp.media = {"id": user_id, "active": data["active"], "changed": changed}
 
 
@@ -61,6 +60,5 @@ class UserSyncResource:
                                 identity.pin_digest, identity.clock)
         except DirectoryError as exc:
             raise falcon.HTTPBadGateway(title="Directory", description=str(exc)) from None
-        self.runtime.saved()
         resp.media = {"imported": report.imported, "updated": report.updated, "deactivated": report.deactivated,
                       "reactivated": report.reactivated, "clashes": [c.describe() for c in report.clashes]}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import get_topic
 
 
 def job_id(server_id: str, job_key: str) -> UUID:
@@ -60,8 +61,16 @@ class PrintJob(Aggregate):
 
     @classmethod
     def track(cls, job_id: UUID, **fields: object) -> "PrintJob":
-        """Record a job that was seen on a print server."""
+        """A job that was seen on a print server, as an aggregate with its pending event."""
         return cls._create(cls.Tracked, id=job_id, **fields)
+
+    @classmethod
+    def tracked(cls, job_id: UUID, **fields: object) -> "PrintJob.Tracked":
+        """Just the event that records a job: batch tracking never needs the aggregate itself,
+        and building one costs several times more than the event (the state it would hold is
+        still defined in one place, `__init__`, which replays the event)."""
+        return cls.Tracked(originator_id=job_id, originator_version=1,
+                           timestamp=cls.Tracked.create_timestamp(), originator_topic=_TOPIC, **fields)
 
     class Denied(Aggregate.Created):
         """A job refused when it was tracked (e.g. its user has no licence seat).
@@ -92,6 +101,10 @@ class PrintJob(Aggregate):
             aggregate.reason = self.reason
 
     @classmethod
-    def deny(cls, job_id: UUID, *, reason: str, **fields: object) -> "PrintJob":
-        """Record a job that was seen but refused, instead of tracking it."""
-        return cls._create(cls.Denied, id=job_id, reason=reason, **fields)
+    def denied(cls, job_id: UUID, *, reason: str, **fields: object) -> "PrintJob.Denied":
+        """Just the event that records a job seen but refused (see `tracked`)."""
+        return cls.Denied(originator_id=job_id, originator_version=1, timestamp=cls.Denied.create_timestamp(),
+                          originator_topic=_TOPIC, reason=reason, **fields)
+
+
+_TOPIC = get_topic(PrintJob)

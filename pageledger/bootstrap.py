@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 import migrations
 from commands.application import PageLedger
+from commands.printers import PrinterCache
 from domain.costs import CostSchedule
 from pageledger.settings import Settings
 from pageledger.stores import event_store_env, is_postgres, parse_database_url, read_model_engine
@@ -41,14 +42,22 @@ class Runtime:
     writer: sa.Engine  # projections write through this one
     reader: sa.Engine  # the API reads through this one
     followers: dict[str, Follower]
+    printers: PrinterCache = field(init=False)
     runner: ProjectionRunner | None = None
     _lock: "RunnerLock | None" = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.printers = PrinterCache(self.app, self.default_schedule)
 
     @property
     def default_schedule(self) -> CostSchedule:
         s = self.settings
         return CostSchedule(mono_page=s.default_mono_page, colour_page=s.default_colour_page,
                             duplex_discount_pct=s.default_duplex_discount_pct)
+
+    def all_together(self) -> Follower:
+        """One follower for every projection: each page of the log is read and decoded once."""
+        return Follower(self.app, self.writer, [f.projection for f in self.followers.values()])
 
     @cached_property
     def identity(self):  # noqa: ANN201 - pageledger.identity.Identity, imported lazily
@@ -59,19 +68,19 @@ class Runtime:
 
     def catch_up(self) -> None:
         """Bring every projection up to the head of the log, in this thread."""
-        for f in self.followers.values():
-            f.catch_up()
+        self.all_together().catch_up()
 
     def start_projections(self) -> None:
-        """Run the projections in a background thread, if this process wins the runner lock."""
+        """Run the projections in a background thread, if this process wins the runner lock.
+
+        The runner polls (every `projection_poll_seconds`) rather than waking on each save:
+        under load each pass then applies many events in one transaction, instead of paying a
+        transaction's round trips for every single-job request.
+        """
         self._lock = RunnerLock(self.settings)
-        self.runner = ProjectionRunner(list(self.followers.values()), self.settings.projection_poll_seconds,
+        self.runner = ProjectionRunner([self.all_together()], self.settings.projection_poll_seconds,
                                        acquire=self._lock.acquire)
         self.runner.start()
-
-    def saved(self) -> None:
-        if self.runner:
-            self.runner.notify()
 
     def close(self) -> None:
         if self.runner:
@@ -81,6 +90,18 @@ class Runtime:
         self.app.close()
         self.writer.dispose()
         self.reader.dispose()
+
+
+def run_projections(settings: Settings, stop: threading.Event) -> None:
+    """The projection runner as a process of its own (`pageledger up` starts one): it uses
+    the second core instead of competing with the web workers for one interpreter lock."""
+    runtime = build_runtime(settings, migrate=False)
+    try:
+        runtime.start_projections()
+        log.info("projection runner started")
+        stop.wait()
+    finally:
+        runtime.close()
 
 
 def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:

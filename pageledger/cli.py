@@ -118,7 +118,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     host = "localhost" if settings.host in ("0.0.0.0", "") else settings.host
     print(f"PageLedger is listening on http://{host}:{port}/  (data in {settings.data_dir.resolve()})",
           flush=True)
-    PageLedgerServer(settings, port, workers=1, threads=8).run()
+    PageLedgerServer(settings, port, workers=2, threads=8, projections="process").run()
     return 0
 
 
@@ -163,7 +163,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port or settings.port or 6320
     print(f"PageLedger ({args.role}) is listening on http://{settings.host}:{port}/", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,
-                     projections=not args.no_projections).run()
+                     projections="none" if args.no_projections else "process").run()
     return 0
 
 

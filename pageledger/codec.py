@@ -3,7 +3,8 @@
 The library's default mapper stores each event as tagged JSON with field names, the
 originator topic and an ISO timestamp (about 630 B for a print job). This one stores the
 event's own fields as a MessagePack array in declaration order, the timestamp as int µs, and a
-short topic (``jobs:PrintJob.Tracked`` for ``domain.jobs``). Fields can therefore only be
+short topic: ``PrintJob.Tracked`` for a class of the ``domain`` package, whose class names are
+unique across its modules (checked), the library's ``module:qualname`` for anything else. Fields can therefore only be
 appended to an event class; a stored event with fewer values than its class takes the
 missing trailing fields from the class's ``APPENDED_DEFAULTS`` mapping (upcasting by
 appending), and is refused if a missing field has no default there.
@@ -11,6 +12,8 @@ appending), and is refused if a missing field has no default there.
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import pkgutil
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -87,20 +90,39 @@ def _shape(cls: type) -> _EventShape:
 
 
 @lru_cache(maxsize=None)
+def _domain_classes() -> dict[str, type]:
+    """Top-level classes of every module of the `domain` package, by name."""
+    import domain
+
+    found: dict[str, type] = {}
+    for info in pkgutil.iter_modules(domain.__path__):
+        module = importlib.import_module(f"{_DOMAIN_PREFIX}{info.name}")
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and obj.__module__ == module.__name__:
+                if name in found and found[name] is not obj:
+                    raise RuntimeError(f"two domain classes are named {name}: topics would be ambiguous")
+                found[name] = obj
+    return found
+
+
+@lru_cache(maxsize=None)
 def short_topic(cls: type) -> str:
-    topic = get_topic(cls)
-    return topic[len(_DOMAIN_PREFIX):] if topic.startswith(_DOMAIN_PREFIX) else topic
+    if cls.__module__.startswith(_DOMAIN_PREFIX):
+        outer = cls.__qualname__.split(".", 1)[0]
+        if _domain_classes().get(outer) is not None:
+            return cls.__qualname__
+    return get_topic(cls)
 
 
 @lru_cache(maxsize=None)
 def resolve_short_topic(topic: str) -> type:
-    module = topic.split(":", 1)[0]
-    if "." not in module:
-        try:
-            return resolve_topic(_DOMAIN_PREFIX + topic)
-        except Exception:  # noqa: BLE001 - fall back to the topic as written (e.g. __main__)
-            pass
-    return resolve_topic(topic)
+    if ":" in topic:
+        return resolve_topic(topic)
+    outer, *inner = topic.split(".")
+    obj: Any = _domain_classes()[outer]
+    for name in inner:
+        obj = getattr(obj, name)
+    return obj
 
 
 class CompactMapper(Mapper):
@@ -145,4 +167,8 @@ class CompactMapper(Mapper):
         kwargs["originator_version"] = stored_event.originator_version
         if shape.aggregate_topic is not None:
             kwargs["originator_topic"] = shape.aggregate_topic
-        return shape.cls(**kwargs)
+        # The stored values were checked when the event was made; filling the instance's
+        # __dict__ skips the frozen dataclass's field-by-field __init__ (half of decoding).
+        domain_event = object.__new__(shape.cls)
+        domain_event.__dict__.update(kwargs)
+        return domain_event

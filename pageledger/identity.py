@@ -86,7 +86,7 @@ class Identity:
 
     @cached_property
     def throttle(self) -> LoginThrottle:
-        return LoginThrottle()
+        return LoginThrottle(self.runtime.writer)
 
     @property
     def directory_file(self) -> Path:

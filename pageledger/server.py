@@ -39,9 +39,27 @@ def choose_port(settings: Settings, explicit: int | None) -> int:
     raise SystemExit("neither port 80 nor 6320 is free: set PAGELEDGER_PORT or pass --port")
 
 
+def _projection_process(settings: Settings) -> None:
+    import signal
+    import threading
+
+    from pageledger import logs
+    from pageledger.bootstrap import run_projections
+
+    logs.configure(settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_projections(settings, stop)
+
+
 class PageLedgerServer(BaseApplication):
+    """gunicorn with PageLedger's app. `projections`: "process" (a child process next to the
+    workers, what `up` uses), "thread" (inside each worker, one of them wins the runner lock)
+    or "none" (another node runs them)."""
+
     def __init__(self, settings: Settings, port: int, *, workers: int, threads: int,
-                 role: str = "all", projections: bool = True) -> None:
+                 role: str = "all", projections: str = "process") -> None:
         self.settings = settings
         self.options = {
             "bind": f"{settings.host}:{port}",
@@ -62,6 +80,22 @@ class PageLedgerServer(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if self.projections == "process":
+            self.cfg.set("on_starting", self._start_projection_process)
+            self.cfg.set("on_exit", self._stop_projection_process)
+
+    def _start_projection_process(self, server: Any) -> None:
+        import multiprocessing
+
+        self._runner = multiprocessing.get_context("fork").Process(
+            target=_projection_process, args=(self.settings,), name="pageledger-projections", daemon=True)
+        self._runner.start()
+
+    def _stop_projection_process(self, server: Any) -> None:
+        runner = getattr(self, "_runner", None)
+        if runner is not None and runner.is_alive():
+            runner.terminate()
+            runner.join(timeout=10)
 
     def load(self) -> Any:
         # Called in each worker after the fork: connections are never shared across processes.
@@ -69,6 +103,6 @@ class PageLedgerServer(BaseApplication):
         from pageledger.bootstrap import build_runtime
 
         runtime = build_runtime(self.settings, migrate=False)
-        if self.projections:
+        if self.projections == "thread":
             runtime.start_projections()
         return create_app(runtime, role=self.role)

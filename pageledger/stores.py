@@ -35,6 +35,7 @@ def event_store_env(url: str) -> dict[str, str]:
         }
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "pageledger.pg_recorder:ArrayInsertRecorder",
         "POSTGRES_DBNAME": parsed.database or "pageledger",
         "POSTGRES_HOST": parsed.host or "127.0.0.1",
         "POSTGRES_PORT": str(parsed.port or 5432),

@@ -49,64 +49,92 @@ class Projection:
 
 
 class Follower:
-    """Runs one projection over the application's notification log."""
+    """Runs one or more projections over the application's notification log.
 
-    def __init__(self, app: Application, engine: sa.Engine, projection: Projection,
+    Projections followed together share each page read from the log and its decoding (the
+    larger part of a projection's cost), and are written in one transaction; each keeps its
+    own position, so one that was rebuilt alone and stands further on is simply not given
+    the events it already has.
+    """
+
+    def __init__(self, app: Application, engine: sa.Engine, projections: Projection | Sequence[Projection],
                  batch_size: int = 1000) -> None:
         self.app = app
         self.engine = engine
-        self.projection = projection
+        self.projections = [projections] if isinstance(projections, Projection) else list(projections)
+        self.names = [p.name for p in self.projections]
         self.batch_size = batch_size
+        every = any(not p.topics for p in self.projections)
+        self.topics: tuple[str, ...] = () if every else tuple(sorted({t for p in self.projections for t in p.topics}))
+        self._wanted = {p.name: (frozenset(p.topics) if p.topics else None) for p in self.projections}
+
+    @property
+    def projection(self) -> Projection:
+        return self.projections[0]
 
     def ensure_tracking_row(self) -> None:
         with self.engine.begin() as conn:
-            insert_ignoring_existing(conn, projection_tracking, [{"name": self.projection.name, "position": 0}])
+            insert_ignoring_existing(conn, projection_tracking, [{"name": n, "position": 0} for n in self.names])
+
+    def positions(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(projection_tracking.c.name, projection_tracking.c.position)
+                                .where(projection_tracking.c.name.in_(self.names)))
+            found = {name: int(pos) for name, pos in rows}
+        if len(found) < len(self.names):
+            self.ensure_tracking_row()
+        return {n: found.get(n, 0) for n in self.names}
 
     def position(self) -> int:
-        with self.engine.connect() as conn:
-            pos = conn.execute(sa.select(projection_tracking.c.position)
-                               .where(projection_tracking.c.name == self.projection.name)).scalar()
-        return int(pos or 0)
+        return min(self.positions().values())
 
     def head(self) -> int:
         return int(self.app.recorder.max_notification_id() or 0)
 
     def run_once(self) -> int:
         """Apply the next page of events. Returns how many notifications were consumed."""
-        start = self.position()
+        positions = self.positions()
+        start = min(positions.values())
         notifications = self.app.recorder.select_notifications(
-            start=start, limit=self.batch_size, topics=self.projection.topics, inclusive_of_start=False)
+            start=start, limit=self.batch_size, topics=self.topics, inclusive_of_start=False)
         if not notifications:
             return 0
         to_event = self.app.mapper.to_domain_event
-        events = [(n.id, to_event(n)) for n in notifications]
+        decoded = [(n.id, n.topic, to_event(n)) for n in notifications]
         last = notifications[-1].id
         try:
             with self.engine.begin() as conn:
-                self.projection.apply(conn, events)
-                moved = conn.execute(
-                    projection_tracking.update()
-                    .where(projection_tracking.c.name == self.projection.name)
-                    .where(projection_tracking.c.position == start)
-                    .values(position=last)
-                ).rowcount
-                if moved != 1:
-                    raise _PositionMoved()
-        except (_PositionMoved, sa.exc.IntegrityError) as exc:
-            self.projection.rolled_back()
-            if isinstance(exc, sa.exc.IntegrityError) and self.position() == start:
-                raise  # a real conflict in the projection's own rows, not a race
-            log.info("projection %s: another runner applied events after %d; re-reading",
-                     self.projection.name, start)
+                for projection in self.projections:
+                    mine = positions[projection.name]
+                    wanted = self._wanted[projection.name]
+                    events = [(i, e) for i, topic, e in decoded if i > mine and (wanted is None or topic in wanted)]
+                    if events:
+                        projection.apply(conn, events)
+                    if last > mine:
+                        moved = conn.execute(
+                            projection_tracking.update()
+                            .where(projection_tracking.c.name == projection.name)
+                            .where(projection_tracking.c.position == mine)
+                            .values(position=last)
+                        ).rowcount
+                        if moved != 1:
+                            raise _PositionMoved()
+        except Exception as exc:
+            for projection in self.projections:
+                projection.rolled_back()
+            if not isinstance(exc, _PositionMoved) and self.positions() == positions:
+                raise  # a real failure, not a race with another runner
+            # Another runner (a second node, a rebuild) applied these events first; our rows
+            # were rolled back with the conflict, so nothing is applied twice.
+            log.info("projections %s: another runner applied events after %d; re-reading",
+                     ", ".join(self.names), start)
             return 0
-        except Exception:
-            self.projection.rolled_back()
-            raise
-        self.projection.committed()
+        for projection in self.projections:
+            projection.committed()
         return len(notifications)
 
     def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Apply everything in the log now. Returns the number of events applied."""
+        """Apply everything in the log now. Returns the number of notifications consumed."""
         self.ensure_tracking_row()
         total = 0
         while True:
@@ -123,16 +151,17 @@ class Follower:
         # With a topic filter, the position can stay below the head when the rest of the log
         # holds only other events: then there is nothing more to do.
         return bool(self.app.recorder.select_notifications(
-            start=self.position(), limit=1, topics=self.projection.topics, inclusive_of_start=False))
+            start=self.position(), limit=1, topics=self.topics, inclusive_of_start=False))
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Empty the projection's tables, then replay the whole log into them."""
+        """Empty the projections' tables, then replay the whole log into them."""
         with self.engine.begin() as conn:
-            self.projection.reset(conn)
-            insert_ignoring_existing(conn, projection_tracking, [{"name": self.projection.name, "position": 0}])
+            for projection in self.projections:
+                projection.reset(conn)
+            insert_ignoring_existing(conn, projection_tracking, [{"name": n, "position": 0} for n in self.names])
             conn.execute(projection_tracking.update()
-                         .where(projection_tracking.c.name == self.projection.name).values(position=0))
-        log.info("projection %s: emptied, replaying the event log", self.projection.name)
+                         .where(projection_tracking.c.name.in_(self.names)).values(position=0))
+        log.info("projections %s: emptied, replaying the event log", ", ".join(self.names))
         return self.catch_up(progress)
 
 
@@ -150,7 +179,6 @@ class ProjectionRunner:
         self._acquire = acquire
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
 
     def start(self) -> None:
         for f in self.followers:
@@ -158,13 +186,8 @@ class ProjectionRunner:
         self._thread = threading.Thread(target=self._run, name="projections", daemon=True)
         self._thread.start()
 
-    def notify(self) -> None:
-        """New events were saved: look now instead of at the next poll."""
-        self._wake.set()
-
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
         if self._thread:
             self._thread.join(timeout=10)
 
@@ -178,8 +201,7 @@ class ProjectionRunner:
                 try:
                     busy |= f.run_once() > 0
                 except Exception:  # noqa: BLE001 - keep the runner alive; the error is logged
-                    log.exception("projection %s failed; will retry", f.projection.name)
+                    log.exception("projections %s failed; will retry in a second", ", ".join(f.names))
                     time.sleep(1)
             if not busy:
-                self._wake.wait(self.poll_seconds)
-                self._wake.clear()
+                self._stop.wait(self.poll_seconds)

@@ -70,3 +70,14 @@ login_audit = sa.Table(
     sa.Column("remote_addr", sa.String(64), nullable=False),
     sa.Index("ix_login_audit_login_at", "login", "at"),
 )
+
+# Working state of the login throttle (pageledger.sessions.LoginThrottle), not a read model:
+# one row per failed attempt and key ("l:<login>", "a:<address>"), pruned after the window.
+login_failures = sa.Table(
+    "login_failures", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(300), nullable=False),
+    sa.Column("at", sa.Float, nullable=False),  # Unix seconds
+    sa.Index("ix_login_failures_key_at", "key", "at"),
+    sa.Index("ix_login_failures_at", "at"),
+)

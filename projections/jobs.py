@@ -8,8 +8,8 @@ import sqlalchemy as sa
 from domain.jobs import PrintJob
 from pageledger.codec import short_topic
 from projections.follower import Projection
-from projections.sql import KeyTable
-from projections.tables import JOB_DENIED, JOB_TRACKED, jobs, printer_keys, user_keys
+from projections.sql import KeyTable, insert_rows
+from projections.tables import JOB_DENIED, JOB_TRACKED, host_keys, jobs, printer_keys, user_keys
 
 
 class JobsProjection(Projection):
@@ -20,18 +20,20 @@ class JobsProjection(Projection):
     def __init__(self) -> None:
         self.users = KeyTable(user_keys, "login")
         self.printers = KeyTable(printer_keys, "name")
-        self.key_tables = (self.users, self.printers)
+        self.hosts = KeyTable(host_keys, "name")
+        self.key_tables = (self.users, self.printers, self.hosts)
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         user_ids = self.users.ids(conn, {e.user for _, e in events})
         printer_ids = self.printers.ids(conn, {e.printer for _, e in events})
-        conn.execute(jobs.insert(), [
-            {
-                "seq": seq, "user_id": user_ids[e.user], "printer_id": printer_ids[e.printer],
-                "submitted_at": e.submitted_at, "pages": e.pages, "copies": e.copies,
-                "sheets": e.sheets, "colour_pages": e.colour_pages, "duplex": e.duplex,
-                "paper": e.paper, "size": e.size, "pdl": e.pdl, "cost": e.cost,
-                "status": JOB_DENIED if isinstance(e, PrintJob.Denied) else JOB_TRACKED, "client_host": e.client_host, "document": e.document,
-            }
+        host_ids = self.hosts.ids(conn, {e.client_host for _, e in events})
+        insert_rows(conn, jobs, COLUMNS, [
+            (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
+             e.pages, e.sheets, e.colour_pages, e.copies,
+             JOB_DENIED if isinstance(e, PrintJob.Denied) else JOB_TRACKED, e.duplex, e.paper, e.pdl, e.document)
             for seq, e in events
         ])
+
+
+COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host_id", "pages", "sheets",
+           "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document")

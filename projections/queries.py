@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from domain.costs import format_money
 from pageledger.codec import from_micros
-from projections.tables import access_tokens, jobs, printer_keys, projection_tracking, usage_daily, user_keys
+from projections.tables import (access_tokens, host_keys, jobs, printer_keys, projection_tracking, usage_daily,
+                                user_keys)
 from projections.usage_daily import MICROS_PER_DAY
 
 
@@ -24,9 +25,11 @@ class JobFilter:
 
 def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first. Returns the page and the cursor for the next page (None at the end)."""
-    q = (sa.select(jobs, user_keys.c.login, printer_keys.c.name.label("printer_name"))
+    q = (sa.select(jobs, user_keys.c.login, printer_keys.c.name.label("printer_name"),
+                   host_keys.c.name.label("client_host"))
          .join(user_keys, user_keys.c.id == jobs.c.user_id)
-         .join(printer_keys, printer_keys.c.id == jobs.c.printer_id))
+         .join(printer_keys, printer_keys.c.id == jobs.c.printer_id)
+         .join(host_keys, host_keys.c.id == jobs.c.host_id))
     if f.user is not None:
         q = q.where(user_keys.c.login == f.user)
     if f.printer is not None:

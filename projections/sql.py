@@ -13,19 +13,49 @@ def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
+def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple]) -> None:
+    """Append many rows fast: COPY on PostgreSQL, one prepared executemany on SQLite.
+
+    SQLAlchemy's per-row parameter handling cost more than the database's own work in a
+    projection (measured: 7k rows/s through Core vs. tens of thousands through the driver).
+    Runs on the connection's current transaction, like any other statement.
+    """
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cur:
+            with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        return
+    marks = ", ".join("?" * len(columns))
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", list(rows))
+
+
 def insert_ignoring_existing(conn: sa.Connection, table: sa.Table, rows: Sequence[dict]) -> None:
     if rows:
         conn.execute(dialect_insert(conn, table).on_conflict_do_nothing(), list(rows))
 
 
-def add_to_totals(conn: sa.Connection, table: sa.Table, keys: Iterable[str], rows: Sequence[dict]) -> None:
-    """Upsert rows, adding their non-key columns to the totals already stored."""
+def add_to_totals(conn: sa.Connection, table: sa.Table, keys: Sequence[str], columns: Sequence[str],
+                  rows: Sequence[tuple]) -> None:
+    """Upsert rows (tuples in `columns` order), adding their non-key values to the stored totals."""
     if not rows:
         return
-    keys = list(keys)
-    stmt = dialect_insert(conn, table)
-    sums = {c: table.c[c] + stmt.excluded[c] for c in rows[0] if c not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=sums), list(rows))
+    sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in columns if c not in keys)
+    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}"
+    if conn.dialect.name == "postgresql":
+        # One statement for the whole batch: parallel arrays, unnested.
+        types = [table.c[c].type.compile(dialect=conn.dialect) for c in columns]
+        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cur:
+            cur.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {conflict}",
+                        [list(col) for col in zip(*rows)])
+        return
+    marks = ", ".join("?" * len(columns))
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) {conflict}", list(rows))
 
 
 class KeyTable:

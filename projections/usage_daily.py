@@ -31,13 +31,13 @@ class UsageDailyProjection(Projection):
         for _, e in events:
             key = (e.submitted_at // MICROS_PER_DAY, user_ids[e.user], printer_ids[e.printer])
             t = totals.setdefault(key, [0, 0, 0, 0, 0])
-            t[0] += 1
-            t[1] += e.pages * e.copies
-            t[2] += e.sheets
-            t[3] += e.colour_pages * e.copies
+            t[0] += e.pages * e.copies
+            t[1] += e.sheets
+            t[2] += e.colour_pages * e.copies
+            t[3] += 1
             t[4] += e.cost
-        add_to_totals(conn, usage_daily, ("day", "user_id", "printer_id"), [
-            {"day": d, "user_id": u, "printer_id": p, "jobs": t[0], "pages": t[1], "sheets": t[2],
-             "colour_pages": t[3], "cost": t[4]}
-            for (d, u, p), t in sorted(totals.items())
-        ])
+        add_to_totals(conn, usage_daily, KEYS, COLUMNS, [(*key, *t) for key, t in sorted(totals.items())])
+
+
+KEYS = ("day", "user_id", "printer_id")
+COLUMNS = (*KEYS, "pages", "sheets", "colour_pages", "jobs", "cost")

@@ -1,7 +1,9 @@
 """Realistic print-job reports for demos, tests and benchmarks (deterministic for a seed).
 
-Many users and printers, skewed like real offices (a few heavy users and busy printers),
-realistic document names, page counts, copies, duplex and colour shares.
+Many users and printers, like real offices: a few heavy users; each user prints mostly to the
+printer near them (85%), sometimes to a second one (10%), rarely anywhere else; jobs arrive
+in working hours on weekdays; document names, page counts, copies, duplex and colour shares
+follow the usual skews.
 """
 from __future__ import annotations
 
@@ -24,15 +26,24 @@ def sample_jobs(n: int, *, seed: int = 1, users: int = 500, printers: int = 40, 
     user_names = [f"{rnd.choice('abcdefghijklmnoprstvw')}{rnd.choice(('smith', 'jones', 'martin', 'dupont', 'garcia', 'muller', 'rossi', 'khan', 'nguyen', 'silva'))}{i}" for i in range(users)]
     printer_names = [f"{rnd.choice(('hq', 'branch', 'lab', 'ops'))}-{rnd.choice(('laser', 'mfp', 'colour'))}-{i:02d}" for i in range(printers)]
     host_names = [f"printsrv{i:02d}" for i in range(hosts)]
+    near = {u: (rnd.choice(printer_names), rnd.choice(printer_names)) for u in user_names}
     t = start
     for i in range(n):
-        t += timedelta(seconds=rnd.expovariate(1 / 20))
+        t += timedelta(seconds=rnd.expovariate(1 / 8))
+        if t.hour >= 18 or t.weekday() >= 5:  # next working morning
+            t = (t + timedelta(days=1 if t.weekday() < 4 or t.weekday() == 6 else 2)).replace(hour=8, minute=0)
+            if t.weekday() >= 5:
+                t += timedelta(days=7 - t.weekday())
         pages = max(1, int(rnd.lognormvariate(1.0, 1.0)))
         colour = 0 if rnd.random() < 0.7 else rnd.randint(0, pages)
+        user = (user_names[min(users - 1, int(rnd.paretovariate(1.2)) - 1)] if rnd.random() < 0.3
+                else rnd.choice(user_names))
+        where = rnd.random()
+        printer = near[user][0] if where < 0.85 else near[user][1] if where < 0.95 else rnd.choice(printer_names)
         yield {
             "job_key": f"{key_prefix}/{seed}/{i}",
-            "user": user_names[min(users - 1, int(rnd.paretovariate(1.2)) - 1)] if rnd.random() < 0.3 else rnd.choice(user_names),
-            "printer": rnd.choice(printer_names),
+            "user": user,
+            "printer": printer,
             "client_host": rnd.choice(host_names),
             "document": " ".join(rnd.sample(_WORDS, rnd.randint(1, 3))) + rnd.choice(_EXT),
             "submitted_at": t.isoformat(),

@@ -28,36 +28,43 @@ def upgrade() -> None:
         sa.Column("name", sa.String(255), nullable=False, unique=True),
     )
     op.create_table(
+        "host_keys",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(255), nullable=False, unique=True),
+    )
+    op.create_table(
         "jobs",
-        sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+                  autoincrement=False),
+        sa.Column("submitted_at", sa.BigInteger, nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
+        sa.Column("cost", sa.BigInteger, nullable=False),
         sa.Column("user_id", sa.Integer, nullable=False),
         sa.Column("printer_id", sa.Integer, nullable=False),
-        sa.Column("submitted_at", sa.BigInteger, nullable=False),
+        sa.Column("host_id", sa.Integer, nullable=False),
         sa.Column("pages", sa.Integer, nullable=False),
-        sa.Column("copies", sa.Integer, nullable=False),
         sa.Column("sheets", sa.Integer, nullable=False),
         sa.Column("colour_pages", sa.Integer, nullable=False),
+        sa.Column("copies", sa.SmallInteger, nullable=False),
+        sa.Column("status", sa.SmallInteger, nullable=False),
         sa.Column("duplex", sa.Boolean, nullable=False),
         sa.Column("paper", sa.String(32), nullable=False),
-        sa.Column("size", sa.BigInteger, nullable=False),
         sa.Column("pdl", sa.String(16), nullable=False),
-        sa.Column("cost", sa.BigInteger, nullable=False),
-        sa.Column("status", sa.SmallInteger, nullable=False),
-        sa.Column("client_host", sa.String(255), nullable=False),
         sa.Column("document", sa.Text, nullable=False),
     )
-    op.create_index("ix_jobs_user_time", "jobs", ["user_id", "submitted_at"])
-    op.create_index("ix_jobs_printer_time", "jobs", ["printer_id", "submitted_at"])
+    op.create_index("ix_jobs_user_seq", "jobs", ["user_id", "seq"])
+    op.create_index("ix_jobs_printer", "jobs", ["printer_id"])
     op.create_table(
         "usage_daily",
         sa.Column("day", sa.Integer, primary_key=True),
         sa.Column("user_id", sa.Integer, primary_key=True),
         sa.Column("printer_id", sa.Integer, primary_key=True),
+        sa.Column("pages", sa.Integer, nullable=False),
+        sa.Column("sheets", sa.Integer, nullable=False),
+        sa.Column("colour_pages", sa.Integer, nullable=False),
         sa.Column("jobs", sa.Integer, nullable=False),
-        sa.Column("pages", sa.BigInteger, nullable=False),
-        sa.Column("sheets", sa.BigInteger, nullable=False),
-        sa.Column("colour_pages", sa.BigInteger, nullable=False),
         sa.Column("cost", sa.BigInteger, nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "access_tokens",
@@ -72,5 +79,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("access_tokens", "usage_daily", "jobs", "printer_keys", "user_keys", "projection_tracking"):
+    for table in ("access_tokens", "usage_daily", "jobs", "host_keys", "printer_keys", "user_keys",
+                  "projection_tracking"):
         op.drop_table(table)

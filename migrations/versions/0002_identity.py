@@ -1,4 +1,5 @@
-"""Identity and licensing read models: users, licence terms, seats, denials, login audit.
+"""Identity and licensing read models (users, licence terms, seats, denials, login audit) and
+the login throttle's working table.
 
 Revision ID: 0002_identity
 """
@@ -67,8 +68,16 @@ def upgrade() -> None:
         sa.Column("remote_addr", sa.String(64), nullable=False),
     )
     op.create_index("ix_login_audit_login_at", "login_audit", ["login", "at"])
+    op.create_table(
+        "login_failures",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(300), nullable=False),
+        sa.Column("at", sa.Float, nullable=False),
+    )
+    op.create_index("ix_login_failures_key_at", "login_failures", ["key", "at"])
+    op.create_index("ix_login_failures_at", "login_failures", ["at"])
 
 
 def downgrade() -> None:
-    for table in ("login_audit", "seat_denials", "licence_seats", "licence_state", "users"):
+    for table in ("login_failures", "login_audit", "seat_denials", "licence_seats", "licence_state", "users"):
         op.drop_table(table)

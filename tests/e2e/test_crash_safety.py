@@ -67,7 +67,7 @@ def _last_job_event(engine) -> int:
     """Notification id of the newest tracked job in the event store."""
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
-            sql = "SELECT coalesce(max(rowid), 0) FROM stored_events WHERE topic = 'jobs:PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(rowid), 0) FROM stored_events WHERE topic = 'PrintJob.Tracked'"
         else:
-            sql = "SELECT coalesce(max(notification_id), 0) FROM pageledger_events WHERE topic = 'jobs:PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(notification_id), 0) FROM pageledger_events WHERE topic = 'PrintJob.Tracked'"
         return int(conn.execute(sa.text(sql)).scalar())

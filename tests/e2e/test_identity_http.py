@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from pageledger.licence_keys import decode_key, this_host
-from tests.conftest import make_live_server
+from tests.conftest import make_live_server, wait_until
 from tests.integration.conftest import slapd_server  # noqa: F401 - fixture
 from tools.licence_issuer import issue_key, issue_licence, make_key_pair
 
@@ -92,7 +92,9 @@ def test_setup_wizard_then_logins_seats_and_licence(server, slapd_server):  # no
     assert requests.post(url, json=setup_body(slapd_server, admin_login="alice", admin_password="alice-pw-1"),
                          timeout=30).status_code == 410
 
-    licence = requests.get(server.url + "/api/v1/licence", headers=admin, timeout=30).json()["licence"]
+    # The read model follows the log a moment later (projections run in their own process).
+    licence = wait_until(lambda: (lic := requests.get(server.url + "/api/v1/licence", headers=admin,
+                                                      timeout=30).json()["licence"])["type"] == "suite" and lic)
     assert (licence["type"], licence["seats_allowed"], licence["activation_method"]) == ("suite", 2, "file")
     # A cookie session must echo its CSRF token to change anything.
     assert requests.put(server.url + "/api/v1/licence/settings", json={"track_unlicensed": False}, headers=admin,

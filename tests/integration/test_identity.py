@@ -1,6 +1,7 @@
 """Users, seats and licence notices on real stores (SQLite and PostgreSQL) and a real slapd."""
 from __future__ import annotations
 
+import json
 import threading
 from email import message_from_bytes
 
@@ -9,7 +10,7 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
-from commands.track_jobs import track_jobs
+from commands.track_jobs import parse_batch, track_jobs
 from commands.users import set_user_active, sync_users
 from domain.licence import DAY_US
 from domain.users import user_id
@@ -75,11 +76,7 @@ def test_sync_imports_both_ous_reports_a_card_clash_and_follows_removals(runtime
     assert by_login["alice"]["pin_digest"] and by_login["alice"]["pin_digest"] != "4321"
 
     # carol takes a seat by printing, then leaves the directory: deactivated, seat freed.
-    job = dict(next(sample_jobs(1)), user="carol")
-    from commands.track_jobs import TrackJobsSchema
-    track_jobs(runtime.app, TrackJobsSchema().load({"jobs": [job]})["jobs"], runtime.default_schedule,
-               gate=identity.licensing.gate_jobs)
-    runtime.catch_up()
+    track(runtime, identity, ["carol"])
     assert [r["login_key"] for r in rows(runtime, licence_seats)] == ["carol"]
     slapd.delete(user_dn("carol"))
     slapd.modify(user_dn("alice"), cn="Alice Abbott")
@@ -104,11 +101,10 @@ _batches = iter(range(1_000_000))
 
 def track(runtime, identity, logins):
     """One job per login, through the seat gate; returns each login's outcome."""
-    from commands.track_jobs import TrackJobsSchema
     batch = [dict(j, user=login) for j, login in zip(sample_jobs(len(logins), key_prefix=f"b{next(_batches)}"),
                                                      logins)]
-    outcomes = track_jobs(runtime.app, TrackJobsSchema().load({"jobs": batch})["jobs"], runtime.default_schedule,
-                          gate=identity.licensing.gate_jobs)
+    reports = parse_batch(json.dumps({"jobs": batch}).encode())
+    outcomes = track_jobs(runtime.app, reports, runtime.printers, gate=identity.licensing.gate_jobs)
     runtime.catch_up()
     return dict(zip(logins, outcomes))
 

@@ -65,7 +65,7 @@ def test_concurrent_first_time_users_on_postgresql_never_exceed_the_seats(pg_adm
         # The stored facts agree: exactly SEATS SeatAssigned events, and the projection shows them.
         with runtimes[0].reader.connect() as conn:
             assigned = conn.execute(sa.text(
-                "SELECT count(*) FROM pageledger_events WHERE topic = 'licence:Licence.SeatAssigned'")).scalar()
+                "SELECT count(*) FROM pageledger_events WHERE topic = 'Licence.SeatAssigned'")).scalar()
         assert assigned == SEATS
         runtimes[0].catch_up()
         with runtimes[0].reader.connect() as conn:

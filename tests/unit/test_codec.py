@@ -28,7 +28,7 @@ def test_tracked_job_round_trips_with_every_field():
     job = tracked()
     original = job.collect_events()[0]
     stored = mapper().to_stored_event(original)
-    assert stored.topic == "jobs:PrintJob.Tracked"
+    assert stored.topic == "PrintJob.Tracked"
     copy = mapper().to_domain_event(stored)
     for f in fields(original):
         assert getattr(copy, f.name) == getattr(original, f.name), f.name
@@ -39,7 +39,7 @@ def test_tracked_job_round_trips_with_every_field():
 def test_a_tracked_job_is_stored_compactly():
     stored = mapper().to_stored_event(tracked().collect_events()[0])
     # The library's default JSON mapper needs ~630 B for such a job (DESIGN.md §4).
-    assert len(stored.state) + len(stored.topic) < 130
+    assert len(stored.state) + len(stored.topic) < 125
 
 
 def test_micros_conversion_is_exact():

@@ -1,37 +1,73 @@
-import pytest
-from marshmallow import ValidationError
+"""The two faces of batch validation (msgspec fast path, marshmallow messages) agree."""
+import json
 
-from api.errors import flatten
-from commands.track_jobs import TrackJobsSchema
+import pytest
+
+from commands.track_jobs import parse_batch
+from commands.validation import InvalidRequest
 from tools.sample_jobs import sample_jobs
 
 
+def body(jobs) -> bytes:
+    return json.dumps({"jobs": jobs}).encode()
+
+
 def test_sample_jobs_are_valid_reports():
-    batch = TrackJobsSchema().load({"jobs": list(sample_jobs(50))})
-    assert len(batch["jobs"]) == 50
-    assert batch["jobs"][0].submitted_at.tzinfo is not None
+    reports = parse_batch(body(list(sample_jobs(50))))
+    assert len(reports) == 50
+    assert reports[0].submitted_at.tzinfo is not None
+    assert reports[0].copies >= 1
 
 
 def test_every_bad_field_is_named():
     bad = dict(next(sample_jobs(1)))
     bad.update(pages=-1, copies=0, pdl="exe", submitted_at="2026-01-01T00:00:00")  # naive time
     good = next(sample_jobs(1, seed=2))
-    with pytest.raises(ValidationError) as err:
-        TrackJobsSchema().load({"jobs": [good, bad]})
-    named = flatten(err.value.messages)
-    assert set(named) == {"jobs.1.pages", "jobs.1.copies", "jobs.1.pdl", "jobs.1.submitted_at"}
+    with pytest.raises(InvalidRequest) as err:
+        parse_batch(body([good, bad]))
+    assert set(err.value.errors) == {"jobs.1.pages", "jobs.1.copies", "jobs.1.pdl", "jobs.1.submitted_at"}
 
 
-def test_colour_pages_cannot_exceed_pages_and_strings_are_not_numbers():
-    job = dict(next(sample_jobs(1)), pages=2, colour_pages=3)
-    with pytest.raises(ValidationError) as err:
-        TrackJobsSchema().load({"jobs": [job]})
-    assert "colour_pages" in err.value.messages["jobs"][0]
-    with pytest.raises(ValidationError):
-        TrackJobsSchema().load({"jobs": [dict(job, colour_pages=0, pages="2")]})
+GOOD = next(sample_jobs(1))
+CASES = [
+    ({"pages": 2, "colour_pages": 3}, "jobs.0.colour_pages"),
+    ({"pages": "2"}, "jobs.0.pages"),
+    ({"pages": 2.5}, "jobs.0.pages"),
+    ({"duplex": "yes"}, "jobs.0.duplex"),
+    ({"duplex": 1}, "jobs.0.duplex"),
+    ({"user": ""}, "jobs.0.user"),
+    ({"job_key": "k" * 256}, "jobs.0.job_key"),
+    ({"copies": 10_001}, "jobs.0.copies"),
+    ({"paper": ""}, "jobs.0.paper"),
+    ({"submitted_at": "2026-13-01T00:00:00Z"}, "jobs.0.submitted_at"),
+    ({"release_code": ""}, "jobs.0.release_code"),
+    ({"document": 5}, "jobs.0.document"),
+]
 
 
-def test_empty_and_missing_batches_are_refused():
-    for body in ({}, {"jobs": []}, {"jobs": "x"}):
-        with pytest.raises(ValidationError):
-            TrackJobsSchema().load(body)
+@pytest.mark.parametrize("change,field", CASES)
+def test_each_kind_of_bad_value_is_refused_and_named(change, field):
+    with pytest.raises(InvalidRequest) as err:
+        parse_batch(body([dict(GOOD, **change)]))
+    assert field in err.value.errors
+
+
+def test_missing_required_fields_are_named():
+    job = {k: v for k, v in GOOD.items() if k not in ("user", "pages")}
+    with pytest.raises(InvalidRequest) as err:
+        parse_batch(body([job]))
+    assert {"jobs.0.user", "jobs.0.pages"} <= set(err.value.errors)
+
+
+def test_unknown_fields_from_newer_agents_are_ignored_and_defaults_apply():
+    job = {k: v for k, v in GOOD.items() if k in ("job_key", "user", "printer", "submitted_at", "pages")}
+    [report] = parse_batch(body([dict(job, colour_profile="vivid")]))
+    assert (report.copies, report.duplex, report.pdl, report.paper) == (1, False, "unknown", "unknown")
+
+
+@pytest.mark.parametrize("raw", [b"", b"{not json", b"[]", b'{"jobs": []}', b'{"jobs": "x"}', b"{}",
+                                 json.dumps({"jobs": [GOOD] * 5001}).encode()])
+def test_empty_malformed_and_oversized_batches_are_refused(raw):
+    with pytest.raises(InvalidRequest) as err:
+        parse_batch(raw)
+    assert err.value.errors

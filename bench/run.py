@@ -1,0 +1,384 @@
+"""PageLedger's benchmark: one command, one line per figure, each beside its raw ceiling.
+
+    .venv/bin/python -m bench.run [--jobs 100000] [--stores sqlite,postgresql] [--repeat 3]
+
+Figures (medians of --repeat runs where it says so):
+  ingest_http      tracked jobs/s through POST /Services/jobs, batches of 500, projections caught up
+  ingest_commands  the same through commands.track_jobs directly (with and without validation)
+  ceiling_insert   plain executemany of the same rows into a plain table, 500 a transaction
+  post_latency     single-job POST p50/p99 at a fixed 200 requests/s
+  disk             bytes per job after --jobs realistic jobs (VACUUMed): events and each read model
+  rebuild          projection rebuild rate, beside reading+decoding the log alone
+This is not a test: it asserts nothing and prints what it measured.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from commands.track_jobs import TrackJobsSchema, parse_batch, track_jobs  # noqa: E402
+from pageledger.bootstrap import build_runtime  # noqa: E402
+from pageledger.settings import Settings  # noqa: E402
+from tools.sample_jobs import sample_jobs  # noqa: E402
+
+PG_BASE = os.environ.get("PAGELEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+BATCH = 500
+
+
+def line(name: str, store: str, value: str, ceiling: str = "") -> None:
+    print(f"{name:<18} {store:<11} {value:<40} {ceiling}", flush=True)
+
+
+class Database:
+    """A fresh database of one kind, dropped afterwards."""
+
+    def __init__(self, store: str) -> None:
+        self.store = store
+        self.tmp = Path(tempfile.mkdtemp(prefix="plbench-"))
+        if store == "sqlite":
+            self.url = f"sqlite:///{self.tmp / 'pageledger.db'}"
+        else:
+            self.name = f"pl_bench_{uuid.uuid4().hex[:8]}"
+            self._admin(f'CREATE DATABASE "{self.name}"')
+            self.url = f"{PG_BASE}/{self.name}"
+
+    def _admin(self, sql: str) -> None:
+        eng = sa.create_engine(f"{PG_BASE.replace('postgresql://', 'postgresql+psycopg://')}/postgres",
+                               isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            c.execute(sa.text(sql))
+        eng.dispose()
+
+    def engine(self) -> sa.Engine:
+        return sa.create_engine(self.url.replace("postgresql://", "postgresql+psycopg://"))
+
+    def drop(self) -> None:
+        if self.store == "postgresql":
+            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def bodies(n: int, seed: int, prefix: str) -> list[bytes]:
+    jobs = list(sample_jobs(n, seed=seed, key_prefix=prefix))
+    return [json.dumps({"jobs": jobs[i:i + BATCH]}).encode() for i in range(0, n, BATCH)]
+
+
+class Server:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.port = _free_port()
+        self.workdir = db.tmp / "server"
+        self.workdir.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAGELEDGER_")}
+        env.update(PYTHONPATH=str(ROOT), PAGELEDGER_DATABASE_URL=db.url, PAGELEDGER_LOG_LEVEL="WARNING",
+                   PAGELEDGER_PROJECTION_POLL_SECONDS="0.02")
+        self.proc = subprocess.Popen([sys.executable, "-m", "pageledger.cli", "up", "--port", str(self.port)],
+                                     cwd=self.workdir, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.workdir / "server.log", "wb"))
+        for _ in range(300):
+            try:
+                if self.get("/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        tokens = json.loads((self.workdir / "var" / "first-tokens.json").read_text())
+        self.agent = tokens["agent_token"]
+
+    def conn(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def get(self, path: str) -> tuple[int, dict]:
+        c = self.conn()
+        c.request("GET", path)
+        r = c.getresponse()
+        data = json.loads(r.read() or b"{}")
+        c.close()
+        return r.status, data
+
+    def post(self, conn: http.client.HTTPConnection, body: bytes) -> int:
+        conn.request("POST", "/Services/jobs", body=body,
+                     headers={"Authorization": f"Bearer {self.agent}", "Content-Type": "application/json"})
+        r = conn.getresponse()
+        r.read()
+        return r.status
+
+    def wait_projections(self) -> None:
+        while True:
+            _, h = self.get("/healthz")
+            if min(h["projections"].get("jobs", 0), h["projections"].get("usage_daily", 0)) >= _last_tracked(self.db):
+                return
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _last_tracked(db: Database) -> int:
+    eng = db.engine()
+    with eng.connect() as c:
+        if db.store == "sqlite":
+            sql = "SELECT coalesce(max(rowid),0) FROM stored_events WHERE topic='PrintJob.Tracked'"
+        else:
+            sql = "SELECT coalesce(max(notification_id),0) FROM pageledger_events WHERE topic='PrintJob.Tracked'"
+        v = int(c.execute(sa.text(sql)).scalar())
+    eng.dispose()
+    return v
+
+
+def ingest_http(db: Database, n: int, clients: int = 2) -> float:
+    server = Server(db)
+    try:
+        chunks = bodies(n, seed=1, prefix="http")
+        queue = list(reversed(chunks))
+        lock = threading.Lock()
+        failures = []
+
+        def worker() -> None:
+            conn = server.conn()
+            while True:
+                with lock:
+                    if not queue:
+                        break
+                    body = queue.pop()
+                status = server.post(conn, body)
+                if status != 200:
+                    failures.append(status)
+            conn.close()
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=worker) for _ in range(clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        server.wait_projections()
+        elapsed = time.perf_counter() - started
+        if failures:
+            raise RuntimeError(f"{len(failures)} batches failed: {failures[:3]}")
+        return n / elapsed
+    finally:
+        server.stop()
+
+
+def post_latency(db: Database, rate: float = 200.0, seconds: float = 10.0) -> tuple[float, float, float]:
+    server = Server(db)
+    try:
+        jobs = list(sample_jobs(int(rate * seconds), seed=5, key_prefix="lat"))
+        payloads = [json.dumps({"jobs": [j]}).encode() for j in jobs]
+        latencies: list[float] = []
+        lock = threading.Lock()
+        start = time.perf_counter() + 0.2
+        per_client = 4  # open-loop: each client owns every 4th slot of the schedule
+
+        def client(k: int) -> None:
+            conn = server.conn()
+            for i in range(k, len(payloads), per_client):
+                due = start + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                server.post(conn, payloads[i])
+                # latency from the scheduled send time: a late send counts against us
+                with lock:
+                    latencies.append(time.perf_counter() - due)
+            conn.close()
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(per_client)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        q = statistics.quantiles(latencies, n=100)
+        achieved = len(latencies) / (time.perf_counter() - start)
+        return q[49] * 1000, q[98] * 1000, achieved
+    finally:
+        server.stop()
+
+
+def ingest_commands(db: Database, n: int, validate: bool) -> float:
+    rt = build_runtime(Settings.load(environ={}, database_url=db.url, data_dir=db.tmp / "var"))
+    try:
+        raw = bodies(n, seed=2, prefix=f"cmd{validate}")
+        pre = None if validate else [parse_batch(b) for b in raw]
+        started = time.perf_counter()
+        for i, body in enumerate(raw):
+            reports = parse_batch(body) if validate else pre[i]
+            track_jobs(rt.app, reports, rt.printers)
+        return n / (time.perf_counter() - started)
+    finally:
+        rt.close()
+
+
+def ceiling_insert(db: Database, n: int) -> float:
+    rows = [(j["job_key"], j["user"], j["printer"], j["client_host"], j["document"], j["submitted_at"], j["pages"],
+             j["copies"], j["colour_pages"], j["duplex"], j["paper"], j["size"], j["pdl"], 0, 1)
+            for j in sample_jobs(n, seed=3, key_prefix="raw")]
+    ddl = ("CREATE TABLE raw_jobs (id {pk}, job_key TEXT, usr TEXT, printer TEXT, host TEXT, doc TEXT, t TEXT, "
+           "pages INT, copies INT, colour INT, duplex BOOLEAN, paper TEXT, size BIGINT, pdl TEXT, cost BIGINT, sched INT)")
+    cols = "job_key, usr, printer, host, doc, t, pages, copies, colour, duplex, paper, size, pdl, cost, sched"
+    if db.store == "sqlite":
+        con = sqlite3.connect(db.tmp / "raw.db", isolation_level=None)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute(ddl.format(pk="INTEGER PRIMARY KEY"))
+        started = time.perf_counter()
+        for i in range(0, n, BATCH):
+            con.execute("BEGIN")
+            con.executemany(f"INSERT INTO raw_jobs ({cols}) VALUES ({','.join('?' * 15)})", rows[i:i + BATCH])
+            con.execute("COMMIT")
+        rate = n / (time.perf_counter() - started)
+        con.close()
+        return rate
+    import psycopg
+
+    with psycopg.connect(db.url) as con:
+        con.execute(ddl.format(pk="BIGSERIAL PRIMARY KEY"))
+        con.commit()
+        started = time.perf_counter()
+        with con.cursor() as cur:
+            for i in range(0, n, BATCH):
+                cur.executemany(f"INSERT INTO raw_jobs ({cols}) VALUES ({','.join(['%s'] * 15)})", rows[i:i + BATCH])
+                con.commit()
+        return n / (time.perf_counter() - started)
+
+
+def disk_bytes(db: Database) -> dict[str, float]:
+    eng = db.engine()
+    sizes: dict[str, int] = {}
+    try:
+        if db.store == "sqlite":
+            raw = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            raw.execute("VACUUM")
+            rows = raw.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
+            owners = dict(raw.execute("SELECT name, tbl_name FROM sqlite_master").fetchall())
+            raw.close()
+            for name, size in rows:
+                table = owners.get(name, name)
+                sizes[table] = sizes.get(table, 0) + size
+        else:
+            with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.execute(sa.text("VACUUM FULL"))
+                for (table,) in c.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname='public'")):
+                    sizes[table] = int(c.execute(sa.text(f"SELECT pg_total_relation_size('\"{table}\"')")).scalar())
+        with eng.connect() as c:
+            jobs = int(c.execute(sa.text("SELECT count(*) FROM jobs")).scalar())
+    finally:
+        eng.dispose()
+    return {t: s / jobs for t, s in sizes.items() if s}
+
+
+def rebuild_rate(db: Database) -> tuple[float, float, float]:
+    rt = build_runtime(Settings.load(environ={}, database_url=db.url, data_dir=db.tmp / "var"))
+    try:
+        # Ceiling: read and decode the whole log, 1000 at a time, doing nothing else.
+        started = time.perf_counter()
+        pos, count = 0, 0
+        to_event = rt.app.mapper.to_domain_event
+        while True:
+            page = rt.app.recorder.select_notifications(start=pos, limit=1000, inclusive_of_start=False)
+            if not page:
+                break
+            for n in page:
+                to_event(n)
+            count += len(page)
+            pos = page[-1].id
+        read_rate = count / (time.perf_counter() - started)
+        rates = []
+        for name in ("jobs", "usage_daily"):
+            started = time.perf_counter()
+            applied = rt.followers[name].rebuild()
+            rates.append(applied / (time.perf_counter() - started))
+        return rates[0], rates[1], read_rate
+    finally:
+        rt.close()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--jobs", type=int, default=100_000)
+    p.add_argument("--stores", default="sqlite,postgresql")
+    p.add_argument("--repeat", type=int, default=3, help="runs per throughput figure (median reported)")
+    p.add_argument("--only", default="", help="comma list of: ingest,commands,latency,disk,rebuild")
+    args = p.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    want = (lambda k: not only or k in only)
+    print(f"# PageLedger bench {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}: {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, jobs={args.jobs}, median of {args.repeat}", flush=True)
+    for store in args.stores.split(","):
+        if want("ingest") or want("disk") or want("rebuild"):
+            http_rates, raw_rates = [], []
+            for r in range(args.repeat if want("ingest") else 1):
+                db = Database(store)
+                try:
+                    http_rates.append(ingest_http(db, args.jobs))
+                    if r == 0:
+                        if want("disk"):
+                            sizes = disk_bytes(db)
+                            events = sum(v for k, v in sizes.items() if k in ("stored_events", "pageledger_events"))
+                            models = {k: v for k, v in sizes.items() if k in ("jobs", "usage_daily", "user_keys", "printer_keys", "host_keys")}
+                            total = events + sum(models.values())
+                            line("disk", store, f"{total:.0f} B/job total", "target ≤ 350 (SQLite) / ≤ 450 (PG); PA ~500, PaperCut ~850")
+                            line("disk.events", store, f"{events:.0f} B/job")
+                            for k, v in sorted(models.items()):
+                                line(f"disk.{k}", store, f"{v:.1f} B/job")
+                        if want("rebuild"):
+                            jr, ur, read = rebuild_rate(db)
+                            line("rebuild.jobs", store, f"{jr:,.0f} events/s", f"ceiling: read+decode log {read:,.0f}/s ({jr / read:.0%})")
+                            line("rebuild.usage_daily", store, f"{ur:,.0f} events/s", f"ceiling: read+decode log {read:,.0f}/s ({ur / read:.0%})")
+                    raw_rates.append(ceiling_insert(db, args.jobs))
+                finally:
+                    db.drop()
+            if want("ingest"):
+                h, c = statistics.median(http_rates), statistics.median(raw_rates)
+                line("ingest_http", store, f"{h:,.0f} jobs/s (runs: {', '.join(f'{x:,.0f}' for x in http_rates)})",
+                     f"ceiling executemany {c:,.0f} rows/s ({h / c:.0%}); target ≥ 5,000 on PG")
+        if want("commands"):
+            for validate in (True, False):
+                rates = []
+                for _ in range(args.repeat):
+                    db = Database(store)
+                    try:
+                        rates.append(ingest_commands(db, min(args.jobs, 50_000), validate))
+                    finally:
+                        db.drop()
+                line("ingest_commands", store, f"{statistics.median(rates):,.0f} jobs/s "
+                     f"({'with' if validate else 'without'} decoding+validation)")
+        if want("latency"):
+            db = Database(store)
+            try:
+                p50, p99, achieved = post_latency(db)
+                line("post_latency", store, f"p50 {p50:.1f} ms, p99 {p99:.1f} ms at {achieved:.0f} req/s",
+                     "target p99 ≤ 20 ms at 200 req/s")
+            finally:
+                db.drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""A faster PostgreSQL event recorder: the library's, with a cheaper way to send a batch.
+
+eventsourcing inserts a batch in a pipelined transaction (SET lock_timeout, LOCK TABLE,
+NOTIFY, INSERT of an array of composite values rendered as text in Python, COMMIT): several
+round trips, and 35% of `save()` time in the text rendering (DESIGN.md §7). This recorder
+calls one server-side function with four parallel arrays in binary (uuid[], int8[], text[],
+bytea[], dumped by psycopg's C code), in autocommit: ONE round trip. The function does what
+the library does — the EXCLUSIVE table lock that makes notification ids commit in order, the
+NOTIFY, the RETURNING of ids — and a unique violation still surfaces as IntegrityError.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import retry
+from psycopg import InterfaceError, OperationalError
+from psycopg.sql import SQL, Identifier
+
+
+class ArrayInsertRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        table = Identifier(self.events_table_name)
+        function = Identifier(f"pl_insert_{self.events_table_name}")
+        self.sql_create_statements.append(SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{function}"
+            "(ids uuid[], versions int8[], topics text[], states bytea[]) "
+            "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+            "BEGIN "
+            "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
+            "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            "  NOTIFY {channel}; "
+            "  RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "    SELECT * FROM unnest(ids, versions, topics, states) RETURNING notification_id; "
+            "END; $BODY$"
+        ).format(schema=schema, function=function, table=table, channel=Identifier(self.channel_name),
+                 lock_timeout=SQL(str(int(self.datastore.lock_timeout)))))
+        self._call = SQL("SELECT * FROM {schema}.{function}(%s, %s, %s, %s)").format(schema=schema, function=function)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self._call,
+                (
+                    [e.originator_id for e in stored_events],
+                    [e.originator_version for e in stored_events],
+                    [e.topic for e in stored_events],
+                    [e.state for e in stored_events],
+                ),
+                binary=True,
+            )
+            return [row[next(iter(row))] if isinstance(row, dict) else row[0] for row in curs.fetchall()]

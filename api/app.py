@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import falcon
+import msgspec
 
 from api.auth import TokenAuth
 from api.errors import handle_unexpected
@@ -19,6 +20,10 @@ from pageledger.bootstrap import Runtime
 def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
     """`role` "services" serves only the agent endpoints (a separate Services host)."""
     app = falcon.App(middleware=[TokenAuth(runtime.reader, sessions=runtime.identity.sessions)])
+    # msgspec encodes and decodes JSON in C: a 500-job answer in a fraction of json's time.
+    json_handler = falcon.media.JSONHandler(dumps=msgspec.json.encode, loads=msgspec.json.decode)
+    app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.add_error_handler(Exception, handle_unexpected)
     app.req_options.strip_url_path_trailing_slash = True
     app.add_route("/healthz", HealthResource(runtime))

@@ -69,6 +69,9 @@ class Licensing:
         self.id = licence_id(app.server_id)
         self._held: dict[str, float] = {}
         self._held_lock = threading.Lock()
+        # The licence as last loaded, read-only, for batches whose users all hold seats: their
+        # jobs then need only the terms (type, expiry), not a fresh load of the licence.
+        self._terms: tuple[float, Licence] | None = None
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -148,6 +151,7 @@ class Licensing:
     def _apply(self, verified: VerifiedLicence) -> None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             licence = self.prepared(verified)
+            self._terms = None
             try:
                 self.app.save(licence)
             except IntegrityError:
@@ -215,6 +219,11 @@ class Licensing:
         """
         wanted = list(dict.fromkeys(logins))
         keys = {login: login.strip().lower() for login in wanted}
+        cached = self._terms
+        if cached is not None and cached[0] > time.monotonic() and all(self._recently_held(k) for k in keys.values()):
+            licence, now = cached[1], self.clock()
+            if licence.allows(JOB_TRACKING, now):
+                return {login: JobGate(track=True) for login in wanted}
         for attempt in range(1, MAX_ATTEMPTS + 1):
             licence = self.get()
             if licence is None:
@@ -234,6 +243,7 @@ class Licensing:
                     log.debug("seat decision raced another save of the licence; deciding again")
                     _pause(attempt)
                     continue
+            self._terms = (time.monotonic() + HELD_CACHE_SECONDS, licence)
             gates = {}
             for login, decision in decisions.items():
                 if decision.granted:
@@ -254,6 +264,7 @@ class Licensing:
 
     def _modify(self, change: Callable[[Licence], object]) -> None:
         for attempt in range(1, MAX_ATTEMPTS + 1):
+            self._terms = None
             licence = self._require()
             change(licence)
             try:

@@ -17,7 +17,7 @@ from commands.application import PageLedger
 from commands.printers import PrinterCache
 from domain.costs import CostSchedule
 from pageledger.settings import Settings
-from pageledger.stores import event_store_env, is_postgres, parse_database_url, read_model_engine
+from pageledger.stores import event_store_env, is_postgres, parse_database_url, read_model_engine, writes_lock
 from projections.access_tokens import AccessTokensProjection
 from projections.follower import Follower, Projection, ProjectionRunner
 from projections.jobs import JobsProjection
@@ -55,9 +55,10 @@ class Runtime:
         return CostSchedule(mono_page=s.default_mono_page, colour_page=s.default_colour_page,
                             duplex_discount_pct=s.default_duplex_discount_pct)
 
-    def all_together(self) -> Follower:
+    def all_together(self, batch_size: int = 1000) -> Follower:
         """One follower for every projection: each page of the log is read and decoded once."""
-        return Follower(self.app, self.writer, [f.projection for f in self.followers.values()])
+        return Follower(self.app, self.writer, [f.projection for f in self.followers.values()], batch_size,
+                        writes_lock(self.settings.resolved_database_url))
 
     @cached_property
     def identity(self):  # noqa: ANN201 - pageledger.identity.Identity, imported lazily
@@ -81,6 +82,12 @@ class Runtime:
         self.runner = ProjectionRunner([self.all_together()], self.settings.projection_poll_seconds,
                                        acquire=self._lock.acquire)
         self.runner.start()
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
     def close(self) -> None:
         if self.runner:
@@ -113,7 +120,8 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     reader = read_model_engine(url)
     if migrate:
         migrations.upgrade(writer)
-    followers = {p.name: Follower(app, writer, p) for p in all_projections()}
+    lock = writes_lock(url)
+    followers = {p.name: Follower(app, writer, p, writes_lock=lock) for p in all_projections()}
     return Runtime(settings, app, writer, reader, followers)
 
 

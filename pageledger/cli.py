@@ -107,13 +107,10 @@ def _runtime(settings: Settings, migrate: bool = True):
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer, choose_port
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.catch_up()
         _bootstrap_tokens(runtime)
         _install_trial_on_first_start(runtime)
-    finally:
-        runtime.close()
     port = choose_port(settings, args.port)
     host = "localhost" if settings.host in ("0.0.0.0", "") else settings.host
     print(f"PageLedger is listening on http://{host}:{port}/  (data in {settings.data_dir.resolve()})",
@@ -155,11 +152,8 @@ def _install_trial_on_first_start(runtime) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:  # creates or upgrades the schema once, before the workers start
         _install_trial_on_first_start(runtime)
-    finally:
-        runtime.close()
     port = args.port or settings.port or 6320
     print(f"PageLedger ({args.role}) is listening on http://{settings.host}:{port}/", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,
@@ -171,8 +165,7 @@ def cmd_db_create(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.database import create_database
 
     url = create_database(settings.resolved_database_url, name=args.name, overwrite=args.overwrite)
-    runtime = _runtime(Settings.load(args.config, database_url=url, data_dir=settings.data_dir))
-    runtime.close()
+    _runtime(Settings.load(args.config, database_url=url, data_dir=settings.data_dir)).close()
     print(f"database ready: {url.split('@')[-1]}")
     return 0
 
@@ -180,37 +173,34 @@ def cmd_db_create(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
     import migrations
 
-    runtime = _runtime(settings, migrate=False)
-    try:
+    with _runtime(settings, migrate=False) as runtime:
         migrations.upgrade(runtime.writer)
         print(f"read-model schema at revision {migrations.current_revision(runtime.writer)}")
-    finally:
-        runtime.close()
     return 0
 
 
 def cmd_projections_status(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         head = max((f.head() for f in runtime.followers.values()), default=0)
         print(f"event log head: {head}")
         for name, f in runtime.followers.items():
             f.ensure_tracking_row()
             print(f"{name:<16} position {f.position():>10}")
-    finally:
-        runtime.close()
     return 0
 
 
 def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         unknown = set(args.names) - set(runtime.followers)
         if unknown:
             print(f"pageledger: unknown projection(s): {', '.join(sorted(unknown))}; "
                   f"known: {', '.join(runtime.followers)}", file=sys.stderr)
             return 2
-        for name in args.names or list(runtime.followers):
+        # All of them (the default) are rebuilt in one pass over the log.
+        followers = ([runtime.followers[n] for n in args.names] if args.names
+                     else [runtime.all_together(batch_size=5000)])
+        for follower in followers:
+            name = ", ".join(follower.names)
             started = time.perf_counter()
             last_report = [0.0]
 
@@ -219,25 +209,20 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
                 if now - last_report[0] >= 1.0 or pos >= head:
                     last_report[0] = now
                     pct = 100.0 * pos / head if head else 100.0
-                    print(f"  {name}: {pos}/{head} events ({pct:.0f}%)", file=sys.stderr, flush=True)
+                    print(f"  {name}: {pos:,}/{head:,} events ({pct:.0f}%)", file=sys.stderr, flush=True)
 
-            n = runtime.followers[name].rebuild(progress)
+            n = follower.rebuild(progress)
             secs = time.perf_counter() - started
-            print(f"rebuilt {name}: {n} events in {secs:.1f}s ({n / secs if secs else 0:.0f} events/s)")
-    finally:
-        runtime.close()
+            print(f"rebuilt {name}: {n:,} events in {secs:.1f}s ({n / secs if secs else 0:,.0f} events/s)")
     return 0
 
 
 def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
     from commands.access_tokens import issue_token
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         token_id, secret = issue_token(runtime.app, name=args.name, role=args.role, subject=args.subject)
         runtime.catch_up()
-    finally:
-        runtime.close()
     log.info("issued a %s token named %s (id %s)", args.role, args.name, token_id)
     print(json.dumps({"token_id": str(token_id), "token": secret}))
     return 0
@@ -246,14 +231,11 @@ def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
     from projections.queries import list_tokens
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.catch_up()
         with runtime.reader.connect() as conn:
             for t in list_tokens(conn):
                 print(f"{t.token_id}  {t.role:<8} {t.name:<24} {'revoked' if t.revoked else 'active'}")
-    finally:
-        runtime.close()
     return 0
 
 
@@ -266,15 +248,13 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         print(f"pageledger: {args.token_id!r} is not a token id", file=sys.stderr)
         return 2
-    runtime = _runtime(settings)
-    try:
-        revoke_token(runtime.app, token_id)
+    with _runtime(settings) as runtime:
+        try:
+            revoke_token(runtime.app, token_id)
+        except AggregateNotFoundError:
+            print(f"pageledger: no token with id {token_id}", file=sys.stderr)
+            return 1
         runtime.catch_up()
-    except AggregateNotFoundError:
-        print(f"pageledger: no token with id {token_id}", file=sys.stderr)
-        return 1
-    finally:
-        runtime.close()
     log.info("revoked token %s", token_id)
     return 0
 
@@ -296,11 +276,8 @@ def cmd_printers_set_cost(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pageledger: {exc}", file=sys.stderr)
         return 2
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         version = set_cost_schedule(runtime.app, args.printer, schedule)
-    finally:
-        runtime.close()
     print(f"cost schedule version {version} in force on {args.printer}")
     return 0
 

@@ -38,7 +38,7 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
             "END; $BODY$"
         ).format(schema=schema, function=function, table=table, channel=Identifier(self.channel_name),
                  lock_timeout=SQL(str(int(self.datastore.lock_timeout)))))
-        self._call = SQL("SELECT * FROM {schema}.{function}(%s, %s, %s, %s)").format(schema=schema, function=function)
+        self._call = SQL("SELECT * FROM {schema}.{function}(%b, %b, %b, %b)").format(schema=schema, function=function)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import logging
 import socket
 from typing import Any
@@ -50,6 +51,15 @@ def _projection_process(settings: Settings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    parent = os.getppid()
+
+    def orphaned() -> None:
+        # If the server was killed outright (SIGKILL), nobody tells us: stop with it.
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=orphaned, daemon=True).start()
     run_projections(settings, stop)
 
 

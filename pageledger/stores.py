@@ -1,12 +1,14 @@
 """One database URL picks the store: the event store's environment and the read-model engine."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from pageledger.settings import SettingsError
+from pageledger.sqlite_writes import write_lock
 
 
 def parse_database_url(url: str) -> URL:
@@ -30,6 +32,7 @@ def event_store_env(url: str) -> dict[str, str]:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "APPLICATION_RECORDER_TOPIC": "pageledger.sqlite_writes:LockingSQLiteRecorder",
             "SQLITE_DBNAME": parsed.database,
             "SQLITE_LOCK_TIMEOUT": "30",
         }
@@ -73,6 +76,13 @@ def read_model_engine(url: str, *, writer: bool = False) -> sa.Engine:
         return engine
     return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), pool_size=5, max_overflow=5,
                             pool_pre_ping=True)
+
+
+def writes_lock(url: str) -> AbstractContextManager:
+    """What a read-model writer holds around each write transaction: PageLedger's SQLite
+    write lock (see pageledger.sqlite_writes), nothing on PostgreSQL."""
+    parsed = parse_database_url(url)
+    return write_lock(parsed.database) if parsed.get_backend_name() == "sqlite" else nullcontext()
 
 
 def is_postgres(url: str) -> bool:

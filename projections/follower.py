@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Callable, Sequence
 
 import sqlalchemy as sa
 from eventsourcing.application import Application
 
+from projections.log_reader import LogReader
 from projections.sql import insert_ignoring_existing
 from projections.tables import projection_tracking
 
@@ -31,6 +33,8 @@ class Projection:
     key_tables: tuple[Any, ...] = ()  # KeyTable caches it uses (told about commits)
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
+        """Write the rows for `events`: (notification id, light view of the event) pairs, in
+        log order (see pageledger.codec.EventView: stored fields, `timestamp` in µs)."""
         raise NotImplementedError
 
     def reset(self, conn: sa.Connection) -> None:
@@ -58,22 +62,24 @@ class Follower:
     """
 
     def __init__(self, app: Application, engine: sa.Engine, projections: Projection | Sequence[Projection],
-                 batch_size: int = 1000) -> None:
+                 batch_size: int = 1000, writes_lock: AbstractContextManager = nullcontext()) -> None:
         self.app = app
         self.engine = engine
+        self.writes_lock = writes_lock
         self.projections = [projections] if isinstance(projections, Projection) else list(projections)
         self.names = [p.name for p in self.projections]
         self.batch_size = batch_size
         every = any(not p.topics for p in self.projections)
         self.topics: tuple[str, ...] = () if every else tuple(sorted({t for p in self.projections for t in p.topics}))
         self._wanted = {p.name: (frozenset(p.topics) if p.topics else None) for p in self.projections}
+        self.reader = LogReader(app)
 
     @property
     def projection(self) -> Projection:
         return self.projections[0]
 
     def ensure_tracking_row(self) -> None:
-        with self.engine.begin() as conn:
+        with self.writes_lock, self.engine.begin() as conn:
             insert_ignoring_existing(conn, projection_tracking, [{"name": n, "position": 0} for n in self.names])
 
     def positions(self) -> dict[str, int]:
@@ -95,15 +101,12 @@ class Follower:
         """Apply the next page of events. Returns how many notifications were consumed."""
         positions = self.positions()
         start = min(positions.values())
-        notifications = self.app.recorder.select_notifications(
-            start=start, limit=self.batch_size, topics=self.topics, inclusive_of_start=False)
-        if not notifications:
+        decoded = self.reader.read(start, self.batch_size, self.topics)
+        if not decoded:
             return 0
-        to_event = self.app.mapper.to_domain_event
-        decoded = [(n.id, n.topic, to_event(n)) for n in notifications]
-        last = notifications[-1].id
+        last = decoded[-1][0]
         try:
-            with self.engine.begin() as conn:
+            with self.writes_lock, self.engine.begin() as conn:
                 for projection in self.projections:
                     mine = positions[projection.name]
                     wanted = self._wanted[projection.name]
@@ -131,7 +134,7 @@ class Follower:
             return 0
         for projection in self.projections:
             projection.committed()
-        return len(notifications)
+        return len(decoded)
 
     def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Apply everything in the log now. Returns the number of notifications consumed."""
@@ -150,12 +153,11 @@ class Follower:
     def _more_after_position(self) -> bool:
         # With a topic filter, the position can stay below the head when the rest of the log
         # holds only other events: then there is nothing more to do.
-        return bool(self.app.recorder.select_notifications(
-            start=self.position(), limit=1, topics=self.topics, inclusive_of_start=False))
+        return bool(self.reader.read(self.position(), 1, self.topics))
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Empty the projections' tables, then replay the whole log into them."""
-        with self.engine.begin() as conn:
+        with self.writes_lock, self.engine.begin() as conn:
             for projection in self.projections:
                 projection.reset(conn)
             insert_ignoring_existing(conn, projection_tracking, [{"name": n, "position": 0} for n in self.names])

@@ -30,7 +30,7 @@ class JobsProjection(Projection):
         insert_rows(conn, jobs, COLUMNS, [
             (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
              e.pages, e.sheets, e.colour_pages, e.copies,
-             JOB_DENIED if isinstance(e, PrintJob.Denied) else JOB_TRACKED, e.duplex, e.paper, e.pdl, e.document)
+             JOB_DENIED if e.event_class is PrintJob.Denied else JOB_TRACKED, e.duplex, e.paper, e.pdl, e.document)
             for seq, e in events
         ])
 

@@ -27,24 +27,24 @@ class LicenceSeatsProjection(Projection):
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         for _, e in events:
-            if isinstance(e, Licence.Installed):
+            if e.event_class is Licence.Installed:
                 conn.execute(licence_state.delete())
                 conn.execute(licence_state.insert().values(
                     id=1, type=e.type, seats=e.seats, expires_at=e.expires_at, installed_at=e.installed_at,
                     activated_at=0, method="", company="", host="", track_unlicensed=False))
-            elif isinstance(e, Licence.Activated):
+            elif e.event_class is Licence.Activated:
                 conn.execute(licence_state.update().values(
                     type=e.type, seats=e.seats, expires_at=e.expires_at, activated_at=e.at, method=e.method,
                     company=e.company, host=e.host))
-            elif isinstance(e, Licence.UnlicensedTrackingChanged):
+            elif e.event_class is Licence.UnlicensedTrackingChanged:
                 conn.execute(licence_state.update().values(track_unlicensed=e.enabled))
-            elif isinstance(e, Licence.SeatAssigned):
+            elif e.event_class is Licence.SeatAssigned:
                 insert_ignoring_existing(conn, licence_seats, [{"login_key": e.user, "assigned_at": e.at}])
-            elif isinstance(e, Licence.SeatReleased):
+            elif e.event_class is Licence.SeatReleased:
                 conn.execute(licence_seats.delete().where(licence_seats.c.login_key == e.user))
-            elif isinstance(e, Licence.SeatDenied):
+            elif e.event_class is Licence.SeatDenied:
                 _denied(conn, e.user, e.reason, e.at)
-            elif isinstance(e, LoginAttempt.Recorded) and e.outcome == NO_SEAT:
+            elif e.event_class is LoginAttempt.Recorded and e.outcome == NO_SEAT:
                 _denied(conn, e.login.lower(), "login", e.at)
 
 

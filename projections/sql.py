@@ -25,12 +25,22 @@ def insert_rows(conn: sa.Connection, table: sa.Table, columns: Sequence[str], ro
     if conn.dialect.name == "postgresql":
         driver = conn.connection.driver_connection
         with driver.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            with cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types([_pg_type(table.c[c].type) for c in columns])
                 for row in rows:
                     copy.write_row(row)
         return
     marks = ", ".join("?" * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", list(rows))
+
+
+def _pg_type(column_type: sa.types.TypeEngine) -> str:
+    """The PostgreSQL type name psycopg needs to send a column's values in binary."""
+    for sa_type, name in ((sa.SmallInteger, "int2"), (sa.BigInteger, "int8"), (sa.Integer, "int4"),
+                          (sa.Boolean, "bool"), (sa.String, "text"), (sa.LargeBinary, "bytea")):
+        if isinstance(column_type, sa_type):
+            return name
+    raise TypeError(f"no binary mapping for {column_type!r}")
 
 
 def insert_ignoring_existing(conn: sa.Connection, table: sa.Table, rows: Sequence[dict]) -> None:
@@ -47,8 +57,8 @@ def add_to_totals(conn: sa.Connection, table: sa.Table, keys: Sequence[str], col
     conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}"
     if conn.dialect.name == "postgresql":
         # One statement for the whole batch: parallel arrays, unnested.
-        types = [table.c[c].type.compile(dialect=conn.dialect) for c in columns]
-        arrays = ", ".join(f"%s::{t}[]" for t in types)
+        types = [_pg_type(table.c[c].type) for c in columns]
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
         driver = conn.connection.driver_connection
         with driver.cursor() as cur:
             cur.execute(f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays}) {conflict}",

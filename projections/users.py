@@ -5,6 +5,7 @@ Also the queries commands need to keep cards and PINs unique across every user.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 from typing import Any, Sequence
 
 import sqlalchemy as sa
@@ -25,8 +26,8 @@ class UsersProjection(Projection):
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         for _, e in events:
-            uid = str(e.originator_id)
-            if isinstance(e, User.Imported):
+            uid = str(UUID(str(e.originator_id)))
+            if e.event_class is User.Imported:
                 conn.execute(users.insert().values(
                     user_id=uid, source=e.source, login=e.login, login_key=e.login.lower(), role=e.role,
                     active=True, deactivated_reason="", card="", pin_digest="", has_password=False,
@@ -34,19 +35,19 @@ class UsersProjection(Projection):
                     department=e.profile.get("department", ""), imported_at=e.at))
                 continue
             values: dict[str, Any]
-            if isinstance(e, User.ProfileChanged):
+            if e.event_class is User.ProfileChanged:
                 values = {k: v for k, v in e.profile.items() if k in ("full_name", "email", "department")}
-            elif isinstance(e, User.Activated):
+            elif e.event_class is User.Activated:
                 values = {"active": True, "deactivated_reason": ""}
-            elif isinstance(e, User.Deactivated):
+            elif e.event_class is User.Deactivated:
                 values = {"active": False, "deactivated_reason": e.reason}
-            elif isinstance(e, User.CardAssigned):
+            elif e.event_class is User.CardAssigned:
                 values = {"card": e.card}
-            elif isinstance(e, User.PinChanged):
+            elif e.event_class is User.PinChanged:
                 values = {"pin_digest": e.pin_digest}
-            elif isinstance(e, User.RoleChanged):
+            elif e.event_class is User.RoleChanged:
                 values = {"role": e.role}
-            elif isinstance(e, User.PasswordChanged):
+            elif e.event_class is User.PasswordChanged:
                 values = {"has_password": True}
             else:
                 continue

@@ -88,3 +88,17 @@ def test_job_ids_are_stable_per_server_and_key():
     assert job_id("srv", "a/1") != job_id("srv", "a/2")
     assert job_id("srv", "a/1") != job_id("other", "a/1")
     assert job_id("srv", "a/1") != uuid4()
+
+
+def test_a_light_view_holds_the_same_values_as_the_full_event():
+    from pageledger.codec import decode_view
+
+    original = tracked().collect_events()[0]
+    stored = mapper().to_stored_event(original)
+    view = decode_view(stored.topic, stored.state, stored.originator_id)
+    assert view.event_class is PrintJob.Tracked
+    assert view.timestamp == to_micros(original.timestamp)
+    for name in ("user", "printer", "client_host", "submitted_at", "pages", "copies", "sheets", "colour_pages",
+                 "duplex", "paper", "size", "pdl", "cost", "schedule", "document"):
+        assert getattr(view, name) == getattr(original, name), name
+    assert view.originator_id == original.originator_id

@@ -1,0 +1,76 @@
+"""One writer at a time on the embedded SQLite store, queued in the kernel, not in sleeps.
+
+SQLite allows one write transaction at a time; a writer that finds the database locked
+retries in SQLite's busy handler, which sleeps 1, 2, 5, 10 … 100 ms between tries. With the
+web workers and the projection process writing concurrently, those sleeps were the tail of
+the request latency. Every PageLedger writer (the event store's inserts, the projections'
+transactions) first takes an exclusive `flock` on a file beside the database: waiters block
+in the kernel and wake the moment the holder releases.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from typing import Any, Sequence
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+_locks: dict[str, "WriteLock"] = {}
+_registry_guard = threading.Lock()
+
+
+class WriteLock:
+    """Exclusive across processes (flock) and across threads of this process (a mutex:
+    flock alone does not exclude two threads sharing one open file)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._mutex = threading.Lock()
+        self._fd: int | None = None
+        self._pid = os.getpid()
+
+    def _descriptor(self) -> int:
+        if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self) -> None:
+        self._mutex.acquire()
+        try:
+            fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+        except BaseException:
+            self._mutex.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            fcntl.flock(self._descriptor(), fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
+
+    def __enter__(self) -> "WriteLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.release()
+
+
+def write_lock(database_path: str) -> WriteLock:
+    """The process's one WriteLock for the database at `database_path`."""
+    key = os.path.abspath(database_path)
+    with _registry_guard:
+        if key not in _locks:
+            _locks[key] = WriteLock(key + ".writer.lock")
+        return _locks[key]
+
+
+class LockingSQLiteRecorder(SQLiteApplicationRecorder):
+    """The library's SQLite recorder, taking PageLedger's write lock around each insert."""
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        with write_lock(self.datastore.pool.db_name):
+            return super().insert_events(stored_events, **kwargs)

@@ -1,0 +1,53 @@
+"""Reads the event log for projections: only id, topic, originator and state, as plain rows.
+
+The library's `select_notifications()` builds a Notification object and parses a UUID for
+every row, and the mapper then builds a full domain event: together more than the projection's
+own database work (measured: reading and decoding 100k jobs took longer than writing them).
+This reads the library's own events table, through the library's own datastore (its
+connection pool and transactions), and decodes each row into a light view (pageledger.codec).
+The compact mapper stores neither cipher nor compression, so the state is decoded as stored.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from eventsourcing.application import Application
+
+from pageledger.codec import EventView, decode_view
+
+
+class LogReader:
+    def __init__(self, app: Application) -> None:
+        self.recorder = app.recorder
+        self.table = self.recorder.events_table_name
+        self.postgres = type(self.recorder).__module__.startswith(("eventsourcing.postgres", "pageledger.pg_"))
+        if getattr(app.mapper, "cipher", None) or getattr(app.mapper, "compressor", None):
+            raise ValueError("LogReader reads plain stored state; this application encrypts or compresses it")
+
+    def read(self, after: int, limit: int, topics: Sequence[str] = ()) -> list[tuple[int, str, EventView]]:
+        """Up to `limit` events after notification id `after`, optionally of `topics` only."""
+        rows = self._rows(after, limit, topics)
+        return [(nid, topic, decode_view(topic, bytes(state), originator)) for nid, topic, originator, state in rows]
+
+    def _rows(self, after: int, limit: int, topics: Sequence[str]) -> list[tuple[int, str, Any, bytes]]:
+        if self.postgres:
+            from psycopg.rows import tuple_row
+            from psycopg.sql import SQL, Identifier
+
+            sql = SQL("SELECT notification_id, topic, originator_id, state FROM {schema}.{table} "
+                      "WHERE notification_id > %s {topic_filter} ORDER BY notification_id LIMIT %s").format(
+                schema=Identifier(self.recorder.datastore.schema), table=Identifier(self.table),
+                topic_filter=SQL("AND topic = ANY(%s)") if topics else SQL(""))
+            params: list[Any] = [after, *([list(topics)] if topics else []), limit]
+            with self.recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+                cur.execute(sql, params, prepare=True)
+                return cur.fetchall()
+        topic_filter = f"AND topic IN ({','.join('?' * len(topics))}) " if topics else ""
+        sql = (f"SELECT rowid, topic, originator_id, state FROM {self.table} "
+               f"WHERE rowid > ? {topic_filter}ORDER BY rowid LIMIT ?")
+        with self.recorder.datastore.transaction(commit=False) as cur:
+            cur.execute(sql, [after, *topics, limit])
+            return [tuple(row) for row in cur.fetchall()]
+
+    def head(self) -> int:
+        return int(self.recorder.max_notification_id() or 0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, Repository
 from eventsourcing.persistence import IntegrityError
 
 from commands.application import PageLedger
@@ -67,7 +67,12 @@ class Licensing:
         self.activation_url = activation_url
         self._fetch = fetch
         self.id = licence_id(app.server_id)
+        # The licence is read on every batch of jobs with a new user, and its history grows
+        # with each seat decision: a repository of its own keeps it in memory and reads only
+        # the events saved since (by any node), instead of replaying all of them each time.
+        self._licences = Repository(app.events, cache_maxsize=2, fastforward=True, deepcopy_from_cache=True)
         self._held: dict[str, float] = {}
+        self._denied: dict[str, tuple[float, SeatDecision]] = {}  # refused a moment ago
         self._held_lock = threading.Lock()
         # The licence as last loaded, read-only, for batches whose users all hold seats: their
         # jobs then need only the terms (type, expiry), not a fresh load of the licence.
@@ -76,8 +81,9 @@ class Licensing:
     # --- reading ----------------------------------------------------------------------------
 
     def get(self) -> Licence | None:
+        """The licence as stored now (a private copy the caller may change and save)."""
         try:
-            return self.app.repository.get(self.id)
+            return self._licences.get(self.id)
         except AggregateNotFoundError:
             return None
 
@@ -198,6 +204,7 @@ class Licensing:
         """Drop the cached "holds a seat" for `login` (their seat was just released)."""
         with self._held_lock:
             self._held.pop(login.strip().lower(), None)
+            self._denied.clear()  # the freed seat may go to any of them
 
     def release_seat(self, login: str, reason: str = "inactive") -> bool:
         self.forget_held(login)
@@ -220,10 +227,15 @@ class Licensing:
         wanted = list(dict.fromkeys(logins))
         keys = {login: login.strip().lower() for login in wanted}
         cached = self._terms
-        if cached is not None and cached[0] > time.monotonic() and all(self._recently_held(k) for k in keys.values()):
+        if cached is not None and cached[0] > time.monotonic():
+            # Every user decided a moment ago (seated, or refused for want of a seat): answer
+            # from memory. A seat freed on another node reaches a refused user within seconds.
             licence, now = cached[1], self.clock()
-            if licence.allows(JOB_TRACKING, now):
-                return {login: JobGate(track=True) for login in wanted}
+            known = {login: self._recent_decision(keys[login]) for login in wanted}
+            if licence.allows(JOB_TRACKING, now) and all(d is not None for d in known.values()):
+                return {login: (JobGate(track=True) if d.granted
+                                else self._unlicensed(licence, f"no licence seat ({d.reason})"))
+                        for login, d in known.items()}
         for attempt in range(1, MAX_ATTEMPTS + 1):
             licence = self.get()
             if licence is None:
@@ -250,6 +262,7 @@ class Licensing:
                     self._remember_held(keys[login])
                     gates[login] = JobGate(track=True)
                 else:
+                    self._remember_denied(keys[login], decision)
                     gates[login] = self._unlicensed(licence, f"no licence seat ({decision.reason})")
             return gates
         raise RuntimeError("could not decide seats for a batch: the licence kept changing")
@@ -263,6 +276,8 @@ class Licensing:
     # --- internals --------------------------------------------------------------------------
 
     def _modify(self, change: Callable[[Licence], object]) -> None:
+        with self._held_lock:
+            self._denied.clear()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             self._terms = None
             licence = self._require()
@@ -274,6 +289,19 @@ class Licensing:
                 continue
             return
         raise RuntimeError("could not save the licence: it kept changing")
+
+    def _recent_decision(self, key: str) -> SeatDecision | None:
+        if self._recently_held(key):
+            return SeatDecision(SEAT_HELD)
+        with self._held_lock:
+            hit = self._denied.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def _remember_denied(self, key: str, decision: SeatDecision) -> None:
+        with self._held_lock:
+            if len(self._denied) > 100_000:
+                self._denied.clear()
+            self._denied[key] = (time.monotonic() + HELD_CACHE_SECONDS, decision)
 
     def _recently_held(self, key: str) -> bool:
         with self._held_lock:

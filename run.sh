@@ -73,8 +73,12 @@ ensure_redis() {
 }
 
 ensure_test_packages() {
-  # Real peers the tests talk to (DESIGN.md §6): CUPS with a virtual IPP printer, OpenLDAP, ODBC.
-  apt_install postgresql-client procps
+  # Real peers the tests talk to (DESIGN.md §6): CUPS with a virtual IPP printer (ippeveprinter
+  # needs a D-Bus system bus; Ghostscript makes real PostScript/PCL test documents), OpenLDAP.
+  # The tests start private instances of each on loopback ports; none is started here.
+  apt_install postgresql-client procps \
+    cups cups-client cups-bsd cups-ipp-utils cups-filters dbus ghostscript \
+    slapd ldap-utils
 }
 
 case "${1:-}" in

@@ -1,0 +1,145 @@
+"""``pageledger-agent``: count a document, install/uninstall the backend, flush the outbox, status.
+
+Exit codes: 0 done; 1 error (message on stderr); 2 bad usage; 3 ``count`` could not tell
+the format (the JSON is still printed, with ``pages`` null).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import agent
+from agent.config import (AgentConfig, ConfigError, load_config, parse_name_value_arguments,
+                          read_ini_properties, state_dir_from_environment)
+from agent.install import DEFAULT_SERVER_BIN, CupsAdmin, InstallError, install, uninstall
+from agent.outbox import Outbox
+from agent.pagecount import count_job
+from agent.policy_cache import PolicyStore
+from agent.server import ServerError, ServicesClient
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pageledger-agent", description="PageLedger print accounting agent for CUPS")
+    parser.add_argument("--version", action="version", version=f"pageledger-agent {agent.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    count = sub.add_parser("count", help="count a document's pages and print JSON")
+    count.add_argument("file")
+    count.add_argument("--copies", type=_positive_int, default=1)
+    count.add_argument("--duplex", action="store_true", default=None)
+    count.add_argument("--number-up", type=_positive_int, default=1)
+
+    def state_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--state-dir", type=Path, default=None,
+                       help="agent state (config, outbox, policy); default $PAGELEDGER_AGENT_STATE_DIR or /var/lib/pageledger-agent")
+
+    inst = sub.add_parser("install", help="install the CUPS backend and wrap queues",
+                          description="Properties come from --package-ini [Properties] and NAME=value arguments "
+                                      "(the command line wins): SERVICESURL, AGENTTOKEN, INSTALLDIR, IGNOREDISCONNECTED, "
+                                      "SUPPRESSREBOOTS, SUPPRESSADDREMOVE, SUPPRESSSHORTCUTS, SERVERTIMEOUT.")
+    inst.add_argument("properties", nargs="*", metavar="NAME=value")
+    inst.add_argument("--package-ini", type=Path)
+    inst.add_argument("--queues", help="comma-separated queues to wrap (default: all)")
+    inst.add_argument("--server-bin", type=Path, default=DEFAULT_SERVER_BIN, help="CUPS ServerBin (default /usr/lib/cups)")
+    inst.add_argument("--cups-server", help="cupsd to administer, host:port (default: the local one)")
+    inst.add_argument("--bin-dir", type=Path, default=Path("/usr/local/bin"), help="where the shortcut goes")
+    state_option(inst)
+
+    uninst = sub.add_parser("uninstall", help="restore the queues' device URIs and remove the backend")
+    uninst.add_argument("--cups-server")
+    uninst.add_argument("--purge", action="store_true", help="also delete the state dir (refused while jobs wait)")
+    state_option(uninst)
+
+    flush = sub.add_parser("flush", help="post the jobs waiting in the outbox")
+    state_option(flush)
+    status = sub.add_parser("status", help="print the agent's state as JSON")
+    state_option(status)
+    return parser
+
+
+def _count(args) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"pageledger-agent: error: {path}: no such file", file=sys.stderr)
+        return 1
+    try:
+        result = count_job(str(path), copies=args.copies, duplex=args.duplex, number_up=args.number_up)
+    except OSError as err:
+        print(f"pageledger-agent: error: {path}: {err.strerror}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.as_json()))
+    if result.pages is None:
+        print(f"pageledger-agent: {path}: unknown format, pages not counted"
+              f"{' (' + result.error + ')' if result.error else ''}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _install(args) -> int:
+    properties = {}
+    if args.package_ini:
+        properties.update(read_ini_properties(args.package_ini))
+    properties.update(parse_name_value_arguments(args.properties))
+    state_dir = args.state_dir or state_dir_from_environment()
+    config = AgentConfig(state_dir=state_dir).with_properties(properties)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
+    install(config, server_bin=args.server_bin, cups=CupsAdmin(args.cups_server), queues=queues, bin_dir=args.bin_dir)
+    print(f"pageledger-agent {agent.__version__} installed")
+    return 0
+
+
+def _flush(args) -> int:
+    config = load_config(args.state_dir or state_dir_from_environment())
+    client = ServicesClient(config.services_url, config.agent_token, config.server_timeout)
+    with Outbox(config.state_dir / "outbox.sqlite3") as outbox:
+        try:
+            report = outbox.flush(client, config.batch_size)
+        except ServerError as err:
+            print(f"pageledger-agent: error: server not reached ({err}); {outbox.count()} jobs still queued", file=sys.stderr)
+            return 1
+    if report.skipped_locked:
+        print(f"another process is posting the outbox; {report.remaining} jobs queued")
+        return 0
+    PolicyStore(config.state_dir).record_connection()
+    print(f"posted {report.sent} jobs, {report.rejected} rejected, {report.remaining} queued")
+    return 0
+
+
+def _status(args) -> int:
+    config = load_config(args.state_dir or state_dir_from_environment())
+    policy = PolicyStore(config.state_dir).load()
+    with Outbox(config.state_dir / "outbox.sqlite3") as outbox:
+        queued, rejected = outbox.count(), len(outbox.rejected())
+    print(json.dumps({"version": agent.__version__, "services_url": config.services_url,
+                      "ignore_disconnected": config.ignore_disconnected, "connected_once": policy.connected_once,
+                      "offline_policy": policy.offline, "queued": queued, "rejected": rejected}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"count": _count, "install": _install, "uninstall": None, "flush": _flush, "status": _status}
+    try:
+        if args.command == "uninstall":
+            uninstall(args.state_dir or state_dir_from_environment(), cups=CupsAdmin(args.cups_server), purge=args.purge)
+            return 0
+        return handlers[args.command](args)
+    except (ConfigError, InstallError) as err:
+        print(f"pageledger-agent: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The agent's typed configuration: ``package.ini`` [Properties], ``NAME=value`` overrides, state dir.
+
+``pageledger-agent install`` merges a ``package.ini`` (as the product modelled on ships it)
+with upper-case ``NAME=value`` arguments (the command line wins) and writes the result to
+``<state dir>/agent.ini`` (mode 0600: it holds the agent token). The backend reads only that
+file. No other agent module reads configuration files or environment variables.
+"""
+from __future__ import annotations
+
+import configparser
+import os
+import socket
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path("/var/lib/pageledger-agent")
+CONFIG_FILE = "agent.ini"
+SECTION = "Properties"
+# Environment variable that points the backend and CLI at another state dir (tests, packaging).
+STATE_DIR_ENV = "PAGELEDGER_AGENT_STATE_DIR"
+
+# Property name (as written in package.ini) -> AgentConfig field.
+PROPERTIES = {
+    "ServicesUrl": "services_url",
+    "AgentToken": "agent_token",
+    "InstallDir": "install_dir",
+    "SuppressReboots": "suppress_reboots",
+    "SuppressAddRemove": "suppress_add_remove",
+    "SuppressShortcuts": "suppress_shortcuts",
+    "IgnoreDisconnected": "ignore_disconnected",
+    "ServerTimeout": "server_timeout",
+    "ClientHost": "client_host",
+    "BatchSize": "batch_size",
+}
+_BY_UPPER = {name.upper(): name for name in PROPERTIES}
+
+
+class ConfigError(ValueError):
+    """A property is unknown or malformed, or a required one is missing."""
+
+
+def _parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The agent's settings, as install wrote them to ``<state dir>/agent.ini``."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    services_url: str = ""
+    agent_token: str = field(default="", repr=False)
+    install_dir: Path = Path("/opt/pageledger-agent")
+    suppress_reboots: bool = True
+    suppress_add_remove: bool = False
+    suppress_shortcuts: bool = False
+    # 1: print while the server cannot be reached and post the job later; 0: refuse until
+    # the agent has reached the server once (then the server's offline policy applies).
+    ignore_disconnected: bool = True
+    server_timeout: float = 3.0
+    client_host: str = field(default_factory=socket.gethostname)
+    batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        if self.services_url and not self.services_url.startswith(("http://", "https://")):
+            raise ConfigError(f"ServicesUrl must start with http:// or https://, not {self.services_url!r}")
+        if self.server_timeout <= 0:
+            raise ConfigError("ServerTimeout must be a positive number of seconds")
+        if self.batch_size < 1:
+            raise ConfigError("BatchSize must be at least 1")
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / CONFIG_FILE
+
+    def with_properties(self, properties: dict[str, str]) -> "AgentConfig":
+        """A copy with the given ``package.ini``-named properties applied."""
+        changes: dict[str, object] = {}
+        types = {f.name: f.type for f in fields(self)}
+        for name, value in properties.items():
+            attr = PROPERTIES[name]
+            kind = types[attr]
+            if kind == "bool":
+                changes[attr] = _parse_bool(name, value)
+            elif kind == "float":
+                try:
+                    changes[attr] = float(value)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a number, not {value!r}") from None
+            elif kind == "int":
+                try:
+                    changes[attr] = int(value)
+                except ValueError:
+                    raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
+            elif kind == "Path":
+                changes[attr] = Path(value)
+            else:
+                changes[attr] = value.strip()
+        if "services_url" in changes:
+            changes["services_url"] = str(changes["services_url"]).rstrip("/")
+        return replace(self, **changes)
+
+    def to_properties(self) -> dict[str, str]:
+        out = {}
+        for name, attr in PROPERTIES.items():
+            value = getattr(self, attr)
+            out[name] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return out
+
+    def save(self) -> None:
+        """Write agent.ini, readable by its owner only (it holds the agent token)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.optionxform = str
+        parser[SECTION] = self.to_properties()
+        tmp = self.config_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            parser.write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.config_path)
+
+
+def read_ini_properties(path: Path) -> dict[str, str]:
+    """The [Properties] of an ini file, with names spelt as documented (matching ignores case)."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except configparser.Error as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if not parser.has_section(SECTION):
+        raise ConfigError(f"{path}: no [{SECTION}] section")
+    properties = {}
+    for name, value in parser.items(SECTION):
+        canonical = _BY_UPPER.get(name.upper())
+        if canonical is None:
+            raise ConfigError(f"{path}: unknown property {name!r} (known: {', '.join(PROPERTIES)})")
+        properties[canonical] = value
+    return properties
+
+
+def parse_name_value_arguments(arguments: list[str]) -> dict[str, str]:
+    """``SERVICESURL=http://...`` style command-line properties."""
+    properties = {}
+    for argument in arguments:
+        name, sep, value = argument.partition("=")
+        canonical = _BY_UPPER.get(name.upper()) if sep else None
+        if canonical is None:
+            raise ConfigError(f"unknown argument {argument.split('=')[0]!r}: expected NAME=value with NAME one of "
+                              f"{', '.join(n.upper() for n in PROPERTIES)}")
+        properties[canonical] = value
+    return properties
+
+
+def state_dir_from_environment(default: Path = DEFAULT_STATE_DIR) -> Path:
+    return Path(os.environ.get(STATE_DIR_ENV) or default)
+
+
+def load_config(state_dir: Path) -> AgentConfig:
+    """The configuration ``install`` wrote into ``state_dir``."""
+    base = AgentConfig(state_dir=state_dir)
+    path = base.config_path
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: run 'pageledger-agent install' first")
+    return base.with_properties(read_ini_properties(path))

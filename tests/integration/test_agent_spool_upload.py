@@ -1,0 +1,56 @@
+"""Held jobs' data goes to the server streamed in chunks: a job far bigger than the agent's
+memory use arrives whole."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.server import ServicesClient, SpoolUploadUnsupported
+from tests.services_double import TOKEN, ServicesDouble
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def services(tmp_path):
+    double = ServicesDouble(tmp_path / "received").start()
+    yield double
+    double.stop()
+
+
+def test_a_200_mb_spool_is_streamed_chunked_with_bounded_memory(services, tmp_path):
+    spool = tmp_path / "big.spool"
+    with open(spool, "wb") as handle:
+        block = os.urandom(1 << 20)
+        for _ in range(200):
+            handle.write(block)
+    script = ("import json, resource, sys, tracemalloc; sys.path.insert(0, sys.argv[1]); "
+              "from agent.server import ServicesClient; tracemalloc.start(); "
+              "status = ServicesClient(sys.argv[2], sys.argv[3]).upload_spool('job-1', sys.argv[4]); "
+              "print(json.dumps({'status': status, 'peak_bytes': tracemalloc.get_traced_memory()[1], "
+              "'maxrss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))")
+    result = subprocess.run([sys.executable, "-c", script, str(ROOT), services.url, TOKEN, str(spool)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == 201
+    upload = services.uploads["job-1"]
+    assert upload["chunked"] is True and upload["bytes"] == 200 << 20
+    assert upload["path"].read_bytes()[-(1 << 20):] == block
+    # 200 MB went through a process whose Python objects never held more than a few MiB of it
+    # at once (RSS also depends on how glibc keeps freed 1 MiB buffers; it stays far below 200 MB).
+    assert report["peak_bytes"] < 8 << 20, report
+    assert report["maxrss_kb"] < 150 * 1024, report
+
+
+def test_an_upload_to_a_server_without_the_endpoint_says_so(services, tmp_path):
+    services.spool_supported = False
+    spool = tmp_path / "s"
+    spool.write_bytes(b"data")
+    with pytest.raises(SpoolUploadUnsupported):
+        ServicesClient(services.url, TOKEN).upload_spool("job-2", str(spool))

@@ -59,13 +59,18 @@ class Licensing:
 
     def __init__(self, app: PageLedger, *, public_key: Ed25519PublicKey, identity: HostIdentity,
                  clock: Callable[[], int] = system_clock, activation_url: str = "",
-                 fetch: Callable[..., str] = fetch_online_licence) -> None:
+                 fetch: Callable[..., str] = fetch_online_licence,
+                 inactive: Callable[[list[str]], set[str]] = lambda logins: set()) -> None:
         self.app = app
         self.public_key = public_key
         self.identity = identity
         self.clock = clock
         self.activation_url = activation_url
         self._fetch = fetch
+        # Which of these logins an admin set Inactive (read model: lower-cased logins). Their
+        # jobs take no seat — freeing it is the point of Inactive — and are denied (or, with
+        # "track unlicensed users", tracked as unlicensed).
+        self._inactive = inactive
         self.id = licence_id(app.server_id)
         # The licence is read on every batch of jobs with a new user, and its history grows
         # with each seat decision: a repository of its own keeps it in memory and reads only
@@ -73,6 +78,7 @@ class Licensing:
         self._licences = Repository(app.events, cache_maxsize=2, fastforward=True, deepcopy_from_cache=True)
         self._held: dict[str, float] = {}
         self._denied: dict[str, tuple[float, SeatDecision]] = {}  # refused a moment ago
+        self._active_seen: dict[str, tuple[float, bool]] = {}  # login -> (until, inactive)
         self._held_lock = threading.Lock()
         # The licence as last loaded, read-only, for batches whose users all hold seats: their
         # jobs then need only the terms (type, expiry), not a fresh load of the licence.
@@ -204,6 +210,7 @@ class Licensing:
         """Drop the cached "holds a seat" for `login` (their seat was just released)."""
         with self._held_lock:
             self._held.pop(login.strip().lower(), None)
+            self._active_seen.pop(login.strip().lower(), None)
             self._denied.clear()  # the freed seat may go to any of them
 
     def release_seat(self, login: str, reason: str = "inactive") -> bool:
@@ -226,6 +233,14 @@ class Licensing:
         """
         wanted = list(dict.fromkeys(logins))
         keys = {login: login.strip().lower() for login in wanted}
+        inactive = self._inactive_among(set(keys.values()))
+        if inactive:
+            licence = self.get()
+            if licence is None:
+                return {login: JobGate(track=False, reason="no licence installed") for login in wanted}
+            gates = {login: self._unlicensed(licence, "user inactive") for login in wanted if keys[login] in inactive}
+            rest = [login for login in wanted if keys[login] not in inactive]
+            return {**gates, **(self.gate_jobs(rest) if rest else {})}
         cached = self._terms
         if cached is not None and cached[0] > time.monotonic():
             # Every user decided a moment ago (seated, or refused for want of a seat): answer
@@ -289,6 +304,20 @@ class Licensing:
                 continue
             return
         raise RuntimeError("could not save the licence: it kept changing")
+
+    def _inactive_among(self, keys: set[str]) -> set[str]:
+        """The Inactive ones among `keys`, asking the read model only about those not seen lately."""
+        now = time.monotonic()
+        with self._held_lock:
+            known = {k: v for k in keys if (v := self._active_seen.get(k)) is not None and v[0] > now}
+        unknown = sorted(keys - known.keys())
+        found = self._inactive(unknown) if unknown else set()
+        with self._held_lock:
+            if len(self._active_seen) > 100_000:
+                self._active_seen.clear()
+            for k in unknown:
+                self._active_seen[k] = (now + HELD_CACHE_SECONDS, k in found)
+        return found | {k for k, (_, inactive) in known.items() if inactive}
 
     def _recent_decision(self, key: str) -> SeatDecision | None:
         if self._recently_held(key):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from uuid import uuid4
@@ -55,7 +55,7 @@ class SetupRequest:
     company: str
     licence_file: str
     admin_login: str
-    admin_password: str
+    admin_password: str = field(repr=False)
 
 
 def is_set_up(app: PageLedger) -> bool:

@@ -183,6 +183,7 @@ def set_user_active(app: PageLedger, licensing: Licensing, uid: UUID, active: bo
             app.save(user)
         except IntegrityError:
             continue
+        licensing.forget_held(user.login)
         return True
     raise RuntimeError("could not activate the user: it kept changing")
 

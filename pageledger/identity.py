@@ -24,6 +24,7 @@ from pageledger.licence_keys import load_public_key, shipped_public_key, this_ho
 from pageledger.pins import PinDigester, load_or_create_secret
 from pageledger.sessions import LoginThrottle, SessionSigner
 from pageledger.settings import SettingsError
+from projections.users import inactive_logins
 
 if TYPE_CHECKING:
     from pageledger.bootstrap import Runtime
@@ -69,8 +70,15 @@ class Identity:
 
     @cached_property
     def licensing(self) -> Licensing:
+        reader = self.runtime.reader
+
+        def inactive(logins: list[str]) -> set[str]:
+            with reader.connect() as conn:
+                return inactive_logins(conn, logins)
+
         return Licensing(self.runtime.app, public_key=public_key_from_setting(self.settings.licence_public_key),
-                         identity=this_host(), clock=self.clock, activation_url=self.settings.activation_url)
+                         identity=this_host(), clock=self.clock, activation_url=self.settings.activation_url,
+                         inactive=inactive)
 
     @cached_property
     def pin_digest(self) -> PinDigester:

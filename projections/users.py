@@ -97,3 +97,12 @@ def list_users(conn: sa.Connection, *, limit: int = 1000) -> list[dict[str, Any]
     return [{"id": r["user_id"], "source": r["source"], "login": r["login"], "role": r["role"],
              "active": bool(r["active"]), "full_name": r["full_name"], "email": r["email"],
              "department": r["department"], "card": r["card"], "has_pin": bool(r["pin_digest"])} for r in rows]
+
+
+def inactive_logins(conn: sa.Connection, login_keys: list[str]) -> set[str]:
+    """Those of these (lower-cased) logins whose every account is Inactive."""
+    if not login_keys:
+        return set()
+    rows = conn.execute(sa.select(users.c.login_key, sa.func.max(sa.case((users.c.active, 1), else_=0)))
+                        .where(users.c.login_key.in_(login_keys)).group_by(users.c.login_key))
+    return {key for key, any_active in rows if not any_active}

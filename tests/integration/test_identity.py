@@ -126,8 +126,13 @@ def test_jobs_of_users_beyond_the_seats_are_denied_until_a_seat_is_freed(runtime
     user0 = User.import_(source="local", login="user0", profile={}, now=identity.clock())
     runtime.app.save(user0)
     assert set_user_active(runtime.app, identity.licensing, user0.id, False, clock=identity.clock)
+    runtime.catch_up()
     assert track(runtime, identity, ["user5"])["user5"].status == "tracked"
-    assert track(runtime, identity, ["user0"])["user0"].status == "denied"
+    # An Inactive user's jobs take no seat back: denied as inactive (not "no seat").
+    assert track(runtime, identity, ["user0"])["user0"].message == "user inactive"
+    assert set_user_active(runtime.app, identity.licensing, user0.id, True, clock=identity.clock)
+    runtime.catch_up()
+    assert "no licence seat" in track(runtime, identity, ["user0"])["user0"].message
 
 
 def test_an_expired_trial_denies_every_job_unless_unlicensed_tracking_is_on(runtime, identity):

@@ -7,15 +7,19 @@ import msgspec
 from api.auth import TokenAuth
 from api.errors import handle_unexpected
 from api.health import HealthResource
+from api.login import LoginResource, LogoutResource
+from api.setup import NetworkSetupResource
+from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
+from api.users import UserActiveResource, UserListResource, UserSyncResource
 from pageledger.bootstrap import Runtime
 
 
 def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
     """`role` "services" serves only the agent endpoints (a separate Services host)."""
-    app = falcon.App(middleware=[TokenAuth(runtime.reader)])
+    app = falcon.App(middleware=[TokenAuth(runtime.reader, sessions=runtime.identity.sessions)])
     # msgspec encodes and decodes JSON in C: a 500-job answer in a fraction of json's time.
     json_handler = falcon.media.JSONHandler(dumps=msgspec.json.encode, loads=msgspec.json.decode)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
@@ -30,4 +34,13 @@ def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
     if role != "services":
         app.add_route("/api/v1/jobs", JobListResource(runtime))
         app.add_route("/api/v1/usage", UsageResource(runtime))
+        app.add_route("/Authentication/Login", LoginResource(runtime))
+        app.add_route("/Authentication/Logout", LogoutResource(runtime))
+        app.add_route("/Setup/NetworkSetup", NetworkSetupResource(runtime))
+        app.add_route("/api/v1/licence", LicenceResource(runtime))
+        app.add_route("/api/v1/licence/activation", ActivationResource(runtime))
+        app.add_route("/api/v1/licence/settings", LicenceSettingsResource(runtime))
+        app.add_route("/api/v1/users", UserListResource(runtime))
+        app.add_route("/api/v1/users/sync", UserSyncResource(runtime))
+        app.add_route("/api/v1/users/{user_id}/active", UserActiveResource(runtime))
     return app

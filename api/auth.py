@@ -12,6 +12,7 @@ import falcon
 import sqlalchemy as sa
 
 from commands.access_tokens import hash_secret
+from pageledger.sessions import SESSION_COOKIE, SessionSigner, same_token
 from projections.queries import find_token
 
 CACHE_SECONDS = 5.0
@@ -28,8 +29,9 @@ class Principal:
 class TokenAuth:
     """Falcon middleware: puts the caller's Principal in req.context.principal, or refuses."""
 
-    def __init__(self, reader: sa.Engine) -> None:
+    def __init__(self, reader: sa.Engine, sessions: SessionSigner | None = None) -> None:
         self.reader = reader
+        self.sessions = sessions  # web logins (cookie sessions), see pageledger.sessions
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
@@ -44,6 +46,8 @@ class TokenAuth:
 
     def _principal(self, req: falcon.Request) -> Principal:
         header = req.get_header("Authorization") or ""
+        if not header and self.sessions is not None and req.cookies.get(SESSION_COOKIE):
+            return self._session_principal(req)
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise falcon.HTTPUnauthorized(title="Authentication required",
@@ -67,3 +71,15 @@ class TokenAuth:
                                           description="The token is unknown or has been revoked.",
                                           challenges=["Bearer"])
         return principal
+
+    def _session_principal(self, req: falcon.Request) -> Principal:
+        """A web login's cookie. A request that changes something must echo its CSRF token."""
+        session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
+        if session is None:
+            raise falcon.HTTPUnauthorized(title="Session expired", description="Log in again.",
+                                          challenges=["Bearer"])
+        if req.method not in ("GET", "HEAD", "OPTIONS") and not same_token(req.get_header("X-CSRF-Token"),
+                                                                           session.csrf):
+            raise falcon.HTTPForbidden(title="CSRF token missing or wrong",
+                                       description="Send the session's CSRF token in X-CSRF-Token.")
+        return Principal("session:" + session.session_id, session.login, session.role, session.login)

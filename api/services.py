@@ -22,7 +22,8 @@ class JobsResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         reports = parse_batch(req.bounded_stream.read())
-        outcomes = track_jobs(self.runtime.app, reports, self.runtime.printers)
+        outcomes = track_jobs(self.runtime.app, reports, self.runtime.printers,
+                              gate=self.runtime.identity.licensing.gate_jobs)
         resp.media = {"results": [
             {"job_key": o.job_key, "job_id": str(o.job_id), "status": o.status, "decision": o.decision,
              "sheets": o.sheets, "cost": format_money(o.cost), "message": o.message}

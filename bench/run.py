@@ -101,6 +101,13 @@ class Server:
                 time.sleep(0.1)
         tokens = json.loads((self.workdir / "var" / "first-tokens.json").read_text())
         self.agent = tokens["agent_token"]
+        # 500 sample users on the 5-user trial of a first start: track them all, as a licensed
+        # site would (the seat check still runs for every batch).
+        c = self.conn()
+        c.request("PUT", "/api/v1/licence/settings", body=b'{"track_unlicensed": true}',
+                  headers={"Authorization": f"Bearer {tokens['admin_token']}", "Content-Type": "application/json"})
+        assert c.getresponse().status == 200
+        c.close()
 
     def conn(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)

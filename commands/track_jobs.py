@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from functools import partial
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Callable, Literal, Mapping, Protocol, Sequence
 from uuid import UUID
 
 import msgspec
@@ -132,21 +133,35 @@ def parse_batch(body: bytes) -> list[JobReport]:
 class TrackOutcome:
     job_key: str
     job_id: UUID
-    status: str  # "tracked" | "duplicate"
+    status: str  # "tracked" | "duplicate" | "denied"
     decision: str  # "print" | "hold" | "deny"
     sheets: int
     cost: int  # 1/10,000 currency unit
     message: str = ""
 
 
-def track_jobs(app: PageLedger, reports: Sequence[JobReport], printers: PrinterCache) -> list[TrackOutcome]:
-    """Record a batch of jobs atomically; jobs seen before are answered as duplicates."""
+class Verdict(Protocol):
+    """What the seat gate says about one user's jobs (commands.licensing.JobGate)."""
+
+    track: bool
+    reason: str
+
+
+def track_jobs(app: PageLedger, reports: Sequence[JobReport], printers: PrinterCache,
+               gate: Callable[[list[str]], Mapping[str, Verdict]] | None = None) -> list[TrackOutcome]:
+    """Record a batch of jobs atomically; jobs seen before are answered as duplicates.
+
+    `gate` (the licence seat check, commands.licensing) is asked once for the users of the
+    batch; a job it refuses is recorded as PrintJob.Denied instead of Tracked and answered
+    with decision "deny".
+    """
     ids = [job_id(app.server_id, r.job_key) for r in reports]
+    verdicts: Mapping[str, Verdict] = gate(list(dict.fromkeys(r.user for r in reports))) if gate else {}
     known: set[UUID] = set()
     for attempt in range(1, MAX_ATTEMPTS + 1):
         by_name, new_printers = printers.for_names({r.printer for r in reports})
         outcomes: list[TrackOutcome] = []
-        events: list[PrintJob.Tracked] = []
+        events: list[PrintJob.Tracked | PrintJob.Denied] = []
         seen_in_batch: set[UUID] = set()
         for report, jid in zip(reports, ids):
             if jid in known or jid in seen_in_batch:
@@ -154,6 +169,13 @@ def track_jobs(app: PageLedger, reports: Sequence[JobReport], printers: PrinterC
                 continue
             seen_in_batch.add(jid)
             printer = by_name[report.printer.lower()]
+            verdict = verdicts.get(report.user)
+            if verdict is not None and not verdict.track:
+                event = _tracked(jid, report, printer, denied=verdict.reason)
+                events.append(event)
+                outcomes.append(TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
+                                             verdict.reason))
+                continue
             event = _tracked(jid, report, printer)
             events.append(event)
             outcomes.append(TrackOutcome(report.job_key, jid, "tracked", _decision(printer), event.sheets, event.cost))
@@ -173,8 +195,9 @@ def track_jobs(app: PageLedger, reports: Sequence[JobReport], printers: PrinterC
     raise RuntimeError(f"could not record a batch of {len(reports)} jobs after {MAX_ATTEMPTS} attempts")
 
 
-def _tracked(jid: UUID, r: JobReport, printer: Printer) -> PrintJob.Tracked:
-    return PrintJob.tracked(
+def _tracked(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None) -> PrintJob.Tracked:
+    record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
+    return record(
         jid, user=r.user, printer=printer.name, client_host=r.client_host,
         submitted_at=to_micros(r.submitted_at), pages=r.pages, copies=r.copies,
         sheets=sheets_for(pages=r.pages, copies=r.copies, duplex=r.duplex),
@@ -190,7 +213,7 @@ def _duplicate(app: PageLedger, r: JobReport, jid: UUID, seen_in_batch: set[UUID
     if jid in seen_in_batch:
         return TrackOutcome(r.job_key, jid, "duplicate", _decision(printer), 0, 0, "job key repeated in this batch")
     job: PrintJob = app.repository.get(jid)
-    decision = "hold" if job.state == "held" else _decision(printer)
+    decision = "deny" if job.state == "denied" else "hold" if job.state == "held" else _decision(printer)
     return TrackOutcome(r.job_key, jid, "duplicate", decision, job.sheets, job.cost, "already recorded")
 
 

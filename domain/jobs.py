@@ -72,6 +72,40 @@ class PrintJob(Aggregate):
         return cls.Tracked(originator_id=job_id, originator_version=1,
                            timestamp=cls.Tracked.create_timestamp(), originator_topic=_TOPIC, **fields)
 
+    class Denied(Aggregate.Created):
+        """A job refused when it was tracked (e.g. its user has no licence seat).
+
+        It replaces `Tracked` for that job — still one event — with the same fields and why it
+        was refused, so reports can show denied jobs while usage totals leave them out.
+        """
+
+        user: str
+        printer: str
+        client_host: str
+        submitted_at: int
+        pages: int
+        copies: int
+        sheets: int
+        colour_pages: int
+        duplex: bool
+        paper: str
+        size: int
+        pdl: str
+        cost: int
+        schedule: int
+        reason: str
+        document: str  # personal field, kept last (see Tracked)
+
+        def apply(self, aggregate: "PrintJob") -> None:
+            aggregate.state = "denied"
+            aggregate.reason = self.reason
+
+    @classmethod
+    def denied(cls, job_id: UUID, *, reason: str, **fields: object) -> "PrintJob.Denied":
+        """Just the event that records a job seen but refused (see `tracked`)."""
+        return cls.Denied(originator_id=job_id, originator_version=1, timestamp=cls.Denied.create_timestamp(),
+                          originator_topic=_TOPIC, reason=reason, **fields)
+
 
     def hold(self, spool: str, spool_size: int) -> None:
         """The job's data is in the spool store (by its SHA-256), waiting for its owner."""

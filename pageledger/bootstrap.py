@@ -7,6 +7,7 @@ import os
 import threading
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,13 +22,16 @@ from pageledger.stores import event_store_env, is_postgres, parse_database_url, 
 from projections.access_tokens import AccessTokensProjection
 from projections.follower import Follower, Projection, ProjectionRunner
 from projections.jobs import JobsProjection
+from projections.licence_seats import LicenceSeatsProjection, LoginAuditProjection
 from projections.usage_daily import UsageDailyProjection
+from projections.users import UsersProjection
 
 log = logging.getLogger("pageledger")
 
 
 def all_projections() -> list[Projection]:
-    return [AccessTokensProjection(), JobsProjection(), UsageDailyProjection()]
+    return [AccessTokensProjection(), JobsProjection(), UsageDailyProjection(), UsersProjection(),
+            LicenceSeatsProjection(), LoginAuditProjection()]
 
 
 @dataclass
@@ -58,6 +62,13 @@ class Runtime:
         """One follower for every projection: each page of the log is read and decoded once."""
         return Follower(self.app, self.writer, [f.projection for f in self.followers.values()], batch_size,
                         writes_lock(self.settings.resolved_database_url))
+
+    @cached_property
+    def identity(self):  # noqa: ANN201 - pageledger.identity.Identity, imported lazily
+        """Licence, directory source, sessions and PIN digests (issue 5), built on first use."""
+        from pageledger.identity import Identity
+
+        return Identity(self)
 
     def catch_up(self) -> None:
         """Bring every projection up to the head of the log, in this thread."""

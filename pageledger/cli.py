@@ -95,6 +95,10 @@ def _parser() -> argparse.ArgumentParser:
     secure.add_argument("printer")
     secure.add_argument("state", choices=("on", "off"))
     secure.set_defaults(func=cmd_printers_secure)
+
+    from pageledger.identity_cli import add_identity_commands
+
+    add_identity_commands(sub)
     return p
 
 
@@ -110,6 +114,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     with _runtime(settings) as runtime:
         runtime.catch_up()
         _bootstrap_tokens(runtime)
+        _install_trial_on_first_start(runtime)
     port = choose_port(settings, args.port)
     host = "localhost" if settings.host in ("0.0.0.0", "") else settings.host
     print(f"PageLedger is listening on http://{host}:{port}/  (data in {settings.data_dir.resolve()})",
@@ -139,10 +144,20 @@ def _bootstrap_tokens(runtime) -> None:
           flush=True)
 
 
+def _install_trial_on_first_start(runtime) -> None:
+    """The installation's first start is when its 15-day trial begins (setup may activate a key)."""
+    licensing = runtime.identity.licensing
+    if licensing.get() is None:
+        licensing.install_trial()
+        runtime.catch_up()
+        print("First start: the 15-day, 5-user trial licence is installed.", flush=True)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer
 
-    _runtime(settings).close()  # creates or upgrades the schema once, before the workers start
+    with _runtime(settings) as runtime:  # creates or upgrades the schema once, before the workers start
+        _install_trial_on_first_start(runtime)
     port = args.port or settings.port or 6320
     print(f"PageLedger ({args.role}) is listening on http://{settings.host}:{port}/", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,

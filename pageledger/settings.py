@@ -40,6 +40,16 @@ class Settings:
     # How often (seconds) the in-process projection runner polls an idle log.
     projection_poll_seconds: float = 0.05
     log_level: str = "INFO"
+    # Identity and licensing. The issuer's public key: PEM or base64 text, or a path to a PEM
+    # file; "" trusts the key shipped with PageLedger.
+    licence_public_key: str = ""
+    activation_url: str = ""  # online activation service (tools/activation_service)
+    session_hours: int = 8  # lifetime of a web login
+    # The daily notice naming users denied a licence seat (none sent without recipients).
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_sender: str = "pageledger@localhost"
+    admin_emails: str = ""  # comma-separated
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -9,12 +9,12 @@ from domain.jobs import PrintJob
 from pageledger.codec import short_topic
 from projections.follower import Projection
 from projections.sql import KeyTable, insert_rows
-from projections.tables import JOB_TRACKED, host_keys, jobs, printer_keys, user_keys
+from projections.tables import JOB_DENIED, JOB_TRACKED, host_keys, jobs, printer_keys, user_keys
 
 
 class JobsProjection(Projection):
     name = "jobs"
-    topics = (short_topic(PrintJob.Tracked),)
+    topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied))
     tables = (jobs,)
 
     def __init__(self) -> None:
@@ -29,7 +29,8 @@ class JobsProjection(Projection):
         host_ids = self.hosts.ids(conn, {e.client_host for _, e in events})
         insert_rows(conn, jobs, COLUMNS, [
             (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
-             e.pages, e.sheets, e.colour_pages, e.copies, JOB_TRACKED, e.duplex, e.paper, e.pdl, e.document)
+             e.pages, e.sheets, e.colour_pages, e.copies,
+             JOB_DENIED if e.event_class is PrintJob.Denied else JOB_TRACKED, e.duplex, e.paper, e.pdl, e.document)
             for seq, e in events
         ])
 

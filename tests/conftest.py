@@ -97,6 +97,9 @@ class LiveServer:
     env: dict[str, str]
     proc: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    # The first start installs a 5-user trial; tests with many sample users turn on "track
+    # unlicensed users" so their jobs are tracked, not denied (licensing tests turn it off).
+    track_unlicensed: bool = True
 
     @property
     def url(self) -> str:
@@ -130,6 +133,10 @@ class LiveServer:
         else:
             raise RuntimeError("server did not become healthy: " + (self.workdir / "server.log").read_text()[-3000:])
         self.tokens = json.loads((self.workdir / "var" / "first-tokens.json").read_text())
+        if self.track_unlicensed:
+            r = requests.put(self.url + "/api/v1/licence/settings", json={"track_unlicensed": True},
+                             headers=self.headers(self.admin_token), timeout=10)
+            r.raise_for_status()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

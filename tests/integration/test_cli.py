@@ -32,7 +32,7 @@ def test_db_create_refuses_to_overwrite_without_the_flag(cli_env, tmp_path):
     assert again.returncode == 2 and "--overwrite" in again.stderr
     assert pageledger("db", "create", "--overwrite", env=cli_env, cwd=tmp_path).returncode == 0
     upgraded = pageledger("db", "upgrade", env=cli_env, cwd=tmp_path)
-    assert upgraded.returncode == 0 and "0001" in upgraded.stdout
+    assert upgraded.returncode == 0 and "at revision 0002_identity" in upgraded.stdout  # the head
 
 
 def test_db_create_on_postgresql_makes_the_named_database(tmp_path, request, pg_admin):

@@ -1,0 +1,164 @@
+"""/Setup/NetworkSetup: the first-visit wizard. Open until setup completes, then closed for good.
+
+Step 1: network type and its connection settings ("action": "test" checks them); step 2:
+continue the trial, or activate online (key + company) or via file; step 3: the first admin's
+login and password, verified against the chosen directory. The final post does all three at
+once (commands.setup.complete_setup) and logs the new admin in.
+"""
+from __future__ import annotations
+
+import falcon
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from api.errors import InvalidInput, load
+from api.pages import e, form_csrf, is_form, is_json, page
+from commands.setup import (
+    LICENCE_MODES, NETWORK_TYPES, SetupClosed, SetupRefused, SetupRequest, complete_setup, is_set_up,
+    test_connection,
+)
+from domain.users import ROLE_ADMIN
+from pageledger.bootstrap import Runtime
+from pageledger.directory import AttributeMap, LdapConfig, LdapConfigError
+from pageledger.sessions import CSRF_COOKIE, SESSION_COOKIE, same_token
+
+
+class SetupSchema(Schema):
+    action = fields.String(load_default="complete", validate=validate.OneOf(("test", "complete")))
+    csrf_token = fields.String(load_default="")
+    network_type = fields.String(required=True, validate=validate.OneOf(NETWORK_TYPES))
+    ldap_host = fields.String(load_default="", validate=validate.Length(0, 255))
+    ldap_port = fields.Integer(load_default=0, validate=validate.Range(0, 65535))
+    ldap_kind = fields.String(load_default="openldap", validate=validate.OneOf(("openldap", "ad")))
+    ldap_security = fields.String(load_default="none", validate=validate.OneOf(("none", "ldaps", "starttls")))
+    ldap_ca_file = fields.String(load_default="", validate=validate.Length(0, 1024))
+    ldap_base_dns = fields.String(load_default="", validate=validate.Length(0, 4000))  # one per line or ";"
+    ldap_bind_dn = fields.String(load_default="", validate=validate.Length(0, 1024))
+    ldap_bind_password = fields.String(load_default="", validate=validate.Length(0, 1024))
+    ldap_group_dn = fields.String(load_default="", validate=validate.Length(0, 1024))
+    ldap_user_filter = fields.String(load_default="", validate=validate.Length(0, 2000))
+    ldap_card_attribute = fields.String(load_default="", validate=validate.Length(0, 64))
+    ldap_pin_attribute = fields.String(load_default="", validate=validate.Length(0, 64))
+    licence_mode = fields.String(load_default="trial", validate=validate.OneOf(LICENCE_MODES))
+    key = fields.String(load_default="", validate=validate.Length(0, 2000))
+    company = fields.String(load_default="", validate=validate.Length(0, 255))
+    licence_file = fields.String(load_default="", validate=validate.Length(0, 100_000))
+    admin_login = fields.String(load_default="", validate=validate.Length(0, 255))
+    admin_password = fields.String(load_default="", validate=validate.Length(0, 1024))
+
+    @validates_schema(skip_on_field_errors=False)
+    def _each_step_complete(self, data: dict, **_: object) -> None:
+        errors: dict[str, list[str]] = {}
+        if data.get("network_type") == "ldap":
+            for name in ("ldap_host", "ldap_base_dns"):
+                if not data.get(name, "").strip():
+                    errors[name] = ["required for an LDAP or Active Directory network"]
+        if data.get("action") == "complete":
+            if data.get("licence_mode") in ("online", "file") and not data.get("company", "").strip():
+                errors["company"] = ["required to activate a licence"]
+            if data.get("licence_mode") == "online" and not data.get("key", "").strip():
+                errors["key"] = ["required to activate online"]
+            if data.get("licence_mode") == "file" and not data.get("licence_file", "").strip():
+                errors["licence_file"] = ["required to activate via file: the licence file's contents"]
+            for name in ("admin_login", "admin_password"):
+                if not data.get(name):
+                    errors[name] = ["required: the first administrator"]
+        if errors:
+            raise ValidationError(errors)
+
+
+def _request(data: dict) -> SetupRequest:
+    ldap = None
+    if data["network_type"] == "ldap":
+        bases = tuple(b.strip() for b in data["ldap_base_dns"].replace(";", "\n").splitlines() if b.strip())
+        kind = data["ldap_kind"]
+        mapped = AttributeMap.for_kind(kind)
+        attributes = AttributeMap(full_name=mapped.full_name, email=mapped.email, department=mapped.department,
+                                  card=data["ldap_card_attribute"], pin=data["ldap_pin_attribute"])
+        try:
+            ldap = LdapConfig(host=data["ldap_host"].strip(), port=data["ldap_port"], base_dns=bases,
+                              bind_dn=data["ldap_bind_dn"], bind_password=data["ldap_bind_password"], kind=kind,
+                              security=data["ldap_security"], ca_file=data["ldap_ca_file"],
+                              group_dn=data["ldap_group_dn"].strip(), user_filter=data["ldap_user_filter"].strip(),
+                              attributes=attributes)
+        except LdapConfigError as exc:
+            raise InvalidInput({f"ldap_{k}": [v] for k, v in exc.problems.items()}) from None
+    return SetupRequest(network_type=data["network_type"], ldap=ldap, licence_mode=data["licence_mode"],
+                        key=data["key"].strip(), company=data["company"].strip(), licence_file=data["licence_file"],
+                        admin_login=data["admin_login"].strip(), admin_password=data["admin_password"])
+
+
+def _wizard(csrf: str, server: dict) -> str:
+    return page("PageLedger setup", f"""
+<form method="post" action="/Setup/NetworkSetup">
+<input type="hidden" name="csrf_token" value="{e(csrf)}">
+<fieldset><legend>Step 1: network type</legend>
+<label><input type="radio" name="network_type" value="ldap" checked> Active Directory / LDAP</label>
+<label><input type="radio" name="network_type" value="local"> Local accounts (no directory)</label>
+<label>Server <input name="ldap_host"></label> <label>Port <input name="ldap_port" value="0"></label>
+<label>Kind <select name="ldap_kind"><option value="ad">Active Directory</option>
+<option value="openldap">OpenLDAP</option></select></label>
+<label>Security <select name="ldap_security"><option>none</option><option>starttls</option>
+<option>ldaps</option></select></label>
+<label>Base DNs (one per line) <textarea name="ldap_base_dns"></textarea></label>
+<label>Service account DN <input name="ldap_bind_dn"></label>
+<label>Service account password <input type="password" name="ldap_bind_password"></label>
+<label>Only members of group (DN) <input name="ldap_group_dn"></label>
+<button name="action" value="test">Test connection</button></fieldset>
+<fieldset><legend>Step 2: licence</legend>
+<label><input type="radio" name="licence_mode" value="trial" checked> 15-day trial</label>
+<label><input type="radio" name="licence_mode" value="online"> Activate online</label>
+<label><input type="radio" name="licence_mode" value="file"> Activate via file</label>
+<label>Licence key <input name="key"></label> <label>Company <input name="company"></label>
+<p>Licence files must be made for host <b>{e(server["host"])}</b>, MAC <b>{e(server["mac"])}</b>.</p>
+<label>Licence file contents <textarea name="licence_file"></textarea></label></fieldset>
+<fieldset><legend>Step 3: first administrator</legend>
+<label>Login <input name="admin_login" autocomplete="username"></label>
+<label>Password <input type="password" name="admin_password" autocomplete="current-password"></label>
+</fieldset>
+<button name="action" value="complete">Finish setup</button></form>""")
+
+
+class NetworkSetupResource:
+    public = True
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def _closed(self) -> None:
+        if is_set_up(self.runtime.app):
+            raise falcon.HTTPGone(title="Setup is complete",
+                                  description="This server is set up; the wizard cannot be used again.")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._closed()
+        host = self.runtime.identity.licensing.identity
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = _wizard(form_csrf(req, resp), {"host": host.host, "mac": host.mac})
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self._closed()
+        form = is_form(req)
+        if not form and not is_json(req):
+            raise falcon.HTTPUnsupportedMediaType(title="Send JSON or a form")
+        data = load(SetupSchema(), req.get_media(default_when_empty={}) or {})
+        if form and not same_token(data["csrf_token"], req.cookies.get(CSRF_COOKIE)):
+            raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the setup page.")
+        request = _request(data)
+        identity = self.runtime.identity
+        try:
+            if data["action"] == "test":
+                message = test_connection(request)
+                resp.media = {"ok": True, "message": message}
+                return
+            installation = complete_setup(self.runtime.app, identity.licensing, request,
+                                          directory_file=identity.directory_file, clock=identity.clock)
+        except SetupRefused as exc:
+            raise InvalidInput(exc.errors) from None
+        except SetupClosed:
+            self._closed()
+            raise
+        cookie, session = identity.sessions.issue(installation.admin, ROLE_ADMIN)
+        resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
+                        max_age=identity.sessions.lifetime)
+        resp.status = falcon.HTTP_201
+        resp.media = {"setup": "complete", "admin": installation.admin, "csrf_token": session.csrf}

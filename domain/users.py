@@ -1,0 +1,157 @@
+"""User: a person PageLedger counts, imported from a directory source or kept locally.
+
+The id is derived from the directory source and the login (see `user_id`), so importing the
+same person twice finds the same aggregate.
+
+Personal fields (full name, e-mail, department) travel in one `profile` mapping, kept last in
+each event, apart from the countable facts (login, source, active, role): a later per-user key
+can encrypt or shred them without touching what reports count. Secrets never enter an event
+in clear: a PIN arrives as a keyed digest, a local password as an argon2 hash.
+
+Field order of each event is its stored order (events are stored as arrays): append new
+fields at the end, never reorder or remove.
+"""
+from __future__ import annotations
+
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+PROFILE_FIELDS = ("full_name", "email", "department")
+
+ROLE_ADMIN = "admin"
+ROLE_AUDITOR = "auditor"
+ROLE_USER = "user"
+ROLE_AGENT = "agent"
+ROLES = (ROLE_ADMIN, ROLE_AUDITOR, ROLE_USER, ROLE_AGENT)
+
+LEFT_DIRECTORY = "left_directory"  # reason of a Deactivated the directory sync records
+BY_ADMIN = "admin"
+
+LOCAL_SOURCE = "local"
+
+
+def user_id(source: str, login: str) -> UUID:
+    """The id of the user `login` of the directory source `source` (logins are case-insensitive)."""
+    return uuid5(NAMESPACE_URL, f"pageledger:user:{source}:{login.strip().lower()}")
+
+
+class UserError(ValueError):
+    """A change the user's current state does not allow."""
+
+
+def clean_profile(profile: dict) -> dict[str, str]:
+    unknown = set(profile) - set(PROFILE_FIELDS)
+    if unknown:
+        raise UserError(f"unknown profile fields: {', '.join(sorted(unknown))}")
+    return {k: str(profile.get(k) or "") for k in PROFILE_FIELDS}
+
+
+class User(Aggregate):
+    """A person who prints, releases jobs or administers PageLedger."""
+
+    @event("Imported")
+    def __init__(self, source: str, login: str, role: str, at: int, profile: dict) -> None:
+        self.source = source
+        self.login = login
+        self.role = role
+        self.active = True
+        self.deactivated_reason = ""
+        self.imported_at = at
+        self.card = ""
+        self.pin_digest = ""
+        self.password_hash = ""
+        self.profile = dict(profile)
+
+    @classmethod
+    def import_(cls, *, source: str, login: str, profile: dict, now: int, role: str = ROLE_USER) -> "User":
+        """Record a person found in a directory source (or created locally) for the first time."""
+        login = login.strip()
+        if not login:
+            raise UserError("a user needs a login")
+        if role not in ROLES:
+            raise UserError(f"unknown role {role!r}")
+        return cls._create(cls.Imported, id=user_id(source, login), source=source, login=login,
+                           role=role, at=now, profile=clean_profile(profile))
+
+    def change_profile(self, profile: dict, now: int) -> bool:
+        """Take the directory's current profile; records only the fields that changed."""
+        new = clean_profile(profile)
+        changed = {k: v for k, v in new.items() if self.profile.get(k, "") != v}
+        if not changed:
+            return False
+        self._profile_changed(at=now, profile=changed)
+        return True
+
+    @event("ProfileChanged")
+    def _profile_changed(self, at: int, profile: dict) -> None:
+        self.profile.update(profile)
+
+    def activate(self, now: int) -> bool:
+        if self.active:
+            return False
+        self._activated(at=now)
+        return True
+
+    @event("Activated")
+    def _activated(self, at: int) -> None:
+        self.active = True
+        self.deactivated_reason = ""
+
+    def deactivate(self, now: int, reason: str) -> bool:
+        """Set Inactive (an admin did, or the user left the directory); the seat is freed by the caller."""
+        if not self.active:
+            return False
+        self._deactivated(at=now, reason=reason)
+        return True
+
+    @event("Deactivated")
+    def _deactivated(self, at: int, reason: str) -> None:
+        self.active = False
+        self.deactivated_reason = reason
+
+    def assign_card(self, card: str, now: int) -> bool:
+        """Uniqueness across users is checked by the caller, which can see every user."""
+        card = card.strip()
+        if card == self.card:
+            return False
+        self._card_assigned(at=now, card=card)
+        return True
+
+    @event("CardAssigned")
+    def _card_assigned(self, at: int, card: str) -> None:
+        self.card = card
+
+    def change_pin(self, pin_digest: str, now: int) -> bool:
+        if pin_digest == self.pin_digest:
+            return False
+        self._pin_changed(at=now, pin_digest=pin_digest)
+        return True
+
+    @event("PinChanged")
+    def _pin_changed(self, at: int, pin_digest: str) -> None:
+        self.pin_digest = pin_digest
+
+    def change_role(self, role: str, now: int) -> bool:
+        if role not in ROLES:
+            raise UserError(f"unknown role {role!r}")
+        if role == self.role:
+            return False
+        self._role_changed(at=now, role=role)
+        return True
+
+    @event("RoleChanged")
+    def _role_changed(self, at: int, role: str) -> None:
+        self.role = role
+
+    def set_password_hash(self, password_hash: str, now: int) -> None:
+        """Local accounts only: the argon2 hash of the password, never the password."""
+        if self.source != LOCAL_SOURCE:
+            raise UserError("only local accounts keep a password; directory users bind to the directory")
+        if not password_hash.startswith("$argon2"):
+            raise UserError("a password must be stored as an argon2 hash")
+        self._password_changed(at=now, password_hash=password_hash)
+
+    @event("PasswordChanged")
+    def _password_changed(self, at: int, password_hash: str) -> None:
+        self.password_hash = password_hash

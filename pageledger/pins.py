@@ -1,0 +1,48 @@
+"""PIN digests: how PINs are stored and compared without ever being stored.
+
+A PIN identifies its owner at a release station, so PINs must be unique and looked up by
+value: a salted hash (argon2) cannot be. A keyed HMAC can, and without the server's secret a
+stolen database does not give the PINs away by hashing all 10,000 four-digit candidates.
+The secret lives in a file of its own (mode 0600) in the data directory, never in the database.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+
+class PinDigester:
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the PIN secret must be at least 16 bytes")
+        self._secret = secret
+
+    def __call__(self, pin: str) -> str:
+        """The digest of `pin`; "" for no PIN."""
+        pin = pin.strip()
+        if not pin:
+            return ""
+        return hmac.new(self._secret, pin.encode(), hashlib.sha256).hexdigest()
+
+    def __repr__(self) -> str:
+        return "PinDigester(<secret>)"
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The installation's PIN secret, created (0600) on first use."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret

@@ -1,0 +1,62 @@
+"""The User aggregate: import, profile changes, activation, cards, PINs, local passwords."""
+from __future__ import annotations
+
+import pytest
+
+from commands.application import PageLedger
+from domain.users import LOCAL_SOURCE, User, UserError, user_id
+
+T0 = 1_764_000_000 * 1_000_000
+
+
+def alice(source="ldap") -> User:
+    return User.import_(source=source, login="alice", profile={"full_name": "Alice A", "email": "a@x"}, now=T0)
+
+
+def test_the_same_login_in_the_same_source_is_the_same_user():
+    assert alice().id == user_id("ldap", "ALICE ")
+    assert alice().id != user_id("local", "alice")
+
+
+def test_only_changed_profile_fields_are_recorded():
+    user = alice()
+    assert not user.change_profile({"full_name": "Alice A", "email": "a@x"}, T0)
+    assert user.change_profile({"full_name": "Alice B", "email": "a@x", "department": "Ops"}, T0)
+    changed = user.collect_events()[-1]
+    assert changed.profile == {"full_name": "Alice B", "department": "Ops"}
+
+
+def test_unknown_profile_fields_are_refused():
+    with pytest.raises(UserError, match="unknown profile fields: pin"):
+        User.import_(source="ldap", login="x", profile={"pin": "1234"}, now=T0)
+
+
+def test_deactivate_and_activate_are_recorded_only_on_change():
+    user = alice()
+    assert user.deactivate(T0, "left_directory")
+    assert not user.deactivate(T0, "admin")
+    assert not user.active
+    assert user.activate(T0)
+    assert user.active
+
+
+def test_a_directory_user_keeps_no_password_and_a_local_one_only_a_hash():
+    with pytest.raises(UserError, match="only local accounts"):
+        alice().set_password_hash("$argon2id$v=19$...", T0)
+    local = alice(LOCAL_SOURCE)
+    with pytest.raises(UserError, match="argon2"):
+        local.set_password_hash("secret", T0)
+    local.set_password_hash("$argon2id$v=19$abc", T0)
+
+
+def test_the_user_replays_from_the_compact_event_store():
+    app = PageLedger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    user = alice()
+    user.assign_card("  0042 ", T0)
+    user.change_pin("digest", T0)
+    user.change_profile({"full_name": "Alice C"}, T0)
+    user.deactivate(T0, "admin")
+    app.save(user)
+    again = app.repository.get(user.id)
+    assert (again.card, again.pin_digest, again.active) == ("0042", "digest", False)
+    assert again.profile == {"full_name": "Alice C", "email": "", "department": ""}

@@ -12,7 +12,7 @@ from api.setup import NetworkSetupResource
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
-from api.services import JobsResource, PolicyResource
+from api.services import JobsResource, PolicyResource, SpoolResource
 from api.users import UserActiveResource, UserListResource, UserSyncResource
 from pageledger.bootstrap import Runtime
 
@@ -30,6 +30,7 @@ def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/Services/jobs", JobsResource(runtime))
     app.add_route("/Services/policy", PolicyResource(runtime))
+    app.add_route("/Services/jobs/{job_id}/spool", SpoolResource(runtime))
     if role != "services":
         app.add_route("/api/v1/jobs", JobListResource(runtime))
         app.add_route("/api/v1/usage", UsageResource(runtime))

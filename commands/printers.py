@@ -83,3 +83,12 @@ class PrinterCache:
                 self._entries.clear()
             else:
                 self._entries.pop(name.lower(), None)
+
+
+def set_secure_hold(app: PageLedger, name: str, secure: bool, default_schedule: CostSchedule) -> None:
+    """Make `name` a secure queue (jobs are held until released) or an ordinary one."""
+    pid = printer_id(app.server_id, name)
+    printer: Printer = app.repository.get(pid) if pid in app.repository else Printer.register(pid, name, default_schedule)
+    if printer.secure != secure:
+        printer.change_secure_hold(secure)
+    app.save(printer)

@@ -165,7 +165,7 @@ def track_jobs(app: PageLedger, reports: Sequence[JobReport], printers: PrinterC
         seen_in_batch: set[UUID] = set()
         for report, jid in zip(reports, ids):
             if jid in known or jid in seen_in_batch:
-                outcomes.append(_duplicate(app, report, jid, seen_in_batch))
+                outcomes.append(_duplicate(app, report, jid, seen_in_batch, by_name[report.printer.lower()]))
                 continue
             seen_in_batch.add(jid)
             printer = by_name[report.printer.lower()]
@@ -208,11 +208,12 @@ def _tracked(jid: UUID, r: JobReport, printer: Printer, denied: str | None = Non
     )
 
 
-def _duplicate(app: PageLedger, r: JobReport, jid: UUID, seen_in_batch: set[UUID]) -> TrackOutcome:
+def _duplicate(app: PageLedger, r: JobReport, jid: UUID, seen_in_batch: set[UUID], printer: Printer) -> TrackOutcome:
+    """A job recorded before gets the answer it got then: a re-posted held job stays held."""
     if jid in seen_in_batch:
-        return TrackOutcome(r.job_key, jid, "duplicate", "print", 0, 0, "job key repeated in this batch")
+        return TrackOutcome(r.job_key, jid, "duplicate", _decision(printer), 0, 0, "job key repeated in this batch")
     job: PrintJob = app.repository.get(jid)
-    decision = "deny" if job.state == "denied" else "print"
+    decision = {"denied": "deny", "held": "hold"}.get(job.state) or _decision(printer)
     return TrackOutcome(r.job_key, jid, "duplicate", decision, job.sheets, job.cost, "already recorded")
 
 

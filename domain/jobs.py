@@ -107,4 +107,21 @@ class PrintJob(Aggregate):
                           originator_topic=_TOPIC, reason=reason, **fields)
 
 
+    def hold(self, spool: str, spool_size: int) -> None:
+        """The job's data is in the spool store (by its SHA-256), waiting for its owner."""
+        if self.state != "tracked":
+            raise JobNotHoldable(f"a {self.state} job cannot be held")
+        self._held(spool, spool_size)
+
+    @event("Held")
+    def _held(self, spool: str, spool_size: int) -> None:
+        self.spool = spool
+        self.spool_size = spool_size
+        self.state = "held"
+
+
+class JobNotHoldable(ValueError):
+    pass
+
+
 _TOPIC = get_topic(PrintJob)

@@ -17,6 +17,7 @@ from commands.application import PageLedger
 from commands.printers import PrinterCache
 from domain.costs import CostSchedule
 from pageledger.settings import Settings
+from pageledger.spool import SpoolStore
 from pageledger.stores import event_store_env, is_postgres, parse_database_url, read_model_engine, writes_lock
 from projections.access_tokens import AccessTokensProjection
 from projections.follower import Follower, Projection, ProjectionRunner
@@ -43,11 +44,13 @@ class Runtime:
     reader: sa.Engine  # the API reads through this one
     followers: dict[str, Follower]
     printers: PrinterCache = field(init=False)
+    spool: SpoolStore = field(init=False)
     runner: ProjectionRunner | None = None
     _lock: "RunnerLock | None" = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.printers = PrinterCache(self.app, self.default_schedule)
+        self.spool = SpoolStore(self.settings.data_dir / "spool")
 
     @property
     def default_schedule(self) -> CostSchedule:

@@ -91,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     cost.add_argument("--paper", action="append", default=[], metavar="SIZE=MONO,COLOUR",
                       help="prices for one paper size, e.g. A3=0.10,0.50 (repeatable)")
     cost.set_defaults(func=cmd_printers_set_cost)
+    secure = printers.add_parser("secure", help="hold this printer's jobs until their owner releases them")
+    secure.add_argument("printer")
+    secure.add_argument("state", choices=("on", "off"))
+    secure.set_defaults(func=cmd_printers_secure)
 
     from pageledger.identity_cli import add_identity_commands
 
@@ -279,6 +283,15 @@ def cmd_printers_set_cost(settings: Settings, args: argparse.Namespace) -> int:
     with _runtime(settings) as runtime:
         version = set_cost_schedule(runtime.app, args.printer, schedule)
     print(f"cost schedule version {version} in force on {args.printer}")
+    return 0
+
+
+def cmd_printers_secure(settings: Settings, args: argparse.Namespace) -> int:
+    from commands.printers import set_secure_hold
+
+    with _runtime(settings) as runtime:
+        set_secure_hold(runtime.app, args.printer, args.state == "on", runtime.default_schedule)
+    print(f"{args.printer}: secure hold {args.state}")
     return 0
 
 

@@ -254,24 +254,20 @@ def test_install_reads_package_ini_with_the_command_line_winning_and_upgrades_an
     assert not shortcut.exists() and not shortcut.is_symlink()
 
 
-def test_a_held_job_goes_to_the_server_and_not_to_the_printer(cups, tmp_path):
-    """Secure queue through the real cupsd. The foundation server has no spool endpoint yet, so
-    the /Services side here is the loopback double of tests/services_double.py."""
-    from tests.services_double import TOKEN, ServicesDouble
-
-    services = ServicesDouble(tmp_path / "received").start()
-    try:
-        services.decisions["secure"] = ("hold", "release it at the printer")
-        queue = WrappedQueue(cups, tmp_path, "secure")
-        assert queue.install(services.url, TOKEN).returncode == 0
-        before = len(cups.printed_documents())
-        document = docs.pdf(tmp_path / "payslips.pdf", 3)
-        _job, state = queue.print(document, user="ivan", title="payslips")
-        assert state["job-state"] == "completed", state
-        assert len(cups.printed_documents()) == before  # nothing printed
-        (upload,) = services.uploads.values()
-        assert upload["chunked"] and upload["bytes"] > 0
-        assert len(PdfReader(str(upload["path"])).pages) == 3  # the filtered PDF cupsd handed over
-        assert "held for release" in cups.error_log()
-    finally:
-        services.stop()
+def test_a_held_job_goes_to_the_server_and_not_to_the_printer(cups, live_server, tmp_path):
+    """Secure queue through the real cupsd and the real server: held, uploaded, not printed."""
+    made_secure = subprocess.run([sys.executable, "-m", "pageledger.cli", "printers", "secure", "secure", "on"],
+                                 cwd=live_server.workdir, env=live_server.env, capture_output=True, text=True)
+    assert made_secure.returncode == 0, made_secure.stderr
+    queue = WrappedQueue(cups, tmp_path, "secure")
+    assert queue.install(live_server.url, live_server.agent_token).returncode == 0
+    before = len(cups.printed_documents())
+    document = docs.pdf(tmp_path / "payslips.pdf", 3)
+    _job, state = queue.print(document, user="ivan", title="payslips")
+    assert state["job-state"] == "completed", state
+    assert len(cups.printed_documents()) == before  # nothing printed
+    (spooled,) = (live_server.workdir / "var" / "spool").glob("*/*")
+    assert len(PdfReader(str(spooled)).pages) == 3  # the filtered PDF cupsd handed over
+    assert "held for release" in cups.error_log()
+    (job,) = [j for j in recorded_jobs(live_server, 1) if j["user"] == "ivan"]
+    assert (job["printer"], job["pages"]) == ("secure", 3)

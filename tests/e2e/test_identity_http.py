@@ -119,6 +119,18 @@ def test_setup_wizard_then_logins_seats_and_licence(server, slapd_server):  # no
     # An injection attempt is just a wrong login.
     assert login(server, "*)(uid=*", "x").status_code == 401
 
+    # The admin sets alice Inactive: her open session stops working, and she cannot log in again.
+    listed = wait_until(lambda: {u["login"]: u for u in requests.get(server.url + "/api/v1/users", headers=admin,
+                                                                     timeout=30).json()["users"]}.get("alice"))
+    r = requests.put(server.url + f"/api/v1/users/{listed['id']}/active", json={"active": False},
+                     headers={**admin, "X-CSRF-Token": csrf}, timeout=30)
+    assert r.status_code == 200 and r.json()["changed"] is True
+    assert requests.put(server.url + f"/api/v1/users/{listed['id']}/active", json={"active": "maybe"},
+                        headers={**admin, "X-CSRF-Token": csrf}, timeout=30).json()["errors"].keys() == {"active"}
+    wait_until(lambda: requests.get(server.url + "/api/v1/jobs", headers=user_session,
+                                    timeout=30).status_code == 401, timeout=20)
+    assert login(server, "alice", "alice-pw-1").json()["outcome"] == "inactive"
+
     # Every attempt was audited, none with a password in it.
     log = (server.workdir / "server.log").read_text()
     assert "login bad_credentials for 'bob'" in log and "no_seat" in log

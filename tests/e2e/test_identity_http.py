@@ -62,6 +62,13 @@ def login(server, user, password):
 
 
 def test_setup_wizard_then_logins_seats_and_licence(server, slapd_server):  # noqa: F811
+    # Roles: no credentials 401; an agent's token may not read the licence or users; an admin's may.
+    for path in ("/api/v1/licence", "/api/v1/users"):
+        assert requests.get(server.url + path, timeout=30).status_code == 401
+        assert requests.get(server.url + path, headers=server.headers(server.agent_token), timeout=30).status_code == 403
+        assert requests.get(server.url + path, headers=server.headers(server.admin_token), timeout=30).status_code == 200
+    assert requests.post(server.url + "/api/v1/users/sync", headers=server.headers(server.agent_token),
+                         timeout=30).status_code == 403
     url = server.url + "/Setup/NetworkSetup"
     page = requests.get(url, timeout=30)
     assert page.status_code == 200 and this_host().mac in page.text and "Step 3" in page.text

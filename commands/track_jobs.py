@@ -213,7 +213,7 @@ def _duplicate(app: PageLedger, r: JobReport, jid: UUID, seen_in_batch: set[UUID
     if jid in seen_in_batch:
         return TrackOutcome(r.job_key, jid, "duplicate", _decision(printer), 0, 0, "job key repeated in this batch")
     job: PrintJob = app.repository.get(jid)
-    decision = {"denied": "deny", "held": "hold"}.get(job.state) or _decision(printer)
+    decision = "deny" if job.state == "denied" else "hold" if job.state == "held" else _decision(printer)
     return TrackOutcome(r.job_key, jid, "duplicate", decision, job.sheets, job.cost, "already recorded")
 
 

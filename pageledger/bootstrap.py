@@ -5,6 +5,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -109,9 +110,11 @@ def run_projections(settings: Settings, stop: threading.Event) -> None:
     try:
         runtime.start_projections()
         log.info("projection runner started")
-        stop.wait()
+        while not stop.is_set():  # sleeping, not waiting on a lock: signals can unwind it
+            time.sleep(0.5)
     finally:
         runtime.close()
+        log.info("projection runner stopped")
 
 
 def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:

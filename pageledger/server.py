@@ -43,24 +43,35 @@ def choose_port(settings: Settings, explicit: int | None) -> int:
 def _projection_process(settings: Settings) -> None:
     import signal
     import threading
+    import time
 
     from pageledger import logs
     from pageledger.bootstrap import run_projections
 
     logs.configure(settings.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def leave(*_: object) -> None:
+        # Unwind the main thread (the runtime closes in run_projections' finally). A handler
+        # must not touch threading objects: the main thread may hold their locks right now.
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGINT, leave)
     parent = os.getppid()
 
     def orphaned() -> None:
         # If the server was killed outright (SIGKILL), nobody tells us: stop with it.
-        while not stop.wait(1.0):
-            if os.getppid() != parent:
-                stop.set()
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
 
-    threading.Thread(target=orphaned, daemon=True).start()
-    run_projections(settings, stop)
+    threading.Thread(target=orphaned, name="orphan-watch", daemon=True).start()
+    pid_file = settings.data_dir / "projections.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        run_projections(settings, threading.Event())
+    finally:
+        pid_file.unlink(missing_ok=True)
 
 
 class PageLedgerServer(BaseApplication):

@@ -45,9 +45,10 @@ def test_a_200_mb_spool_is_streamed_chunked_with_bounded_memory(services, tmp_pa
     assert upload["chunked"] is True and upload["bytes"] == 200 << 20
     assert upload["path"].read_bytes()[-(1 << 20):] == block
     # 200 MB went through a process whose Python objects never held more than a few MiB of it
-    # at once (RSS also depends on how glibc keeps freed 1 MiB buffers; it stays far below 200 MB).
+    # at once. RSS also depends on how glibc keeps freed 1 MiB buffers (seen: 100-165 MiB on a
+    # loaded machine), but holding the upload whole would need more than the file itself.
     assert report["peak_bytes"] < 8 << 20, report
-    assert report["maxrss_kb"] < 150 * 1024, report
+    assert report["maxrss_kb"] < 200 * 1024, report
 
 
 def test_an_upload_to_a_server_without_the_endpoint_says_so(services, tmp_path):

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from commands.access_tokens import hash_secret
 from pageledger.sessions import SESSION_COOKIE, SessionSigner, same_token
 from projections.queries import find_token
+from projections.users import inactive_logins
 
 CACHE_SECONDS = 5.0
 
@@ -33,6 +34,7 @@ class TokenAuth:
         self.reader = reader
         self.sessions = sessions  # web logins (cookie sessions), see pageledger.sessions
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
+        self._inactive_cache: dict[str, tuple[float, bool]] = {}
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
         if resource is None or getattr(resource, "public", False):
@@ -82,4 +84,21 @@ class TokenAuth:
                                                                            session.csrf):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong",
                                        description="Send the session's CSRF token in X-CSRF-Token.")
+        if self._inactive(session.login):
+            raise falcon.HTTPUnauthorized(title="Account inactive",
+                                          description="An administrator set this account Inactive.",
+                                          challenges=["Bearer"])
         return Principal("session:" + session.session_id, session.login, session.role, session.login)
+
+    def _inactive(self, login: str) -> bool:
+        """Sessions are signed, not stored: an Inactive user is stopped here (within seconds)."""
+        key = "session-user:" + login.lower()
+        now = time.monotonic()
+        hit = self._inactive_cache.get(key)
+        if hit is None or hit[0] < now:
+            with self.reader.connect() as conn:
+                inactive = bool(inactive_logins(conn, [login.lower()]))
+            if len(self._inactive_cache) > 10_000:
+                self._inactive_cache.clear()
+            self._inactive_cache[key] = hit = (now + CACHE_SECONDS, inactive)
+        return hit[1]

@@ -6,6 +6,10 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
 from api.reports import JobQuerySchema, UsageQuerySchema
+from api.licence import ActivateSchema, LicenceSettingsSchema
+from api.login import LoginSchema
+from api.setup import SetupSchema
+from api.users import ActiveSchema
 from commands.track_jobs import TrackJobsSchema
 
 
@@ -32,8 +36,48 @@ def build_spec() -> dict:
         "summary": "Usage totals grouped by user, printer or day", "security": secured,
         "parameters": [{"in": "query", "schema": UsageQuerySchema}],
         "responses": {"200": {"description": "Totals"}}}})
+    _identity_paths(spec, secured)
     spec.path(path="/healthz", operations={"get": {"summary": "Health", "responses": {"200": {"description": "ok"}}}})
     return spec.to_dict()
+
+
+def _identity_paths(spec: APISpec, secured: list) -> None:
+    """Login, setup wizard, licence and users (docs/identity.md)."""
+    def body(schema: type) -> dict:
+        return {"content": {"application/json": {"schema": schema}}}
+
+    bad = {"400": {"description": "Bad fields, each named in errors"}}
+    spec.path(path="/Authentication/Login", operations={"post": {
+        "summary": "Log in against the configured directory; sets a Secure HttpOnly SameSite=Strict session cookie",
+        "requestBody": body(LoginSchema),
+        "responses": {"200": {"description": "Logged in: login, role, csrf_token"}, **bad,
+                      "401": {"description": "Wrong login or password"}, "403": {"description": "Inactive or no seat"},
+                      "429": {"description": "Throttled (Retry-After)"}}}})
+    spec.path(path="/Setup/NetworkSetup", operations={"post": {
+        "summary": "Setup wizard: test the directory (action=test) or complete setup; closed for good afterwards",
+        "requestBody": body(SetupSchema),
+        "responses": {"200": {"description": "Connection test result"}, "201": {"description": "Set up"},
+                      **bad, "410": {"description": "Setup is complete"}}}})
+    spec.path(path="/api/v1/licence", operations={"get": {
+        "summary": "Licence type, validity, expiry, seats allowed and used; this server's host and MAC",
+        "security": secured, "responses": {"200": {"description": "Licence"}}}})
+    spec.path(path="/api/v1/licence/activation", operations={"post": {
+        "summary": "Activate online (key + company) or via a licence file", "security": secured,
+        "requestBody": body(ActivateSchema),
+        "responses": {"200": {"description": "Activated"}, **bad, "502": {"description": "Activation service"}}}})
+    spec.path(path="/api/v1/licence/settings", operations={"put": {
+        "summary": "Track unlicensed users", "security": secured, "requestBody": body(LicenceSettingsSchema),
+        "responses": {"200": {"description": "Saved"}, **bad}}})
+    spec.path(path="/api/v1/users", operations={"get": {
+        "summary": "Users", "security": secured, "responses": {"200": {"description": "Users"}}}})
+    spec.path(path="/api/v1/users/sync", operations={"post": {
+        "summary": "Import and update users from the directory", "security": secured,
+        "responses": {"200": {"description": "Sync report"}, "502": {"description": "Directory unreachable"}}}})
+    spec.path(path="/api/v1/users/{user_id}/active", operations={"put": {
+        "summary": "Set a user Active or Inactive (Inactive frees their seat)", "security": secured,
+        "parameters": [{"in": "path", "name": "user_id", "required": True, "schema": {"type": "string"}}],
+        "requestBody": body(ActiveSchema),
+        "responses": {"200": {"description": "Saved"}, **bad, "404": {"description": "No such user"}}}})
 
 
 class OpenApiResource:

@@ -62,6 +62,13 @@ def login(server, user, password):
 
 
 def test_setup_wizard_then_logins_seats_and_licence(server, slapd_server):  # noqa: F811
+    # Roles: no credentials 401; an agent's token may not read the licence or users; an admin's may.
+    for path in ("/api/v1/licence", "/api/v1/users"):
+        assert requests.get(server.url + path, timeout=30).status_code == 401
+        assert requests.get(server.url + path, headers=server.headers(server.agent_token), timeout=30).status_code == 403
+        assert requests.get(server.url + path, headers=server.headers(server.admin_token), timeout=30).status_code == 200
+    assert requests.post(server.url + "/api/v1/users/sync", headers=server.headers(server.agent_token),
+                         timeout=30).status_code == 403
     url = server.url + "/Setup/NetworkSetup"
     page = requests.get(url, timeout=30)
     assert page.status_code == 200 and this_host().mac in page.text and "Step 3" in page.text
@@ -118,6 +125,18 @@ def test_setup_wizard_then_logins_seats_and_licence(server, slapd_server):  # no
     assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 0
     # An injection attempt is just a wrong login.
     assert login(server, "*)(uid=*", "x").status_code == 401
+
+    # The admin sets alice Inactive: her open session stops working, and she cannot log in again.
+    listed = wait_until(lambda: {u["login"]: u for u in requests.get(server.url + "/api/v1/users", headers=admin,
+                                                                     timeout=30).json()["users"]}.get("alice"))
+    r = requests.put(server.url + f"/api/v1/users/{listed['id']}/active", json={"active": False},
+                     headers={**admin, "X-CSRF-Token": csrf}, timeout=30)
+    assert r.status_code == 200 and r.json()["changed"] is True
+    assert requests.put(server.url + f"/api/v1/users/{listed['id']}/active", json={"active": "maybe"},
+                        headers={**admin, "X-CSRF-Token": csrf}, timeout=30).json()["errors"].keys() == {"active"}
+    wait_until(lambda: requests.get(server.url + "/api/v1/jobs", headers=user_session,
+                                    timeout=30).status_code == 401, timeout=20)
+    assert login(server, "alice", "alice-pw-1").json()["outcome"] == "inactive"
 
     # Every attempt was audited, none with a password in it.
     log = (server.workdir / "server.log").read_text()

@@ -47,8 +47,7 @@ def cmd_users_sync(settings: Settings, args: argparse.Namespace) -> int:
     from commands.users import sync_users
     from pageledger.directory import DirectoryError
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.catch_up()
         identity = runtime.identity
         try:
@@ -58,8 +57,6 @@ def cmd_users_sync(settings: Settings, args: argparse.Namespace) -> int:
             print(f"pageledger: {exc}", file=sys.stderr)
             return 1
         runtime.catch_up()
-    finally:
-        runtime.close()
     if args.json:
         print(json.dumps({"imported": report.imported, "updated": report.updated,
                           "deactivated": report.deactivated, "reactivated": report.reactivated,
@@ -74,29 +71,23 @@ def cmd_users_sync(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
     from projections.users import list_users
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.catch_up()
         with runtime.reader.connect() as conn:
             for u in list_users(conn):
                 state = "active" if u["active"] else "inactive"
                 print(f"{u['login']:<24} {u['source']:<8} {u['role']:<8} {state:<8} {u['full_name']}")
-    finally:
-        runtime.close()
     return 0
 
 
 def cmd_licence_show(settings: Settings, args: argparse.Namespace) -> int:
     from projections.licence_seats import licence_summary
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.catch_up()
         with runtime.reader.connect() as conn:
             summary = licence_summary(conn, runtime.identity.clock())
         host = runtime.identity.licensing.identity
-    finally:
-        runtime.close()
     print(json.dumps({"licence": summary, "server": {"host": host.host, "mac": host.mac}}, indent=2))
     return 0
 
@@ -104,8 +95,7 @@ def cmd_licence_show(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_licence_activate(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.licence_keys import ActivationServiceError, LicenceRefused
 
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         licensing = runtime.identity.licensing
         try:
             if args.file:
@@ -116,19 +106,14 @@ def cmd_licence_activate(settings: Settings, args: argparse.Namespace) -> int:
             print(f"pageledger: licence not activated: {exc}", file=sys.stderr)
             return 1
         runtime.catch_up()
-    finally:
-        runtime.close()
     print(f"activated ({verified.method}): {verified.type}, {verified.seats} seats, for {verified.company}")
     return 0
 
 
 def cmd_licence_track_unlicensed(settings: Settings, args: argparse.Namespace) -> int:
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.identity.licensing.set_track_unlicensed(args.state == "on", by="cli")
         runtime.catch_up()
-    finally:
-        runtime.close()
     print(f"track unlicensed users: {args.state}")
     return 0
 
@@ -142,12 +127,9 @@ def cmd_notices_send(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     smtp = SmtpSettings(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
                         recipients=recipients)
-    runtime = _runtime(settings)
-    try:
+    with _runtime(settings) as runtime:
         runtime.catch_up()
         named = send_denial_notice(runtime.app, runtime.identity.licensing, runtime.reader, smtp,
                                    runtime.identity.clock)
-    finally:
-        runtime.close()
     print(f"notice sent naming {len(named)} users" if named else "no notice due")
     return 0

@@ -1,7 +1,10 @@
 """What a page counter learns from one document, before copies, duplex and N-up are applied."""
 from __future__ import annotations
 
+import mmap
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 
 @dataclass
@@ -22,3 +25,17 @@ class DocumentFacts:
     paper_size: str = "unknown"
     data_copies: int | None = None
     data_duplex: bool | None = None
+
+
+@contextmanager
+def mapped(path: str) -> Iterator[mmap.mmap | None]:
+    """The file's bytes, mapped read-only (a 400 MB job is never read into memory); None for
+    an empty file, which mmap cannot map."""
+    with open(path, "rb") as handle:
+        try:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:
+            yield None
+            return
+        with data:
+            yield data

@@ -15,10 +15,9 @@ pages use colour is not told: 0 with ``colour_known`` False.
 """
 from __future__ import annotations
 
-import mmap
 import re
 
-from agent.pagecount.facts import DocumentFacts
+from agent.pagecount.facts import DocumentFacts, mapped
 
 ESC, FF = 0x1B, 0x0C
 _NEXT_CONTROL = re.compile(rb"[\x1b\x0c]")
@@ -48,13 +47,10 @@ class _Page:
 
 
 def count(path: str) -> DocumentFacts:
-    with open(path, "rb") as handle:
-        try:
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:
+    with mapped(path) as data:
+        if data is None:  # empty file
             return DocumentFacts("pcl5", 0)
-        with data:
-            return _count(data)
+        return _count(data)
 
 
 def _count(data) -> DocumentFacts:

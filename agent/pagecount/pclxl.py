@@ -8,11 +8,10 @@ a ``PageCopies`` attribute; ``BeginPage`` carries the media size and duplex mode
 """
 from __future__ import annotations
 
-import mmap
 import re
 import struct
 
-from agent.pagecount.facts import DocumentFacts
+from agent.pagecount.facts import DocumentFacts, mapped
 
 _STREAM_HEADER = re.compile(rb"[)(] HP-PCL XL[^\n]*\n")
 _WHITESPACE = {0x00, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20}
@@ -36,13 +35,10 @@ class MalformedPclXl(ValueError):
 
 
 def count(path: str) -> DocumentFacts:
-    with open(path, "rb") as handle:
-        try:
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:
+    with mapped(path) as data:
+        if data is None:  # empty file
             return DocumentFacts("pclxl", 0)
-        with data:
-            return _count(data)
+        return _count(data)
 
 
 def _count(data) -> DocumentFacts:

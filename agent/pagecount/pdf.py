@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import io
 import logging
-import mmap
 import re
 
 from agent.pagecount import pdf_structure
-from agent.pagecount.facts import DocumentFacts
+from agent.pagecount.facts import DocumentFacts, mapped
 from agent.pagecount.paper import paper_from_points
 
 logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -109,18 +108,15 @@ def count(path: str, colour: bool = True) -> DocumentFacts:
     Concatenated PDFs (a multi-document job) are counted one by one and added up: a PDF
     reader alone would see only the last of them.
     """
-    with open(path, "rb") as handle:
-        try:
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:
+    with mapped(path) as data:
+        if data is None:  # empty file
             return DocumentFacts("pdf", 0)
-        with data:
-            first = data.find(b"%PDF-")
-            starts = [max(first, 0)] + [m.end() for m in _NEXT_DOCUMENT.finditer(data)]
-            if len(starts) == 1:
-                return _count_one(path, colour)
-            ends = starts[1:] + [len(data)]
-            parts = [_count_one(bytes(data[start:end]), colour) for start, end in zip(starts, ends)]
+        first = data.find(b"%PDF-")
+        starts = [max(first, 0)] + [m.end() for m in _NEXT_DOCUMENT.finditer(data)]
+        if len(starts) == 1:
+            return _count_one(path, colour)
+        ends = starts[1:] + [len(data)]
+        parts = [_count_one(bytes(data[start:end]), colour) for start, end in zip(starts, ends)]
     return DocumentFacts("pdf", sum(p.pages or 0 for p in parts), sum(p.colour_pages for p in parts),
                          all(p.colour_known for p in parts), parts[0].paper_size)
 

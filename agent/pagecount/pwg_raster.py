@@ -7,10 +7,9 @@ colour space is a colour one and, for 8-bit RGB pages, when one of its pixels is
 """
 from __future__ import annotations
 
-import mmap
 import struct
 
-from agent.pagecount.facts import DocumentFacts
+from agent.pagecount.facts import DocumentFacts, mapped
 from agent.pagecount.paper import paper_from_media_name, paper_from_points
 from agent.pagecount.raster_lines import TruncatedRaster, skip_page
 
@@ -45,32 +44,29 @@ def count(path: str) -> DocumentFacts:
     paper = "unknown"
     data_duplex = None
     data_copies = None
-    with open(path, "rb") as handle:
-        try:
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:  # empty file
+    with mapped(path) as data:
+        if data is None:  # empty file
             return DocumentFacts("pwg-raster", 0, 0, True)
-        with data:
-            pos = len(SYNC)
-            while pos + HEADER_SIZE <= len(data):
-                header = parse_header(data[pos:pos + HEADER_SIZE])
-                pos += HEADER_SIZE
-                pages += 1
-                rgb = header["colour_space"] in RGB_COLOUR_SPACES and header["bits_per_pixel"] == 24
-                colour_space_colour = header["colour_space"] not in GREY_COLOUR_SPACES
-                if pages == 1:
-                    paper = paper_from_media_name(header["page_size_name"])
-                    if paper == "unknown":
-                        paper = paper_from_points(*header["page_size_pt"])
-                    data_duplex = header["duplex"]
-                    data_copies = header["copies"] if header["copies"] > 1 else None
-                unit = max(1, header["bits_per_pixel"] // 8)
-                width_units = header["bytes_per_line"] // unit
-                try:
-                    pos, pixel_colour = skip_page(data, pos, width_units, header["height"], unit,
-                                                  apple=False, rgb_pixels=rgb)
-                except TruncatedRaster:
-                    colour_pages += colour_space_colour
-                    break
-                colour_pages += pixel_colour if rgb else colour_space_colour
+        pos = len(SYNC)
+        while pos + HEADER_SIZE <= len(data):
+            header = parse_header(data[pos:pos + HEADER_SIZE])
+            pos += HEADER_SIZE
+            pages += 1
+            rgb = header["colour_space"] in RGB_COLOUR_SPACES and header["bits_per_pixel"] == 24
+            colour_space_colour = header["colour_space"] not in GREY_COLOUR_SPACES
+            if pages == 1:
+                paper = paper_from_media_name(header["page_size_name"])
+                if paper == "unknown":
+                    paper = paper_from_points(*header["page_size_pt"])
+                data_duplex = header["duplex"]
+                data_copies = header["copies"] if header["copies"] > 1 else None
+            unit = max(1, header["bits_per_pixel"] // 8)
+            width_units = header["bytes_per_line"] // unit
+            try:
+                pos, pixel_colour = skip_page(data, pos, width_units, header["height"], unit,
+                                              apple=False, rgb_pixels=rgb)
+            except TruncatedRaster:
+                colour_pages += colour_space_colour
+                break
+            colour_pages += pixel_colour if rgb else colour_space_colour
     return DocumentFacts("pwg-raster", pages, colour_pages, True, paper, data_copies, data_duplex)

@@ -6,10 +6,9 @@ lines. The file header's page count is not trusted: pages are walked one by one.
 """
 from __future__ import annotations
 
-import mmap
 import struct
 
-from agent.pagecount.facts import DocumentFacts
+from agent.pagecount.facts import DocumentFacts, mapped
 from agent.pagecount.paper import paper_from_mm
 from agent.pagecount.raster_lines import TruncatedRaster, skip_page
 
@@ -32,35 +31,32 @@ def count(path: str) -> DocumentFacts:
     pages = colour_pages = 0
     paper = "unknown"
     data_duplex = None
-    with open(path, "rb") as handle:
-        try:
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        except ValueError:
+    with mapped(path) as data:
+        if data is None:  # empty file
             return DocumentFacts("urf", 0, 0, True)
-        with data:
-            pos = FILE_HEADER_SIZE
-            while pos + PAGE_HEADER_SIZE <= len(data):
-                header = parse_page_header(data[pos:pos + PAGE_HEADER_SIZE])
-                pos += PAGE_HEADER_SIZE
-                pages += 1
-                colour_space_colour = header["colour_space"] not in GREY_COLOUR_SPACES
-                rgb = header["colour_space"] in RGB_COLOUR_SPACES and header["bits_per_pixel"] == 24
-                if pages == 1:
-                    if header["dpi"]:
-                        paper = paper_from_mm(header["width"] / header["dpi"] * 25.4,
-                                              header["height"] / header["dpi"] * 25.4)
-                    # 1 simplex, 2 short-edge (tumble), 3 long-edge
-                    data_duplex = header["duplex"] in (2, 3)
-                bits = header["bits_per_pixel"]
-                if bits >= 8:
-                    unit, width_units = bits // 8, header["width"]
-                else:  # 1-bit (Ghostscript's appleraster): runs count bytes of packed pixels
-                    unit, width_units = 1, (header["width"] * bits + 7) // 8
-                try:
-                    pos, pixel_colour = skip_page(data, pos, width_units, header["height"], unit,
-                                                  apple=True, rgb_pixels=rgb)
-                except TruncatedRaster:
-                    colour_pages += colour_space_colour
-                    break
-                colour_pages += pixel_colour if rgb else colour_space_colour
+        pos = FILE_HEADER_SIZE
+        while pos + PAGE_HEADER_SIZE <= len(data):
+            header = parse_page_header(data[pos:pos + PAGE_HEADER_SIZE])
+            pos += PAGE_HEADER_SIZE
+            pages += 1
+            colour_space_colour = header["colour_space"] not in GREY_COLOUR_SPACES
+            rgb = header["colour_space"] in RGB_COLOUR_SPACES and header["bits_per_pixel"] == 24
+            if pages == 1:
+                if header["dpi"]:
+                    paper = paper_from_mm(header["width"] / header["dpi"] * 25.4,
+                                          header["height"] / header["dpi"] * 25.4)
+                # 1 simplex, 2 short-edge (tumble), 3 long-edge
+                data_duplex = header["duplex"] in (2, 3)
+            bits = header["bits_per_pixel"]
+            if bits >= 8:
+                unit, width_units = bits // 8, header["width"]
+            else:  # 1-bit (Ghostscript's appleraster): runs count bytes of packed pixels
+                unit, width_units = 1, (header["width"] * bits + 7) // 8
+            try:
+                pos, pixel_colour = skip_page(data, pos, width_units, header["height"], unit,
+                                              apple=True, rgb_pixels=rgb)
+            except TruncatedRaster:
+                colour_pages += colour_space_colour
+                break
+            colour_pages += pixel_colour if rgb else colour_space_colour
     return DocumentFacts("urf", pages, colour_pages, True, paper, None, data_duplex)

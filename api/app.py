@@ -1,46 +1,86 @@
-"""The Falcon application factory."""
+"""The Falcon application factory: each resource gets only the handlers and queries it uses."""
 from __future__ import annotations
+
+from typing import Callable, Protocol
 
 import falcon
 import msgspec
+import sqlalchemy as sa
 
+from adapters.licence_keys import HostIdentity
+from adapters.sessions import SessionSigner
 from api.auth import TokenAuth
 from api.errors import handle_unexpected
 from api.health import HealthResource
-from api.login import LoginResource, LogoutResource
-from api.setup import NetworkSetupResource
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
+from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
+from api.setup import NetworkSetupResource
 from api.users import UserActiveResource, UserListResource, UserSyncResource
-from pageledger.bootstrap import Runtime
+from commands.jobs import HoldJob, TrackJobs
+from commands.licensing import Licensing
+from commands.logins import LogIn
+from commands.setup import CheckDirectoryConnection, CompleteSetup
+from commands.users import SetUserActive, SyncUsers
 
 
-def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
+class Wiring(Protocol):
+    """What the web application is built from (pageledger.bootstrap.Runtime provides it)."""
+
+    reader: sa.Engine
+    sessions: SessionSigner
+    licensing: Licensing
+    track_jobs: TrackJobs
+    hold_job: HoldJob
+    log_in: LogIn
+    check_directory_connection: CheckDirectoryConnection
+    complete_setup: CompleteSetup
+    set_user_active: SetUserActive
+    sync_users: SyncUsers
+    offline_policy: str
+    clock: Callable[[], int]
+
+    def log_head(self) -> int: ...
+
+    def projection_positions(self) -> dict[str, int]: ...
+
+    def is_set_up(self) -> bool: ...
+
+
+def create_app(w: Wiring, role: str = "all") -> falcon.App:
     """`role` "services" serves only the agent endpoints (a separate Services host)."""
-    app = falcon.App(middleware=[TokenAuth(runtime.reader, sessions=runtime.identity.sessions)])
+    app = falcon.App(middleware=[TokenAuth(w.reader, sessions=w.sessions)])
     # msgspec encodes and decodes JSON in C: a 500-job answer in a fraction of json's time.
     json_handler = falcon.media.JSONHandler(dumps=msgspec.json.encode, loads=msgspec.json.decode)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.add_error_handler(Exception, handle_unexpected)
     app.req_options.strip_url_path_trailing_slash = True
-    app.add_route("/healthz", HealthResource(runtime))
-    app.add_route("/openapi.json", OpenApiResource())
-    app.add_route("/Services/jobs", JobsResource(runtime))
-    app.add_route("/Services/policy", PolicyResource(runtime))
-    app.add_route("/Services/jobs/{job_id}/spool", SpoolResource(runtime))
+    host: HostIdentity = w.licensing.identity
+    routes: list[tuple[str, object]] = []
+
+    def route(path: str, resource: object) -> None:
+        app.add_route(path, resource)
+        routes.append((path, resource))  # what /openapi.json is generated from
+
+    route("/healthz", HealthResource(w.log_head, w.projection_positions))
+    route("/openapi.json", OpenApiResource(routes))
+    route("/Services/jobs", JobsResource(w.track_jobs))
+    route("/Services/policy", PolicyResource(w.offline_policy))
+    route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job))
     if role != "services":
-        app.add_route("/api/v1/jobs", JobListResource(runtime))
-        app.add_route("/api/v1/usage", UsageResource(runtime))
-        app.add_route("/Authentication/Login", LoginResource(runtime))
-        app.add_route("/Authentication/Logout", LogoutResource(runtime))
-        app.add_route("/Setup/NetworkSetup", NetworkSetupResource(runtime))
-        app.add_route("/api/v1/licence", LicenceResource(runtime))
-        app.add_route("/api/v1/licence/activation", ActivationResource(runtime))
-        app.add_route("/api/v1/licence/settings", LicenceSettingsResource(runtime))
-        app.add_route("/api/v1/users", UserListResource(runtime))
-        app.add_route("/api/v1/users/sync", UserSyncResource(runtime))
-        app.add_route("/api/v1/users/{user_id}/active", UserActiveResource(runtime))
+        route("/api/v1/jobs", JobListResource(w.reader))
+        route("/api/v1/usage", UsageResource(w.reader))
+        route("/Authentication/Login", LoginResource(w.log_in, w.sessions))
+        route("/Authentication/Logout", LogoutResource(w.sessions))
+        route("/Setup/NetworkSetup", NetworkSetupResource(w.is_set_up, w.check_directory_connection,
+                                                          w.complete_setup, w.sessions, host))
+        route("/api/v1/licence", LicenceResource(w.reader, w.clock, host))
+        route("/api/v1/licence/activation", ActivationResource(w.licensing))
+        route("/api/v1/licence/settings", LicenceSettingsResource(w.licensing))
+        route("/api/v1/users", UserListResource(w.reader))
+        route("/api/v1/users/sync", UserSyncResource(w.sync_users))
+        route("/api/v1/users/{user_id}/active", UserActiveResource(w.set_user_active))
     return app

@@ -12,8 +12,8 @@ import falcon
 import sqlalchemy as sa
 
 from commands.access_tokens import hash_secret
-from pageledger.sessions import SESSION_COOKIE, SessionSigner, same_token
-from projections.queries import find_token
+from adapters.sessions import SESSION_COOKIE, SessionSigner, same_token
+from projections.access_tokens import find_token
 from projections.users import inactive_logins
 
 CACHE_SECONDS = 5.0
@@ -32,7 +32,7 @@ class TokenAuth:
 
     def __init__(self, reader: sa.Engine, sessions: SessionSigner | None = None) -> None:
         self.reader = reader
-        self.sessions = sessions  # web logins (cookie sessions), see pageledger.sessions
+        self.sessions = sessions  # web logins (cookie sessions), see adapters.sessions
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
         self._inactive_cache: dict[str, tuple[float, bool]] = {}
 

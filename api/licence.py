@@ -5,13 +5,18 @@ commands.licensing. A refused key or licence is a 400 naming the field and sayin
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import falcon
+import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from adapters.licence_keys import ActivationServiceError, HostIdentity, LicenceRefused
 from api.errors import InvalidInput, load
-from pageledger.bootstrap import Runtime
-from pageledger.licence_keys import ActivationServiceError, LicenceRefused, iso
-from projections.licence_seats import licence_summary
+from api.openapi import Operation
+from commands.licensing import Licensing
+from domain.units import iso
+from projections.licence_seats import LicenceSummary, licence_summary
 
 
 class ActivateSchema(Schema):
@@ -32,34 +37,51 @@ class LicenceSettingsSchema(Schema):
     track_unlicensed = fields.Boolean(required=True)
 
 
+def licence_json(summary: LicenceSummary | None) -> dict[str, Any] | None:
+    """What Administration -> Settings -> Licensing shows; None before setup."""
+    if summary is None:
+        return None
+    return {
+        "type": summary.type, "valid": summary.valid, "status": "licensed" if summary.valid else "unlicensed",
+        "expires_at": iso(summary.expires_at), "seats_allowed": summary.seats_allowed,
+        "seats_used": summary.seats_used, "activated": summary.activated,
+        "activation_method": summary.activation_method or None, "company": summary.company or None,
+        "track_unlicensed": summary.track_unlicensed,
+    }
+
+
+def server_json(host: HostIdentity) -> dict[str, str]:
+    # What "Activate via File" needs: the licence file must be made for these.
+    return {"host": host.host, "mac": host.mac}
+
+
 class LicenceResource:
     roles = ("admin", "auditor")
+    openapi = {"get": Operation("Licence type, validity, expiry, seats allowed and used; this server's host and MAC")}
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, reader: sa.Engine, clock: Callable[[], int], host: HostIdentity) -> None:
+        self.reader = reader
+        self.clock = clock
+        self.host = host
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        identity = self.runtime.identity
-        with self.runtime.reader.connect() as conn:
-            summary = licence_summary(conn, identity.clock())
-        host = identity.licensing.identity
-        resp.media = {
-            "licence": summary,
-            # What "Activate via File" needs: the licence file must be made for these.
-            "server": {"host": host.host, "mac": host.mac},
-        }
+        with self.reader.connect() as conn:
+            summary = licence_summary(conn, self.clock())
+        resp.media = {"licence": licence_json(summary), "server": server_json(self.host)}
 
 
 class ActivationResource:
     roles = ("admin",)
+    openapi = {"post": Operation("Activate online (key + company) or via a licence file", body=ActivateSchema,
+                                 responses={200: "Activated", 502: "Activation service"})}
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, licensing: Licensing) -> None:
+        self.licensing = licensing
         self.schema = ActivateSchema()
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
-        licensing = self.runtime.identity.licensing
+        licensing = self.licensing
         try:
             if data["method"] == "online":
                 verified = licensing.activate_online(data["key"], data["company"])
@@ -76,13 +98,13 @@ class ActivationResource:
 
 class LicenceSettingsResource:
     roles = ("admin",)
+    openapi = {"put": Operation("Track unlicensed users", body=LicenceSettingsSchema, responses={200: "Saved"})}
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, licensing: Licensing) -> None:
+        self.licensing = licensing
         self.schema = LicenceSettingsSchema()
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
-        self.runtime.identity.licensing.set_track_unlicensed(data["track_unlicensed"],
-                                                              by=req.context.principal.subject)
+        self.licensing.set_track_unlicensed(data["track_unlicensed"], by=req.context.principal.subject)
         resp.media = {"track_unlicensed": data["track_unlicensed"]}

@@ -9,12 +9,12 @@ from __future__ import annotations
 import falcon
 from marshmallow import Schema, fields, validate
 
+from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, same_token
 from api.errors import load
+from api.openapi import Operation
 from api.pages import e, form_csrf, is_form, is_json, page
-from commands.logins import log_in
+from commands.logins import LogIn
 from domain.logins import BAD_CREDENTIALS, NOT_ALLOWED, THROTTLED
-from pageledger.bootstrap import Runtime
-from pageledger.sessions import CSRF_COOKIE, SESSION_COOKIE, same_token
 
 _STATUS = {BAD_CREDENTIALS: falcon.HTTP_401, THROTTLED: falcon.HTTP_429, NOT_ALLOWED: falcon.HTTP_503}
 
@@ -40,9 +40,18 @@ def _form(csrf: str, message: str = "") -> str:
 
 class LoginResource:
     public = True
+    openapi = {
+        "get": Operation("The login page (HTML)"),
+        "post": Operation("Log in against the configured directory; sets a Secure HttpOnly SameSite=Strict "
+                          "session cookie (JSON or form)", body=LoginSchema,
+                          responses={200: "Logged in: login, role, csrf_token", 303: "Form login: to /",
+                                     401: "Wrong login or password", 403: "Inactive, no seat, or CSRF",
+                                     415: "Neither JSON nor a form", 429: "Throttled (Retry-After)"}),
+    }
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, log_in: LogIn, sessions: SessionSigner) -> None:
+        self.log_in = log_in
+        self.sessions = sessions
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_HTML
@@ -55,10 +64,7 @@ class LoginResource:
         data = load(FormLoginSchema() if form else LoginSchema(), req.get_media(default_when_empty={}) or {})
         if form and not same_token(data.get("csrf_token"), req.cookies.get(CSRF_COOKIE)):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the login page.")
-        identity = self.runtime.identity
-        result = log_in(self.runtime.app, identity.directory(), identity.licensing, identity.throttle,
-                        login=data["login"], password=data["password"], remote_addr=req.remote_addr or "",
-                        clock=identity.clock)
+        result = self.log_in(login=data["login"], password=data["password"], remote_addr=req.remote_addr or "")
         if not result.ok:
             resp.status = _STATUS.get(result.outcome, falcon.HTTP_403)
             if result.retry_after:
@@ -69,9 +75,9 @@ class LoginResource:
             else:
                 resp.media = {"title": "Login refused", "outcome": result.outcome, "description": result.message}
             return
-        cookie, session = identity.sessions.issue(result.login, result.role)
+        cookie, session = self.sessions.issue(result.login, result.role)
         resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
-                        max_age=identity.sessions.lifetime)
+                        max_age=self.sessions.lifetime)
         if form:
             resp.status = falcon.HTTP_303
             resp.location = "/"
@@ -80,15 +86,15 @@ class LoginResource:
 
 class LogoutResource:
     public = True
+    openapi = {"post": Operation("Log out: the session cookie is cleared (X-CSRF-Token of the session)",
+                                 responses={204: "Logged out", 403: "CSRF token missing or wrong"})}
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, sessions: SessionSigner) -> None:
+        self.sessions = sessions
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        session = self.runtime.identity.sessions.read(req.cookies.get(SESSION_COOKIE))
+        session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
         if session is not None and not same_token(req.get_header("X-CSRF-Token"), session.csrf):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong")
         resp.unset_cookie(SESSION_COOKIE, path="/")
         resp.status = falcon.HTTP_204
-
-

@@ -1,90 +1,96 @@
-"""/openapi.json generated from the marshmallow schemas (apispec)."""
+"""/openapi.json, generated from the routes of the app itself and the resources' marshmallow schemas.
+
+There is no second list of paths to keep: `build_spec` walks every route `create_app` added,
+and every `on_<method>` responder of its resource becomes an operation. A resource describes
+its operations in a class attribute `openapi` (summary, request body and query schemas, extra
+responses); a responder it does not describe still appears, with its docstring as the summary.
+Security follows the resource's own `public` / `roles`, which the authentication middleware
+enforces, so the document says what the server does.
+"""
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 import falcon
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema
 
-from api.reports import JobQuerySchema, UsageQuerySchema
-from api.licence import ActivateSchema, LicenceSettingsSchema
-from api.login import LoginSchema
-from api.setup import SetupSchema
-from api.users import ActiveSchema
-from commands.track_jobs import TrackJobsSchema
+_METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def build_spec() -> dict:
+@dataclass(frozen=True)
+class Operation:
+    """What a resource says about one of its responders."""
+
+    summary: str
+    body: type[Schema] | None = None  # a JSON request body
+    query: type[Schema] | None = None  # query-string parameters
+    responses: dict[int, str] = field(default_factory=dict)
+    body_content: str = "application/json"  # e.g. application/octet-stream for the spool upload
+
+
+def build_spec(routes: Iterable[tuple[str, object]]) -> dict:
     spec = APISpec(title="PageLedger", version="1", openapi_version="3.0.3", plugins=[MarshmallowPlugin()])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    spec.components.schema("TrackJobs", schema=TrackJobsSchema)
-    secured = [{"bearer": []}]
-    spec.path(path="/Services/jobs", operations={"post": {
-        "summary": "Track a batch of print jobs (agent). All or nothing; re-posts are duplicates.",
-        "security": secured,
-        "requestBody": {"content": {"application/json": {"schema": "TrackJobs"}}},
-        "responses": {"200": {"description": "One result per job"}, "400": {"description": "Bad fields"},
-                      "401": {"description": "No or bad token"}},
-    }})
-    spec.path(path="/Services/policy", operations={"get": {
-        "summary": "Offline policy for agents", "security": secured,
-        "responses": {"200": {"description": "Policy"}}}})
-    spec.path(path="/api/v1/jobs", operations={"get": {
-        "summary": "Tracked jobs, newest first, keyset paged", "security": secured,
-        "parameters": [{"in": "query", "schema": JobQuerySchema}],
-        "responses": {"200": {"description": "A page of jobs"}, "400": {"description": "Bad fields"}}}})
-    spec.path(path="/api/v1/usage", operations={"get": {
-        "summary": "Usage totals grouped by user, printer or day", "security": secured,
-        "parameters": [{"in": "query", "schema": UsageQuerySchema}],
-        "responses": {"200": {"description": "Totals"}}}})
-    _identity_paths(spec, secured)
-    spec.path(path="/healthz", operations={"get": {"summary": "Health", "responses": {"200": {"description": "ok"}}}})
+    spec.components.security_scheme("session", {"type": "apiKey", "in": "cookie", "name": "pl_session"})
+    for path, resource in routes:
+        operations = {}
+        for method in _METHODS:
+            responder = getattr(resource, f"on_{method}", None)
+            if responder is None:
+                continue
+            operations[method] = _operation(spec, path, resource, method, responder)
+        spec.path(path=path, operations=operations)
     return spec.to_dict()
 
 
-def _identity_paths(spec: APISpec, secured: list) -> None:
-    """Login, setup wizard, licence and users (docs/identity.md)."""
-    def body(schema: type) -> dict:
-        return {"content": {"application/json": {"schema": schema}}}
-
-    bad = {"400": {"description": "Bad fields, each named in errors"}}
-    spec.path(path="/Authentication/Login", operations={"post": {
-        "summary": "Log in against the configured directory; sets a Secure HttpOnly SameSite=Strict session cookie",
-        "requestBody": body(LoginSchema),
-        "responses": {"200": {"description": "Logged in: login, role, csrf_token"}, **bad,
-                      "401": {"description": "Wrong login or password"}, "403": {"description": "Inactive or no seat"},
-                      "429": {"description": "Throttled (Retry-After)"}}}})
-    spec.path(path="/Setup/NetworkSetup", operations={"post": {
-        "summary": "Setup wizard: test the directory (action=test) or complete setup; closed for good afterwards",
-        "requestBody": body(SetupSchema),
-        "responses": {"200": {"description": "Connection test result"}, "201": {"description": "Set up"},
-                      **bad, "410": {"description": "Setup is complete"}}}})
-    spec.path(path="/api/v1/licence", operations={"get": {
-        "summary": "Licence type, validity, expiry, seats allowed and used; this server's host and MAC",
-        "security": secured, "responses": {"200": {"description": "Licence"}}}})
-    spec.path(path="/api/v1/licence/activation", operations={"post": {
-        "summary": "Activate online (key + company) or via a licence file", "security": secured,
-        "requestBody": body(ActivateSchema),
-        "responses": {"200": {"description": "Activated"}, **bad, "502": {"description": "Activation service"}}}})
-    spec.path(path="/api/v1/licence/settings", operations={"put": {
-        "summary": "Track unlicensed users", "security": secured, "requestBody": body(LicenceSettingsSchema),
-        "responses": {"200": {"description": "Saved"}, **bad}}})
-    spec.path(path="/api/v1/users", operations={"get": {
-        "summary": "Users", "security": secured, "responses": {"200": {"description": "Users"}}}})
-    spec.path(path="/api/v1/users/sync", operations={"post": {
-        "summary": "Import and update users from the directory", "security": secured,
-        "responses": {"200": {"description": "Sync report"}, "502": {"description": "Directory unreachable"}}}})
-    spec.path(path="/api/v1/users/{user_id}/active", operations={"put": {
-        "summary": "Set a user Active or Inactive (Inactive frees their seat)", "security": secured,
-        "parameters": [{"in": "path", "name": "user_id", "required": True, "schema": {"type": "string"}}],
-        "requestBody": body(ActiveSchema),
-        "responses": {"200": {"description": "Saved"}, **bad, "404": {"description": "No such user"}}}})
+def _operation(spec: APISpec, path: str, resource: object, method: str, responder: Any) -> dict:
+    described: Operation | None = getattr(resource, "openapi", {}).get(method)
+    summary = described.summary if described else (responder.__doc__ or "").strip().split("\n")[0]
+    op: dict[str, Any] = {"summary": summary or f"{method.upper()} {path}",
+                          "responses": {"200": {"description": "OK"}}}
+    parameters: list[dict] = [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+                              for name in re.findall(r"{(\w+)}", path)]
+    if described and described.query is not None:
+        parameters.append({"in": "query", "schema": described.query})
+    if parameters:
+        op["parameters"] = parameters
+    if described and described.body is not None:
+        name = described.body.__name__.removesuffix("Schema")
+        if name not in spec.components.schemas:
+            spec.components.schema(name, schema=described.body)
+        op["requestBody"] = {"required": True, "content": {described.body_content: {"schema": name}}}
+    elif described and described.body_content != "application/json":
+        op["requestBody"] = {"required": True, "content": {described.body_content: {
+            "schema": {"type": "string", "format": "binary"}}}}
+    responses: dict[str, dict] = {}
+    if described:
+        responses.update({str(code): {"description": text} for code, text in described.responses.items()})
+    if described and (described.body is not None or described.query is not None):
+        responses.setdefault("400", {"description": "Bad fields, each named in errors"})
+    if not getattr(resource, "public", False):
+        roles = ", ".join(getattr(resource, "roles", ()))
+        op["security"] = [{"bearer": []}, {"session": []}]
+        op["description"] = f"Roles: {roles}."
+        responses.setdefault("401", {"description": "No, unknown or revoked token or session"})
+        responses.setdefault("403", {"description": f"Role not allowed (allowed: {roles})"})
+    if responses:
+        op["responses"] = {**({} if any(c.startswith("2") for c in responses) else op["responses"]), **responses}
+    return op
 
 
 class OpenApiResource:
     public = True
+    openapi = {"get": Operation("This document: every route of the server, generated from the routes")}
 
-    def __init__(self) -> None:
-        self.document = build_spec()
+    def __init__(self, routes: list[tuple[str, object]]) -> None:
+        self.routes = routes  # the list create_app fills as it adds routes (read at the first request)
+        self._document: dict | None = None
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = self.document
+        if self._document is None:
+            self._document = build_spec(self.routes)
+        resp.media = self._document

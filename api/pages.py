@@ -6,7 +6,7 @@ from html import escape
 
 import falcon
 
-from pageledger.sessions import CSRF_COOKIE
+from adapters.sessions import CSRF_COOKIE
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">

@@ -6,49 +6,55 @@ from uuid import UUID
 
 import falcon
 
-from commands.hold_jobs import UnknownJob, hold_job
-from commands.track_jobs import parse_batch, track_jobs
+from adapters.spool import SpoolTooLarge
+from commands.job_reports import parse_batch
+from api.openapi import Operation
+from commands.job_reports import TrackJobsSchema
+from commands.jobs import HoldJob, TrackJobs, TrackOutcome, UnknownJob
 from commands.validation import InvalidRequest
-from pageledger.spool import SpoolTooLarge
-from pageledger.bootstrap import Runtime
-from domain.costs import format_money
+from domain.units import format_money
+
+
+def outcome_json(o: TrackOutcome) -> dict:
+    return {"job_key": o.job_key, "job_id": str(o.job_id), "status": o.status, "decision": o.decision,
+            "sheets": o.sheets, "cost": format_money(o.cost), "message": o.message}
 
 
 class JobsResource:
     roles = ("agent",)
+    openapi = {"post": Operation("Track a batch of print jobs (agent). All or nothing; re-posts are duplicates.",
+                                 body=TrackJobsSchema, responses={200: "One result per job, in order"})}
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, track_jobs: TrackJobs) -> None:
+        self.track_jobs = track_jobs
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        reports = parse_batch(req.bounded_stream.read())
-        outcomes = track_jobs(self.runtime.app, reports, self.runtime.printers,
-                              gate=self.runtime.identity.licensing.gate_jobs)
-        resp.media = {"results": [
-            {"job_key": o.job_key, "job_id": str(o.job_id), "status": o.status, "decision": o.decision,
-             "sheets": o.sheets, "cost": format_money(o.cost), "message": o.message}
-            for o in outcomes
-        ]}
+        outcomes = self.track_jobs(parse_batch(req.bounded_stream.read()))
+        resp.media = {"results": [outcome_json(o) for o in outcomes]}
 
 
 class PolicyResource:
     roles = ("agent",)
+    openapi = {"get": Operation("What agents do while the server cannot be reached, and the server's time")}
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, offline_policy: str) -> None:
+        self.offline_policy = offline_policy
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.media = {"offline": self.runtime.settings.offline_policy,
-                      "server_time": datetime.now(timezone.utc).isoformat()}
+        resp.media = {"offline": self.offline_policy, "server_time": datetime.now(timezone.utc).isoformat()}
 
 
 class SpoolResource:
     """PUT /Services/jobs/{job_id}/spool: a held job's data, streamed (jobs reach 400 MB)."""
 
     roles = ("agent",)
+    openapi = {"put": Operation("Upload a held job's data (raw or chunked); records the hold",
+                                body_content="application/octet-stream",
+                                responses={201: "Held: the spool's SHA-256 and size", 400: "Not holdable",
+                                           404: "Unknown job", 413: "Too large"})}
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, hold_job: HoldJob) -> None:
+        self.hold_job = hold_job
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
         try:
@@ -59,7 +65,7 @@ class SpoolResource:
         # while the server's own input stream decodes the chunks up to their end.
         body = req.bounded_stream if req.content_length is not None else req.stream
         try:
-            job = hold_job(self.runtime.app, jid, lambda: self.runtime.spool.write(body))
+            job = self.hold_job(jid, body)
         except UnknownJob:
             raise falcon.HTTPNotFound(title="Unknown job", description=f"no job {jid}") from None
         except SpoolTooLarge as exc:

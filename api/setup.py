@@ -7,19 +7,21 @@ once (commands.setup.complete_setup) and logs the new admin in.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import falcon
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from adapters.directory import AttributeMap, LdapConfig, LdapConfigError
+from adapters.licence_keys import HostIdentity
+from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, same_token
 from api.errors import InvalidInput, load
+from api.openapi import Operation
 from api.pages import e, form_csrf, is_form, is_json, page
 from commands.setup import (
-    LICENCE_MODES, NETWORK_TYPES, SetupClosed, SetupRefused, SetupRequest, complete_setup, is_set_up,
-    test_connection,
+    LICENCE_MODES, NETWORK_TYPES, CheckDirectoryConnection, CompleteSetup, SetupClosed, SetupRefused, SetupRequest,
 )
 from domain.users import ROLE_ADMIN
-from pageledger.bootstrap import Runtime
-from pageledger.directory import AttributeMap, LdapConfig, LdapConfigError
-from pageledger.sessions import CSRF_COOKIE, SESSION_COOKIE, same_token
 
 
 class SetupSchema(Schema):
@@ -120,20 +122,31 @@ def _wizard(csrf: str, server: dict) -> str:
 
 class NetworkSetupResource:
     public = True
+    openapi = {
+        "get": Operation("The setup wizard (HTML), until setup is complete", responses={410: "Setup is complete"}),
+        "post": Operation("Setup wizard: test the directory (action=test) or complete setup; closed for good "
+                          "afterwards", body=SetupSchema,
+                          responses={200: "Connection test result", 201: "Set up", 403: "CSRF",
+                                     410: "Setup is complete", 415: "Neither JSON nor a form"}),
+    }
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, is_set_up: Callable[[], bool], check_connection: CheckDirectoryConnection,
+                 complete_setup: CompleteSetup, sessions: SessionSigner, host: HostIdentity) -> None:
+        self.is_set_up = is_set_up
+        self.check_connection = check_connection
+        self.complete_setup = complete_setup
+        self.sessions = sessions
+        self.host = host  # licence files must be made for this host and MAC
 
     def _closed(self) -> None:
-        if is_set_up(self.runtime.app):
+        if self.is_set_up():
             raise falcon.HTTPGone(title="Setup is complete",
                                   description="This server is set up; the wizard cannot be used again.")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._closed()
-        host = self.runtime.identity.licensing.identity
         resp.content_type = falcon.MEDIA_HTML
-        resp.text = _wizard(form_csrf(req, resp), {"host": host.host, "mac": host.mac})
+        resp.text = _wizard(form_csrf(req, resp), {"host": self.host.host, "mac": self.host.mac})
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._closed()
@@ -144,21 +157,19 @@ class NetworkSetupResource:
         if form and not same_token(data["csrf_token"], req.cookies.get(CSRF_COOKIE)):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the setup page.")
         request = _request(data)
-        identity = self.runtime.identity
         try:
             if data["action"] == "test":
-                message = test_connection(request)
+                message = self.check_connection(request)
                 resp.media = {"ok": True, "message": message}
                 return
-            installation = complete_setup(self.runtime.app, identity.licensing, request,
-                                          directory_file=identity.directory_file, clock=identity.clock)
+            installation = self.complete_setup(request)
         except SetupRefused as exc:
             raise InvalidInput(exc.errors) from None
         except SetupClosed:
             self._closed()
             raise
-        cookie, session = identity.sessions.issue(installation.admin, ROLE_ADMIN)
+        cookie, session = self.sessions.issue(installation.admin, ROLE_ADMIN)
         resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
-                        max_age=identity.sessions.lifetime)
+                        max_age=self.sessions.lifetime)
         resp.status = falcon.HTTP_201
         resp.media = {"setup": "complete", "admin": installation.admin, "csrf_token": session.csrf}

@@ -5,7 +5,8 @@ import hashlib
 import secrets
 from uuid import UUID, uuid4
 
-from commands.application import PageLedger
+from adapters.event_store import PageLedger
+from commands.conflicts import retry_on_conflict
 from domain.tokens import AccessToken
 
 TOKEN_PREFIX = "plt_"
@@ -15,16 +16,30 @@ def hash_secret(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def issue_token(app: PageLedger, *, name: str, role: str, subject: str = "") -> tuple[UUID, str]:
-    """Returns the token's id and its secret. The secret is not stored; show it once."""
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = AccessToken.issue(uuid4(), name=name, role=role, subject=subject or name,
-                              secret_hash=hash_secret(secret))
-    app.save(token)
-    return token.id, secret
+class IssueToken:
+    """Issue a bearer token. Returns its id and its secret: the secret is not stored (only its
+    SHA-256), so it is shown once."""
+
+    def __init__(self, app: PageLedger) -> None:
+        self.app = app
+
+    def __call__(self, *, name: str, role: str, subject: str = "") -> tuple[UUID, str]:
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = AccessToken.issue(uuid4(), name=name, role=role, subject=subject or name,
+                                  secret_hash=hash_secret(secret))
+        self.app.save(token)
+        return token.id, secret
 
 
-def revoke_token(app: PageLedger, token_id: UUID) -> None:
-    token: AccessToken = app.repository.get(token_id)
-    token.revoke()
-    app.save(token)
+class RevokeToken:
+    def __init__(self, app: PageLedger) -> None:
+        self.app = app
+
+    def __call__(self, token_id: UUID) -> None:
+        """Raises eventsourcing's AggregateNotFoundError for an unknown id."""
+        def attempt() -> None:
+            token: AccessToken = self.app.repository.get(token_id)
+            token.revoke()
+            self.app.save(token)
+
+        retry_on_conflict(attempt, what=f"revoke token {token_id}")

@@ -1,4 +1,5 @@
-"""Licensing use cases: install a trial, activate (online or by file), claim and free seats.
+"""Licensing use cases: install a trial, activate (online or by file), claim and free seats,
+record the daily denial notice. The one module that writes the Licence aggregate.
 
 Every decision is made by the one Licence aggregate and saved with optimistic concurrency:
 two requests (or two servers) that both read version N and both decide to assign a seat
@@ -8,7 +9,6 @@ the winner's seat counted — which is how the seat count can never exceed the l
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -16,21 +16,24 @@ from typing import Callable, Iterable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from eventsourcing.application import AggregateNotFoundError, Repository
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
-from commands.application import PageLedger
-from domain.licence import (
-    ACTIVATED_BY_FILE, ACTIVATED_ONLINE, JOB_TRACKING, SEAT_DENIED, SEAT_HELD, Licence, LicenceError, SeatDecision,
-    licence_id,
-)
-from pageledger.licence_keys import (
+from adapters.clock import system_clock
+from adapters.event_store import PageLedger
+from adapters.licence_keys import (
     ActivationServiceError, HostIdentity, LicenceRefused, VerifiedLicence, decode_key, fetch_online_licence,
     same_company, verify_licence,
 )
+from commands.conflicts import retry_on_conflict
+from domain.licence import (
+    ACTIVATED_BY_FILE, ACTIVATED_ONLINE, JOB_TRACKING, SEAT_HELD, Licence, LicenceError, SeatDecision,
+    licence_id,
+)
+from domain.units import day_of, iso
 
 log = logging.getLogger("pageledger.licence")
 
-MAX_ATTEMPTS = 50
 # A seat holder is only ever un-seated by an admin; caching "already holds a seat" for a few
 # seconds keeps the hot path (every tracked job) from reloading the licence each time.
 HELD_CACHE_SECONDS = 5.0
@@ -47,11 +50,6 @@ class JobGate:
     track: bool  # record it as tracked (else as denied)
     reason: str = ""  # why it was denied, or why it was tracked although unlicensed
     unlicensed: bool = False  # tracked although the user holds no seat ("track unlicensed users")
-
-
-def system_clock() -> int:
-    """Now, as µs since the Unix epoch, UTC."""
-    return time.time_ns() // 1_000
 
 
 class Licensing:
@@ -110,8 +108,12 @@ class Licensing:
             self.app.save(licence)
         except IntegrityError:
             raise LicenceError("a licence is already installed; a trial can only be started once") from None
-        log.info("trial licence installed: %d seats until %d", licence.seats, licence.expires_at)
+        log.info("trial licence installed: %d seats until %s", licence.seats, iso(licence.expires_at))
         return licence
+
+    def prepared_trial(self) -> Licence:
+        """The trial licence, not yet saved (the setup wizard saves it with the installation)."""
+        return Licence.install_trial(self.id, now=self.clock())
 
     def check_key(self, key: str, company: str) -> None:
         """Refuse a mistyped or foreign key, or the wrong company, before contacting anyone."""
@@ -161,18 +163,13 @@ class Licensing:
         return licence
 
     def _apply(self, verified: VerifiedLicence) -> None:
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            licence = self.prepared(verified)
+        def attempt() -> None:
             self._terms = None
-            try:
-                self.app.save(licence)
-            except IntegrityError:
-                _pause(attempt)
-                continue
-            log.info("licence activated (%s): %s, %d seats, key id %s", verified.method, verified.type,
-                     verified.seats, verified.key_id)
-            return
-        raise RuntimeError("could not save the activation: the licence kept changing")
+            self.app.save(self.prepared(verified))
+
+        retry_on_conflict(attempt, what="save the activation")
+        log.info("licence activated (%s): %s, %d seats until %s, key id %s", verified.method, verified.type,
+                 verified.seats, iso(verified.expires_at) or "never", verified.key_id)
 
     def set_track_unlicensed(self, enabled: bool, by: str) -> None:
         self._modify(lambda lic: lic.set_track_unlicensed(enabled, by=by, now=self.clock()))
@@ -184,27 +181,23 @@ class Licensing:
         key = login.strip().lower()
         if self._recently_held(key):
             return SeatDecision(SEAT_HELD)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+
+        def attempt() -> tuple[Licence, SeatDecision, bool]:
             licence = self._require()
             version = licence.version
             decision = licence.claim_seat(login, self.clock())
             if licence.version == version:  # nothing to record: the seat was already held
-                if decision.granted:
-                    self._remember_held(key)
-                return decision
-            try:
-                self.app.save(licence)
-            except IntegrityError:
-                # Another request saved the licence since we read it: decide again on its news.
-                _pause(attempt)
-                continue
-            if decision.granted:
-                self._remember_held(key)
-            else:
-                log.warning("seat denied to %s (%s): %d of %d seats in use", key, decision.reason,
-                            licence.seats_used, licence.seats)
-            return decision
-        raise RuntimeError(f"could not decide a seat for {key}: the licence kept changing")
+                return licence, decision, False
+            self.app.save(licence)
+            return licence, decision, True
+
+        licence, decision, recorded = retry_on_conflict(attempt, what=f"decide a seat for {key}")
+        if decision.granted:
+            self._remember_held(key)
+        elif recorded:
+            log.warning("seat denied to %s (%s): %d of %d seats in use", key, decision.reason,
+                        licence.seats_used, licence.seats)
+        return decision
 
     def forget_held(self, login: str) -> None:
         """Drop the cached "holds a seat" for `login` (their seat was just released)."""
@@ -218,6 +211,34 @@ class Licensing:
         released: list[bool] = []
         self._modify(lambda lic: released.append(lic.release_seat(login, self.clock(), reason)))
         return bool(released and released[-1])
+
+    def save_releasing_seat(self, user: Aggregate, login: str, reason: str) -> None:
+        """Save `user`'s pending change together with the release of `login`'s seat, in one
+        transaction (both or neither). A version conflict raises IntegrityError: the caller
+        reloads the user and decides again (commands.conflicts)."""
+        licence = self.get()
+        if licence is not None:
+            licence.release_seat(login, self.clock(), reason)
+        self._terms = None
+        self.app.save(user, *([licence] if licence is not None else []))
+        self.forget_held(login)
+
+    def record_denial_notice(self, denied_since: Callable[[int], list[str]]) -> tuple[list[str], int] | None:
+        """Record today's notice of the users denied a seat since the last one (at most one a
+        day, whichever worker or node asks). Returns who to name and the seats, or None when
+        there is nobody to name or today's notice has gone out already."""
+        def attempt() -> tuple[list[str], int] | None:
+            licence = self.get()
+            if licence is None:
+                return None
+            users = denied_since(licence.last_notice_at)
+            now = self.clock()
+            if not licence.record_denial_notice(day_of(now), users, now):
+                return None
+            self.app.save(licence)
+            return users, licence.seats
+
+        return retry_on_conflict(attempt, what="record the denial notice")
 
     def gate_job(self, login: str) -> JobGate:
         return self.gate_jobs([login])[login]
@@ -251,7 +272,8 @@ class Licensing:
                 return {login: (JobGate(track=True) if d.granted
                                 else self._unlicensed(licence, f"no licence seat ({d.reason})"))
                         for login, d in known.items()}
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+
+        def attempt() -> dict[str, JobGate]:
             licence = self.get()
             if licence is None:
                 return {login: JobGate(track=False, reason="no licence installed") for login in wanted}
@@ -264,12 +286,7 @@ class Licensing:
             decisions = {login: (SeatDecision(SEAT_HELD) if self._recently_held(keys[login])
                                  else licence.claim_seat(login, now)) for login in wanted}
             if licence.version != version:
-                try:
-                    self.app.save(licence)
-                except IntegrityError:
-                    log.debug("seat decision raced another save of the licence; deciding again")
-                    _pause(attempt)
-                    continue
+                self.app.save(licence)
             self._terms = (time.monotonic() + HELD_CACHE_SECONDS, licence)
             gates = {}
             for login, decision in decisions.items():
@@ -280,7 +297,8 @@ class Licensing:
                     self._remember_denied(keys[login], decision)
                     gates[login] = self._unlicensed(licence, f"no licence seat ({decision.reason})")
             return gates
-        raise RuntimeError("could not decide seats for a batch: the licence kept changing")
+
+        return retry_on_conflict(attempt, what="decide seats for a batch of jobs")
 
     @staticmethod
     def _unlicensed(licence: Licence, reason: str) -> JobGate:
@@ -293,17 +311,14 @@ class Licensing:
     def _modify(self, change: Callable[[Licence], object]) -> None:
         with self._held_lock:
             self._denied.clear()
-        for attempt in range(1, MAX_ATTEMPTS + 1):
+
+        def attempt() -> None:
             self._terms = None
             licence = self._require()
             change(licence)
-            try:
-                self.app.save(licence)
-            except IntegrityError:
-                _pause(attempt)
-                continue
-            return
-        raise RuntimeError("could not save the licence: it kept changing")
+            self.app.save(licence)
+
+        retry_on_conflict(attempt, what="save the licence")
 
     def _inactive_among(self, keys: set[str]) -> set[str]:
         """The Inactive ones among `keys`, asking the read model only about those not seen lately."""
@@ -343,7 +358,3 @@ class Licensing:
                 self._held.clear()
             self._held[key] = time.monotonic() + HELD_CACHE_SECONDS
 
-
-def _pause(attempt: int = 1) -> None:
-    # Spread retries so that many contenders do not collide again in lockstep.
-    time.sleep(random.uniform(0, min(0.05, 0.002 * attempt)))

@@ -5,21 +5,10 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from commands.application import PageLedger
+from adapters.event_store import PageLedger
+from commands.conflicts import retry_on_conflict
 from domain.costs import CostSchedule
 from domain.printers import Printer, printer_id
-
-
-def set_cost_schedule(app: PageLedger, name: str, schedule: CostSchedule) -> int:
-    """Put `schedule` in force on printer `name` (registering it if new). Returns its version."""
-    pid = printer_id(app.server_id, name)
-    if pid in app.repository:
-        printer: Printer = app.repository.get(pid)
-        printer.change_cost_schedule(schedule.to_dict())
-    else:
-        printer = Printer.register(pid, name, schedule)
-    app.save(printer)
-    return printer.schedule_version
 
 
 class PrinterCache:
@@ -27,7 +16,7 @@ class PrinterCache:
 
     Loading 40 printers for each 500-job batch cost more than recording the jobs. A changed cost
     schedule therefore prices jobs from at most `ttl` seconds after it was saved (at once in
-    the process that saved it, see `invalidate`); every job records the schedule version that
+    the process that saved it: SetCostSchedule invalidates its entry); every job records the schedule version that
     priced it, so the record stays exact about which prices applied.
     """
 
@@ -85,10 +74,52 @@ class PrinterCache:
                 self._entries.pop(name.lower(), None)
 
 
-def set_secure_hold(app: PageLedger, name: str, secure: bool, default_schedule: CostSchedule) -> None:
-    """Make `name` a secure queue (jobs are held until released) or an ordinary one."""
+class SetCostSchedule:
+    """Put a cost schedule in force on a printer (registering it if new). The next batch this
+    process tracks is priced with it at once; other processes' caches see it within `ttl`."""
+
+    def __init__(self, app: PageLedger, printers: PrinterCache) -> None:
+        self.app = app
+        self.printers = printers
+
+    def __call__(self, name: str, schedule: CostSchedule) -> int:
+        """Returns the schedule's version."""
+        def attempt() -> Printer:
+            pid = printer_id(self.app.server_id, name)
+            if pid in self.app.repository:
+                printer: Printer = self.app.repository.get(pid)
+                printer.change_cost_schedule(schedule.to_dict())
+            else:
+                printer = Printer.register(pid, name, schedule)
+            self.app.save(printer)
+            return printer
+
+        printer = retry_on_conflict(attempt, what=f"change the cost schedule of printer {name}")
+        self.printers.invalidate(name)
+        return printer.schedule_version
+
+
+class SetSecureHold:
+    """Make a printer a secure queue (its jobs are held until released) or an ordinary one."""
+
+    def __init__(self, app: PageLedger, printers: PrinterCache) -> None:
+        self.app = app
+        self.printers = printers
+
+    def __call__(self, name: str, secure: bool) -> None:
+        def attempt() -> None:
+            printer = _load_or_register(self.app, name, self.printers.default_schedule)
+            if printer.secure != secure:
+                printer.change_secure_hold(secure)
+            self.app.save(printer)
+
+        retry_on_conflict(attempt, what=f"change secure hold of printer {name}")
+        self.printers.invalidate(name)
+
+
+def _load_or_register(app: PageLedger, name: str, schedule: CostSchedule) -> Printer:
     pid = printer_id(app.server_id, name)
-    printer: Printer = app.repository.get(pid) if pid in app.repository else Printer.register(pid, name, default_schedule)
-    if printer.secure != secure:
-        printer.change_secure_hold(secure)
-    app.save(printer)
+    if pid in app.repository:
+        return app.repository.get(pid)
+    return Printer.register(pid, name, schedule)
+

@@ -9,24 +9,20 @@ for good, even against two browsers racing through it.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
-from uuid import uuid4
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.application import PageLedger
+from adapters.directory import AuthenticationFailed, DirectoryError, DirectoryUser, hash_password
+from adapters.event_store import PageLedger
+from adapters.licence_keys import ActivationServiceError, LicenceRefused
 from commands.licensing import Licensing
+from commands.ports import Clock, Directory, DirectoryChoice
+from commands.users import first_admin
 from domain.installation import Installation, installation_id
 from domain.licence import Licence
-from domain.users import LOCAL_SOURCE, ROLE_ADMIN, User, user_id
-from pageledger.directory import (
-    AuthenticationFailed, DirectoryError, DirectoryUser, LdapDirectory, hash_password,
-)
-from pageledger.licence_keys import ActivationServiceError, LicenceRefused
+from domain.users import LOCAL_SOURCE, User
 
 log = logging.getLogger("pageledger.setup")
 
@@ -62,96 +58,87 @@ def is_set_up(app: PageLedger) -> bool:
     return installation_id(app.server_id) in app.repository
 
 
-def test_connection(request: SetupRequest) -> str:
+LdapConnector = Callable[[Any], Directory]  # an LdapConfig -> the directory it describes
+
+
+class CheckDirectoryConnection:
     """Step 1's "test connection": bind with the service account and count users."""
-    if request.network_type == "local":
-        return "local accounts need no connection"
-    try:
-        return LdapDirectory(request.ldap).test_connection()
-    except DirectoryError as exc:
-        raise SetupRefused({"ldap": [str(exc)]}) from None
+
+    def __init__(self, connect: LdapConnector) -> None:
+        self.connect = connect
+
+    def __call__(self, request: SetupRequest) -> str:
+        if request.network_type == "local":
+            return "local accounts need no connection"
+        try:
+            return self.connect(request.ldap).test_connection()
+        except DirectoryError as exc:
+            raise SetupRefused({"ldap": [str(exc)]}) from None
 
 
-def complete_setup(app: PageLedger, licensing: Licensing, request: SetupRequest, *, directory_file: Path,
-                   clock: Callable[[], int]) -> Installation:
-    if is_set_up(app):
-        raise SetupClosed()
-    now = clock()
-    admin, admin_user = _verified_admin(app, request, now)
-    licence = _licence(licensing, request)
-    installation = Installation.complete(app.server_id, network_type=request.network_type, admin=admin.login,
-                                         licence=request.licence_mode, now=now)
-    pending = directory_file.with_name(f"{directory_file.name}.pending-{uuid4().hex}")
-    _write_private(pending, request)
-    try:
-        app.save(installation, admin_user, *([licence] if licence is not None else []))
-    except IntegrityError:
-        pending.unlink(missing_ok=True)
+class CompleteSetup:
+    """Check everything, then save the Installation, the first admin and the licence at once."""
+
+    def __init__(self, app: PageLedger, licensing: Licensing, choice: DirectoryChoice, connect: LdapConnector,
+                 clock: Clock) -> None:
+        self.app = app
+        self.licensing = licensing
+        self.choice = choice
+        self.connect = connect
+        self.clock = clock
+
+    def __call__(self, request: SetupRequest) -> Installation:
+        app = self.app
         if is_set_up(app):
-            raise SetupClosed() from None
-        raise SetupRefused({"_schema": ["the server changed during setup (a licence or user was saved): "
-                                        "submit again"]}) from None
-    pending.replace(directory_file)
-    log.info("setup completed: %s directory, first admin %r, licence %s", request.network_type, admin.login,
-             request.licence_mode)
-    return installation
-
-
-def _verified_admin(app: PageLedger, request: SetupRequest, now: int) -> tuple[DirectoryUser, User]:
-    """The first admin, checked against the chosen directory (or created as a local account)."""
-    if request.network_type == "local":
+            raise SetupClosed()
+        now = self.clock()
+        admin_user = self._verified_admin(request, now)
+        licence = self._licence(request)
+        installation = Installation.complete(app.server_id, network_type=request.network_type,
+                                             admin=admin_user.login, licence=request.licence_mode, now=now)
+        staged = self.choice.stage(request.network_type, request.ldap)
         try:
-            password_hash = hash_password(request.admin_password)
-        except ValueError as exc:
-            raise SetupRefused({"admin_password": [str(exc)]}) from None
+            app.save(installation, admin_user, *([licence] if licence is not None else []))
+        except IntegrityError:
+            staged.discard()
+            if is_set_up(app):
+                raise SetupClosed() from None
+            raise SetupRefused({"_schema": ["the server changed during setup (a licence or user was saved): "
+                                            "submit again"]}) from None
+        staged.commit()
+        log.info("setup completed: %s directory, first admin %r, licence %s", request.network_type,
+                 admin_user.login, request.licence_mode)
+        return installation
+
+    def _verified_admin(self, request: SetupRequest, now: int) -> User:
+        """The first admin, checked against the chosen directory (or created as a local account)."""
+        if request.network_type == "local":
+            try:
+                password_hash = hash_password(request.admin_password)
+            except ValueError as exc:
+                raise SetupRefused({"admin_password": [str(exc)]}) from None
+            return first_admin(self.app, source=LOCAL_SOURCE, person=DirectoryUser(login=request.admin_login),
+                               password_hash=password_hash, now=now)
+        directory = self.connect(request.ldap)
         try:
-            user = app.repository.get(user_id(LOCAL_SOURCE, request.admin_login))
-        except AggregateNotFoundError:
-            user = User.import_(source=LOCAL_SOURCE, login=request.admin_login, profile={}, now=now, role=ROLE_ADMIN)
-        user.change_role(ROLE_ADMIN, now)
-        user.set_password_hash(password_hash, now)
-        return DirectoryUser(login=user.login), user
-    directory = LdapDirectory(request.ldap)
-    try:
-        person = directory.authenticate(request.admin_login, request.admin_password)
-    except AuthenticationFailed:
-        raise SetupRefused({"admin_password": ["the directory did not accept this login and password"]}) from None
-    except DirectoryError as exc:
-        raise SetupRefused({"ldap": [str(exc)]}) from None
-    try:
-        user = app.repository.get(user_id(directory.source, person.login))
-    except AggregateNotFoundError:
-        user = User.import_(source=directory.source, login=person.login, profile=person.profile, now=now,
-                            role=ROLE_ADMIN)
-    user.change_role(ROLE_ADMIN, now)
-    if not user.active:
-        user.activate(now)
-    return person, user
+            person = directory.authenticate(request.admin_login, request.admin_password)
+        except AuthenticationFailed:
+            raise SetupRefused({"admin_password": ["the directory did not accept this login and password"]}) from None
+        except DirectoryError as exc:
+            raise SetupRefused({"ldap": [str(exc)]}) from None
+        return first_admin(self.app, source=directory.source, person=person, password_hash="", now=now)
 
-
-def _licence(licensing: Licensing, request: SetupRequest) -> Licence | None:
-    try:
-        if request.licence_mode == "online":
-            return licensing.prepared(licensing.verify_online(request.key, request.company))
-        if request.licence_mode == "file":
-            return licensing.prepared(licensing.verify_file(request.licence_file, request.company))
-    except LicenceRefused as exc:
-        raise SetupRefused({"key" if request.licence_mode == "online" else "licence_file": [str(exc)]}) from None
-    except ActivationServiceError as exc:
-        raise SetupRefused({"key": [str(exc)]}) from None
-    if licensing.get() is None:  # normally installed at first start
-        return Licence.install_trial(licensing.id, now=licensing.clock())
-    return None
-
-
-def _write_private(path: Path, request: SetupRequest) -> None:
-    from pageledger.identity import ldap_config_to_dict
-    import json
-
-    network: dict[str, Any] = {"type": request.network_type}
-    if request.network_type == "ldap":
-        network["ldap"] = ldap_config_to_dict(request.ldap)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(network, f, indent=2)
+    def _licence(self, request: SetupRequest) -> Licence | None:
+        licensing = self.licensing
+        try:
+            if request.licence_mode == "online":
+                return licensing.prepared(licensing.verify_online(request.key, request.company))
+            if request.licence_mode == "file":
+                return licensing.prepared(licensing.verify_file(request.licence_file, request.company))
+        except LicenceRefused as exc:
+            raise SetupRefused({"key" if request.licence_mode == "online" else "licence_file": [str(exc)]}) from None
+        except ActivationServiceError as exc:
+            raise SetupRefused({"key": [str(exc)]}) from None
+        if licensing.get() is None:  # normally installed at first start
+            return licensing.prepared_trial()
+        return None

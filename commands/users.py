@@ -1,4 +1,5 @@
-"""User use cases: sync from the directory, set Active/Inactive, create local accounts.
+"""User use cases: sync from the directory, set Active/Inactive, create local accounts, the
+first admin. The one module that writes User aggregates.
 
 `sync_users` makes PageLedger's users match the directory: new people are Imported, changed
 profiles recorded as ProfileChanged, people gone from the directory Deactivated (which frees
@@ -19,19 +20,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 from uuid import UUID
 
-import sqlalchemy as sa
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.application import PageLedger
+from adapters.directory import DirectoryUser, hash_password
+from adapters.event_store import PageLedger
+from commands.conflicts import retry_on_conflict
 from commands.licensing import Licensing
-from domain.users import BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, ROLE_USER, User, UserError, user_id
-from pageledger.directory import Directory, DirectoryUser, hash_password
-from projections.users import card_holders, pin_holders, users_of_source
+from commands.ports import Clock, Directory, UserIndex
+from domain.users import BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, ROLE_ADMIN, ROLE_USER, User, UserError, user_id
 
 log = logging.getLogger("pageledger.users")
-
-MAX_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -60,69 +59,78 @@ class SyncReport:
                 f"{len(self.reactivated)} reactivated, {len(self.clashes)} clashes")
 
 
-def sync_users(app: PageLedger, directory: Directory, reader: sa.Engine, licensing: Licensing,
-               pin_digest: Callable[[str], str], clock: Callable[[], int]) -> SyncReport:
+class SyncUsers:
     """Import and update every user the directory lists; deactivate those it no longer lists."""
-    found = list(directory.users())  # a DirectoryError stops the sync before anything is written
-    source = directory.source
-    report = SyncReport()
-    with reader.connect() as conn:
-        known = {row.login.lower(): row for row in users_of_source(conn, source)}
-        cards = card_holders(conn)
-        pins = pin_holders(conn)
 
-    by_login: dict[str, DirectoryUser] = {}
-    for du in found:
-        by_login.setdefault(du.login.lower(), du)  # a login listed twice is one person
-    batch_ids = {str(user_id(source, login)) for login in by_login}
+    def __init__(self, app: PageLedger, directory: Callable[[], Directory], index: UserIndex,
+                 licensing: Licensing, pin_digest: Callable[[str], str], clock: Clock) -> None:
+        self.app = app
+        self.directory = directory  # the configured source, looked up at each sync
+        self.index = index
+        self.licensing = licensing
+        self.pin_digest = pin_digest
+        self.clock = clock
+        self.deactivate = DeactivateUser(app, licensing, clock)
 
-    digests = {login: pin_digest(du.pin) for login, du in by_login.items()}
-    card_owner = _unique_owner("card", {login: du.card for login, du in by_login.items()}, cards, batch_ids,
-                               source, report)
-    pin_owner = _unique_owner("pin", digests, pins, batch_ids, source, report)
+    def __call__(self) -> SyncReport:
+        directory = self.directory()
+        found = list(directory.users())  # a DirectoryError stops the sync before anything is written
+        source = directory.source
+        report = SyncReport()
+        known = {row.login.lower(): row for row in self.index.of_source(source)}
+        cards = dict(self.index.card_holders())
+        pins = dict(self.index.pin_holders())
 
-    for login, du in sorted(by_login.items()):
-        uid = user_id(source, du.login)
-        for _ in range(MAX_ATTEMPTS):
-            now = clock()
-            try:
-                user: User = app.repository.get(uid)
-                is_new = False
-            except AggregateNotFoundError:
-                user = User.import_(source=source, login=du.login, profile=du.profile, now=now, role=ROLE_USER)
-                is_new = True
-            changed = False if is_new else user.change_profile(du.profile, now)
-            came_back = not user.active and user.deactivated_reason == LEFT_DIRECTORY and user.activate(now)
-            card = du.card if card_owner.get(du.card) == login else (user.card if du.card == user.card else None)
-            if card is not None:
-                changed |= user.assign_card(card, now)
-            elif du.card == "" and user.card:
-                changed |= user.assign_card("", now)
-            digest = digests[login]
-            if digest == "" or pin_owner.get(digest) == login:
-                changed |= user.change_pin(digest, now)
-            try:
-                app.save(user)
-            except IntegrityError:
-                continue  # imported or changed concurrently (another sync): load it and redo
-            break
-        else:
-            raise RuntimeError(f"could not save user {du.login}: it kept changing")
-        if is_new:
-            report.imported.append(du.login)
-        elif came_back:
-            report.reactivated.append(du.login)
-        elif changed:
-            report.updated.append(du.login)
+        by_login: dict[str, DirectoryUser] = {}
+        for du in found:
+            by_login.setdefault(du.login.lower(), du)  # a login listed twice is one person
+        batch_ids = {str(user_id(source, login)) for login in by_login}
 
-    for login, row in sorted(known.items()):
-        if login not in by_login and row.active:
-            if deactivate_user(app, licensing, UUID(row.user_id), reason=LEFT_DIRECTORY, clock=clock):
-                report.deactivated.append(row.login)
-    for clash in report.clashes:
-        log.warning("user sync (%s): %s", source, clash.describe())
-    log.info("user sync (%s): %s", source, report.summary())
-    return report
+        digests = {login: self.pin_digest(du.pin) for login, du in by_login.items()}
+        card_owner = _unique_owner("card", {login: du.card for login, du in by_login.items()}, cards, batch_ids,
+                                   source, report)
+        pin_owner = _unique_owner("pin", digests, pins, batch_ids, source, report)
+
+        for login, du in sorted(by_login.items()):
+            uid = user_id(source, du.login)
+
+            def attempt(du: DirectoryUser = du, uid: UUID = uid, login: str = login) -> tuple[bool, bool, bool]:
+                now = self.clock()
+                try:
+                    user: User = self.app.repository.get(uid)
+                    is_new = False
+                except AggregateNotFoundError:
+                    user = User.import_(source=source, login=du.login, profile=du.profile, now=now, role=ROLE_USER)
+                    is_new = True
+                changed = False if is_new else user.change_profile(du.profile, now)
+                came_back = not user.active and user.deactivated_reason == LEFT_DIRECTORY and user.activate(now)
+                card = du.card if card_owner.get(du.card) == login else (user.card if du.card == user.card else None)
+                if card is not None:
+                    changed |= user.assign_card(card, now)
+                elif du.card == "" and user.card:
+                    changed |= user.assign_card("", now)
+                digest = digests[login]
+                if digest == "" or pin_owner.get(digest) == login:
+                    changed |= user.change_pin(digest, now)
+                self.app.save(user)  # imported or changed concurrently (another sync): load it and redo
+                return is_new, came_back, changed
+
+            is_new, came_back, changed = retry_on_conflict(attempt, what=f"save user {du.login}")
+            if is_new:
+                report.imported.append(du.login)
+            elif came_back:
+                report.reactivated.append(du.login)
+            elif changed:
+                report.updated.append(du.login)
+
+        for login, row in sorted(known.items()):
+            if login not in by_login and row.active:
+                if self.deactivate(UUID(row.user_id), reason=LEFT_DIRECTORY):
+                    report.deactivated.append(row.login)
+        for clash in report.clashes:
+            log.warning("user sync (%s): %s", source, clash.describe())
+        log.info("user sync (%s): %s", source, report.summary())
+        return report
 
 
 def _unique_owner(field_name: str, wanted: dict[str, str], holders: dict[str, str], batch_ids: set[str],
@@ -150,62 +158,75 @@ def _unique_owner(field_name: str, wanted: dict[str, str], holders: dict[str, st
     return owners
 
 
-def deactivate_user(app: PageLedger, licensing: Licensing, uid: UUID, *, reason: str,
-                    clock: Callable[[], int]) -> bool:
+class DeactivateUser:
     """Set a user Inactive and free their seat, in one transaction (both or neither)."""
-    for _ in range(MAX_ATTEMPTS):
-        user: User = app.repository.get(uid)
-        now = clock()
-        if not user.deactivate(now, reason):
-            return False
-        licence = licensing.get()
-        if licence is not None:
-            licence.release_seat(user.login, now, reason)
-        try:
-            app.save(user, *([licence] if licence is not None else []))
-        except IntegrityError:
-            continue
-        licensing.forget_held(user.login)
-        return True
-    raise RuntimeError("could not deactivate the user: it kept changing")
+
+    def __init__(self, app: PageLedger, licensing: Licensing, clock: Clock) -> None:
+        self.app = app
+        self.licensing = licensing
+        self.clock = clock
+
+    def __call__(self, uid: UUID, *, reason: str) -> bool:
+        def attempt() -> bool:
+            user: User = self.app.repository.get(uid)
+            if not user.deactivate(self.clock(), reason):
+                return False
+            self.licensing.save_releasing_seat(user, user.login, reason)
+            return True
+
+        return retry_on_conflict(attempt, what="deactivate the user")
 
 
-def set_user_active(app: PageLedger, licensing: Licensing, uid: UUID, active: bool, *,
-                    clock: Callable[[], int]) -> bool:
+class SetUserActive:
     """The admin's Active/Inactive switch. Inactive frees the seat; Active takes none until used."""
-    if not active:
-        return deactivate_user(app, licensing, uid, reason=BY_ADMIN, clock=clock)
-    for _ in range(MAX_ATTEMPTS):
-        user: User = app.repository.get(uid)
-        if not user.activate(clock()):
-            return False
-        try:
-            app.save(user)
-        except IntegrityError:
-            continue
-        licensing.forget_held(user.login)
-        return True
-    raise RuntimeError("could not activate the user: it kept changing")
+
+    def __init__(self, app: PageLedger, licensing: Licensing, clock: Clock) -> None:
+        self.app = app
+        self.licensing = licensing
+        self.clock = clock
+        self.deactivate = DeactivateUser(app, licensing, clock)
+
+    def __call__(self, uid: UUID, active: bool) -> bool:
+        """Raises AggregateNotFoundError for an unknown user."""
+        if not active:
+            return self.deactivate(uid, reason=BY_ADMIN)
+
+        def attempt() -> bool:
+            user: User = self.app.repository.get(uid)
+            if not user.activate(self.clock()):
+                return False
+            self.app.save(user)
+            return True
+
+        changed = retry_on_conflict(attempt, what="activate the user")
+        if changed:
+            self.licensing.forget_held(self.app.repository.get(uid).login)
+        return changed
 
 
-def create_local_user(app: PageLedger, *, login: str, password: str, role: str, profile: dict,
-                      clock: Callable[[], int]) -> User:
+class AddLocalUser:
     """A local account (no directory): its password is kept only as an argon2 hash."""
-    now = clock()
-    user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role)
-    user.set_password_hash(hash_password(password), now)
-    try:
-        app.save(user)
-    except IntegrityError:
-        raise UserError(f"a local user {login!r} already exists") from None
-    return user
+
+    def __init__(self, app: PageLedger, clock: Clock) -> None:
+        self.app = app
+        self.clock = clock
+
+    def __call__(self, *, login: str, password: str, role: str, profile: dict) -> User:
+        now = self.clock()
+        user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role)
+        user.set_password_hash(hash_password(password), now)
+        try:
+            self.app.save(user)
+        except IntegrityError:
+            raise UserError(f"a local user {login!r} already exists") from None
+        return user
 
 
-def ensure_directory_user(app: PageLedger, source: str, du: DirectoryUser, *, role: str,
-                          clock: Callable[[], int]) -> User:
+def ensure_directory_user(app: PageLedger, source: str, du: DirectoryUser, *, role: str, clock: Clock) -> User:
     """The User for someone the directory just vouched for (a login), imported if new."""
     uid = user_id(source, du.login)
-    for _ in range(MAX_ATTEMPTS):
+
+    def attempt() -> User:
         try:
             user: User = app.repository.get(uid)
         except AggregateNotFoundError:
@@ -213,9 +234,22 @@ def ensure_directory_user(app: PageLedger, source: str, du: DirectoryUser, *, ro
         else:
             if role != ROLE_USER:  # promotion (the setup wizard's first admin); never a demotion here
                 user.change_role(role, clock())
-        try:
-            app.save(user)
-        except IntegrityError:
-            continue
+        app.save(user)
         return user
-    raise RuntimeError("could not record the user: it kept changing")
+
+    return retry_on_conflict(attempt, what=f"record user {du.login}")
+
+
+def first_admin(app: PageLedger, *, source: str, person: DirectoryUser, password_hash: str, now: int) -> User:
+    """The setup wizard's first administrator, not yet saved (setup saves it with the
+    installation): imported if new, made admin and active; a local account gets its password."""
+    try:
+        user: User = app.repository.get(user_id(source, person.login))
+    except AggregateNotFoundError:
+        user = User.import_(source=source, login=person.login, profile=person.profile, now=now, role=ROLE_ADMIN)
+    user.change_role(ROLE_ADMIN, now)
+    if password_hash:
+        user.set_password_hash(password_hash, now)
+    if not user.active:
+        user.activate(now)
+    return user

@@ -1,14 +1,11 @@
 """Pure pricing of print jobs.
 
-Money is an int in 1/10,000 of the currency unit (so 0.05 is 500): exact, compact in events,
-and summable without rounding drift.
+Money is an int in 1/10,000 of the currency unit (so 0.05 is 500; see domain.units): exact,
+compact in events, and summable without rounding drift.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal, InvalidOperation
-
-MONEY_SCALE = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,24 +55,3 @@ def sheets_for(*, pages: int, copies: int, duplex: bool) -> int:
     """Sheets of paper: impressions per copy, two to a sheet when duplex, times copies (once)."""
     per_copy = (pages + 1) // 2 if duplex else pages
     return per_copy * copies
-
-
-def parse_money(text: str) -> int:
-    """A decimal amount as 1/10,000 units: "0.05" → 500. At most four decimals."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not an amount of money") from None
-    scaled = value * MONEY_SCALE
-    if scaled != scaled.to_integral_value() or not value.is_finite():
-        raise ValueError(f"{text!r}: at most four decimal places")
-    if value < 0:
-        raise ValueError(f"{text!r}: prices cannot be negative")
-    return int(scaled)
-
-
-def format_money(units: int) -> str:
-    """1/10,000 units as a decimal string: 2000 → "0.2000"."""
-    sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(units), MONEY_SCALE)
-    return f"{sign}{whole}.{frac:04d}"

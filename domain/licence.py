@@ -18,7 +18,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-DAY_US = 86_400 * 1_000_000
+from domain.units import MICROS_PER_DAY
 
 SUITE = "suite"
 ANALYSIS = "analysis"
@@ -106,7 +106,7 @@ class Licence(Aggregate):
     def install_trial(cls, licence_id: UUID, now: int) -> "Licence":
         """A new installation on trial: every feature, 5 users, for 15 days from now."""
         return cls._create(cls.Installed, id=licence_id, type=TRIAL, seats=TRIAL_SEATS,
-                           expires_at=now + TRIAL_DAYS * DAY_US, installed_at=now)
+                           expires_at=now + TRIAL_DAYS * MICROS_PER_DAY, installed_at=now)
 
     @classmethod
     def install(cls, licence_id: UUID, *, type: str, seats: int, expires_at: int, now: int) -> "Licence":

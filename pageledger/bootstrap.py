@@ -1,57 +1,74 @@
-"""Wires one PageLedger runtime: settings → event store, read-model engines, projections."""
+"""The composition root: settings → adapters → one handler object per use case.
+
+`build_runtime` is the only place that knows which adapter serves which port: it opens the
+event store and the read-model engines, builds the spool, the directory source, the licence
+checks, the throttle and the session signer, and hands each command handler exactly what it
+needs through its constructor. The API (api.create_app), the CLI, the workers and the coming
+release service and migration tool all use these same handlers; none of them builds its own.
+"""
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from eventsourcing.application import AggregateNotFoundError
 
 import migrations
-from commands.application import PageLedger
-from commands.printers import PrinterCache
+from adapters.clock import system_clock
+from adapters.directory import LdapConfig, LdapDirectory, LocalAccount, LocalDirectory
+from adapters.directory_config import LDAP, DirectoryConfigFile
+from adapters.event_store import PageLedger
+from adapters.licence_keys import load_public_key, shipped_public_key, this_host
+from adapters.mail import SmtpMailer, SmtpSettings
+from adapters.pins import PinDigester, load_or_create_secret
+from adapters.runner_lock import RunnerLock
+from adapters.sessions import SessionSigner
+from adapters.spool import SpoolStore
+from adapters.stores import event_store_env, is_postgres, read_model_engine, writes_lock
+from adapters.throttle import LoginThrottle
+from commands.access_tokens import IssueToken, RevokeToken
+from commands.jobs import HoldJob, TrackJobs
+from commands.licensing import Licensing
+from commands.logins import LogIn
+from commands.ports import Directory
+from commands.printers import PrinterCache, SetCostSchedule, SetSecureHold
+from commands.setup import CheckDirectoryConnection, CompleteSetup, is_set_up
+from commands.users import AddLocalUser, SetUserActive, SyncUsers
 from domain.costs import CostSchedule
-from pageledger.settings import Settings
-from pageledger.spool import SpoolStore
-from pageledger.stores import event_store_env, is_postgres, parse_database_url, read_model_engine, writes_lock
-from projections.access_tokens import AccessTokensProjection
-from projections.follower import Follower, Projection, ProjectionRunner
-from projections.jobs import JobsProjection
-from projections.licence_seats import LicenceSeatsProjection, LoginAuditProjection
-from projections.usage_daily import UsageDailyProjection
-from projections.users import UsersProjection
+from domain.users import LOCAL_SOURCE, User, user_id
+from pageledger.settings import Settings, SettingsError
+from projections.follower import Follower, ProjectionRunner, all_projections, projection_positions
+from projections.licence_seats import denied_since
+from projections.users import UsersReadModel
+from workers.licence_notices import SendDenialNotice
 
 log = logging.getLogger("pageledger")
 
 
-def all_projections() -> list[Projection]:
-    return [AccessTokensProjection(), JobsProjection(), UsageDailyProjection(), UsersProjection(),
-            LicenceSeatsProjection(), LoginAuditProjection()]
-
-
 @dataclass
 class Runtime:
-    """Everything a process of PageLedger needs, built once from the settings."""
+    """One process's PageLedger: its adapters and its handlers, built once from the settings.
+
+    The CLI and the server processes hold it; nothing below them does — each resource,
+    handler and worker gets only the pieces it uses.
+    """
 
     settings: Settings
     app: PageLedger
-    writer: sa.Engine  # projections write through this one
+    writer: sa.Engine  # projections (and the throttle) write through this one
     reader: sa.Engine  # the API reads through this one
     followers: dict[str, Follower]
-    printers: PrinterCache = field(init=False)
-    spool: SpoolStore = field(init=False)
+    clock: object = system_clock
     runner: ProjectionRunner | None = None
-    _lock: "RunnerLock | None" = field(default=None, repr=False)
+    _lock: RunnerLock | None = field(default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        self.printers = PrinterCache(self.app, self.default_schedule)
-        self.spool = SpoolStore(self.settings.data_dir / "spool")
+    # --- adapters ---------------------------------------------------------------------------
 
     @property
     def default_schedule(self) -> CostSchedule:
@@ -59,17 +76,144 @@ class Runtime:
         return CostSchedule(mono_page=s.default_mono_page, colour_page=s.default_colour_page,
                             duplex_discount_pct=s.default_duplex_discount_pct)
 
+    @cached_property
+    def spool(self) -> SpoolStore:
+        return SpoolStore(self.settings.data_dir / "spool")
+
+    @cached_property
+    def printers(self) -> PrinterCache:
+        return PrinterCache(self.app, self.default_schedule)
+
+    @cached_property
+    def users(self) -> UsersReadModel:
+        return UsersReadModel(self.reader)
+
+    @cached_property
+    def pin_digest(self) -> PinDigester:
+        return PinDigester(load_or_create_secret(self.settings.data_dir / "pin.key"))
+
+    @cached_property
+    def sessions(self) -> SessionSigner:
+        return SessionSigner(load_or_create_secret(self.settings.data_dir / "session.key"),
+                             self.settings.session_hours * 3600)
+
+    @cached_property
+    def throttle(self) -> LoginThrottle:
+        return LoginThrottle(self.writer)
+
+    @cached_property
+    def directory_config(self) -> DirectoryConfigFile:
+        return DirectoryConfigFile(self.settings.data_dir / "directory.json")
+
+    def directory(self) -> Directory:
+        """The directory source the setup wizard chose; local accounts until then."""
+        network_type, ldap = self.directory_config.load()
+        if network_type == LDAP and ldap is not None:
+            return LdapDirectory(ldap)
+        return self.local_directory()
+
+    def local_directory(self) -> LocalDirectory:
+        repository = self.app.repository
+
+        def lookup(login: str) -> LocalAccount | None:
+            try:
+                user: User = repository.get(user_id(LOCAL_SOURCE, login))
+            except AggregateNotFoundError:
+                return None
+            if not user.password_hash:
+                return None
+            return LocalAccount(login=user.login, password_hash=user.password_hash, active=user.active,
+                                profile=dict(user.profile))
+
+        return LocalDirectory(lookup)
+
+    @property
+    def offline_policy(self) -> str:
+        return self.settings.offline_policy
+
+    def log_head(self) -> int:
+        return int(self.app.recorder.max_notification_id() or 0)
+
+    def projection_positions(self) -> dict[str, int]:
+        with self.reader.connect() as conn:
+            return projection_positions(conn)
+
+    def is_set_up(self) -> bool:
+        return is_set_up(self.app)
+
+    def denied_since(self, since: int) -> list[str]:
+        with self.reader.connect() as conn:
+            return denied_since(conn, since)
+
+    # --- handlers: one per use case ---------------------------------------------------------
+
+    @cached_property
+    def licensing(self) -> Licensing:
+        return Licensing(self.app, public_key=public_key_from_setting(self.settings.licence_public_key),
+                         identity=this_host(), clock=self.clock, activation_url=self.settings.activation_url,
+                         inactive=self.users.inactive)
+
+    @cached_property
+    def track_jobs(self) -> TrackJobs:
+        return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs)
+
+    @cached_property
+    def hold_job(self) -> HoldJob:
+        return HoldJob(self.app, self.spool)
+
+    @cached_property
+    def set_cost_schedule(self) -> SetCostSchedule:
+        return SetCostSchedule(self.app, self.printers)
+
+    @cached_property
+    def set_secure_hold(self) -> SetSecureHold:
+        return SetSecureHold(self.app, self.printers)
+
+    @cached_property
+    def issue_token(self) -> IssueToken:
+        return IssueToken(self.app)
+
+    @cached_property
+    def revoke_token(self) -> RevokeToken:
+        return RevokeToken(self.app)
+
+    @cached_property
+    def sync_users(self) -> SyncUsers:
+        return SyncUsers(self.app, self.directory, self.users, self.licensing, self.pin_digest, self.clock)
+
+    @cached_property
+    def set_user_active(self) -> SetUserActive:
+        return SetUserActive(self.app, self.licensing, self.clock)
+
+    @cached_property
+    def add_local_user(self) -> AddLocalUser:
+        return AddLocalUser(self.app, self.clock)
+
+    @cached_property
+    def log_in(self) -> LogIn:
+        return LogIn(self.app, self.directory, self.licensing, self.throttle, self.clock)
+
+    @cached_property
+    def check_directory_connection(self) -> CheckDirectoryConnection:
+        return CheckDirectoryConnection(_ldap_directory)
+
+    @cached_property
+    def complete_setup(self) -> CompleteSetup:
+        return CompleteSetup(self.app, self.licensing, self.directory_config, _ldap_directory, self.clock)
+
+    def send_denial_notice(self) -> SendDenialNotice:
+        s = self.settings
+        recipients = tuple(a.strip() for a in s.admin_emails.split(",") if a.strip())
+        mailer = SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender,
+                                         recipients=recipients))
+        return SendDenialNotice(self.licensing, self.denied_since, mailer)
+
+    # --- projections ------------------------------------------------------------------------
+
     def all_together(self, batch_size: int = 1000) -> Follower:
         """One follower for every projection: each page of the log is read and decoded once."""
         return Follower(self.app, self.writer, [f.projection for f in self.followers.values()], batch_size,
                         writes_lock(self.settings.resolved_database_url))
-
-    @cached_property
-    def identity(self):  # noqa: ANN201 - pageledger.identity.Identity, imported lazily
-        """Licence, directory source, sessions and PIN digests (issue 5), built on first use."""
-        from pageledger.identity import Identity
-
-        return Identity(self)
 
     def catch_up(self) -> None:
         """Bring every projection up to the head of the log, in this thread."""
@@ -82,7 +226,7 @@ class Runtime:
         under load each pass then applies many events in one transaction, instead of paying a
         transaction's round trips for every single-job request.
         """
-        self._lock = RunnerLock(self.settings)
+        self._lock = RunnerLock(self.settings.resolved_database_url)
         self.runner = ProjectionRunner([self.all_together()], self.settings.projection_poll_seconds,
                                        acquire=self._lock.acquire)
         self.runner.start()
@@ -101,6 +245,21 @@ class Runtime:
         self.app.close()
         self.writer.dispose()
         self.reader.dispose()
+
+
+def _ldap_directory(config: LdapConfig) -> Directory:
+    return LdapDirectory(config)
+
+
+def public_key_from_setting(value: str) -> Ed25519PublicKey:
+    if not value:
+        return shipped_public_key()
+    if "BEGIN PUBLIC KEY" not in value and Path(value).is_file():
+        value = Path(value).read_text()
+    try:
+        return load_public_key(value)
+    except ValueError as exc:
+        raise SettingsError(f"licence_public_key: {exc}") from None
 
 
 def run_projections(settings: Settings, stop: threading.Event) -> None:
@@ -129,54 +288,3 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     lock = writes_lock(url)
     followers = {p.name: Follower(app, writer, p, writes_lock=lock) for p in all_projections()}
     return Runtime(settings, app, writer, reader, followers)
-
-
-class RunnerLock:
-    """At most one projection runner per database, across processes and hosts.
-
-    PostgreSQL: a session advisory lock held on a dedicated connection. SQLite (one host): an
-    exclusive flock on a file beside the database. Losing the race is not an error; the
-    runner keeps trying, so another node takes over when the holder stops.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.url = settings.resolved_database_url
-        self._conn = None
-        self._fd: int | None = None
-        self._mutex = threading.Lock()
-
-    def acquire(self) -> bool:
-        with self._mutex:
-            if self._conn is not None or self._fd is not None:
-                return True
-            if is_postgres(self.url):
-                import psycopg
-
-                parsed = parse_database_url(self.url)
-                conn = psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
-                                       dbname=parsed.database, user=parsed.username or "postgres",
-                                       password=parsed.password or "", autocommit=True)
-                key = zlib.crc32(b"pageledger-projections")
-                if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
-                    self._conn = conn
-                    return True
-                conn.close()
-                return False
-            path = Path(parse_database_url(self.url).database + ".projections.lock")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return False
-            self._fd = fd
-            return True
-
-    def release(self) -> None:
-        with self._mutex:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None

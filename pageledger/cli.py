@@ -7,9 +7,9 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 from uuid import UUID
 
+from adapters.stores import StoreConfigError
 from pageledger import logs
 from pageledger.settings import Settings, SettingsError
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     try:
         return int(args.func(settings, args) or 0)
-    except SettingsError as exc:
+    except (SettingsError, StoreConfigError) as exc:
         print(f"pageledger: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -125,14 +125,13 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def _bootstrap_tokens(runtime) -> None:
     """First start: issue an admin and an agent token into a private file, so the server can be used."""
-    from commands.access_tokens import issue_token
-    from projections.queries import list_tokens
+    from projections.access_tokens import list_tokens
 
     with runtime.reader.connect() as conn:
         if list_tokens(conn):
             return
-    admin_id, admin = issue_token(runtime.app, name="first-admin", role="admin")
-    agent_id, agent = issue_token(runtime.app, name="first-agent", role="agent")
+    admin_id, admin = runtime.issue_token(name="first-admin", role="admin")
+    agent_id, agent = runtime.issue_token(name="first-agent", role="agent")
     runtime.catch_up()
     path = runtime.settings.data_dir / "first-tokens.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +145,7 @@ def _bootstrap_tokens(runtime) -> None:
 
 def _install_trial_on_first_start(runtime) -> None:
     """The installation's first start is when its 15-day trial begins (setup may activate a key)."""
-    licensing = runtime.identity.licensing
+    licensing = runtime.licensing
     if licensing.get() is None:
         licensing.install_trial()
         runtime.catch_up()
@@ -166,7 +165,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_db_create(settings: Settings, args: argparse.Namespace) -> int:
-    from pageledger.database import create_database
+    from adapters.database import create_database
 
     url = create_database(settings.resolved_database_url, name=args.name, overwrite=args.overwrite)
     _runtime(Settings.load(args.config, database_url=url, data_dir=settings.data_dir)).close()
@@ -222,10 +221,8 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
 
 
 def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
-    from commands.access_tokens import issue_token
-
     with _runtime(settings) as runtime:
-        token_id, secret = issue_token(runtime.app, name=args.name, role=args.role, subject=args.subject)
+        token_id, secret = runtime.issue_token(name=args.name, role=args.role, subject=args.subject)
         runtime.catch_up()
     log.info("issued a %s token named %s (id %s)", args.role, args.name, token_id)
     print(json.dumps({"token_id": str(token_id), "token": secret}))
@@ -233,7 +230,7 @@ def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
-    from projections.queries import list_tokens
+    from projections.access_tokens import list_tokens
 
     with _runtime(settings) as runtime:
         runtime.catch_up()
@@ -244,7 +241,6 @@ def cmd_tokens_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from commands.access_tokens import revoke_token
     from eventsourcing.application import AggregateNotFoundError
 
     try:
@@ -254,7 +250,7 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     with _runtime(settings) as runtime:
         try:
-            revoke_token(runtime.app, token_id)
+            runtime.revoke_token(token_id)
         except AggregateNotFoundError:
             print(f"pageledger: no token with id {token_id}", file=sys.stderr)
             return 1
@@ -264,8 +260,8 @@ def cmd_tokens_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_printers_set_cost(settings: Settings, args: argparse.Namespace) -> int:
-    from commands.printers import set_cost_schedule
-    from domain.costs import CostSchedule, parse_money
+    from domain.costs import CostSchedule
+    from domain.units import parse_money
 
     try:
         by_paper = {}
@@ -281,16 +277,14 @@ def cmd_printers_set_cost(settings: Settings, args: argparse.Namespace) -> int:
         print(f"pageledger: {exc}", file=sys.stderr)
         return 2
     with _runtime(settings) as runtime:
-        version = set_cost_schedule(runtime.app, args.printer, schedule)
+        version = runtime.set_cost_schedule(args.printer, schedule)
     print(f"cost schedule version {version} in force on {args.printer}")
     return 0
 
 
 def cmd_printers_secure(settings: Settings, args: argparse.Namespace) -> int:
-    from commands.printers import set_secure_hold
-
     with _runtime(settings) as runtime:
-        set_secure_hold(runtime.app, args.printer, args.state == "on", runtime.default_schedule)
+        runtime.set_secure_hold(args.printer, args.state == "on")
     print(f"{args.printer}: secure hold {args.state}")
     return 0
 

@@ -44,23 +44,20 @@ def _runtime(settings: Settings):
 
 
 def cmd_users_sync(settings: Settings, args: argparse.Namespace) -> int:
-    from commands.users import sync_users
-    from pageledger.directory import DirectoryError
+    from adapters.directory import DirectoryError
 
     with _runtime(settings) as runtime:
         runtime.catch_up()
-        identity = runtime.identity
         try:
-            report = sync_users(runtime.app, identity.directory(), runtime.reader, identity.licensing,
-                                identity.pin_digest, identity.clock)
+            report = runtime.sync_users()
         except DirectoryError as exc:
             print(f"pageledger: {exc}", file=sys.stderr)
             return 1
         runtime.catch_up()
     if args.json:
-        print(json.dumps({"imported": report.imported, "updated": report.updated,
-                          "deactivated": report.deactivated, "reactivated": report.reactivated,
-                          "clashes": [c.describe() for c in report.clashes]}, indent=2))
+        from api.users import sync_report_json
+
+        print(json.dumps(sync_report_json(report), indent=2))
     else:
         print(report.summary())
         for clash in report.clashes:
@@ -75,28 +72,29 @@ def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
         runtime.catch_up()
         with runtime.reader.connect() as conn:
             for u in list_users(conn):
-                state = "active" if u["active"] else "inactive"
-                print(f"{u['login']:<24} {u['source']:<8} {u['role']:<8} {state:<8} {u['full_name']}")
+                state = "active" if u.active else "inactive"
+                print(f"{u.login:<24} {u.source:<8} {u.role:<8} {state:<8} {u.full_name}")
     return 0
 
 
 def cmd_licence_show(settings: Settings, args: argparse.Namespace) -> int:
+    from api.licence import licence_json, server_json
     from projections.licence_seats import licence_summary
 
     with _runtime(settings) as runtime:
         runtime.catch_up()
         with runtime.reader.connect() as conn:
-            summary = licence_summary(conn, runtime.identity.clock())
-        host = runtime.identity.licensing.identity
-    print(json.dumps({"licence": summary, "server": {"host": host.host, "mac": host.mac}}, indent=2))
+            summary = licence_summary(conn, runtime.clock())
+        host = runtime.licensing.identity
+    print(json.dumps({"licence": licence_json(summary), "server": server_json(host)}, indent=2))
     return 0
 
 
 def cmd_licence_activate(settings: Settings, args: argparse.Namespace) -> int:
-    from pageledger.licence_keys import ActivationServiceError, LicenceRefused
+    from adapters.licence_keys import ActivationServiceError, LicenceRefused
 
     with _runtime(settings) as runtime:
-        licensing = runtime.identity.licensing
+        licensing = runtime.licensing
         try:
             if args.file:
                 verified = licensing.activate_file(args.file.read_text(), args.company)
@@ -112,24 +110,18 @@ def cmd_licence_activate(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_licence_track_unlicensed(settings: Settings, args: argparse.Namespace) -> int:
     with _runtime(settings) as runtime:
-        runtime.identity.licensing.set_track_unlicensed(args.state == "on", by="cli")
+        runtime.licensing.set_track_unlicensed(args.state == "on", by="cli")
         runtime.catch_up()
     print(f"track unlicensed users: {args.state}")
     return 0
 
 
 def cmd_notices_send(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.licence_notices import SmtpSettings, send_denial_notice
-
-    recipients = tuple(a.strip() for a in settings.admin_emails.split(",") if a.strip())
-    if not recipients:
+    if not any(a.strip() for a in settings.admin_emails.split(",")):
         print("pageledger: no admin_emails configured: no notice sent", file=sys.stderr)
         return 1
-    smtp = SmtpSettings(host=settings.smtp_host, port=settings.smtp_port, sender=settings.smtp_sender,
-                        recipients=recipients)
     with _runtime(settings) as runtime:
         runtime.catch_up()
-        named = send_denial_notice(runtime.app, runtime.identity.licensing, runtime.reader, smtp,
-                                   runtime.identity.clock)
+        named = runtime.send_denial_notice()()
     print(f"notice sent naming {len(named)} users" if named else "no notice due")
     return 0

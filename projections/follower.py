@@ -8,7 +8,9 @@ row and the whole transaction rolls back: an event is never applied twice nor sk
 """
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -19,22 +21,60 @@ from eventsourcing.application import Application
 
 from projections.log_reader import LogReader
 from projections.sql import insert_ignoring_existing
-from projections.tables import projection_tracking
 
 log = logging.getLogger("pageledger.projections")
 
+# Every read-model table is defined on this metadata, each in the module of its projection;
+# migrations/ creates and upgrades them (a test holds alembic head equal to it).
+metadata = sa.MetaData()
+
+# Where each projection stands in the log: written in the same transaction as its rows.
+projection_tracking = sa.Table(
+    "projection_tracking", metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+)
+
+_registered: dict[str, type["Projection"]] = {}
+
+
+def projection_positions(conn: sa.Connection) -> dict[str, int]:
+    """Where every projection stands in the log (notification ids)."""
+    return {name: int(pos) for name, pos in conn.execute(sa.select(projection_tracking))}
+
+
+def all_projections() -> list["Projection"]:
+    """One instance of every projection of the package, in a stable order.
+
+    Projections register themselves by subclassing Projection with a `name`; importing every
+    module of the package finds them all, so a new read model needs no list kept elsewhere.
+    """
+    import projections
+
+    for info in sorted(pkgutil.iter_modules(projections.__path__), key=lambda m: m.name):
+        importlib.import_module(f"projections.{info.name}")
+    return [cls() for _, cls in sorted(_registered.items())]
+
 
 class Projection:
-    """A read model built from events. Subclasses set `name`, `topics`, `tables` and `apply`."""
+    """A read model built from events. Subclasses set `name`, `topics`, `tables` and `apply`;
+    a subclass with a `name` registers itself (see `all_projections`)."""
 
     name: str = ""
     topics: tuple[str, ...] = ()  # short topics of the events it reads (empty: all)
     tables: tuple[sa.Table, ...] = ()  # the tables it owns; emptied by a rebuild
     key_tables: tuple[Any, ...] = ()  # KeyTable caches it uses (told about commits)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            if cls.name in _registered and _registered[cls.name] is not cls:
+                raise RuntimeError(f"two projections are named {cls.name!r}")
+            _registered[cls.name] = cls
+
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         """Write the rows for `events`: (notification id, light view of the event) pairs, in
-        log order (see pageledger.codec.EventView: stored fields, `timestamp` in µs)."""
+        log order (see adapters.codec.EventView: stored fields, `timestamp` in µs)."""
         raise NotImplementedError
 
     def reset(self, conn: sa.Connection) -> None:

@@ -1,15 +1,56 @@
-"""The "Job Accounting" table: one narrow row per tracked job."""
+"""The "Job Accounting" read model: one narrow row per tracked or denied job, and its queries.
+
+Rows are narrow on purpose: int ids for users, printers and hosts (projections.names), money
+as int 1/10,000 units, times as int µs since the epoch (domain.units). Jobs are keyed by the
+notification id of their event, which is also the "job number" the API shows.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import sqlalchemy as sa
 
+from adapters.codec import short_topic
 from domain.jobs import PrintJob
-from pageledger.codec import short_topic
-from projections.follower import Projection
-from projections.sql import KeyTable, insert_rows
-from projections.tables import JOB_DENIED, JOB_TRACKED, host_keys, jobs, printer_keys, user_keys
+from projections.follower import Projection, metadata
+from projections.names import KeyTable, host_keys, printer_keys, user_keys
+from projections.sql import insert_rows
+
+# status codes of a job row
+JOB_TRACKED = 0
+JOB_DENIED = 1
+
+# On SQLite an INTEGER PRIMARY KEY is the rowid itself: no second copy, no extra index.
+RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+# Columns ordered widest first so PostgreSQL wastes nothing on alignment padding.
+jobs = sa.Table(
+    "jobs", metadata,
+    sa.Column("seq", RowId, primary_key=True, autoincrement=False),
+    sa.Column("submitted_at", sa.BigInteger, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("cost", sa.BigInteger, nullable=False),
+    sa.Column("user_id", sa.Integer, nullable=False),
+    sa.Column("printer_id", sa.Integer, nullable=False),
+    sa.Column("host_id", sa.Integer, nullable=False),
+    sa.Column("pages", sa.Integer, nullable=False),
+    sa.Column("sheets", sa.Integer, nullable=False),
+    sa.Column("colour_pages", sa.Integer, nullable=False),
+    sa.Column("copies", sa.SmallInteger, nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("duplex", sa.Boolean, nullable=False),
+    sa.Column("paper", sa.String(32), nullable=False),
+    sa.Column("pdl", sa.String(16), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    # A user's own jobs, newest first, keyset-paged: the most frequent query (the user portal).
+    sa.Index("ix_jobs_user_seq", "user_id", "seq"),
+    # By printer: few distinct keys, so PostgreSQL's btree deduplication keeps this ~7 B a job.
+    sa.Index("ix_jobs_printer", "printer_id"),
+)
+
+COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host_id", "pages", "sheets",
+           "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document")
 
 
 class JobsProjection(Projection):
@@ -35,5 +76,62 @@ class JobsProjection(Projection):
         ])
 
 
-COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host_id", "pages", "sheets",
-           "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document")
+# --- queries --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class JobFilter:
+    user: str | None = None
+    printer: str | None = None
+    since: int | None = None  # µs, inclusive
+    until: int | None = None  # µs, exclusive
+    before_seq: int | None = None  # keyset cursor: rows with a smaller job number
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One job as the read model holds it (units as stored: µs, 1/10,000 money)."""
+
+    seq: int
+    user: str
+    printer: str
+    client_host: str
+    document: str
+    submitted_at: int
+    pages: int
+    copies: int
+    sheets: int
+    colour_pages: int
+    duplex: bool
+    paper: str
+    size: int
+    pdl: str
+    cost: int
+    denied: bool
+
+
+def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | None]:
+    """Newest first. Returns the page and the cursor for the next page (None at the end)."""
+    q = (sa.select(jobs, user_keys.c.login, printer_keys.c.name.label("printer_name"),
+                   host_keys.c.name.label("client_host"))
+         .join(user_keys, user_keys.c.id == jobs.c.user_id)
+         .join(printer_keys, printer_keys.c.id == jobs.c.printer_id)
+         .join(host_keys, host_keys.c.id == jobs.c.host_id))
+    if f.user is not None:
+        q = q.where(user_keys.c.login == f.user)
+    if f.printer is not None:
+        q = q.where(printer_keys.c.name == f.printer)
+    if f.since is not None:
+        q = q.where(jobs.c.submitted_at >= f.since)
+    if f.until is not None:
+        q = q.where(jobs.c.submitted_at < f.until)
+    if f.before_seq is not None:
+        q = q.where(jobs.c.seq < f.before_seq)
+    rows = conn.execute(q.order_by(jobs.c.seq.desc()).limit(f.limit + 1)).mappings().all()
+    page = [JobRow(seq=r["seq"], user=r["login"], printer=r["printer_name"], client_host=r["client_host"],
+                   document=r["document"], submitted_at=r["submitted_at"], pages=r["pages"], copies=r["copies"],
+                   sheets=r["sheets"], colour_pages=r["colour_pages"], duplex=bool(r["duplex"]), paper=r["paper"],
+                   size=r["size"], pdl=r["pdl"], cost=r["cost"], denied=r["status"] == JOB_DENIED)
+            for r in rows[: f.limit]]
+    cursor = rows[f.limit - 1]["seq"] if len(rows) > f.limit else None
+    return page, cursor

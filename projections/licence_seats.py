@@ -1,17 +1,47 @@
-"""The licence read models: terms in force, seat holders, denials (for the daily notice), logins."""
+"""The licence read model: the terms in force, who holds a seat, and who was denied one (for
+the daily notice), with the queries of Administration -> Settings -> Licensing."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import sqlalchemy as sa
 
-from domain.licence import DAY_US, Licence
-from domain.logins import NO_SEAT
-from domain.logins import LoginAttempt
-from pageledger.codec import short_topic
-from projections.follower import Projection
-from projections.identity_tables import licence_seats, licence_state, login_audit, seat_denials
+from adapters.codec import short_topic
+from domain.licence import Licence
+from domain.logins import NO_SEAT, LoginAttempt
+from domain.units import day_of
+from projections.follower import Projection, metadata
 from projections.sql import insert_ignoring_existing
+
+# One row: the licence in force.
+licence_state = sa.Table(
+    "licence_state", metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("type", sa.String(32), nullable=False),
+    sa.Column("seats", sa.Integer, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),  # 0 = never
+    sa.Column("installed_at", sa.BigInteger, nullable=False),
+    sa.Column("activated_at", sa.BigInteger, nullable=False),
+    sa.Column("method", sa.String(16), nullable=False),
+    sa.Column("company", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("track_unlicensed", sa.Boolean, nullable=False),
+)
+
+licence_seats = sa.Table(
+    "licence_seats", metadata,
+    sa.Column("login_key", sa.String(255), primary_key=True),
+    sa.Column("assigned_at", sa.BigInteger, nullable=False),
+)
+
+seat_denials = sa.Table(
+    "seat_denials", metadata,
+    sa.Column("day", sa.Integer, primary_key=True),  # days since 1970-01-01 UTC, domain.units.day_of
+    sa.Column("login_key", sa.String(255), primary_key=True),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+)
 
 _TOPICS = (Licence.Installed, Licence.Activated, Licence.SeatAssigned, Licence.SeatReleased, Licence.SeatDenied,
            Licence.UnlicensedTrackingChanged, LoginAttempt.Recorded)
@@ -50,35 +80,37 @@ class LicenceSeatsProjection(Projection):
 
 def _denied(conn: sa.Connection, login_key: str, reason: str, at: int) -> None:
     """One row per user and day, whatever was refused first (seat, job, login)."""
-    insert_ignoring_existing(conn, seat_denials, [{"day": at // DAY_US, "login_key": login_key[:255],
+    insert_ignoring_existing(conn, seat_denials, [{"day": day_of(at), "login_key": login_key[:255],
                                                   "reason": reason, "at": at}])
 
 
-class LoginAuditProjection(Projection):
-    name = "login_audit"
-    topics = (short_topic(LoginAttempt.Recorded),)
-    tables = (login_audit,)
+# --- queries --------------------------------------------------------------------------------
 
-    def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
-        conn.execute(login_audit.insert(), [
-            {"seq": seq, "at": e.at, "login": e.login, "outcome": e.outcome, "remote_addr": e.remote_addr}
-            for seq, e in events])
+@dataclass(frozen=True)
+class LicenceSummary:
+    """The licence in force, as the read model holds it (times in µs, 0 = never/none)."""
+
+    type: str
+    valid: bool
+    expires_at: int
+    seats_allowed: int
+    seats_used: int
+    activated: bool
+    activation_method: str
+    company: str
+    track_unlicensed: bool
 
 
-def licence_summary(conn: sa.Connection, now: int) -> dict[str, Any] | None:
-    """What Administration -> Settings -> Licensing shows; None before setup."""
-    from pageledger.licence_keys import _to_iso
+def licence_summary(conn: sa.Connection, now: int) -> LicenceSummary | None:
+    """The licence in force at `now`; None before setup."""
     row = conn.execute(sa.select(licence_state)).mappings().first()
     if row is None:
         return None
     used = conn.execute(sa.select(sa.func.count()).select_from(licence_seats)).scalar_one()
-    valid = not row["expires_at"] or now < row["expires_at"]
-    return {
-        "type": row["type"], "valid": valid, "status": "licensed" if valid else "unlicensed",
-        "expires_at": _to_iso(row["expires_at"]), "seats_allowed": row["seats"], "seats_used": int(used),
-        "activated": bool(row["activated_at"]), "activation_method": row["method"] or None,
-        "company": row["company"] or None, "track_unlicensed": bool(row["track_unlicensed"]),
-    }
+    return LicenceSummary(type=row["type"], valid=not row["expires_at"] or now < row["expires_at"],
+                          expires_at=row["expires_at"], seats_allowed=row["seats"], seats_used=int(used),
+                          activated=bool(row["activated_at"]), activation_method=row["method"],
+                          company=row["company"], track_unlicensed=bool(row["track_unlicensed"]))
 
 
 def denied_since(conn: sa.Connection, since: int) -> list[str]:

@@ -4,7 +4,7 @@ The library's `select_notifications()` builds a Notification object and parses a
 every row, and the mapper then builds a full domain event: together more than the projection's
 own database work (measured: reading and decoding 100k jobs took longer than writing them).
 This reads the library's own events table, through the library's own datastore (its
-connection pool and transactions), and decodes each row into a light view (pageledger.codec).
+connection pool and transactions), and decodes each row into a light view (adapters.codec).
 The compact mapper stores neither cipher nor compression, so the state is decoded as stored.
 """
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any, Sequence
 
 from eventsourcing.application import Application
 
-from pageledger.codec import EventView, decode_view
+from adapters.codec import EventView, decode_view
 
 
 class LogReader:
     def __init__(self, app: Application) -> None:
         self.recorder = app.recorder
         self.table = self.recorder.events_table_name
-        self.postgres = type(self.recorder).__module__.startswith(("eventsourcing.postgres", "pageledger.pg_"))
+        self.postgres = type(self.recorder).__module__.startswith(("eventsourcing.postgres", "adapters.pg_"))
         if getattr(app.mapper, "cipher", None) or getattr(app.mapper, "compressor", None):
             raise ValueError("LogReader reads plain stored state; this application encrypts or compresses it")
 

@@ -1,7 +1,7 @@
 """Dialect-aware statements shared by the projections (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -66,37 +66,3 @@ def add_to_totals(conn: sa.Connection, table: sa.Table, keys: Sequence[str], col
         return
     marks = ", ".join("?" * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks}) {conflict}", list(rows))
-
-
-class KeyTable:
-    """Small int ids for natural keys (logins, queue names), shared by every projection.
-
-    Ids are handed out once and never change, so a rebuilt projection gets the same ids. The
-    in-memory cache only learns ids whose transaction committed (see `committed`), so an id
-    from a rolled-back insert is never reused for another name.
-    """
-
-    def __init__(self, table: sa.Table, column: str) -> None:
-        self.table = table
-        self.column = table.c[column]
-        self._cache: dict[str, int] = {}
-        self._pending: dict[str, int] = {}
-
-    def ids(self, conn: sa.Connection, names: Iterable[str]) -> dict[str, int]:
-        wanted = set(names)
-        found = {n: self._cache[n] for n in wanted if n in self._cache}
-        missing = wanted - found.keys()
-        if missing:
-            insert_ignoring_existing(conn, self.table, [{self.column.name: n} for n in sorted(missing)])
-            rows = conn.execute(sa.select(self.column, self.table.c.id).where(self.column.in_(missing)))
-            fresh = {name: id_ for name, id_ in rows}
-            self._pending.update(fresh)
-            found.update(fresh)
-        return found
-
-    def committed(self) -> None:
-        self._cache.update(self._pending)
-        self._pending.clear()
-
-    def rolled_back(self) -> None:
-        self._pending.clear()

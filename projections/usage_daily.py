@@ -1,17 +1,34 @@
-"""Daily usage totals per user and printer: what most reports read instead of every job."""
+"""Daily usage totals per user and printer (what most reports read instead of every job), and
+the query that groups them by user, printer or day."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import sqlalchemy as sa
 
+from adapters.codec import short_topic
 from domain.jobs import PrintJob
-from pageledger.codec import short_topic
-from projections.follower import Projection
-from projections.sql import KeyTable, add_to_totals
-from projections.tables import printer_keys, usage_daily, user_keys
+from domain.units import day_of
+from projections.follower import Projection, metadata
+from projections.names import KeyTable, printer_keys, user_keys
+from projections.sql import add_to_totals
 
-MICROS_PER_DAY = 86_400_000_000
+usage_daily = sa.Table(
+    "usage_daily", metadata,
+    sa.Column("day", sa.Integer, primary_key=True),  # days since 1970-01-01 (UTC), domain.units.day_of
+    sa.Column("user_id", sa.Integer, primary_key=True),
+    sa.Column("printer_id", sa.Integer, primary_key=True),
+    sa.Column("pages", sa.Integer, nullable=False),  # impressions, all copies
+    sa.Column("sheets", sa.Integer, nullable=False),
+    sa.Column("colour_pages", sa.Integer, nullable=False),
+    sa.Column("jobs", sa.Integer, nullable=False),
+    sa.Column("cost", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+KEYS = ("day", "user_id", "printer_id")
+COLUMNS = (*KEYS, "pages", "sheets", "colour_pages", "jobs", "cost")
 
 
 class UsageDailyProjection(Projection):
@@ -29,7 +46,7 @@ class UsageDailyProjection(Projection):
         printer_ids = self.printers.ids(conn, {e.printer for _, e in events})
         totals: dict[tuple[int, int, int], list[int]] = {}
         for _, e in events:
-            key = (e.submitted_at // MICROS_PER_DAY, user_ids[e.user], printer_ids[e.printer])
+            key = (day_of(e.submitted_at), user_ids[e.user], printer_ids[e.printer])
             t = totals.setdefault(key, [0, 0, 0, 0, 0])
             t[0] += e.pages * e.copies
             t[1] += e.sheets
@@ -39,5 +56,38 @@ class UsageDailyProjection(Projection):
         add_to_totals(conn, usage_daily, KEYS, COLUMNS, [(*key, *t) for key, t in sorted(totals.items())])
 
 
-KEYS = ("day", "user_id", "printer_id")
-COLUMNS = (*KEYS, "pages", "sheets", "colour_pages", "jobs", "cost")
+# --- queries --------------------------------------------------------------------------------
+
+GROUPS = ("user", "printer", "day")
+
+
+@dataclass(frozen=True)
+class UsageTotal:
+    """Totals of one group: `key` is a login, a printer name or a day number."""
+
+    key: str | int
+    jobs: int
+    pages: int
+    sheets: int
+    colour_pages: int
+    cost: int  # 1/10,000 currency unit
+
+
+def usage_totals(conn: sa.Connection, group_by: str, *, user: str | None = None,
+                 since_day: int | None = None, until_day: int | None = None) -> list[UsageTotal]:
+    """Totals of jobs, pages, sheets, colour pages and cost, grouped by user, printer or day."""
+    key = {"user": user_keys.c.login, "printer": printer_keys.c.name, "day": usage_daily.c.day}[group_by]
+    u = usage_daily
+    q = (sa.select(key.label("key"), sa.func.sum(u.c.jobs), sa.func.sum(u.c.pages), sa.func.sum(u.c.sheets),
+                   sa.func.sum(u.c.colour_pages), sa.func.sum(u.c.cost))
+         .join(user_keys, user_keys.c.id == u.c.user_id)
+         .join(printer_keys, printer_keys.c.id == u.c.printer_id)
+         .group_by(key).order_by(key))
+    if user is not None:
+        q = q.where(user_keys.c.login == user)
+    if since_day is not None:
+        q = q.where(u.c.day >= since_day)
+    if until_day is not None:
+        q = q.where(u.c.day < until_day)
+    return [UsageTotal(int(k) if group_by == "day" else k, int(n), int(pages), int(sheets), int(colour), int(cost))
+            for k, n, pages, sheets, colour, cost in conn.execute(q)]

@@ -1,6 +1,8 @@
 """The users read model: who is known, from which source, active or not, with which card.
 
-Also the queries commands need to keep cards and PINs unique across every user.
+Also the queries commands need to keep cards and PINs unique across every user. Personal
+fields (name, e-mail, department) are plain columns here because a read model can always be
+rebuilt without them; PINs appear only as keyed digests.
 """
 from __future__ import annotations
 
@@ -10,10 +12,31 @@ from typing import Any, Sequence
 
 import sqlalchemy as sa
 
-from domain.users import User
-from pageledger.codec import short_topic
-from projections.follower import Projection
-from projections.identity_tables import users
+from domain.users import ROLE_ADMIN, User
+from adapters.codec import short_topic
+from projections.follower import Projection, metadata
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("user_id", sa.String(36), primary_key=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("login", sa.String(255), nullable=False),
+    sa.Column("login_key", sa.String(255), nullable=False),  # lower-cased login
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("deactivated_reason", sa.String(32), nullable=False),
+    sa.Column("card", sa.String(64), nullable=False),
+    sa.Column("pin_digest", sa.String(64), nullable=False),
+    sa.Column("has_password", sa.Boolean, nullable=False),
+    sa.Column("full_name", sa.String(255), nullable=False),
+    sa.Column("email", sa.String(255), nullable=False),
+    sa.Column("department", sa.String(255), nullable=False),
+    sa.Column("imported_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("source", "login_key", name="uq_users_source_login"),
+    sa.Index("ix_users_login_key", "login_key"),
+    sa.Index("ix_users_card", "card"),
+    sa.Index("ix_users_pin_digest", "pin_digest"),
+)
 
 _TOPICS = (User.Imported, User.ProfileChanged, User.Activated, User.Deactivated, User.CardAssigned,
            User.PinChanged, User.RoleChanged, User.PasswordChanged)
@@ -92,11 +115,28 @@ def find_user(conn: sa.Connection, login: str) -> UserRow | None:
     return _row(r) if r else None
 
 
-def list_users(conn: sa.Connection, *, limit: int = 1000) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class UserListing:
+    """A user as the admin's list shows them (never the PIN, only whether there is one)."""
+
+    user_id: str
+    source: str
+    login: str
+    role: str
+    active: bool
+    full_name: str
+    email: str
+    department: str
+    card: str
+    has_pin: bool
+    has_password: bool
+
+
+def list_users(conn: sa.Connection, *, limit: int = 1000) -> list[UserListing]:
     rows = conn.execute(sa.select(users).order_by(users.c.login_key).limit(limit)).mappings()
-    return [{"id": r["user_id"], "source": r["source"], "login": r["login"], "role": r["role"],
-             "active": bool(r["active"]), "full_name": r["full_name"], "email": r["email"],
-             "department": r["department"], "card": r["card"], "has_pin": bool(r["pin_digest"])} for r in rows]
+    return [UserListing(r["user_id"], r["source"], r["login"], r["role"], bool(r["active"]), r["full_name"],
+                        r["email"], r["department"], r["card"], bool(r["pin_digest"]), bool(r["has_password"]))
+            for r in rows]
 
 
 def inactive_logins(conn: sa.Connection, login_keys: list[str]) -> set[str]:
@@ -106,3 +146,35 @@ def inactive_logins(conn: sa.Connection, login_keys: list[str]) -> set[str]:
     rows = conn.execute(sa.select(users.c.login_key, sa.func.max(sa.case((users.c.active, 1), else_=0)))
                         .where(users.c.login_key.in_(login_keys)).group_by(users.c.login_key))
     return {key for key, any_active in rows if not any_active}
+
+
+def active_admins(conn: sa.Connection) -> list[UserRow]:
+    return [_row(r) for r in conn.execute(sa.select(users).where(users.c.role == ROLE_ADMIN).where(users.c.active))]
+
+
+class UsersReadModel:
+    """The users read model's queries, each on a connection of its own (what commands.ports.
+    UserIndex asks for, and the licence's check of Inactive users)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def of_source(self, source: str) -> list[UserRow]:
+        with self.engine.connect() as conn:
+            return users_of_source(conn, source)
+
+    def card_holders(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return card_holders(conn)
+
+    def pin_holders(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return pin_holders(conn)
+
+    def active_admins(self) -> list[UserRow]:
+        with self.engine.connect() as conn:
+            return active_admins(conn)
+
+    def inactive(self, login_keys: list[str]) -> set[str]:
+        with self.engine.connect() as conn:
+            return inactive_logins(conn, login_keys)

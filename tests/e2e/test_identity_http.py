@@ -6,7 +6,7 @@ import base64
 import pytest
 import requests
 
-from pageledger.licence_keys import decode_key, this_host
+from adapters.licence_keys import decode_key, this_host
 from tests.conftest import make_live_server, wait_until
 from tests.integration.conftest import slapd_server  # noqa: F401 - fixture
 from tools.licence_issuer import issue_key, issue_licence, make_key_pair

@@ -9,8 +9,9 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import pytest
 
-from domain.licence import DAY_US, SUITE
-from pageledger.licence_keys import (
+from domain.licence import SUITE
+from domain.units import MICROS_PER_DAY
+from adapters.licence_keys import (
     ActivationServiceError, HostIdentity, decode_key, fetch_online_licence, load_public_key,
     verify_licence,
 )
@@ -41,7 +42,7 @@ def service(tmp_path):
 
 def test_online_activation_returns_a_licence_for_this_server(service):
     issuer, url = service
-    key = issue_key(issuer, type=SUITE, seats=30, expires_at=NOW + 30 * DAY_US, company="Acme Ltd")
+    key = issue_key(issuer, type=SUITE, seats=30, expires_at=NOW + 30 * MICROS_PER_DAY, company="Acme Ltd")
     document = fetch_online_licence(url, key=key, company="acme ltd", identity=HERE)
     licence = verify_licence(document, issuer.public_key(), company="acme ltd", identity=HERE, now=NOW)
     assert (licence.seats, licence.method, licence.host, licence.mac) == (30, "online", "printsrv1", HERE.mac)

@@ -79,13 +79,14 @@ def test_set_cost_validates_amounts(cli_env, tmp_path):
 
 
 def test_projections_status_and_rebuild_report_progress(cli_env, tmp_path):
-    from commands.track_jobs import parse_batch, track_jobs
+    from commands.job_reports import parse_batch
+    from commands.jobs import TrackJobs
     from pageledger.bootstrap import build_runtime
     from pageledger.settings import Settings
     from tools.sample_jobs import sample_jobs
 
     rt = build_runtime(Settings.load(environ=cli_env))
-    track_jobs(rt.app, parse_batch(json.dumps({"jobs": list(sample_jobs(300))}).encode()), rt.printers)
+    TrackJobs(rt.app, rt.printers)(parse_batch(json.dumps({"jobs": list(sample_jobs(300))}).encode()))
     rt.close()
     rebuilt = pageledger("projections", "rebuild", env=cli_env, cwd=tmp_path)
     assert rebuilt.returncode == 0, rebuilt.stderr

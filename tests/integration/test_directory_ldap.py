@@ -6,7 +6,7 @@ from dataclasses import replace
 import ldap3
 import pytest
 
-from pageledger.directory import (
+from adapters.directory import (
     ACTIVE_DIRECTORY, AttributeMap, AuthenticationFailed, DirectoryError, LdapConfig, LdapDirectory,
 )
 from slapd_harness import (

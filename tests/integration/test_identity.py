@@ -10,19 +10,19 @@ import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message
 
-from commands.track_jobs import parse_batch, track_jobs
-from commands.users import set_user_active, sync_users
-from domain.licence import DAY_US
+from commands.job_reports import parse_batch
+from domain.units import MICROS_PER_DAY
 from domain.users import user_id
-from pageledger.identity import ldap_config_to_dict
-from pageledger.directory import AttributeMap, LdapConfig
-from projections.identity_tables import licence_seats, seat_denials, users
+from adapters.mail import SmtpMailer, SmtpSettings
+from adapters.directory import AttributeMap, LdapConfig
+from projections.licence_seats import licence_seats, seat_denials
+from projections.users import users
 from projections.licence_seats import licence_summary
-from projections.tables import JOB_DENIED, JOB_TRACKED, jobs
+from projections.jobs import JOB_DENIED, JOB_TRACKED, jobs
 from slapd_harness import CONTRACTORS, SERVICE_DN, SERVICE_PASSWORD, STAFF, user_dn
 from tests.conftest import free_port
 from tools.sample_jobs import sample_jobs
-from workers.licence_notices import SmtpSettings, send_denial_notice
+from workers.licence_notices import SendDenialNotice
 
 T0 = 1_764_000_000 * 1_000_000
 
@@ -36,23 +36,21 @@ class Clock:
 
 
 @pytest.fixture
-def identity(runtime):
-    clock = Clock()
-    ident = runtime.identity
-    ident.clock = clock  # before licensing is first built, so it uses this clock
-    ident.licensing.install_trial()
-    return ident
+def clock(runtime):
+    """The runtime's clock, made a fake one before its licensing is built; a trial installed."""
+    runtime.clock = Clock()
+    runtime.licensing.install_trial()
+    return runtime.clock
 
 
-def use_slapd(identity, server) -> None:
+def use_slapd(runtime, server) -> None:
     config = LdapConfig(host="127.0.0.1", port=server.port, base_dns=(STAFF, CONTRACTORS), bind_dn=SERVICE_DN,
                         bind_password=SERVICE_PASSWORD, attributes=AttributeMap(card="employeeNumber", pin="pager"))
-    identity.save_directory({"type": "ldap", "ldap": ldap_config_to_dict(config)})
+    runtime.directory_config.save("ldap", config)
 
 
-def sync(runtime, identity):
-    report = sync_users(runtime.app, identity.directory(), runtime.reader, identity.licensing, identity.pin_digest,
-                        identity.clock)
+def sync(runtime):
+    report = runtime.sync_users()
     runtime.catch_up()
     return report
 
@@ -63,9 +61,9 @@ def rows(runtime, table, *where):
 
 
 @pytest.mark.ldap
-def test_sync_imports_both_ous_reports_a_card_clash_and_follows_removals(runtime, identity, slapd):
-    use_slapd(identity, slapd)
-    report = sync(runtime, identity)
+def test_sync_imports_both_ous_reports_a_card_clash_and_follows_removals(runtime, clock, slapd):
+    use_slapd(runtime, slapd)
+    report = sync(runtime)
     assert sorted(report.imported) == ["alice", "bob", "carol", "dave", "o(dd)*name"]
     # bob and dave both carry card 1002 and PIN 5555 in the directory: reported, given to neither.
     assert {(c.field, c.logins) for c in report.clashes} == {("card", ("bob", "dave")), ("pin", ("bob", "dave"))}
@@ -76,11 +74,11 @@ def test_sync_imports_both_ous_reports_a_card_clash_and_follows_removals(runtime
     assert by_login["alice"]["pin_digest"] and by_login["alice"]["pin_digest"] != "4321"
 
     # carol takes a seat by printing, then leaves the directory: deactivated, seat freed.
-    track(runtime, identity, ["carol"])
+    track(runtime, ["carol"])
     assert [r["login_key"] for r in rows(runtime, licence_seats)] == ["carol"]
     slapd.delete(user_dn("carol"))
     slapd.modify(user_dn("alice"), cn="Alice Abbott")
-    report = sync(runtime, identity)
+    report = sync(runtime)
     assert report.deactivated == ["carol"] and report.updated == ["alice"] and not report.imported
     by_login = {r["login"]: r for r in rows(runtime, users)}
     assert not by_login["carol"]["active"] and by_login["carol"]["deactivated_reason"] == "left_directory"
@@ -88,63 +86,63 @@ def test_sync_imports_both_ous_reports_a_card_clash_and_follows_removals(runtime
     assert rows(runtime, licence_seats) == []
     # Nothing changed since: a second sync records nothing.
     head = runtime.app.recorder.max_notification_id()
-    report = sync(runtime, identity)
+    report = sync(runtime)
     assert (report.imported, report.updated, report.deactivated) == ([], [], [])
     assert runtime.app.recorder.max_notification_id() == head
     # carol comes back: activated again.
     slapd.add_user("carol", CONTRACTORS, "Carol Cole", "carol-pw-4444", employeeNumber="2001")
-    assert sync(runtime, identity).reactivated == ["carol"]
+    assert sync(runtime).reactivated == ["carol"]
 
 
 _batches = iter(range(1_000_000))
 
 
-def track(runtime, identity, logins):
+def track(runtime, logins):
     """One job per login, through the seat gate; returns each login's outcome."""
     batch = [dict(j, user=login) for j, login in zip(sample_jobs(len(logins), key_prefix=f"b{next(_batches)}"),
                                                      logins)]
     reports = parse_batch(json.dumps({"jobs": batch}).encode())
-    outcomes = track_jobs(runtime.app, reports, runtime.printers, gate=identity.licensing.gate_jobs)
+    outcomes = runtime.track_jobs(reports)
     runtime.catch_up()
     return dict(zip(logins, outcomes))
 
 
-def test_jobs_of_users_beyond_the_seats_are_denied_until_a_seat_is_freed(runtime, identity):
-    outcomes = track(runtime, identity, [f"user{i}" for i in range(7)])
+def test_jobs_of_users_beyond_the_seats_are_denied_until_a_seat_is_freed(runtime, clock):
+    outcomes = track(runtime, [f"user{i}" for i in range(7)])
     assert [o.status for o in outcomes.values()] == ["tracked"] * 5 + ["denied"] * 2
     assert outcomes["user6"].decision == "deny" and "no licence seat" in outcomes["user6"].message
     statuses = sorted(r["status"] for r in rows(runtime, jobs))
     assert statuses == [JOB_TRACKED] * 5 + [JOB_DENIED] * 2
     with runtime.reader.connect() as conn:
-        summary = licence_summary(conn, identity.clock())
-    assert (summary["type"], summary["seats_allowed"], summary["seats_used"], summary["valid"]) == ("trial", 5, 5, True)
+        summary = licence_summary(conn, clock())
+    assert (summary.type, summary.seats_allowed, summary.seats_used, summary.valid) == ("trial", 5, 5, True)
     assert sorted(r["login_key"] for r in rows(runtime, seat_denials)) == ["user5", "user6"]
 
     # The admin sets user0 Inactive: the seat goes to the next user who prints.
-    identity.clock.now += 1
+    clock.now += 1
     from domain.users import User
-    user0 = User.import_(source="local", login="user0", profile={}, now=identity.clock())
+    user0 = User.import_(source="local", login="user0", profile={}, now=clock())
     runtime.app.save(user0)
-    assert set_user_active(runtime.app, identity.licensing, user0.id, False, clock=identity.clock)
+    assert runtime.set_user_active(user0.id, False)
     runtime.catch_up()
-    assert track(runtime, identity, ["user5"])["user5"].status == "tracked"
+    assert track(runtime, ["user5"])["user5"].status == "tracked"
     # An Inactive user's jobs take no seat back: denied as inactive (not "no seat").
-    assert track(runtime, identity, ["user0"])["user0"].message == "user inactive"
-    assert set_user_active(runtime.app, identity.licensing, user0.id, True, clock=identity.clock)
+    assert track(runtime, ["user0"])["user0"].message == "user inactive"
+    assert runtime.set_user_active(user0.id, True)
     runtime.catch_up()
-    assert "no licence seat" in track(runtime, identity, ["user0"])["user0"].message
+    assert "no licence seat" in track(runtime, ["user0"])["user0"].message
 
 
-def test_an_expired_trial_denies_every_job_unless_unlicensed_tracking_is_on(runtime, identity):
-    identity.clock.now += 16 * DAY_US
-    assert track(runtime, identity, ["alice"])["alice"].message == "licence expired"
-    identity.licensing.set_track_unlicensed(True, by="admin")
-    identity.clock.now += 1
-    assert track(runtime, identity, ["alice"])["alice"].status == "tracked"
+def test_an_expired_trial_denies_every_job_unless_unlicensed_tracking_is_on(runtime, clock):
+    clock.now += 16 * MICROS_PER_DAY
+    assert track(runtime, ["alice"])["alice"].message == "licence expired"
+    runtime.licensing.set_track_unlicensed(True, by="admin")
+    clock.now += 1
+    assert track(runtime, ["alice"])["alice"].status == "tracked"
     runtime.catch_up()
     with runtime.reader.connect() as conn:
-        summary = licence_summary(conn, identity.clock())
-    assert summary["valid"] is False and summary["status"] == "unlicensed" and summary["track_unlicensed"]
+        summary = licence_summary(conn, clock())
+    assert summary.valid is False and summary.track_unlicensed
 
 
 class Inbox(Message):
@@ -156,7 +154,7 @@ class Inbox(Message):
         self.messages.append(message)
 
 
-def test_admins_get_at_most_one_notice_a_day_naming_the_denied_users(runtime, identity):
+def test_admins_get_at_most_one_notice_a_day_naming_the_denied_users(runtime, clock):
     inbox = Inbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
@@ -164,10 +162,9 @@ def test_admins_get_at_most_one_notice_a_day_naming_the_denied_users(runtime, id
     try:
         smtp = SmtpSettings(host="127.0.0.1", port=port, sender="pageledger@example.org",
                             recipients=("admin@example.org", "boss@example.org"))
-        notify = lambda: send_denial_notice(runtime.app, identity.licensing, runtime.reader, smtp,  # noqa: E731
-                                            identity.clock)
+        notify = SendDenialNotice(runtime.licensing, runtime.denied_since, SmtpMailer(smtp))
         assert notify() == []  # nobody denied: no mail
-        track(runtime, identity, [f"u{i}" for i in range(5)] + ["<b>mallory</b>", "zed"])
+        track(runtime, [f"u{i}" for i in range(5)] + ["<b>mallory</b>", "zed"])
         # Two workers racing for the same day's notice: exactly one mail.
         results = []
         workers = [threading.Thread(target=lambda: results.append(notify())) for _ in range(2)]
@@ -176,11 +173,11 @@ def test_admins_get_at_most_one_notice_a_day_naming_the_denied_users(runtime, id
         for w in workers:
             w.join()
         assert sorted(map(tuple, results)) == [(), ("<b>mallory</b>", "zed")]
-        identity.clock.now += 3600 * 1_000_000
-        track(runtime, identity, ["late"])
+        clock.now += 3600 * 1_000_000
+        track(runtime, ["late"])
         assert notify() == []  # same day: no second notice
-        identity.clock.now += DAY_US
-        track(runtime, identity, ["later"])
+        clock.now += MICROS_PER_DAY
+        track(runtime, ["later"])
         assert notify() == ["late", "later"]  # denied since the last notice, "late" included
         assert len(inbox.messages) == 2
         first = inbox.messages[0]

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from pageledger.directory import AttributeMap, LdapConfig
-from pageledger.identity import ldap_config_to_dict
-from pageledger.licence_keys import decode_key, this_host
+from adapters.directory import AttributeMap, LdapConfig
+from adapters.directory_config import ldap_config_to_dict
+from adapters.licence_keys import decode_key, this_host
 from slapd_harness import CONTRACTORS, SERVICE_DN, SERVICE_PASSWORD, STAFF
 from tests.conftest import ROOT
 from tools.licence_issuer import issue_key, issue_licence, make_key_pair

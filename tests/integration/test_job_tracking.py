@@ -9,14 +9,16 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 
-from commands.printers import set_cost_schedule
-from commands.track_jobs import parse_batch, track_jobs
+from commands.job_reports import parse_batch
+from commands.jobs import TrackJobs
 from commands.validation import InvalidRequest
 from domain.costs import CostSchedule
 from projections.follower import Follower
 from projections.jobs import JobsProjection
-from projections.queries import JobFilter, list_jobs, usage_totals
-from projections.tables import jobs, usage_daily
+from projections.jobs import JobFilter, list_jobs
+from projections.usage_daily import usage_totals
+from projections.jobs import jobs
+from projections.usage_daily import usage_daily
 from tools.sample_jobs import sample_jobs
 
 
@@ -34,11 +36,11 @@ def table_rows(engine, table):
 
 
 def test_a_tracked_job_is_one_event_priced_by_its_printers_schedule(runtime):
-    set_cost_schedule(runtime.app, "office", CostSchedule(mono_page=500, colour_page=2500, duplex_discount_pct=10))
+    runtime.set_cost_schedule("office", CostSchedule(mono_page=500, colour_page=2500, duplex_discount_pct=10))
     head_before = runtime.followers["jobs"].head()
     report = reports(1)[0]
     report = msgspec.structs.replace(report, printer="office", pages=4, colour_pages=1, copies=2, duplex=True)
-    [outcome] = track_jobs(runtime.app, [report], runtime.printers)
+    [outcome] = TrackJobs(runtime.app, runtime.printers)([report])
     assert outcome.status == "tracked"
     assert outcome.sheets == 4
     assert outcome.cost == (3 * 500 + 2500) * 2 * 90 // 100
@@ -46,14 +48,14 @@ def test_a_tracked_job_is_one_event_priced_by_its_printers_schedule(runtime):
     runtime.catch_up()
     with runtime.reader.connect() as conn:
         [row], _ = list_jobs(conn, JobFilter())
-    assert (row["printer"], row["pages"], row["copies"], row["sheets"], row["cost"]) == ("office", 4, 2, 4, "0.7200")
+    assert (row.printer, row.pages, row.copies, row.sheets, row.cost) == ("office", 4, 2, 4, 7200)
 
 
 def test_reposting_a_batch_records_nothing_new(runtime):
     batch = reports(20)
-    first = track_jobs(runtime.app, batch, runtime.printers)
+    first = TrackJobs(runtime.app, runtime.printers)(batch)
     head = runtime.followers["jobs"].head()
-    again = track_jobs(runtime.app, batch + reports(5, seed=9), runtime.printers)
+    again = TrackJobs(runtime.app, runtime.printers)(batch + reports(5, seed=9))
     assert [o.status for o in first] == ["tracked"] * 20
     assert [o.status for o in again] == ["duplicate"] * 20 + ["tracked"] * 5
     assert [o.cost for o in again[:20]] == [o.cost for o in first]
@@ -66,7 +68,7 @@ def test_reposting_a_batch_records_nothing_new(runtime):
 
 def test_the_same_key_twice_in_one_batch_is_one_job(runtime):
     [r] = reports(1)
-    outcomes = track_jobs(runtime.app, [r, r], runtime.printers)
+    outcomes = TrackJobs(runtime.app, runtime.printers)([r, r])
     assert [o.status for o in outcomes] == ["tracked", "duplicate"]
 
 
@@ -76,7 +78,7 @@ def test_concurrent_reposts_of_one_batch_record_each_job_once(runtime):
 
     def post():
         try:
-            results.append(track_jobs(runtime.app, batch, runtime.printers))
+            results.append(TrackJobs(runtime.app, runtime.printers)(batch))
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -94,21 +96,21 @@ def test_concurrent_reposts_of_one_batch_record_each_job_once(runtime):
 
 
 def test_usage_daily_totals_match_the_jobs(runtime):
-    track_jobs(runtime.app, reports(300), runtime.printers)
+    TrackJobs(runtime.app, runtime.printers)(reports(300))
     runtime.catch_up()
     with runtime.reader.connect() as conn:
         by_user = usage_totals(conn, "user")
         job_rows = conn.execute(sa.select(jobs)).mappings().all()
-    assert sum(t["jobs"] for t in by_user) == 300
-    assert sum(t["sheets"] for t in by_user) == sum(r["sheets"] for r in job_rows)
-    assert sum(t["pages"] for t in by_user) == sum(r["pages"] * r["copies"] for r in job_rows)
+    assert sum(t.jobs for t in by_user) == 300
+    assert sum(t.sheets for t in by_user) == sum(r["sheets"] for r in job_rows)
+    assert sum(t.pages for t in by_user) == sum(r["pages"] * r["copies"] for r in job_rows)
     total_cost = sum(r["cost"] for r in job_rows)
-    assert sum(int(t["cost"].replace(".", "")) for t in by_user) == total_cost
+    assert sum(t.cost for t in by_user) == total_cost
 
 
 def test_rebuild_gives_identical_tables(runtime):
-    track_jobs(runtime.app, reports(700), runtime.printers)
-    track_jobs(runtime.app, reports(300, seed=3), runtime.printers)
+    TrackJobs(runtime.app, runtime.printers)(reports(700))
+    TrackJobs(runtime.app, runtime.printers)(reports(300, seed=3))
     runtime.catch_up()
     before = {t.name: table_rows(runtime.writer, t) for t in (jobs, usage_daily)}
     assert len(before["jobs"]) == 1000
@@ -119,7 +121,7 @@ def test_rebuild_gives_identical_tables(runtime):
 
 
 def test_two_runners_never_apply_an_event_twice(runtime):
-    track_jobs(runtime.app, reports(2000), runtime.printers)
+    TrackJobs(runtime.app, runtime.printers)(reports(2000))
     # Two independent followers of the same projection (as two server nodes would run).
     followers = [Follower(runtime.app, runtime.writer, JobsProjection(), batch_size=100) for _ in range(2)]
     followers[0].ensure_tracking_row()
@@ -142,13 +144,13 @@ def test_two_runners_never_apply_an_event_twice(runtime):
 
 
 def test_keyset_paging_walks_every_job_once_newest_first(runtime):
-    track_jobs(runtime.app, reports(250), runtime.printers)
+    TrackJobs(runtime.app, runtime.printers)(reports(250))
     runtime.catch_up()
     seen, cursor = [], None
     with runtime.reader.connect() as conn:
         while True:
             page, cursor = list_jobs(conn, JobFilter(before_seq=cursor, limit=60))
-            seen.extend(j["job"] for j in page)
+            seen.extend(j.seq for j in page)
             if cursor is None:
                 break
     assert len(seen) == 250 and seen == sorted(seen, reverse=True)
@@ -157,11 +159,10 @@ def test_keyset_paging_walks_every_job_once_newest_first(runtime):
 def test_a_new_cost_schedule_prices_the_next_batch_in_the_same_process(runtime):
     [r] = reports(1)
     r = msgspec.structs.replace(r, printer="lab", pages=10, colour_pages=0, copies=1, duplex=False)
-    assert track_jobs(runtime.app, [r], runtime.printers)[0].cost == 10 * runtime.default_schedule.mono_page
-    set_cost_schedule(runtime.app, "lab", CostSchedule(mono_page=1, colour_page=2))
-    runtime.printers.invalidate("lab")
+    assert TrackJobs(runtime.app, runtime.printers)([r])[0].cost == 10 * runtime.default_schedule.mono_page
+    runtime.set_cost_schedule("lab", CostSchedule(mono_page=1, colour_page=2))  # no cache call of our own
     r2 = msgspec.structs.replace(r, job_key="another")
-    assert track_jobs(runtime.app, [r2], runtime.printers)[0].cost == 10
+    assert TrackJobs(runtime.app, runtime.printers)([r2])[0].cost == 10
     runtime.catch_up()
     with runtime.reader.connect() as conn:
         assert sorted(c for (c,) in conn.execute(sa.select(jobs.c.cost))) == [10, 10 * runtime.default_schedule.mono_page]

@@ -1,7 +1,7 @@
 """The login throttle counts failures in the shared database: every process sees the same count."""
 from __future__ import annotations
 
-from pageledger.sessions import LoginThrottle
+from adapters.throttle import LoginThrottle
 
 
 class Clock:

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from commands.licensing import Licensing
 from domain.licence import SUITE
 from pageledger.bootstrap import build_runtime
-from pageledger.licence_keys import HostIdentity, decode_key
+from adapters.licence_keys import HostIdentity, decode_key
 from pageledger.settings import Settings
-from projections.identity_tables import licence_seats
+from projections.licence_seats import licence_seats
 from tests.conftest import PG_ADMIN_URL
 from tools.licence_issuer import issue_key, issue_licence, make_key_pair
 

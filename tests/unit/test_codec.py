@@ -8,7 +8,7 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
 from domain.jobs import PrintJob, job_id
-from pageledger.codec import CompactMapper, MsgpackTranscoder, from_micros, to_micros
+from adapters.codec import CompactMapper, MsgpackTranscoder, from_micros, to_micros
 
 
 def mapper() -> CompactMapper:
@@ -91,7 +91,7 @@ def test_job_ids_are_stable_per_server_and_key():
 
 
 def test_a_light_view_holds_the_same_values_as_the_full_event():
-    from pageledger.codec import decode_view
+    from adapters.codec import decode_view
 
     original = tracked().collect_events()[0]
     stored = mapper().to_stored_event(original)

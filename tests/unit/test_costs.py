@@ -1,6 +1,7 @@
 import pytest
 
-from domain.costs import CostSchedule, format_money, parse_money, sheets_for
+from domain.costs import CostSchedule, sheets_for
+from domain.units import format_money, parse_money
 
 
 def test_price_counts_every_copy_once_at_mono_and_colour_prices():

@@ -6,9 +6,10 @@ from uuid import uuid4
 import pytest
 from eventsourcing.application import Application
 
-from commands.application import PageLedger
+from adapters.event_store import PageLedger
+from domain.units import MICROS_PER_DAY
 from domain.licence import (
-    ANALYSIS, DAY_US, DENIED_EXPIRED, DENIED_NO_SEATS, DEVICE_MANAGEMENT, JOB_TRACKING,
+    ANALYSIS, DENIED_EXPIRED, DENIED_NO_SEATS, DEVICE_MANAGEMENT, JOB_TRACKING,
     SEAT_ASSIGNED, SEAT_DENIED, SEAT_HELD, SECURE_PRINTING, SUITE, Licence, LicenceError,
     licence_id,
 )
@@ -23,13 +24,13 @@ def trial() -> Licence:
 def test_a_trial_has_five_seats_and_every_feature_for_fifteen_days():
     lic = trial()
     assert lic.seats == 5
-    assert lic.allows(SECURE_PRINTING, T0 + 14 * DAY_US)
-    assert lic.is_valid(T0 + 15 * DAY_US - 1)
+    assert lic.allows(SECURE_PRINTING, T0 + 14 * MICROS_PER_DAY)
+    assert lic.is_valid(T0 + 15 * MICROS_PER_DAY - 1)
 
 
 def test_an_expired_trial_disables_everything():
     lic = trial()
-    later = T0 + 15 * DAY_US
+    later = T0 + 15 * MICROS_PER_DAY
     assert not lic.is_valid(later)
     assert lic.features(later) == frozenset()
     decision = lic.claim_seat("alice", later)
@@ -65,10 +66,10 @@ def test_a_denial_is_recorded_on_the_licence_once_per_user_and_again_under_new_t
     lic = Licence.install(licence_id("t"), type=SUITE, seats=0, expires_at=0, now=T0)
     for minute in range(10):
         assert not lic.claim_seat("bob", T0 + minute * 60_000_000).granted
-    lic.claim_seat("bob", T0 + DAY_US)
+    lic.claim_seat("bob", T0 + MICROS_PER_DAY)
     lic.activate(key="K", company="A", method="file", host="h", mac="m", type=SUITE, seats=0, expires_at=0,
-                 now=T0 + 2 * DAY_US)
-    lic.claim_seat("bob", T0 + 2 * DAY_US)
+                 now=T0 + 2 * MICROS_PER_DAY)
+    lic.claim_seat("bob", T0 + 2 * MICROS_PER_DAY)
     denied = [e for e in lic.collect_events() if type(e).__name__ == "SeatDenied"]
     assert len(denied) == 2
 
@@ -84,10 +85,10 @@ def test_activation_replaces_the_trial_terms_and_keeps_seat_holders():
     lic = trial()
     lic.claim_seat("alice", T0)
     lic.activate(key="K", company="Acme", method="file", host="srv", mac="00:11:22:33:44:55",
-                 type=SUITE, seats=50, expires_at=T0 + 365 * DAY_US, now=T0 + DAY_US)
+                 type=SUITE, seats=50, expires_at=T0 + 365 * MICROS_PER_DAY, now=T0 + MICROS_PER_DAY)
     assert (lic.type, lic.seats, lic.company) == (SUITE, 50, "Acme")
     assert lic.holds_seat("alice")
-    assert lic.is_valid(T0 + 20 * DAY_US)
+    assert lic.is_valid(T0 + 20 * MICROS_PER_DAY)
 
 
 def test_an_already_expired_licence_or_unknown_type_cannot_be_applied():

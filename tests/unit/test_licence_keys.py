@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from domain.licence import DAY_US, SUITE
-from pageledger.licence_keys import (
+from domain.licence import SUITE
+from domain.units import MICROS_PER_DAY
+from adapters.licence_keys import (
     HostIdentity, LicenceRefused, decode_key, load_public_key, public_key_pem, shipped_public_key,
     verify_licence,
 )
@@ -21,18 +22,18 @@ def issuer():
     return make_key_pair()
 
 
-def licence_for(issuer, *, company="Acme Ltd", host=HERE.host, mac=HERE.mac, expires_at=NOW + 365 * DAY_US):
+def licence_for(issuer, *, company="Acme Ltd", host=HERE.host, mac=HERE.mac, expires_at=NOW + 365 * MICROS_PER_DAY):
     key = issue_key(issuer, type=SUITE, seats=25, expires_at=expires_at, company=company)
     terms = decode_key(key, issuer.public_key())
     return issue_licence(issuer, terms, host=host, mac=mac, method="file", issued_at=NOW)
 
 
 def test_a_key_carries_its_signed_terms_and_survives_line_breaks_and_case(issuer):
-    key = issue_key(issuer, type=SUITE, seats=25, expires_at=NOW + DAY_US, company="Acme Ltd", key_id="k1")
+    key = issue_key(issuer, type=SUITE, seats=25, expires_at=NOW + MICROS_PER_DAY, company="Acme Ltd", key_id="k1")
     pasted = key[:30].lower() + "\n  " + key[30:]
     terms = decode_key(pasted, issuer.public_key())
     assert (terms.key_id, terms.type, terms.seats, terms.company) == ("k1", SUITE, 25, "Acme Ltd")
-    assert terms.expires_at == NOW + DAY_US - (NOW + DAY_US) % 1_000_000
+    assert terms.expires_at == NOW + MICROS_PER_DAY - (NOW + MICROS_PER_DAY) % 1_000_000
 
 
 def test_a_mistyped_key_is_refused(issuer):
@@ -73,7 +74,7 @@ def test_a_licence_signed_by_someone_else_is_refused(issuer):
 
 def test_an_expired_licence_is_refused(issuer):
     with pytest.raises(LicenceRefused, match="expired on 2025-"):
-        verify_licence(licence_for(issuer, expires_at=NOW - DAY_US), issuer.public_key(),
+        verify_licence(licence_for(issuer, expires_at=NOW - MICROS_PER_DAY), issuer.public_key(),
                        company="Acme Ltd", identity=HERE, now=NOW)
 
 

@@ -5,10 +5,11 @@ import threading
 
 import pytest
 
-from commands.application import PageLedger
+from adapters.event_store import PageLedger
 from commands.licensing import Licensing, NotInstalled
-from domain.licence import DAY_US, DEVICE_MANAGEMENT, SEAT_ASSIGNED, SEAT_DENIED, SUITE, LicenceError
-from pageledger.licence_keys import ActivationServiceError, HostIdentity, LicenceRefused, decode_key
+from domain.licence import DEVICE_MANAGEMENT, SEAT_ASSIGNED, SEAT_DENIED, SUITE, LicenceError
+from domain.units import MICROS_PER_DAY
+from adapters.licence_keys import ActivationServiceError, HostIdentity, LicenceRefused, decode_key
 from tools.licence_issuer import issue_key, issue_licence, make_key_pair
 
 T0 = 1_764_000_000 * 1_000_000
@@ -30,7 +31,7 @@ def licensing(clock=None, **kw):
 
 
 def licence_file(*, seats=20, type=SUITE, company="Acme", host=HERE.host, mac=HERE.mac, method="file"):
-    key = issue_key(ISSUER, type=type, seats=seats, expires_at=T0 + 365 * DAY_US, company=company)
+    key = issue_key(ISSUER, type=type, seats=seats, expires_at=T0 + 365 * MICROS_PER_DAY, company=company)
     return key, issue_licence(ISSUER, decode_key(key, ISSUER.public_key()), host=host, mac=mac, method=method,
                               issued_at=T0)
 
@@ -83,7 +84,7 @@ def test_a_job_of_a_user_without_a_seat_is_denied_unless_unlicensed_tracking_is_
     lic.set_track_unlicensed(True, by="admin")
     gate = lic.gate_job("late")
     assert gate.track and gate.unlicensed
-    clock.now += 16 * DAY_US  # the trial is over: nothing is tracked...
+    clock.now += 16 * MICROS_PER_DAY  # the trial is over: nothing is tracked...
     lic.set_track_unlicensed(False, by="admin")
     assert lic.gate_job("user0").reason == "licence expired"
 

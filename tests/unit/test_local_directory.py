@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pageledger.directory import AuthenticationFailed, LocalAccount, LocalDirectory, hash_password
+from adapters.directory import AuthenticationFailed, LocalAccount, LocalDirectory, hash_password
 
 
 _HASH = hash_password("correct horse")  # argon2 is slow on purpose: hash once for the module

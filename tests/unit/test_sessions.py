@@ -1,7 +1,7 @@
 """Signed session cookies: what is accepted, and that tampering or age is refused."""
 from __future__ import annotations
 
-from pageledger.sessions import SessionSigner, same_token
+from adapters.sessions import SessionSigner, same_token
 
 
 class Clock:

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from commands.track_jobs import parse_batch
+from commands.job_reports import parse_batch
 from commands.validation import InvalidRequest
 from tools.sample_jobs import sample_jobs
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.application import PageLedger
+from adapters.event_store import PageLedger
 from domain.users import LOCAL_SOURCE, User, UserError, user_id
 
 T0 = 1_764_000_000 * 1_000_000

@@ -17,7 +17,7 @@ from typing import Callable
 import falcon
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pageledger.licence_keys import LicenceRefused, decode_key, normalise_mac, same_company
+from adapters.licence_keys import LicenceRefused, decode_key, normalise_mac, same_company
 from tools.licence_issuer import issue_licence
 
 _FIELDS = ("key", "company", "host", "mac")

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from pageledger.licence_keys import load_private_key
+from adapters.licence_keys import load_private_key
 from tools.activation_service import create_app
 
 

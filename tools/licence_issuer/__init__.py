@@ -9,7 +9,7 @@ import secrets
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pageledger.licence_keys import (
+from adapters.licence_keys import (
     _KEY_CONTEXT, _LICENCE_CONTEXT, ACTIVATED_METHODS, LicenceKey, canonical, encode_key, key_terms,
     licence_document, licence_payload,
 )

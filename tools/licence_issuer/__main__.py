@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from domain.licence import LICENCE_TYPES
-from pageledger.licence_keys import (
+from adapters.licence_keys import (
     LicenceRefused, decode_key, load_private_key, private_key_pem, public_key_pem, same_company,
 )
 from tools.licence_issuer import issue_key, issue_licence, make_key_pair

@@ -15,7 +15,7 @@ import dataclasses
 import importlib
 import pkgutil
 import typing
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -24,20 +24,10 @@ import msgspec
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic, resolve_topic
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+from domain.units import from_micros, to_micros
+
 _SKIPPED = frozenset({"originator_id", "originator_version", "originator_topic"})
 _DOMAIN_PREFIX = "domain."
-
-
-def to_micros(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    delta = dt - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_micros(us: int) -> datetime:
-    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).replace(microsecond=us % 1_000_000)
 
 
 def _enc_hook(obj: Any) -> Any:

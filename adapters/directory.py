@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterator
 
 import ldap3
 from argon2 import PasswordHasher
@@ -70,18 +70,6 @@ class DirectoryUser:
     @property
     def profile(self) -> dict[str, str]:
         return {"full_name": self.full_name, "email": self.email, "department": self.department}
-
-
-class Directory(Protocol):
-    """What the rest of PageLedger needs from a directory source."""
-
-    source: str
-
-    def test_connection(self) -> str: ...
-
-    def users(self) -> Iterator[DirectoryUser]: ...
-
-    def authenticate(self, login: str, password: str) -> DirectoryUser: ...
 
 
 @dataclass(frozen=True)

@@ -7,21 +7,24 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from pageledger.settings import SettingsError
-from pageledger.sqlite_writes import write_lock
+from adapters.sqlite_writes import write_lock
+
+
+class StoreConfigError(ValueError):
+    """The database URL, or the database it names, cannot be used as asked."""
 
 
 def parse_database_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises several types
-        raise SettingsError(f"database URL {url!r} is not valid: {exc}") from exc
+        raise StoreConfigError(f"database URL {url!r} is not valid: {exc}") from exc
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise SettingsError(
+        raise StoreConfigError(
             f"database URL {url!r}: only sqlite:///FILE and postgresql://... are supported"
         )
     if parsed.get_backend_name() == "sqlite" and not parsed.database:
-        raise SettingsError("a SQLite database URL needs a file: sqlite:///path/to/pageledger.db")
+        raise StoreConfigError("a SQLite database URL needs a file: sqlite:///path/to/pageledger.db")
     return parsed
 
 
@@ -32,13 +35,13 @@ def event_store_env(url: str) -> dict[str, str]:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-            "APPLICATION_RECORDER_TOPIC": "pageledger.sqlite_writes:LockingSQLiteRecorder",
+            "APPLICATION_RECORDER_TOPIC": "adapters.sqlite_writes:LockingSQLiteRecorder",
             "SQLITE_DBNAME": parsed.database,
             "SQLITE_LOCK_TIMEOUT": "30",
         }
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "APPLICATION_RECORDER_TOPIC": "pageledger.pg_recorder:ArrayInsertRecorder",
+        "APPLICATION_RECORDER_TOPIC": "adapters.pg_recorder:ArrayInsertRecorder",
         "POSTGRES_DBNAME": parsed.database or "pageledger",
         "POSTGRES_HOST": parsed.host or "127.0.0.1",
         "POSTGRES_PORT": str(parsed.port or 5432),
@@ -80,7 +83,7 @@ def read_model_engine(url: str, *, writer: bool = False) -> sa.Engine:
 
 def writes_lock(url: str) -> AbstractContextManager:
     """What a read-model writer holds around each write transaction: PageLedger's SQLite
-    write lock (see pageledger.sqlite_writes), nothing on PostgreSQL."""
+    write lock (see adapters.sqlite_writes), nothing on PostgreSQL."""
     parsed = parse_database_url(url)
     return write_lock(parsed.database) if parsed.get_backend_name() == "sqlite" else nullcontext()
 

@@ -24,7 +24,6 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from domain.licence import ACTIVATED_BY_FILE, ACTIVATED_ONLINE, LICENCE_TYPES
+from domain.units import from_iso, iso
 
 ACTIVATED_METHODS = (ACTIVATED_ONLINE, ACTIVATED_BY_FILE)
 
@@ -140,33 +140,12 @@ def normalise_mac(mac: str) -> str:
     return ":".join(digits[i:i + 2] for i in range(0, 12, 2))
 
 
-def iso(us: int) -> str:
-    if not us:
-        return "never"
-    return datetime.fromtimestamp(us / 1_000_000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _from_iso(value: str | None) -> int:
-    if not value:
-        return 0
-    dt = datetime.fromisoformat(value)
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return int(dt.timestamp()) * 1_000_000 + dt.microsecond
-
-
-def _to_iso(us: int) -> str | None:
-    if not us:
-        return None
-    return datetime.fromtimestamp(us // 1_000_000, tz=timezone.utc).isoformat()
-
-
 # --- licence keys ---------------------------------------------------------------------------
 
 def key_terms(key_id: str, type: str, seats: int, expires_at: int, company: str) -> dict:
     if type not in LICENCE_TYPES:
         raise ValueError(f"unknown licence type {type!r}")
-    return {"i": key_id, "t": type, "s": int(seats), "e": _to_iso(expires_at), "c": company}
+    return {"i": key_id, "t": type, "s": int(seats), "e": iso(expires_at, whole_seconds=True), "c": company}
 
 
 def encode_key(terms: dict, signature: bytes) -> str:
@@ -192,7 +171,7 @@ def decode_key(key: str, public_key: Ed25519PublicKey) -> LicenceKey:
         raise LicenceRefused(
             "the licence key is not valid: it was mistyped or was not issued by the licence issuer") from None
     return LicenceKey(key=KEY_PREFIX + body, key_id=str(terms["i"]), type=terms["t"], seats=int(terms["s"]),
-                      expires_at=_from_iso(terms["e"]), company=terms["c"])
+                      expires_at=from_iso(terms["e"]), company=terms["c"])
 
 
 # --- licences -------------------------------------------------------------------------------
@@ -200,8 +179,8 @@ def decode_key(key: str, public_key: Ed25519PublicKey) -> LicenceKey:
 def licence_payload(key: LicenceKey, *, host: str, mac: str, method: str, issued_at: int) -> dict:
     return {
         "key": key.key, "key_id": key.key_id, "type": key.type, "seats": key.seats,
-        "expires_at": _to_iso(key.expires_at), "company": key.company,
-        "host": host, "mac": normalise_mac(mac), "method": method, "issued_at": _to_iso(issued_at),
+        "expires_at": iso(key.expires_at, whole_seconds=True), "company": key.company,
+        "host": host, "mac": normalise_mac(mac), "method": method, "issued_at": iso(issued_at, whole_seconds=True),
     }
 
 
@@ -237,9 +216,9 @@ def verify_licence(document: str | bytes, public_key: Ed25519PublicKey, *, compa
     try:
         licence = VerifiedLicence(
             key=str(payload["key"]), key_id=str(payload["key_id"]), type=str(payload["type"]),
-            seats=int(payload["seats"]), expires_at=_from_iso(payload["expires_at"]),
+            seats=int(payload["seats"]), expires_at=from_iso(payload["expires_at"]),
             company=str(payload["company"]), host=str(payload["host"]), mac=str(payload["mac"]),
-            method=str(payload["method"]), issued_at=_from_iso(payload["issued_at"]))
+            method=str(payload["method"]), issued_at=from_iso(payload["issued_at"]))
     except (KeyError, TypeError, ValueError):
         raise LicenceRefused("the licence is signed but incomplete: ask the issuer for a new one") from None
     if licence.type not in LICENCE_TYPES or licence.method not in ACTIVATED_METHODS:

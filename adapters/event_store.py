@@ -1,4 +1,5 @@
-"""The eventsourcing Application that holds every PageLedger aggregate."""
+"""The event store: the eventsourcing Application that saves and loads every PageLedger aggregate,
+with the compact mapper (adapters.codec) and the recorder the database URL picked (adapters.stores)."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -7,7 +8,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper
 
-from pageledger.codec import CompactMapper, MsgpackTranscoder
+from adapters.codec import CompactMapper, MsgpackTranscoder
 
 
 class PageLedger(Application):

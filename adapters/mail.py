@@ -1,0 +1,47 @@
+"""Sending mail through an SMTP server (smtplib): how notices reach the admins."""
+from __future__ import annotations
+
+import smtplib
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+
+class MailNotSent(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    sender: str
+    recipients: tuple[str, ...]
+    starttls: bool = False
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout: float = 15.0
+
+
+class SmtpMailer:
+    def __init__(self, settings: SmtpSettings) -> None:
+        self.settings = settings
+
+    @property
+    def sender(self) -> str:
+        return self.settings.sender
+
+    @property
+    def recipients(self) -> tuple[str, ...]:
+        return self.settings.recipients
+
+    def send(self, message: EmailMessage) -> None:
+        s = self.settings
+        try:
+            with smtplib.SMTP(s.host, s.port, timeout=s.timeout) as client:
+                if s.starttls:
+                    client.starttls()
+                if s.username:
+                    client.login(s.username, s.password)
+                client.send_message(message)
+        except (OSError, smtplib.SMTPException) as exc:
+            raise MailNotSent(f"via {s.host}:{s.port}: {exc}") from exc

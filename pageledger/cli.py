@@ -30,12 +30,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level)
     try:
+        if not getattr(args, "creates_database", False):
+            require_existing_database(settings)
         return int(args.func(settings, args) or 0)
     except SettingsError as exc:
         print(f"pageledger: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def require_existing_database(settings: Settings) -> None:
+    """Refuse to work on a database that is not there: run from the wrong directory, a command
+    would otherwise make a new, empty one and "succeed" against it."""
+    from pageledger.stores import database_exists
+
+    if not database_exists(settings.resolved_database_url):
+        raise SettingsError(missing_database_message(settings))
+
+
+def missing_database_message(settings: Settings) -> str:
+    from pageledger.stores import describe_database
+
+    where = describe_database(settings.resolved_database_url)
+    if settings.database_url:
+        found = "from --database-url, PAGELEDGER_DATABASE_URL or the config file"
+    else:
+        found = f"in the data directory {settings.data_dir}"
+        if not settings.data_dir.is_absolute():
+            found += f", relative to the current directory {Path.cwd()}"
+    return (f"no PageLedger database at {where} ({found}); nothing was created.\n"
+            "  Point at the right one with --data-dir DIR or PAGELEDGER_DATA_DIR (the directory holding "
+            "pageledger.db),\n  or --database-url URL or PAGELEDGER_DATABASE_URL (sqlite:///FILE or "
+            "postgresql://...),\n  or a config file: --config FILE or PAGELEDGER_CONFIG.\n"
+            "  To start a new one: pageledger db create, or pageledger up or serve (which also fill an "
+            "empty PostgreSQL database).")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run everything on this host (embedded SQLite, no Redis needed)")
     up.add_argument("--port", type=int)
-    up.set_defaults(func=cmd_up)
+    up.set_defaults(func=cmd_up, creates_database=True)
 
     serve = sub.add_parser("serve", help="run the web server (gunicorn)")
     serve.add_argument("--port", type=int)
@@ -55,13 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=8)
     serve.add_argument("--role", choices=("all", "services"), default="all")
     serve.add_argument("--no-projections", action="store_true", help="leave projections to another node")
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, creates_database=True)
 
     db = sub.add_parser("db", help="create or upgrade the database").add_subparsers(metavar="ACTION")
     create = db.add_parser("create", help="create the database and its tables")
     create.add_argument("--name", help="PostgreSQL database name (default: the URL's)")
     create.add_argument("--overwrite", action="store_true", help="drop an existing database first")
-    create.set_defaults(func=cmd_db_create)
+    create.set_defaults(func=cmd_db_create, creates_database=True)
     db.add_parser("upgrade", help="bring the read-model schema up to date").set_defaults(func=cmd_db_upgrade)
 
     proj = sub.add_parser("projections", help="inspect or rebuild read models").add_subparsers(metavar="ACTION")

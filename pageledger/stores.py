@@ -1,6 +1,7 @@
 """One database URL picks the store: the event store's environment and the read-model engine."""
 from __future__ import annotations
 
+import sqlite3
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -87,3 +88,74 @@ def writes_lock(url: str) -> AbstractContextManager:
 
 def is_postgres(url: str) -> bool:
     return parse_database_url(url).get_backend_name() == "postgresql"
+
+
+# A database is PageLedger's when it holds the event store or the read-model schema.
+PAGELEDGER_TABLES = ("stored_events", "alembic_version")
+
+
+def database_exists(url: str) -> bool:
+    """Whether `url` names a PageLedger database. Creates nothing: no file, no directory, no
+    database. A missing or empty SQLite file, a missing PostgreSQL database and one without
+    PageLedger's tables all count as missing. A PostgreSQL server that cannot be reached is a
+    SettingsError, not a missing database."""
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_database_exists(Path(parsed.database))
+    return _postgres_database_exists(parsed)
+
+
+def _sqlite_database_exists(path: Path) -> bool:
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    # mode=rw never creates the file; a read-only connection would leave -wal and -shm behind.
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
+    except sqlite3.OperationalError:
+        return False
+    try:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError:  # not a SQLite file at all
+        return False
+    finally:
+        conn.close()
+    return bool(names & set(PAGELEDGER_TABLES))
+
+
+def _postgres_database_exists(parsed: URL) -> bool:
+    parsed = parsed.set(database=parsed.database or "pageledger")  # the event store's default
+    engine = sa.create_engine(parsed.set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return any(conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar()
+                       for table in PAGELEDGER_TABLES)
+    except sa.exc.OperationalError as exc:
+        # A missing database and an unreachable server fail alike (no SQLSTATE before the
+        # session starts): ask the server's catalogue which it is.
+        if _postgres_server_lacks_database(parsed):
+            return False
+        raise SettingsError(f"cannot connect to the {describe_database(parsed)}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def _postgres_server_lacks_database(parsed: URL) -> bool:
+    engine = sa.create_engine(parsed.set(drivername="postgresql+psycopg", database="postgres"),
+                              poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                {"n": parsed.database}).first() is None
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def describe_database(url: str | URL) -> str:
+    """Where a database URL points, for a person, without its password."""
+    parsed = parse_database_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {Path(parsed.database).resolve()}"
+    return (f"PostgreSQL database {parsed.database or 'pageledger'} on "
+            f"{parsed.host or '127.0.0.1'}:{parsed.port or 5432}")

@@ -26,6 +26,14 @@ def cli_env(tmp_path, request):
     return env
 
 
+@pytest.fixture
+def created_env(cli_env, tmp_path):
+    """`cli_env` with its database made by `pageledger db create`, as an admin starts."""
+    created = pageledger("db", "create", env=cli_env, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    return cli_env
+
+
 def test_db_create_refuses_to_overwrite_without_the_flag(cli_env, tmp_path):
     assert pageledger("db", "create", env=cli_env, cwd=tmp_path).returncode == 0
     again = pageledger("db", "create", env=cli_env, cwd=tmp_path)
@@ -52,29 +60,30 @@ def test_db_create_on_postgresql_makes_the_named_database(tmp_path, request, pg_
     assert bad.returncode == 2 and "letters, digits" in bad.stderr
 
 
-def test_tokens_issue_list_revoke_and_secrets_are_shown_once(cli_env, tmp_path):
-    issued = pageledger("tokens", "issue", "--role", "agent", "--name", "printsrv1", env=cli_env, cwd=tmp_path)
+def test_tokens_issue_list_revoke_and_secrets_are_shown_once(created_env, tmp_path):
+    issued = pageledger("tokens", "issue", "--role", "agent", "--name", "printsrv1", env=created_env, cwd=tmp_path)
     assert issued.returncode == 0, issued.stderr
     token = json.loads(issued.stdout)
-    listed = pageledger("tokens", "list", env=cli_env, cwd=tmp_path)
+    listed = pageledger("tokens", "list", env=created_env, cwd=tmp_path)
     assert token["token_id"] in listed.stdout and "active" in listed.stdout
     assert token["token"] not in listed.stdout + listed.stderr + issued.stderr  # never logged
-    assert pageledger("tokens", "revoke", token["token_id"], env=cli_env, cwd=tmp_path).returncode == 0
-    assert "revoked" in pageledger("tokens", "list", env=cli_env, cwd=tmp_path).stdout
-    assert pageledger("tokens", "revoke", "not-a-uuid", env=cli_env, cwd=tmp_path).returncode == 2
-    bad_role = pageledger("tokens", "issue", "--role", "root", "--name", "x", env=cli_env, cwd=tmp_path)
+    assert pageledger("tokens", "revoke", token["token_id"], env=created_env, cwd=tmp_path).returncode == 0
+    assert "revoked" in pageledger("tokens", "list", env=created_env, cwd=tmp_path).stdout
+    assert pageledger("tokens", "revoke", "not-a-uuid", env=created_env, cwd=tmp_path).returncode == 2
+    bad_role = pageledger("tokens", "issue", "--role", "root", "--name", "x", env=created_env, cwd=tmp_path)
     assert bad_role.returncode == 2 and "invalid choice" in bad_role.stderr
 
 
-def test_set_cost_validates_amounts(cli_env, tmp_path):
+def test_set_cost_validates_amounts(created_env, tmp_path):
     ok = pageledger("printers", "set-cost", "office", "--mono", "0.05", "--colour", "0.25", "--paper", "A3=0.10,0.50",
-                    env=cli_env, cwd=tmp_path)
+                    env=created_env, cwd=tmp_path)
     assert ok.returncode == 0 and "version 1" in ok.stdout
-    again = pageledger("printers", "set-cost", "office", "--mono", "0.06", "--colour", "0.25", env=cli_env, cwd=tmp_path)
+    again = pageledger("printers", "set-cost", "office", "--mono", "0.06", "--colour", "0.25",
+                       env=created_env, cwd=tmp_path)
     assert "version 2" in again.stdout
     for bad in (["--mono", "cheap", "--colour", "1"], ["--mono", "0.00001", "--colour", "1"],
                 ["--mono", "1", "--colour", "1", "--paper", "A3"]):
-        result = pageledger("printers", "set-cost", "office", *bad, env=cli_env, cwd=tmp_path)
+        result = pageledger("printers", "set-cost", "office", *bad, env=created_env, cwd=tmp_path)
         assert result.returncode == 2 and result.stderr.startswith("pageledger:"), bad
 
 
@@ -104,6 +113,117 @@ def test_bad_configuration_is_a_clear_error(tmp_path):
     env.update(PYTHONPATH=str(ROOT), PAGELEDGER_DATABASE_URL="mysql://nope", PAGELEDGER_PORT="eighty")
     result = pageledger("projections", "status", env=env, cwd=tmp_path)
     assert result.returncode == 2 and "PAGELEDGER_PORT" in result.stderr
+
+
+def plain_env(**changes: str) -> dict:
+    """The environment of an admin's shell: no PAGELEDGER_* settings unless given."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAGELEDGER_")}
+    env.update(PYTHONPATH=str(ROOT), **changes)
+    return env
+
+
+# Every command that needs an existing database, as an admin would type it. Only `up`, `serve`
+# and `db create` may make a database.
+COMMANDS_ON_AN_EXISTING_DATABASE = {
+    "db upgrade": ["db", "upgrade"],
+    "projections status": ["projections", "status"],
+    "projections rebuild": ["projections", "rebuild"],
+    "tokens issue": ["tokens", "issue", "--role", "admin", "--name", "alice"],
+    "tokens list": ["tokens", "list"],
+    "tokens revoke": ["tokens", "revoke", "6f1c2a52-7a51-4c38-9c1e-0d5e3b1f0a11"],
+    "printers set-cost": ["printers", "set-cost", "office", "--mono", "0.05", "--colour", "0.25"],
+    "printers secure": ["printers", "secure", "office", "on"],
+    "users sync": ["users", "sync"],
+    "users list": ["users", "list"],
+    "licence show": ["licence", "show"],
+    "licence activate": ["licence", "activate", "--key", "KEY", "--company", "Acme"],
+    "licence track-unlicensed": ["licence", "track-unlicensed", "on"],
+    "notices send": ["notices", "send"],
+}
+WAYS_TO_POINT_AT_A_DATABASE = ("--data-dir", "PAGELEDGER_DATA_DIR", "--database-url", "PAGELEDGER_DATABASE_URL",
+                               "--config", "PAGELEDGER_CONFIG")
+
+
+def _leaf_commands(parser, prefix: str = "") -> set[str]:
+    import argparse
+
+    found = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= _leaf_commands(sub, f"{prefix}{name} ") or {prefix + name}
+    return found
+
+
+def test_the_refusal_tests_cover_every_command_but_up_serve_and_db_create():
+    from pageledger.cli import _parser
+
+    assert _leaf_commands(_parser()) - {"up", "serve", "db create"} == set(COMMANDS_ON_AN_EXISTING_DATABASE)
+
+
+@pytest.mark.parametrize("command", COMMANDS_ON_AN_EXISTING_DATABASE.values(), ids=COMMANDS_ON_AN_EXISTING_DATABASE)
+def test_a_command_run_from_another_directory_refuses_the_missing_database_and_creates_nothing(tmp_path, command):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = pageledger(*command, env=plain_env(), cwd=elsewhere)
+    assert result.returncode != 0, result.stdout
+    assert str(elsewhere.resolve() / "var" / "pageledger.db") in result.stderr
+    assert all(way in result.stderr for way in WAYS_TO_POINT_AT_A_DATABASE), result.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_an_empty_sqlite_file_is_a_missing_database_and_is_left_as_it_was(tmp_path):
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    result = pageledger("--database-url", f"sqlite:///{empty}", "tokens", "list", env=plain_env(), cwd=tmp_path)
+    assert result.returncode != 0 and str(empty) in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["empty.db"] and empty.stat().st_size == 0
+
+
+def test_the_ways_the_refusal_names_find_the_database_from_another_directory(tmp_path):
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    site.mkdir()
+    elsewhere.mkdir()
+    assert pageledger("db", "create", env=plain_env(), cwd=site).returncode == 0
+    config = tmp_path / "pageledger.toml"
+    config.write_text(f'[pageledger]\ndata_dir = "{site / "var"}"\n')
+    for args, env in ((["--data-dir", str(site / "var")], plain_env()),
+                      ([], plain_env(PAGELEDGER_DATA_DIR=str(site / "var"))),
+                      (["--database-url", f"sqlite:///{site / 'var' / 'pageledger.db'}"], plain_env()),
+                      ([], plain_env(PAGELEDGER_DATABASE_URL=f"sqlite:///{site / 'var' / 'pageledger.db'}")),
+                      (["--config", str(config)], plain_env()),
+                      ([], plain_env(PAGELEDGER_CONFIG=str(config)))):
+        listed = pageledger(*args, "projections", "status", env=env, cwd=elsewhere)
+        assert listed.returncode == 0 and "event log head" in listed.stdout, (args, listed.stderr)
+
+
+def test_a_postgresql_database_that_is_missing_or_has_no_pageledger_tables_is_refused_and_left_alone(
+        tmp_path, request, pg_admin):
+    import os
+
+    import sqlalchemy as sa
+
+    empty = new_database_url("postgresql", tmp_path, request)  # exists, holds no tables
+    server, empty_name = empty.rsplit("/", 1)
+    missing_name = "pl_missing_" + os.urandom(4).hex()
+    for url, name in ((empty, empty_name), (f"{server}/{missing_name}", missing_name)):
+        result = pageledger("--database-url", url, "users", "list", env=plain_env(), cwd=tmp_path)
+        assert result.returncode != 0 and name in result.stderr, result.stderr
+        assert all(way in result.stderr for way in WAYS_TO_POINT_AT_A_DATABASE), result.stderr
+    with pg_admin.connect() as conn:
+        assert conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": missing_name}).first() is None
+    engine = sa.create_engine(empty.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+    assert list(tmp_path.iterdir()) == []
+    assert pageledger("db", "create", "--overwrite", env=plain_env(PAGELEDGER_DATABASE_URL=empty),
+                      cwd=tmp_path).returncode == 0
+    listed = pageledger("users", "list", env=plain_env(PAGELEDGER_DATABASE_URL=empty), cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
 
 
 def test_up_takes_80_when_free_else_6320_else_the_configured_port():

@@ -11,6 +11,7 @@ from pathlib import Path
 from uuid import UUID
 
 from pageledger import logs
+from pageledger.private_files import PRIVATE_FILE, make_private_directory, restrict_if_present
 from pageledger.settings import Settings, SettingsError
 
 log = logging.getLogger("pageledger")
@@ -137,9 +138,24 @@ def _runtime(settings: Settings, migrate: bool = True):
     return build_runtime(settings, migrate=migrate)
 
 
+# Personal data and the keys that protect it, kept in the data directory beside the database.
+PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json")
+
+
+def make_data_directory_private(data_dir: Path) -> None:
+    """The data directory and its spool 0700, the private files in it 0600, whatever the umask,
+    also when an older version or an admin left them with looser modes. (The database file is
+    made 0600 where it is opened, in pageledger.stores.)"""
+    make_private_directory(data_dir)
+    make_private_directory(data_dir / "spool")
+    for name in PRIVATE_DATA_FILES:
+        restrict_if_present(data_dir / name, PRIVATE_FILE)
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer, choose_port
 
+    make_data_directory_private(settings.data_dir)
     with _runtime(settings) as runtime:
         runtime.catch_up()
         _bootstrap_tokens(runtime)
@@ -163,10 +179,10 @@ def _bootstrap_tokens(runtime) -> None:
     admin_id, admin = issue_token(runtime.app, name="first-admin", role="admin")
     agent_id, agent = issue_token(runtime.app, name="first-agent", role="agent")
     runtime.catch_up()
-    path = runtime.settings.data_dir / "first-tokens.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path = make_private_directory(runtime.settings.data_dir) / "first-tokens.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), PRIVATE_FILE)  # a file left from before keeps its mode through O_TRUNC
         json.dump({"admin_token": admin, "agent_token": agent,
                    "admin_token_id": str(admin_id), "agent_token_id": str(agent_id)}, f, indent=2)
     print(f"First start: an admin and an agent token were written to {path.resolve()} (readable by you only).",
@@ -185,6 +201,7 @@ def _install_trial_on_first_start(runtime) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer
 
+    make_data_directory_private(settings.data_dir)
     with _runtime(settings) as runtime:  # creates or upgrades the schema once, before the workers start
         _install_trial_on_first_start(runtime)
     port = args.port or settings.port or 6320
@@ -196,7 +213,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_db_create(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.database import create_database
+    from pageledger.stores import is_postgres
 
+    if not is_postgres(settings.resolved_database_url):  # the data directory holds the database
+        make_data_directory_private(settings.data_dir)
     url = create_database(settings.resolved_database_url, name=args.name, overwrite=args.overwrite)
     _runtime(Settings.load(args.config, database_url=url, data_dir=settings.data_dir)).close()
     print(f"database ready: {url.split('@')[-1]}")

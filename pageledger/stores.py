@@ -8,6 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from pageledger.private_files import PRIVATE_FILE, make_private_directory, make_private_file, restrict_if_present
 from pageledger.settings import SettingsError
 from pageledger.sqlite_writes import write_lock
 
@@ -30,7 +31,7 @@ def event_store_env(url: str) -> dict[str, str]:
     """The eventsourcing environment for the store named by `url`."""
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        prepare_private_sqlite_file(Path(parsed.database))
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "APPLICATION_RECORDER_TOPIC": "pageledger.sqlite_writes:LockingSQLiteRecorder",
@@ -50,6 +51,17 @@ def event_store_env(url: str) -> dict[str, str]:
     }
 
 
+def prepare_private_sqlite_file(path: Path) -> None:
+    """Make the database file 0600 before SQLite opens it: SQLite would create it 0644 (less
+    the umask), and it gives its -wal and -shm files the database file's mode. A missing
+    directory for it is created 0700; an existing one is not ours to change."""
+    if not path.parent.is_dir():
+        make_private_directory(path.parent)
+    make_private_file(path)
+    for suffix in ("-wal", "-shm"):
+        restrict_if_present(Path(f"{path}{suffix}"), PRIVATE_FILE)
+
+
 def read_model_engine(url: str, *, writer: bool = False) -> sa.Engine:
     """SQLAlchemy engine for the read models, in the same database as the events.
 
@@ -59,6 +71,7 @@ def read_model_engine(url: str, *, writer: bool = False) -> sa.Engine:
     """
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
+        prepare_private_sqlite_file(Path(parsed.database))
         engine = sa.create_engine(parsed, connect_args={"timeout": 30})
 
         @sa.event.listens_for(engine, "connect")

@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 
 import pytest
+import requests
 
-from tests.conftest import ROOT, new_database_url
+from tests.conftest import ROOT, free_port, new_database_url, wait_until
 
 
 def pageledger(*args: str, env: dict, cwd) -> subprocess.CompletedProcess:
@@ -213,7 +217,8 @@ def test_a_postgresql_database_that_is_missing_or_has_no_pageledger_tables_is_re
         assert result.returncode != 0 and name in result.stderr, result.stderr
         assert all(way in result.stderr for way in WAYS_TO_POINT_AT_A_DATABASE), result.stderr
     with pg_admin.connect() as conn:
-        assert conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": missing_name}).first() is None
+        found = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": missing_name}).first()
+    assert found is None
     engine = sa.create_engine(empty.replace("postgresql://", "postgresql+psycopg://"))
     try:
         assert sa.inspect(engine).get_table_names() == []
@@ -224,6 +229,88 @@ def test_a_postgresql_database_that_is_missing_or_has_no_pageledger_tables_is_re
                       cwd=tmp_path).returncode == 0
     listed = pageledger("users", "list", env=plain_env(PAGELEDGER_DATABASE_URL=empty), cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
+
+
+@contextmanager
+def pageledger_up(workdir, env: dict, *args: str, umask: int = -1):
+    """`pageledger up` in a subprocess; yields the base URL it printed, once that URL answers."""
+    log = open(workdir / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "pageledger.cli", "up", *args], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=log, text=True, umask=umask)
+    try:
+        url = next((line.split("is listening on", 1)[1].split()[0] for line in proc.stdout
+                    if "is listening on" in line), None)
+        assert url, (workdir / "server.log").read_text()[-3000:]
+        threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe from filling
+
+        def healthy() -> bool:
+            try:
+                return requests.get(url.rstrip("/") + "/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return proc.poll() is not None  # exited: stop waiting, the caller's checks fail
+        wait_until(healthy, timeout=30)
+        assert proc.poll() is None, (workdir / "server.log").read_text()[-3000:]
+        yield url.rstrip("/")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+PERSONAL_FILES = ("pageledger.db", "pageledger.db-wal", "pageledger.db-shm", "session.key", "first-tokens.json",
+                  "directory.json")
+
+
+def _use_the_server(url: str, var) -> None:
+    """Write through the server: a job (the -wal and -shm files) and local setup (directory.json)."""
+    tokens = json.loads((var / "first-tokens.json").read_text())
+    job = {"job_key": "printsrv1/1", "user": "alice", "printer": "office", "submitted_at": "2026-11-25T09:00:00+00:00",
+           "pages": 4, "copies": 1, "colour_pages": 0, "duplex": False, "paper": "A4", "document": "Payslip.pdf"}
+    r = requests.post(url + "/Services/jobs", json={"jobs": [job]}, timeout=30,
+                      headers={"Authorization": f"Bearer {tokens['agent_token']}"})
+    assert r.status_code == 200, r.text
+    r = requests.post(url + "/Setup/NetworkSetup", timeout=30,
+                      json={"network_type": "local", "admin_login": "boss", "admin_password": "correct-horse-9"})
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask-022", "umask-002"])
+def test_the_data_directory_and_the_personal_files_in_it_are_private_whatever_the_umask(tmp_path, umask):
+    env, var = plain_env(PAGELEDGER_PROJECTION_POLL_SECONDS="0.02"), tmp_path / "var"
+    with pageledger_up(tmp_path, env, "--port", str(free_port()), umask=umask) as url:
+        _use_the_server(url, var)
+        files = {name: mode(var / name) for name in PERSONAL_FILES}  # while the server holds the -wal and -shm
+    assert files == dict.fromkeys(PERSONAL_FILES, 0o600)
+    assert (mode(var), mode(var / "spool")) == (0o700, 0o700)
+    synced = subprocess.run([sys.executable, "-m", "pageledger.cli", "users", "sync"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, umask=umask)
+    assert synced.returncode == 0, synced.stderr
+    assert mode(var / "pin.key") == 0o600
+
+
+def test_the_files_of_a_data_directory_made_before_are_made_private_when_the_server_starts(tmp_path):
+    env, var = plain_env(PAGELEDGER_PROJECTION_POLL_SECONDS="0.02"), tmp_path / "var"
+    assert pageledger("db", "create", env=env, cwd=tmp_path).returncode == 0
+    (var / "spool").mkdir(exist_ok=True)
+    (var / "directory.json").write_text('{"type": "local"}')  # as an admin might copy it in
+    (var / "pin.key").write_bytes(b"0123456789abcdef0123456789abcdef")
+    for path in (var, var / "spool"):
+        path.chmod(0o755)
+    for path in (var / "pageledger.db", var / "directory.json", var / "pin.key"):
+        path.chmod(0o644)
+    with pageledger_up(tmp_path, env, "--port", str(free_port()), umask=0o022):
+        pass
+    assert (mode(var), mode(var / "spool")) == (0o700, 0o700)
+    private = ("pageledger.db", "directory.json", "pin.key", "session.key", "first-tokens.json")
+    assert {name: mode(var / name) for name in private} == dict.fromkeys(private, 0o600)
 
 
 def test_up_takes_80_when_free_else_6320_else_the_configured_port():

@@ -161,11 +161,20 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         _bootstrap_tokens(runtime)
         _install_trial_on_first_start(runtime)
     port = choose_port(settings, args.port)
-    host = "localhost" if settings.host in ("0.0.0.0", "") else settings.host
-    print(f"PageLedger is listening on http://{host}:{port}/  (data in {settings.data_dir.resolve()})",
+    print(f"PageLedger is listening on {base_url(settings.host, port)}  (data in {settings.data_dir.resolve()})",
           flush=True)
     PageLedgerServer(settings, port, workers=2, threads=8, projections="process").run()
     return 0
+
+
+def base_url(host: str, port: int) -> str:
+    """The URL a person on this host reaches the server at, without a trailing slash (so that
+    `$PL/api/v1/jobs` works): a wildcard address is localhost, port 80 goes without saying."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
 
 
 def _bootstrap_tokens(runtime) -> None:
@@ -205,7 +214,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with _runtime(settings) as runtime:  # creates or upgrades the schema once, before the workers start
         _install_trial_on_first_start(runtime)
     port = args.port or settings.port or 6320
-    print(f"PageLedger ({args.role}) is listening on http://{settings.host}:{port}/", flush=True)
+    print(f"PageLedger ({args.role}) is listening on {base_url(settings.host, port)}", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,
                      projections="none" if args.no_projections else "process").run()
     return 0

@@ -313,30 +313,53 @@ def test_the_files_of_a_data_directory_made_before_are_made_private_when_the_ser
     assert {name: mode(var / name) for name in private} == dict.fromkeys(private, 0o600)
 
 
-def test_up_takes_80_when_free_else_6320_else_the_configured_port():
+def test_the_port_is_the_flag_else_the_configured_one_else_80_when_free_else_6320(tmp_path):
     from pageledger.server import choose_port
     from pageledger.settings import Settings
 
-    settings = Settings.load(environ={}, host="127.0.0.1", port=7777)
-    assert choose_port(settings, 9999) == 9999
+    config = tmp_path / "pageledger.toml"
+    config.write_text("[pageledger]\nport = 7778\n")
+    configured = [Settings.load(environ={}, host="127.0.0.1", port=7777),
+                  Settings.load(environ={"PAGELEDGER_PORT": "7777"}, host="127.0.0.1"),
+                  Settings.load(config, environ={}, host="127.0.0.1")]
+    unconfigured = Settings.load(environ={}, host="127.0.0.1")
+    assert [choose_port(s, 9999) for s in configured + [unconfigured]] == [9999] * 4
     held = []
     try:
-        for port in (80, 6320):
-            s = socket.socket()
-            try:
-                s.bind(("127.0.0.1", port))
-                s.listen()
-                held.append(s)
-            except OSError:
-                s.close()  # taken already (or not permitted): just as good for this test
-            if port == 80:
-                assert choose_port(settings, None) == (6320 if _free(6320) else 7777)
-        assert choose_port(settings, None) == 7777
+        for port in (None, 80, 6320):  # nothing held, then 80, then 80 and 6320
+            if port is not None:
+                held.append(_hold(port))
+            # A configured port is taken even when 80 is free, even when it is busy (the bind says so).
+            assert [choose_port(s, None) for s in configured] == [7777, 7777, 7778], port
+            if _free(80):
+                assert choose_port(unconfigured, None) == 80
+            elif _free(6320):
+                assert choose_port(unconfigured, None) == 6320
+            else:
+                with pytest.raises(SystemExit, match="PAGELEDGER_PORT"):
+                    choose_port(unconfigured, None)
     finally:
         for s in held:
-            s.close()
-    if _free(80):
-        assert choose_port(settings, None) == 80
+            if s is not None:
+                s.close()
+
+
+def _hold(port: int):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        return s
+    except OSError:
+        s.close()  # taken already (or not permitted): just as good for this test
+        return None
+
+
+def test_up_listens_on_pageledger_port_and_prints_that_exact_base_url(tmp_path):
+    port = free_port()
+    env = plain_env(PAGELEDGER_PORT=str(port), PAGELEDGER_PROJECTION_POLL_SECONDS="0.02")
+    with pageledger_up(tmp_path, env) as url:  # the URL it printed answers /healthz
+        assert url == f"http://localhost:{port}"
 
 
 def _free(port: int) -> bool:

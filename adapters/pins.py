@@ -13,6 +13,8 @@ import os
 import secrets
 from pathlib import Path
 
+from adapters.private_files import PRIVATE_FILE, make_private_directory, restrict
+
 
 class PinDigester:
     def __init__(self, secret: bytes) -> None:
@@ -32,15 +34,19 @@ class PinDigester:
 
 
 def load_or_create_secret(path: Path) -> bytes:
-    """The installation's PIN secret, created (0600) on first use."""
+    """The installation's secret kept in `path`, created (0600, in a 0700 directory) on first
+    use; an existing file with looser modes is made 0600."""
     try:
-        return path.read_bytes()
+        secret = path.read_bytes()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        restrict(path, PRIVATE_FILE)
+        return secret
+    make_private_directory(path.parent)
     secret = secrets.token_bytes(32)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     except FileExistsError:  # another process made it first: use theirs
         return path.read_bytes()
     with os.fdopen(fd, "wb") as f:

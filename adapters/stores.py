@@ -1,12 +1,14 @@
 """One database URL picks the store: the event store's environment and the read-model engine."""
 from __future__ import annotations
 
+import sqlite3
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from adapters.private_files import PRIVATE_FILE, make_private_directory, make_private_file, restrict_if_present
 from adapters.sqlite_writes import write_lock
 
 
@@ -32,7 +34,7 @@ def event_store_env(url: str) -> dict[str, str]:
     """The eventsourcing environment for the store named by `url`."""
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        prepare_private_sqlite_file(Path(parsed.database))
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
             "APPLICATION_RECORDER_TOPIC": "adapters.sqlite_writes:LockingSQLiteRecorder",
@@ -52,6 +54,17 @@ def event_store_env(url: str) -> dict[str, str]:
     }
 
 
+def prepare_private_sqlite_file(path: Path) -> None:
+    """Make the database file 0600 before SQLite opens it: SQLite would create it 0644 (less
+    the umask), and it gives its -wal and -shm files the database file's mode. A missing
+    directory for it is created 0700; an existing one is not ours to change."""
+    if not path.parent.is_dir():
+        make_private_directory(path.parent)
+    make_private_file(path)
+    for suffix in ("-wal", "-shm"):
+        restrict_if_present(Path(f"{path}{suffix}"), PRIVATE_FILE)
+
+
 def read_model_engine(url: str, *, writer: bool = False) -> sa.Engine:
     """SQLAlchemy engine for the read models, in the same database as the events.
 
@@ -61,6 +74,7 @@ def read_model_engine(url: str, *, writer: bool = False) -> sa.Engine:
     """
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
+        prepare_private_sqlite_file(Path(parsed.database))
         engine = sa.create_engine(parsed, connect_args={"timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
@@ -90,3 +104,74 @@ def writes_lock(url: str) -> AbstractContextManager:
 
 def is_postgres(url: str) -> bool:
     return parse_database_url(url).get_backend_name() == "postgresql"
+
+
+# A database is PageLedger's when it holds the event store or the read-model schema.
+PAGELEDGER_TABLES = ("stored_events", "alembic_version")
+
+
+def database_exists(url: str) -> bool:
+    """Whether `url` names a PageLedger database. Creates nothing: no file, no directory, no
+    database. A missing or empty SQLite file, a missing PostgreSQL database and one without
+    PageLedger's tables all count as missing. A PostgreSQL server that cannot be reached is a
+    StoreConfigError, not a missing database."""
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_database_exists(Path(parsed.database))
+    return _postgres_database_exists(parsed)
+
+
+def _sqlite_database_exists(path: Path) -> bool:
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    # mode=rw never creates the file; a read-only connection would leave -wal and -shm behind.
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=30)
+    except sqlite3.OperationalError:
+        return False
+    try:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError:  # not a SQLite file at all
+        return False
+    finally:
+        conn.close()
+    return bool(names & set(PAGELEDGER_TABLES))
+
+
+def _postgres_database_exists(parsed: URL) -> bool:
+    parsed = parsed.set(database=parsed.database or "pageledger")  # the event store's default
+    engine = sa.create_engine(parsed.set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return any(conn.execute(sa.text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar()
+                       for table in PAGELEDGER_TABLES)
+    except sa.exc.OperationalError as exc:
+        # A missing database and an unreachable server fail alike (no SQLSTATE before the
+        # session starts): ask the server's catalogue which it is.
+        if _postgres_server_lacks_database(parsed):
+            return False
+        raise StoreConfigError(f"cannot connect to the {describe_database(parsed)}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def _postgres_server_lacks_database(parsed: URL) -> bool:
+    engine = sa.create_engine(parsed.set(drivername="postgresql+psycopg", database="postgres"),
+                              poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                {"n": parsed.database}).first() is None
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def describe_database(url: str | URL) -> str:
+    """Where a database URL points, for a person, without its password."""
+    parsed = parse_database_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite file {Path(parsed.database).resolve()}"
+    return (f"PostgreSQL database {parsed.database or 'pageledger'} on "
+            f"{parsed.host or '127.0.0.1'}:{parsed.port or 5432}")

@@ -7,10 +7,12 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from uuid import UUID
 
 from adapters.stores import StoreConfigError
 from pageledger import logs
+from adapters.private_files import PRIVATE_FILE, make_private_directory, restrict_if_present
 from pageledger.settings import Settings, SettingsError
 
 log = logging.getLogger("pageledger")
@@ -30,12 +32,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level)
     try:
+        if not getattr(args, "creates_database", False):
+            require_existing_database(settings)
         return int(args.func(settings, args) or 0)
     except (SettingsError, StoreConfigError) as exc:
         print(f"pageledger: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def require_existing_database(settings: Settings) -> None:
+    """Refuse to work on a database that is not there: run from the wrong directory, a command
+    would otherwise make a new, empty one and "succeed" against it."""
+    from adapters.stores import database_exists
+
+    if not database_exists(settings.resolved_database_url):
+        raise SettingsError(missing_database_message(settings))
+
+
+def missing_database_message(settings: Settings) -> str:
+    from adapters.stores import describe_database
+
+    where = describe_database(settings.resolved_database_url)
+    if settings.database_url:
+        found = "from --database-url, PAGELEDGER_DATABASE_URL or the config file"
+    else:
+        found = f"in the data directory {settings.data_dir}"
+        if not settings.data_dir.is_absolute():
+            found += f", relative to the current directory {Path.cwd()}"
+    return (f"no PageLedger database at {where} ({found}); nothing was created.\n"
+            "  Point at the right one with --data-dir DIR or PAGELEDGER_DATA_DIR (the directory holding "
+            "pageledger.db),\n  or --database-url URL or PAGELEDGER_DATABASE_URL (sqlite:///FILE or "
+            "postgresql://...),\n  or a config file: --config FILE or PAGELEDGER_CONFIG.\n"
+            "  To start a new one: pageledger db create, or pageledger up or serve (which also fill an "
+            "empty PostgreSQL database).")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run everything on this host (embedded SQLite, no Redis needed)")
     up.add_argument("--port", type=int)
-    up.set_defaults(func=cmd_up)
+    up.set_defaults(func=cmd_up, creates_database=True)
 
     serve = sub.add_parser("serve", help="run the web server (gunicorn)")
     serve.add_argument("--port", type=int)
@@ -55,13 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=8)
     serve.add_argument("--role", choices=("all", "services"), default="all")
     serve.add_argument("--no-projections", action="store_true", help="leave projections to another node")
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=cmd_serve, creates_database=True)
 
     db = sub.add_parser("db", help="create or upgrade the database").add_subparsers(metavar="ACTION")
     create = db.add_parser("create", help="create the database and its tables")
     create.add_argument("--name", help="PostgreSQL database name (default: the URL's)")
     create.add_argument("--overwrite", action="store_true", help="drop an existing database first")
-    create.set_defaults(func=cmd_db_create)
+    create.set_defaults(func=cmd_db_create, creates_database=True)
     db.add_parser("upgrade", help="bring the read-model schema up to date").set_defaults(func=cmd_db_upgrade)
 
     proj = sub.add_parser("projections", help="inspect or rebuild read models").add_subparsers(metavar="ACTION")
@@ -108,19 +139,43 @@ def _runtime(settings: Settings, migrate: bool = True):
     return build_runtime(settings, migrate=migrate)
 
 
+# Personal data and the keys that protect it, kept in the data directory beside the database.
+PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json")
+
+
+def make_data_directory_private(data_dir: Path) -> None:
+    """The data directory and its spool 0700, the private files in it 0600, whatever the umask,
+    also when an older version or an admin left them with looser modes. (The database file is
+    made 0600 where it is opened, in adapters.stores.)"""
+    make_private_directory(data_dir)
+    make_private_directory(data_dir / "spool")
+    for name in PRIVATE_DATA_FILES:
+        restrict_if_present(data_dir / name, PRIVATE_FILE)
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer, choose_port
 
+    make_data_directory_private(settings.data_dir)
     with _runtime(settings) as runtime:
         runtime.catch_up()
         _bootstrap_tokens(runtime)
         _install_trial_on_first_start(runtime)
     port = choose_port(settings, args.port)
-    host = "localhost" if settings.host in ("0.0.0.0", "") else settings.host
-    print(f"PageLedger is listening on http://{host}:{port}/  (data in {settings.data_dir.resolve()})",
+    print(f"PageLedger is listening on {base_url(settings.host, port)}  (data in {settings.data_dir.resolve()})",
           flush=True)
     PageLedgerServer(settings, port, workers=2, threads=8, projections="process").run()
     return 0
+
+
+def base_url(host: str, port: int) -> str:
+    """The URL a person on this host reaches the server at, without a trailing slash (so that
+    `$PL/api/v1/jobs` works): a wildcard address is localhost, port 80 goes without saying."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
 
 
 def _bootstrap_tokens(runtime) -> None:
@@ -133,10 +188,10 @@ def _bootstrap_tokens(runtime) -> None:
     admin_id, admin = runtime.issue_token(name="first-admin", role="admin")
     agent_id, agent = runtime.issue_token(name="first-agent", role="agent")
     runtime.catch_up()
-    path = runtime.settings.data_dir / "first-tokens.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    path = make_private_directory(runtime.settings.data_dir) / "first-tokens.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), PRIVATE_FILE)  # a file left from before keeps its mode through O_TRUNC
         json.dump({"admin_token": admin, "agent_token": agent,
                    "admin_token_id": str(admin_id), "agent_token_id": str(agent_id)}, f, indent=2)
     print(f"First start: an admin and an agent token were written to {path.resolve()} (readable by you only).",
@@ -155,10 +210,11 @@ def _install_trial_on_first_start(runtime) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer
 
+    make_data_directory_private(settings.data_dir)
     with _runtime(settings) as runtime:  # creates or upgrades the schema once, before the workers start
         _install_trial_on_first_start(runtime)
     port = args.port or settings.port or 6320
-    print(f"PageLedger ({args.role}) is listening on http://{settings.host}:{port}/", flush=True)
+    print(f"PageLedger ({args.role}) is listening on {base_url(settings.host, port)}", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,
                      projections="none" if args.no_projections else "process").run()
     return 0
@@ -166,7 +222,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_db_create(settings: Settings, args: argparse.Namespace) -> int:
     from adapters.database import create_database
+    from adapters.stores import is_postgres
 
+    if not is_postgres(settings.resolved_database_url):  # the data directory holds the database
+        make_data_directory_private(settings.data_dir)
     url = create_database(settings.resolved_database_url, name=args.name, overwrite=args.overwrite)
     _runtime(Settings.load(args.config, database_url=url, data_dir=settings.data_dir)).close()
     print(f"database ready: {url.split('@')[-1]}")

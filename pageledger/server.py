@@ -29,14 +29,15 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 def choose_port(settings: Settings, explicit: int | None) -> int:
-    """--port wins; else 80 when free and permitted; else 6320; else the configured port."""
+    """--port; else the configured port (PAGELEDGER_PORT or the config file's), taken even if
+    busy so that the bind says so; else 80 when free and permitted; else 6320."""
     if explicit:
         return explicit
+    if settings.port:
+        return settings.port
     for candidate in (80, FALLBACK_PORT):
         if port_is_free(settings.host, candidate):
             return candidate
-    if settings.port:
-        return settings.port
     raise SystemExit("neither port 80 nor 6320 is free: set PAGELEDGER_PORT or pass --port")
 
 

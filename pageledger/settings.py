@@ -27,7 +27,7 @@ class Settings:
     # Redis for background work; empty means tasks run in-process.
     redis_url: str = ""
     host: str = "0.0.0.0"
-    port: int = 0  # 0: 80 when free and permitted, else 6320
+    port: int = 0  # 0: `up` takes 80 when free and permitted, else 6320; `serve` 6320
     # Namespace of job ids: the same client job key posted to the same server is the same job.
     server_id: str = "pageledger"
     # Prices for printers that have no schedule of their own, in 1/10,000 of the currency unit.

@@ -24,12 +24,18 @@ def run(tmp_path, *args, env=None):
                           capture_output=True, text=True, timeout=120)
 
 
+def create_database(tmp_path):
+    created = run(tmp_path, "db", "create")
+    assert created.returncode == 0, created.stderr
+
+
 @pytest.mark.ldap
 def test_users_sync_from_the_configured_directory(tmp_path, slapd_server):
     config = LdapConfig(host="127.0.0.1", port=slapd_server.port, base_dns=(STAFF, CONTRACTORS), bind_dn=SERVICE_DN,
                         bind_password=SERVICE_PASSWORD, attributes=AttributeMap(card="employeeNumber"))
     (tmp_path / "var").mkdir()
     (tmp_path / "var" / "directory.json").write_text(json.dumps({"type": "ldap", "ldap": ldap_config_to_dict(config)}))
+    create_database(tmp_path)
     done = run(tmp_path, "users", "sync", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -46,6 +52,7 @@ def test_a_broken_directory_is_reported_and_nothing_imported(tmp_path):
     config = LdapConfig(host="127.0.0.1", port=9, base_dns=(STAFF,), timeout=2)
     (tmp_path / "var").mkdir()
     (tmp_path / "var" / "directory.json").write_text(json.dumps({"type": "ldap", "ldap": ldap_config_to_dict(config)}))
+    create_database(tmp_path)
     done = run(tmp_path, "users", "sync")
     assert done.returncode == 1 and "cannot reach 127.0.0.1:9" in done.stderr
 
@@ -61,6 +68,7 @@ def test_licence_activation_by_file_and_settings(tmp_path):
     other = tmp_path / "other.licence"
     other.write_text(issue_licence(issuer, decode_key(key, issuer.public_key()), host="elsewhere", mac=here.mac,
                                    method="file", issued_at=0))
+    create_database(tmp_path)
     assert json.loads(run(tmp_path, "licence", "show", env=env).stdout)["licence"] is None
     refused = run(tmp_path, "licence", "activate", "--file", str(other), "--company", "Acme", env=env)
     assert refused.returncode == 1 and "issued for host 'elsewhere'" in refused.stderr
@@ -83,6 +91,7 @@ def test_online_activation_through_the_reference_service_on_loopback(tmp_path):
         def log_message(self, *args):
             pass
 
+    create_database(tmp_path)
     issuer = make_key_pair()
     service = make_server("127.0.0.1", 0, create_app(issuer, tmp_path / "registry.json"), handler_class=Quiet)
     threading.Thread(target=service.serve_forever, daemon=True).start()

@@ -32,9 +32,19 @@ def make_private_directory(path: Path) -> Path:
 
 
 def make_private_file(path: Path) -> Path:
-    """Create `path` empty (0600) if it is missing, else make the existing file 0600."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE)
-    os.close(fd)
+    """Create `path` empty (0600) if it is missing, else make the existing file 0600.
+
+    An existing file is never opened here, only chmod-ed: closing any descriptor of a file
+    drops every POSIX lock this process holds on it, and SQLite's locks on a database are such
+    locks. A process that lost them looks absent to the others, and the last SQLite connection
+    to close elsewhere then deletes the -wal and -shm files under this one's feet, leaving it
+    reading a stale snapshot for good."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)  # new and empty: nobody can hold a lock on it yet
     restrict(path, PRIVATE_FILE)
     return path
 

@@ -23,7 +23,7 @@ HERE = HostIdentity("printsrv1", "00:11:22:33:44:55")
 
 
 def test_concurrent_first_time_users_on_postgresql_never_exceed_the_seats(pg_admin, tmp_path, caplog):
-    caplog.set_level(logging.DEBUG, logger="pageledger.licence")
+    caplog.set_level(logging.DEBUG, logger="pageledger.commands")
     with pg_admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{DB}"'))
@@ -59,7 +59,7 @@ def test_concurrent_first_time_users_on_postgresql_never_exceed_the_seats(pg_adm
         assert not errors, errors[:3]
         assert len(granted) == SEATS
         # The servers really did collide (and retried), or this test proves nothing.
-        assert any("raced another save" in r.getMessage() for r in caplog.records)
+        assert any("another writer saved first" in r.getMessage() for r in caplog.records)
         licence = nodes[-1].get()
         assert licence.seats_used == SEATS and set(licence.seated) == set(granted)
         # The stored facts agree: exactly SEATS SeatAssigned events, and the projection shows them.

@@ -42,3 +42,24 @@ def test_a_shared_sticky_directory_such_as_tmp_is_left_as_it_is(tmp_path):
     shared.chmod(0o1777)
     make_private_directory(shared)
     assert mode(shared) == 0o1777
+
+
+def test_making_an_open_database_file_private_keeps_this_process_s_locks_on_it(tmp_path):
+    # Closing any descriptor of a file drops all of this process's POSIX locks on it: SQLite's
+    # locks on a database are such locks, and losing them let another process's last close
+    # delete the -wal/-shm under a running server, which then read a stale snapshot for good.
+    import fcntl
+    import subprocess
+    import sys
+
+    path = tmp_path / "pageledger.db"
+    path.write_bytes(b"x")
+    holder = open(path, "rb+")
+    fcntl.lockf(holder, fcntl.LOCK_SH)
+    make_private_file(path)
+    probe = ("import fcntl,sys\nf=open(sys.argv[1],'rb+')\n"
+             "try:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n    print('held')\n"
+             "else:\n    print('free')\n")
+    seen = subprocess.run([sys.executable, "-c", probe, str(path)], capture_output=True, text=True).stdout.strip()
+    holder.close()
+    assert seen == "held"

@@ -44,7 +44,7 @@ def pg_admin() -> Iterator[sa.Engine]:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}. "
-                    "The test command (make test) starts it; start it or set PAGELEDGER_TEST_PG.")
+                    "The test command (./run.sh test) starts it; start it or set PAGELEDGER_TEST_PG.")
     yield engine
     engine.dispose()
 

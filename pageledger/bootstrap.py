@@ -7,9 +7,11 @@ import os
 import threading
 import time
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Iterator
 
 import sqlalchemy as sa
 
@@ -121,7 +123,8 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     url = settings.resolved_database_url
     if not is_postgres(url):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = PageLedger(env=event_store_env(url), server_id=settings.server_id)
+    with _event_store_ddl_in_turn(url):
+        app = PageLedger(env=event_store_env(url), server_id=settings.server_id)
     writer = read_model_engine(url, writer=True)
     reader = read_model_engine(url)
     if migrate:
@@ -129,6 +132,36 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     lock = writes_lock(url)
     followers = {p.name: Follower(app, writer, p, writes_lock=lock) for p in all_projections()}
     return Runtime(settings, app, writer, reader, followers)
+
+
+RUNNER_LOCK_KEY = zlib.crc32(b"pageledger-projections")  # PostgreSQL advisory lock keys
+EVENT_STORE_DDL_LOCK_KEY = zlib.crc32(b"pageledger-event-store-ddl")
+
+
+def _pg_connect(url: str):  # noqa: ANN202 - psycopg.Connection, imported lazily
+    import psycopg
+
+    parsed = parse_database_url(url)
+    return psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
+                           dbname=parsed.database, user=parsed.username or "postgres",
+                           password=parsed.password or "", autocommit=True)
+
+
+@contextmanager
+def _event_store_ddl_in_turn(url: str) -> Iterator[None]:
+    """Opening the event store runs its DDL (`CREATE OR REPLACE FUNCTION` among it) in every
+    process; on PostgreSQL two at once fail with "tuple concurrently updated", and the web
+    workers and the projection runner all open it at the same moment. They take turns."""
+    if not is_postgres(url):
+        yield  # SQLite serialises its own DDL
+        return
+    with _pg_connect(url) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (EVENT_STORE_DDL_LOCK_KEY,))
+        yield  # closing the connection lets go of the lock
+
+
+def _runner_lock_path(url: str) -> Path:
+    return Path(parse_database_url(url).database + ".projections.lock")
 
 
 class RunnerLock:
@@ -150,20 +183,13 @@ class RunnerLock:
             if self._conn is not None or self._fd is not None:
                 return True
             if is_postgres(self.url):
-                import psycopg
-
-                parsed = parse_database_url(self.url)
-                conn = psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
-                                       dbname=parsed.database, user=parsed.username or "postgres",
-                                       password=parsed.password or "", autocommit=True)
-                key = zlib.crc32(b"pageledger-projections")
-                if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                conn = _pg_connect(self.url)
+                if conn.execute("SELECT pg_try_advisory_lock(%s)", (RUNNER_LOCK_KEY,)).fetchone()[0]:
                     self._conn = conn
                     return True
                 conn.close()
                 return False
-            path = Path(parse_database_url(self.url).database + ".projections.lock")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(_runner_lock_path(self.url), os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -180,3 +206,4 @@ class RunnerLock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+

@@ -14,7 +14,7 @@ from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
 from api.users import UserActiveResource, UserListResource, UserSyncResource
-from pageledger.bootstrap import Runtime
+from pageledger.bootstrap import ReadModelProgress, Runtime
 
 
 def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
@@ -26,7 +26,9 @@ def create_app(runtime: Runtime, role: str = "all") -> falcon.App:
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.add_error_handler(Exception, handle_unexpected)
     app.req_options.strip_url_path_trailing_slash = True
-    app.add_route("/healthz", HealthResource(runtime))
+    progress = ReadModelProgress(runtime)
+    app.add_route("/healthz", HealthResource(progress.head, progress.positions, progress.first_waiting,
+                                             progress.runner_running))
     app.add_route("/openapi.json", OpenApiResource())
     app.add_route("/Services/jobs", JobsResource(runtime))
     app.add_route("/Services/policy", PolicyResource(runtime))

@@ -26,6 +26,8 @@ from projections.access_tokens import AccessTokensProjection
 from projections.follower import Follower, Projection, ProjectionRunner
 from projections.jobs import JobsProjection
 from projections.licence_seats import LicenceSeatsProjection, LoginAuditProjection
+from projections.log_reader import LogReader
+from projections.queries import projection_positions
 from projections.usage_daily import UsageDailyProjection
 from projections.users import UsersProjection
 
@@ -207,3 +209,66 @@ class RunnerLock:
                 os.close(self._fd)
                 self._fd = None
 
+
+def runner_lock_is_held(url: str, engine: sa.Engine) -> bool:
+    """Whether a projection runner holds the runner lock right now, on any node.
+
+    The lock is the runner's own proof of life: the database (PostgreSQL) or the kernel (the
+    SQLite host's flock) lets go of it the moment its holder dies, so no heartbeat can go stale
+    and no clock is compared. PostgreSQL: one look at pg_locks, from any node. SQLite: a shared
+    flock taken and dropped at once; a runner trying to start in that instant waits for its next
+    attempt (two seconds).
+    """
+    if is_postgres(url):
+        with engine.connect() as conn:
+            return bool(conn.execute(sa.text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid::bigint = CAST(:key AS bigint) >> 32"
+                " AND objid::bigint = CAST(:key AS bigint) & 4294967295 AND objsubid = 1)"),
+                {"key": RUNNER_LOCK_KEY}).scalar())
+    try:
+        fd = os.open(_runner_lock_path(url), os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # no runner ever ran here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+class ReadModelProgress:
+    """What /healthz asks of the store, on any node (it needs no local runner): the log's head,
+    each projection's position, the oldest event a projection has yet to apply, and whether a
+    runner runs. Each answer is one small indexed query."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._log = LogReader(runtime.app)
+        self._topics = {name: f.topics for name, f in runtime.followers.items()}
+
+    def head(self) -> int:
+        return self._log.head()
+
+    def positions(self) -> dict[str, int]:
+        with self._runtime.reader.connect() as conn:
+            found = projection_positions(conn)
+        return {name: found.get(name, 0) for name in self._topics}
+
+    def first_waiting(self, name: str, position: int) -> tuple[int, float] | None:
+        """The oldest event after `position` that projection `name` reads, as (notification id,
+        when it was recorded in seconds since the epoch); None when the rest of the log holds
+        only events it does not read."""
+        page = self._log.read(position, 1, self._topics[name])
+        if not page:
+            return None
+        notification_id, _topic, event = page[0]
+        return notification_id, event.timestamp / 1_000_000
+
+    def runner_running(self) -> bool:
+        return runner_lock_is_held(self._runtime.settings.resolved_database_url, self._runtime.reader)

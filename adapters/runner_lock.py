@@ -1,8 +1,11 @@
-"""At most one projection runner per database, across processes and hosts.
+"""At most one projection runner per database, across processes and hosts, and a way for any
+node to see whether one runs.
 
 PostgreSQL: a session advisory lock held on a dedicated connection. SQLite (one host): an
 exclusive flock on a file beside the database. Losing the race is not an error; the runner
-keeps trying, so another node takes over when the holder stops.
+keeps trying, so another node takes over when the holder stops. The lock is also the runner's
+proof of life: the database or the kernel lets go of it the moment its holder dies, so no
+heartbeat can go stale and no clock is compared.
 """
 from __future__ import annotations
 
@@ -12,9 +15,15 @@ import threading
 import zlib
 from pathlib import Path
 
-import psycopg
+import sqlalchemy as sa
 
-from adapters.stores import is_postgres, parse_database_url
+from adapters.stores import is_postgres, parse_database_url, pg_connect
+
+RUNNER_LOCK_KEY = zlib.crc32(b"pageledger-projections")  # a PostgreSQL advisory lock key
+
+
+def _runner_lock_path(url: str) -> Path:
+    return Path(parse_database_url(url).database + ".projections.lock")
 
 
 class RunnerLock:
@@ -29,18 +38,13 @@ class RunnerLock:
             if self._conn is not None or self._fd is not None:
                 return True
             if is_postgres(self.url):
-                parsed = parse_database_url(self.url)
-                conn = psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
-                                       dbname=parsed.database, user=parsed.username or "postgres",
-                                       password=parsed.password or "", autocommit=True)
-                key = zlib.crc32(b"pageledger-projections")
-                if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+                conn = pg_connect(self.url)
+                if conn.execute("SELECT pg_try_advisory_lock(%s)", (RUNNER_LOCK_KEY,)).fetchone()[0]:
                     self._conn = conn
                     return True
                 conn.close()
                 return False
-            path = Path(parse_database_url(self.url).database + ".projections.lock")
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(_runner_lock_path(self.url), os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -57,3 +61,32 @@ class RunnerLock:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def runner_lock_is_held(url: str, engine: sa.Engine) -> bool:
+    """Whether a projection runner holds the runner lock right now, on any node.
+
+    PostgreSQL: one look at pg_locks, from any node. SQLite: a shared flock taken and dropped at
+    once; a runner trying to start in that instant waits for its next attempt (two seconds).
+    """
+    if is_postgres(url):
+        with engine.connect() as conn:
+            return bool(conn.execute(sa.text(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid::bigint = CAST(:key AS bigint) >> 32"
+                " AND objid::bigint = CAST(:key AS bigint) & 4294967295 AND objsubid = 1)"),
+                {"key": RUNNER_LOCK_KEY}).scalar())
+    try:
+        fd = os.open(_runner_lock_path(url), os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # no runner ever ran here
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

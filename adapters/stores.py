@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import AbstractContextManager, nullcontext
+import zlib
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import Iterator
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
@@ -175,3 +178,27 @@ def describe_database(url: str | URL) -> str:
         return f"SQLite file {Path(parsed.database).resolve()}"
     return (f"PostgreSQL database {parsed.database or 'pageledger'} on "
             f"{parsed.host or '127.0.0.1'}:{parsed.port or 5432}")
+
+
+EVENT_STORE_DDL_LOCK_KEY = zlib.crc32(b"pageledger-event-store-ddl")  # a PostgreSQL advisory lock key
+
+
+def pg_connect(url: str) -> psycopg.Connection:
+    """A plain autocommit connection to the PostgreSQL database of `url` (for advisory locks)."""
+    parsed = parse_database_url(url)
+    return psycopg.connect(host=parsed.host or "127.0.0.1", port=parsed.port or 5432,
+                           dbname=parsed.database, user=parsed.username or "postgres",
+                           password=parsed.password or "", autocommit=True)
+
+
+@contextmanager
+def event_store_ddl_in_turn(url: str) -> Iterator[None]:
+    """Opening the event store runs its DDL (`CREATE OR REPLACE FUNCTION` among it) in every
+    process; on PostgreSQL two at once fail with "tuple concurrently updated", and the web
+    workers and the projection runner all open it at the same moment. They take turns."""
+    if not is_postgres(url):
+        yield  # SQLite serialises its own DDL
+        return
+    with pg_connect(url) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (EVENT_STORE_DDL_LOCK_KEY,))
+        yield  # closing the connection lets go of the lock

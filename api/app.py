@@ -24,6 +24,7 @@ from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.setup import CheckDirectoryConnection, CompleteSetup
 from commands.users import SetUserActive, SyncUsers
+from projections.follower import ReadModelProgress
 
 
 class Wiring(Protocol):
@@ -42,9 +43,7 @@ class Wiring(Protocol):
     offline_policy: str
     clock: Callable[[], int]
 
-    def log_head(self) -> int: ...
-
-    def projection_positions(self) -> dict[str, int]: ...
+    progress: ReadModelProgress
 
     def is_set_up(self) -> bool: ...
 
@@ -65,7 +64,8 @@ def create_app(w: Wiring, role: str = "all") -> falcon.App:
         app.add_route(path, resource)
         routes.append((path, resource))  # what /openapi.json is generated from
 
-    route("/healthz", HealthResource(w.log_head, w.projection_positions))
+    p = w.progress
+    route("/healthz", HealthResource(p.head, p.positions, p.first_waiting, p.runner_running))
     route("/openapi.json", OpenApiResource(routes))
     route("/Services/jobs", JobsResource(w.track_jobs))
     route("/Services/policy", PolicyResource(w.offline_policy))

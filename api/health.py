@@ -1,28 +1,91 @@
-"""/healthz: is the database reachable, and how far behind the log is each projection."""
+"""/healthz: is the database reachable, does a projection runner run, and is any read model
+falling behind the log.
+
+Polled by load balancers and monitors, so it stays cheap: a few small indexed queries, no
+history kept. It needs no local runner (`serve --no-projections` nodes answer it too): whether
+a runner runs anywhere and how old the oldest waiting event is both come from the database.
+"""
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import falcon
 
 from api.openapi import Operation
 
+# A projection is unhealthy when it is more than this many events behind the log ...
+MAX_EVENTS_BEHIND = 10_000
+# ... or when an event it has to apply was recorded more than this many seconds ago.
+MAX_WAIT_SECONDS = 30.0
+
 
 class HealthResource:
-    public = True
-    openapi = {"get": Operation("Health: the event log's head and each projection's position",
-                                responses={200: "ok", 503: "The database or a projection is not ok"})}
+    """200 with "status": "ok" when the read models are moving; 503 naming each problem when
+    no runner runs or a projection is too far behind (or the database is unreachable).
 
-    def __init__(self, head: Callable[[], int], positions: Callable[[], dict[str, int]]) -> None:
-        self.head = head  # the newest notification id in the event log
-        self.positions = positions  # where each projection stands
+    `head()`: the log's last notification id. `positions()`: each projection's position.
+    `first_waiting(name, position)`: (notification id, recorded-at in epoch seconds) of the
+    oldest event after `position` that projection reads, or None. `runner_running()`: whether
+    a projection runner runs on any node.
+    """
+
+    public = True
+    openapi = {"get": Operation("Health: the log's head, each projection's position, whether a runner runs",
+                                responses={200: "ok", 503: "No runner runs, a projection is behind, or the "
+                                                          "database cannot be reached (each problem named)"})}
+
+    def __init__(self, head: Callable[[], int], positions: Callable[[], dict[str, int]],
+                 first_waiting: Callable[[str, int], tuple[int, float] | None],
+                 runner_running: Callable[[], bool], *, max_events_behind: int = MAX_EVENTS_BEHIND,
+                 max_wait_seconds: float = MAX_WAIT_SECONDS, clock: Callable[[], float] = time.time) -> None:
+        self.head = head
+        self.positions = positions
+        self.first_waiting = first_waiting
+        self.runner_running = runner_running
+        self.max_events_behind = max_events_behind
+        self.max_wait_seconds = max_wait_seconds
+        self.clock = clock
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             head = self.head()
             positions = self.positions()
+            running = self.runner_running()
+            behind = self._behind(head, positions)
         except Exception as exc:  # noqa: BLE001 - report, don't crash the probe
             resp.status = falcon.HTTP_503
             resp.media = {"status": "unavailable", "error": type(exc).__name__}
             return
-        resp.media = {"status": "ok", "events": head, "projections": positions}
+        problems: list[dict] = []
+        if not running:
+            problems.append({"problem": "no projection runner is running (on any node): "
+                                        "the read models are not being updated"})
+        for name, lag in behind.items():
+            if lag["events_behind"] > self.max_events_behind:
+                problems.append({"problem": f"projection {name} is {lag['events_behind']} events behind the log "
+                                            f"(more than {self.max_events_behind})", "projection": name, **lag})
+            elif lag["waiting_seconds"] > self.max_wait_seconds:
+                problems.append({"problem": f"projection {name} has had an event waiting for "
+                                            f"{lag['waiting_seconds']:.0f} s (more than {self.max_wait_seconds:.0f} s)",
+                                 "projection": name, **lag})
+        if problems:
+            resp.status = falcon.HTTP_503
+        resp.media = {"status": "unhealthy" if problems else "ok", "events": head, "projections": positions,
+                      "runner": "running" if running else "not running", "behind": behind, "problems": problems}
+
+    def _behind(self, head: int, positions: dict[str, int]) -> dict[str, dict]:
+        """The projections with events still to apply: how many notifications after their
+        position, and how long the oldest of their events has waited."""
+        now = self.clock()
+        behind = {}
+        for name, position in positions.items():
+            if position >= head:
+                continue
+            waiting = self.first_waiting(name, position)
+            if waiting is None:  # only events it does not read follow its position
+                continue
+            _, recorded_at = waiting
+            behind[name] = {"events_behind": head - position,
+                            "waiting_seconds": round(max(0.0, now - recorded_at), 1)}
+        return behind

@@ -9,7 +9,9 @@ Figures (medians of --repeat runs where it says so):
   post_latency     single-job POST p50/p99 at a fixed 200 requests/s
   disk             bytes per job after --jobs realistic jobs (VACUUMed): events and each read model
   rebuild          projection rebuild rate, beside reading+decoding the log alone
-This is not a test: it asserts nothing and prints what it measured.
+This is not a test: it asserts nothing and prints what it measured. A figure that fails is
+printed as FAILED with the reason, the next figure is measured all the same, and the exit
+status is 1 when any failed.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import uuid
 from pathlib import Path
 
@@ -42,6 +45,7 @@ from tools.sample_jobs import sample_jobs  # noqa: E402
 
 PG_BASE = os.environ.get("PAGELEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
 BATCH = 500
+READY_SECONDS = 120.0  # a first start on a busy machine migrates, issues tokens, installs the trial
 
 
 def line(name: str, store: str, value: str, ceiling: str = "") -> None:
@@ -94,12 +98,34 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "pageledger.cli", "up", "--port", str(self.port)],
                                      cwd=self.workdir, env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.workdir / "server.log", "wb"))
-        for _ in range(300):
+        try:
+            self.wait_ready()
+            self._first_setup()
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_ready(self, timeout: float = READY_SECONDS) -> None:
+        """Until /healthz answers 200: listening, and its projection runner running."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with status {self.proc.returncode}: {self.log_tail()}")
             try:
-                if self.get("/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
+                status, body = self.get("/healthz")
+                if status == 200:
+                    return
+                last = f"HTTP {status} {body}"
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready after {timeout:.0f}s (last /healthz: {last}): {self.log_tail()}")
+
+    def log_tail(self, chars: int = 1500) -> str:
+        return (self.workdir / "server.log").read_text(errors="replace")[-chars:]
+
+    def _first_setup(self) -> None:
         tokens = json.loads((self.workdir / "var" / "first-tokens.json").read_text())
         self.agent = tokens["agent_token"]
         # 500 sample users on the 5-user trial of a first start: track them all, as a licensed
@@ -107,8 +133,10 @@ class Server:
         c = self.conn()
         c.request("PUT", "/api/v1/licence/settings", body=b'{"track_unlicensed": true}',
                   headers={"Authorization": f"Bearer {tokens['admin_token']}", "Content-Type": "application/json"})
-        assert c.getresponse().status == 200
+        status = c.getresponse().status
         c.close()
+        if status != 200:
+            raise RuntimeError(f"PUT /api/v1/licence/settings answered {status}")
 
     def conn(self) -> http.client.HTTPConnection:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -128,16 +156,25 @@ class Server:
         r.read()
         return r.status
 
-    def wait_projections(self) -> None:
-        while True:
-            _, h = self.get("/healthz")
-            if min(h["projections"].get("jobs", 0), h["projections"].get("usage_daily", 0)) >= _last_tracked(self.db):
+    def wait_projections(self, timeout: float = 600.0) -> None:
+        deadline = time.monotonic() + timeout
+        target = _last_tracked(self.db)
+        while time.monotonic() < deadline:
+            _, h = self.get("/healthz")  # 503 while behind: its body still has the positions
+            positions = h.get("projections", {})
+            if min(positions.get("jobs", 0), positions.get("usage_daily", 0)) >= target:
                 return
             time.sleep(0.02)
+        raise TimeoutError(f"projections not caught up with {target} after {timeout:.0f}s: {h}")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 def _free_port() -> int:
@@ -170,15 +207,19 @@ def ingest_http(db: Database, n: int, clients: int = 2) -> float:
 
         def worker() -> None:
             conn = server.conn()
-            while True:
-                with lock:
-                    if not queue:
-                        break
-                    body = queue.pop()
-                status = server.post(conn, body)
-                if status != 200:
-                    failures.append(status)
-            conn.close()
+            try:
+                while True:
+                    with lock:
+                        if not queue:
+                            break
+                        body = queue.pop()
+                    status = server.post(conn, body)
+                    if status != 200:
+                        failures.append(status)
+            except Exception as exc:  # noqa: BLE001 - the figure fails with it, below
+                failures.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                conn.close()
 
         started = time.perf_counter()
         threads = [threading.Thread(target=worker) for _ in range(clients)]
@@ -186,11 +227,10 @@ def ingest_http(db: Database, n: int, clients: int = 2) -> float:
             t.start()
         for t in threads:
             t.join()
-        server.wait_projections()
-        elapsed = time.perf_counter() - started
         if failures:
             raise RuntimeError(f"{len(failures)} batches failed: {failures[:3]}")
-        return n / elapsed
+        server.wait_projections()
+        return n / (time.perf_counter() - started)
     finally:
         server.stop()
 
@@ -203,7 +243,9 @@ def post_latency(db: Database, rate: float = 200.0, seconds: float = 10.0) -> tu
         warm = list(sample_jobs(5000, seed=5, key_prefix="warm"))  # the same users as below
         conn = server.conn()
         for i in range(0, len(warm), BATCH):
-            assert server.post(conn, json.dumps({"jobs": warm[i:i + BATCH]}).encode()) == 200
+            status = server.post(conn, json.dumps({"jobs": warm[i:i + BATCH]}).encode())
+            if status != 200:
+                raise RuntimeError(f"warm-up batch answered {status}")
         conn.close()
         server.wait_projections()
         jobs = list(sample_jobs(int(rate * seconds), seed=5, key_prefix="lat"))
@@ -213,24 +255,34 @@ def post_latency(db: Database, rate: float = 200.0, seconds: float = 10.0) -> tu
         start = time.perf_counter() + 0.2
         per_client = 4  # open-loop: each client owns every 4th slot of the schedule
 
+        failures: list[str] = []
+
         def client(k: int) -> None:
             conn = server.conn()
-            for i in range(k, len(payloads), per_client):
-                due = start + i / rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                server.post(conn, payloads[i])
-                # latency from the scheduled send time: a late send counts against us
-                with lock:
-                    latencies.append(time.perf_counter() - due)
-            conn.close()
+            try:
+                for i in range(k, len(payloads), per_client):
+                    due = start + i / rate
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    status = server.post(conn, payloads[i])
+                    if status != 200:
+                        failures.append(f"HTTP {status}")
+                    # latency from the scheduled send time: a late send counts against us
+                    with lock:
+                        latencies.append(time.perf_counter() - due)
+            except Exception as exc:  # noqa: BLE001 - the figure fails with it, below
+                failures.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                conn.close()
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(per_client)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {len(payloads)} requests failed: {failures[:3]}")
         q = statistics.quantiles(latencies, n=100)
         achieved = len(latencies) / (time.perf_counter() - start)
         return q[49] * 1000, q[98] * 1000, achieved
@@ -338,7 +390,72 @@ def rebuild_rate(db: Database) -> tuple[float, float, float]:
         rt.close()
 
 
-def main() -> None:
+class Figures:
+    """Measures each figure on its own: a failure is printed (FAILED and why, the traceback on
+    stderr) and remembered, and the next figure is measured all the same."""
+
+    def __init__(self) -> None:
+        self.failed: list[tuple[str, str, str]] = []
+
+    def measure(self, name: str, store: str, fn, *args):
+        """`fn(*args)`, or None when it raised."""
+        try:
+            return fn(*args)
+        except Exception as exc:  # noqa: BLE001 - report it and go on with the next figure
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            self.failed.append((name, store, reason))
+            line(name, store, f"FAILED {reason}")
+            traceback.print_exc(file=sys.stderr)
+            return None
+
+    @staticmethod
+    def skipped(name: str, store: str, because: str) -> None:
+        line(name, store, f"not measured: {because}")
+
+
+def _runs(rates: list[float], failed: int) -> str:
+    listed = ", ".join(f"{x:,.0f}" for x in rates)
+    return f"runs: {listed}" + (f"; {failed} failed" if failed else "")
+
+
+def report_disk(db: Database, store: str) -> None:
+    sizes = disk_bytes(db)
+    events = sum(v for k, v in sizes.items() if k in ("stored_events", "pageledger_events"))
+    models = {k: v for k, v in sizes.items() if k in ("jobs", "usage_daily", "user_keys", "printer_keys", "host_keys")}
+    total = events + sum(models.values())
+    line("disk", store, f"{total:.0f} B/job total", "target ≤ 350 (SQLite) / ≤ 450 (PG); PA ~500, PaperCut ~850")
+    line("disk.events", store, f"{events:.0f} B/job")
+    for k, v in sorted(models.items()):
+        line(f"disk.{k}", store, f"{v:.1f} B/job")
+
+
+def report_rebuild(db: Database, store: str) -> None:
+    jr, ur, ar, read = rebuild_rate(db)
+    line("rebuild.all", store, f"{ar:,.0f} events/s (3 projections, one pass)",
+         f"ceiling: read+decode log {read:,.0f}/s ({ar / read:.0%}); target ≥ 20,000")
+    line("rebuild.jobs", store, f"{jr:,.0f} events/s", f"ceiling: read+decode log {read:,.0f}/s ({jr / read:.0%})")
+    line("rebuild.usage_daily", store, f"{ur:,.0f} events/s", f"ceiling: read+decode log {read:,.0f}/s ({ur / read:.0%})")
+
+
+def report_latency(store: str) -> None:
+    db = Database(store)
+    try:
+        p50, p99, achieved = post_latency(db)
+        line("post_latency", store, f"p50 {p50:.1f} ms, p99 {p99:.1f} ms at {achieved:.0f} req/s",
+             "target p99 ≤ 20 ms at 200 req/s")
+    finally:
+        db.drop()
+
+
+def commands_rate(store: str, n: int, validate: bool) -> float:
+    db = Database(store)
+    try:
+        return ingest_commands(db, n, validate)
+    finally:
+        db.drop()
+
+
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--jobs", type=int, default=100_000)
     p.add_argument("--stores", default="sqlite,postgresql")
@@ -347,58 +464,64 @@ def main() -> None:
     args = p.parse_args()
     only = set(filter(None, args.only.split(",")))
     want = (lambda k: not only or k in only)
+    figures = Figures()
     print(f"# PageLedger bench {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()}: {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, jobs={args.jobs}, median of {args.repeat}", flush=True)
     for store in args.stores.split(","):
         if want("ingest") or want("disk") or want("rebuild"):
-            http_rates, raw_rates = [], []
+            http_rates, raw_rates, http_failed = [], [], 0
             for r in range(args.repeat if want("ingest") else 1):
-                db = Database(store)
+                db = figures.measure("ingest_http", store, Database, store)
                 try:
-                    http_rates.append(ingest_http(db, args.jobs))
+                    rate = None if db is None else figures.measure("ingest_http", store, ingest_http, db, args.jobs)
+                    if rate is None:
+                        http_failed += 1
+                    else:
+                        http_rates.append(rate)
                     if r == 0:
-                        if want("disk"):
-                            sizes = disk_bytes(db)
-                            events = sum(v for k, v in sizes.items() if k in ("stored_events", "pageledger_events"))
-                            models = {k: v for k, v in sizes.items() if k in ("jobs", "usage_daily", "user_keys", "printer_keys", "host_keys")}
-                            total = events + sum(models.values())
-                            line("disk", store, f"{total:.0f} B/job total", "target ≤ 350 (SQLite) / ≤ 450 (PG); PA ~500, PaperCut ~850")
-                            line("disk.events", store, f"{events:.0f} B/job")
-                            for k, v in sorted(models.items()):
-                                line(f"disk.{k}", store, f"{v:.1f} B/job")
-                        if want("rebuild"):
-                            jr, ur, ar, read = rebuild_rate(db)
-                            line("rebuild.all", store, f"{ar:,.0f} events/s (3 projections, one pass)",
-                                 f"ceiling: read+decode log {read:,.0f}/s ({ar / read:.0%}); target ≥ 20,000")
-                            line("rebuild.jobs", store, f"{jr:,.0f} events/s", f"ceiling: read+decode log {read:,.0f}/s ({jr / read:.0%})")
-                            line("rebuild.usage_daily", store, f"{ur:,.0f} events/s", f"ceiling: read+decode log {read:,.0f}/s ({ur / read:.0%})")
-                    raw_rates.append(ceiling_insert(db, args.jobs))
+                        for name, report in (("disk", report_disk), ("rebuild", report_rebuild)):
+                            if not want(name):
+                                continue
+                            if rate is None:  # they measure the jobs that ingest_http stored
+                                figures.skipped(name, store, "ingest_http failed")
+                            else:
+                                figures.measure(name, store, report, db, store)
+                    raw = None if db is None else figures.measure("ceiling_insert", store, ceiling_insert, db,
+                                                                  args.jobs)
+                    if raw is not None:
+                        raw_rates.append(raw)
                 finally:
-                    db.drop()
+                    if db is not None:
+                        figures.measure("drop database", store, db.drop)
             if want("ingest"):
-                h, c = statistics.median(http_rates), statistics.median(raw_rates)
-                line("ingest_http", store, f"{h:,.0f} jobs/s (runs: {', '.join(f'{x:,.0f}' for x in http_rates)})",
-                     f"ceiling executemany {c:,.0f} rows/s ({h / c:.0%}); target ≥ 5,000 on PG")
+                if http_rates and raw_rates:
+                    h, c = statistics.median(http_rates), statistics.median(raw_rates)
+                    line("ingest_http", store, f"{h:,.0f} jobs/s ({_runs(http_rates, http_failed)})",
+                         f"ceiling executemany {c:,.0f} rows/s ({h / c:.0%}); target ≥ 5,000 on PG")
+                elif http_rates:
+                    h = statistics.median(http_rates)
+                    line("ingest_http", store, f"{h:,.0f} jobs/s ({_runs(http_rates, http_failed)})",
+                         "ceiling not measured: ceiling_insert failed")
+                else:
+                    figures.skipped("ingest_http", store, "every run failed")
         if want("commands"):
             for validate in (True, False):
-                rates = []
-                for _ in range(args.repeat):
-                    db = Database(store)
-                    try:
-                        rates.append(ingest_commands(db, min(args.jobs, 50_000), validate))
-                    finally:
-                        db.drop()
-                line("ingest_commands", store, f"{statistics.median(rates):,.0f} jobs/s "
-                     f"({'with' if validate else 'without'} decoding+validation)")
+                name = f"ingest_commands ({'with' if validate else 'without'} validation)"
+                rates = [rate for _ in range(args.repeat)
+                         if (rate := figures.measure(name, store, commands_rate, store, min(args.jobs, 50_000),
+                                                     validate)) is not None]
+                if rates:
+                    line("ingest_commands", store, f"{statistics.median(rates):,.0f} jobs/s "
+                         f"({'with' if validate else 'without'} decoding+validation)")
         if want("latency"):
-            db = Database(store)
-            try:
-                p50, p99, achieved = post_latency(db)
-                line("post_latency", store, f"p50 {p50:.1f} ms, p99 {p99:.1f} ms at {achieved:.0f} req/s",
-                     "target p99 ≤ 20 ms at 200 req/s")
-            finally:
-                db.drop()
+            figures.measure("post_latency", store, report_latency, store)
+    if figures.failed:
+        print(f"# {len(figures.failed)} figure(s) failed:", flush=True)
+        for name, store, reason in figures.failed:
+            print(f"#   {name} ({store}): {reason}", flush=True)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

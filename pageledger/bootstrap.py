@@ -27,10 +27,10 @@ from adapters.event_store import PageLedger
 from adapters.licence_keys import load_public_key, shipped_public_key, this_host
 from adapters.mail import SmtpMailer, SmtpSettings
 from adapters.pins import PinDigester, load_or_create_secret
-from adapters.runner_lock import RunnerLock
+from adapters.runner_lock import RunnerLock, runner_lock_is_held
 from adapters.sessions import SessionSigner
 from adapters.spool import SpoolStore
-from adapters.stores import event_store_env, is_postgres, read_model_engine, writes_lock
+from adapters.stores import event_store_ddl_in_turn, event_store_env, is_postgres, read_model_engine, writes_lock
 from adapters.throttle import LoginThrottle
 from commands.access_tokens import IssueToken, RevokeToken
 from commands.jobs import HoldJob, TrackJobs
@@ -43,7 +43,7 @@ from commands.users import AddLocalUser, SetUserActive, SyncUsers
 from domain.costs import CostSchedule
 from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.settings import Settings, SettingsError
-from projections.follower import Follower, ProjectionRunner, all_projections, projection_positions
+from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
 from projections.licence_seats import denied_since
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
@@ -131,15 +131,14 @@ class Runtime:
     def offline_policy(self) -> str:
         return self.settings.offline_policy
 
-    def log_head(self) -> int:
-        return int(self.app.recorder.max_notification_id() or 0)
-
-    def projection_positions(self) -> dict[str, int]:
-        with self.reader.connect() as conn:
-            return projection_positions(conn)
-
     def is_set_up(self) -> bool:
         return is_set_up(self.app)
+
+    @cached_property
+    def progress(self) -> ReadModelProgress:
+        url = self.settings.resolved_database_url
+        return ReadModelProgress(self.app, self.reader, {name: f.topics for name, f in self.followers.items()},
+                                 runner_running=lambda: runner_lock_is_held(url, self.reader))
 
     def denied_since(self, since: int) -> list[str]:
         with self.reader.connect() as conn:
@@ -280,7 +279,8 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     url = settings.resolved_database_url
     if not is_postgres(url):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = PageLedger(env=event_store_env(url), server_id=settings.server_id)
+    with event_store_ddl_in_turn(url):
+        app = PageLedger(env=event_store_env(url), server_id=settings.server_id)
     writer = read_model_engine(url, writer=True)
     reader = read_model_engine(url)
     if migrate:

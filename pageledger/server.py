@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import errno
-import os
 import logging
+import os
+import pickle
 import socket
+import subprocess
+import sys
+import threading
+import time
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -75,9 +80,93 @@ def _projection_process(settings: Settings) -> None:
         pid_file.unlink(missing_ok=True)
 
 
+def projection_process_main() -> None:
+    """Entry point of the projection subprocess: its settings arrive pickled on stdin."""
+    settings = pickle.load(sys.stdin.buffer)
+    sys.stdin.close()
+    _projection_process(settings)
+
+
+class ProjectionProcess:
+    """The projection runner as a subprocess of the gunicorn master, restarted when it dies.
+
+    Not a multiprocessing child: gunicorn forks its workers from the master after this starts,
+    and each worker would inherit multiprocessing's registry of children. A worker that exits
+    (timeout, crash, SIGTERM) then terminates the runner in its atexit clean-up and fails to
+    join it ("can only join a child process"), and nothing starts it again. A subprocess is
+    known to no one but the master, which watches it from a thread and starts a new one, after
+    a pause that grows while it keeps dying young. It runs in a process group of its own, so a
+    Ctrl-C at the terminal reaches the master only, which then stops it (and the orphan watch
+    stops it if the master is killed outright).
+    """
+
+    poll_seconds = 0.5
+    healthy_after = 60.0  # a runner that lived this long is restarted after the shortest pause
+
+    def __init__(self, settings: Settings, restart_delay: float = 1.0, max_restart_delay: float = 30.0) -> None:
+        self.settings = settings
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        self._proc: subprocess.Popen | None = None
+        self._started_at = 0.0
+        self._stopping = threading.Event()
+        self._mutex = threading.Lock()  # spawning and stopping never interleave
+        self._watch: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._spawn()
+        self._watch = threading.Thread(target=self._supervise, name="projection-supervisor", daemon=True)
+        self._watch.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        with self._mutex:
+            proc = self._proc
+        if self._watch is not None:
+            self._watch.join(timeout=self.poll_seconds * 4)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("projection runner (pid %d) did not stop within %.0fs; killing it", proc.pid, timeout)
+            proc.kill()
+            proc.wait()
+
+    def _spawn(self) -> None:
+        with self._mutex:
+            if self._stopping.is_set():
+                return
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "from pageledger.server import projection_process_main as m; m()"],
+                stdin=subprocess.PIPE, process_group=0)
+            proc.stdin.write(pickle.dumps(self.settings))
+            proc.stdin.close()
+            self._proc, self._started_at = proc, time.monotonic()
+
+    def _supervise(self) -> None:
+        delay = self.restart_delay
+        while not self._stopping.wait(self.poll_seconds):
+            proc = self._proc
+            # gunicorn's master reaps every child it sees exit (waitpid(-1)), so the exit
+            # status is often lost to us: poll() then reports 0. That it exited is what counts.
+            if proc is None or proc.poll() is None:
+                continue
+            lived = time.monotonic() - self._started_at
+            if lived >= self.healthy_after:
+                delay = self.restart_delay
+            log.warning("projection runner (pid %d) exited after %.0fs (status %s); restarting it in %.0fs",
+                        proc.pid, lived, proc.returncode, delay)
+            if self._stopping.wait(delay):
+                return
+            self._spawn()
+            delay = min(delay * 2, self.max_restart_delay)
+
+
 class PageLedgerServer(BaseApplication):
-    """gunicorn with PageLedger's app. `projections`: "process" (a child process next to the
-    workers, what `up` uses), "thread" (inside each worker, one of them wins the runner lock)
+    """gunicorn with PageLedger's app. `projections`: "process" (a subprocess of the master
+    next to the workers, restarted when it dies; what `up` uses), "thread" (inside each worker, one of them wins the runner lock)
     or "none" (another node runs them)."""
 
     def __init__(self, settings: Settings, port: int, *, workers: int, threads: int,
@@ -107,17 +196,13 @@ class PageLedgerServer(BaseApplication):
             self.cfg.set("on_exit", self._stop_projection_process)
 
     def _start_projection_process(self, server: Any) -> None:
-        import multiprocessing
-
-        self._runner = multiprocessing.get_context("fork").Process(
-            target=_projection_process, args=(self.settings,), name="pageledger-projections", daemon=True)
+        self._runner = ProjectionProcess(self.settings)
         self._runner.start()
 
     def _stop_projection_process(self, server: Any) -> None:
         runner = getattr(self, "_runner", None)
-        if runner is not None and runner.is_alive():
-            runner.terminate()
-            runner.join(timeout=10)
+        if runner is not None:
+            runner.stop()
 
     def load(self) -> Any:
         # Called in each worker after the fork: connections are never shared across processes.

@@ -260,3 +260,34 @@ class ProjectionRunner:
                     time.sleep(1)
             if not busy:
                 self._stop.wait(self.poll_seconds)
+
+
+class ReadModelProgress:
+    """What /healthz asks of the store, on any node (it needs no local runner): the log's head,
+    each projection's position, the oldest event a projection has yet to apply, and whether a
+    runner runs. Each answer is one small indexed query."""
+
+    def __init__(self, app: Application, engine: sa.Engine, topics: dict[str, tuple[str, ...]],
+                 runner_running: Callable[[], bool]) -> None:
+        self._engine = engine
+        self._log = LogReader(app)
+        self._topics = topics  # projection name -> the topics it reads (empty: all)
+        self.runner_running = runner_running
+
+    def head(self) -> int:
+        return self._log.head()
+
+    def positions(self) -> dict[str, int]:
+        with self._engine.connect() as conn:
+            found = projection_positions(conn)
+        return {name: found.get(name, 0) for name in self._topics}
+
+    def first_waiting(self, name: str, position: int) -> tuple[int, float] | None:
+        """The oldest event after `position` that projection `name` reads, as (notification id,
+        when it was recorded in seconds since the epoch); None when the rest of the log holds
+        only events it does not read."""
+        page = self._log.read(position, 1, self._topics[name])
+        if not page:
+            return None
+        notification_id, _topic, event = page[0]
+        return notification_id, event.timestamp / 1_000_000

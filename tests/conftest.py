@@ -44,7 +44,7 @@ def pg_admin() -> Iterator[sa.Engine]:
             conn.execute(sa.text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}. "
-                    "The test command (make test) starts it; start it or set PAGELEDGER_TEST_PG.")
+                    "The test command (./run.sh test) starts it; start it or set PAGELEDGER_TEST_PG.")
     yield engine
     engine.dispose()
 
@@ -90,11 +90,13 @@ def runtime(settings):
 
 @dataclass
 class LiveServer:
-    """`pageledger up` in a subprocess, on a free port, with its own data directory."""
+    """`pageledger up` (or another server command) in a subprocess, on a free port, with its own
+    data directory."""
 
     workdir: Path
     port: int
     env: dict[str, str]
+    command: tuple[str, ...] = ("up",)
     proc: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     # The first start installs a 5-user trial; tests with many sample users turn on "track
@@ -113,10 +115,12 @@ class LiveServer:
     def agent_token(self) -> str:
         return self.tokens["agent_token"]
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, healthy: bool = True) -> None:
+        """Start and wait until /healthz answers 200 (`healthy=False`: until it answers at all,
+        for a node whose health depends on another one)."""
         log = open(self.workdir / "server.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pageledger.cli", "up", "--port", str(self.port)],
+            [sys.executable, "-m", "pageledger.cli", *self.command, "--port", str(self.port)],
             cwd=self.workdir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         import requests
@@ -126,13 +130,17 @@ class LiveServer:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: "
                                    + (self.workdir / "server.log").read_text()[-3000:])
             try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200 or not healthy:
                     break
             except requests.RequestException:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         else:
             raise RuntimeError("server did not become healthy: " + (self.workdir / "server.log").read_text()[-3000:])
-        self.tokens = json.loads((self.workdir / "var" / "first-tokens.json").read_text())
+        tokens_file = self.workdir / "var" / "first-tokens.json"
+        if not tokens_file.exists():  # `serve` issues none: the test hands it another node's tokens
+            return
+        self.tokens = json.loads(tokens_file.read_text())
         if self.track_unlicensed:
             r = requests.put(self.url + "/api/v1/licence/settings", json={"track_unlicensed": True},
                              headers=self.headers(self.admin_token), timeout=10)
@@ -163,8 +171,11 @@ class LiveServer:
         return {"Authorization": f"Bearer {token}"}
 
 
-def make_live_server(tmp_path: Path, database_url: str | None = None, **env: str) -> LiveServer:
-    workdir = tmp_path / "server"
+def make_live_server(tmp_path: Path, database_url: str | None = None, *, name: str = "server",
+                     command: tuple[str, ...] = ("up",), **env: str) -> LiveServer:
+    """A server not yet started. `name` is its working directory under tmp_path (two servers
+    in one test are two nodes); `command` the CLI command that runs it."""
+    workdir = tmp_path / name
     workdir.mkdir(exist_ok=True)
     server_env = {k: v for k, v in os.environ.items() if not k.startswith("PAGELEDGER_")}
     server_env["PYTHONPATH"] = str(ROOT) + os.pathsep + server_env.get("PYTHONPATH", "")
@@ -172,7 +183,53 @@ def make_live_server(tmp_path: Path, database_url: str | None = None, **env: str
     if database_url:
         server_env["PAGELEDGER_DATABASE_URL"] = database_url
     server_env.update(env)
-    return LiveServer(workdir=workdir, port=free_port(), env=server_env)
+    return LiveServer(workdir=workdir, port=free_port(), env=server_env, command=command)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children, their children, ...)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    found = {int(p) for p in out}
+    for child in list(found):
+        found |= descendants(child)
+    return found
+
+
+@pytest.fixture
+def pg_database_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL database. Request it before `start_server`, so that the servers are
+    gone before it is dropped."""
+    return new_database_url("postgresql", tmp_path, request)
+
+
+@pytest.fixture
+def start_server() -> Iterator:
+    """`start_server(server, **start_kwargs)` starts a LiveServer; at the end of the test each
+    one is stopped and whatever is left of its processes killed (tests stop or kill some)."""
+    started: list[LiveServer] = []
+
+    def start(server: LiveServer, **kwargs) -> LiveServer:
+        started.append(server)
+        server.start(**kwargs)
+        return server
+
+    yield start
+    while started:
+        server = started.pop()
+        if server.proc is None:
+            continue
+        pids = {server.proc.pid, *descendants(server.proc.pid)}
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGCONT)  # a test may have stopped one
+            except ProcessLookupError:
+                pass
+        server.stop()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from commands.job_reports import parse_batch
 from commands.jobs import TrackJobs
 from commands.validation import InvalidRequest
 from domain.costs import CostSchedule
+from domain.units import to_micros
 from projections.follower import Follower
 from projections.jobs import JobsProjection
 from projections.jobs import JobFilter, list_jobs
@@ -209,6 +210,7 @@ def test_a_repost_with_other_figures_is_a_conflict_naming_them_and_the_rest_of_i
     assert "pages recorded 4, posted 5" in message and "copies recorded 1, posted 2" in message
     assert (f"submitted_at recorded {original.submitted_at.isoformat()}, "
             f"posted {altered.submitted_at.isoformat()}") in message
+    assert str(to_micros(original.submitted_at)) not in message  # never the stored µs
     assert "document (personal, not shown)" in message
     assert "Secret plans" not in message and original.document not in message and original.user not in message
     assert (line.job_key, line.fields) == (original.job_key, ["submitted_at", "pages", "copies", "document"])

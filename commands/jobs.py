@@ -95,7 +95,7 @@ class TrackJobs:
                 printer = by_name[report.printer.lower()]
                 if jid in known:
                     job: PrintJob = app.repository.get(jid)
-                    outcomes.append(_repeat(report, jid, printer, job, _recorded_decision(job, printer),
+                    outcomes.append(_repeat(report, jid, printer, job, self._recorded_decision(job, by_name),
                                             in_batch=False, conflicts=conflicts))
                     continue
                 if jid in first_in_batch:
@@ -136,6 +136,14 @@ class TrackJobs:
         for conflict in conflicts:  # once the batch is saved: an attempt that lost a race logs nothing
             conflict.log()
         return outcomes
+
+    def _recorded_decision(self, job: PrintJob, by_name: Mapping[str, Printer]) -> str:
+        """A job recorded before gets the answer it got then: a re-posted held job stays held,
+        and its own printer decides, not one a conflicting re-post names."""
+        if job.state in ("denied", "held"):
+            return "deny" if job.state == "denied" else "hold"
+        printer = by_name.get(job.printer.lower()) or self.printers.for_names([job.printer])[0][job.printer.lower()]
+        return _decision(printer)
 
 
 @dataclass(frozen=True)
@@ -182,11 +190,6 @@ def _repeat(r: JobReport, jid: UUID, printer: Printer, recorded: PrintJob | Prin
     return TrackOutcome(r.job_key, jid, "conflict", decision, recorded.sheets, recorded.cost,
                         f"{where} with other figures ({', '.join(differing)}): nothing recorded for this post",
                         differing)
-
-
-def _recorded_decision(job: PrintJob, printer: Printer) -> str:
-    """A job recorded before gets the answer it got then: a re-posted held job stays held."""
-    return "deny" if job.state == "denied" else "hold" if job.state == "held" else _decision(printer)
 
 
 def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:

@@ -273,3 +273,14 @@ def test_a_conflict_is_answered_in_json_with_its_fields(runtime):
     assert (again["status"], again["fields"]) == ("duplicate", [])
     assert (conflict["status"], conflict["fields"], conflict["decision"]) == ("conflict", ["duplex"], first["decision"])
     assert "duplex" in conflict["message"] and conflict["cost"] == first["cost"]
+
+
+def test_a_conflict_naming_another_printer_keeps_the_decision_of_the_printer_it_was_recorded_on(runtime):
+    runtime.set_secure_hold("secure", True)
+    [r] = reports(1)
+    r = msgspec.structs.replace(r, printer="secure")
+    [held] = TrackJobs(runtime.app, runtime.printers)([r])
+    head = runtime.followers["jobs"].head()
+    [again] = TrackJobs(runtime.app, runtime.printers)([msgspec.structs.replace(r, printer="open-plan")])
+    assert (held.decision, again.status, again.decision, again.fields) == ("hold", "conflict", "hold", ("printer",))
+    assert events_after(runtime, head) == 0  # not even the printer only the conflict names

@@ -34,7 +34,7 @@ from agent.job_options import BadJobArguments, CupsJob
 from agent.outbox import Outbox
 from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
-from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerUnreachable,
+from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerRejectedJobs, ServerUnreachable,
                           ServicesClient, SpoolUploadUnsupported)
 
 # Exit codes from the CUPS backend manual (backend(7)).
@@ -212,7 +212,7 @@ class Backend:
                       f", {record['paper']}")
         self.log.debug(f"PageLedger: counted in {(time.perf_counter() - started) * 1000:.1f} ms; job_key {record['job_key']}")
 
-        with Outbox(self.config.state_dir / "outbox.sqlite3") as outbox:
+        with Outbox(self.config.state_dir / "outbox.sqlite3", warn=self.log.warning) as outbox:
             outbox.add(record)
             try:
                 results, rejected = outbox.post_batch(self.client, [record])
@@ -231,9 +231,10 @@ class Backend:
         return self._decide(results[0], spool_path)
 
     def _settled_decision(self, outbox: Outbox, result: JobResult) -> JobResult:
-        """The decision for this job across CUPS retries: a duplicate of a job that was held or
-        denied stays held or denied, whatever the server answers for duplicates."""
-        if result.status == "duplicate":
+        """The decision for this job across CUPS retries: a duplicate (or a conflict: a re-post
+        with other figures) of a job that was held or denied stays held or denied, whatever the
+        server answers for it."""
+        if result.status in ("duplicate", "conflict"):
             remembered = outbox.remembered_decision(result.job_key)
             if remembered and remembered[0] != result.decision:
                 self.log.info(f"PageLedger: retry of a job the server decided '{remembered[0]}' for")
@@ -315,6 +316,12 @@ class Backend:
         except SpoolUploadUnsupported as err:
             self.log.error(f"PageLedger: the server holds this job but cannot take its data ({err}); not printed")
             return CUPS_BACKEND_FAILED
+        except ServerRejectedJobs as err:
+            # e.g. a re-post (duplicate or conflict) of a job held with other data: the job is
+            # held as recorded, and the same upload would be refused on every CUPS retry.
+            self.log.error(f"PageLedger: the server refuses this job's data ({err}: {err.reasons()}); "
+                           f"not printed, not retried")
+            return CUPS_BACKEND_CANCEL
         except ServerError as err:
             self.log.error(f"PageLedger: held job's data not uploaded ({err}); will retry")
             return CUPS_BACKEND_RETRY

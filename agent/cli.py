@@ -103,7 +103,7 @@ def _install(args) -> int:
 def _flush(args) -> int:
     config = load_config(args.state_dir or state_dir_from_environment())
     client = ServicesClient(config.services_url, config.agent_token, config.server_timeout)
-    with Outbox(config.state_dir / "outbox.sqlite3") as outbox:
+    with Outbox(config.state_dir / "outbox.sqlite3", warn=lambda line: print(line, file=sys.stderr)) as outbox:
         try:
             report = outbox.flush(client, config.batch_size)
         except ServerError as err:

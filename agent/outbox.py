@@ -7,6 +7,9 @@ loses a job and never makes the server count one twice.
 
 A job the server rejects as malformed (HTTP 400) would block every later batch; it moves to
 a ``rejected`` table with the server's reason (kept for an admin, never silently dropped).
+A job the server answers as a ``conflict`` (its key was recorded with other figures) is
+accounted for already, as recorded: it leaves the outbox like any answered job, with a
+warning naming it, and is never re-posted (it would only conflict again).
 Several backends (one per printing queue) may run at once: flushing takes a file lock so one
 process at a time posts the backlog.
 """
@@ -20,9 +23,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from agent.server import ServerRejectedJobs, ServicesClient
+from agent.server import JobResult, ServerRejectedJobs, ServicesClient
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -61,8 +64,10 @@ class FlushReport:
 class Outbox:
     """Job records waiting for the server's answer, the rejected ones, and held/denied decisions."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, warn: Callable[[str], None] | None = None):
+        """`warn` tells what needs an admin's eye (the backend's CUPS log, the CLI's stderr)."""
         self.path = Path(path)
+        self._warn = warn or (lambda message: None)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -175,6 +180,9 @@ class Outbox:
                 jobs = [job for i, job in enumerate(jobs) if i not in bad]
                 continue
             self.remove([job["job_key"] for job in jobs])
+            for result in results:
+                if result.status == "conflict":
+                    self._warn(_conflict_line(result))
             return results, rejected
         return [], rejected
 
@@ -199,3 +207,9 @@ class Outbox:
                 rejected += rejected_now
                 batches += 1
         return FlushReport(sent, rejected, self.count())
+
+
+def _conflict_line(result: JobResult) -> str:
+    differing = ", ".join(result.fields) or result.message or "which ones not told"
+    return (f"PageLedger: the server already recorded job {result.job_key} with other figures ({differing}); "
+            f"it stays as recorded: removed from the outbox, not re-posted")

@@ -38,6 +38,11 @@ class ServerRejectedJobs(ServerError):
         super().__init__(message)
         self.errors = errors
 
+    def reasons(self) -> str:
+        """The server's messages in one line: ``job_id: the job is already held with other data``."""
+        return "; ".join(f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+                         for key, value in self.errors.items()) or "no reason given"
+
     def bad_indexes(self) -> set[int]:
         """Which jobs of the batch the field errors name (``jobs.3.pages`` -> 3)."""
         indexes = set()
@@ -58,11 +63,12 @@ class JobResult:
 
     job_key: str
     job_id: str
-    status: str
+    status: str  # tracked | denied | duplicate | conflict (re-posted with other figures)
     decision: str
     sheets: int | None
     cost: str
     message: str
+    fields: tuple[str, ...] = ()  # a conflict's figures that differ from the job as recorded
 
 
 class ServicesClient:
@@ -117,7 +123,8 @@ class ServicesClient:
             raise ServerUnreachable("POST /Services/jobs: answer has no result for every job")
         return [JobResult(r.get("job_key", ""), str(r.get("job_id", "")), r.get("status", ""),
                           r.get("decision", "print"), r.get("sheets"), str(r.get("cost", "")),
-                          r.get("message", "") or "") for r in results]
+                          r.get("message", "") or "", tuple(str(f) for f in r.get("fields") or ()))
+                for r in results]
 
     def get_policy(self) -> dict:
         _status, payload = self._request("GET", "/Services/policy")

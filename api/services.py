@@ -17,12 +17,13 @@ from domain.units import format_money
 
 def outcome_json(o: TrackOutcome) -> dict:
     return {"job_key": o.job_key, "job_id": str(o.job_id), "status": o.status, "decision": o.decision,
-            "sheets": o.sheets, "cost": format_money(o.cost), "message": o.message}
+            "sheets": o.sheets, "cost": format_money(o.cost), "message": o.message, "fields": list(o.fields)}
 
 
 class JobsResource:
     roles = ("agent",)
-    openapi = {"post": Operation("Track a batch of print jobs (agent). All or nothing; re-posts are duplicates.",
+    openapi = {"post": Operation("Track a batch of print jobs (agent). New jobs all or nothing; a re-post is a "
+                                 "duplicate, or a conflict when its figures differ (recording nothing).",
                                  body=TrackJobsSchema, responses={200: "One result per job, in order"})}
 
     def __init__(self, track_jobs: TrackJobs) -> None:

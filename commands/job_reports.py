@@ -50,6 +50,16 @@ class _Batch(msgspec.Struct):
     jobs: Annotated[list[JobReport], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
+class _StrictBoolean(fields.Boolean):
+    """JSON true or false only, as msgspec decodes it: `truthy={True}` alone would take 1 too
+    (1 == True in Python)."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class JobReportSchema(Schema):
     """The same rules as JobReport, for error messages and the OpenAPI document."""
 
@@ -66,15 +76,18 @@ class JobReportSchema(Schema):
                            metadata={"description": "impressions per copy, after N-up and page ranges"})
     copies = fields.Integer(load_default=1, strict=True, validate=validate.Range(1, 10_000))
     colour_pages = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 1_000_000))
-    duplex = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    duplex = _StrictBoolean(load_default=False)
     paper = fields.String(load_default="unknown", validate=validate.Length(1, 32))
     size = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 1 << 40))
     pdl = fields.String(load_default="unknown", validate=validate.OneOf(PDLS))
     release_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
 
-    @validates_schema
+    # Run also when other fields are bad, so the one 400 answer names every bad field. A field
+    # that failed its own checks is absent from `data`: the pair is compared only when both
+    # are valid whole numbers.
+    @validates_schema(skip_on_field_errors=False)
     def _colour_within_pages(self, data: dict, **_: object) -> None:
-        if data.get("colour_pages", 0) > data.get("pages", 0):
+        if "pages" in data and "colour_pages" in data and data["colour_pages"] > data["pages"]:
             raise ValidationError("cannot exceed pages", field_name="colour_pages")
 
 

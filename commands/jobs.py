@@ -1,8 +1,11 @@
 """Print jobs: track what agents report (one event a job, priced at once), hold a secure
 queue's job until its owner releases it. The one module that writes PrintJob aggregates.
 
-A batch is one transaction: all of it is recorded or none of it. Jobs whose key was recorded
-before come back as duplicates and record nothing, so re-posting is safe.
+A batch is one transaction: all of its new jobs are recorded or none of them. A job whose key
+was recorded before (or earlier in the same batch) records nothing and is answered from the
+job as recorded: a `duplicate` when it repeats the figures the agent sent then, a `conflict`
+naming the figures that differ otherwise. Either is answered per job and never blocks the
+rest of its batch, so re-posting is safe and one bad re-post cannot block an agent's outbox.
 """
 from __future__ import annotations
 
@@ -23,20 +26,29 @@ from commands.validation import InvalidRequest
 from domain.costs import sheets_for
 from domain.jobs import JobNotHoldable, PrintJob, job_id
 from domain.printers import Printer, printer_id
-from domain.units import to_micros
+from domain.units import iso, to_micros
 
 log = logging.getLogger("pageledger.jobs")
+
+# What an agent sends that a job's event stores as sent: a re-post must repeat every one of
+# them to be a duplicate. The server's own figures (sheets, cost, schedule, a denial's
+# reason) are left out: they follow from these and the printer's prices at the time.
+SENT_FIGURES = ("user", "printer", "client_host", "submitted_at", "pages", "copies", "colour_pages", "duplex",
+                "paper", "size", "pdl", "document")
+# Never written to the log, whose lines name a job by its key only.
+PERSONAL_FIGURES = frozenset({"user", "client_host", "document"})
 
 
 @dataclass(frozen=True)
 class TrackOutcome:
     job_key: str
     job_id: UUID
-    status: str  # "tracked" | "duplicate" | "denied"
+    status: str  # "tracked" | "denied" | "duplicate" | "conflict"
     decision: str  # "print" | "hold" | "deny"
     sheets: int
     cost: int  # 1/10,000 currency unit
     message: str = ""
+    fields: tuple[str, ...] = ()  # a conflict's figures that differ from the job as recorded
 
 
 class Verdict(Protocol):
@@ -50,7 +62,8 @@ SeatGate = Callable[[list[str]], Mapping[str, Verdict]]
 
 
 class TrackJobs:
-    """Record a batch of jobs atomically; jobs seen before are answered as duplicates.
+    """Record a batch of jobs atomically; a job key seen before records nothing and is answered
+    from the job as recorded (`duplicate`, or `conflict` when the figures differ).
 
     `gate` (the licence seat check, commands.licensing.Licensing.gate_jobs) is asked once for
     the users of the batch; a job it refuses is recorded as PrintJob.Denied instead of Tracked
@@ -68,33 +81,47 @@ class TrackJobs:
         verdicts: Mapping[str, Verdict] = self.gate(list(dict.fromkeys(r.user for r in reports))) if self.gate else {}
         known: set[UUID] = set()
         new_printers: list[Printer] = []
+        conflicts: list[_Conflict] = []
 
         def attempt() -> list[TrackOutcome]:
             nonlocal new_printers
             by_name, new_printers = self.printers.for_names({r.printer for r in reports})
             outcomes: list[TrackOutcome] = []
             events: list[PrintJob.Tracked | PrintJob.Denied] = []
-            seen_in_batch: set[UUID] = set()
+            # A key repeated in the batch is answered from its first occurrence: its event, its decision.
+            first_in_batch: dict[UUID, tuple[PrintJob.Recorded, str]] = {}
+            conflicts.clear()
             for report, jid in zip(reports, ids):
                 printer = by_name[report.printer.lower()]
-                if jid in known or jid in seen_in_batch:
-                    outcomes.append(self._duplicate(report, jid, seen_in_batch, printer))
+                if jid in known:
+                    job: PrintJob = app.repository.get(jid)
+                    outcomes.append(_repeat(report, jid, printer, job, self._recorded_decision(job, by_name),
+                                            in_batch=False, conflicts=conflicts))
                     continue
-                seen_in_batch.add(jid)
+                if jid in first_in_batch:
+                    event, decision = first_in_batch[jid]
+                    outcomes.append(_repeat(report, jid, printer, event, decision, in_batch=True,
+                                            conflicts=conflicts))
+                    continue
                 verdict = verdicts.get(report.user)
                 if verdict is not None and not verdict.track:
                     event = _recorded(jid, report, printer, denied=verdict.reason)
-                    events.append(event)
-                    outcomes.append(TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
-                                                 verdict.reason))
-                    continue
-                event = _recorded(jid, report, printer)
+                    outcome = TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
+                                           verdict.reason)
+                else:
+                    event = _recorded(jid, report, printer)
+                    outcome = TrackOutcome(report.job_key, jid, "tracked", _decision(printer), event.sheets,
+                                           event.cost)
                 events.append(event)
-                outcomes.append(TrackOutcome(report.job_key, jid, "tracked", _decision(printer), event.sheets,
-                                             event.cost))
+                outcomes.append(outcome)
+                first_in_batch[jid] = (event, outcome.decision)
+            # A printer only a duplicate or a conflict names is not registered: they record nothing.
+            used = {event.printer for event in events}
+            new_printers = [p for p in new_printers if p.name in used]
             app.record(*new_printers, events=events)
             self.printers.registered(new_printers)
-            log.debug("tracked %d jobs (%d duplicates ignored)", len(events), len(outcomes) - len(events))
+            log.debug("tracked %d jobs (%d duplicates or conflicts record nothing)", len(events),
+                      len(outcomes) - len(events))
             return outcomes
 
         def conflicted() -> None:
@@ -104,27 +131,82 @@ class TrackJobs:
             known = {jid for jid in ids if jid in app.repository}
             log.info("batch of %d jobs: %d already recorded, deciding again", len(reports), len(known))
 
-        return retry_on_conflict(attempt, what=f"record a batch of {len(reports)} jobs", on_conflict=conflicted)
+        outcomes = retry_on_conflict(attempt, what=f"record a batch of {len(reports)} jobs",
+                                     on_conflict=conflicted)
+        for conflict in conflicts:  # once the batch is saved: an attempt that lost a race logs nothing
+            conflict.log()
+        return outcomes
 
-    def _duplicate(self, r: JobReport, jid: UUID, seen_in_batch: set[UUID], printer: Printer) -> TrackOutcome:
-        """A job recorded before gets the answer it got then: a re-posted held job stays held."""
-        if jid in seen_in_batch:
-            return TrackOutcome(r.job_key, jid, "duplicate", _decision(printer), 0, 0, "job key repeated in this batch")
-        job: PrintJob = self.app.repository.get(jid)
-        decision = "deny" if job.state == "denied" else "hold" if job.state == "held" else _decision(printer)
-        return TrackOutcome(r.job_key, jid, "duplicate", decision, job.sheets, job.cost, "already recorded")
+    def _recorded_decision(self, job: PrintJob, by_name: Mapping[str, Printer]) -> str:
+        """A job recorded before gets the answer it got then: a re-posted held job stays held,
+        and its own printer decides, not one a conflicting re-post names."""
+        if job.state in ("denied", "held"):
+            return "deny" if job.state == "denied" else "hold"
+        printer = by_name.get(job.printer.lower()) or self.printers.for_names([job.printer])[0][job.printer.lower()]
+        return _decision(printer)
+
+
+@dataclass(frozen=True)
+class _Conflict:
+    """A re-post whose figures differ from the job as recorded, for one warning line."""
+
+    job_key: str
+    job_id: UUID
+    recorded: dict[str, object]  # the differing figures only
+    posted: dict[str, object]
+    in_batch: bool
+
+    def log(self) -> None:
+        names = list(self.recorded)
+        told = [f"{name} recorded {_shown(name, self.recorded[name])}, posted {_shown(name, self.posted[name])}"
+                for name in names if name not in PERSONAL_FIGURES]
+        personal = [name for name in names if name in PERSONAL_FIGURES]
+        if personal:
+            told.append(f"{', '.join(personal)} (personal, not shown)")
+        where = "earlier in the same batch" if self.in_batch else "before"
+        log.warning("job %s was re-posted with other figures than it was recorded with %s: %s; "
+                    "answered conflict, nothing recorded for the re-post", self.job_key, where, "; ".join(told),
+                    extra={"job_key": self.job_key, "job_id": str(self.job_id), "fields": names})
+
+
+def _shown(name: str, value: object) -> str:
+    if name == "submitted_at":
+        return iso(value) or "unset"  # type: ignore[arg-type]
+    return str(value)
+
+
+def _repeat(r: JobReport, jid: UUID, printer: Printer, recorded: PrintJob | PrintJob.Recorded, decision: str, *,
+            in_batch: bool, conflicts: list[_Conflict]) -> TrackOutcome:
+    """The answer to a job key recorded before: the job as recorded (its figures, its decision),
+    as a duplicate when `r` repeats the figures it was recorded with, else as a conflict.
+    `recorded` is the job's aggregate or, for a key repeated in one batch, its first event."""
+    sent = _sent_figures(r, printer)
+    differing = tuple(name for name in SENT_FIGURES if getattr(recorded, name) != sent[name])
+    where = "job key repeated in this batch" if in_batch else "already recorded"
+    if not differing:
+        return TrackOutcome(r.job_key, jid, "duplicate", decision, recorded.sheets, recorded.cost, where)
+    conflicts.append(_Conflict(r.job_key, jid, {name: getattr(recorded, name) for name in differing},
+                               {name: sent[name] for name in differing}, in_batch))
+    return TrackOutcome(r.job_key, jid, "conflict", decision, recorded.sheets, recorded.cost,
+                        f"{where} with other figures ({', '.join(differing)}): nothing recorded for this post",
+                        differing)
+
+
+def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:
+    """The SENT_FIGURES of a report as an event stores them."""
+    return dict(user=r.user, printer=printer.name, client_host=r.client_host, submitted_at=to_micros(r.submitted_at),
+                pages=r.pages, copies=r.copies, colour_pages=r.colour_pages, duplex=r.duplex, paper=r.paper,
+                size=r.size, pdl=r.pdl, document=r.document)
 
 
 def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None) -> PrintJob.Tracked:
     record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
     return record(
-        jid, user=r.user, printer=printer.name, client_host=r.client_host,
-        submitted_at=to_micros(r.submitted_at), pages=r.pages, copies=r.copies,
+        jid, **_sent_figures(r, printer),
         sheets=sheets_for(pages=r.pages, copies=r.copies, duplex=r.duplex),
-        colour_pages=r.colour_pages, duplex=r.duplex, paper=r.paper, size=r.size, pdl=r.pdl,
         cost=printer.schedule.price(pages=r.pages, colour_pages=r.colour_pages, copies=r.copies,
                                     duplex=r.duplex, paper=r.paper),
-        schedule=printer.schedule_version, document=r.document,
+        schedule=printer.schedule_version,
     )
 
 

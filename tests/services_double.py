@@ -1,7 +1,8 @@
 """A small real HTTP server speaking the agent's side of docs/services-api.md, on loopback.
 
 It stands in for the PageLedger server where a test is about the agent alone (no server
-process needed): jobs are kept by ``job_key`` (a re-post answers "duplicate"), decisions are
+process needed): jobs are kept by ``job_key`` (a re-post answers "duplicate", or "conflict"
+naming the figures that differ from the first post, answered with the first's), decisions are
 chosen per printer, spool uploads (chunked or not) are written to disk, and the server can
 be told to fail or hang. End-to-end tests use the real server (``live_server``) instead.
 """
@@ -14,6 +15,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 TOKEN = "agent-secret-token-123"
+# What a re-post must repeat to be a duplicate (commands.jobs.SENT_FIGURES on the server).
+FIGURES = ("user", "printer", "client_host", "submitted_at", "pages", "copies", "colour_pages", "duplex", "paper",
+           "size", "pdl", "document")
 
 
 class ServicesDouble:
@@ -31,8 +35,8 @@ class ServicesDouble:
         self.spool_supported = True
         self.reject_printers: set[str] = set()
         self.spool_fail_with: int | None = None
-        # What a duplicate is answered with: None = the printer's decision again; "print" = as
-        # the foundation server does today (decision "print" for every duplicate).
+        # What a duplicate (or conflict) is answered with: None = the printer's decision again;
+        # "print" = as the foundation server did (decision "print" for every duplicate).
         self.duplicate_decision: str | None = None
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -135,15 +139,22 @@ class ServicesDouble:
                 with double.lock:
                     double.posts.append(jobs)
                     for job in jobs:
-                        status = "duplicate" if job["job_key"] in double.jobs else "tracked"
-                        double.jobs.setdefault(job["job_key"], job)
-                        decision, message = double.decisions.get(job["printer"], ("print", ""))
-                        if status == "duplicate" and double.duplicate_decision:
+                        recorded = double.jobs.setdefault(job["job_key"], job)
+                        fields = [] if recorded is job else [
+                            f for f in FIGURES if (str(recorded.get(f)).lower() != str(job.get(f)).lower()
+                                                   if f == "printer" else recorded.get(f) != job.get(f))]
+                        status = "tracked" if recorded is job else "conflict" if fields else "duplicate"
+                        decision, message = double.decisions.get(recorded["printer"], ("print", ""))
+                        if status != "tracked" and double.duplicate_decision:
                             decision, message = double.duplicate_decision, "already recorded"
-                        per_copy = (job["pages"] + 1) // 2 if job["duplex"] else job["pages"]
+                        if status == "conflict":
+                            message = f"already recorded with other figures ({', '.join(fields)})"
+                        per_copy = (recorded["pages"] + 1) // 2 if recorded["duplex"] else recorded["pages"]
                         results.append({"job_key": job["job_key"], "job_id": f"id-{len(double.jobs)}",
-                                        "status": status, "decision": decision, "sheets": per_copy * job["copies"],
-                                        "cost": f"{job['pages'] * job['copies'] * 0.1:.4f}", "message": message})
+                                        "status": status, "decision": decision,
+                                        "sheets": per_copy * recorded["copies"],
+                                        "cost": f"{recorded['pages'] * recorded['copies'] * 0.1:.4f}",
+                                        "message": message, "fields": fields})
                 self._send(200, {"results": results})
 
             def do_PUT(self) -> None:
@@ -158,7 +169,11 @@ class ServicesDouble:
                 if double.spool_fail_with:
                     for _ in self._body_chunks():
                         pass
-                    self._send(double.spool_fail_with, {"title": "spool store unavailable"})
+                    if double.spool_fail_with == 400:
+                        self._send(400, {"title": "Invalid input",
+                                         "errors": {"job_id": ["the job is already held with other data"]}})
+                    else:
+                        self._send(double.spool_fail_with, {"title": "spool store unavailable"})
                     return
                 target = double.spool_dir / parts[2]
                 received = 0

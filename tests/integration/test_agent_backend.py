@@ -301,3 +301,47 @@ def test_concurrent_offline_jobs_are_all_posted_once_when_the_server_returns(rig
     assert rig.outbox() == []
     assert sorted(services.jobs) == sorted(f"printsrv1/{100 + i}/urn:uuid:{i}" for i in range(6))
     assert sum(len(batch) for batch in services.posts) == 6
+
+
+def test_a_backlogged_job_the_server_recorded_with_other_figures_is_dropped_with_a_warning_and_never_reposted(
+        rig, services, tmp_path):
+    recorded = {"job_key": "printsrv1/7/urn:uuid:7", "user": "alice", "printer": "office", "client_host": "printsrv1",
+                "document": "old", "submitted_at": "2026-11-25T09:00:00+00:00", "pages": 3, "copies": 1,
+                "colour_pages": 0, "duplex": False, "paper": "A4", "size": 10, "pdl": "pdf"}
+    services.jobs[recorded["job_key"]] = recorded
+    with Outbox(rig.state / "outbox.sqlite3") as outbox:
+        outbox.add(dict(recorded, pages=4, copies=2))
+    data = docs.pdf(tmp_path / "d.pdf", 1).read_bytes()
+    result = rig.run("8", "alice", "now", "1", "job-uuid=urn:uuid:8", data=data)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert rig.printed() == data
+    assert ("WARNING: PageLedger: the server already recorded job printsrv1/7/urn:uuid:7 with other figures "
+            "(pages, copies)") in stderr and "not re-posted" in stderr
+    assert rig.outbox() == []
+    posts_before = len(services.posts)
+    assert rig.run("9", "alice", "later", "1", "job-uuid=urn:uuid:9", data=data).returncode == 0
+    assert [[j["job_key"] for j in batch] for batch in services.posts[posts_before:]] == [["printsrv1/9/urn:uuid:9"]]
+    assert services.jobs["printsrv1/7/urn:uuid:7"]["pages"] == 3  # as first recorded
+
+
+def test_a_cups_retry_of_a_held_job_with_other_figures_stays_held(rig, services, tmp_path):
+    services.decisions["secure"] = ("hold", "")
+    services.duplicate_decision = "print"  # the server's decision must not turn a held job into a printed one
+    argv = ("47", "alice", "payslips", "1", "job-uuid=urn:uuid:47 time-at-creation=1764061200")
+    first = rig.run(*argv, data=docs.pdf(tmp_path / "d.pdf", 2).read_bytes(), printer="secure")
+    assert first.returncode == 0, first.stderr.decode()
+    retry = rig.run(*argv, data=docs.pdf(tmp_path / "e.pdf", 3).read_bytes(), printer="secure")
+    assert retry.returncode == 0, retry.stderr.decode()
+    assert b"with other figures (pages, size)" in retry.stderr
+    assert rig.printed() is None and rig.outbox() == []
+
+
+def test_held_data_the_server_refuses_cancels_the_job_instead_of_retrying_it_forever(rig, services, tmp_path):
+    services.decisions["secure"] = ("hold", "")
+    services.spool_fail_with = 400  # e.g. the job is held already, with other data
+    result = rig.run("48", "alice", "x", "1", "job-uuid=urn:uuid:48", data=docs.pdf(tmp_path / "d.pdf", 1).read_bytes(),
+                     printer="secure")
+    assert result.returncode == 5, result.stderr.decode()  # CUPS_BACKEND_CANCEL, not 6 (retry)
+    assert b"already held with other data" in result.stderr and b"not retried" in result.stderr
+    assert rig.printed() is None

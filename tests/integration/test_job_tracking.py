@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from dataclasses import dataclass
+from datetime import timedelta, timezone
 
+import falcon.testing
 import msgspec
 
 import pytest
 import sqlalchemy as sa
 
+from api.app import create_app
 from commands.job_reports import parse_batch
 from commands.jobs import TrackJobs
 from commands.validation import InvalidRequest
 from domain.costs import CostSchedule
+from domain.units import to_micros
 from projections.follower import Follower
 from projections.jobs import JobsProjection
 from projections.jobs import JobFilter, list_jobs
@@ -166,3 +172,115 @@ def test_a_new_cost_schedule_prices_the_next_batch_in_the_same_process(runtime):
     runtime.catch_up()
     with runtime.reader.connect() as conn:
         assert sorted(c for (c,) in conn.execute(sa.select(jobs.c.cost))) == [10, 10 * runtime.default_schedule.mono_page]
+
+
+@dataclass(frozen=True)
+class Refused:
+    track: bool = False
+    reason: str = "no licence seat"
+
+
+def test_a_repost_with_other_figures_is_a_conflict_naming_them_and_the_rest_of_its_batch_is_recorded(
+        runtime, caplog):
+    [original] = reports(1)
+    original = msgspec.structs.replace(original, pages=4, copies=1, colour_pages=0, duplex=False)
+    [tracked] = TrackJobs(runtime.app, runtime.printers)([original])
+    head = runtime.followers["jobs"].head()
+    altered = msgspec.structs.replace(original, pages=5, copies=2, document="Secret plans.pdf",
+                                      submitted_at=original.submitted_at + timedelta(minutes=5))
+    [new_job] = reports(1, seed=9)
+    with caplog.at_level(logging.WARNING, logger="pageledger.jobs"):
+        conflict, tracked_too = TrackJobs(runtime.app, runtime.printers)([altered, new_job])
+    assert (conflict.status, conflict.decision) == ("conflict", tracked.decision)
+    assert conflict.fields == ("submitted_at", "pages", "copies", "document")
+    assert "submitted_at, pages, copies, document" in conflict.message
+    # answered with the job as recorded, not with the re-post's figures
+    assert (conflict.job_id, conflict.sheets, conflict.cost) == (tracked.job_id, tracked.sheets, tracked.cost)
+    assert tracked_too.status == "tracked"  # one bad re-post does not block its batch
+    new_printer = new_job.printer.lower() != original.printer.lower()
+    assert events_after(runtime, head) == 1 + new_printer  # nothing for the conflict
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        rows, _ = list_jobs(conn, JobFilter(user=original.user))
+    assert [(row.pages, row.copies, row.document) for row in rows] == [(4, 1, original.document)]
+
+    [line] = [r for r in caplog.records if r.name == "pageledger.jobs" and r.levelno == logging.WARNING]
+    message = line.getMessage()
+    assert original.job_key in message and "conflict" in message
+    assert "pages recorded 4, posted 5" in message and "copies recorded 1, posted 2" in message
+    assert (f"submitted_at recorded {original.submitted_at.isoformat()}, "
+            f"posted {altered.submitted_at.isoformat()}") in message
+    assert str(to_micros(original.submitted_at)) not in message  # never the stored µs
+    assert "document (personal, not shown)" in message
+    assert "Secret plans" not in message and original.document not in message and original.user not in message
+    assert (line.job_key, line.fields) == (original.job_key, ["submitted_at", "pages", "copies", "document"])
+
+
+def test_the_same_figures_in_other_spellings_are_a_duplicate_not_a_conflict(runtime):
+    [original] = reports(1)
+    [tracked] = TrackJobs(runtime.app, runtime.printers)([original])
+    same = msgspec.structs.replace(original, printer=original.printer.upper(),
+                                   submitted_at=original.submitted_at.astimezone(timezone(timedelta(hours=2))))
+    [again] = TrackJobs(runtime.app, runtime.printers)([same])
+    assert (again.status, again.fields, again.cost) == ("duplicate", (), tracked.cost)
+
+
+def test_the_same_key_twice_in_one_batch_answers_the_first_ones_figures_and_decision(runtime):
+    [r] = reports(1)
+    r = msgspec.structs.replace(r, pages=3, copies=2, duplex=False)
+    first, again = TrackJobs(runtime.app, runtime.printers)([r, r])
+    assert (again.status, again.decision, again.sheets, again.cost) == ("duplicate", "print", 6, first.cost)
+    assert first.cost > 0
+    [later] = TrackJobs(runtime.app, runtime.printers)([r])
+    assert (later.sheets, later.cost) == (again.sheets, again.cost)  # one answer, in a batch or across
+
+    [denied_job] = reports(1, seed=4)
+    refused = TrackJobs(runtime.app, runtime.printers, gate=lambda users: {u: Refused() for u in users})
+    denied, repeated = refused([denied_job, denied_job])
+    assert (denied.status, denied.decision) == ("denied", "deny")
+    assert (repeated.status, repeated.decision, repeated.sheets, repeated.cost) == \
+        ("duplicate", "deny", denied.sheets, denied.cost)
+
+
+def test_the_same_key_twice_in_one_batch_with_other_figures_is_a_conflict(runtime, caplog):
+    [r] = reports(1)
+    head = runtime.followers["jobs"].head()
+    other = msgspec.structs.replace(r, pages=r.pages + 1, user="mallory")
+    with caplog.at_level(logging.WARNING, logger="pageledger.jobs"):
+        first, conflict = TrackJobs(runtime.app, runtime.printers)([r, other])
+    assert (first.status, conflict.status, conflict.fields) == ("tracked", "conflict", ("user", "pages"))
+    assert (conflict.sheets, conflict.cost, conflict.decision) == (first.sheets, first.cost, first.decision)
+    assert events_after(runtime, head) == 2  # the job and its new printer: once
+    [line] = [rec.getMessage() for rec in caplog.records if rec.name == "pageledger.jobs"]
+    assert "same batch" in line and "user (personal, not shown)" in line and "mallory" not in line
+
+
+def test_a_conflict_is_answered_in_json_with_its_fields(runtime):
+    _, secret = runtime.issue_token(name="printsrv1", role="agent")
+    runtime.catch_up()
+    client = falcon.testing.TestClient(create_app(runtime))
+    job = next(sample_jobs(1))
+
+    def post(*jobs_):
+        r = client.simulate_post("/Services/jobs", json={"jobs": list(jobs_)},
+                                 headers={"Authorization": f"Bearer {secret}"})
+        assert r.status_code == 200, r.text
+        return r.json["results"]
+
+    [first] = post(job)
+    assert first["fields"] == []
+    [again, conflict] = post(job, dict(job, duplex=not job["duplex"]))
+    assert (again["status"], again["fields"]) == ("duplicate", [])
+    assert (conflict["status"], conflict["fields"], conflict["decision"]) == ("conflict", ["duplex"], first["decision"])
+    assert "duplex" in conflict["message"] and conflict["cost"] == first["cost"]
+
+
+def test_a_conflict_naming_another_printer_keeps_the_decision_of_the_printer_it_was_recorded_on(runtime):
+    runtime.set_secure_hold("secure", True)
+    [r] = reports(1)
+    r = msgspec.structs.replace(r, printer="secure")
+    [held] = TrackJobs(runtime.app, runtime.printers)([r])
+    head = runtime.followers["jobs"].head()
+    [again] = TrackJobs(runtime.app, runtime.printers)([msgspec.structs.replace(r, printer="open-plan")])
+    assert (held.decision, again.status, again.decision, again.fields) == ("hold", "conflict", "hold", ("printer",))
+    assert events_after(runtime, head) == 0  # not even the printer only the conflict names

@@ -54,3 +54,24 @@ def test_offline_action_follows_ignore_disconnected_until_connected_then_the_ser
     assert connected.offline_action(ignore_disconnected=False) == "print"
     strict = CachedPolicy(connected_at=1.0, offline="refuse", fetched_at=1.0)
     assert strict.offline_action(ignore_disconnected=True) == "refuse"
+
+
+def test_a_conflict_leaves_the_outbox_with_a_warning_and_the_other_answers_quietly(tmp_path):
+    from agent.server import JobResult
+
+    class Client:
+        def post_jobs(self, jobs):
+            return [JobResult("h/1/a", "id-1", "conflict", "print", 1, "0.1000", "already recorded with other "
+                              "figures (pages): nothing recorded for this post", ("pages",)),
+                    JobResult("h/2/b", "id-2", "tracked", "print", 1, "0.1000", "")]
+
+    warnings = []
+    with Outbox(tmp_path / "o.sqlite3", warn=warnings.append) as outbox:
+        outbox.add(job("h/1/a"))
+        outbox.add(job("h/2/b"))
+        report = outbox.flush(Client())
+        assert (report.sent, report.rejected, report.remaining) == (2, 0, 0)
+        assert outbox.rejected() == []
+    [line] = warnings
+    assert line.startswith("PageLedger: the server already recorded job h/1/a with other figures (pages)")
+    assert "not re-posted" in line

@@ -1,10 +1,12 @@
 """The two faces of batch validation (msgspec fast path, marshmallow messages) agree."""
 import json
 
+import msgspec
 import pytest
+from marshmallow import ValidationError
 
-from commands.job_reports import parse_batch
-from commands.validation import InvalidRequest
+from commands.job_reports import TrackJobsSchema, _Batch, parse_batch
+from commands.validation import InvalidRequest, flatten_messages
 from tools.sample_jobs import sample_jobs
 
 
@@ -45,11 +47,53 @@ CASES = [
 ]
 
 
+# Several bad fields of one job: the answer names each of them.
+COMBINED = [
+    ({"pages": 2, "colour_pages": 3, "copies": 0}, {"jobs.0.colour_pages", "jobs.0.copies"}),
+    ({"pages": 2, "colour_pages": 3, "pdl": "exe", "user": ""},
+     {"jobs.0.colour_pages", "jobs.0.pdl", "jobs.0.user"}),
+    ({"pages": 2, "colour_pages": 3, "submitted_at": "2026-01-01T00:00:00"},  # naive time
+     {"jobs.0.colour_pages", "jobs.0.submitted_at"}),
+    # colour_pages is compared with pages only when both are valid whole numbers
+    ({"pages": "2", "colour_pages": 3}, {"jobs.0.pages"}),
+    ({"pages": -1, "colour_pages": 3}, {"jobs.0.pages"}),
+    ({"pages": 2, "colour_pages": 2.5, "copies": 0}, {"jobs.0.colour_pages", "jobs.0.copies"}),
+]
+# Edge values both faces accept.
+ACCEPTED = [{"pages": 3, "colour_pages": 3}, {"pages": 0, "colour_pages": 0}, {"copies": 10_000},
+            {"release_code": None}, {"size": 1 << 40}, {"job_key": "k" * 255}, {"document": ""}]
+
+
 @pytest.mark.parametrize("change,field", CASES)
 def test_each_kind_of_bad_value_is_refused_and_named(change, field):
     with pytest.raises(InvalidRequest) as err:
         parse_batch(body([dict(GOOD, **change)]))
     assert field in err.value.errors
+
+
+@pytest.mark.parametrize("change,fields", COMBINED)
+def test_colour_pages_above_pages_is_named_with_the_other_bad_fields_of_the_job(change, fields):
+    with pytest.raises(InvalidRequest) as err:
+        parse_batch(body([next(sample_jobs(1, seed=2)), dict(GOOD, **change)]))
+    assert set(err.value.errors) == {f.replace("jobs.0.", "jobs.1.") for f in fields}
+
+
+@pytest.mark.parametrize("change", [c for c, _ in CASES] + [c for c, _ in COMBINED] + ACCEPTED)
+def test_msgspec_and_marshmallow_accept_and_refuse_the_same_jobs(change):
+    raw = body([dict(GOOD, **change)])
+    try:
+        msgspec.json.decode(raw, type=_Batch)
+        fast_refuses = False
+    except msgspec.ValidationError:
+        fast_refuses = True
+    try:
+        TrackJobsSchema().load(json.loads(raw))
+        named = set()
+    except ValidationError as err:
+        named = set(flatten_messages(err.messages))
+    assert fast_refuses == bool(named), (change, named)
+    if fast_refuses:  # marshmallow, not the fallback on msgspec's message, names the fields
+        assert named and all(f.startswith("jobs.0.") for f in named)
 
 
 def test_missing_required_fields_are_named():

@@ -28,7 +28,8 @@ def user_json(u: UserListing) -> dict[str, Any]:
 
 def sync_report_json(report: SyncReport) -> dict[str, Any]:
     return {"imported": report.imported, "updated": report.updated, "deactivated": report.deactivated,
-            "reactivated": report.reactivated, "clashes": [c.describe() for c in report.clashes]}
+            "reactivated": report.reactivated, "clashes": [c.describe() for c in report.clashes],
+            "kept": report.kept, "warnings": report.warnings(), "summary": report.summary()}
 
 
 class UserListResource:

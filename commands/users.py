@@ -7,6 +7,11 @@ their licence seat), and people who come back Activated again. Cards and PINs mu
 exactly one person: a value claimed by two users is reported as a clash and given to neither
 newcomer (a user who already held it keeps it) — never silently merged.
 
+A sync only ever changes users of the source it reads, and local accounts belong to no
+directory: PageLedger itself keeps them, so a sync of the local source has nothing to import
+or deactivate. Nothing — a sync, an admin — may take away the last active admin (see
+`AdminGuard`): a server nobody can administer is recoverable only with a bearer token.
+
 Which users a source already has, and who holds which card, is read from the users read
 model: a user imported a moment ago may not be there yet, which is harmless (the aggregate
 itself is always checked before importing) except that a person imported and removed between
@@ -46,6 +51,11 @@ class Clash:
         return f"{what} is claimed by {', '.join(self.logins)}: not assigned to anyone new"
 
 
+NOTHING_TO_SYNC = ("local accounts are kept by PageLedger itself, not by a directory: a sync of the local source "
+                   "has nothing to import or deactivate (manage them with pageledger users add, passwd, role "
+                   "and remove, or /api/v1/users)")
+
+
 @dataclass
 class SyncReport:
     imported: list[str] = field(default_factory=list)
@@ -53,10 +63,24 @@ class SyncReport:
     deactivated: list[str] = field(default_factory=list)
     reactivated: list[str] = field(default_factory=list)
     clashes: list[Clash] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # gone from the directory, kept active: the last active admin
+    note: str = ""  # why nothing was synced at all
 
     def summary(self) -> str:
-        return (f"{len(self.imported)} imported, {len(self.updated)} updated, {len(self.deactivated)} deactivated, "
+        if self.note:
+            return self.note
+        text = (f"{len(self.imported)} imported, {len(self.updated)} updated, {len(self.deactivated)} deactivated, "
                 f"{len(self.reactivated)} reactivated, {len(self.clashes)} clashes")
+        if self.kept:
+            text += f", {len(self.kept)} kept active (last active admin)"
+        return text
+
+    def kept_warnings(self) -> list[str]:
+        return [f"{login} is no longer in the directory but is the last active admin: kept active; make another "
+                f"user admin, then sync again" for login in self.kept]
+
+    def warnings(self) -> list[str]:
+        return [*(c.describe() for c in self.clashes), *self.kept_warnings()]
 
 
 class SyncUsers:
@@ -70,12 +94,15 @@ class SyncUsers:
         self.licensing = licensing
         self.pin_digest = pin_digest
         self.clock = clock
-        self.deactivate = DeactivateUser(app, licensing, clock)
+        self.deactivate = DeactivateUser(app, licensing, AdminGuard(app, index), clock)
 
     def __call__(self) -> SyncReport:
         directory = self.directory()
-        found = list(directory.users())  # a DirectoryError stops the sync before anything is written
         source = directory.source
+        if source == LOCAL_SOURCE:
+            log.info("user sync (%s): %s", source, NOTHING_TO_SYNC)
+            return SyncReport(note=NOTHING_TO_SYNC)
+        found = list(directory.users())  # a DirectoryError stops the sync before anything is written
         report = SyncReport()
         known = {row.login.lower(): row for row in self.index.of_source(source)}
         cards = dict(self.index.card_holders())
@@ -125,10 +152,13 @@ class SyncUsers:
 
         for login, row in sorted(known.items()):
             if login not in by_login and row.active:
-                if self.deactivate(UUID(row.user_id), reason=LEFT_DIRECTORY):
-                    report.deactivated.append(row.login)
-        for clash in report.clashes:
-            log.warning("user sync (%s): %s", source, clash.describe())
+                try:
+                    if self.deactivate(UUID(row.user_id), reason=LEFT_DIRECTORY):
+                        report.deactivated.append(row.login)
+                except LastActiveAdmin:
+                    report.kept.append(row.login)
+        for warning in report.warnings():
+            log.warning("user sync (%s): %s", source, warning)
         log.info("user sync (%s): %s", source, report.summary())
         return report
 
@@ -158,17 +188,55 @@ def _unique_owner(field_name: str, wanted: dict[str, str], holders: dict[str, st
     return owners
 
 
-class DeactivateUser:
-    """Set a user Inactive and free their seat, in one transaction (both or neither)."""
+class LastActiveAdmin(UserError):
+    """The change would leave no active admin user."""
 
-    def __init__(self, app: PageLedger, licensing: Licensing, clock: Clock) -> None:
+
+class AdminGuard:
+    """Refuses to take the admin role or Active away from the last active admin.
+
+    Other admins are found in the users read model and each is confirmed on its aggregate, so
+    an admin demoted or deactivated a moment ago (still listed) does not count, and one made
+    admin a moment ago (not listed yet) is missed: the guard errs on the side of refusing. Two
+    admins demoting each other in the same instant can both pass it: the read model is the
+    only view across users, and no aggregate holds all admins.
+    """
+
+    def __init__(self, app: PageLedger, index: UserIndex) -> None:
+        self.app = app
+        self.index = index
+
+    def check(self, user: User, *, what: str) -> None:
+        """Raise LastActiveAdmin if `user` is an active admin and no other one is."""
+        if not (user.active and user.role == ROLE_ADMIN):
+            return
+        if not any(self._still_active_admin(UUID(row.user_id)) for row in self.index.active_admins()
+                   if UUID(row.user_id) != user.id):
+            raise LastActiveAdmin(f"{user.login} is the last active admin: cannot {what}; make another user "
+                                  f"admin first")
+
+    def _still_active_admin(self, uid: UUID) -> bool:
+        try:
+            other: User = self.app.repository.get(uid)
+        except AggregateNotFoundError:
+            return False
+        return other.active and other.role == ROLE_ADMIN
+
+
+class DeactivateUser:
+    """Set a user Inactive and free their seat, in one transaction (both or neither); never
+    the last active admin (LastActiveAdmin)."""
+
+    def __init__(self, app: PageLedger, licensing: Licensing, guard: AdminGuard, clock: Clock) -> None:
         self.app = app
         self.licensing = licensing
+        self.guard = guard
         self.clock = clock
 
     def __call__(self, uid: UUID, *, reason: str) -> bool:
         def attempt() -> bool:
             user: User = self.app.repository.get(uid)
+            self.guard.check(user, what="set them Inactive")
             if not user.deactivate(self.clock(), reason):
                 return False
             self.licensing.save_releasing_seat(user, user.login, reason)
@@ -180,14 +248,14 @@ class DeactivateUser:
 class SetUserActive:
     """The admin's Active/Inactive switch. Inactive frees the seat; Active takes none until used."""
 
-    def __init__(self, app: PageLedger, licensing: Licensing, clock: Clock) -> None:
+    def __init__(self, app: PageLedger, licensing: Licensing, index: UserIndex, clock: Clock) -> None:
         self.app = app
         self.licensing = licensing
         self.clock = clock
-        self.deactivate = DeactivateUser(app, licensing, clock)
+        self.deactivate = DeactivateUser(app, licensing, AdminGuard(app, index), clock)
 
     def __call__(self, uid: UUID, active: bool) -> bool:
-        """Raises AggregateNotFoundError for an unknown user."""
+        """Raises AggregateNotFoundError for an unknown user, LastActiveAdmin for the last admin."""
         if not active:
             return self.deactivate(uid, reason=BY_ADMIN)
 

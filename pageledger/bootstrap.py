@@ -183,7 +183,7 @@ class Runtime:
 
     @cached_property
     def set_user_active(self) -> SetUserActive:
-        return SetUserActive(self.app, self.licensing, self.clock)
+        return SetUserActive(self.app, self.licensing, self.users, self.clock)
 
     @cached_property
     def add_local_user(self) -> AddLocalUser:

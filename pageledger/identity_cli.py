@@ -62,6 +62,8 @@ def cmd_users_sync(settings: Settings, args: argparse.Namespace) -> int:
         print(report.summary())
         for clash in report.clashes:
             print(f"clash: {clash.describe()}")
+        for warning in report.kept_warnings():
+            print(f"warning: {warning}")
     return 0
 
 

@@ -186,3 +186,49 @@ def test_admins_get_at_most_one_notice_a_day_naming_the_denied_users(runtime, cl
         assert "<b>mallory</b>" in body and "zed" in body and first.get_content_type() == "text/plain"
     finally:
         controller.stop()
+
+
+def test_a_sync_of_local_accounts_deactivates_nobody_and_says_there_is_nothing_to_sync(runtime, clock):
+    runtime.add_local_user(login="root", password="root-pw-123", role="admin", profile={})
+    runtime.add_local_user(login="kim", password="kim-pw-4567", role="user", profile={"full_name": "Kim K"})
+    runtime.catch_up()
+    head = runtime.app.recorder.max_notification_id()
+    report = sync(runtime)
+    assert (report.imported, report.deactivated) == ([], [])
+    assert report.kept == []
+    assert "local accounts" in report.summary() and "nothing to import or deactivate" in report.summary()
+    assert runtime.app.recorder.max_notification_id() == head  # nothing written
+    assert {r["login"]: r["active"] for r in rows(runtime, users)} == {"root": True, "kim": True}
+    assert runtime.log_in(login="root", password="root-pw-123", remote_addr="127.0.0.1").ok
+
+
+def make_admin(runtime, source, login):
+    from domain.users import User
+
+    user: User = runtime.app.repository.get(user_id(source, login))
+    user.change_role("admin", runtime.clock())
+    runtime.app.save(user)
+    runtime.catch_up()
+
+
+@pytest.mark.ldap
+def test_a_sync_keeps_the_last_active_admin_who_left_the_directory_and_warns(runtime, clock, slapd, caplog):
+    use_slapd(runtime, slapd)
+    sync(runtime)
+    make_admin(runtime, "ldap", "alice")
+    make_admin(runtime, "ldap", "carol")
+    slapd.delete(user_dn("alice"))
+    slapd.delete(user_dn("carol"))
+    with caplog.at_level("WARNING", logger="pageledger.users"):
+        report = sync(runtime)
+    # alice goes (carol is still an admin then); carol, the last active admin, stays.
+    assert report.deactivated == ["alice"] and report.kept == ["carol"]
+    assert "1 kept active" in report.summary()
+    assert any("carol" in w and "last active admin" in w for w in report.warnings())
+    assert any("carol" in r.getMessage() and "last active admin" in r.getMessage() for r in caplog.records)
+    by_login = {r["login"]: r for r in rows(runtime, users)}
+    assert not by_login["alice"]["active"] and by_login["carol"]["active"]
+    # Once another admin exists, the next sync lets carol go.
+    make_admin(runtime, "ldap", "bob")
+    report = sync(runtime)
+    assert report.deactivated == ["carol"] and report.kept == []

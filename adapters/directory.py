@@ -406,12 +406,16 @@ class LocalDirectory:
                                                             if k in ("full_name", "email", "department")})
 
     def authenticate(self, login: str, password: str) -> DirectoryUser:
+        """The account's user if `password` is theirs, Active or not, as a directory vouches
+        for a password and nothing more: whether an Inactive user may log in is PageLedger's
+        decision (commands.logins), the same for every source. Only someone who knows the
+        password learns that the account is Inactive."""
         account = self._lookup(login.strip().lower()) if login.strip() else None
         try:
             _hasher.verify(account.password_hash if account else _DUMMY_HASH, password or "\0")
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             raise AuthenticationFailed() from None
-        if account is None or not account.active:
+        if account is None:
             raise AuthenticationFailed()
         return DirectoryUser(login=account.login, **{k: v for k, v in account.profile.items()
                                                      if k in ("full_name", "email", "department")})

@@ -232,3 +232,31 @@ def test_a_sync_keeps_the_last_active_admin_who_left_the_directory_and_warns(run
     make_admin(runtime, "ldap", "bob")
     report = sync(runtime)
     assert report.deactivated == ["carol"] and report.kept == []
+
+
+def test_an_inactive_local_account_with_the_right_password_is_told_it_is_inactive(runtime, clock):
+    from domain.logins import BAD_CREDENTIALS, INACTIVE
+
+    kim = runtime.add_local_user(login="kim", password="kim-pw-4567", role="user", profile={})
+    runtime.set_user_active(kim.id, False)
+    runtime.catch_up()
+    right = runtime.log_in(login="kim", password="kim-pw-4567", remote_addr="10.0.0.1")
+    assert (right.outcome, right.message) == (INACTIVE, "this account is inactive")
+    # Without the password nothing tells an inactive account from a wrong or unknown login.
+    for login, password in (("kim", "wrong-pw-000"), ("nobody", "kim-pw-4567")):
+        wrong = runtime.log_in(login=login, password=password, remote_addr="10.0.0.1")
+        assert (wrong.outcome, wrong.message) == (BAD_CREDENTIALS, "wrong login or password")
+
+
+@pytest.mark.ldap
+def test_an_inactive_directory_user_with_the_right_password_is_told_it_is_inactive(runtime, clock, slapd_server):
+    from domain.logins import BAD_CREDENTIALS, INACTIVE
+
+    use_slapd(runtime, slapd_server)
+    sync(runtime)
+    runtime.set_user_active(user_id("ldap", "bob"), False)
+    runtime.catch_up()
+    right = runtime.log_in(login="bob", password="bob-pw-22", remote_addr="10.0.0.2")
+    assert (right.outcome, right.message) == (INACTIVE, "this account is inactive")
+    wrong = runtime.log_in(login="bob", password="bob-pw-xx", remote_addr="10.0.0.2")
+    assert (wrong.outcome, wrong.message) == (BAD_CREDENTIALS, "wrong login or password")

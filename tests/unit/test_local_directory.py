@@ -22,10 +22,15 @@ def test_the_right_password_logs_in():
 
 
 @pytest.mark.parametrize("login,password", [("admin", "wrong"), ("admin", ""), ("nobody", "correct horse"),
-                                            ("gone", "correct horse"), ("", "")])
+                                            ("gone", "wrong"), ("", "")])
 def test_anything_else_is_refused(login, password):
     with pytest.raises(AuthenticationFailed):
         directory().authenticate(login, password)
+
+
+def test_an_inactive_account_s_password_is_still_checked_and_the_login_decides():
+    # Like LDAP: the directory vouches for the password; LogIn then says "inactive".
+    assert directory().authenticate("gone", "correct horse").login == "gone"
 
 
 def test_hashes_are_argon2_and_short_passwords_are_refused():

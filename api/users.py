@@ -6,13 +6,12 @@ from uuid import UUID
 
 import falcon
 import sqlalchemy as sa
-from eventsourcing.application import AggregateNotFoundError
 from marshmallow import Schema, fields
 
 from adapters.directory import DirectoryError
-from api.errors import load
+from api.errors import RefusedChange, load
 from api.openapi import Operation
-from commands.users import SetUserActive, SyncReport, SyncUsers
+from commands.users import LastActiveAdmin, NoSuchUser, SetUserActive, SyncReport, SyncUsers
 from projections.users import UserListing, list_users
 
 
@@ -32,6 +31,13 @@ def sync_report_json(report: SyncReport) -> dict[str, Any]:
             "kept": report.kept, "warnings": report.warnings(), "summary": report.summary()}
 
 
+def _user_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise falcon.HTTPNotFound(title="No such user") from None
+
+
 class UserListResource:
     roles = ("admin", "auditor")
     openapi = {"get": Operation("Users")}
@@ -47,18 +53,22 @@ class UserListResource:
 class UserActiveResource:
     roles = ("admin",)
     openapi = {"put": Operation("Set a user Active or Inactive (Inactive frees their seat)", body=ActiveSchema,
-                                responses={200: "Saved", 404: "No such user"})}
+                                responses={200: "Saved", 404: "No such user",
+                                           409: "The last active admin cannot be set Inactive"})}
 
     def __init__(self, set_user_active: SetUserActive) -> None:
         self.set_user_active = set_user_active
         self.schema = ActiveSchema()
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = _user_id(user_id)
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
         try:
-            changed = self.set_user_active(UUID(user_id), data["active"])
-        except (ValueError, AggregateNotFoundError):
+            changed = self.set_user_active(uid, data["active"])
+        except NoSuchUser:
             raise falcon.HTTPNotFound(title="No such user") from None
+        except LastActiveAdmin as exc:
+            raise RefusedChange({"active": [str(exc)]}) from None
         resp.media = {"id": user_id, "active": data["active"], "changed": changed}
 
 

@@ -1,5 +1,5 @@
-"""User use cases: sync from the directory, set Active/Inactive, create local accounts, the
-first admin. The one module that writes User aggregates.
+"""User use cases: sync from the directory, set Active/Inactive, add, re-password, re-role and
+remove local accounts, the first admin. The one module that writes User aggregates.
 
 `sync_users` makes PageLedger's users match the directory: new people are Imported, changed
 profiles recorded as ProfileChanged, people gone from the directory Deactivated (which frees
@@ -26,14 +26,15 @@ from typing import Callable
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from adapters.directory import DirectoryUser, hash_password
 from adapters.event_store import PageLedger
 from commands.conflicts import retry_on_conflict
 from commands.licensing import Licensing
 from commands.ports import Clock, Directory, UserIndex
-from domain.users import BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, ROLE_ADMIN, ROLE_USER, User, UserError, user_id
+from domain.users import (
+    BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, REMOVED, ROLE_ADMIN, ROLE_USER, ROLES, User, UserError, user_id,
+)
 
 log = logging.getLogger("pageledger.users")
 
@@ -223,6 +224,21 @@ class AdminGuard:
         return other.active and other.role == ROLE_ADMIN
 
 
+class NoSuchUser(LookupError):
+    """No user has this id, or the account was removed."""
+
+
+def _existing(app: PageLedger, uid: UUID) -> User:
+    """The user `uid` as stored now; NoSuchUser if unknown or removed."""
+    try:
+        user: User = app.repository.get(uid)
+    except AggregateNotFoundError:
+        raise NoSuchUser(f"no user {uid}") from None
+    if user.removed:
+        raise NoSuchUser(f"{user.login} was removed")
+    return user
+
+
 class DeactivateUser:
     """Set a user Inactive and free their seat, in one transaction (both or neither); never
     the last active admin (LastActiveAdmin)."""
@@ -235,7 +251,7 @@ class DeactivateUser:
 
     def __call__(self, uid: UUID, *, reason: str) -> bool:
         def attempt() -> bool:
-            user: User = self.app.repository.get(uid)
+            user = _existing(self.app, uid)
             self.guard.check(user, what="set them Inactive")
             if not user.deactivate(self.clock(), reason):
                 return False
@@ -255,39 +271,128 @@ class SetUserActive:
         self.deactivate = DeactivateUser(app, licensing, AdminGuard(app, index), clock)
 
     def __call__(self, uid: UUID, active: bool) -> bool:
-        """Raises AggregateNotFoundError for an unknown user, LastActiveAdmin for the last admin."""
+        """Raises NoSuchUser for an unknown or removed user, LastActiveAdmin for the last admin."""
         if not active:
             return self.deactivate(uid, reason=BY_ADMIN)
 
-        def attempt() -> bool:
-            user: User = self.app.repository.get(uid)
+        def attempt() -> tuple[bool, str]:
+            user = _existing(self.app, uid)
             if not user.activate(self.clock()):
-                return False
+                return False, user.login
             self.app.save(user)
-            return True
+            return True, user.login
 
-        changed = retry_on_conflict(attempt, what="activate the user")
+        changed, login = retry_on_conflict(attempt, what="activate the user")
         if changed:
-            self.licensing.forget_held(self.app.repository.get(uid).login)
+            self.licensing.forget_held(login)
         return changed
 
 
 class AddLocalUser:
-    """A local account (no directory): its password is kept only as an argon2 hash."""
+    """A local account (no directory): its password is kept only as an argon2 hash.
+
+    Only where local accounts are the configured source: on an LDAP server nobody could log
+    in with one. A removed account's login can be added again (User.Readded)."""
+
+    def __init__(self, app: PageLedger, directory: Callable[[], Directory], licensing: Licensing,
+                 clock: Clock) -> None:
+        self.app = app
+        self.directory = directory
+        self.licensing = licensing
+        self.clock = clock
+
+    def __call__(self, *, login: str, password: str, role: str, profile: dict) -> User:
+        """Raises UserError (exists already, bad login or role, not a local-accounts server) or
+        ValueError (the password is too short) before anything is written."""
+        source = self.directory().source
+        if source != LOCAL_SOURCE:
+            raise UserError(f"this server's users come from its directory {source!r}: add them there, then sync")
+        password_hash = hash_password(password)  # slow on purpose: once, outside the retries
+        uid = user_id(LOCAL_SOURCE, login)
+
+        def attempt() -> User:
+            now = self.clock()
+            try:
+                user: User = self.app.repository.get(uid)
+            except AggregateNotFoundError:
+                user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role)
+            else:
+                user.add_again(role=role, profile=profile, now=now)  # UserError unless it was removed
+            user.set_password_hash(password_hash, now)
+            self.app.save(user)  # another add of this login saved first: load it and decide again
+            return user
+
+        user = retry_on_conflict(attempt, what=f"add the local user {login.strip()}")
+        self.licensing.forget_held(user.login)  # Inactive until a moment ago, if it was removed
+        return user
+
+
+class ChangePassword:
+    """An admin sets a local account's password (kept only as an argon2 hash)."""
 
     def __init__(self, app: PageLedger, clock: Clock) -> None:
         self.app = app
         self.clock = clock
 
-    def __call__(self, *, login: str, password: str, role: str, profile: dict) -> User:
-        now = self.clock()
-        user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role)
-        user.set_password_hash(hash_password(password), now)
-        try:
+    def __call__(self, uid: UUID, password: str) -> None:
+        """Raises NoSuchUser, UserError (a directory user) or ValueError (too short)."""
+        _existing(self.app, uid)  # an unknown user is told so before the slow hash
+        password_hash = hash_password(password)
+
+        def attempt() -> None:
+            user = _existing(self.app, uid)
+            user.set_password_hash(password_hash, self.clock())
             self.app.save(user)
-        except IntegrityError:
-            raise UserError(f"a local user {login!r} already exists") from None
-        return user
+
+        retry_on_conflict(attempt, what="change the password")
+
+
+class ChangeRole:
+    """An admin gives a user another role (any source: roles are PageLedger's, never the
+    directory's); never demotes the last active admin."""
+
+    def __init__(self, app: PageLedger, index: UserIndex, clock: Clock) -> None:
+        self.app = app
+        self.guard = AdminGuard(app, index)
+        self.clock = clock
+
+    def __call__(self, uid: UUID, role: str) -> bool:
+        """False if the user had this role already. Raises NoSuchUser, LastActiveAdmin, UserError."""
+        if role not in ROLES:
+            raise UserError(f"unknown role {role!r}")
+
+        def attempt() -> bool:
+            user = _existing(self.app, uid)
+            if role != user.role:
+                self.guard.check(user, what=f"make them {role}")
+            if not user.change_role(role, self.clock()):
+                return False
+            self.app.save(user)
+            return True
+
+        return retry_on_conflict(attempt, what="change the role")
+
+
+class RemoveUser:
+    """An admin removes a local account: User.Removed, and its seat freed in the same
+    transaction; never the last active admin."""
+
+    def __init__(self, app: PageLedger, licensing: Licensing, index: UserIndex, clock: Clock) -> None:
+        self.app = app
+        self.licensing = licensing
+        self.guard = AdminGuard(app, index)
+        self.clock = clock
+
+    def __call__(self, uid: UUID) -> User:
+        """Raises NoSuchUser (also when removed already), LastActiveAdmin, UserError (a directory user)."""
+        def attempt() -> User:
+            user = _existing(self.app, uid)
+            self.guard.check(user, what="remove them")
+            user.remove(self.clock())
+            self.licensing.save_releasing_seat(user, user.login, REMOVED)
+            return user
+
+        return retry_on_conflict(attempt, what="remove the user")
 
 
 def ensure_directory_user(app: PageLedger, source: str, du: DirectoryUser, *, role: str, clock: Clock) -> User:
@@ -315,6 +420,8 @@ def first_admin(app: PageLedger, *, source: str, person: DirectoryUser, password
         user: User = app.repository.get(user_id(source, person.login))
     except AggregateNotFoundError:
         user = User.import_(source=source, login=person.login, profile=person.profile, now=now, role=ROLE_ADMIN)
+    if user.removed:
+        user.add_again(role=ROLE_ADMIN, profile=person.profile, now=now)
     user.change_role(ROLE_ADMIN, now)
     if password_hash:
         user.set_password_hash(password_hash, now)

@@ -260,3 +260,69 @@ def test_an_inactive_directory_user_with_the_right_password_is_told_it_is_inacti
     assert (right.outcome, right.message) == (INACTIVE, "this account is inactive")
     wrong = runtime.log_in(login="bob", password="bob-pw-xx", remote_addr="10.0.0.2")
     assert (wrong.outcome, wrong.message) == (BAD_CREDENTIALS, "wrong login or password")
+
+
+def test_a_removed_local_account_cannot_log_in_frees_its_seat_and_can_be_added_again(runtime, clock):
+    from commands.users import NoSuchUser
+    from projections.users import list_users
+
+    runtime.add_local_user(login="root", password="root-pw-123", role="admin", profile={})
+    kim = runtime.add_local_user(login="kim", password="kim-pw-4567", role="user", profile={"full_name": "Kim K"})
+    assert runtime.log_in(login="kim", password="kim-pw-4567", remote_addr="10.0.0.3").ok  # takes a seat
+    runtime.catch_up()
+    assert [r["login_key"] for r in rows(runtime, licence_seats)] == ["kim"]
+
+    runtime.remove_user(kim.id)
+    runtime.catch_up()
+    assert rows(runtime, licence_seats) == []
+    with runtime.reader.connect() as conn:
+        assert [u.login for u in list_users(conn)] == ["root"]
+    assert runtime.log_in(login="kim", password="kim-pw-4567", remote_addr="10.0.0.3").outcome == "bad_credentials"
+    assert track(runtime, ["kim"])["kim"].message == "user inactive"  # no seat taken back by printing
+    with pytest.raises(NoSuchUser):
+        runtime.remove_user(kim.id)
+    with pytest.raises(NoSuchUser):
+        runtime.change_password(kim.id, "another-pw-1")
+
+    again = runtime.add_local_user(login="kim", password="kim-pw-new1", role="auditor", profile={})
+    runtime.catch_up()
+    assert again.id == kim.id
+    result = runtime.log_in(login="kim", password="kim-pw-new1", remote_addr="10.0.0.3")
+    assert (result.ok, result.role) == (True, "auditor")
+    by_login = {r["login"]: r for r in rows(runtime, users)}
+    assert (by_login["kim"]["active"], by_login["kim"]["full_name"], by_login["kim"]["has_password"]) == (
+        True, "", True)
+    from domain.users import UserError
+    with pytest.raises(UserError, match="already exists"):
+        runtime.add_local_user(login="KIM", password="kim-pw-new2", role="user", profile={})
+
+
+def test_the_last_active_admin_cannot_be_removed_demoted_or_deactivated(runtime, clock):
+    from commands.users import LastActiveAdmin
+
+    root = runtime.add_local_user(login="root", password="root-pw-123", role="admin", profile={})
+    kim = runtime.add_local_user(login="kim", password="kim-pw-4567", role="user", profile={})
+    runtime.catch_up()
+    head = runtime.app.recorder.max_notification_id()
+    for change in (lambda: runtime.remove_user(root.id), lambda: runtime.change_role(root.id, "auditor"),
+                   lambda: runtime.set_user_active(root.id, False)):
+        with pytest.raises(LastActiveAdmin, match="root is the last active admin"):
+            change()
+    assert runtime.app.recorder.max_notification_id() == head  # nothing written
+    assert runtime.change_role(root.id, "admin") is False  # no change is no demotion
+
+    # An Inactive admin does not count; an Active one does.
+    assert runtime.change_role(kim.id, "admin")
+    runtime.catch_up()
+    assert runtime.set_user_active(kim.id, False)
+    runtime.catch_up()
+    with pytest.raises(LastActiveAdmin):
+        runtime.change_role(root.id, "user")
+    assert runtime.set_user_active(kim.id, True)
+    runtime.catch_up()
+    assert runtime.change_role(root.id, "user")
+    runtime.catch_up()
+    with pytest.raises(LastActiveAdmin, match="kim is the last active admin"):
+        runtime.remove_user(kim.id)
+    runtime.change_password(root.id, "root-pw-456")
+    assert runtime.log_in(login="root", password="root-pw-456", remote_addr="10.0.0.4").role == "user"

@@ -1,4 +1,6 @@
-"""/api/v1/users: the users read model, the Active/Inactive switch, and a directory sync."""
+"""/api/v1/users: the users read model, the Active/Inactive switch, a directory sync, and
+local accounts (add, password, role, remove). The schemas here also check the CLI's input
+(pageledger.identity_cli), so both edges refuse the same things with the same words."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,17 +8,53 @@ from uuid import UUID
 
 import falcon
 import sqlalchemy as sa
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
-from adapters.directory import DirectoryError
+from adapters.directory import MIN_PASSWORD_LENGTH, DirectoryError
 from api.errors import RefusedChange, load
 from api.openapi import Operation
 from commands.users import LastActiveAdmin, NoSuchUser, SetUserActive, SyncReport, SyncUsers
+from domain.users import PROFILE_FIELDS, ROLES
 from projections.users import UserListing, list_users
 
 
 class ActiveSchema(Schema):
     active = fields.Boolean(required=True)
+
+
+def _login(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("a login cannot be blank")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError("a login cannot contain control characters")
+
+
+def _email_or_nothing(value: str) -> None:
+    if value:
+        validate.Email(error="not an e-mail address")(value)
+
+
+_PASSWORD = validate.Length(MIN_PASSWORD_LENGTH, 1024, error=f"{MIN_PASSWORD_LENGTH} to 1024 characters")
+
+
+class PasswordSchema(Schema):
+    password = fields.String(required=True, validate=_PASSWORD)
+
+
+class RoleSchema(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES, error=f"one of {', '.join(ROLES)}"))
+
+
+class LocalUserSchema(PasswordSchema, RoleSchema):
+    """A new local account (login, password, role) and its profile."""
+
+    login = fields.String(required=True, validate=validate.And(validate.Length(1, 255), _login))
+    full_name = fields.String(load_default="", validate=validate.Length(0, 255))
+    email = fields.String(load_default="", validate=validate.And(validate.Length(0, 255), _email_or_nothing))
+    department = fields.String(load_default="", validate=validate.Length(0, 255))
+
+    def profile(self, data: dict) -> dict[str, str]:
+        return {k: data[k] for k in PROFILE_FIELDS}
 
 
 def user_json(u: UserListing) -> dict[str, Any]:

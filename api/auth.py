@@ -1,7 +1,8 @@
 """Authentication on every endpoint: bearer tokens looked up by their SHA-256.
 
-Each resource declares `roles` (who may call it) or `public = True`. Users of role "user"
-are bound to their own login (the token's subject) by the resources themselves.
+Each resource declares `roles` (who may call it) or `public = True`, and may narrow one
+method in `method_roles` (e.g. anyone in `roles` reads, only admins post). Users of role
+"user" are bound to their own login (the token's subject) by the resources themselves.
 """
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ from projections.access_tokens import find_token
 from projections.users import inactive_logins
 
 CACHE_SECONDS = 5.0
+
+
+def allowed_roles(resource: object, method: str) -> tuple[str, ...]:
+    """Who may call `method` (get, post, ...) of `resource`: the OpenAPI document says the same."""
+    return tuple(getattr(resource, "method_roles", {}).get(method.lower(), getattr(resource, "roles", ())))
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ class TokenAuth:
         if resource is None or getattr(resource, "public", False):
             return
         principal = self._principal(req)
-        roles = getattr(resource, "roles", ())
+        roles = allowed_roles(resource, req.method)
         if principal.role not in roles:
             raise falcon.HTTPForbidden(title="Forbidden",
                                        description=f"role {principal.role!r} may not use this endpoint")

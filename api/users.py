@@ -13,8 +13,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 from adapters.directory import MIN_PASSWORD_LENGTH, DirectoryError
 from api.errors import RefusedChange, load
 from api.openapi import Operation
-from commands.users import LastActiveAdmin, NoSuchUser, SetUserActive, SyncReport, SyncUsers
-from domain.users import PROFILE_FIELDS, ROLES
+from commands.users import (
+    AddLocalUser, ChangePassword, ChangeRole, LastActiveAdmin, LoginTaken, NoSuchUser, RemoveUser, SetUserActive,
+    SyncReport, SyncUsers,
+)
+from domain.users import PROFILE_FIELDS, ROLES, User, UserError
 from projections.users import UserListing, list_users
 
 
@@ -76,16 +79,104 @@ def _user_id(text: str) -> UUID:
         raise falcon.HTTPNotFound(title="No such user") from None
 
 
+def added_user_json(user: User) -> dict[str, Any]:
+    return {"id": str(user.id), "source": user.source, "login": user.login, "role": user.role,
+            "active": user.active, **{k: user.profile.get(k, "") for k in PROFILE_FIELDS}}
+
+
 class UserListResource:
     roles = ("admin", "auditor")
-    openapi = {"get": Operation("Users")}
+    method_roles = {"post": ("admin",)}
+    openapi = {"get": Operation("Users (removed accounts left out)"),
+               "post": Operation("Add a local account (servers with local accounts, not LDAP); a removed "
+                                 "account's login can be added again", body=LocalUserSchema,
+                                 responses={201: "Added: the user",
+                                            409: "The login exists, or this server's users come from a directory"})}
 
-    def __init__(self, reader: sa.Engine) -> None:
+    def __init__(self, reader: sa.Engine, add_local_user: AddLocalUser) -> None:
         self.reader = reader
+        self.add_local_user = add_local_user
+        self.schema = LocalUserSchema()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.reader.connect() as conn:
             resp.media = {"users": [user_json(u) for u in list_users(conn)]}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = load(self.schema, req.get_media(default_when_empty=None) or {})
+        try:
+            user = self.add_local_user(login=data["login"], password=data["password"], role=data["role"],
+                                       profile=self.schema.profile(data))
+        except LoginTaken as exc:
+            raise RefusedChange({"login": [str(exc)]}) from None
+        except UserError as exc:  # NoLocalAccounts: the server, not a field, refuses
+            raise RefusedChange({"_schema": [str(exc)]}) from None
+        resp.status = falcon.HTTP_201
+        resp.media = added_user_json(user)
+
+
+class UserResource:
+    roles = ("admin",)
+    openapi = {"delete": Operation("Remove a local account: it can no longer log in, frees its seat and leaves "
+                                   "the users list; its login can be added again",
+                                   responses={204: "Removed", 404: "No such user (or removed already)",
+                                              409: "A directory's user, or the last active admin"})}
+
+    def __init__(self, remove_user: RemoveUser) -> None:
+        self.remove_user = remove_user
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        try:
+            self.remove_user(_user_id(user_id))
+        except NoSuchUser:
+            raise falcon.HTTPNotFound(title="No such user") from None
+        except UserError as exc:  # LastActiveAdmin, or a directory's user
+            raise RefusedChange({"user_id": [str(exc)]}) from None
+        resp.status = falcon.HTTP_204
+
+
+class UserPasswordResource:
+    roles = ("admin",)
+    openapi = {"put": Operation("Set a local account's password", body=PasswordSchema,
+                                responses={200: "Changed", 404: "No such user",
+                                           409: "A directory's user: their password is the directory's"})}
+
+    def __init__(self, change_password: ChangePassword) -> None:
+        self.change_password = change_password
+        self.schema = PasswordSchema()
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = _user_id(user_id)
+        data = load(self.schema, req.get_media(default_when_empty=None) or {})
+        try:
+            self.change_password(uid, data["password"])
+        except NoSuchUser:
+            raise falcon.HTTPNotFound(title="No such user") from None
+        except UserError as exc:
+            raise RefusedChange({"password": [str(exc)]}) from None
+        resp.media = {"id": user_id, "changed": True}
+
+
+class UserRoleResource:
+    roles = ("admin",)
+    openapi = {"put": Operation("Give a user another role", body=RoleSchema,
+                                responses={200: "Saved", 404: "No such user",
+                                           409: "The last active admin cannot be demoted"})}
+
+    def __init__(self, change_role: ChangeRole) -> None:
+        self.change_role = change_role
+        self.schema = RoleSchema()
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = _user_id(user_id)
+        data = load(self.schema, req.get_media(default_when_empty=None) or {})
+        try:
+            changed = self.change_role(uid, data["role"])
+        except NoSuchUser:
+            raise falcon.HTTPNotFound(title="No such user") from None
+        except UserError as exc:  # LastActiveAdmin
+            raise RefusedChange({"role": [str(exc)]}) from None
+        resp.media = {"id": user_id, "role": data["role"], "changed": changed}
 
 
 class UserActiveResource:

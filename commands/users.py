@@ -288,6 +288,14 @@ class SetUserActive:
         return changed
 
 
+class LoginTaken(UserError):
+    """A local account with this login exists (and was not removed)."""
+
+
+class NoLocalAccounts(UserError):
+    """This server's users come from a directory: a local account could never log in."""
+
+
 class AddLocalUser:
     """A local account (no directory): its password is kept only as an argon2 hash.
 
@@ -302,11 +310,12 @@ class AddLocalUser:
         self.clock = clock
 
     def __call__(self, *, login: str, password: str, role: str, profile: dict) -> User:
-        """Raises UserError (exists already, bad login or role, not a local-accounts server) or
-        ValueError (the password is too short) before anything is written."""
+        """Raises LoginTaken, NoLocalAccounts, UserError (a bad login or role) or ValueError (the
+        password is too short), before anything is written."""
         source = self.directory().source
         if source != LOCAL_SOURCE:
-            raise UserError(f"this server's users come from its directory {source!r}: add them there, then sync")
+            raise NoLocalAccounts(f"this server's users come from its directory {source!r}: add them there, "
+                                  f"then sync")
         password_hash = hash_password(password)  # slow on purpose: once, outside the retries
         uid = user_id(LOCAL_SOURCE, login)
 
@@ -317,7 +326,9 @@ class AddLocalUser:
             except AggregateNotFoundError:
                 user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role)
             else:
-                user.add_again(role=role, profile=profile, now=now)  # UserError unless it was removed
+                if not user.removed:
+                    raise LoginTaken(f"a local user {user.login!r} already exists")
+                user.add_again(role=role, profile=profile, now=now)
             user.set_password_hash(password_hash, now)
             self.app.save(user)  # another add of this login saved first: load it and decide again
             return user

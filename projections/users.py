@@ -167,6 +167,15 @@ def inactive_logins(conn: sa.Connection, login_keys: list[str]) -> set[str]:
     return {key for key, any_active in rows if not any_active}
 
 
+def active_roles(conn: sa.Connection, login_key: str) -> set[str] | None:
+    """The roles of the Active accounts with this (lower-cased) login: empty if none is Active,
+    None if no account has it (yet: a user imported at their first login a moment ago)."""
+    found = conn.execute(sa.select(users.c.role, users.c.active).where(users.c.login_key == login_key)).all()
+    if not found:
+        return None
+    return {role for role, active in found if active}
+
+
 def active_admins(conn: sa.Connection) -> list[UserRow]:
     return [_row(r) for r in conn.execute(sa.select(users).where(users.c.role == ROLE_ADMIN).where(users.c.active))]
 

@@ -126,6 +126,21 @@ def test_an_admin_manages_local_accounts_and_the_last_admin_is_kept(server):
     assert login(server, "kim", "kim-pw-again").json()["role"] == "user"
     assert wait_until(lambda: listed(server, root).get("kim"))["full_name"] == ""
 
+    # A session carries the role it was opened with: once the role changes it stops (within
+    # seconds), so a demoted admin keeps no admin rights until the session expires.
+    audrey_id = audrey.json()["id"]
+    assert requests.put(f"{api}/{audrey_id}/active", json={"active": True}, headers=root, timeout=30).status_code == 200
+    audrey_auditor = session(login(server, "audrey", "audrey-pw-1"))
+    assert requests.put(f"{api}/{audrey_id}/role", json={"role": "admin"}, headers=root, timeout=30).status_code == 200
+    stale = wait_until(lambda: (r := requests.get(api, headers=audrey_auditor, timeout=30)).status_code == 401
+                       and r.json(), timeout=20)
+    assert "log in again" in stale["description"]
+    audrey_admin = session(login(server, "audrey", "audrey-pw-1"))
+    assert requests.put(f"{api}/{root_id}/role", json={"role": "user"}, headers=audrey_admin,
+                        timeout=30).status_code == 200
+    wait_until(lambda: requests.get(api, headers=root, timeout=30).status_code == 401, timeout=20)
+    assert requests.get(api, headers=audrey_admin, timeout=30).status_code == 200
+
     log = (server.workdir / "server.log").read_text()
     for secret in ("root-pw-123", "kim-pw-4567", "kim-new-pw-1", "kim-pw-again", "audrey-pw-1"):
         assert secret not in log

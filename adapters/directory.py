@@ -33,6 +33,8 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
+from domain.users import LOCAL_SOURCE
+
 log = logging.getLogger(__name__)
 
 OPENLDAP = "openldap"
@@ -146,6 +148,10 @@ class LdapConfig:
                     parse_dn(dn)
                 except LDAPException:
                     bad[name] = f"{dn!r} is not a distinguished name"
+        if not self.source.strip() or self.source.strip().lower() == LOCAL_SOURCE:
+            # A sync changes only the users of its source: one named "local" would deactivate
+            # the accounts PageLedger keeps itself.
+            bad["source"] = f"a name for this directory other than {LOCAL_SOURCE!r} (PageLedger's own accounts)"
         for name in ("user_filter", "person_filter"):
             value = getattr(self, name)
             if value and not (value.startswith("(") and value.endswith(")")):
@@ -392,7 +398,7 @@ def hash_password(password: str) -> str:
 class LocalDirectory:
     """Accounts PageLedger keeps itself; `lookup` reads one from wherever they are stored."""
 
-    source = "local"
+    source = LOCAL_SOURCE
 
     def __init__(self, lookup: Callable[[str], LocalAccount | None],
                  listing: Callable[[], Iterator[LocalAccount]] | None = None) -> None:

@@ -326,3 +326,12 @@ def test_the_last_active_admin_cannot_be_removed_demoted_or_deactivated(runtime,
         runtime.remove_user(kim.id)
     runtime.change_password(root.id, "root-pw-456")
     assert runtime.log_in(login="root", password="root-pw-456", remote_addr="10.0.0.4").role == "user"
+
+
+def test_no_local_account_is_added_where_users_come_from_a_directory(runtime, clock):
+    from commands.users import NoLocalAccounts
+
+    runtime.directory_config.save("ldap", LdapConfig(host="127.0.0.1", port=9, base_dns=(STAFF,), timeout=1))
+    with pytest.raises(NoLocalAccounts, match="come from its directory 'ldap'"):
+        runtime.add_local_user(login="kim", password="kim-pw-4567", role="admin", profile={})
+    assert runtime.app.recorder.max_notification_id() == 1  # the trial licence only

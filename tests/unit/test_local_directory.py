@@ -41,3 +41,11 @@ def test_hashes_are_argon2_and_short_passwords_are_refused():
 
 def test_only_active_accounts_are_listed():
     assert [u.login for u in directory().users()] == ["admin"]
+
+
+def test_an_ldap_directory_cannot_take_the_name_of_the_local_accounts():
+    from adapters.directory import LdapConfig, LdapConfigError
+
+    with pytest.raises(LdapConfigError) as refused:
+        LdapConfig(host="ldap.example.org", base_dns=("dc=example,dc=org",), source="Local")
+    assert set(refused.value.problems) == {"source"}

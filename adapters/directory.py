@@ -33,6 +33,8 @@ from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 from ldap3.utils.dn import parse_dn
 
+from domain.users import LOCAL_SOURCE
+
 log = logging.getLogger(__name__)
 
 OPENLDAP = "openldap"
@@ -146,6 +148,10 @@ class LdapConfig:
                     parse_dn(dn)
                 except LDAPException:
                     bad[name] = f"{dn!r} is not a distinguished name"
+        if not self.source.strip() or self.source.strip().lower() == LOCAL_SOURCE:
+            # A sync changes only the users of its source: one named "local" would deactivate
+            # the accounts PageLedger keeps itself.
+            bad["source"] = f"a name for this directory other than {LOCAL_SOURCE!r} (PageLedger's own accounts)"
         for name in ("user_filter", "person_filter"):
             value = getattr(self, name)
             if value and not (value.startswith("(") and value.endswith(")")):
@@ -380,16 +386,19 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("pageledger-no-such-user")
 
 
+MIN_PASSWORD_LENGTH = 8
+
+
 def hash_password(password: str) -> str:
-    if len(password) < 8:
-        raise ValueError("a password needs at least 8 characters")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
     return _hasher.hash(password)
 
 
 class LocalDirectory:
     """Accounts PageLedger keeps itself; `lookup` reads one from wherever they are stored."""
 
-    source = "local"
+    source = LOCAL_SOURCE
 
     def __init__(self, lookup: Callable[[str], LocalAccount | None],
                  listing: Callable[[], Iterator[LocalAccount]] | None = None) -> None:
@@ -406,12 +415,16 @@ class LocalDirectory:
                                                             if k in ("full_name", "email", "department")})
 
     def authenticate(self, login: str, password: str) -> DirectoryUser:
+        """The account's user if `password` is theirs, Active or not, as a directory vouches
+        for a password and nothing more: whether an Inactive user may log in is PageLedger's
+        decision (commands.logins), the same for every source. Only someone who knows the
+        password learns that the account is Inactive."""
         account = self._lookup(login.strip().lower()) if login.strip() else None
         try:
             _hasher.verify(account.password_hash if account else _DUMMY_HASH, password or "\0")
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             raise AuthenticationFailed() from None
-        if account is None or not account.active:
+        if account is None:
             raise AuthenticationFailed()
         return DirectoryUser(login=account.login, **{k: v for k, v in account.profile.items()
                                                      if k in ("full_name", "email", "department")})

@@ -18,12 +18,14 @@ from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
 from api.setup import NetworkSetupResource
-from api.users import UserActiveResource, UserListResource, UserSyncResource
+from api.users import (
+    UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
+)
 from commands.jobs import HoldJob, TrackJobs
 from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.setup import CheckDirectoryConnection, CompleteSetup
-from commands.users import SetUserActive, SyncUsers
+from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from projections.follower import ReadModelProgress
 
 
@@ -40,6 +42,10 @@ class Wiring(Protocol):
     complete_setup: CompleteSetup
     set_user_active: SetUserActive
     sync_users: SyncUsers
+    add_local_user: AddLocalUser
+    change_password: ChangePassword
+    change_role: ChangeRole
+    remove_user: RemoveUser
     offline_policy: str
     clock: Callable[[], int]
 
@@ -80,7 +86,10 @@ def create_app(w: Wiring, role: str = "all") -> falcon.App:
         route("/api/v1/licence", LicenceResource(w.reader, w.clock, host))
         route("/api/v1/licence/activation", ActivationResource(w.licensing))
         route("/api/v1/licence/settings", LicenceSettingsResource(w.licensing))
-        route("/api/v1/users", UserListResource(w.reader))
+        route("/api/v1/users", UserListResource(w.reader, w.add_local_user))
         route("/api/v1/users/sync", UserSyncResource(w.sync_users))
+        route("/api/v1/users/{user_id}", UserResource(w.remove_user))
         route("/api/v1/users/{user_id}/active", UserActiveResource(w.set_user_active))
+        route("/api/v1/users/{user_id}/password", UserPasswordResource(w.change_password))
+        route("/api/v1/users/{user_id}/role", UserRoleResource(w.change_role))
     return app

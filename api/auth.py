@@ -1,7 +1,8 @@
 """Authentication on every endpoint: bearer tokens looked up by their SHA-256.
 
-Each resource declares `roles` (who may call it) or `public = True`. Users of role "user"
-are bound to their own login (the token's subject) by the resources themselves.
+Each resource declares `roles` (who may call it) or `public = True`, and may narrow one
+method in `method_roles` (e.g. anyone in `roles` reads, only admins post). Users of role
+"user" are bound to their own login (the token's subject) by the resources themselves.
 """
 from __future__ import annotations
 
@@ -14,9 +15,14 @@ import sqlalchemy as sa
 from commands.access_tokens import hash_secret
 from adapters.sessions import SESSION_COOKIE, SessionSigner, same_token
 from projections.access_tokens import find_token
-from projections.users import inactive_logins
+from projections.users import active_roles
 
 CACHE_SECONDS = 5.0
+
+
+def allowed_roles(resource: object, method: str) -> tuple[str, ...]:
+    """Who may call `method` (get, post, ...) of `resource`: the OpenAPI document says the same."""
+    return tuple(getattr(resource, "method_roles", {}).get(method.lower(), getattr(resource, "roles", ())))
 
 
 @dataclass(frozen=True)
@@ -34,13 +40,13 @@ class TokenAuth:
         self.reader = reader
         self.sessions = sessions  # web logins (cookie sessions), see adapters.sessions
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
-        self._inactive_cache: dict[str, tuple[float, bool]] = {}
+        self._roles_cache: dict[str, tuple[float, frozenset[str] | None]] = {}
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
         if resource is None or getattr(resource, "public", False):
             return
         principal = self._principal(req)
-        roles = getattr(resource, "roles", ())
+        roles = allowed_roles(resource, req.method)
         if principal.role not in roles:
             raise falcon.HTTPForbidden(title="Forbidden",
                                        description=f"role {principal.role!r} may not use this endpoint")
@@ -84,21 +90,32 @@ class TokenAuth:
                                                                            session.csrf):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong",
                                        description="Send the session's CSRF token in X-CSRF-Token.")
-        if self._inactive(session.login):
-            raise falcon.HTTPUnauthorized(title="Account inactive",
-                                          description="An administrator set this account Inactive.",
-                                          challenges=["Bearer"])
+        refusal = self._refusal(session.login, session.role)
+        if refusal is not None:
+            refusal = self._refusal(session.login, session.role, fresh=True)  # never refused on a stale cache
+        if refusal is not None:
+            raise falcon.HTTPUnauthorized(title=refusal[0], description=refusal[1], challenges=["Bearer"])
         return Principal("session:" + session.session_id, session.login, session.role, session.login)
 
-    def _inactive(self, login: str) -> bool:
-        """Sessions are signed, not stored: an Inactive user is stopped here (within seconds)."""
+    def _refusal(self, login: str, role: str, fresh: bool = False) -> tuple[str, str] | None:
+        """Why this session may no longer be used, or None. Sessions are signed, not stored: a
+        user set Inactive, removed or given another role is stopped here, within seconds, by
+        the users read model (a login it does not know yet is let through, as at first login)."""
+        roles = self._current_roles(login, fresh)
+        if roles is None or role in roles:
+            return None
+        if not roles:
+            return "Account inactive", "An administrator set this account Inactive or removed it."
+        return "Role changed", "This account's role changed since the session began: log in again."
+
+    def _current_roles(self, login: str, fresh: bool) -> frozenset[str] | None:
         key = "session-user:" + login.lower()
         now = time.monotonic()
-        hit = self._inactive_cache.get(key)
-        if hit is None or hit[0] < now:
+        hit = self._roles_cache.get(key)
+        if fresh or hit is None or hit[0] < now:
             with self.reader.connect() as conn:
-                inactive = bool(inactive_logins(conn, [login.lower()]))
-            if len(self._inactive_cache) > 10_000:
-                self._inactive_cache.clear()
-            self._inactive_cache[key] = hit = (now + CACHE_SECONDS, inactive)
+                found = active_roles(conn, login.lower())
+            if len(self._roles_cache) > 10_000:
+                self._roles_cache.clear()
+            self._roles_cache[key] = hit = (now + CACHE_SECONDS, None if found is None else frozenset(found))
         return hit[1]

@@ -25,6 +25,20 @@ class InvalidInput(falcon.HTTPBadRequest):
         return data
 
 
+class RefusedChange(falcon.HTTPConflict):
+    """409: the change is valid input but the current state refuses it (the last active
+    admin, a login that exists); `errors` names the field, as for a 400."""
+
+    def __init__(self, errors: dict[str, list[str]], title: str = "Change refused") -> None:
+        super().__init__(title=title, description=" ".join(m for ms in errors.values() for m in ms))
+        self.field_errors = errors
+
+    def to_dict(self, obj_type: type = dict) -> Any:
+        data = super().to_dict(obj_type)
+        data["errors"] = self.field_errors
+        return data
+
+
 def load(schema: Any, data: Any) -> Any:
     try:
         return schema.load(data)

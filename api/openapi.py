@@ -4,8 +4,8 @@ There is no second list of paths to keep: `build_spec` walks every route `create
 and every `on_<method>` responder of its resource becomes an operation. A resource describes
 its operations in a class attribute `openapi` (summary, request body and query schemas, extra
 responses); a responder it does not describe still appears, with its docstring as the summary.
-Security follows the resource's own `public` / `roles`, which the authentication middleware
-enforces, so the document says what the server does.
+Security follows the resource's own `public` / `roles` / `method_roles`, which the
+authentication middleware enforces, so the document says what the server does.
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ import falcon
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
+
+from api.auth import allowed_roles
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -72,7 +74,7 @@ def _operation(spec: APISpec, path: str, resource: object, method: str, responde
     if described and (described.body is not None or described.query is not None):
         responses.setdefault("400", {"description": "Bad fields, each named in errors"})
     if not getattr(resource, "public", False):
-        roles = ", ".join(getattr(resource, "roles", ()))
+        roles = ", ".join(allowed_roles(resource, method))
         op["security"] = [{"bearer": []}, {"session": []}]
         op["description"] = f"Roles: {roles}."
         responses.setdefault("401", {"description": "No, unknown or revoked token or session"})

@@ -1,4 +1,6 @@
-"""/api/v1/users: the users read model, the Active/Inactive switch, and a directory sync."""
+"""/api/v1/users: the users read model, the Active/Inactive switch, a directory sync, and
+local accounts (add, password, role, remove). The schemas here also check the CLI's input
+(pageledger.identity_cli), so both edges refuse the same things with the same words."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,18 +8,56 @@ from uuid import UUID
 
 import falcon
 import sqlalchemy as sa
-from eventsourcing.application import AggregateNotFoundError
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
-from adapters.directory import DirectoryError
-from api.errors import load
+from adapters.directory import MIN_PASSWORD_LENGTH, DirectoryError
+from api.errors import RefusedChange, load
 from api.openapi import Operation
-from commands.users import SetUserActive, SyncReport, SyncUsers
+from commands.users import (
+    AddLocalUser, ChangePassword, ChangeRole, LastActiveAdmin, LoginTaken, NoSuchUser, RemoveUser, SetUserActive,
+    SyncReport, SyncUsers,
+)
+from domain.users import PROFILE_FIELDS, ROLES, User, UserError
 from projections.users import UserListing, list_users
 
 
 class ActiveSchema(Schema):
     active = fields.Boolean(required=True)
+
+
+def _login(value: str) -> None:
+    if not value.strip():
+        raise ValidationError("a login cannot be blank")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError("a login cannot contain control characters")
+
+
+def _email_or_nothing(value: str) -> None:
+    if value:
+        validate.Email(error="not an e-mail address")(value)
+
+
+_PASSWORD = validate.Length(MIN_PASSWORD_LENGTH, 1024, error=f"{MIN_PASSWORD_LENGTH} to 1024 characters")
+
+
+class PasswordSchema(Schema):
+    password = fields.String(required=True, validate=_PASSWORD)
+
+
+class RoleSchema(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(ROLES, error=f"one of {', '.join(ROLES)}"))
+
+
+class LocalUserSchema(PasswordSchema, RoleSchema):
+    """A new local account (login, password, role) and its profile."""
+
+    login = fields.String(required=True, validate=validate.And(validate.Length(1, 255), _login))
+    full_name = fields.String(load_default="", validate=validate.Length(0, 255))
+    email = fields.String(load_default="", validate=validate.And(validate.Length(0, 255), _email_or_nothing))
+    department = fields.String(load_default="", validate=validate.Length(0, 255))
+
+    def profile(self, data: dict) -> dict[str, str]:
+        return {k: data[k] for k in PROFILE_FIELDS}
 
 
 def user_json(u: UserListing) -> dict[str, Any]:
@@ -28,36 +68,136 @@ def user_json(u: UserListing) -> dict[str, Any]:
 
 def sync_report_json(report: SyncReport) -> dict[str, Any]:
     return {"imported": report.imported, "updated": report.updated, "deactivated": report.deactivated,
-            "reactivated": report.reactivated, "clashes": [c.describe() for c in report.clashes]}
+            "reactivated": report.reactivated, "clashes": [c.describe() for c in report.clashes],
+            "kept": report.kept, "warnings": report.warnings(), "summary": report.summary()}
+
+
+def _user_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise falcon.HTTPNotFound(title="No such user") from None
+
+
+def added_user_json(user: User) -> dict[str, Any]:
+    return {"id": str(user.id), "source": user.source, "login": user.login, "role": user.role,
+            "active": user.active, **{k: user.profile.get(k, "") for k in PROFILE_FIELDS}}
 
 
 class UserListResource:
     roles = ("admin", "auditor")
-    openapi = {"get": Operation("Users")}
+    method_roles = {"post": ("admin",)}
+    openapi = {"get": Operation("Users (removed accounts left out)"),
+               "post": Operation("Add a local account (servers with local accounts, not LDAP); a removed "
+                                 "account's login can be added again", body=LocalUserSchema,
+                                 responses={201: "Added: the user",
+                                            409: "The login exists, or this server's users come from a directory"})}
 
-    def __init__(self, reader: sa.Engine) -> None:
+    def __init__(self, reader: sa.Engine, add_local_user: AddLocalUser) -> None:
         self.reader = reader
+        self.add_local_user = add_local_user
+        self.schema = LocalUserSchema()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with self.reader.connect() as conn:
             resp.media = {"users": [user_json(u) for u in list_users(conn)]}
 
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = load(self.schema, req.get_media(default_when_empty=None) or {})
+        try:
+            user = self.add_local_user(login=data["login"], password=data["password"], role=data["role"],
+                                       profile=self.schema.profile(data))
+        except LoginTaken as exc:
+            raise RefusedChange({"login": [str(exc)]}) from None
+        except UserError as exc:  # NoLocalAccounts: the server, not a field, refuses
+            raise RefusedChange({"_schema": [str(exc)]}) from None
+        resp.status = falcon.HTTP_201
+        resp.media = added_user_json(user)
+
+
+class UserResource:
+    roles = ("admin",)
+    openapi = {"delete": Operation("Remove a local account: it can no longer log in, frees its seat and leaves "
+                                   "the users list; its login can be added again",
+                                   responses={204: "Removed", 404: "No such user (or removed already)",
+                                              409: "A directory's user, or the last active admin"})}
+
+    def __init__(self, remove_user: RemoveUser) -> None:
+        self.remove_user = remove_user
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        try:
+            self.remove_user(_user_id(user_id))
+        except NoSuchUser:
+            raise falcon.HTTPNotFound(title="No such user") from None
+        except UserError as exc:  # LastActiveAdmin, or a directory's user
+            raise RefusedChange({"user_id": [str(exc)]}) from None
+        resp.status = falcon.HTTP_204
+
+
+class UserPasswordResource:
+    roles = ("admin",)
+    openapi = {"put": Operation("Set a local account's password", body=PasswordSchema,
+                                responses={200: "Changed", 404: "No such user",
+                                           409: "A directory's user: their password is the directory's"})}
+
+    def __init__(self, change_password: ChangePassword) -> None:
+        self.change_password = change_password
+        self.schema = PasswordSchema()
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = _user_id(user_id)
+        data = load(self.schema, req.get_media(default_when_empty=None) or {})
+        try:
+            self.change_password(uid, data["password"])
+        except NoSuchUser:
+            raise falcon.HTTPNotFound(title="No such user") from None
+        except UserError as exc:
+            raise RefusedChange({"password": [str(exc)]}) from None
+        resp.media = {"id": user_id, "changed": True}
+
+
+class UserRoleResource:
+    roles = ("admin",)
+    openapi = {"put": Operation("Give a user another role", body=RoleSchema,
+                                responses={200: "Saved", 404: "No such user",
+                                           409: "The last active admin cannot be demoted"})}
+
+    def __init__(self, change_role: ChangeRole) -> None:
+        self.change_role = change_role
+        self.schema = RoleSchema()
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = _user_id(user_id)
+        data = load(self.schema, req.get_media(default_when_empty=None) or {})
+        try:
+            changed = self.change_role(uid, data["role"])
+        except NoSuchUser:
+            raise falcon.HTTPNotFound(title="No such user") from None
+        except UserError as exc:  # LastActiveAdmin
+            raise RefusedChange({"role": [str(exc)]}) from None
+        resp.media = {"id": user_id, "role": data["role"], "changed": changed}
+
 
 class UserActiveResource:
     roles = ("admin",)
     openapi = {"put": Operation("Set a user Active or Inactive (Inactive frees their seat)", body=ActiveSchema,
-                                responses={200: "Saved", 404: "No such user"})}
+                                responses={200: "Saved", 404: "No such user",
+                                           409: "The last active admin cannot be set Inactive"})}
 
     def __init__(self, set_user_active: SetUserActive) -> None:
         self.set_user_active = set_user_active
         self.schema = ActiveSchema()
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = _user_id(user_id)
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
         try:
-            changed = self.set_user_active(UUID(user_id), data["active"])
-        except (ValueError, AggregateNotFoundError):
+            changed = self.set_user_active(uid, data["active"])
+        except NoSuchUser:
             raise falcon.HTTPNotFound(title="No such user") from None
+        except LastActiveAdmin as exc:
+            raise RefusedChange({"active": [str(exc)]}) from None
         resp.media = {"id": user_id, "active": data["active"], "changed": changed}
 
 

@@ -1,11 +1,16 @@
-"""User use cases: sync from the directory, set Active/Inactive, create local accounts, the
-first admin. The one module that writes User aggregates.
+"""User use cases: sync from the directory, set Active/Inactive, add, re-password, re-role and
+remove local accounts, the first admin. The one module that writes User aggregates.
 
 `sync_users` makes PageLedger's users match the directory: new people are Imported, changed
 profiles recorded as ProfileChanged, people gone from the directory Deactivated (which frees
 their licence seat), and people who come back Activated again. Cards and PINs must identify
 exactly one person: a value claimed by two users is reported as a clash and given to neither
 newcomer (a user who already held it keeps it) — never silently merged.
+
+A sync only ever changes users of the source it reads, and local accounts belong to no
+directory: PageLedger itself keeps them, so a sync of the local source has nothing to import
+or deactivate. Nothing — a sync, an admin — may take away the last active admin (see
+`AdminGuard`): a server nobody can administer is recoverable only with a bearer token.
 
 Which users a source already has, and who holds which card, is read from the users read
 model: a user imported a moment ago may not be there yet, which is harmless (the aggregate
@@ -21,14 +26,15 @@ from typing import Callable
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from adapters.directory import DirectoryUser, hash_password
 from adapters.event_store import PageLedger
 from commands.conflicts import retry_on_conflict
 from commands.licensing import Licensing
 from commands.ports import Clock, Directory, UserIndex
-from domain.users import BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, ROLE_ADMIN, ROLE_USER, User, UserError, user_id
+from domain.users import (
+    BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, REMOVED, ROLE_ADMIN, ROLE_USER, ROLES, User, UserError, user_id,
+)
 
 log = logging.getLogger("pageledger.users")
 
@@ -46,6 +52,11 @@ class Clash:
         return f"{what} is claimed by {', '.join(self.logins)}: not assigned to anyone new"
 
 
+NOTHING_TO_SYNC = ("local accounts are kept by PageLedger itself, not by a directory: a sync of the local source "
+                   "has nothing to import or deactivate (manage them with pageledger users add, passwd, role "
+                   "and remove, or /api/v1/users)")
+
+
 @dataclass
 class SyncReport:
     imported: list[str] = field(default_factory=list)
@@ -53,10 +64,24 @@ class SyncReport:
     deactivated: list[str] = field(default_factory=list)
     reactivated: list[str] = field(default_factory=list)
     clashes: list[Clash] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # gone from the directory, kept active: the last active admin
+    note: str = ""  # why nothing was synced at all
 
     def summary(self) -> str:
-        return (f"{len(self.imported)} imported, {len(self.updated)} updated, {len(self.deactivated)} deactivated, "
+        if self.note:
+            return self.note
+        text = (f"{len(self.imported)} imported, {len(self.updated)} updated, {len(self.deactivated)} deactivated, "
                 f"{len(self.reactivated)} reactivated, {len(self.clashes)} clashes")
+        if self.kept:
+            text += f", {len(self.kept)} kept active (last active admin)"
+        return text
+
+    def kept_warnings(self) -> list[str]:
+        return [f"{login} is no longer in the directory but is the last active admin: kept active; make another "
+                f"user admin, then sync again" for login in self.kept]
+
+    def warnings(self) -> list[str]:
+        return [*(c.describe() for c in self.clashes), *self.kept_warnings()]
 
 
 class SyncUsers:
@@ -70,12 +95,15 @@ class SyncUsers:
         self.licensing = licensing
         self.pin_digest = pin_digest
         self.clock = clock
-        self.deactivate = DeactivateUser(app, licensing, clock)
+        self.deactivate = DeactivateUser(app, licensing, AdminGuard(app, index), clock)
 
     def __call__(self) -> SyncReport:
         directory = self.directory()
-        found = list(directory.users())  # a DirectoryError stops the sync before anything is written
         source = directory.source
+        if source == LOCAL_SOURCE:
+            log.info("user sync (%s): %s", source, NOTHING_TO_SYNC)
+            return SyncReport(note=NOTHING_TO_SYNC)
+        found = list(directory.users())  # a DirectoryError stops the sync before anything is written
         report = SyncReport()
         known = {row.login.lower(): row for row in self.index.of_source(source)}
         cards = dict(self.index.card_holders())
@@ -125,10 +153,13 @@ class SyncUsers:
 
         for login, row in sorted(known.items()):
             if login not in by_login and row.active:
-                if self.deactivate(UUID(row.user_id), reason=LEFT_DIRECTORY):
-                    report.deactivated.append(row.login)
-        for clash in report.clashes:
-            log.warning("user sync (%s): %s", source, clash.describe())
+                try:
+                    if self.deactivate(UUID(row.user_id), reason=LEFT_DIRECTORY):
+                        report.deactivated.append(row.login)
+                except LastActiveAdmin:
+                    report.kept.append(row.login)
+        for warning in report.warnings():
+            log.warning("user sync (%s): %s", source, warning)
         log.info("user sync (%s): %s", source, report.summary())
         return report
 
@@ -158,17 +189,70 @@ def _unique_owner(field_name: str, wanted: dict[str, str], holders: dict[str, st
     return owners
 
 
-class DeactivateUser:
-    """Set a user Inactive and free their seat, in one transaction (both or neither)."""
+class LastActiveAdmin(UserError):
+    """The change would leave no active admin user."""
 
-    def __init__(self, app: PageLedger, licensing: Licensing, clock: Clock) -> None:
+
+class AdminGuard:
+    """Refuses to take the admin role or Active away from the last active admin.
+
+    Other admins are found in the users read model and each is confirmed on its aggregate, so
+    an admin demoted or deactivated a moment ago (still listed) does not count, and one made
+    admin a moment ago (not listed yet) is missed: the guard errs on the side of refusing. Two
+    admins demoting each other in the same instant can both pass it: the read model is the
+    only view across users, and no aggregate holds all admins.
+    """
+
+    def __init__(self, app: PageLedger, index: UserIndex) -> None:
+        self.app = app
+        self.index = index
+
+    def check(self, user: User, *, what: str) -> None:
+        """Raise LastActiveAdmin if `user` is an active admin and no other one is."""
+        if not (user.active and user.role == ROLE_ADMIN):
+            return
+        if not any(self._still_active_admin(UUID(row.user_id)) for row in self.index.active_admins()
+                   if UUID(row.user_id) != user.id):
+            raise LastActiveAdmin(f"{user.login} is the last active admin: cannot {what}; make another user "
+                                  f"admin first")
+
+    def _still_active_admin(self, uid: UUID) -> bool:
+        try:
+            other: User = self.app.repository.get(uid)
+        except AggregateNotFoundError:
+            return False
+        return other.active and other.role == ROLE_ADMIN
+
+
+class NoSuchUser(LookupError):
+    """No user has this id, or the account was removed."""
+
+
+def _existing(app: PageLedger, uid: UUID) -> User:
+    """The user `uid` as stored now; NoSuchUser if unknown or removed."""
+    try:
+        user: User = app.repository.get(uid)
+    except AggregateNotFoundError:
+        raise NoSuchUser(f"no user {uid}") from None
+    if user.removed:
+        raise NoSuchUser(f"{user.login} was removed")
+    return user
+
+
+class DeactivateUser:
+    """Set a user Inactive and free their seat, in one transaction (both or neither); never
+    the last active admin (LastActiveAdmin)."""
+
+    def __init__(self, app: PageLedger, licensing: Licensing, guard: AdminGuard, clock: Clock) -> None:
         self.app = app
         self.licensing = licensing
+        self.guard = guard
         self.clock = clock
 
     def __call__(self, uid: UUID, *, reason: str) -> bool:
         def attempt() -> bool:
-            user: User = self.app.repository.get(uid)
+            user = _existing(self.app, uid)
+            self.guard.check(user, what="set them Inactive")
             if not user.deactivate(self.clock(), reason):
                 return False
             self.licensing.save_releasing_seat(user, user.login, reason)
@@ -180,46 +264,146 @@ class DeactivateUser:
 class SetUserActive:
     """The admin's Active/Inactive switch. Inactive frees the seat; Active takes none until used."""
 
-    def __init__(self, app: PageLedger, licensing: Licensing, clock: Clock) -> None:
+    def __init__(self, app: PageLedger, licensing: Licensing, index: UserIndex, clock: Clock) -> None:
         self.app = app
         self.licensing = licensing
         self.clock = clock
-        self.deactivate = DeactivateUser(app, licensing, clock)
+        self.deactivate = DeactivateUser(app, licensing, AdminGuard(app, index), clock)
 
     def __call__(self, uid: UUID, active: bool) -> bool:
-        """Raises AggregateNotFoundError for an unknown user."""
+        """Raises NoSuchUser for an unknown or removed user, LastActiveAdmin for the last admin."""
         if not active:
             return self.deactivate(uid, reason=BY_ADMIN)
 
-        def attempt() -> bool:
-            user: User = self.app.repository.get(uid)
+        def attempt() -> tuple[bool, str]:
+            user = _existing(self.app, uid)
             if not user.activate(self.clock()):
-                return False
+                return False, user.login
             self.app.save(user)
-            return True
+            return True, user.login
 
-        changed = retry_on_conflict(attempt, what="activate the user")
+        changed, login = retry_on_conflict(attempt, what="activate the user")
         if changed:
-            self.licensing.forget_held(self.app.repository.get(uid).login)
+            self.licensing.forget_held(login)
         return changed
 
 
+class LoginTaken(UserError):
+    """A local account with this login exists (and was not removed)."""
+
+
+class NoLocalAccounts(UserError):
+    """This server's users come from a directory: a local account could never log in."""
+
+
 class AddLocalUser:
-    """A local account (no directory): its password is kept only as an argon2 hash."""
+    """A local account (no directory): its password is kept only as an argon2 hash.
+
+    Only where local accounts are the configured source: on an LDAP server nobody could log
+    in with one. A removed account's login can be added again (User.Readded)."""
+
+    def __init__(self, app: PageLedger, directory: Callable[[], Directory], licensing: Licensing,
+                 clock: Clock) -> None:
+        self.app = app
+        self.directory = directory
+        self.licensing = licensing
+        self.clock = clock
+
+    def __call__(self, *, login: str, password: str, role: str, profile: dict) -> User:
+        """Raises LoginTaken, NoLocalAccounts, UserError (a bad login or role) or ValueError (the
+        password is too short), before anything is written."""
+        source = self.directory().source
+        if source != LOCAL_SOURCE:
+            raise NoLocalAccounts(f"this server's users come from its directory {source!r}: add them there, "
+                                  f"then sync")
+        password_hash = hash_password(password)  # slow on purpose: once, outside the retries
+        uid = user_id(LOCAL_SOURCE, login)
+
+        def attempt() -> User:
+            now = self.clock()
+            try:
+                user: User = self.app.repository.get(uid)
+            except AggregateNotFoundError:
+                user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role)
+            else:
+                if not user.removed:
+                    raise LoginTaken(f"a local user {user.login!r} already exists")
+                user.add_again(role=role, profile=profile, now=now)
+            user.set_password_hash(password_hash, now)
+            self.app.save(user)  # another add of this login saved first: load it and decide again
+            return user
+
+        user = retry_on_conflict(attempt, what=f"add the local user {login.strip()}")
+        self.licensing.forget_held(user.login)  # Inactive until a moment ago, if it was removed
+        return user
+
+
+class ChangePassword:
+    """An admin sets a local account's password (kept only as an argon2 hash)."""
 
     def __init__(self, app: PageLedger, clock: Clock) -> None:
         self.app = app
         self.clock = clock
 
-    def __call__(self, *, login: str, password: str, role: str, profile: dict) -> User:
-        now = self.clock()
-        user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role)
-        user.set_password_hash(hash_password(password), now)
-        try:
+    def __call__(self, uid: UUID, password: str) -> None:
+        """Raises NoSuchUser, UserError (a directory user) or ValueError (too short)."""
+        _existing(self.app, uid)  # an unknown user is told so before the slow hash
+        password_hash = hash_password(password)
+
+        def attempt() -> None:
+            user = _existing(self.app, uid)
+            user.set_password_hash(password_hash, self.clock())
             self.app.save(user)
-        except IntegrityError:
-            raise UserError(f"a local user {login!r} already exists") from None
-        return user
+
+        retry_on_conflict(attempt, what="change the password")
+
+
+class ChangeRole:
+    """An admin gives a user another role (any source: roles are PageLedger's, never the
+    directory's); never demotes the last active admin."""
+
+    def __init__(self, app: PageLedger, index: UserIndex, clock: Clock) -> None:
+        self.app = app
+        self.guard = AdminGuard(app, index)
+        self.clock = clock
+
+    def __call__(self, uid: UUID, role: str) -> bool:
+        """False if the user had this role already. Raises NoSuchUser, LastActiveAdmin, UserError."""
+        if role not in ROLES:
+            raise UserError(f"unknown role {role!r}")
+
+        def attempt() -> bool:
+            user = _existing(self.app, uid)
+            if role != user.role:
+                self.guard.check(user, what=f"make them {role}")
+            if not user.change_role(role, self.clock()):
+                return False
+            self.app.save(user)
+            return True
+
+        return retry_on_conflict(attempt, what="change the role")
+
+
+class RemoveUser:
+    """An admin removes a local account: User.Removed, and its seat freed in the same
+    transaction; never the last active admin."""
+
+    def __init__(self, app: PageLedger, licensing: Licensing, index: UserIndex, clock: Clock) -> None:
+        self.app = app
+        self.licensing = licensing
+        self.guard = AdminGuard(app, index)
+        self.clock = clock
+
+    def __call__(self, uid: UUID) -> User:
+        """Raises NoSuchUser (also when removed already), LastActiveAdmin, UserError (a directory user)."""
+        def attempt() -> User:
+            user = _existing(self.app, uid)
+            self.guard.check(user, what="remove them")
+            user.remove(self.clock())
+            self.licensing.save_releasing_seat(user, user.login, REMOVED)
+            return user
+
+        return retry_on_conflict(attempt, what="remove the user")
 
 
 def ensure_directory_user(app: PageLedger, source: str, du: DirectoryUser, *, role: str, clock: Clock) -> User:
@@ -247,6 +431,8 @@ def first_admin(app: PageLedger, *, source: str, person: DirectoryUser, password
         user: User = app.repository.get(user_id(source, person.login))
     except AggregateNotFoundError:
         user = User.import_(source=source, login=person.login, profile=person.profile, now=now, role=ROLE_ADMIN)
+    if user.removed:
+        user.add_again(role=ROLE_ADMIN, profile=person.profile, now=now)
     user.change_role(ROLE_ADMIN, now)
     if password_hash:
         user.set_password_hash(password_hash, now)

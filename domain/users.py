@@ -10,6 +10,12 @@ in clear: a PIN arrives as a keyed digest, a local password as an argon2 hash.
 
 Field order of each event is its stored order (events are stored as arrays): append new
 fields at the end, never reorder or remove.
+
+Removing a local account cannot erase it from the log: `Removed` is one more fact. A removed
+account is Inactive, keeps no password, card or PIN (so it cannot log in, and its card and
+PIN are free for others), and refuses every change but being added again, which `Readded`
+records on the same aggregate (the id comes from the login) with a new role and profile.
+Directory users are removed in their directory, never here (a sync then deactivates them).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ ROLES = (ROLE_ADMIN, ROLE_AUDITOR, ROLE_USER, ROLE_AGENT)
 
 LEFT_DIRECTORY = "left_directory"  # reason of a Deactivated the directory sync records
 BY_ADMIN = "admin"
+REMOVED = "removed"  # why a removed account is Inactive (read models show it as the reason)
 
 LOCAL_SOURCE = "local"
 
@@ -62,6 +69,7 @@ class User(Aggregate):
         self.pin_digest = ""
         self.password_hash = ""
         self.profile = dict(profile)
+        self.removed = False
 
     @classmethod
     def import_(cls, *, source: str, login: str, profile: dict, now: int, role: str = ROLE_USER) -> "User":
@@ -88,6 +96,7 @@ class User(Aggregate):
         self.profile.update(profile)
 
     def activate(self, now: int) -> bool:
+        self._refuse_if_removed()
         if self.active:
             return False
         self._activated(at=now)
@@ -133,6 +142,7 @@ class User(Aggregate):
         self.pin_digest = pin_digest
 
     def change_role(self, role: str, now: int) -> bool:
+        self._refuse_if_removed()
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}")
         if role == self.role:
@@ -148,6 +158,7 @@ class User(Aggregate):
         """Local accounts only: the argon2 hash of the password, never the password."""
         if self.source != LOCAL_SOURCE:
             raise UserError("only local accounts keep a password; directory users bind to the directory")
+        self._refuse_if_removed()
         if not password_hash.startswith("$argon2"):
             raise UserError("a password must be stored as an argon2 hash")
         self._password_changed(at=now, password_hash=password_hash)
@@ -155,3 +166,44 @@ class User(Aggregate):
     @event("PasswordChanged")
     def _password_changed(self, at: int, password_hash: str) -> None:
         self.password_hash = password_hash
+
+    def remove(self, now: int) -> bool:
+        """Local accounts only (a directory's users are removed in the directory). The caller
+        frees the seat and keeps the last active admin; False if removed already."""
+        if self.source != LOCAL_SOURCE:
+            raise UserError(f"{self.login} comes from the directory {self.source!r}: remove them there (the next "
+                            f"sync sets them Inactive), or set them Inactive")
+        if self.removed:
+            return False
+        self._removed(at=now)
+        return True
+
+    @event("Removed")
+    def _removed(self, at: int) -> None:
+        self.removed = True
+        self.active = False
+        self.deactivated_reason = REMOVED
+        self.password_hash = ""
+        self.card = ""
+        self.pin_digest = ""
+
+    def add_again(self, *, role: str, profile: dict, now: int) -> None:
+        """A removed local account created again under its login: Active, with a new role and
+        profile, no card or PIN; the caller sets its password."""
+        if not self.removed:
+            raise UserError(f"a user {self.login!r} already exists")
+        if role not in ROLES:
+            raise UserError(f"unknown role {role!r}")
+        self._readded(at=now, role=role, profile=clean_profile(profile))
+
+    @event("Readded")
+    def _readded(self, at: int, role: str, profile: dict) -> None:
+        self.removed = False
+        self.active = True
+        self.deactivated_reason = ""
+        self.role = role
+        self.profile = dict(profile)
+
+    def _refuse_if_removed(self) -> None:
+        if self.removed:
+            raise UserError(f"{self.login} was removed: add the account again first")

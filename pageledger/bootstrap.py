@@ -39,7 +39,7 @@ from commands.logins import LogIn
 from commands.ports import Directory
 from commands.printers import PrinterCache, SetCostSchedule, SetSecureHold
 from commands.setup import CheckDirectoryConnection, CompleteSetup, is_set_up
-from commands.users import AddLocalUser, SetUserActive, SyncUsers
+from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from domain.costs import CostSchedule
 from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.settings import Settings, SettingsError
@@ -182,11 +182,23 @@ class Runtime:
 
     @cached_property
     def set_user_active(self) -> SetUserActive:
-        return SetUserActive(self.app, self.licensing, self.clock)
+        return SetUserActive(self.app, self.licensing, self.users, self.clock)
 
     @cached_property
     def add_local_user(self) -> AddLocalUser:
-        return AddLocalUser(self.app, self.clock)
+        return AddLocalUser(self.app, self.directory, self.licensing, self.clock)
+
+    @cached_property
+    def change_password(self) -> ChangePassword:
+        return ChangePassword(self.app, self.clock)
+
+    @cached_property
+    def change_role(self) -> ChangeRole:
+        return ChangeRole(self.app, self.users, self.clock)
+
+    @cached_property
+    def remove_user(self) -> RemoveUser:
+        return RemoveUser(self.app, self.licensing, self.users, self.clock)
 
     @cached_property
     def log_in(self) -> LogIn:

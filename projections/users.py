@@ -1,5 +1,8 @@
 """The users read model: who is known, from which source, active or not, with which card.
 
+A removed account keeps its row (Inactive, reason "removed", no card, PIN or password), so
+its sessions and jobs are refused like an Inactive user's; the lists leave it out.
+
 Also the queries commands need to keep cards and PINs unique across every user. Personal
 fields (name, e-mail, department) are plain columns here because a read model can always be
 rebuilt without them; PINs appear only as keyed digests.
@@ -12,7 +15,7 @@ from typing import Any, Sequence
 
 import sqlalchemy as sa
 
-from domain.users import ROLE_ADMIN, User
+from domain.users import REMOVED, ROLE_ADMIN, User
 from adapters.codec import short_topic
 from projections.follower import Projection, metadata
 
@@ -39,7 +42,7 @@ users = sa.Table(
 )
 
 _TOPICS = (User.Imported, User.ProfileChanged, User.Activated, User.Deactivated, User.CardAssigned,
-           User.PinChanged, User.RoleChanged, User.PasswordChanged)
+           User.PinChanged, User.RoleChanged, User.PasswordChanged, User.Removed, User.Readded)
 
 
 class UsersProjection(Projection):
@@ -72,6 +75,13 @@ class UsersProjection(Projection):
                 values = {"role": e.role}
             elif e.event_class is User.PasswordChanged:
                 values = {"has_password": True}
+            elif e.event_class is User.Removed:
+                values = {"active": False, "deactivated_reason": REMOVED, "card": "", "pin_digest": "",
+                          "has_password": False}
+            elif e.event_class is User.Readded:
+                values = {"active": True, "deactivated_reason": "", "role": e.role, "card": "", "pin_digest": "",
+                          "has_password": False, **{k: e.profile.get(k, "") for k in ("full_name", "email",
+                                                                                     "department")}}
             else:
                 continue
             if values:
@@ -108,6 +118,13 @@ def pin_holders(conn: sa.Connection) -> dict[str, str]:
             for r in conn.execute(sa.select(users.c.pin_digest, users.c.user_id).where(users.c.pin_digest != ""))}
 
 
+def users_with_login(conn: sa.Connection, login: str) -> list[UserRow]:
+    """The users (one per source, removed accounts left out) whose login is `login`."""
+    return [_row(r) for r in conn.execute(
+        sa.select(users).where(users.c.login_key == login.strip().lower())
+        .where(users.c.deactivated_reason != REMOVED).order_by(users.c.source))]
+
+
 def find_user(conn: sa.Connection, login: str) -> UserRow | None:
     """The user with this login in any source (the first imported wins if two sources share it)."""
     r = conn.execute(sa.select(users).where(users.c.login_key == login.strip().lower())
@@ -133,7 +150,9 @@ class UserListing:
 
 
 def list_users(conn: sa.Connection, *, limit: int = 1000) -> list[UserListing]:
-    rows = conn.execute(sa.select(users).order_by(users.c.login_key).limit(limit)).mappings()
+    """Every user but removed accounts, by login."""
+    rows = conn.execute(sa.select(users).where(users.c.deactivated_reason != REMOVED)
+                        .order_by(users.c.login_key).limit(limit)).mappings()
     return [UserListing(r["user_id"], r["source"], r["login"], r["role"], bool(r["active"]), r["full_name"],
                         r["email"], r["department"], r["card"], bool(r["pin_digest"]), bool(r["has_password"]))
             for r in rows]
@@ -146,6 +165,15 @@ def inactive_logins(conn: sa.Connection, login_keys: list[str]) -> set[str]:
     rows = conn.execute(sa.select(users.c.login_key, sa.func.max(sa.case((users.c.active, 1), else_=0)))
                         .where(users.c.login_key.in_(login_keys)).group_by(users.c.login_key))
     return {key for key, any_active in rows if not any_active}
+
+
+def active_roles(conn: sa.Connection, login_key: str) -> set[str] | None:
+    """The roles of the Active accounts with this (lower-cased) login: empty if none is Active,
+    None if no account has it (yet: a user imported at their first login a moment ago)."""
+    found = conn.execute(sa.select(users.c.role, users.c.active).where(users.c.login_key == login_key)).all()
+    if not found:
+        return None
+    return {role for role, active in found if active}
 
 
 def active_admins(conn: sa.Connection) -> list[UserRow]:

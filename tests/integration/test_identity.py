@@ -186,3 +186,152 @@ def test_admins_get_at_most_one_notice_a_day_naming_the_denied_users(runtime, cl
         assert "<b>mallory</b>" in body and "zed" in body and first.get_content_type() == "text/plain"
     finally:
         controller.stop()
+
+
+def test_a_sync_of_local_accounts_deactivates_nobody_and_says_there_is_nothing_to_sync(runtime, clock):
+    runtime.add_local_user(login="root", password="root-pw-123", role="admin", profile={})
+    runtime.add_local_user(login="kim", password="kim-pw-4567", role="user", profile={"full_name": "Kim K"})
+    runtime.catch_up()
+    head = runtime.app.recorder.max_notification_id()
+    report = sync(runtime)
+    assert (report.imported, report.deactivated) == ([], [])
+    assert report.kept == []
+    assert "local accounts" in report.summary() and "nothing to import or deactivate" in report.summary()
+    assert runtime.app.recorder.max_notification_id() == head  # nothing written
+    assert {r["login"]: r["active"] for r in rows(runtime, users)} == {"root": True, "kim": True}
+    assert runtime.log_in(login="root", password="root-pw-123", remote_addr="127.0.0.1").ok
+
+
+def make_admin(runtime, source, login):
+    from domain.users import User
+
+    user: User = runtime.app.repository.get(user_id(source, login))
+    user.change_role("admin", runtime.clock())
+    runtime.app.save(user)
+    runtime.catch_up()
+
+
+@pytest.mark.ldap
+def test_a_sync_keeps_the_last_active_admin_who_left_the_directory_and_warns(runtime, clock, slapd, caplog):
+    use_slapd(runtime, slapd)
+    sync(runtime)
+    make_admin(runtime, "ldap", "alice")
+    make_admin(runtime, "ldap", "carol")
+    slapd.delete(user_dn("alice"))
+    slapd.delete(user_dn("carol"))
+    with caplog.at_level("WARNING", logger="pageledger.users"):
+        report = sync(runtime)
+    # alice goes (carol is still an admin then); carol, the last active admin, stays.
+    assert report.deactivated == ["alice"] and report.kept == ["carol"]
+    assert "1 kept active" in report.summary()
+    assert any("carol" in w and "last active admin" in w for w in report.warnings())
+    assert any("carol" in r.getMessage() and "last active admin" in r.getMessage() for r in caplog.records)
+    by_login = {r["login"]: r for r in rows(runtime, users)}
+    assert not by_login["alice"]["active"] and by_login["carol"]["active"]
+    # Once another admin exists, the next sync lets carol go.
+    make_admin(runtime, "ldap", "bob")
+    report = sync(runtime)
+    assert report.deactivated == ["carol"] and report.kept == []
+
+
+def test_an_inactive_local_account_with_the_right_password_is_told_it_is_inactive(runtime, clock):
+    from domain.logins import BAD_CREDENTIALS, INACTIVE
+
+    kim = runtime.add_local_user(login="kim", password="kim-pw-4567", role="user", profile={})
+    runtime.set_user_active(kim.id, False)
+    runtime.catch_up()
+    right = runtime.log_in(login="kim", password="kim-pw-4567", remote_addr="10.0.0.1")
+    assert (right.outcome, right.message) == (INACTIVE, "this account is inactive")
+    # Without the password nothing tells an inactive account from a wrong or unknown login.
+    for login, password in (("kim", "wrong-pw-000"), ("nobody", "kim-pw-4567")):
+        wrong = runtime.log_in(login=login, password=password, remote_addr="10.0.0.1")
+        assert (wrong.outcome, wrong.message) == (BAD_CREDENTIALS, "wrong login or password")
+
+
+@pytest.mark.ldap
+def test_an_inactive_directory_user_with_the_right_password_is_told_it_is_inactive(runtime, clock, slapd_server):
+    from domain.logins import BAD_CREDENTIALS, INACTIVE
+
+    use_slapd(runtime, slapd_server)
+    sync(runtime)
+    runtime.set_user_active(user_id("ldap", "bob"), False)
+    runtime.catch_up()
+    right = runtime.log_in(login="bob", password="bob-pw-22", remote_addr="10.0.0.2")
+    assert (right.outcome, right.message) == (INACTIVE, "this account is inactive")
+    wrong = runtime.log_in(login="bob", password="bob-pw-xx", remote_addr="10.0.0.2")
+    assert (wrong.outcome, wrong.message) == (BAD_CREDENTIALS, "wrong login or password")
+
+
+def test_a_removed_local_account_cannot_log_in_frees_its_seat_and_can_be_added_again(runtime, clock):
+    from commands.users import NoSuchUser
+    from projections.users import list_users
+
+    runtime.add_local_user(login="root", password="root-pw-123", role="admin", profile={})
+    kim = runtime.add_local_user(login="kim", password="kim-pw-4567", role="user", profile={"full_name": "Kim K"})
+    assert runtime.log_in(login="kim", password="kim-pw-4567", remote_addr="10.0.0.3").ok  # takes a seat
+    runtime.catch_up()
+    assert [r["login_key"] for r in rows(runtime, licence_seats)] == ["kim"]
+
+    runtime.remove_user(kim.id)
+    runtime.catch_up()
+    assert rows(runtime, licence_seats) == []
+    with runtime.reader.connect() as conn:
+        assert [u.login for u in list_users(conn)] == ["root"]
+    assert runtime.log_in(login="kim", password="kim-pw-4567", remote_addr="10.0.0.3").outcome == "bad_credentials"
+    assert track(runtime, ["kim"])["kim"].message == "user inactive"  # no seat taken back by printing
+    with pytest.raises(NoSuchUser):
+        runtime.remove_user(kim.id)
+    with pytest.raises(NoSuchUser):
+        runtime.change_password(kim.id, "another-pw-1")
+
+    again = runtime.add_local_user(login="kim", password="kim-pw-new1", role="auditor", profile={})
+    runtime.catch_up()
+    assert again.id == kim.id
+    result = runtime.log_in(login="kim", password="kim-pw-new1", remote_addr="10.0.0.3")
+    assert (result.ok, result.role) == (True, "auditor")
+    by_login = {r["login"]: r for r in rows(runtime, users)}
+    assert (by_login["kim"]["active"], by_login["kim"]["full_name"], by_login["kim"]["has_password"]) == (
+        True, "", True)
+    from domain.users import UserError
+    with pytest.raises(UserError, match="already exists"):
+        runtime.add_local_user(login="KIM", password="kim-pw-new2", role="user", profile={})
+
+
+def test_the_last_active_admin_cannot_be_removed_demoted_or_deactivated(runtime, clock):
+    from commands.users import LastActiveAdmin
+
+    root = runtime.add_local_user(login="root", password="root-pw-123", role="admin", profile={})
+    kim = runtime.add_local_user(login="kim", password="kim-pw-4567", role="user", profile={})
+    runtime.catch_up()
+    head = runtime.app.recorder.max_notification_id()
+    for change in (lambda: runtime.remove_user(root.id), lambda: runtime.change_role(root.id, "auditor"),
+                   lambda: runtime.set_user_active(root.id, False)):
+        with pytest.raises(LastActiveAdmin, match="root is the last active admin"):
+            change()
+    assert runtime.app.recorder.max_notification_id() == head  # nothing written
+    assert runtime.change_role(root.id, "admin") is False  # no change is no demotion
+
+    # An Inactive admin does not count; an Active one does.
+    assert runtime.change_role(kim.id, "admin")
+    runtime.catch_up()
+    assert runtime.set_user_active(kim.id, False)
+    runtime.catch_up()
+    with pytest.raises(LastActiveAdmin):
+        runtime.change_role(root.id, "user")
+    assert runtime.set_user_active(kim.id, True)
+    runtime.catch_up()
+    assert runtime.change_role(root.id, "user")
+    runtime.catch_up()
+    with pytest.raises(LastActiveAdmin, match="kim is the last active admin"):
+        runtime.remove_user(kim.id)
+    runtime.change_password(root.id, "root-pw-456")
+    assert runtime.log_in(login="root", password="root-pw-456", remote_addr="10.0.0.4").role == "user"
+
+
+def test_no_local_account_is_added_where_users_come_from_a_directory(runtime, clock):
+    from commands.users import NoLocalAccounts
+
+    runtime.directory_config.save("ldap", LdapConfig(host="127.0.0.1", port=9, base_dns=(STAFF,), timeout=1))
+    with pytest.raises(NoLocalAccounts, match="come from its directory 'ldap'"):
+        runtime.add_local_user(login="kim", password="kim-pw-4567", role="admin", profile={})
+    assert runtime.app.recorder.max_notification_id() == 1  # the trial licence only

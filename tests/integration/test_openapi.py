@@ -38,3 +38,17 @@ def test_operations_say_who_may_call_them_and_what_they_take(runtime):
     job_params = {p["name"] for p in paths["/api/v1/jobs"]["get"]["parameters"]}
     assert {"user", "printer", "from", "to", "cursor", "limit"} <= job_params
     assert paths["/api/v1/users/{user_id}/active"]["put"]["parameters"][0]["name"] == "user_id"
+
+
+def test_local_account_endpoints_are_documented_admin_only_with_their_bodies(runtime):
+    document = falcon.testing.TestClient(create_app(runtime)).simulate_get("/openapi.json").json
+    paths = document["paths"]
+    assert paths["/api/v1/users"]["get"]["description"] == "Roles: admin, auditor."
+    assert paths["/api/v1/users"]["post"]["description"] == "Roles: admin."  # narrower than the path's GET
+    for path, method in (("/api/v1/users/{user_id}", "delete"), ("/api/v1/users/{user_id}/password", "put"),
+                         ("/api/v1/users/{user_id}/role", "put")):
+        assert paths[path][method]["description"] == "Roles: admin.", path
+        assert "409" in paths[path][method]["responses"] and "404" in paths[path][method]["responses"], path
+    schemas = document["components"]["schemas"]
+    assert {"login", "password", "role", "full_name", "email"} <= set(schemas["LocalUser"]["properties"])
+    assert schemas["Role"]["properties"]["role"]["enum"] == ["admin", "auditor", "user", "agent"]

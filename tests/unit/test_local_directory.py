@@ -22,10 +22,15 @@ def test_the_right_password_logs_in():
 
 
 @pytest.mark.parametrize("login,password", [("admin", "wrong"), ("admin", ""), ("nobody", "correct horse"),
-                                            ("gone", "correct horse"), ("", "")])
+                                            ("gone", "wrong"), ("", "")])
 def test_anything_else_is_refused(login, password):
     with pytest.raises(AuthenticationFailed):
         directory().authenticate(login, password)
+
+
+def test_an_inactive_account_s_password_is_still_checked_and_the_login_decides():
+    # Like LDAP: the directory vouches for the password; LogIn then says "inactive".
+    assert directory().authenticate("gone", "correct horse").login == "gone"
 
 
 def test_hashes_are_argon2_and_short_passwords_are_refused():
@@ -36,3 +41,11 @@ def test_hashes_are_argon2_and_short_passwords_are_refused():
 
 def test_only_active_accounts_are_listed():
     assert [u.login for u in directory().users()] == ["admin"]
+
+
+def test_an_ldap_directory_cannot_take_the_name_of_the_local_accounts():
+    from adapters.directory import LdapConfig, LdapConfigError
+
+    with pytest.raises(LdapConfigError) as refused:
+        LdapConfig(host="ldap.example.org", base_dns=("dc=example,dc=org",), source="Local")
+    assert set(refused.value.problems) == {"source"}

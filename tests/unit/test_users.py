@@ -60,3 +60,38 @@ def test_the_user_replays_from_the_compact_event_store():
     again = app.repository.get(user.id)
     assert (again.card, again.pin_digest, again.active) == ("0042", "digest", False)
     assert again.profile == {"full_name": "Alice C", "email": "", "department": ""}
+
+
+def test_a_removed_local_account_is_inactive_keeps_no_secrets_and_refuses_changes():
+    local = User.import_(source=LOCAL_SOURCE, login="kim", profile={"full_name": "Kim"}, now=T0, role="admin")
+    local.set_password_hash("$argon2id$v=19$abc", T0)
+    local.assign_card("77", T0)
+    local.change_pin("digest", T0)
+    assert local.remove(T0)
+    assert not local.remove(T0)  # once
+    assert (local.active, local.removed, local.password_hash, local.card, local.pin_digest) == (
+        False, True, "", "", "")
+    for change in (lambda: local.activate(T0), lambda: local.change_role("user", T0),
+                   lambda: local.set_password_hash("$argon2id$v=19$def", T0)):
+        with pytest.raises(UserError, match="was removed"):
+            change()
+
+
+def test_a_removed_account_can_be_added_again_under_its_login():
+    app = PageLedger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    local = User.import_(source=LOCAL_SOURCE, login="kim", profile={"full_name": "Kim"}, now=T0, role="admin")
+    with pytest.raises(UserError, match="already exists"):
+        local.add_again(role="user", profile={}, now=T0)
+    local.remove(T0)
+    local.add_again(role="auditor", profile={"email": "kim@x"}, now=T0)
+    local.set_password_hash("$argon2id$v=19$new", T0)
+    app.save(local)
+    again = app.repository.get(user_id(LOCAL_SOURCE, "kim"))
+    assert (again.active, again.removed, again.role, again.password_hash) == (True, False, "auditor",
+                                                                              "$argon2id$v=19$new")
+    assert again.profile == {"full_name": "", "email": "kim@x", "department": ""}
+
+
+def test_directory_users_are_removed_in_their_directory_not_here():
+    with pytest.raises(UserError, match="comes from the directory 'ldap'"):
+        alice().remove(T0)

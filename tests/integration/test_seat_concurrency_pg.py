@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 import threading
 
 import sqlalchemy as sa
@@ -15,7 +16,6 @@ from projections.licence_seats import licence_seats
 from tests.conftest import PG_ADMIN_URL
 from tools.licence_issuer import issue_key, issue_licence, make_key_pair
 
-DB = "pageledger_test_identity"
 SERVERS = 6
 USERS_PER_SERVER = 15
 SEATS = 25
@@ -24,8 +24,8 @@ HERE = HostIdentity("printsrv1", "00:11:22:33:44:55")
 
 def test_concurrent_first_time_users_on_postgresql_never_exceed_the_seats(pg_admin, tmp_path, caplog):
     caplog.set_level(logging.DEBUG, logger="pageledger.commands")
+    DB = f"pl_test_seats_{uuid.uuid4().hex[:12]}"  # its own database: test runs may overlap
     with pg_admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)'))
         conn.execute(sa.text(f'CREATE DATABASE "{DB}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + DB
     runtimes = [build_runtime(Settings.load(environ={}, database_url=url, data_dir=tmp_path / f"node{i}"))

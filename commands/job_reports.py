@@ -30,13 +30,13 @@ MAX_BATCH = 5000
 # (Cs: they have no UTF-8 form). PostgreSQL text cannot hold NUL at all. Spelt out as ranges
 # (Unicode 15) so both faces use one pattern; tests/unit/test_track_jobs_schema.py checks it
 # against the running Python's Unicode database.
-FORBIDDEN = ("\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
-             "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
-             "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-             "\U000e0001\U000e0020-\U000e007f")
+FORBIDDEN = (r"\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e"
+             r"\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+             r"\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+             r"\U000e0001\U000e0020-\U000e007f")
 # A document title is free text typed by whoever prints: it may hold TAB, format characters
 # (right-to-left marks) and separators; only the other controls and unpaired surrogates are refused.
-FORBIDDEN_IN_TEXT = "\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff"
+FORBIDDEN_IN_TEXT = r"\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff"
 # `\Z`, not `$`, which also matches before a final newline. Both are linear (no nested repeats).
 CLEAN = rf"^[^{FORBIDDEN}]*\Z"
 # A name also needs one character that is not white space (str.strip's definition, which is

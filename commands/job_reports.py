@@ -97,8 +97,8 @@ class _Batch(msgspec.Struct):
     jobs: list[msgspec.Raw]
 
 
-def _pattern(pattern: str) -> validate.Regexp:
-    return validate.Regexp(pattern, error="holds a control, format or separator character")
+def _pattern(pattern: str, error: str = "holds a control, format or separator character") -> validate.Regexp:
+    return validate.Regexp(pattern, error=error)
 
 
 def _name(max_length: int) -> list[validate.Validator]:
@@ -140,7 +140,8 @@ class JobReportSchema(Schema):
     user = fields.String(required=True, validate=_name(255))
     printer = fields.String(required=True, validate=_name(255))
     client_host = fields.String(load_default="", validate=[validate.Length(0, 255), _pattern(CLEAN)])
-    document = fields.String(load_default="", validate=[validate.Length(0, 1024), _pattern(TEXT)])
+    document = fields.String(load_default="", validate=[
+        validate.Length(0, 1024), _pattern(TEXT, "holds a control character other than TAB, or an unpaired surrogate")])
     submitted_at = fields.AwareDateTime(required=True, metadata={
         "description": "ISO 8601 with offset; from 1970-01-01T00:00:00Z to one day after the server's time"})
     pages = fields.Integer(required=True, strict=True, validate=validate.Range(0, 1_000_000),

@@ -73,12 +73,12 @@ def create_app(w: Wiring, role: str = "all") -> falcon.App:
     p = w.progress
     route("/healthz", HealthResource(p.head, p.positions, p.first_waiting, p.runner_running))
     route("/openapi.json", OpenApiResource(routes))
-    route("/Services/jobs", JobsResource(w.track_jobs))
+    route("/Services/jobs", JobsResource(w.track_jobs, w.clock))
     route("/Services/policy", PolicyResource(w.offline_policy))
     route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job))
     if role != "services":
-        route("/api/v1/jobs", JobListResource(w.reader))
-        route("/api/v1/usage", UsageResource(w.reader))
+        route("/api/v1/jobs", JobListResource(w.reader, w.clock))
+        route("/api/v1/usage", UsageResource(w.reader, w.clock))
         route("/Authentication/Login", LoginResource(w.log_in, w.sessions))
         route("/Authentication/Logout", LogoutResource(w.sessions))
         route("/Setup/NetworkSetup", NetworkSetupResource(w.is_set_up, w.check_directory_connection,

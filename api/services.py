@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Callable
 from uuid import UUID
 
 import falcon
@@ -26,11 +27,12 @@ class JobsResource:
                                  "duplicate, or a conflict when its figures differ (recording nothing).",
                                  body=TrackJobsSchema, responses={200: "One result per job, in order"})}
 
-    def __init__(self, track_jobs: TrackJobs) -> None:
+    def __init__(self, track_jobs: TrackJobs, clock: Callable[[], int]) -> None:
         self.track_jobs = track_jobs
+        self.clock = clock  # bounds submitted_at (one day ahead at most)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        outcomes = self.track_jobs(parse_batch(req.bounded_stream.read()))
+        outcomes = self.track_jobs(parse_batch(req.bounded_stream.read(), now=self.clock()))
         resp.media = {"results": [outcome_json(o) for o in outcomes]}
 
 

@@ -142,6 +142,7 @@ POISON_STORES_HOLD = [
     dict(submitted_at=-62_135_596_800_000_000),  # 0001-01-01
     dict(submitted_at=253_402_300_799_000_000),  # 9999-12-31T23:59:59
     dict(submitted_at=10**18),  # the year 33658: beyond what a datetime holds
+    dict(submitted_at=-2**62),  # long before the year 1
 ]
 
 

@@ -238,7 +238,7 @@ class Follower:
         except _PositionMoved:
             self._moved(start)
             return 0
-        except Exception as exc:  # noqa: BLE001 - a projection cannot apply an event
+        except Exception:  # noqa: BLE001 - a projection cannot apply an event (or a race)
             self._known = self.positions()
             if any(self._known[name] != pos for name, pos in positions.items()):
                 self._moved(start)  # a race with another runner, not a failure
@@ -248,7 +248,7 @@ class Follower:
                 for projection in chosen:
                     self._apply_page([projection])
                 return len(decoded)
-            self._find_poison(chosen[0], positions[chosen[0].name], decoded, exc)
+            self._find_poison(chosen[0], positions[chosen[0].name], decoded)
             return 0
         for projection in chosen:
             if projection.name in self.failures:
@@ -295,7 +295,7 @@ class Follower:
         log.info("projections %s: another runner applied events after %d; re-reading",
                  ", ".join(self.names), start)
 
-    def _find_poison(self, projection: Projection, position: int, decoded: list, exc: Exception) -> None:
+    def _find_poison(self, projection: Projection, position: int, decoded: list) -> None:
         """Apply the page one event at a time up to the one that fails, and record that one."""
         wanted = self._wanted[projection.name]
         mine = [d for d in decoded if d[0] > position and (wanted is None or d[1] in wanted)]
@@ -309,8 +309,10 @@ class Follower:
                 self._known = None
                 self._failed(projection.name, entry[0], one)
                 return
-        # Each event applies alone: the page failed as a whole (e.g. a sum over it overflows).
-        self._failed(projection.name, mine[-1][0] if mine else decoded[-1][0], exc)
+        # Every event applied alone (the page failed as a whole, e.g. a sum over it overflowed):
+        # the projection has gone past them, nothing to record.
+        if projection.name in self.failures:
+            self._recovered(projection.name)
 
     def _failed(self, name: str, position: int, exc: Exception) -> None:
         previous = self.failures.get(name)

@@ -11,7 +11,7 @@ from adapters.licence_keys import HostIdentity
 from adapters.sessions import SessionSigner
 from api.auth import TokenAuth
 from api.errors import handle_unexpected
-from api.health import HealthResource
+from api.health import HealthResource, MetricsResource
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
@@ -71,7 +71,8 @@ def create_app(w: Wiring, role: str = "all") -> falcon.App:
         routes.append((path, resource))  # what /openapi.json is generated from
 
     p = w.progress
-    route("/healthz", HealthResource(p.head, p.positions, p.first_waiting, p.runner_running))
+    route("/healthz", HealthResource(p.head, p.positions, p.first_waiting, p.runner_running, p.failures))
+    route("/metrics", MetricsResource(p.head, p.positions, p.first_waiting, p.runner_running, p.failures))
     route("/openapi.json", OpenApiResource(routes))
     route("/Services/jobs", JobsResource(w.track_jobs, w.clock))
     route("/Services/policy", PolicyResource(w.offline_policy))

@@ -70,6 +70,8 @@ def job_json(r: JobRow) -> dict[str, Any]:
         "colour_pages": r.colour_pages, "duplex": r.duplex, "paper": r.paper,
         "size": r.size, "pdl": r.pdl, "cost": format_money(r.cost),
         "status": "denied" if r.denied else "tracked",
+        # true when the recorded time lay outside 1970..9999 and `submitted_at` shows the nearest
+        **({"submitted_at_clamped": True} if r.submitted_at_clamped else {}),
     }
 
 

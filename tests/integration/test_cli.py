@@ -135,6 +135,7 @@ COMMANDS_ON_AN_EXISTING_DATABASE = {
     "db upgrade": ["db", "upgrade"],
     "projections status": ["projections", "status"],
     "projections rebuild": ["projections", "rebuild"],
+    "projections repair": ["projections", "repair"],
     "tokens issue": ["tokens", "issue", "--role", "admin", "--name", "alice"],
     "tokens list": ["tokens", "list"],
     "tokens revoke": ["tokens", "revoke", "6f1c2a52-7a51-4c38-9c1e-0d5e3b1f0a11"],

@@ -24,6 +24,11 @@ from urllib.parse import quote, urlsplit
 
 SPOOL_CHUNK = 1 << 20
 DIGEST_HEADER = "X-Content-SHA256"
+# How long an upload waits, after its headers, for the server to refuse it before the body is
+# sent (413 from the declared length, 428, 404, other data for a held job). The server reads
+# at most 64 KiB of a body it refused before closing, so an answer to a client still sending
+# megabytes can be lost in the reset; waiting this long first makes it reliably heard.
+EARLY_ANSWER_WAIT = 0.25
 # The fields a spool upload's 400 names when the data received is not the data declared.
 UPLOAD_FIELDS = frozenset({"Content-Length", DIGEST_HEADER, "body"})
 
@@ -112,13 +117,13 @@ def _refusal(method: str, path: str, code: int, raw: bytes) -> ServerError:
     return ServerUnreachable(f"{method} {path}: HTTP {code}")
 
 
-def _answered(sock: socket.socket | None) -> bool:
+def _answered(sock: socket.socket | None, wait: float = 0.0) -> bool:
     """Whether the server has answered (or closed) before the whole body is sent."""
     if sock is None:
         return False
     if getattr(sock, "pending", lambda: 0)():
         return True
-    readable, _, _ = select.select([sock], [], [], 0)
+    readable, _, _ = select.select([sock], [], [], wait)
     return bool(readable)
 
 
@@ -175,9 +180,10 @@ class ServicesClient:
         """Stream a held job's data, 1 MiB at a time (jobs can be hundreds of MB), with its length
         and SHA-256 declared, so that the server keeps it only if it arrives whole.
 
-        On http.client, not urllib: the server may answer before the body is all sent (413 from
-        the declared length) and close; urllib would only report the broken pipe, so this stops
-        sending once an answer is waiting, or the connection breaks, and reads the answer."""
+        On http.client, not urllib: the server may answer before the body is sent (413 from the
+        declared length) and close; urllib would only report the broken pipe. This waits briefly
+        for such an answer after the headers, stops sending once an answer is waiting or the
+        connection breaks, and reads the answer."""
         request_path = f"/Services/jobs/{quote(job_id, safe='')}/spool"
         url = urlsplit(self._base)
         connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -195,7 +201,8 @@ class ServicesClient:
                                     "Content-Length": str(size), DIGEST_HEADER: digest.hexdigest()}.items():
                     connection.putheader(name, value)
                 connection.endheaders()
-                while not _answered(connection.sock) and (chunk := handle.read(SPOOL_CHUNK)):
+                early = _answered(connection.sock, wait=EARLY_ANSWER_WAIT)
+                while not early and not _answered(connection.sock) and (chunk := handle.read(SPOOL_CHUNK)):
                     try:
                         connection.send(chunk)
                     except (BrokenPipeError, ConnectionResetError):

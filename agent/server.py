@@ -24,11 +24,12 @@ from urllib.parse import quote, urlsplit
 
 SPOOL_CHUNK = 1 << 20
 DIGEST_HEADER = "X-Content-SHA256"
-# How long an upload waits, after its headers, for the server to refuse it before the body is
-# sent (413 from the declared length, 428, 404, other data for a held job). The server reads
-# at most 64 KiB of a body it refused before closing, so an answer to a client still sending
-# megabytes can be lost in the reset; waiting this long first makes it reliably heard.
+# How long an upload waits, after its headers and first 32 KiB, for the server to refuse it
+# before the rest is sent (413 from the declared length, 428, 404, other data for a held job).
+# The server drains at most 64 KiB of a body it refused before closing, so an answer to a
+# client still sending megabytes can be lost in the reset; a job of up to 32 KiB never waits.
 EARLY_ANSWER_WAIT = 0.25
+FIRST_PIECE = 32 << 10
 # The fields a spool upload's 400 names when the data received is not the data declared.
 UPLOAD_FIELDS = frozenset({"Content-Length", DIGEST_HEADER, "body"})
 
@@ -182,7 +183,7 @@ class ServicesClient:
 
         On http.client, not urllib: the server may answer before the body is sent (413 from the
         declared length) and close; urllib would only report the broken pipe. This waits briefly
-        for such an answer after the headers, stops sending once an answer is waiting or the
+        for such an answer after the headers and first 32 KiB, stops sending once an answer is waiting or the
         connection breaks, and reads the answer."""
         request_path = f"/Services/jobs/{quote(job_id, safe='')}/spool"
         url = urlsplit(self._base)
@@ -200,13 +201,13 @@ class ServicesClient:
                                     "User-Agent": "pageledger-agent", "Content-Type": "application/octet-stream",
                                     "Content-Length": str(size), DIGEST_HEADER: digest.hexdigest()}.items():
                     connection.putheader(name, value)
-                connection.endheaders()
-                early = _answered(connection.sock, wait=EARLY_ANSWER_WAIT)
-                while not early and not _answered(connection.sock) and (chunk := handle.read(SPOOL_CHUNK)):
-                    try:
-                        connection.send(chunk)
-                    except (BrokenPipeError, ConnectionResetError):
-                        break  # the server stopped reading: its answer says why
+                connection.endheaders(handle.read(FIRST_PIECE))
+                if size > FIRST_PIECE and not _answered(connection.sock, wait=EARLY_ANSWER_WAIT):
+                    while not _answered(connection.sock) and (chunk := handle.read(SPOOL_CHUNK)):
+                        try:
+                            connection.send(chunk)
+                        except (BrokenPipeError, ConnectionResetError):
+                            break  # the server stopped reading: its answer says why
                 response = connection.getresponse()
                 raw = response.read()
             except (http.client.HTTPException, OSError) as err:

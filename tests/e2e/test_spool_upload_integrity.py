@@ -236,6 +236,9 @@ def test_the_agents_client_uploads_with_length_and_digest_and_hears_413(server, 
     assert client.upload_spool(job, str(spool)) == 201  # a CUPS retry after success
     digest = hashlib.sha256(spool.read_bytes()).hexdigest()
     assert (server.workdir / "var" / "spool" / digest[:2] / digest).read_bytes() == spool.read_bytes()
+    empty = tmp_path / "empty.spool"
+    empty.write_bytes(b"")
+    assert client.upload_spool(held_job(server), str(empty)) == 201  # within the first piece: no wait
     big = tmp_path / "big.spool"
     with open(big, "wb") as handle:
         handle.truncate((LIMIT_MIB + 1) * MIB)

@@ -91,4 +91,4 @@ def _read(stream: BinaryIO, received: int) -> bytes:
     try:
         return stream.read(CHUNK)
     except OSError as exc:
-        raise SpoolMismatch({"body": [f"the upload ended after {received} bytes, before its last chunk ({exc})"]}) from None
+        raise SpoolMismatch({"body": [f"the upload ended after {received} bytes, before its last chunk"]}) from exc

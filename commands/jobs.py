@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError
 from adapters.event_store import PageLedger
 from commands.conflicts import retry_on_conflict
 from commands.job_reports import JobReport
+from adapters.spool import SpoolMismatch, SpoolTooLarge
 from commands.ports import SpoolWriter
 from commands.printers import PrinterCache
 from commands.validation import InvalidRequest
@@ -245,7 +246,11 @@ class HoldJob:
             raise InvalidRequest({"job_id": [f"a {job.state} job cannot be held"]})
         if job.state == "held" and job.spool != sha256:
             raise InvalidRequest({"job_id": ["the job is already held with other data"]})
-        spool, received = self.spool.write(data, sha256=sha256, size=size)
+        try:
+            spool, received = self.spool.write(data, sha256=sha256, size=size)
+        except (SpoolMismatch, SpoolTooLarge) as exc:
+            log.warning("held job %s: its data was refused and nothing of it kept (%s)", job_id, exc)
+            raise
         if job.state == "held":
             return job
         try:

@@ -43,7 +43,9 @@ class LoginThrottle(Protocol):
 class SpoolWriter(Protocol):
     """Where a held job's data is kept (adapters.spool)."""
 
-    def write(self, stream: BinaryIO) -> tuple[str, int]: ...
+    max_bytes: int
+
+    def write(self, stream: BinaryIO, *, sha256: str, size: int | None = None) -> tuple[str, int]: ...
 
 
 class KnownUser(Protocol):

@@ -78,7 +78,7 @@ class Runtime:
 
     @cached_property
     def spool(self) -> SpoolStore:
-        return SpoolStore(self.settings.data_dir / "spool")
+        return SpoolStore(self.settings.data_dir / "spool", max_bytes=self.settings.max_spool_mib << 20)
 
     @cached_property
     def printers(self) -> PrinterCache:

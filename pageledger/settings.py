@@ -40,6 +40,8 @@ class Settings:
     # How often (seconds) the in-process projection runner polls an idle log.
     projection_poll_seconds: float = 0.05
     log_level: str = "INFO"
+    # The largest held job's data a secure queue takes (MiB); a larger upload is refused (413).
+    max_spool_mib: int = 400
     # Identity and licensing. The issuer's public key: PEM or base64 text, or a path to a PEM
     # file; "" trusts the key shipped with PageLedger.
     licence_public_key: str = ""
@@ -85,6 +87,8 @@ class Settings:
         settings = replace(cls(), **converted)
         if settings.offline_policy not in ("print", "refuse"):
             raise SettingsError("offline_policy must be 'print' or 'refuse'")
+        if settings.max_spool_mib < 1:
+            raise SettingsError("max_spool_mib must be at least 1")
         return settings
 
 

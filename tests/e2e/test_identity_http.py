@@ -81,7 +81,8 @@ def test_setup_wizard_then_logins_seats_and_licence(server, slapd_server):  # no
     assert r.status_code == 400 and "invalidCredentials" in r.json()["errors"]["ldap"][0]
     r = requests.post(url, json=setup_body(server, slapd_server, action="test"), timeout=30)
     assert r.status_code == 200 and r.json()["message"].endswith("5 users found")
-    r = requests.post(url, json=setup_body(server, slapd_server, admin_login="", licence_file="", ldap_port=70000), timeout=30)
+    r = requests.post(url, json=setup_body(server, slapd_server, admin_login="", licence_file="", ldap_port=70000),
+                      timeout=30)
     assert r.status_code == 400 and set(r.json()["errors"]) == {"admin_login", "licence_file", "ldap_port"}
     r = requests.post(url, json=setup_body(server, slapd_server, ldap_base_dns="not a dn"), timeout=30)
     assert r.status_code == 400 and set(r.json()["errors"]) == {"ldap_base_dns"}

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from adapters.licence_keys import HostIdentity
 from adapters.sessions import SessionSigner
 from api.auth import TokenAuth
+from api.client_address import ClientAddress
 from api.errors import handle_unexpected
 from api.health import HealthResource, MetricsResource
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
@@ -17,7 +18,7 @@ from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
-from api.setup import NetworkSetupResource
+from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.users import (
     UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
 )
@@ -48,6 +49,8 @@ class Wiring(Protocol):
     remove_user: RemoveUser
     offline_policy: str
     clock: Callable[[], int]
+    setup_code: SetupCodeCheck
+    client_address: ClientAddress
 
     progress: ReadModelProgress
 
@@ -80,10 +83,10 @@ def create_app(w: Wiring, role: str = "all") -> falcon.App:
     if role != "services":
         route("/api/v1/jobs", JobListResource(w.reader, w.clock))
         route("/api/v1/usage", UsageResource(w.reader, w.clock))
-        route("/Authentication/Login", LoginResource(w.log_in, w.sessions))
+        route("/Authentication/Login", LoginResource(w.log_in, w.sessions, w.client_address))
         route("/Authentication/Logout", LogoutResource(w.sessions))
         route("/Setup/NetworkSetup", NetworkSetupResource(w.is_set_up, w.check_directory_connection,
-                                                          w.complete_setup, w.sessions, host))
+                                                          w.complete_setup, w.sessions, host, w.setup_code))
         route("/api/v1/licence", LicenceResource(w.reader, w.clock, host))
         route("/api/v1/licence/activation", ActivationResource(w.licensing))
         route("/api/v1/licence/settings", LicenceSettingsResource(w.licensing))

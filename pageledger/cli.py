@@ -146,7 +146,7 @@ def _runtime(settings: Settings, migrate: bool = True):
 
 
 # Personal data and the keys that protect it, kept in the data directory beside the database.
-PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json")
+PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json", "setup-code")
 
 
 def make_data_directory_private(data_dir: Path) -> None:
@@ -167,6 +167,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         runtime.catch_up()
         _bootstrap_tokens(runtime)
         _install_trial_on_first_start(runtime)
+        _setup_code_until_set_up(runtime)
     port = choose_port(settings, args.port)
     print(f"PageLedger is listening on {base_url(settings.host, port)}  (data in {settings.data_dir.resolve()})",
           flush=True)
@@ -213,12 +214,25 @@ def _install_trial_on_first_start(runtime) -> None:
         print("First start: the 15-day, 5-user trial licence is installed.", flush=True)
 
 
+def _setup_code_until_set_up(runtime) -> None:
+    """Until setup is complete the wizard needs a one-time code: print it here, on the console
+    of whoever started the server, and never in the logs."""
+    if runtime.is_set_up():
+        runtime.setup_code.remove()
+        return
+    code = runtime.setup_code.ensure()
+    print(f"Setup is not complete. The setup wizard (/Setup/NetworkSetup) asks for this one-time setup code:\n"
+          f"    {code}\n  (also in {runtime.setup_code.path.resolve()}, readable by you only; it is removed "
+          "once setup is complete)", flush=True)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer
 
     make_data_directory_private(settings.data_dir)
     with _runtime(settings) as runtime:  # creates or upgrades the schema once, before the workers start
         _install_trial_on_first_start(runtime)
+        _setup_code_until_set_up(runtime)
     port = args.port or settings.port or 6320
     print(f"PageLedger ({args.role}) is listening on {base_url(settings.host, port)}", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,

@@ -272,7 +272,7 @@ def mode(path) -> int:
 
 
 PERSONAL_FILES = ("pageledger.db", "pageledger.db-wal", "pageledger.db-shm", "session.key", "first-tokens.json",
-                  "directory.json")
+                  "directory.json")  # setup-code is gone once setup is done: its mode is tested on its own
 
 
 def _use_the_server(url: str, var) -> None:
@@ -284,7 +284,8 @@ def _use_the_server(url: str, var) -> None:
                       headers={"Authorization": f"Bearer {tokens['agent_token']}"})
     assert r.status_code == 200, r.text
     r = requests.post(url + "/Setup/NetworkSetup", timeout=30,
-                      json={"network_type": "local", "admin_login": "boss", "admin_password": "correct-horse-9"})
+                      json={"network_type": "local", "admin_login": "boss", "admin_password": "correct-horse-9",
+                            "setup_code": (var / "setup-code").read_text().strip()})
     assert r.status_code == 201, r.text
 
 

@@ -5,11 +5,20 @@ import logging
 from typing import Any
 
 import falcon
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields
 
 from commands.validation import InvalidRequest, flatten_messages
 
 log = logging.getLogger("pageledger.api")
+
+
+class ErrorSchema(Schema):
+    """What every error answer's JSON body holds (/openapi.json describes each 4xx with it)."""
+
+    title = fields.String(required=True)
+    description = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
+                         metadata={"description": "each bad field with what is wrong with it"})
 
 
 class InvalidInput(falcon.HTTPBadRequest):

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import falcon
 
+from marshmallow import Schema, fields
+
 from api.openapi import Operation
 from domain.units import iso
 
@@ -20,6 +22,20 @@ from domain.units import iso
 MAX_EVENTS_BEHIND = 10_000
 # ... or when an event it has to apply was recorded more than this many seconds ago.
 MAX_WAIT_SECONDS = 30.0
+
+
+class HealthSchema(Schema):
+    """/healthz's body; when the database cannot be reached only `status` ("unavailable") and `error`."""
+
+    status = fields.String(required=True, metadata={"enum": ["ok", "unhealthy", "unavailable"]})
+    events = fields.Integer(metadata={"description": "the log's head (last notification id)"})
+    projections = fields.Dict(keys=fields.String(), values=fields.Integer(),
+                              metadata={"description": "each projection's position"})
+    runner = fields.String(metadata={"enum": ["running", "not running"]})
+    behind = fields.Dict(keys=fields.String(), values=fields.Dict())
+    failed = fields.List(fields.String())
+    problems = fields.List(fields.Dict(), metadata={"description": "each with `problem`: what is wrong, in words"})
+    error = fields.String(metadata={"description": "why the figures could not be read (status unavailable)"})
 
 
 class HealthResource:
@@ -37,7 +53,8 @@ class HealthResource:
     openapi = {"get": Operation("Health: the log's head, each projection's position, whether a runner runs",
                                 responses={200: "ok", 503: "No runner runs, a projection is behind or cannot "
                                                           "apply an event, or the database cannot be reached "
-                                                          "(each problem named)"})}
+                                                          "(each problem named)"},
+                                reply=HealthSchema, reply_also=(503,))}
 
     def __init__(self, head: Callable[[], int], positions: Callable[[], dict[str, int]],
                  first_waiting: Callable[[str, int], tuple[int, float] | None],

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from adapters.licence_keys import ActivationServiceError, HostIdentity, LicenceRefused
-from api.errors import InvalidInput, load
+from api.errors import InvalidInput, RefusedChange, load
 from api.openapi import Operation
-from commands.licensing import Licensing
+from commands.licensing import Licensing, NoActivationService, NotInstalled
 from domain.units import iso
 from projections.licence_seats import LicenceSummary, licence_summary
 
@@ -73,7 +73,9 @@ class LicenceResource:
 class ActivationResource:
     roles = ("admin",)
     openapi = {"post": Operation("Activate online (key + company) or via a licence file", body=ActivateSchema,
-                                 responses={200: "Activated", 502: "Activation service"})}
+                                 responses={200: "Activated", 409: "No activation service is configured (use a "
+                                                                   "licence file)",
+                                            502: "The activation service cannot be reached or failed"})}
 
     def __init__(self, licensing: Licensing) -> None:
         self.licensing = licensing
@@ -89,6 +91,8 @@ class ActivationResource:
                 verified = licensing.activate_file(data["licence"], data["company"])
         except LicenceRefused as exc:
             raise InvalidInput({"key" if data["method"] == "online" else "licence": [str(exc)]}) from None
+        except NoActivationService as exc:  # how this server is set up, not an upstream failure
+            raise RefusedChange({"method": [str(exc)]}, title="Online activation unavailable") from None
         except ActivationServiceError as exc:
             raise falcon.HTTPBadGateway(title="Activation service", description=str(exc)) from None
         resp.media = {"activated": {"type": verified.type, "seats": verified.seats,
@@ -98,7 +102,8 @@ class ActivationResource:
 
 class LicenceSettingsResource:
     roles = ("admin",)
-    openapi = {"put": Operation("Track unlicensed users", body=LicenceSettingsSchema, responses={200: "Saved"})}
+    openapi = {"put": Operation("Track unlicensed users", body=LicenceSettingsSchema,
+                                responses={200: "Saved", 409: "No licence is installed yet (complete setup)"})}
 
     def __init__(self, licensing: Licensing) -> None:
         self.licensing = licensing
@@ -106,5 +111,8 @@ class LicenceSettingsResource:
 
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
-        self.licensing.set_track_unlicensed(data["track_unlicensed"], by=req.context.principal.subject)
+        try:
+            self.licensing.set_track_unlicensed(data["track_unlicensed"], by=req.context.principal.subject)
+        except NotInstalled as exc:
+            raise RefusedChange({"track_unlicensed": [str(exc)]}, title="No licence installed") from None
         resp.media = {"track_unlicensed": data["track_unlicensed"]}

@@ -3,7 +3,9 @@
 There is no second list of paths to keep: `build_spec` walks every route `create_app` added,
 and every `on_<method>` responder of its resource becomes an operation. A resource describes
 its operations in a class attribute `openapi` (summary, request body and query schemas, extra
-responses); a responder it does not describe still appears, with its docstring as the summary.
+responses, the JSON body of its 200 answer); a responder it does not describe still appears, with
+its docstring as the summary. Every 4xx answer is described with the one error body all of them
+carry (api.errors.ErrorSchema), so a client or the fuzz tier (tests/fuzz) can check the answers too.
 Security follows the resource's own `public` / `roles` / `method_roles`, which the
 authentication middleware enforces, so the document says what the server does.
 """
@@ -19,6 +21,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
 from api.auth import allowed_roles
+from api.errors import ErrorSchema
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -32,6 +35,8 @@ class Operation:
     query: type[Schema] | None = None  # query-string parameters
     responses: dict[int, str] = field(default_factory=dict)
     body_content: str = "application/json"  # e.g. application/octet-stream for the spool upload
+    reply: type[Schema] | None = None  # the JSON body of the 200 answer (and of `reply_also` answers)
+    reply_also: tuple[int, ...] = ()  # other status codes answered with the same body (e.g. 503 of /healthz)
 
 
 def build_spec(routes: Iterable[tuple[str, object]]) -> dict:
@@ -61,9 +66,7 @@ def _operation(spec: APISpec, path: str, resource: object, method: str, responde
     if parameters:
         op["parameters"] = parameters
     if described and described.body is not None:
-        name = described.body.__name__.removesuffix("Schema")
-        if name not in spec.components.schemas:
-            spec.components.schema(name, schema=described.body)
+        name = _component(spec, described.body)
         op["requestBody"] = {"required": True, "content": {described.body_content: {"schema": name}}}
     elif described and described.body_content != "application/json":
         op["requestBody"] = {"required": True, "content": {described.body_content: {
@@ -81,7 +84,22 @@ def _operation(spec: APISpec, path: str, resource: object, method: str, responde
         responses.setdefault("403", {"description": f"Role not allowed (allowed: {roles})"})
     if responses:
         op["responses"] = {**({} if any(c.startswith("2") for c in responses) else op["responses"]), **responses}
+    if described and described.reply is not None:
+        reply = _component(spec, described.reply)
+        for code in ("200", *map(str, described.reply_also)):
+            op["responses"][code]["content"] = {"application/json": {"schema": reply}}
+    error = _component(spec, ErrorSchema)
+    for code, response in op["responses"].items():
+        if code.startswith("4") and "content" not in response:
+            response["content"] = {"application/json": {"schema": error}}
     return op
+
+
+def _component(spec: APISpec, schema: type[Schema]) -> str:
+    name = schema.__name__.removesuffix("Schema")
+    if name not in spec.components.schemas:
+        spec.components.schema(name, schema=schema)
+    return name
 
 
 class OpenApiResource:

@@ -57,6 +57,53 @@ class UsageQuerySchema(_TimeWindowQuery):
     group_by = fields.String(load_default="user", validate=validate.OneOf(GROUPS))
 
 
+class JobSchema(Schema):
+    """One job of /api/v1/jobs (money as a decimal string, times ISO 8601)."""
+
+    job = fields.Integer(required=True, metadata={"description": "the job's number (cursors count down from it)"})
+    user = fields.String(required=True)
+    printer = fields.String(required=True)
+    client_host = fields.String(required=True)
+    document = fields.String(required=True)
+    submitted_at = fields.String(required=True, metadata={"description": "ISO 8601 with offset"})
+    pages = fields.Integer(required=True)
+    copies = fields.Integer(required=True)
+    sheets = fields.Integer(required=True)
+    colour_pages = fields.Integer(required=True)
+    duplex = fields.Boolean(required=True)
+    paper = fields.String(required=True)
+    size = fields.Integer(required=True)
+    pdl = fields.String(required=True)
+    cost = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("tracked", "denied")))
+    submitted_at_clamped = fields.Boolean(metadata={
+        "description": "present (true) when the recorded time lay outside 1970..9999: submitted_at shows the "
+                       "nearest"})
+
+
+class JobPageSchema(Schema):
+    jobs = fields.List(fields.Nested(JobSchema), required=True)
+    next_cursor = fields.Integer(required=True, allow_none=True, metadata={"description": "null on the last page"})
+
+
+class UsageTotalSchema(Schema):
+    """One group's totals; the group's key is named after `group_by` (user, printer or day)."""
+
+    user = fields.String()
+    printer = fields.String()
+    day = fields.String(metadata={"description": "YYYY-MM-DD"})
+    jobs = fields.Integer(required=True)
+    pages = fields.Integer(required=True)
+    sheets = fields.Integer(required=True)
+    colour_pages = fields.Integer(required=True)
+    cost = fields.String(required=True)
+
+
+class UsageReplySchema(Schema):
+    group_by = fields.String(required=True, validate=validate.OneOf(GROUPS))
+    totals = fields.List(fields.Nested(UsageTotalSchema), required=True)
+
+
 def _own_user(req: falcon.Request, requested: str | None) -> str | None:
     principal = req.context.principal
     return principal.subject if principal.role == "user" else requested
@@ -84,7 +131,8 @@ def usage_json(group_by: str, t: UsageTotal) -> dict[str, Any]:
 class JobListResource:
     roles = READ_ROLES
     openapi = {"get": Operation("Tracked and denied jobs, newest first, keyset paged (users: their own only)",
-                                query=JobQuerySchema, responses={200: "A page of jobs and the next cursor"})}
+                                query=JobQuerySchema, responses={200: "A page of jobs and the next cursor"},
+                                reply=JobPageSchema)}
 
     def __init__(self, reader: sa.Engine, clock: Callable[[], int]) -> None:
         self.reader = reader
@@ -106,7 +154,7 @@ class JobListResource:
 class UsageResource:
     roles = READ_ROLES
     openapi = {"get": Operation("Usage totals grouped by user, printer or day (users: their own only)",
-                                query=UsageQuerySchema, responses={200: "Totals"})}
+                                query=UsageQuerySchema, responses={200: "Totals"}, reply=UsageReplySchema)}
 
     def __init__(self, reader: sa.Engine, clock: Callable[[], int]) -> None:
         self.reader = reader

@@ -43,6 +43,10 @@ class NotInstalled(LicenceError):
     """No licence yet: the setup wizard has not been completed."""
 
 
+class NoActivationService(ActivationServiceError):
+    """This server has no online activation service configured: a licence file is the way."""
+
+
 @dataclass(frozen=True)
 class JobGate:
     """What job tracking should do with one user's job."""
@@ -137,7 +141,7 @@ class Licensing:
     def verify_online(self, key: str, company: str) -> VerifiedLicence:
         """Ask the activation service for this server's licence and check it; nothing is saved."""
         if not self.activation_url:
-            raise ActivationServiceError("no activation service is configured: activate via file instead")
+            raise NoActivationService("no activation service is configured: activate via file instead")
         self.check_key(key, company)
         document = self._fetch(self.activation_url, key=key, company=company, identity=self.identity)
         licence = verify_licence(document, self.public_key, company=company, identity=self.identity,

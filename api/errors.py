@@ -19,6 +19,7 @@ class ErrorSchema(Schema):
     description = fields.String()
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()),
                          metadata={"description": "each bad field with what is wrong with it"})
+    outcome = fields.String(metadata={"description": "why a login was refused (/Authentication/Login only)"})
 
 
 class InvalidInput(falcon.HTTPBadRequest):

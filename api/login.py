@@ -14,6 +14,7 @@ from api.client_address import ClientAddress
 from api.errors import load
 from api.openapi import Operation
 from api.pages import e, form_csrf, is_form, is_json, page
+from api.users import validate_login
 from commands.logins import LogIn
 from domain.logins import BAD_CREDENTIALS, NOT_ALLOWED, THROTTLED
 
@@ -21,7 +22,7 @@ _STATUS = {BAD_CREDENTIALS: falcon.HTTP_401, THROTTLED: falcon.HTTP_429, NOT_ALL
 
 
 class LoginSchema(Schema):
-    login = fields.String(required=True, validate=validate.Length(1, 255))
+    login = fields.String(required=True, validate=validate.And(validate.Length(1, 255), validate_login))
     password = fields.String(required=True, validate=validate.Length(1, 1024))
 
 

@@ -25,7 +25,9 @@ class ActiveSchema(Schema):
     active = fields.Boolean(required=True)
 
 
-def _login(value: str) -> None:
+def validate_login(value: str) -> None:
+    """A login as accounts hold it (also what /Authentication/Login accepts: PostgreSQL text
+    cannot hold NUL, and no directory has a login with a control character)."""
     if not value.strip():
         raise ValidationError("a login cannot be blank")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
@@ -51,7 +53,7 @@ class RoleSchema(Schema):
 class LocalUserSchema(PasswordSchema, RoleSchema):
     """A new local account (login, password, role) and its profile."""
 
-    login = fields.String(required=True, validate=validate.And(validate.Length(1, 255), _login))
+    login = fields.String(required=True, validate=validate.And(validate.Length(1, 255), validate_login))
     full_name = fields.String(load_default="", validate=validate.Length(0, 255))
     email = fields.String(load_default="", validate=validate.And(validate.Length(0, 255), _email_or_nothing))
     department = fields.String(load_default="", validate=validate.Length(0, 255))

@@ -1,5 +1,5 @@
-"""What the licence endpoints answer when this server cannot do what is asked: a 409 naming the
-field, never a 5xx (both found by the fuzz tier, tests/fuzz)."""
+"""What the fuzz tier (tests/fuzz) found answered with a 5xx, each now a 4xx naming the field:
+licence endpoints asked what this server cannot do, a login PostgreSQL cannot store."""
 from __future__ import annotations
 
 import falcon.testing
@@ -26,3 +26,10 @@ def test_online_activation_without_an_activation_service_is_refused_naming_the_m
                                   json={"method": "online", "company": "Acme", "key": "ABCD-EFGH"})
     assert answer.status_code == 409, answer.text
     assert "activate via file" in answer.json["errors"]["method"][0]
+
+
+def test_a_login_with_a_nul_character_is_a_bad_field_not_a_server_error(runtime):
+    client = falcon.testing.TestClient(create_app(runtime))
+    answer = client.simulate_post("/Authentication/Login", json={"login": "kim\u0000", "password": "secret"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json["errors"]["login"] == ["a login cannot contain control characters"]

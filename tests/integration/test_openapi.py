@@ -52,3 +52,20 @@ def test_local_account_endpoints_are_documented_admin_only_with_their_bodies(run
     schemas = document["components"]["schemas"]
     assert {"login", "password", "role", "full_name", "email"} <= set(schemas["LocalUser"]["properties"])
     assert schemas["Role"]["properties"]["role"]["enum"] == ["admin", "auditor", "user", "agent"]
+
+
+def test_answers_are_described_error_bodies_everywhere_and_the_main_200_bodies(runtime):
+    document = falcon.testing.TestClient(create_app(runtime)).simulate_get("/openapi.json").json
+    paths, schemas = document["paths"], document["components"]["schemas"]
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            for code, response in op["responses"].items():
+                if code.startswith("4"):
+                    assert response["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/Error"}, (method, path, code)
+    assert schemas["Error"]["required"] == ["title"]
+    for path, name in (("/api/v1/jobs", "JobPage"), ("/api/v1/usage", "UsageReply"), ("/healthz", "Health")):
+        assert paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{name}"}, path
+    assert "503" in paths["/healthz"]["get"]["responses"]
+    assert schemas["JobPage"]["properties"]["next_cursor"]["nullable"] is True

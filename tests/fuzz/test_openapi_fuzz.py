@@ -3,8 +3,9 @@ and invalid, and every answer must be a non-5xx answer that the document describ
 code it lists, a body that matches its schema).
 
 Every operation of the document is fuzzed but GET /openapi.json itself (schemathesis leaves
-the schema's own URL out; loading it is the first request). In-process (falcon's WSGI app, as tests/integration/test_openapi.py builds it) on both stores,
-with a projection runner running as `pageledger up` has one. Each operation is called with the
+the schema's own URL out; loading it is the first request). In-process (falcon's WSGI app, as
+tests/integration/test_openapi.py builds it) on both stores, with a projection runner running
+as `pageledger up` has one. Each operation is called with the
 token of each role of ours (admin, agent, user) that may call it, public ones with none.
 Bounded: MAX_EXAMPLES per operation, role and generation mode, derandomised (fixed seed), and
 a time budget for the whole run.
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.fuzz
 
 MAX_EXAMPLES = 25
 SEED = 14
-BUDGET_SECONDS = 120.0  # the whole run on one store and state; a run takes ~15 s here
+BUDGET_SECONDS = 120.0  # the whole run on one store and state; a run took 15-20 s here (2 cores)
 ROLES = ("admin", "agent", "user")
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 ADMIN_PASSWORD = "fuzz-admin-password-1"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import logging
-import re
 import socket
 import time
 from dataclasses import dataclass
@@ -29,11 +28,10 @@ OCTETS = "application/octet-stream"
 log = logging.getLogger("pageledger.api")
 _READ_PIECE = 64 * 1024
 _BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-# A JSON string (escapes included): brackets inside strings are not structure.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+# Openers become "[" and closers "]", everything else goes: depth does not care which kind
+# (a parser recurses into "[[{" before it finds a mismatch).
+_BRACKETS_ONLY = bytes.maketrans(b"{}", b"[]")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_EMPTY_PAIR = re.compile(rb"\[\]|\{\}")
-
 
 @dataclass(frozen=True)
 class BodyRule:
@@ -45,32 +43,36 @@ class BodyRule:
     max_depth: int = 32
 
 
+def _outside_strings(body: bytes) -> bytes:
+    """The JSON text without its strings' contents. Escaped backslashes go first, then escaped
+    quotes (what is left of a run of backslashes escapes the quote, as a parser reads it); the
+    remaining quotes then open and close strings, so every other piece between them is one."""
+    if b"\\" in body:
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(body.split(b'"')[0::2])
+
+
 def json_depth_exceeds(body: bytes, max_depth: int) -> bool:
     """Whether the JSON text nests arrays/objects deeper than `max_depth`, without recursion and
-    in time linear in the body: strings are removed, then innermost empty pairs, `max_depth`
-    times; whatever is left is scanned only until it goes too deep or stops being well formed
-    (malformed JSON is left to the parser, which names it)."""
-    brackets = _STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-    peeled = 0  # each pass takes exactly one level off the deepest branch
+    in C-speed passes: strings go, the rest becomes a string of "[" and "]", and innermost
+    pairs "[]" are removed up to `max_depth` times (each pass takes exactly one level off the
+    deepest branch). What is left of well-formed JSON is then too deep; what is left of
+    malformed JSON is read only as far as a parser would recurse into it."""
+    brackets = _outside_strings(body).translate(_BRACKETS_ONLY, _NOT_BRACKETS)
+    peeled = 0
     while brackets and peeled < max_depth:
-        brackets, removed = _EMPTY_PAIR.subn(b"", brackets)
-        if not removed:
+        shorter = brackets.replace(b"[]", b"")
+        if len(shorter) == len(brackets):
             break
-        peeled += 1
-    if not brackets:
-        return False
-    closing = {ord("]"): ord("["), ord("}"): ord("{")}
-    stack: list[int] = []
-    for b in brackets:
-        if b in closing:
-            if not stack or stack.pop() != closing[b]:
-                return False
-        else:
-            stack.append(b)
-            if len(stack) + peeled > max_depth:
-                return True
+        brackets, peeled = shorter, peeled + 1
+    depth = peeled
+    for b in brackets:  # no "[]" left: "]" ends what a parser reads, "[" only goes deeper
+        if b == 0x5D:
+            return False
+        depth += 1
+        if depth > max_depth:
+            return True
     return False
-
 
 def _media_type(req: falcon.Request) -> str:
     return (req.content_type or "").split(";", 1)[0].strip().lower()

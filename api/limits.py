@@ -151,8 +151,8 @@ class RequestLimits:
                 if remaining is not None:
                     remaining -= len(piece)
         except (socket.timeout, TimeoutError):
-            raise falcon.HTTPRequestTimeout(
-                title="Request timeout",
+            raise falcon.HTTPError(
+                falcon.HTTP_408, title="Request timeout",
                 description=f"the body did not arrive within {self.read_seconds:g}s") from None
         finally:
             if sock is not None:

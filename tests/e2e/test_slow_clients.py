@@ -117,3 +117,53 @@ def test_the_server_answers_within_a_second_while_200_slow_clients_hang_on(live_
     assert statuses["healthz"] == {200} and statuses["login"] <= {401, 429} and statuses["batch"] == {200}, statuses
     for name, times in seen.items():
         assert len(times) >= 5 and max(times) < 1.0, (name, times)
+
+
+def _trickle(port: int, head: bytes, body: bytes, seconds: float) -> bytes:
+    """Send `head` at once, then `body` a byte every 0.1 s for at most `seconds`; the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds + 5) as s:
+        s.sendall(head)
+        answer = b""
+        s.setblocking(False)
+        end = time.monotonic() + seconds
+        for byte in body:
+            if time.monotonic() > end:
+                break
+            try:
+                s.send(bytes([byte]))
+                answer += s.recv(4096)
+            except BlockingIOError:
+                pass
+            except OSError:
+                break
+            if answer:
+                break
+            time.sleep(0.1)
+        s.setblocking(True)
+        try:
+            while b"\r\n\r\n" not in answer:
+                piece = s.recv(4096)
+                if not piece:
+                    break
+                answer += piece
+        except OSError:
+            pass
+        return answer
+
+
+def test_a_client_that_does_not_finish_its_request_in_time_is_answered_408(tmp_path, start_server):
+    from tests.conftest import make_live_server
+
+    server = start_server(make_live_server(tmp_path, PAGELEDGER_REQUEST_READ_SECONDS="1",
+                                           PAGELEDGER_REQUEST_BUFFER_BYTES="256", PAGELEDGER_BODY_READ_SECONDS="1"))
+    login = b"POST /Authentication/Login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    # The head trickled: the worker's event loop gives up on it.
+    started = time.monotonic()
+    answer = _trickle(server.port, b"", login + b"Content-Length: 100\r\n\r\n", 6)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert time.monotonic() - started < 4
+    # A body larger than the buffer streams in a thread, which stops waiting for it after 1 s.
+    started = time.monotonic()
+    answer = _trickle(server.port, login + b"Content-Length: 1000\r\n\r\n", b"{" + b" " * 999, 6)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"did not arrive within 1s" in answer or time.monotonic() - started < 4

@@ -53,6 +53,10 @@ class DirectoryError(RuntimeError):
     """The directory could not be reached or searched (a configuration or network problem)."""
 
 
+class DirectoryUnreachable(DirectoryError):
+    """No LDAP conversation happened: refused, timed out, not LDAP, TLS failed to start."""
+
+
 class AuthenticationFailed(Exception):
     """Wrong login or password. Deliberately does not say which."""
 
@@ -227,7 +231,7 @@ class LdapDirectory:
         except _BindRefused as exc:
             raise DirectoryError(f"the service account {cfg.bind_dn!r} could not bind: {exc}") from None
         except LDAPException as exc:
-            raise DirectoryError(f"cannot reach {cfg.host}:{cfg.effective_port}: {_describe(exc)}") from None
+            raise DirectoryUnreachable(f"cannot reach {cfg.host}:{cfg.effective_port}: {_describe(exc)}") from None
 
     def test_connection(self) -> str:
         """The setup wizard's "test connection": bind, and count users, or say what is wrong."""
@@ -356,7 +360,7 @@ class LdapDirectory:
         except _BindRefused:
             raise AuthenticationFailed() from None
         except LDAPException as exc:
-            raise DirectoryError(f"cannot reach {self.config.host}: {_describe(exc)}") from None
+            raise DirectoryUnreachable(f"cannot reach {self.config.host}: {_describe(exc)}") from None
         return user
 
 

@@ -1,8 +1,10 @@
 """The spool store: held jobs' data on disk, named by content hash, never in the database.
 
 A write streams the body into a temporary file in the spool directory while hashing it,
-fsyncs it, renames it to its SHA-256 and fsyncs the directory: after `write` returns, the
-data survives a crash, and the same data stored twice is one file.
+checks it against the size and SHA-256 the sender declared, fsyncs it, renames it to its
+SHA-256 and fsyncs the directory: after `write` returns, the data survives a crash, and the
+same data stored twice is one file. Data that does not match what was declared (a client
+that closed early, a chunked body cut short) never leaves the temporary file, which is removed.
 """
 from __future__ import annotations
 
@@ -16,11 +18,20 @@ CHUNK = 1 << 20
 
 
 class SpoolTooLarge(ValueError):
-    pass
+    """More data than the store keeps for one job (declared or received)."""
+
+
+class SpoolMismatch(ValueError):
+    """The data received is not what the sender declared; `errors` names each broken promise
+    (``Content-Length``, ``X-Content-SHA256``, ``body``: a chunked body cut short)."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
 
 
 class SpoolStore:
-    def __init__(self, directory: Path, max_bytes: int = 2 << 30) -> None:
+    def __init__(self, directory: Path, max_bytes: int = 400 << 20) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
 
@@ -29,20 +40,30 @@ class SpoolStore:
             raise ValueError("not a spool reference")
         return self.directory / digest[:2] / digest
 
-    def write(self, stream: BinaryIO) -> tuple[str, int]:
-        """Store everything `stream` yields; returns (sha256 hex, size)."""
+    def write(self, stream: BinaryIO, *, sha256: str, size: int | None = None) -> tuple[str, int]:
+        """Store everything `stream` yields, if it is `size` bytes (when given) hashing to
+        `sha256`; returns (sha256 hex, size). Raises SpoolMismatch or SpoolTooLarge, keeping nothing."""
+        if size is not None and size > self.max_bytes:
+            raise SpoolTooLarge(self._too_large(f"declares {size} bytes"))
         self.directory.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        size = 0
+        received = 0
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(CHUNK):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise SpoolTooLarge(f"spool data over {self.max_bytes} bytes")
+                while chunk := _read(stream, received):
+                    received += len(chunk)
+                    if received > self.max_bytes:
+                        raise SpoolTooLarge(self._too_large(f"passed {self.max_bytes} bytes"))
                     digest.update(chunk)
                     out.write(chunk)
+                if size is not None and received != size:
+                    raise SpoolMismatch({"Content-Length": [
+                        f"declared {size} bytes, received {received}: the upload was cut short"
+                        if received < size else f"declared {size} bytes, received {received}"]})
+                if digest.hexdigest() != sha256:
+                    raise SpoolMismatch({"X-Content-SHA256": [
+                        f"declared {sha256}, the {received} bytes received hash to {digest.hexdigest()}"]})
                 out.flush()
                 os.fsync(out.fileno())
             final = self.path(digest.hexdigest())
@@ -57,4 +78,17 @@ class SpoolStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        return digest.hexdigest(), size
+        return digest.hexdigest(), received
+
+    def _too_large(self, what: str) -> str:
+        return (f"the job's data {what}; this server holds jobs of up to {self.max_bytes} bytes "
+                f"({self.max_bytes / (1 << 20):g} MiB, setting max_spool_mib)")
+
+
+def _read(stream: BinaryIO, received: int) -> bytes:
+    # The server's input stream raises OSError when the client's connection ends in the middle
+    # of a chunked body (or times out): the sender's fault, not the store's.
+    try:
+        return stream.read(CHUNK)
+    except OSError as exc:
+        raise SpoolMismatch({"body": [f"the upload ended after {received} bytes, before its last chunk"]}) from exc

@@ -35,7 +35,7 @@ from agent.outbox import Outbox
 from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
 from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerRejectedJobs, ServerUnreachable,
-                          ServicesClient, SpoolUploadUnsupported)
+                          ServicesClient, SpoolTooLargeForServer, SpoolUploadDamaged, SpoolUploadUnsupported)
 
 # Exit codes from the CUPS backend manual (backend(7)).
 CUPS_BACKEND_OK = 0
@@ -316,6 +316,14 @@ class Backend:
         except SpoolUploadUnsupported as err:
             self.log.error(f"PageLedger: the server holds this job but cannot take its data ({err}); not printed")
             return CUPS_BACKEND_FAILED
+        except SpoolTooLargeForServer as err:
+            self.log.error(f"PageLedger: the job's data is too large for the server to hold ({err}); "
+                           f"not printed, not retried")
+            return CUPS_BACKEND_CANCEL
+        except SpoolUploadDamaged as err:
+            self.log.error(f"PageLedger: the server received the held job's data damaged or cut short ({err}); "
+                           f"nothing kept, will retry")
+            return CUPS_BACKEND_RETRY
         except ServerRejectedJobs as err:
             # e.g. a re-post (duplicate or conflict) of a job held with other data: the job is
             # held as recorded, and the same upload would be refused on every CUPS retry.

@@ -4,19 +4,34 @@ Every call has a short timeout: a print job must not wait long on an unreachable
 Failures come back as three kinds, because the backend acts differently on each:
 ``ServerUnreachable`` (no answer, time-out, 5xx: try again later), ``ServerRefusedToken``
 (401/403: the agent is not allowed in; an admin must act) and ``ServerRejectedJobs`` (400:
-the batch is malformed and re-posting it unchanged would fail again).
+the batch is malformed and re-posting it unchanged would fail again). A held job's upload has
+two more: ``SpoolUploadDamaged`` (the server received other data than was sent, e.g. cut short:
+a kind of ``ServerUnreachable``, send it again) and ``SpoolTooLargeForServer`` (413: never).
 """
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
+import os
+import select
 import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 SPOOL_CHUNK = 1 << 20
+DIGEST_HEADER = "X-Content-SHA256"
+# How long an upload waits, after its headers and first 32 KiB, for the server to refuse it
+# before the rest is sent (413 from the declared length, 428, 404, other data for a held job).
+# The server drains at most 64 KiB of a body it refused before closing, so an answer to a
+# client still sending megabytes can be lost in the reset; a job of up to 32 KiB never waits.
+EARLY_ANSWER_WAIT = 0.25
+FIRST_PIECE = 32 << 10
+# The fields a spool upload's 400 names when the data received is not the data declared.
+UPLOAD_FIELDS = frozenset({"Content-Length", DIGEST_HEADER, "body"})
 
 
 class ServerError(Exception):
@@ -57,6 +72,14 @@ class SpoolUploadUnsupported(ServerError):
     """The server has no spool endpoint (404/405/501)."""
 
 
+class SpoolUploadDamaged(ServerUnreachable):
+    """The server got other data than was sent (cut short on the way): send it again."""
+
+
+class SpoolTooLargeForServer(ServerError):
+    """413: the job's data is over the server's limit; sending it again would fail again."""
+
+
 @dataclass(frozen=True)
 class JobResult:
     """The server's answer for one posted job."""
@@ -69,6 +92,40 @@ class JobResult:
     cost: str
     message: str
     fields: tuple[str, ...] = ()  # a conflict's figures that differ from the job as recorded
+
+
+def _refusal(method: str, path: str, code: int, raw: bytes) -> ServerError:
+    """The exception for an HTTP error answer (see the module docstring)."""
+    try:
+        payload = json.loads(raw) if raw else {}
+    except ValueError:
+        payload = {"title": raw[:200].decode("utf-8", "replace")}
+    if not isinstance(payload, dict):
+        payload = {}
+    spool = path.endswith("/spool")
+    if code in (401, 403):
+        return ServerRefusedToken(f"{method} {path}: HTTP {code} {payload.get('title', '')}".strip())
+    if spool and code == 413:
+        return SpoolTooLargeForServer(f"{method} {path}: HTTP 413 {payload.get('description', '')}".strip())
+    errors = payload.get("errors") if isinstance(payload.get("errors"), dict) else {}
+    if spool and code == 400 and errors and UPLOAD_FIELDS.issuperset(errors):
+        return SpoolUploadDamaged(f"{method} {path}: HTTP 400 " + "; ".join(
+            f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}" for k, v in errors.items()))
+    if code == 400:
+        return ServerRejectedJobs(f"{method} {path}: HTTP 400 {payload.get('title', '')}".strip(), errors)
+    if spool and code in (404, 405, 501):
+        return SpoolUploadUnsupported(f"{method} {path}: HTTP {code}")
+    return ServerUnreachable(f"{method} {path}: HTTP {code}")
+
+
+def _answered(sock: socket.socket | None, wait: float = 0.0) -> bool:
+    """Whether the server has answered (or closed) before the whole body is sent."""
+    if sock is None:
+        return False
+    if getattr(sock, "pending", lambda: 0)():
+        return True
+    readable, _, _ = select.select([sock], [], [], wait)
+    return bool(readable)
 
 
 class ServicesClient:
@@ -95,19 +152,7 @@ class ServicesClient:
                 raw = response.read()
                 return response.status, (json.loads(raw) if raw else {})
         except urllib.error.HTTPError as err:
-            raw = err.read()
-            try:
-                payload = json.loads(raw) if raw else {}
-            except ValueError:
-                payload = {"title": raw[:200].decode("utf-8", "replace")}
-            if err.code in (401, 403):
-                raise ServerRefusedToken(f"{method} {path}: HTTP {err.code} {payload.get('title', '')}".strip()) from None
-            if err.code == 400:
-                raise ServerRejectedJobs(f"{method} {path}: HTTP 400 {payload.get('title', '')}".strip(),
-                                         payload.get("errors") or {}) from None
-            if err.code in (404, 405, 501) and path.endswith("/spool"):
-                raise SpoolUploadUnsupported(f"{method} {path}: HTTP {err.code}") from None
-            raise ServerUnreachable(f"{method} {path}: HTTP {err.code}") from None
+            raise _refusal(method, path, err.code, err.read()) from None
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise ServerUnreachable(f"{method} {self._base}{path}: {reason}") from None
@@ -133,17 +178,42 @@ class ServicesClient:
         return payload
 
     def upload_spool(self, job_id: str, path: str, timeout: float = 60.0) -> int:
-        """Stream a held job's data (chunked, 1 MiB at a time: jobs can be hundreds of MB)."""
+        """Stream a held job's data, 1 MiB at a time (jobs can be hundreds of MB), with its length
+        and SHA-256 declared, so that the server keeps it only if it arrives whole.
 
-        def chunks() -> Iterator[bytes]:
-            with open(path, "rb") as handle:
-                while True:
-                    chunk = handle.read(SPOOL_CHUNK)
-                    if not chunk:
-                        return
-                    yield chunk
-
-        status, _payload = self._request(
-            "PUT", f"/Services/jobs/{quote(job_id, safe='')}/spool", chunks(),
-            {"Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"}, timeout=timeout)
-        return status
+        On http.client, not urllib: the server may answer before the body is sent (413 from the
+        declared length) and close; urllib would only report the broken pipe. This waits briefly
+        for such an answer after the headers and first 32 KiB, stops sending once an answer is waiting or the
+        connection breaks, and reads the answer."""
+        request_path = f"/Services/jobs/{quote(job_id, safe='')}/spool"
+        url = urlsplit(self._base)
+        connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            digest = hashlib.sha256()
+            while chunk := handle.read(SPOOL_CHUNK):
+                digest.update(chunk)
+            handle.seek(0)
+            connection = connection_class(url.hostname, url.port, timeout=timeout)
+            try:
+                connection.putrequest("PUT", url.path.rstrip("/") + request_path, skip_accept_encoding=True)
+                for name, value in {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
+                                    "User-Agent": "pageledger-agent", "Content-Type": "application/octet-stream",
+                                    "Content-Length": str(size), DIGEST_HEADER: digest.hexdigest()}.items():
+                    connection.putheader(name, value)
+                connection.endheaders(handle.read(FIRST_PIECE))
+                if size > FIRST_PIECE and not _answered(connection.sock, wait=EARLY_ANSWER_WAIT):
+                    while not _answered(connection.sock) and (chunk := handle.read(SPOOL_CHUNK)):
+                        try:
+                            connection.send(chunk)
+                        except (BrokenPipeError, ConnectionResetError):
+                            break  # the server stopped reading: its answer says why
+                response = connection.getresponse()
+                raw = response.read()
+            except (http.client.HTTPException, OSError) as err:
+                raise ServerUnreachable(f"PUT {self._base}{request_path}: {err or type(err).__name__}") from None
+            finally:
+                connection.close()
+        if response.status >= 400:
+            raise _refusal("PUT", request_path, response.status, raw)
+        return response.status

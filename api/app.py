@@ -11,15 +11,16 @@ import sqlalchemy as sa
 from adapters.licence_keys import HostIdentity
 from adapters.sessions import SessionSigner
 from api.auth import TokenAuth
+from api.client_address import ClientAddress
 from api.errors import handle_unexpected
-from api.health import HealthResource
+from api.health import HealthResource, MetricsResource
 from api.limits import FORM, JSON, OCTETS, BodyRule, RequestLimits
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
-from api.setup import NetworkSetupResource
+from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.users import (
     UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
 )
@@ -50,6 +51,8 @@ class Wiring(Protocol):
     remove_user: RemoveUser
     offline_policy: str
     clock: Callable[[], int]
+    setup_code: SetupCodeCheck
+    client_address: ClientAddress
 
     progress: ReadModelProgress
 
@@ -95,18 +98,19 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         routes.append((path, resource))  # what /openapi.json is generated from
 
     p = w.progress
-    route("/healthz", HealthResource(p.head, p.positions, p.first_waiting, p.runner_running))
+    route("/healthz", HealthResource(p.head, p.positions, p.first_waiting, p.runner_running, p.failures))
+    route("/metrics", MetricsResource(p.head, p.positions, p.first_waiting, p.runner_running, p.failures))
     route("/openapi.json", OpenApiResource(routes))
-    route("/Services/jobs", JobsResource(w.track_jobs))
+    route("/Services/jobs", JobsResource(w.track_jobs, w.clock))
     route("/Services/policy", PolicyResource(w.offline_policy))
     route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job))
     if role != "services":
-        route("/api/v1/jobs", JobListResource(w.reader))
-        route("/api/v1/usage", UsageResource(w.reader))
-        route("/Authentication/Login", LoginResource(w.log_in, w.sessions))
+        route("/api/v1/jobs", JobListResource(w.reader, w.clock))
+        route("/api/v1/usage", UsageResource(w.reader, w.clock))
+        route("/Authentication/Login", LoginResource(w.log_in, w.sessions, w.client_address))
         route("/Authentication/Logout", LogoutResource(w.sessions))
         route("/Setup/NetworkSetup", NetworkSetupResource(w.is_set_up, w.check_directory_connection,
-                                                          w.complete_setup, w.sessions, host))
+                                                          w.complete_setup, w.sessions, host, w.setup_code))
         route("/api/v1/licence", LicenceResource(w.reader, w.clock, host))
         route("/api/v1/licence/activation", ActivationResource(w.licensing))
         route("/api/v1/licence/settings", LicenceSettingsResource(w.licensing))

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from commands.access_tokens import hash_secret
 from adapters.sessions import SESSION_COOKIE, SessionSigner, same_token
 from projections.access_tokens import find_token
+from domain.users import ROLE_USER
 from projections.users import active_roles
 
 CACHE_SECONDS = 5.0
@@ -78,7 +79,19 @@ class TokenAuth:
             raise falcon.HTTPUnauthorized(title="Invalid token",
                                           description="The token is unknown or has been revoked.",
                                           challenges=["Bearer"])
+        if principal.role == ROLE_USER and self._inactive(principal.subject):
+            raise falcon.HTTPUnauthorized(title="Account inactive",
+                                          description="The token's user was set Inactive or removed by an "
+                                                      "administrator.", challenges=["Bearer"])
         return principal
+
+    def _inactive(self, login: str) -> bool:
+        """A `user` token acts as its subject: it stops with the account, as a session does
+        (within the same few seconds of cache; never refused on a stale cache)."""
+        roles = self._current_roles(login, fresh=False)
+        if roles is not None and not roles:
+            roles = self._current_roles(login, fresh=True)
+        return roles is not None and not roles
 
     def _session_principal(self, req: falcon.Request) -> Principal:
         """A web login's cookie. A request that changes something must echo its CSRF token."""

@@ -10,6 +10,7 @@ import falcon
 from marshmallow import Schema, fields, validate
 
 from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, same_token
+from api.client_address import ClientAddress
 from api.errors import load
 from api.openapi import Operation
 from api.pages import e, form_csrf, is_form, is_json, page
@@ -49,9 +50,10 @@ class LoginResource:
                                      415: "Neither JSON nor a form", 429: "Throttled (Retry-After)"}),
     }
 
-    def __init__(self, log_in: LogIn, sessions: SessionSigner) -> None:
+    def __init__(self, log_in: LogIn, sessions: SessionSigner, client_address: ClientAddress | None = None) -> None:
         self.log_in = log_in
         self.sessions = sessions
+        self.client_address = client_address or ClientAddress()  # behind trusted proxies, their client
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_HTML
@@ -64,7 +66,8 @@ class LoginResource:
         data = load(FormLoginSchema() if form else LoginSchema(), req.get_media(default_when_empty={}) or {})
         if form and not same_token(data.get("csrf_token"), req.cookies.get(CSRF_COOKIE)):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the login page.")
-        result = self.log_in(login=data["login"], password=data["password"], remote_addr=req.remote_addr or "")
+        client = self.client_address(req.remote_addr or "", req.get_header("X-Forwarded-For"))
+        result = self.log_in(login=data["login"], password=data["password"], remote_addr=client)
         if not result.ok:
             resp.status = _STATUS.get(result.outcome, falcon.HTTP_403)
             if result.retry_after:

@@ -4,14 +4,15 @@ A caller with role "user" sees only their own jobs and totals, whatever filter t
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import falcon
 import sqlalchemy as sa
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from api.errors import load
 from api.openapi import Operation
+from commands.job_reports import NAME, time_outside_window, latest_submitted_at
 from domain.units import day_iso, day_of, first_day_from, format_money, from_micros, to_micros
 from projections.jobs import JobFilter, JobRow, list_jobs
 from projections.usage_daily import GROUPS, UsageTotal, usage_totals
@@ -19,19 +20,41 @@ from projections.usage_daily import GROUPS, UsageTotal, usage_totals
 READ_ROLES = ("admin", "auditor", "user")
 
 
-class JobQuerySchema(Schema):
-    user = fields.String(validate=validate.Length(1, 255))
-    printer = fields.String(validate=validate.Length(1, 255))
-    since = fields.AwareDateTime(data_key="from")
-    until = fields.AwareDateTime(data_key="to")
+# A job number (the keyset cursor) is a BIGINT: anything wider is no job of ours.
+MAX_JOB_NUMBER = (1 << 63) - 1
+
+
+class _TimeWindowQuery(Schema):
+    """`from` and `to` within the times a job may hold (commands.job_reports: 1970-01-01 to a
+    day after the server's clock), so every bound converts to µs and back."""
+
+    since = fields.AwareDateTime(data_key="from", metadata={"description": "ISO 8601 with offset, 1970 on"})
+    until = fields.AwareDateTime(data_key="to", metadata={
+        "description": "ISO 8601 with offset, at most one day after the server's time"})
+
+    def __init__(self, clock: Callable[[], int] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
+
+    @validates_schema
+    def _within_window(self, data: dict, **_: object) -> None:
+        latest = latest_submitted_at(self.clock()) if self.clock else None
+        errors = {key: [problem] for name, key in (("since", "from"), ("until", "to")) if name in data
+                  for problem in [time_outside_window(data[name], latest)] if problem}
+        if errors:
+            raise ValidationError(errors)
+
+
+class JobQuerySchema(_TimeWindowQuery):
+    user = fields.String(validate=[validate.Length(1, 255), validate.Regexp(NAME, error="not a login")])
+    printer = fields.String(validate=[validate.Length(1, 255), validate.Regexp(NAME, error="not a printer name")])
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
-    cursor = fields.Integer(validate=validate.Range(min=1))
+    cursor = fields.Integer(validate=validate.Range(1, MAX_JOB_NUMBER),
+                            metadata={"description": "next_cursor of the page before"})
 
 
-class UsageQuerySchema(Schema):
+class UsageQuerySchema(_TimeWindowQuery):
     group_by = fields.String(load_default="user", validate=validate.OneOf(GROUPS))
-    since = fields.AwareDateTime(data_key="from")
-    until = fields.AwareDateTime(data_key="to")
 
 
 def _own_user(req: falcon.Request, requested: str | None) -> str | None:
@@ -47,6 +70,8 @@ def job_json(r: JobRow) -> dict[str, Any]:
         "colour_pages": r.colour_pages, "duplex": r.duplex, "paper": r.paper,
         "size": r.size, "pdl": r.pdl, "cost": format_money(r.cost),
         "status": "denied" if r.denied else "tracked",
+        # true when the recorded time lay outside 1970..9999 and `submitted_at` shows the nearest
+        **({"submitted_at_clamped": True} if r.submitted_at_clamped else {}),
     }
 
 
@@ -61,9 +86,9 @@ class JobListResource:
     openapi = {"get": Operation("Tracked and denied jobs, newest first, keyset paged (users: their own only)",
                                 query=JobQuerySchema, responses={200: "A page of jobs and the next cursor"})}
 
-    def __init__(self, reader: sa.Engine) -> None:
+    def __init__(self, reader: sa.Engine, clock: Callable[[], int]) -> None:
         self.reader = reader
-        self.schema = JobQuerySchema()
+        self.schema = JobQuerySchema(clock)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = load(self.schema, dict(req.params))
@@ -83,9 +108,9 @@ class UsageResource:
     openapi = {"get": Operation("Usage totals grouped by user, printer or day (users: their own only)",
                                 query=UsageQuerySchema, responses={200: "Totals"})}
 
-    def __init__(self, reader: sa.Engine) -> None:
+    def __init__(self, reader: sa.Engine, clock: Callable[[], int]) -> None:
         self.reader = reader
-        self.schema = UsageQuerySchema()
+        self.schema = UsageQuerySchema(clock)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = load(self.schema, dict(req.params))

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Callable
 from uuid import UUID
 
 import falcon
 
-from adapters.spool import SpoolTooLarge
+from adapters.spool import SpoolMismatch, SpoolTooLarge
 from commands.job_reports import parse_batch
 from api.openapi import Operation
 from commands.job_reports import TrackJobsSchema
@@ -26,11 +27,12 @@ class JobsResource:
                                  "duplicate, or a conflict when its figures differ (recording nothing).",
                                  body=TrackJobsSchema, responses={200: "One result per job, in order"})}
 
-    def __init__(self, track_jobs: TrackJobs) -> None:
+    def __init__(self, track_jobs: TrackJobs, clock: Callable[[], int]) -> None:
         self.track_jobs = track_jobs
+        self.clock = clock  # bounds submitted_at (one day ahead at most)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        outcomes = self.track_jobs(parse_batch(req.bounded_stream.read()))
+        outcomes = self.track_jobs(parse_batch(req.bounded_stream.read(), now=self.clock()))
         resp.media = {"results": [outcome_json(o) for o in outcomes]}
 
 
@@ -45,14 +47,26 @@ class PolicyResource:
         resp.media = {"offline": self.offline_policy, "server_time": datetime.now(timezone.utc).isoformat()}
 
 
+DIGEST_HEADER = "X-Content-SHA256"
+HEX = frozenset("0123456789abcdef")
+
+
 class SpoolResource:
-    """PUT /Services/jobs/{job_id}/spool: a held job's data, streamed (jobs reach 400 MB)."""
+    """PUT /Services/jobs/{job_id}/spool: a held job's data, streamed (jobs reach 400 MB).
+
+    The sender declares the data's SHA-256 (and, unless chunked, its length); anything else
+    received, such as a body cut short by a closed connection, is refused and kept nowhere.
+    """
 
     roles = ("agent",)
-    openapi = {"put": Operation("Upload a held job's data (raw or chunked); records the hold",
+    openapi = {"put": Operation(f"Upload a held job's data (raw or chunked) with its SHA-256 in {DIGEST_HEADER}; "
+                                "records the hold once the data received is the data declared",
                                 body_content="application/octet-stream",
-                                responses={201: "Held: the spool's SHA-256 and size", 400: "Not holdable",
-                                           404: "Unknown job", 413: "Too large"})}
+                                responses={201: "Held: the spool's SHA-256 and size",
+                                           400: "Not holdable, or the data received is not the data declared "
+                                                "(errors name Content-Length, X-Content-SHA256 or body)",
+                                           404: "Unknown job", 413: "Too large (max_spool_mib)",
+                                           428: f"No {DIGEST_HEADER} header"})}
 
     def __init__(self, hold_job: HoldJob) -> None:
         self.hold_job = hold_job
@@ -62,14 +76,32 @@ class SpoolResource:
             jid = UUID(job_id)
         except ValueError:
             raise InvalidRequest({"job_id": ["not a job id"]}) from None
+        sha256 = declared_sha256(req)
         # A chunked upload has no Content-Length: falcon's bounded stream would read nothing,
         # while the server's own input stream decodes the chunks up to their end.
         body = req.bounded_stream if req.content_length is not None else req.stream
         try:
-            job = self.hold_job(jid, body)
+            job = self.hold_job(jid, body, sha256=sha256, size=req.content_length)
         except UnknownJob:
             raise falcon.HTTPNotFound(title="Unknown job", description=f"no job {jid}") from None
         except SpoolTooLarge as exc:
             raise falcon.HTTPContentTooLarge(title="Too large", description=str(exc)) from None
+        except SpoolMismatch as exc:
+            raise InvalidRequest(exc.errors) from None
         resp.status = falcon.HTTP_201
         resp.media = {"job_id": str(jid), "state": job.state, "spool": job.spool, "size": job.spool_size}
+
+
+def declared_sha256(req: falcon.Request) -> str:
+    value = req.get_header(DIGEST_HEADER)
+    if value is None:
+        # An agent from before the header: 428, which it takes as "try again later", so CUPS
+        # keeps the job until the agent is upgraded instead of cancelling it.
+        raise falcon.HTTPPreconditionRequired(
+            title="Digest required",
+            description=f"send the data's SHA-256 (64 hex digits) in the {DIGEST_HEADER} header; "
+                        "upgrade the agent if it does not")
+    value = value.strip().lower()
+    if len(value) != 64 or not HEX.issuperset(value):
+        raise InvalidRequest({DIGEST_HEADER: ["not a SHA-256: 64 hex digits expected"]})
+    return value

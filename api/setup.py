@@ -4,10 +4,14 @@ Step 1: network type and its connection settings ("action": "test" checks them);
 continue the trial, or activate online (key + company) or via file; step 3: the first admin's
 login and password, verified against the chosen directory. The final post does all three at
 once (commands.setup.complete_setup) and logs the new admin in.
+
+Until then the server has no administrator, so every use of the wizard — its page, the
+connection test, the final post — needs the one-time setup code printed on the server's
+console at its first start (adapters.setup_code): who can reach the port is not yet somebody.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Protocol
 
 import falcon
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -24,7 +28,25 @@ from commands.setup import (
 from domain.users import ROLE_ADMIN
 
 
+class SetupCodeCheck(Protocol):
+    def matches(self, offered: object) -> bool: ...
+
+    def remove(self) -> None: ...
+
+
+SETUP_CODE_HELP = ("Enter the setup code the server printed on its console when it first started; it is also in "
+                   "the file setup-code of its data directory (readable by the server's account only).")
+
+
+def _code_form(message: str) -> str:
+    return page("PageLedger setup", f"""<p role="alert">{e(message)}</p>
+<form method="get" action="/Setup/NetworkSetup">
+<label>Setup code <input name="setup_code" autocomplete="off" required></label>
+<button type="submit">Continue</button></form>""")
+
+
 class SetupSchema(Schema):
+    setup_code = fields.String(load_default="", validate=validate.Length(0, 200))
     action = fields.String(load_default="complete", validate=validate.OneOf(("test", "complete")))
     csrf_token = fields.String(load_default="")
     network_type = fields.String(required=True, validate=validate.OneOf(NETWORK_TYPES))
@@ -89,10 +111,11 @@ def _request(data: dict) -> SetupRequest:
                         admin_login=data["admin_login"].strip(), admin_password=data["admin_password"])
 
 
-def _wizard(csrf: str, server: dict) -> str:
+def _wizard(csrf: str, server: dict, setup_code: str) -> str:
     return page("PageLedger setup", f"""
 <form method="post" action="/Setup/NetworkSetup">
 <input type="hidden" name="csrf_token" value="{e(csrf)}">
+<input type="hidden" name="setup_code" value="{e(setup_code)}">
 <fieldset><legend>Step 1: network type</legend>
 <label><input type="radio" name="network_type" value="ldap" checked> Active Directory / LDAP</label>
 <label><input type="radio" name="network_type" value="local"> Local accounts (no directory)</label>
@@ -123,16 +146,22 @@ def _wizard(csrf: str, server: dict) -> str:
 class NetworkSetupResource:
     public = True
     openapi = {
-        "get": Operation("The setup wizard (HTML), until setup is complete", responses={410: "Setup is complete"}),
+        "get": Operation("The setup wizard (HTML), until setup is complete; ?setup_code= the one-time code "
+                         "printed at the first start",
+                         responses={403: "Setup code missing or wrong", 410: "Setup is complete"}),
         "post": Operation("Setup wizard: test the directory (action=test) or complete setup; closed for good "
-                          "afterwards", body=SetupSchema,
-                          responses={200: "Connection test result", 201: "Set up", 403: "CSRF",
+                          "afterwards. Needs setup_code, the one-time code printed at the first start",
+                          body=SetupSchema,
+                          responses={200: "Connection test result", 201: "Set up",
+                                     403: "Setup code missing or wrong, or CSRF",
                                      410: "Setup is complete", 415: "Neither JSON nor a form"}),
     }
 
     def __init__(self, is_set_up: Callable[[], bool], check_connection: CheckDirectoryConnection,
-                 complete_setup: CompleteSetup, sessions: SessionSigner, host: HostIdentity) -> None:
+                 complete_setup: CompleteSetup, sessions: SessionSigner, host: HostIdentity,
+                 setup_code: SetupCodeCheck) -> None:
         self.is_set_up = is_set_up
+        self.setup_code = setup_code
         self.check_connection = check_connection
         self.complete_setup = complete_setup
         self.sessions = sessions
@@ -143,17 +172,34 @@ class NetworkSetupResource:
             raise falcon.HTTPGone(title="Setup is complete",
                                   description="This server is set up; the wizard cannot be used again.")
 
+    def _refuse_code(self, offered: object) -> falcon.HTTPForbidden:
+        title = "Setup code required" if not offered else "Setup code wrong"
+        return falcon.HTTPForbidden(title=title, description=SETUP_CODE_HELP)
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._closed()
+        code = req.get_param("setup_code") or ""
+        if not self.setup_code.matches(code):
+            refusal = self._refuse_code(code)
+            if req.client_prefers((falcon.MEDIA_JSON, falcon.MEDIA_HTML)) != falcon.MEDIA_HTML:
+                raise refusal
+            resp.status = falcon.HTTP_403  # a browser gets a form asking for the code
+            resp.content_type = falcon.MEDIA_HTML
+            resp.text = _code_form(f"{refusal.title}. {SETUP_CODE_HELP}")
+            return
         resp.content_type = falcon.MEDIA_HTML
-        resp.text = _wizard(form_csrf(req, resp), {"host": self.host.host, "mac": self.host.mac})
+        resp.text = _wizard(form_csrf(req, resp), {"host": self.host.host, "mac": self.host.mac}, code.strip())
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._closed()
         form = is_form(req)
         if not form and not is_json(req):
             raise falcon.HTTPUnsupportedMediaType(title="Send JSON or a form")
-        data = load(SetupSchema(), req.get_media(default_when_empty={}) or {})
+        media = req.get_media(default_when_empty={}) or {}
+        offered = media.get("setup_code", "") if isinstance(media, dict) else ""
+        if not self.setup_code.matches(offered):  # before anything is checked, connected or written
+            raise self._refuse_code(offered)
+        data = load(SetupSchema(), media)
         if form and not same_token(data["csrf_token"], req.cookies.get(CSRF_COOKIE)):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the setup page.")
         request = _request(data)
@@ -168,6 +214,7 @@ class NetworkSetupResource:
         except SetupClosed:
             self._closed()
             raise
+        self.setup_code.remove()  # used up: the wizard is closed now anyway
         cookie, session = self.sessions.issue(installation.admin, ROLE_ADMIN)
         resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
                         max_age=self.sessions.lifetime)

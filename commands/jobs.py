@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError
 from adapters.event_store import PageLedger
 from commands.conflicts import retry_on_conflict
 from commands.job_reports import JobReport
+from adapters.spool import SpoolMismatch, SpoolTooLarge
 from commands.ports import SpoolWriter
 from commands.printers import PrinterCache
 from commands.validation import InvalidRequest
@@ -221,16 +222,18 @@ class UnknownJob(LookupError):
 class HoldJob:
     """Hold a job on a secure queue: its data goes to the spool store until its owner releases it.
 
-    Checks that the job can be held, stores its data, then records the hold. Uploading the
-    same data again is a no-op (an agent retrying); only tracked jobs on secure queues can be
-    held.
+    Checks that the job can be held, stores its data, then records the hold. The data is kept
+    only when it is the size (when declared) and SHA-256 its sender declared, so that a body
+    cut short is never held in place of the job. Uploading the same data again is a no-op (an
+    agent retrying); other data for a held job is refused before a byte of it is read; only
+    tracked jobs on secure queues can be held.
     """
 
     def __init__(self, app: PageLedger, spool: SpoolWriter) -> None:
         self.app = app
         self.spool = spool
 
-    def __call__(self, job_id: UUID, data: BinaryIO) -> PrintJob:
+    def __call__(self, job_id: UUID, data: BinaryIO, *, sha256: str, size: int | None = None) -> PrintJob:
         app = self.app
         try:
             job: PrintJob = app.repository.get(job_id)
@@ -241,13 +244,17 @@ class HoldJob:
             raise InvalidRequest({"job_id": [f"printer {job.printer} is not a secure queue: the job is not held"]})
         if job.state not in ("tracked", "held"):
             raise InvalidRequest({"job_id": [f"a {job.state} job cannot be held"]})
-        spool, size = self.spool.write(data)
+        if job.state == "held" and job.spool != sha256:
+            raise InvalidRequest({"job_id": ["the job is already held with other data"]})
+        try:
+            spool, received = self.spool.write(data, sha256=sha256, size=size)
+        except (SpoolMismatch, SpoolTooLarge) as exc:
+            log.warning("held job %s: its data was refused and nothing of it kept (%s)", job_id, exc)
+            raise
         if job.state == "held":
-            if job.spool != spool:
-                raise InvalidRequest({"job_id": ["the job is already held with other data"]})
             return job
         try:
-            job.hold(spool, size)
+            job.hold(spool, received)
         except JobNotHoldable as exc:
             raise InvalidRequest({"job_id": [str(exc)]}) from None
         app.save(job)

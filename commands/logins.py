@@ -51,20 +51,23 @@ class LogIn:
 
     def __call__(self, *, login: str, password: str, remote_addr: str) -> LoginResult:
         login = login.strip()
-        wait = self.throttle.retry_after(login, remote_addr)
-        if wait:
-            return self._audit(LoginResult(THROTTLED, login, retry_after=wait,
+        # Counted as a failure before the password is checked, in one atomic step with the
+        # check of the count: concurrent guesses cannot all read "under the limit".
+        reservation = self.throttle.reserve(login, remote_addr)
+        if reservation.retry_after:
+            return self._audit(LoginResult(THROTTLED, login, retry_after=reservation.retry_after,
                                            message="too many failed attempts: try again later"), remote_addr)
         directory = self.directory()
         try:
             person = directory.authenticate(login, password)
-        except AuthenticationFailed:
-            self.throttle.failed(login, remote_addr)
+        except AuthenticationFailed:  # the reservation stays: it is the failure
             return self._audit(LoginResult(BAD_CREDENTIALS, login, message="wrong login or password"), remote_addr)
         except DirectoryError as exc:
+            self.throttle.release(reservation)
             log.error("login of %r: directory unavailable: %s", login, exc)
             return self._audit(LoginResult(NOT_ALLOWED, login, message="the directory cannot be reached"),
                                remote_addr)
+        self.throttle.release(reservation)
         self.throttle.succeeded(login)
         try:
             user: User = self.app.repository.get(user_id(directory.source, person.login))

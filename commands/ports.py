@@ -6,7 +6,7 @@ ones or fast ones without patching anything.
 """
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator, Mapping, Protocol, Sequence
+from typing import Any, BinaryIO, Iterator, Mapping, Protocol, Sequence
 
 from adapters.directory import DirectoryUser
 
@@ -31,7 +31,12 @@ class Directory(Protocol):
 
 
 class LoginThrottle(Protocol):
-    """Failed logins per login and per address (adapters.throttle)."""
+    """Failed logins per login and per address (adapters.throttle). `reserve` counts an attempt
+    as failed before its password is checked, atomically: `release` it if it was not."""
+
+    def reserve(self, login: str, address: str) -> Any: ...  # .retry_after: seconds, 0 = go ahead
+
+    def release(self, reservation: Any) -> None: ...
 
     def retry_after(self, login: str, address: str) -> int: ...
 
@@ -43,7 +48,9 @@ class LoginThrottle(Protocol):
 class SpoolWriter(Protocol):
     """Where a held job's data is kept (adapters.spool)."""
 
-    def write(self, stream: BinaryIO) -> tuple[str, int]: ...
+    max_bytes: int
+
+    def write(self, stream: BinaryIO, *, sha256: str, size: int | None = None) -> tuple[str, int]: ...
 
 
 class KnownUser(Protocol):

@@ -9,12 +9,14 @@ for good, even against two browsers racing through it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from eventsourcing.persistence import IntegrityError
 
-from adapters.directory import AuthenticationFailed, DirectoryError, DirectoryUser, hash_password
+from adapters.directory import (
+    AuthenticationFailed, DirectoryError, DirectoryUnreachable, DirectoryUser, hash_password,
+)
 from adapters.event_store import PageLedger
 from adapters.licence_keys import ActivationServiceError, LicenceRefused
 from commands.licensing import Licensing
@@ -60,32 +62,61 @@ def is_set_up(app: PageLedger) -> bool:
 
 LdapConnector = Callable[[Any], Directory]  # an LdapConfig -> the directory it describes
 
+LDAP_PORTS = (389, 636, 3268, 3269)
+NOT_CONNECTED = "could not connect to an LDAP server at this host and port"
+
+
+@dataclass(frozen=True)
+class DirectoryTargets:
+    """Where the wizard may connect, and for how long: its caller is not yet anybody, so the
+    server must not become their port scanner (any port, a closed one answering otherwise than
+    an open one) nor wait on a silent host for long."""
+
+    ports: tuple[int, ...] = LDAP_PORTS
+    timeout: float = 3.0
+
+    def bounded(self, ldap: Any) -> Any:
+        """`ldap` (an LdapConfig) with the short timeout, or SetupRefused if its port is not allowed."""
+        if ldap.effective_port not in self.ports:
+            raise SetupRefused({"ldap_port": [f"the setup wizard connects only to the LDAP ports "
+                                              f"{', '.join(map(str, self.ports))} (setting setup_ldap_ports)"]})
+        return replace(ldap, timeout=min(ldap.timeout, self.timeout))
+
+
+def _directory_refusal(exc: DirectoryError) -> SetupRefused:
+    """An LDAP server's own answer is told (it helps to fix a bind DN); anything short of an
+    LDAP conversation is one message, whatever the cause, so that it tells nothing about ports."""
+    return SetupRefused({"ldap": [NOT_CONNECTED if isinstance(exc, DirectoryUnreachable) else str(exc)]})
+
 
 class CheckDirectoryConnection:
     """Step 1's "test connection": bind with the service account and count users."""
 
-    def __init__(self, connect: LdapConnector) -> None:
+    def __init__(self, connect: LdapConnector, targets: DirectoryTargets = DirectoryTargets()) -> None:
         self.connect = connect
+        self.targets = targets
 
     def __call__(self, request: SetupRequest) -> str:
         if request.network_type == "local":
             return "local accounts need no connection"
         try:
-            return self.connect(request.ldap).test_connection()
+            return self.connect(self.targets.bounded(request.ldap)).test_connection()
         except DirectoryError as exc:
-            raise SetupRefused({"ldap": [str(exc)]}) from None
+            log.info("setup: directory test failed: %s", exc)
+            raise _directory_refusal(exc) from None
 
 
 class CompleteSetup:
     """Check everything, then save the Installation, the first admin and the licence at once."""
 
     def __init__(self, app: PageLedger, licensing: Licensing, choice: DirectoryChoice, connect: LdapConnector,
-                 clock: Clock) -> None:
+                 clock: Clock, targets: DirectoryTargets = DirectoryTargets()) -> None:
         self.app = app
         self.licensing = licensing
         self.choice = choice
         self.connect = connect
         self.clock = clock
+        self.targets = targets
 
     def __call__(self, request: SetupRequest) -> Installation:
         app = self.app
@@ -119,13 +150,14 @@ class CompleteSetup:
                 raise SetupRefused({"admin_password": [str(exc)]}) from None
             return first_admin(self.app, source=LOCAL_SOURCE, person=DirectoryUser(login=request.admin_login),
                                password_hash=password_hash, now=now)
-        directory = self.connect(request.ldap)
+        directory = self.connect(self.targets.bounded(request.ldap))  # the saved config keeps its timeout
         try:
             person = directory.authenticate(request.admin_login, request.admin_password)
         except AuthenticationFailed:
             raise SetupRefused({"admin_password": ["the directory did not accept this login and password"]}) from None
         except DirectoryError as exc:
-            raise SetupRefused({"ldap": [str(exc)]}) from None
+            log.info("setup: directory check failed: %s", exc)
+            raise _directory_refusal(exc) from None
         return first_admin(self.app, source=directory.source, person=person, password_hash="", now=now)
 
     def _licence(self, request: SetupRequest) -> Licence | None:

@@ -5,7 +5,15 @@ compact in events, and summable without rounding drift.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import InitVar, asdict, dataclass, field
+
+# The bounds that keep every computed figure of a job inside its column (INTEGER sheets and
+# pages, BIGINT money) with room for the usage sums: at most MAX_IMPRESSIONS impressions
+# (pages × copies) a job, at most MAX_PAGE_PRICE a page (100,000 currency units: weak
+# currencies included). Sheets then fit an INTEGER 2,147 times over and a job's cost (at most
+# 10^15 units) a BIGINT 9,223 times over.
+MAX_IMPRESSIONS = 1_000_000
+MAX_PAGE_PRICE = 1_000_000_000  # 1/10,000 currency units
 
 
 @dataclass(frozen=True)
@@ -18,10 +26,15 @@ class CostSchedule:
     by_paper: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Percentage taken off the whole job when it is printed duplex.
     duplex_discount_pct: int = 0
+    # Stored schedules are read as they were recorded, even one priced above today's bound.
+    bounded: InitVar[bool] = True
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, bounded: bool) -> None:
         if self.mono_page < 0 or self.colour_page < 0:
             raise ValueError("page prices cannot be negative")
+        prices = (self.mono_page, self.colour_page, *(p for pair in self.by_paper.values() for p in pair))
+        if bounded and max(prices) > MAX_PAGE_PRICE:
+            raise ValueError(f"a page costs at most {MAX_PAGE_PRICE // 10_000:,} currency units")
         if not 0 <= self.duplex_discount_pct <= 100:
             raise ValueError("duplex discount must be between 0 and 100 percent")
 
@@ -37,6 +50,7 @@ class CostSchedule:
             colour_page=int(data["colour_page"]),
             by_paper={k: (int(v[0]), int(v[1])) for k, v in (data.get("by_paper") or {}).items()},
             duplex_discount_pct=int(data.get("duplex_discount_pct", 0)),
+            bounded=False,
         )
 
     def price(self, *, pages: int, colour_pages: int, copies: int, duplex: bool, paper: str) -> int:

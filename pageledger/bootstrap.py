@@ -28,6 +28,7 @@ from adapters.licence_keys import load_public_key, shipped_public_key, this_host
 from adapters.mail import SmtpMailer, SmtpSettings
 from adapters.pins import PinDigester, load_or_create_secret
 from adapters.runner_lock import RunnerLock, runner_lock_is_held
+from adapters.setup_code import SetupCode
 from adapters.sessions import SessionSigner
 from adapters.spool import SpoolStore
 from adapters.stores import event_store_ddl_in_turn, event_store_env, is_postgres, read_model_engine, writes_lock
@@ -38,7 +39,8 @@ from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.ports import Directory
 from commands.printers import PrinterCache, SetCostSchedule, SetSecureHold
-from commands.setup import CheckDirectoryConnection, CompleteSetup, is_set_up
+from api.client_address import ClientAddress
+from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTargets, is_set_up
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from domain.costs import CostSchedule
 from domain.users import LOCAL_SOURCE, User, user_id
@@ -78,7 +80,7 @@ class Runtime:
 
     @cached_property
     def spool(self) -> SpoolStore:
-        return SpoolStore(self.settings.data_dir / "spool")
+        return SpoolStore(self.settings.data_dir / "spool", max_bytes=self.settings.max_spool_mib << 20)
 
     @cached_property
     def printers(self) -> PrinterCache:
@@ -100,6 +102,18 @@ class Runtime:
     @cached_property
     def throttle(self) -> LoginThrottle:
         return LoginThrottle(self.writer)
+
+    @cached_property
+    def setup_code(self) -> SetupCode:
+        return SetupCode(self.settings.data_dir / "setup-code")
+
+    @cached_property
+    def client_address(self) -> ClientAddress:
+        return ClientAddress(self.settings.trusted_proxy_networks)
+
+    @cached_property
+    def directory_targets(self) -> DirectoryTargets:
+        return DirectoryTargets(self.settings.setup_ldap_port_list, self.settings.setup_ldap_timeout)
 
     @cached_property
     def directory_config(self) -> DirectoryConfigFile:
@@ -206,11 +220,12 @@ class Runtime:
 
     @cached_property
     def check_directory_connection(self) -> CheckDirectoryConnection:
-        return CheckDirectoryConnection(_ldap_directory)
+        return CheckDirectoryConnection(_ldap_directory, self.directory_targets)
 
     @cached_property
     def complete_setup(self) -> CompleteSetup:
-        return CompleteSetup(self.app, self.licensing, self.directory_config, _ldap_directory, self.clock)
+        return CompleteSetup(self.app, self.licensing, self.directory_config, _ldap_directory, self.clock,
+                             self.directory_targets)
 
     def send_denial_notice(self) -> SendDenialNotice:
         s = self.settings

@@ -101,6 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = proj.add_parser("rebuild", help="empty a projection and replay the event log into it")
     rebuild.add_argument("names", nargs="*", help="projections to rebuild (default: all)")
     rebuild.set_defaults(func=cmd_projections_rebuild)
+    repair = proj.add_parser("repair", help="list projections stopped at an event they cannot apply; "
+                                            "--skip NAME --event N lets one pass over that event")
+    repair.add_argument("--skip", metavar="NAME", help="the projection that is to skip an event")
+    repair.add_argument("--event", type=int, metavar="N", help="position (notification id) of the event to skip")
+    repair.add_argument("--reason", default="", help="why (kept with the decision)")
+    repair.set_defaults(func=cmd_projections_repair)
 
     tokens = sub.add_parser("tokens", help="issue, list or revoke access tokens").add_subparsers(metavar="ACTION")
     issue = tokens.add_parser("issue", help="issue a token and print its secret once")
@@ -140,7 +146,7 @@ def _runtime(settings: Settings, migrate: bool = True):
 
 
 # Personal data and the keys that protect it, kept in the data directory beside the database.
-PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json")
+PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json", "setup-code")
 
 
 def make_data_directory_private(data_dir: Path) -> None:
@@ -161,6 +167,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         runtime.catch_up()
         _bootstrap_tokens(runtime)
         _install_trial_on_first_start(runtime)
+        _setup_code_until_set_up(runtime)
     port = choose_port(settings, args.port)
     print(f"PageLedger is listening on {base_url(settings.host, port)}  (data in {settings.data_dir.resolve()})",
           flush=True)
@@ -207,12 +214,25 @@ def _install_trial_on_first_start(runtime) -> None:
         print("First start: the 15-day, 5-user trial licence is installed.", flush=True)
 
 
+def _setup_code_until_set_up(runtime) -> None:
+    """Until setup is complete the wizard needs a one-time code: print it here, on the console
+    of whoever started the server, and never in the logs."""
+    if runtime.is_set_up():
+        runtime.setup_code.remove()
+        return
+    code = runtime.setup_code.ensure()
+    print(f"Setup is not complete. The setup wizard (/Setup/NetworkSetup) asks for this one-time setup code:\n"
+          f"    {code}\n  (also in {runtime.setup_code.path.resolve()}, readable by you only; it is removed "
+          "once setup is complete)", flush=True)
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from pageledger.server import PageLedgerServer
 
     make_data_directory_private(settings.data_dir)
     with _runtime(settings) as runtime:  # creates or upgrades the schema once, before the workers start
         _install_trial_on_first_start(runtime)
+        _setup_code_until_set_up(runtime)
     port = args.port or settings.port or 6320
     print(f"PageLedger ({args.role}) is listening on {base_url(settings.host, port)}", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,
@@ -258,6 +278,7 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
             print(f"pageledger: unknown projection(s): {', '.join(sorted(unknown))}; "
                   f"known: {', '.join(runtime.followers)}", file=sys.stderr)
             return 2
+        status = 0
         # All of them (the default) are rebuilt in one pass over the log.
         followers = ([runtime.followers[n] for n in args.names] if args.names
                      else [runtime.all_together(batch_size=5000)])
@@ -276,7 +297,56 @@ def cmd_projections_rebuild(settings: Settings, args: argparse.Namespace) -> int
             n = follower.rebuild(progress)
             secs = time.perf_counter() - started
             print(f"rebuilt {name}: {n:,} events in {secs:.1f}s ({n / secs if secs else 0:,.0f} events/s)")
-    return 0
+            for failed, f in sorted(follower.failures.items()):
+                print(f"pageledger: projection {failed} stopped at event {f.position} ({f.error}); "
+                      "see `pageledger projections repair`", file=sys.stderr)
+                status = 1
+    return status
+
+
+def cmd_projections_repair(settings: Settings, args: argparse.Namespace) -> int:
+    """Show the failed projections and the skips decided before; with --skip/--event, record
+    that one projection passes over one event (the event stays in the log; the runner goes on
+    within a poll)."""
+    from domain.units import iso
+    from projections.follower import projection_failure_rows, projection_positions, projection_skip_rows, skip_event
+
+    if (args.skip is None) != (args.event is None):
+        print("pageledger: --skip NAME and --event N go together", file=sys.stderr)
+        return 2
+    with _runtime(settings) as runtime:
+        if args.skip is not None:
+            if args.skip not in runtime.followers:
+                print(f"pageledger: unknown projection {args.skip!r}; known: {', '.join(runtime.followers)}",
+                      file=sys.stderr)
+                return 2
+            with runtime.writer.connect() as conn:
+                position = projection_positions(conn).get(args.skip, 0)
+            head = runtime.followers[args.skip].head()
+            if not position < args.event <= head:
+                print(f"pageledger: projection {args.skip} stands at {position} and the log ends at {head}: "
+                      f"there is no event {args.event} still to apply", file=sys.stderr)
+                return 2
+            with runtime.writer.begin() as conn:
+                skip_event(conn, args.skip, args.event, args.reason, time.time_ns() // 1000)
+            log.warning("projection %s will skip the event at position %d (the event stays in the log)%s",
+                        args.skip, args.event, f": {args.reason}" if args.reason else "",
+                        extra={"projection": args.skip, "position": args.event, "reason": args.reason})
+            print(f"{args.skip} will skip event {args.event}; the runner goes on from there")
+            return 0
+        with runtime.reader.connect() as conn:
+            failures = projection_failure_rows(conn)
+            skips = projection_skip_rows(conn)
+    if not failures:
+        print("no projection has failed")
+    for name, f in sorted(failures.items()):
+        print(f"FAILED {name:<16} at event {f['position']} since {iso(f['first_failed_at'])} "
+              f"({f['attempts']} attempts): {f['error']}")
+        print(f"  to pass over it: pageledger projections repair --skip {name} --event {f['position']}")
+    for k in skips:
+        print(f"skipped {k['name']:<15} event {k['position']} on {iso(k['skipped_at'])}"
+              + (f": {k['reason']}" if k["reason"] else "") + (f" (it failed with {k['error']})" if k["error"] else ""))
+    return 1 if failures else 0
 
 
 def cmd_tokens_issue(settings: Settings, args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ reads ``os.environ`` for PageLedger settings.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -40,6 +41,8 @@ class Settings:
     # How often (seconds) the in-process projection runner polls an idle log.
     projection_poll_seconds: float = 0.05
     log_level: str = "INFO"
+    # The largest held job's data a secure queue takes (MiB); a larger upload is refused (413).
+    max_spool_mib: int = 400
     # Identity and licensing. The issuer's public key: PEM or base64 text, or a path to a PEM
     # file; "" trusts the key shipped with PageLedger.
     licence_public_key: str = ""
@@ -61,6 +64,13 @@ class Settings:
     # client that has not sent them within request_read_seconds is answered 408 and dropped.
     request_read_seconds: float = 10.0
     request_buffer_bytes: int = 1024 * 1024
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs); "" = none:
+    # the client is the TCP peer. Used for the login throttle and the login audit.
+    trusted_proxies: str = ""
+    # The setup wizard's "test connection" (and its final check) connects only to these ports,
+    # and gives up on a silent host after setup_ldap_timeout seconds.
+    setup_ldap_ports: str = "389,636,3268,3269"
+    setup_ldap_timeout: float = 3.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -96,7 +106,30 @@ class Settings:
         settings = replace(cls(), **converted)
         if settings.offline_policy not in ("print", "refuse"):
             raise SettingsError("offline_policy must be 'print' or 'refuse'")
+        if settings.max_spool_mib < 1:
+            raise SettingsError("max_spool_mib must be at least 1")
+        settings.trusted_proxy_networks  # noqa: B018 - refuse a malformed list at start, not at a login
+        settings.setup_ldap_port_list  # noqa: B018
         return settings
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        try:
+            return tuple(ipaddress.ip_network(p.strip(), strict=False)
+                         for p in self.trusted_proxies.split(",") if p.strip())
+        except ValueError as exc:
+            raise SettingsError(f"trusted_proxies ({ENV_PREFIX}TRUSTED_PROXIES): {exc}") from None
+
+    @property
+    def setup_ldap_port_list(self) -> tuple[int, ...]:
+        try:
+            ports = tuple(int(p) for p in self.setup_ldap_ports.split(",") if p.strip())
+        except ValueError:
+            ports = (0,)
+        if not ports or not all(0 < p < 65536 for p in ports):
+            raise SettingsError(f"setup_ldap_ports ({ENV_PREFIX}SETUP_LDAP_PORTS): {self.setup_ldap_ports!r} "
+                                "is not a comma-separated list of TCP ports")
+        return ports
 
 
 def _convert(name: str, type_name: Any, value: Any) -> Any:

@@ -13,9 +13,16 @@ import sqlalchemy as sa
 
 from adapters.codec import short_topic
 from domain.jobs import PrintJob
+from domain.units import MICROS_PER_DAY
 from projections.follower import Projection, metadata
 from projections.names import KeyTable, host_keys, printer_keys, user_keys
-from projections.sql import insert_rows
+from projections.sql import insert_rows, storable_text
+
+# The times a report shows: a stored time outside them (year 1 or 9999 from a client's broken
+# clock) is shown clamped to the nearest, flagged, instead of failing the page it is on.
+FIRST_SHOWN_US = 0  # 1970-01-01T00:00:00Z
+LAST_SHOWN_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+LAST_SHOWN_DAY = LAST_SHOWN_US // MICROS_PER_DAY
 
 # status codes of a job row
 JOB_TRACKED = 0
@@ -34,9 +41,9 @@ jobs = sa.Table(
     sa.Column("user_id", sa.Integer, nullable=False),
     sa.Column("printer_id", sa.Integer, nullable=False),
     sa.Column("host_id", sa.Integer, nullable=False),
-    sa.Column("pages", sa.Integer, nullable=False),
-    sa.Column("sheets", sa.Integer, nullable=False),
-    sa.Column("colour_pages", sa.Integer, nullable=False),
+    sa.Column("pages", sa.BigInteger, nullable=False),
+    sa.Column("sheets", sa.BigInteger, nullable=False),
+    sa.Column("colour_pages", sa.BigInteger, nullable=False),
     sa.Column("copies", sa.SmallInteger, nullable=False),
     sa.Column("status", sa.SmallInteger, nullable=False),
     sa.Column("duplex", sa.Boolean, nullable=False),
@@ -71,7 +78,8 @@ class JobsProjection(Projection):
         insert_rows(conn, jobs, COLUMNS, [
             (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
              e.pages, e.sheets, e.colour_pages, e.copies,
-             JOB_DENIED if e.event_class is PrintJob.Denied else JOB_TRACKED, e.duplex, e.paper, e.pdl, e.document)
+             JOB_DENIED if e.event_class is PrintJob.Denied else JOB_TRACKED, e.duplex, storable_text(e.paper, 32),
+             storable_text(e.pdl, 16), storable_text(e.document))
             for seq, e in events
         ])
 
@@ -108,6 +116,7 @@ class JobRow:
     pdl: str
     cost: int
     denied: bool
+    submitted_at_clamped: bool = False  # the stored time was outside FIRST_SHOWN_US..LAST_SHOWN_US
 
 
 def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | None]:
@@ -129,7 +138,8 @@ def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | No
         q = q.where(jobs.c.seq < f.before_seq)
     rows = conn.execute(q.order_by(jobs.c.seq.desc()).limit(f.limit + 1)).mappings().all()
     page = [JobRow(seq=r["seq"], user=r["login"], printer=r["printer_name"], client_host=r["client_host"],
-                   document=r["document"], submitted_at=r["submitted_at"], pages=r["pages"], copies=r["copies"],
+                   document=r["document"], submitted_at=min(max(r["submitted_at"], FIRST_SHOWN_US), LAST_SHOWN_US),
+                   submitted_at_clamped=not FIRST_SHOWN_US <= r["submitted_at"] <= LAST_SHOWN_US, pages=r["pages"], copies=r["copies"],
                    sheets=r["sheets"], colour_pages=r["colour_pages"], duplex=bool(r["duplex"]), paper=r["paper"],
                    size=r["size"], pdl=r["pdl"], cost=r["cost"], denied=r["status"] == JOB_DENIED)
             for r in rows[: f.limit]]

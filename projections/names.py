@@ -11,7 +11,7 @@ from typing import Iterable
 import sqlalchemy as sa
 
 from projections.follower import metadata
-from projections.sql import insert_ignoring_existing
+from projections.sql import insert_ignoring_existing, storable_text
 
 user_keys = sa.Table(
     "user_keys", metadata,
@@ -43,17 +43,23 @@ class KeyTable:
     def __init__(self, table: sa.Table, column: str) -> None:
         self.table = table
         self.column = table.c[column]
+        self.length = getattr(self.column.type, "length", None)
         self._cache: dict[str, int] = {}
         self._pending: dict[str, int] = {}
 
     def ids(self, conn: sa.Connection, names: Iterable[str]) -> dict[str, int]:
+        """The id of each name (keyed by the name as given). A name the column cannot hold as it
+        is (a NUL, too long) is stored as `storable_text` makes it."""
         wanted = set(names)
         found = {n: self._cache[n] for n in wanted if n in self._cache}
         missing = wanted - found.keys()
         if missing:
-            insert_ignoring_existing(conn, self.table, [{self.column.name: n} for n in sorted(missing)])
-            rows = conn.execute(sa.select(self.column, self.table.c.id).where(self.column.in_(missing)))
-            fresh = {name: id_ for name, id_ in rows}
+            stored = {n: storable_text(n, self.length) for n in missing}
+            keys = set(stored.values())
+            insert_ignoring_existing(conn, self.table, [{self.column.name: k} for k in sorted(keys)])
+            rows = conn.execute(sa.select(self.column, self.table.c.id).where(self.column.in_(keys)))
+            by_key = {key: id_ for key, id_ in rows}
+            fresh = {n: by_key[k] for n, k in stored.items()}
             self._pending.update(fresh)
             found.update(fresh)
         return found

@@ -7,6 +7,19 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 
+# What a NUL character in a stored event's text becomes in a read model: PostgreSQL refuses
+# text with NUL ("text fields cannot contain NUL"), so every projection would stop at it.
+NUL_STANDS_FOR = "\ufffd"  # U+FFFD REPLACEMENT CHARACTER: visible, one character for one
+
+
+def storable_text(value: str, length: int | None = None) -> str:
+    """Text as a read-model column can hold it on both stores: NUL replaced by U+FFFD, and cut
+    to the column's `length` (PostgreSQL refuses a longer VARCHAR). The event keeps the original."""
+    if "\x00" in value:
+        value = value.replace("\x00", NUL_STANDS_FOR)
+    return value if length is None or len(value) <= length else value[:length]
+
+
 def dialect_insert(conn: sa.Connection, table: sa.Table) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)

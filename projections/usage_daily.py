@@ -11,6 +11,7 @@ from adapters.codec import short_topic
 from domain.jobs import PrintJob
 from domain.units import day_of
 from projections.follower import Projection, metadata
+from projections.jobs import LAST_SHOWN_DAY
 from projections.names import KeyTable, printer_keys, user_keys
 from projections.sql import add_to_totals
 
@@ -19,10 +20,10 @@ usage_daily = sa.Table(
     sa.Column("day", sa.Integer, primary_key=True),  # days since 1970-01-01 (UTC), domain.units.day_of
     sa.Column("user_id", sa.Integer, primary_key=True),
     sa.Column("printer_id", sa.Integer, primary_key=True),
-    sa.Column("pages", sa.Integer, nullable=False),  # impressions, all copies
-    sa.Column("sheets", sa.Integer, nullable=False),
-    sa.Column("colour_pages", sa.Integer, nullable=False),
-    sa.Column("jobs", sa.Integer, nullable=False),
+    sa.Column("pages", sa.BigInteger, nullable=False),  # impressions, all copies
+    sa.Column("sheets", sa.BigInteger, nullable=False),
+    sa.Column("colour_pages", sa.BigInteger, nullable=False),
+    sa.Column("jobs", sa.BigInteger, nullable=False),
     sa.Column("cost", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
@@ -46,7 +47,8 @@ class UsageDailyProjection(Projection):
         printer_ids = self.printers.ids(conn, {e.printer for _, e in events})
         totals: dict[tuple[int, int, int], list[int]] = {}
         for _, e in events:
-            key = (day_of(e.submitted_at), user_ids[e.user], printer_ids[e.printer])
+            # A time outside 1970..9999 (a client's clock, a bug) counts on the nearest day shown.
+            key = (min(max(day_of(e.submitted_at), 0), LAST_SHOWN_DAY), user_ids[e.user], printer_ids[e.printer])
             t = totals.setdefault(key, [0, 0, 0, 0, 0])
             t[0] += e.pages * e.copies
             t[1] += e.sheets
@@ -89,5 +91,6 @@ def usage_totals(conn: sa.Connection, group_by: str, *, user: str | None = None,
         q = q.where(u.c.day >= since_day)
     if until_day is not None:
         q = q.where(u.c.day < until_day)
-    return [UsageTotal(int(k) if group_by == "day" else k, int(n), int(pages), int(sheets), int(colour), int(cost))
+    return [UsageTotal(min(max(int(k), 0), LAST_SHOWN_DAY) if group_by == "day" else k, int(n), int(pages),
+                       int(sheets), int(colour), int(cost))
             for k, n, pages, sheets, colour, cost in conn.execute(q)]

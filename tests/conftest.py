@@ -99,6 +99,7 @@ class LiveServer:
     command: tuple[str, ...] = ("up",)
     proc: subprocess.Popen | None = None
     tokens: dict[str, str] = field(default_factory=dict)
+    setup_code: str = ""  # the setup wizard's one-time code, printed at the first start
     # The first start installs a 5-user trial; tests with many sample users turn on "track
     # unlicensed users" so their jobs are tracked, not denied (licensing tests turn it off).
     track_unlicensed: bool = True
@@ -137,6 +138,8 @@ class LiveServer:
             time.sleep(0.1)
         else:
             raise RuntimeError("server did not become healthy: " + (self.workdir / "server.log").read_text()[-3000:])
+        code_file = self.workdir / "var" / "setup-code"
+        self.setup_code = code_file.read_text().strip() if code_file.exists() else ""
         tokens_file = self.workdir / "var" / "first-tokens.json"
         if not tokens_file.exists():  # `serve` issues none: the test hands it another node's tokens
             return

@@ -35,6 +35,8 @@ class ServicesDouble:
         self.spool_supported = True
         self.reject_printers: set[str] = set()
         self.spool_fail_with: int | None = None
+        # What a 400 from the spool endpoint names (the real server's answers for each case).
+        self.spool_fail_errors: dict = {"job_id": ["the job is already held with other data"]}
         # What a duplicate (or conflict) is answered with: None = the printer's decision again;
         # "print" = as the foundation server did (decision "print" for every duplicate).
         self.duplicate_decision: str | None = None
@@ -170,8 +172,10 @@ class ServicesDouble:
                     for _ in self._body_chunks():
                         pass
                     if double.spool_fail_with == 400:
-                        self._send(400, {"title": "Invalid input",
-                                         "errors": {"job_id": ["the job is already held with other data"]}})
+                        self._send(400, {"title": "Invalid input", "errors": double.spool_fail_errors})
+                    elif double.spool_fail_with == 413:
+                        self._send(413, {"title": "Too large", "description": "this server holds jobs of up to "
+                                                                              "1048576 bytes (1 MiB, setting max_spool_mib)"})
                     else:
                         self._send(double.spool_fail_with, {"title": "spool store unavailable"})
                     return
@@ -184,7 +188,9 @@ class ServicesDouble:
                         received += len(chunk)
                         largest_chunk = max(largest_chunk, len(chunk))
                 double.uploads[parts[2]] = {"bytes": received, "path": target,
-                                            "chunked": self.headers.get("Transfer-Encoding", "").lower() == "chunked"}
+                                            "chunked": self.headers.get("Transfer-Encoding", "").lower() == "chunked",
+                                            "content_length": self.headers.get("Content-Length"),
+                                            "sha256": self.headers.get("X-Content-SHA256")}
                 self._send(201, {"job_id": parts[2], "bytes": received})
 
         return Handler

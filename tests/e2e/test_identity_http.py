@@ -18,9 +18,11 @@ ISSUER = make_key_pair()
 
 
 @pytest.fixture
-def server(tmp_path):
+def server(tmp_path, slapd_server):  # noqa: F811
     public = base64.b64encode(ISSUER.public_key().public_bytes_raw()).decode()
-    live = make_live_server(tmp_path, PAGELEDGER_LICENCE_PUBLIC_KEY=public)
+    # The wizard connects only to LDAP ports: the test's slapd listens on a port of its own.
+    live = make_live_server(tmp_path, PAGELEDGER_LICENCE_PUBLIC_KEY=public,
+                            PAGELEDGER_SETUP_LDAP_PORTS=f"389,636,{slapd_server.port}")
     live.track_unlicensed = False
     live.start()
     yield live
@@ -34,8 +36,8 @@ def licence_for_this_server(seats: int, company: str = "Acme Ltd") -> str:
                          method="file", issued_at=0)
 
 
-def setup_body(slapd, **changes):
-    body = {
+def setup_body(server, slapd, **changes):
+    body = {"setup_code": server.setup_code,
         "network_type": "ldap", "ldap_host": "127.0.0.1", "ldap_port": slapd.port, "ldap_kind": "openldap",
         "ldap_base_dns": f"{STAFF}\n{CONTRACTORS}", "ldap_bind_dn": SERVICE_DN,
         "ldap_bind_password": SERVICE_PASSWORD, "ldap_card_attribute": "employeeNumber",
@@ -70,33 +72,34 @@ def test_setup_wizard_then_logins_seats_and_licence(server, slapd_server):  # no
     assert requests.post(server.url + "/api/v1/users/sync", headers=server.headers(server.agent_token),
                          timeout=30).status_code == 403
     url = server.url + "/Setup/NetworkSetup"
-    page = requests.get(url, timeout=30)
+    page = requests.get(url, params={"setup_code": server.setup_code}, timeout=30)
     assert page.status_code == 200 and this_host().mac in page.text and "Step 3" in page.text
 
     # Step 1's connection test says what is wrong; bad input names each field and writes nothing.
     before = events(server)
-    r = requests.post(url, json=setup_body(slapd_server, action="test", ldap_bind_password="nope"), timeout=30)
+    r = requests.post(url, json=setup_body(server, slapd_server, action="test", ldap_bind_password="nope"), timeout=30)
     assert r.status_code == 400 and "invalidCredentials" in r.json()["errors"]["ldap"][0]
-    r = requests.post(url, json=setup_body(slapd_server, action="test"), timeout=30)
+    r = requests.post(url, json=setup_body(server, slapd_server, action="test"), timeout=30)
     assert r.status_code == 200 and r.json()["message"].endswith("5 users found")
-    r = requests.post(url, json=setup_body(slapd_server, admin_login="", licence_file="", ldap_port=70000), timeout=30)
+    r = requests.post(url, json=setup_body(server, slapd_server, admin_login="", licence_file="", ldap_port=70000),
+                      timeout=30)
     assert r.status_code == 400 and set(r.json()["errors"]) == {"admin_login", "licence_file", "ldap_port"}
-    r = requests.post(url, json=setup_body(slapd_server, ldap_base_dns="not a dn"), timeout=30)
+    r = requests.post(url, json=setup_body(server, slapd_server, ldap_base_dns="not a dn"), timeout=30)
     assert r.status_code == 400 and set(r.json()["errors"]) == {"ldap_base_dns"}
-    r = requests.post(url, json=setup_body(slapd_server, company="Globex"), timeout=30)
+    r = requests.post(url, json=setup_body(server, slapd_server, company="Globex"), timeout=30)
     assert r.status_code == 400 and "not to 'Globex'" in r.json()["errors"]["licence_file"][0]
-    r = requests.post(url, json=setup_body(slapd_server, admin_password="wrong"), timeout=30)
+    r = requests.post(url, json=setup_body(server, slapd_server, admin_password="wrong"), timeout=30)
     assert r.status_code == 400 and set(r.json()["errors"]) == {"admin_password"}
     assert events(server) == before
 
     # Step 3 verified against the directory: carol becomes the admin and is logged in.
-    r = requests.post(url, json=setup_body(slapd_server), timeout=20)
+    r = requests.post(url, json=setup_body(server, slapd_server), timeout=20)
     assert r.status_code == 201, r.text
     admin = session_cookie(r)
     csrf = r.json()["csrf_token"]
     # Closed for good.
     assert requests.get(url, timeout=30).status_code == 410
-    assert requests.post(url, json=setup_body(slapd_server, admin_login="alice", admin_password="alice-pw-1"),
+    assert requests.post(url, json=setup_body(server, slapd_server, admin_login="alice", admin_password="alice-pw-1"),
                          timeout=30).status_code == 410
 
     # The read model follows the log a moment later (projections run in their own process).

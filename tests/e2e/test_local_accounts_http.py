@@ -40,7 +40,8 @@ def listed(server, headers) -> dict[str, dict]:
 def test_an_admin_manages_local_accounts_and_the_last_admin_is_kept(server):
     api = server.url + "/api/v1/users"
     setup = requests.post(server.url + "/Setup/NetworkSetup", json={
-        "network_type": "local", "licence_mode": "trial", "admin_login": "root", "admin_password": "root-pw-123"},
+        "setup_code": server.setup_code, "network_type": "local", "licence_mode": "trial", "admin_login": "root",
+        "admin_password": "root-pw-123"},
         timeout=30)
     assert setup.status_code == 201, setup.text
     root = session(setup)

@@ -24,7 +24,8 @@ def post(server, **fields):
 
 def put_spool(server, job_id, chunks):
     return requests.put(f"{server.url}/Services/jobs/{job_id}/spool", data=iter(chunks),  # chunked
-                        headers={**server.headers(server.agent_token), "Content-Type": "application/octet-stream"},
+                        headers={**server.headers(server.agent_token), "Content-Type": "application/octet-stream",
+                                 "X-Content-SHA256": hashlib.sha256(b"".join(chunks)).hexdigest()},
                         timeout=30)
 
 

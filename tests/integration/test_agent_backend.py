@@ -2,6 +2,8 @@
 against a real loopback HTTP server speaking the /Services API and a recording "real" backend."""
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import subprocess
@@ -164,7 +166,8 @@ def test_held_job_uploads_its_data_and_does_not_print(rig, services, tmp_path):
     assert result.returncode == 0, result.stderr.decode()
     assert rig.printed() is None
     (upload,) = services.uploads.values()
-    assert upload["chunked"] and upload["path"].read_bytes() == data
+    assert upload["path"].read_bytes() == data
+    assert upload["sha256"] == hashlib.sha256(data).hexdigest() and upload["content_length"] == str(len(data))
     assert b"held for release" in result.stderr
 
 
@@ -345,3 +348,28 @@ def test_held_data_the_server_refuses_cancels_the_job_instead_of_retrying_it_for
     assert result.returncode == 5, result.stderr.decode()  # CUPS_BACKEND_CANCEL, not 6 (retry)
     assert b"already held with other data" in result.stderr and b"not retried" in result.stderr
     assert rig.printed() is None
+
+
+def test_held_data_too_large_for_the_server_cancels_the_job_with_a_reason(rig, services, tmp_path):
+    services.decisions["secure"] = ("hold", "")
+    services.spool_fail_with = 413
+    result = rig.run("49", "alice", "x", "1", "job-uuid=urn:uuid:49", data=docs.pdf(tmp_path / "d.pdf", 1).read_bytes(),
+                     printer="secure")
+    assert result.returncode == 5, result.stderr.decode()  # CUPS_BACKEND_CANCEL: it would never fit
+    assert b"too large for the server to hold" in result.stderr and b"max_spool_mib" in result.stderr
+    assert rig.printed() is None
+
+
+def test_held_data_the_server_received_cut_short_is_retried(rig, services, tmp_path):
+    services.decisions["secure"] = ("hold", "")
+    services.spool_fail_with = 400
+    services.spool_fail_errors = {"Content-Length": ["declared 4096 bytes, received 1024: the upload was cut short"]}
+    data = docs.pdf(tmp_path / "d.pdf", 1).read_bytes()
+    argv = ("51", "alice", "x", "1", "job-uuid=urn:uuid:51")
+    first = rig.run(*argv, data=data, printer="secure")
+    assert first.returncode == 6, first.stderr.decode()  # CUPS_BACKEND_RETRY, not cancel
+    assert b"damaged or cut short" in first.stderr and b"will retry" in first.stderr
+    services.spool_fail_with = None
+    retry = rig.run(*argv, data=data, printer="secure")
+    assert retry.returncode == 0, retry.stderr.decode()
+    assert rig.printed() is None and services.uploads

@@ -1,7 +1,8 @@
-"""Held jobs' data goes to the server streamed in chunks: a job far bigger than the agent's
-memory use arrives whole."""
+"""Held jobs' data goes to the server streamed 1 MiB at a time, with its length and SHA-256
+declared: a job far bigger than the agent's memory use arrives whole, and the server can tell."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -23,7 +24,7 @@ def services(tmp_path):
     double.stop()
 
 
-def test_a_200_mb_spool_is_streamed_chunked_with_bounded_memory(services, tmp_path):
+def test_a_200_mb_spool_is_streamed_with_its_length_and_digest_in_bounded_memory(services, tmp_path):
     spool = tmp_path / "big.spool"
     with open(spool, "wb") as handle:
         block = os.urandom(1 << 20)
@@ -42,7 +43,9 @@ def test_a_200_mb_spool_is_streamed_chunked_with_bounded_memory(services, tmp_pa
     report = json.loads(result.stdout)
     assert report["status"] == 201
     upload = services.uploads["job-1"]
-    assert upload["chunked"] is True and upload["bytes"] == 200 << 20
+    assert upload["chunked"] is False and upload["bytes"] == 200 << 20
+    assert upload["content_length"] == str(200 << 20)
+    assert upload["sha256"] == hashlib.sha256(spool.read_bytes()).hexdigest()
     assert upload["path"].read_bytes()[-(1 << 20):] == block
     # 200 MB went through a process whose Python objects never held more than a few MiB of it
     # at once. RSS also depends on how glibc keeps freed 1 MiB buffers (seen: 100-165 MiB on a

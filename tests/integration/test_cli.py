@@ -135,6 +135,7 @@ COMMANDS_ON_AN_EXISTING_DATABASE = {
     "db upgrade": ["db", "upgrade"],
     "projections status": ["projections", "status"],
     "projections rebuild": ["projections", "rebuild"],
+    "projections repair": ["projections", "repair"],
     "tokens issue": ["tokens", "issue", "--role", "admin", "--name", "alice"],
     "tokens list": ["tokens", "list"],
     "tokens revoke": ["tokens", "revoke", "6f1c2a52-7a51-4c38-9c1e-0d5e3b1f0a11"],
@@ -142,6 +143,10 @@ COMMANDS_ON_AN_EXISTING_DATABASE = {
     "printers secure": ["printers", "secure", "office", "on"],
     "users sync": ["users", "sync"],
     "users list": ["users", "list"],
+    "users add": ["users", "add", "alice", "--role", "user", "--password-stdin"],
+    "users passwd": ["users", "passwd", "alice", "--password-stdin"],
+    "users role": ["users", "role", "alice", "admin"],
+    "users remove": ["users", "remove", "alice"],
     "licence show": ["licence", "show"],
     "licence activate": ["licence", "activate", "--key", "KEY", "--company", "Acme"],
     "licence track-unlicensed": ["licence", "track-unlicensed", "on"],
@@ -267,7 +272,7 @@ def mode(path) -> int:
 
 
 PERSONAL_FILES = ("pageledger.db", "pageledger.db-wal", "pageledger.db-shm", "session.key", "first-tokens.json",
-                  "directory.json")
+                  "directory.json")  # setup-code is gone once setup is done: its mode is tested on its own
 
 
 def _use_the_server(url: str, var) -> None:
@@ -279,7 +284,8 @@ def _use_the_server(url: str, var) -> None:
                       headers={"Authorization": f"Bearer {tokens['agent_token']}"})
     assert r.status_code == 200, r.text
     r = requests.post(url + "/Setup/NetworkSetup", timeout=30,
-                      json={"network_type": "local", "admin_login": "boss", "admin_password": "correct-horse-9"})
+                      json={"network_type": "local", "admin_login": "boss", "admin_password": "correct-horse-9",
+                            "setup_code": (var / "setup-code").read_text().strip()})
     assert r.status_code == 201, r.text
 
 

@@ -41,3 +41,28 @@ def test_a_table_missing_from_the_migrations_is_found(runtime):
                    for diff in schema_differences(runtime.writer, event_store_tables(runtime)))
     finally:
         metadata.remove(extra)
+
+
+def test_0003_widens_job_and_usage_figures_keeping_the_rows(database_url):
+    """A site at 0002 with rows keeps them, and then holds sheets beyond 32 bits (SQLite keeps
+    its WITHOUT ROWID usage table and its rowid job numbers)."""
+    from adapters.stores import read_model_engine
+
+    engine = read_model_engine(database_url, writer=True)
+    try:
+        migrations.upgrade(engine, "0002_identity")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO jobs VALUES (7, 1, 2, 3, 4, 5, 6, 8, 9, 10, 1, 0, false, 'A4', 'pdf', 'd')"))
+            conn.execute(sa.text("INSERT INTO usage_daily VALUES (1, 2, 3, 4, 5, 6, 7, 8)"))
+        migrations.upgrade(engine)
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO jobs VALUES (8, 1, 2, 3, 4, 5, 6, 10000000000, 10000000000, 0, 1, 0,"
+                                 " false, 'A4', 'pdf', 'd')"))
+            conn.execute(sa.text("UPDATE usage_daily SET sheets = sheets + 10000000000"))
+            assert conn.execute(sa.text("SELECT seq, sheets FROM jobs ORDER BY seq")).all() == [(7, 9), (8, 10**10)]
+            assert conn.execute(sa.text("SELECT sheets FROM usage_daily")).scalar_one() == 10**10 + 5
+            if engine.dialect.name == "sqlite":
+                ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'usage_daily'")).scalar_one()
+                assert "WITHOUT ROWID" in ddl
+    finally:
+        engine.dispose()

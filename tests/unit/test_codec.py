@@ -102,3 +102,20 @@ def test_a_light_view_holds_the_same_values_as_the_full_event():
                  "duplex", "paper", "size", "pdl", "cost", "schedule", "document"):
         assert getattr(view, name) == getattr(original, name), name
     assert view.originator_id == original.originator_id
+
+
+def test_the_stored_shape_of_tracked_and_denied_jobs_is_unchanged():
+    # Events are stored as arrays in field order: the order and the topics are the stored
+    # format. Tracked and Denied share one definition of a job's facts (PrintJob.Recorded),
+    # and must still store exactly what they stored before that.
+    import dataclasses
+
+    from adapters.codec import short_topic
+    from domain.jobs import PrintJob
+
+    facts = ["user", "printer", "client_host", "submitted_at", "pages", "copies", "sheets", "colour_pages",
+             "duplex", "paper", "size", "pdl", "cost", "schedule"]
+    envelope = ["originator_id", "originator_version", "timestamp", "originator_topic"]
+    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == envelope + facts + ["document"]
+    assert [f.name for f in dataclasses.fields(PrintJob.Denied)] == envelope + facts + ["reason", "document"]
+    assert (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied)) == ("PrintJob.Tracked", "PrintJob.Denied")

@@ -44,3 +44,24 @@ def test_money_parses_and_formats_exactly():
     for bad in ("abc", "0.00001", "-1", "nan"):
         with pytest.raises(ValueError):
             parse_money(bad)
+
+
+def test_a_new_schedule_prices_a_page_at_most_the_bound_but_a_stored_one_stays_readable():
+    from domain.costs import MAX_PAGE_PRICE
+
+    for prices in ({"mono_page": MAX_PAGE_PRICE + 1, "colour_page": 0},
+                   {"mono_page": 0, "colour_page": MAX_PAGE_PRICE + 1},
+                   {"mono_page": 0, "colour_page": 0, "by_paper": {"A3": (0, MAX_PAGE_PRICE + 1)}}):
+        with pytest.raises(ValueError, match="at most"):
+            CostSchedule(**prices)
+    stored = {"mono_page": MAX_PAGE_PRICE * 10, "colour_page": 0, "by_paper": {}, "duplex_discount_pct": 0}
+    assert CostSchedule.from_dict(stored).mono_page == MAX_PAGE_PRICE * 10
+
+
+def test_the_dearest_largest_job_fits_bigint_money_thousands_of_times_and_its_sheets_an_integer():
+    from domain.costs import MAX_IMPRESSIONS, MAX_PAGE_PRICE
+
+    dearest = CostSchedule(mono_page=MAX_PAGE_PRICE, colour_page=MAX_PAGE_PRICE)
+    cost = dearest.price(pages=MAX_IMPRESSIONS, colour_pages=MAX_IMPRESSIONS, copies=1, duplex=False, paper="A4")
+    assert cost * 9_000 < 2 ** 63 - 1
+    assert sheets_for(pages=MAX_IMPRESSIONS, copies=1, duplex=False) * 2_000 < 2 ** 31 - 1

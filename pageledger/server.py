@@ -249,15 +249,24 @@ class BufferingThreadWorker(ThreadWorker):
             return
         except OSError:
             data = b""
-        if not data:  # the client went away
-            self._drop(conn)
+        if not data:
+            if b"\r\n\r\n" in conn.front_buffer:
+                # The client sent a whole head and stopped sending (half-closed) before the body
+                # it declared was complete: the request goes on as it is, so that it is answered
+                # (a body cut short is a 400), not dropped without a word.
+                self._hand_over(conn)
+            else:
+                self._drop(conn)  # the client went away
             return
         conn.front_buffer += data
         if request_is_gathered(conn.front_buffer, self.buffer_bytes):
-            self.poller.unregister(conn.sock)
-            del self.gathering[conn]
-            conn.data_ready = True
-            self.enqueue_req(conn)
+            self._hand_over(conn)
+
+    def _hand_over(self, conn: TConn) -> None:
+        self.poller.unregister(conn.sock)
+        del self.gathering[conn]
+        conn.data_ready = True
+        self.enqueue_req(conn)
 
     def _drop(self, conn: TConn, answer: bytes = b"") -> None:
         self.gathering.pop(conn, None)

@@ -141,7 +141,7 @@ def _trickle(port: int, head: bytes, body: bytes, seconds: float) -> bytes:
             time.sleep(0.1)
         s.setblocking(True)
         try:
-            while b"\r\n\r\n" not in answer:
+            while b"\r\n\r\n" not in answer or len(answer) < _answer_length(answer):
                 piece = s.recv(4096)
                 if not piece:
                     break
@@ -149,6 +149,16 @@ def _trickle(port: int, head: bytes, body: bytes, seconds: float) -> bytes:
         except OSError:
             pass
         return answer
+
+
+def _answer_length(answer: bytes) -> int:
+    """Bytes of the whole answer (head and body) once its head is in: the body is read too."""
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return len(head) + 4 + int(value)
+    return 0
 
 
 def test_a_client_that_does_not_finish_its_request_in_time_is_answered_408(tmp_path, start_server):

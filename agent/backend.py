@@ -109,6 +109,19 @@ def spool_stdin(stdin_fd: int) -> str:
     return path
 
 
+# What the server refuses in a document title (docs/services-api.md "What a job may hold"):
+# control characters but TAB, DEL, C1, and the lone surrogates a title that is not UTF-8 decodes
+# to. A title is chosen by whoever prints, so it is cleaned here rather than refused there: a
+# refused job would escape accounting.
+_UNPRINTABLE_IN_TITLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+MAX_TITLE = 1024
+
+
+def printable_title(title: str) -> str:
+    """The job's title as the server can hold it: unprintable characters replaced, cut to length."""
+    return _UNPRINTABLE_IN_TITLE.sub("\ufffd", title)[:MAX_TITLE]
+
+
 def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submitted_at: str) -> dict:
     """The job as ``POST /Services/jobs`` wants it."""
     pages = counts.pages if counts.pages is not None else 0
@@ -118,7 +131,7 @@ def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submi
         "user": job.user,
         "printer": printer,
         "client_host": host,
-        "document": job.title,
+        "document": printable_title(job.title),
         "submitted_at": submitted_at,
         "pages": pages,
         "copies": counts.copies,

@@ -153,7 +153,10 @@ class CupsJob:
 
     def job_key(self, hostname: str) -> str:
         """``<hostname>/<cups job id>/<job-uuid or title hash>``: stable across re-posts of this job."""
-        suffix = self.job_uuid or "t" + hashlib.sha256(f"{self.user}\0{self.title}".encode()).hexdigest()[:16]
+        # surrogateescape: a title that is not UTF-8 (argv decodes it to lone surrogates) hashes
+        # as the bytes it was, instead of failing the job.
+        raw = f"{self.user}\0{self.title}".encode("utf-8", "surrogateescape")
+        suffix = self.job_uuid or "t" + hashlib.sha256(raw).hexdigest()[:16]
         key = f"{hostname}/{self.job_id}/{suffix}"
         if len(key) > 255:
             key = f"{hostname[:100]}/{self.job_id}/h{hashlib.sha256(key.encode()).hexdigest()[:32]}"

@@ -1,6 +1,7 @@
 """The Falcon application factory: each resource gets only the handlers and queries it uses."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 import falcon
@@ -13,6 +14,7 @@ from api.auth import TokenAuth
 from api.client_address import ClientAddress
 from api.errors import handle_unexpected
 from api.health import HealthResource, MetricsResource
+from api.limits import FORM, JSON, OCTETS, BodyRule, RequestLimits
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
@@ -57,9 +59,31 @@ class Wiring(Protocol):
     def is_set_up(self) -> bool: ...
 
 
-def create_app(w: Wiring, role: str = "all") -> falcon.App:
+@dataclass(frozen=True)
+class BodyLimits:
+    """The request bodies the routes take (pageledger.settings: max_json_bytes, max_batch_bytes,
+    max_json_depth, body_read_seconds)."""
+
+    json_bytes: int = 1024 * 1024
+    batch_bytes: int = 8 * 1024 * 1024
+    depth: int = 32
+    read_seconds: float = 10.0
+
+
+def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) -> falcon.App:
     """`role` "services" serves only the agent endpoints (a separate Services host)."""
-    app = falcon.App(middleware=[TokenAuth(w.reader, sessions=w.sessions)])
+    json_only = BodyRule((JSON,), limits.json_bytes, limits.depth)
+    bodies = {
+        # 5,000 jobs (commands.job_reports.MAX_BATCH) of a few hundred bytes each, with room.
+        "/Services/jobs": BodyRule((JSON,), limits.batch_bytes, limits.depth),
+        # Up to 400 MB, streamed: SpoolResource and the spool store bound it themselves.
+        "/Services/jobs/{job_id}/spool": BodyRule((OCTETS,), None, limits.depth),
+        # They have HTML forms too.
+        "/Authentication/Login": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
+        "/Setup/NetworkSetup": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
+    }
+    app = falcon.App(middleware=[TokenAuth(w.reader, sessions=w.sessions),
+                                 RequestLimits(bodies, json_only, limits.read_seconds)])
     # msgspec encodes and decodes JSON in C: a 500-job answer in a fraction of json's time.
     json_handler = falcon.media.JSONHandler(dumps=msgspec.json.encode, loads=msgspec.json.decode)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler

@@ -1,10 +1,12 @@
-"""Runs the WSGI app under gunicorn (gthread workers), building the runtime in each worker."""
+"""Runs the WSGI app under gunicorn (gthread workers that gather requests before a thread takes them), building the runtime in each worker."""
 from __future__ import annotations
 
 import errno
 import logging
 import os
 import pickle
+import re
+import selectors
 import socket
 import subprocess
 import sys
@@ -12,7 +14,10 @@ import threading
 import time
 from typing import Any
 
+from functools import partial
+
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker, TConn
 
 from pageledger.settings import Settings
 
@@ -164,6 +169,136 @@ class ProjectionProcess:
             delay = min(delay * 2, self.max_restart_delay)
 
 
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)")
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+
+def request_is_gathered(buffer: bytes | bytearray, limit: int) -> bool:
+    """Whether a thread may take the request now: its head is complete and so is its body, or
+    the body is larger than `limit` (it then streams, and api.limits bounds it), or the client
+    waits for "100 Continue" before sending it, or the head alone reaches `limit` (gunicorn's
+    parser refuses it)."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return len(buffer) >= limit
+    head = bytes(buffer[:end]).lower()
+    if b"\r\nexpect:" in head:
+        return True
+    have = len(buffer) - end - 4
+    if b"\r\ntransfer-encoding:" in head:
+        return buffer.endswith(b"0\r\n\r\n") or len(buffer) >= limit
+    match = _CONTENT_LENGTH.search(head)
+    length = int(match.group(1)) if match else 0
+    return length > limit or have >= length
+
+
+class BufferingThreadWorker(ThreadWorker):
+    """gunicorn's gthread worker whose threads only ever see requests that have arrived.
+
+    gthread hands each new connection, and each kept-alive one that turns readable, to a
+    thread, which then blocks reading the head and body for as long as the client takes: 16
+    clients trickling a login one byte at a time held all 16 threads of `up` and /healthz
+    stopped answering. Here the worker's event loop (the one gthread already runs for its
+    kept-alive connections) gathers the head and body, up to `request_buffer_bytes`, without
+    blocking, and gives the connection to a thread only when its request is complete; a client
+    that has not sent it within `request_read_seconds` is answered 408 and dropped. A body
+    larger than the buffer streams in the thread, bounded by api.limits' read deadline (the
+    spool upload, which reads its own body, is not). Why this rather than gevent or a proxy:
+    docs/architecture.md, "Slow clients".
+    """
+
+    def init_process(self) -> None:
+        settings: Settings = self.app.settings
+        self.read_seconds = settings.request_read_seconds
+        self.buffer_bytes = settings.request_buffer_bytes
+        self.gathering: dict[TConn, float] = {}  # connection -> deadline of its request
+        super().init_process()
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        if self.cfg.is_ssl:  # bytes must reach the TLS layer: gthread's own way
+            client_sock.setblocking(True)
+            self.enqueue_req(conn)
+            return
+        self._gather(conn)
+
+    def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
+        if self.cfg.is_ssl:
+            return super().on_client_socket_readable(conn, client)
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._gather(conn)
+
+    def _gather(self, conn: TConn) -> None:
+        conn.sock.setblocking(False)
+        conn.front_buffer = bytearray()
+        self.gathering[conn] = time.monotonic() + self.read_seconds
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_gathering_readable, conn))
+
+    def _on_gathering_readable(self, conn: TConn, client: socket.socket) -> None:
+        try:
+            data = conn.sock.recv(64 * 1024)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            if b"\r\n\r\n" in conn.front_buffer:
+                # The client sent a whole head and stopped sending (half-closed) before the body
+                # it declared was complete: the request goes on as it is, so that it is answered
+                # (a body cut short is a 400), not dropped without a word.
+                self._hand_over(conn)
+            else:
+                self._drop(conn)  # the client went away
+            return
+        conn.front_buffer += data
+        if request_is_gathered(conn.front_buffer, self.buffer_bytes):
+            self._hand_over(conn)
+
+    def _hand_over(self, conn: TConn) -> None:
+        self.poller.unregister(conn.sock)
+        del self.gathering[conn]
+        conn.data_ready = True
+        self.enqueue_req(conn)
+
+    def _drop(self, conn: TConn, answer: bytes = b"") -> None:
+        self.gathering.pop(conn, None)
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        if answer:
+            try:
+                conn.sock.send(answer)
+            except OSError:
+                pass
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        for conn, deadline in list(self.gathering.items()):
+            if deadline <= now or not self.alive:
+                self._drop(conn, _REQUEST_TIMEOUT if conn.front_buffer else b"")
+
+    def handle(self, conn: TConn) -> Any:
+        buffered = getattr(conn, "front_buffer", None)
+        if buffered:
+            conn.front_buffer = None
+            conn.sock.setblocking(True)
+            conn.init()
+            conn.parser.unreader.unread(bytes(buffered))
+        return super().handle(conn)
+
+
 class PageLedgerServer(BaseApplication):
     """gunicorn with PageLedger's app. `projections`: "process" (a subprocess of the master
     next to the workers, restarted when it dies; what `up` uses), "thread" (inside each worker, one of them wins the runner lock)
@@ -176,7 +311,7 @@ class PageLedgerServer(BaseApplication):
             "bind": f"{settings.host}:{port}",
             "workers": workers,
             "threads": threads,
-            "worker_class": "gthread",
+            "worker_class": "pageledger.server.BufferingThreadWorker",
             "keepalive": 30,
             "timeout": 120,
             "graceful_timeout": 10,
@@ -206,10 +341,13 @@ class PageLedgerServer(BaseApplication):
 
     def load(self) -> Any:
         # Called in each worker after the fork: connections are never shared across processes.
-        from api.app import create_app
+        from api.app import BodyLimits, create_app
         from pageledger.bootstrap import build_runtime
 
         runtime = build_runtime(self.settings, migrate=False)
         if self.projections == "thread":
             runtime.start_projections()
-        return create_app(runtime, role=self.role)
+        s = self.settings
+        limits = BodyLimits(json_bytes=s.max_json_bytes, batch_bytes=s.max_batch_bytes, depth=s.max_json_depth,
+                            read_seconds=s.body_read_seconds)
+        return create_app(runtime, role=self.role, limits=limits)

@@ -53,6 +53,17 @@ class Settings:
     smtp_port: int = 25
     smtp_sender: str = "pageledger@localhost"
     admin_emails: str = ""  # comma-separated
+    # Request bodies (api.limits): JSON bodies, an agent's batch of jobs (5,000 at most), how
+    # deeply JSON may nest, and how long a body may take to arrive once its request is read.
+    max_json_bytes: int = 1024 * 1024
+    max_batch_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 32
+    body_read_seconds: float = 10.0
+    # Slow clients (pageledger.server.BufferingThreadWorker): a request's head and body, up to
+    # request_buffer_bytes of it, are gathered by the worker's event loop, not by a thread; a
+    # client that has not sent them within request_read_seconds is answered 408 and dropped.
+    request_read_seconds: float = 10.0
+    request_buffer_bytes: int = 1024 * 1024
     # Reverse proxies whose X-Forwarded-For is believed (comma-separated IPs or CIDRs); "" = none:
     # the client is the TCP peer. Used for the login throttle and the login audit.
     trusted_proxies: str = ""

@@ -116,7 +116,7 @@ class LiveServer:
     def agent_token(self) -> str:
         return self.tokens["agent_token"]
 
-    def start(self, timeout: float = 30.0, healthy: bool = True) -> None:
+    def start(self, timeout: float = 60.0, healthy: bool = True) -> None:
         """Start and wait until /healthz answers 200 (`healthy=False`: until it answers at all,
         for a node whose health depends on another one)."""
         log = open(self.workdir / "server.log", "ab")

@@ -182,12 +182,28 @@ def cmd_users_add(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_users_passwd(settings: Settings, args: argparse.Namespace) -> int:
+def _change_user(settings: Settings, login: str, change) -> tuple[int, str, object]:  # noqa: ANN001
+    """Find the user `login`, apply `change(runtime, user_id)` and catch up. Returns (exit code,
+    the user's login, what the change answered); a refusal is already said on stderr."""
     from uuid import UUID
 
-    from api.users import PasswordSchema
     from commands.users import NoSuchUser
-    from domain.users import UserError
+    from domain.users import UserError  # LastActiveAdmin is a UserError
+
+    with _runtime(settings) as runtime:
+        user = _user_with_login(runtime, login)
+        if user is None:
+            return REFUSED, login, None
+        try:
+            result = change(runtime, UUID(user.user_id))
+        except (NoSuchUser, UserError) as exc:
+            return _refused(str(exc)), login, None
+        runtime.catch_up()
+    return 0, user.login, result
+
+
+def cmd_users_passwd(settings: Settings, args: argparse.Namespace) -> int:
+    from api.users import PasswordSchema
 
     password = _read_password(args)
     if password is None:
@@ -195,55 +211,25 @@ def cmd_users_passwd(settings: Settings, args: argparse.Namespace) -> int:
     data = _checked(PasswordSchema(), {"password": password})
     if data is None:
         return BAD_USAGE
-    with _runtime(settings) as runtime:
-        user = _user_with_login(runtime, args.login)
-        if user is None:
-            return REFUSED
-        try:
-            runtime.change_password(UUID(user.user_id), data["password"])
-        except (NoSuchUser, UserError) as exc:
-            return _refused(str(exc))
-        runtime.catch_up()
-    print(f"password of {user.login} changed")
-    return 0
+    code, login, _ = _change_user(settings, args.login,
+                                  lambda runtime, uid: runtime.change_password(uid, data["password"]))
+    if not code:
+        print(f"password of {login} changed")
+    return code
 
 
 def cmd_users_role(settings: Settings, args: argparse.Namespace) -> int:
-    from uuid import UUID
-
-    from commands.users import NoSuchUser
-    from domain.users import UserError
-
-    with _runtime(settings) as runtime:
-        user = _user_with_login(runtime, args.login)
-        if user is None:
-            return REFUSED
-        try:
-            changed = runtime.change_role(UUID(user.user_id), args.role)
-        except (NoSuchUser, UserError) as exc:  # LastActiveAdmin is a UserError
-            return _refused(str(exc))
-        runtime.catch_up()
-    print(f"{user.login} is now {args.role}" if changed else f"{user.login} was {args.role} already")
-    return 0
+    code, login, changed = _change_user(settings, args.login, lambda runtime, uid: runtime.change_role(uid, args.role))
+    if not code:
+        print(f"{login} is now {args.role}" if changed else f"{login} was {args.role} already")
+    return code
 
 
 def cmd_users_remove(settings: Settings, args: argparse.Namespace) -> int:
-    from uuid import UUID
-
-    from commands.users import NoSuchUser
-    from domain.users import UserError
-
-    with _runtime(settings) as runtime:
-        user = _user_with_login(runtime, args.login)
-        if user is None:
-            return REFUSED
-        try:
-            runtime.remove_user(UUID(user.user_id))
-        except (NoSuchUser, UserError) as exc:
-            return _refused(str(exc))
-        runtime.catch_up()
-    print(f"removed {user.login}: the account can no longer log in and its seat is free")
-    return 0
+    code, login, _ = _change_user(settings, args.login, lambda runtime, uid: runtime.remove_user(uid))
+    if not code:
+        print(f"removed {login}: the account can no longer log in and its seat is free")
+    return code
 
 
 def cmd_licence_show(settings: Settings, args: argparse.Namespace) -> int:

@@ -270,6 +270,7 @@ StateDir {root / 'state'}
 AccessLog {root / 'log' / 'access_log'}
 ErrorLog {root / 'log' / 'error_log'}
 PageLog {root / 'log' / 'page_log'}
+MaxLogSize 0
 Printcap {root / 'printcap'}
 ServerBin {self.server_bin}
 DataDir /usr/share/cups
@@ -385,4 +386,6 @@ JobRetryInterval 1
         raise TimeoutError(f"{len(self.printed_documents())} documents printed, expected {count}")
 
     def error_log(self) -> str:
-        return self.error_log_path.read_text(errors="replace") if self.error_log_path.exists() else ""
+        """The whole debug log. MaxLogSize 0 stops cupsd rotating it; a rotated part is read first all the same."""
+        parts = [self.error_log_path.with_name("error_log.O"), self.error_log_path]
+        return "".join(p.read_text(errors="replace") for p in parts if p.exists())

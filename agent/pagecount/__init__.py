@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.pagecount.detect import detect_format, read_head
 from agent.pagecount.facts import DocumentFacts
@@ -46,31 +46,44 @@ class JobCount:
     duplex: bool
     document_pages: int | None
     error: str = ""
+    # Paper name -> (impressions, colour impressions) per copy; their sums are pages/colour_pages.
+    paper_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    pages_known: bool = True
+    unknown_reason: str = ""
 
     def as_json(self) -> dict:
         return {"format": self.format, "pages": self.pages, "sheets": self.sheets,
                 "colour_pages": self.colour_pages, "paper_size": self.paper_size,
                 "bytes": self.bytes, "colour_known": self.colour_known,
-                "copies": self.copies, "duplex": self.duplex}
+                "copies": self.copies, "duplex": self.duplex,
+                "pages_known": self.pages_known, "unknown_reason": self.unknown_reason,
+                "paper_counts": {name: {"pages": p, "colour_pages": c} for name, (p, c) in self.paper_counts.items()}}
 
 
-def count_document(path: str, *, colour: bool = True) -> DocumentFacts:
+# Seconds Ghostscript may take on one document before its answer is "unknown".
+INTERPRETER_TIMEOUT = 20.0
+
+
+def count_document(path: str, *, colour: bool = True, timeout: float = INTERPRETER_TIMEOUT) -> DocumentFacts:
     """Facts of the document at ``path``; format "unknown" (pages None) when it cannot tell.
 
-    ``colour=False`` lets a counter skip colour work the job does not need (PDF).
+    ``colour=False`` lets a counter skip colour work the job does not need (PDF, PostScript);
+    ``timeout`` bounds the time Ghostscript may take (PDF, PostScript).
     """
     fmt = detect_format(read_head(path))
     module = COUNTERS.get(fmt)
     if module is None:
         return DocumentFacts("unknown", None)
     counter = importlib.import_module(module)
-    return counter.count(path, colour=colour) if fmt == "pdf" else counter.count(path)
+    if fmt in ("pdf", "postscript"):
+        return counter.count(path, colour=colour, timeout=timeout)
+    return counter.count(path)
 
 
-def pages_in_ranges(pages: int, page_ranges: str) -> int:
-    """How many of pages 1..``pages`` an IPP ``page-ranges`` value ("1-3,7,10-") selects."""
+def selected_pages(pages: int, page_ranges: str) -> list[int]:
+    """The page numbers (1-based, in order) of pages 1..``pages`` that ``page-ranges`` selects."""
     if not page_ranges.strip():
-        return pages
+        return list(range(1, pages + 1))
     selected: set[int] = set()
     for part in page_ranges.split(","):
         first, sep, last = part.strip().partition("-")
@@ -80,11 +93,40 @@ def pages_in_ranges(pages: int, page_ranges: str) -> int:
         except ValueError:
             raise ValueError(f"bad page-ranges {page_ranges!r}") from None
         selected.update(range(max(1, low), min(pages, high) + 1))
-    return len(selected)
+    return sorted(selected)
+
+
+def paper_counts(facts: DocumentFacts, page_ranges: str = "", number_up: int = 1,
+                 monochrome: bool = False) -> dict[str, tuple[int, int]]:
+    """Impressions and colour impressions per paper size, after page ranges and N-up.
+
+    A sheet side of N-up pages takes the first one's paper and is colour when any of them is.
+    When the counter did not say which pages are colour, its colour pages are put on the
+    first pages (the count per size is then approximate, the total exact).
+    """
+    papers = facts.papers()
+    numbers = selected_pages(len(papers), page_ranges)
+    coloured = facts.colour_page_numbers
+    if coloured is None:
+        coloured = frozenset(range(1, min(facts.colour_pages, len(papers)) + 1))
+    counts: dict[str, list[int]] = {}
+    for start in range(0, len(numbers), number_up):
+        side = numbers[start:start + number_up]
+        entry = counts.setdefault(papers[side[0] - 1], [0, 0])
+        entry[0] += 1
+        entry[1] += (not monochrome) and any(n in coloured for n in side)
+    return {name: (p, c) for name, (p, c) in counts.items()}
+
+
+def pages_in_ranges(pages: int, page_ranges: str) -> int:
+    """How many of pages 1..``pages`` an IPP ``page-ranges`` value ("1-3,7,10-") selects."""
+    return len(selected_pages(pages, page_ranges))
 
 
 def count_job(path: str, *, copies: int = 1, duplex: bool | None = None, number_up: int = 1,
-              imposed: bool = False, monochrome: bool = False, page_ranges: str = "") -> JobCount:
+              imposed: bool = False, monochrome: bool = False, page_ranges: str = "",
+              timeout: float = INTERPRETER_TIMEOUT, device_colour: bool = True,
+              device_duplex: bool = True) -> JobCount:
     """Count the job whose data is at ``path``.
 
     ``copies``/``duplex`` come from the job's options (CUPS argv); when the job does not ask
@@ -92,7 +134,10 @@ def count_job(path: str, *, copies: int = 1, duplex: bool | None = None, number_
     the data already has N-up applied (CUPS filters did it), so ``number_up`` is not applied
     again, nor are ``page_ranges`` (applied to the document's pages otherwise; the colour
     count then keeps at most one colour page per selected page). ``monochrome`` (print-color-mode=monochrome) makes every impression grey.
+    ``device_colour``/``device_duplex`` False (a printer that cannot print colour, or both sides)
+    make every impression grey, or the job simplex, whatever the job or the document asks.
     """
+    monochrome = monochrome or not device_colour
     if copies < 1:
         raise ValueError("copies must be at least 1")
     if number_up < 1:
@@ -100,16 +145,17 @@ def count_job(path: str, *, copies: int = 1, duplex: bool | None = None, number_
     size = os.path.getsize(path)
     error = ""
     try:
-        facts = count_document(path, colour=not monochrome)
+        facts = count_document(path, colour=not monochrome, timeout=timeout)
     except Exception as err:  # a damaged document must not stop the job from being accounted
         facts = DocumentFacts("unknown", None)
         error = f"{type(err).__name__}: {err}"
     effective_copies = copies if copies > 1 else (facts.data_copies or 1)
-    effective_duplex = duplex if duplex is not None else bool(facts.data_duplex)
+    effective_duplex = (duplex if duplex is not None else bool(facts.data_duplex)) and device_duplex
     colour_pages, colour_known = facts.colour_pages, facts.colour_known
     if facts.pages is None:
         return JobCount(facts.format, None, None, 0, False, facts.paper_size, size,
-                        effective_copies, effective_duplex, None, error)
+                        effective_copies, effective_duplex, None, error, {}, False,
+                        facts.unknown_reason or error or "format not recognised")
     pages = facts.pages
     if page_ranges and not imposed:
         pages = pages_in_ranges(pages, page_ranges)
@@ -120,6 +166,21 @@ def count_job(path: str, *, copies: int = 1, duplex: bool | None = None, number_
         colour_pages = min(pages, colour_pages)
     if monochrome:
         colour_pages, colour_known = 0, True
+    raw_layout = not imposed
+    by_paper = paper_counts(facts, page_ranges if raw_layout else "", number_up if raw_layout else 1, monochrome)
+    if sum(p for p, _ in by_paper.values()) != pages:  # a counter without pages listed: one size
+        by_paper = {facts.paper_size: (pages, colour_pages)} if pages else {}
+    else:  # the colour figure per size never exceeds the job's
+        excess = sum(c for _, c in by_paper.values()) - colour_pages
+        for name, (p, c) in list(by_paper.items()):
+            cut = min(c, max(excess, 0))
+            by_paper[name] = (p, c - cut)
+            excess -= cut
+    paper = facts.paper_size if len(by_paper) <= 1 else "mixed"
+    if len(by_paper) == 1:
+        paper = next(iter(by_paper))
     per_copy = -(-pages // 2) if effective_duplex else pages
+    reason = facts.unknown_reason if (not facts.pages_known or not colour_known) else ""
     return JobCount(facts.format, pages, per_copy * effective_copies, colour_pages, colour_known,
-                    facts.paper_size, size, effective_copies, effective_duplex, facts.pages, error)
+                    paper, size, effective_copies, effective_duplex, facts.pages, error,
+                    by_paper, facts.pages_known, reason)

@@ -15,7 +15,11 @@ class DocumentFacts:
     never a silent 0). ``colour_known`` says whether ``colour_pages`` was read from the data;
     when it is False, ``colour_pages`` is 0 and means "not told". ``data_copies`` and
     ``data_duplex`` are what the page description language itself asks for (PCL ``ESC &l#X``,
-    PostScript ``/NumCopies``...), None when it says nothing.
+    PostScript ``/NumCopies``...), None when it says nothing. ``page_papers`` is each page's
+    paper name, in order, when the counter knows it page by page (else every page is
+    ``paper_size``). ``pages_known`` False means ``pages`` is the best figure found, not a sure
+    count (a damaged file, an interpreter that failed or ran out of time), with the reason in
+    ``unknown_reason``, which also says why colour is not known when it is not.
     """
 
     format: str
@@ -25,6 +29,24 @@ class DocumentFacts:
     paper_size: str = "unknown"
     data_copies: int | None = None
     data_duplex: bool | None = None
+    page_papers: list[str] | None = None
+    pages_known: bool = True
+    unknown_reason: str = ""
+    colour_page_numbers: frozenset[int] | None = None  # 1-based, when told page by page
+
+    def papers(self) -> list[str]:
+        """One paper name per page."""
+        if self.page_papers is not None and len(self.page_papers) == (self.pages or 0):
+            return self.page_papers
+        return [self.paper_size] * (self.pages or 0)
+
+
+def job_paper(page_papers: list[str]) -> str:
+    """The job's paper: the one size all its pages share, "mixed" when they differ."""
+    sizes = set(page_papers)
+    if not sizes:
+        return "unknown"
+    return sizes.pop() if len(sizes) == 1 else "mixed"
 
 
 @contextmanager

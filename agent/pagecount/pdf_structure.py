@@ -316,8 +316,8 @@ def _png_unpredict(data: bytes, columns: int) -> bytes:
     return bytes(out)
 
 
-def pages_and_paper(path: str) -> tuple[int, str]:
-    """(page count, first page's paper name) read from the page tree; ``Unsupported`` otherwise."""
+def pages_and_paper(path: str) -> tuple[int, list[str]]:
+    """(page count, each page's paper name) read from the page tree; ``Unsupported`` otherwise."""
     with open(path, "rb") as handle:
         try:
             data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
@@ -327,7 +327,7 @@ def pages_and_paper(path: str) -> tuple[int, str]:
             return pages_and_paper_in(data)
 
 
-def pages_and_paper_in(data) -> tuple[int, str]:
+def pages_and_paper_in(data) -> tuple[int, list[str]]:
     """The same for a PDF held in ``data`` (bytes or a mapped file)."""
     try:
         pdf = PdfStructure(data)
@@ -336,24 +336,48 @@ def pages_and_paper_in(data) -> tuple[int, str]:
         count = pdf.resolve(pages.get("Count")) if isinstance(pages, dict) else None
         if not isinstance(count, int) or count < 0:
             raise Unsupported("no page count")
-        return count, _first_page_paper(pdf, pages) if count else "unknown"
+        papers = _page_papers(pdf, pages)
+        if len(papers) != count:
+            raise Unsupported(f"/Count {count} but {len(papers)} pages in the page tree")
+        return count, papers
     except (IndexError, ValueError, TypeError, AttributeError, KeyError) as err:
         raise Unsupported(f"malformed: {err}") from None
 
 
-def _first_page_paper(pdf: PdfStructure, node: dict) -> str:
-    box = pdf.resolve(node.get("MediaBox"))
-    for _ in range(MAX_DEPTH):
-        if node.get("Type") != "Pages":
-            break
-        kids = pdf.resolve(node.get("Kids"))
-        if not kids:
-            break
-        node = pdf.resolve(kids[0])
-        if not isinstance(node, dict):
-            raise Unsupported("page tree node is not a dictionary")
-        box = pdf.resolve(node.get("MediaBox")) or box
+def _box_paper(pdf: PdfStructure, box) -> str:
     if not isinstance(box, list) or len(box) != 4:
         return "unknown"
     x0, y0, x1, y1 = (float(pdf.resolve(v)) for v in box)
     return paper_from_points(abs(x1 - x0), abs(y1 - y0))
+
+
+MAX_PAGES = 1_000_000
+
+
+def _page_papers(pdf: PdfStructure, root: dict) -> list[str]:
+    """Each page's paper from its media box (inherited from its parents when it has none),
+    walking the page tree depth first in page order."""
+    papers: list[str] = []
+    seen: set[int] = set()
+    stack = [(root, pdf.resolve(root.get("MediaBox")), 0)]
+    while stack:
+        node, inherited, depth = stack.pop()
+        if depth > MAX_DEPTH or len(papers) > MAX_PAGES:
+            raise Unsupported("page tree too deep or too large")
+        box = pdf.resolve(node.get("MediaBox")) or inherited
+        if node.get("Type") == "Pages" or "Kids" in node:
+            kids = pdf.resolve(node.get("Kids"))
+            if not isinstance(kids, list):
+                raise Unsupported("page tree node without kids")
+            for kid in reversed(kids):
+                if isinstance(kid, Ref):
+                    if kid[0] in seen:
+                        raise Unsupported("page tree loops")
+                    seen.add(kid[0])
+                child = pdf.resolve(kid)
+                if not isinstance(child, dict):
+                    raise Unsupported("page tree node is not a dictionary")
+                stack.append((child, box, depth + 1))
+        else:
+            papers.append(_box_paper(pdf, box))
+    return papers

@@ -14,13 +14,23 @@ being interpreted; but a program that names no colour operator or colour space a
 
 The DSC comments and settings are found with regular expressions over the mapped file (C
 speed); only a file without page markers is read line by line for ``showpage``.
+
+That structural count is what the document says. What it prints is what an interpreter emits:
+``count`` runs Ghostscript (``agent.pagecount.ghostscript``, time-boxed) for the pages, each
+page's paper and, when asked, each page's colour; the structural count stands only when
+Ghostscript is missing, fails or runs out of time, and is then flagged ``pages_known`` False
+(and colour unknown, unless the program names no colour operator at all).
 """
 from __future__ import annotations
 
 import mmap
+import os
 import re
 
-from agent.pagecount.facts import DocumentFacts
+from dataclasses import replace
+
+from agent.pagecount import ghostscript
+from agent.pagecount.facts import DocumentFacts, job_paper
 from agent.pagecount.paper import paper_from_points
 
 # Anchored on the newline (a literal prefix the regex engine searches for at C speed; "^" with
@@ -35,7 +45,36 @@ _COLOUR_WORDS = re.compile(rb"set(?:rgb|cmyk|hsb)color|setcolorspace|colorimage|
 _PAGE_SIZE = re.compile(rb"/PageSize\s*\[\s*(\d+(?:\.\d+)?)\s+(\d+(?:\.\d+)?)\s*\]")
 
 
-def count(path: str) -> DocumentFacts:
+def count(path: str, colour: bool = True, timeout: float = ghostscript.DEFAULT_TIMEOUT) -> DocumentFacts:
+    """Pages, paper and colour as Ghostscript prints them; the structural count when it cannot.
+
+    ``colour=False``: the job is printed in monochrome, colour is not looked at (faster).
+    """
+    said = count_structure(path)
+    if os.path.getsize(path) == 0:
+        return said
+    interpreted = ghostscript.interpret(path, colour=colour and not said.colour_known, timeout=timeout,
+                                        postscript=True)
+    if interpreted is None:
+        return replace(said, pages_known=False, unknown_reason="Ghostscript is not installed: pages as the "
+                                                               "DSC comments or showpage operators say")
+    if not interpreted.complete:
+        return replace(said, pages=max(said.pages or 0, interpreted.pages), pages_known=False,
+                       unknown_reason=interpreted.problem + ": pages as the DSC comments or showpage operators say")
+    papers = interpreted.papers
+    if said.colour_known:  # names no colour operator: grey whatever it draws
+        colour_pages, colour_known = 0, True
+    elif interpreted.colour_checked:
+        colour_pages, colour_known = len(interpreted.colour_pages), True
+    else:
+        colour_pages, colour_known = 0, False
+    return replace(said, pages=len(papers), colour_pages=colour_pages, colour_known=colour_known,
+                   paper_size=job_paper(papers) if papers else said.paper_size, page_papers=papers,
+                   colour_page_numbers=frozenset(interpreted.colour_pages) if colour_known else None)
+
+
+def count_structure(path: str) -> DocumentFacts:
+    """What the document's comments and operators say, without interpreting it."""
     with open(path, "rb") as handle:
         try:
             data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)

@@ -33,28 +33,35 @@ def test_pdf_with_junk_before_the_header_is_still_a_pdf(tmp_path):
     assert (job.format, job.pages) == ("pdf", 2)
 
 
-def test_images_and_shadings_in_colour_spaces_make_colour_pages(tmp_path):
+def test_images_and_shadings_are_colour_pages_when_their_pixels_are_colour(tmp_path):
+    """An image in an RGB space whose pixels are grey prints grey (Ghostscript renders it to tell)."""
     from pypdf import PdfWriter
     from pypdf.generic import (ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject,
                                NumberObject, StreamObject)
 
     writer = PdfWriter()
-    for kind in ("grey-image", "rgb-image", "rgb-shading"):
+    for kind in ("grey-image", "rgb-image", "rgb-grey-image", "rgb-shading"):
         page = writer.add_blank_page(595, 842)
         resources = DictionaryObject()
         if kind.endswith("image"):
             image = StreamObject()
-            image._data = bytes(3 * 4) if kind == "rgb-image" else bytes(4)
+            image._data = {"rgb-image": b"\xff\x00\x00" * 4, "rgb-grey-image": b"\x80\x80\x80" * 4}.get(kind, bytes(4))
             image.update({NameObject("/Type"): NameObject("/XObject"), NameObject("/Subtype"): NameObject("/Image"),
                           NameObject("/Width"): NumberObject(2), NameObject("/Height"): NumberObject(2),
                           NameObject("/BitsPerComponent"): NumberObject(8),
-                          NameObject("/ColorSpace"): NameObject("/DeviceRGB" if kind == "rgb-image" else "/DeviceGray")})
+                          NameObject("/ColorSpace"): NameObject("/DeviceGray" if kind == "grey-image" else "/DeviceRGB")})
             resources[NameObject("/XObject")] = DictionaryObject({NameObject("/Im0"): writer._add_object(image)})
             content = b"q 100 0 0 100 0 0 cm /Im0 Do Q"
         else:
             shading = DictionaryObject({NameObject("/ShadingType"): NumberObject(2),
                                         NameObject("/ColorSpace"): NameObject("/DeviceRGB"),
-                                        NameObject("/Coords"): ArrayObject([FloatObject(0)] * 4)})
+                                        NameObject("/Coords"): ArrayObject([FloatObject(v) for v in (0, 0, 595, 0)]),
+                                        NameObject("/Function"): DictionaryObject({
+                                            NameObject("/FunctionType"): NumberObject(2),
+                                            NameObject("/Domain"): ArrayObject([FloatObject(0), FloatObject(1)]),
+                                            NameObject("/C0"): ArrayObject([FloatObject(v) for v in (1, 0, 0)]),
+                                            NameObject("/C1"): ArrayObject([FloatObject(v) for v in (0, 0, 1)]),
+                                            NameObject("/N"): NumberObject(1)})})
             resources[NameObject("/Shading")] = DictionaryObject({NameObject("/Sh0"): writer._add_object(shading)})
             content = b"/Sh0 sh"
         page[NameObject("/Resources")] = resources
@@ -65,7 +72,8 @@ def test_images_and_shadings_in_colour_spaces_make_colour_pages(tmp_path):
     with open(path, "wb") as handle:
         writer.write(handle)
     facts = count(str(path))
-    assert (facts.pages, facts.colour_pages) == (3, 2)
+    assert (facts.pages, facts.colour_pages, facts.colour_known) == (4, 2, True)
+    assert facts.colour_page_numbers == {2, 4}
 
 
 def test_concatenated_pdfs_of_a_multi_document_job_are_all_counted(tmp_path):
@@ -77,6 +85,7 @@ def test_concatenated_pdfs_of_a_multi_document_job_are_all_counted(tmp_path):
     path = tmp_path / "job"
     path.write_bytes(first + second + third)
     facts = count(str(path))
-    assert (facts.pages, facts.colour_pages, facts.paper_size) == (9, 1, "A4")
+    assert (facts.pages, facts.colour_pages, facts.paper_size) == (9, 1, "mixed")
+    assert facts.page_papers == ["A4"] * 2 + ["Letter"] * 7
     assert count(str(path), colour=False).pages == 9
     assert count_job(str(path), copies=2, monochrome=True).sheets == 18

@@ -52,8 +52,12 @@ def test_an_empty_file_detected_as_postscript_has_no_pages(tmp_path):
     assert count(str(path)).pages == 0
 
 
-def test_a_program_naming_no_colour_operator_is_known_grey_and_one_that_does_is_not_told(tmp_path):
+def test_a_program_naming_no_colour_operator_is_known_grey_and_one_that_does_is_told_by_the_interpreter(tmp_path):
+    from agent.pagecount.postscript import count_structure
+
     grey = count(str(docs.postscript(tmp_path / "g.ps", 2, dsc_pages=2)))
     assert (grey.colour_pages, grey.colour_known) == (0, True)
-    coloured = count(str(docs.postscript(tmp_path / "c.ps", 2, dsc_pages=2, colour_pages=(1,))))
-    assert (coloured.colour_pages, coloured.colour_known) == (0, False)
+    coloured_path = str(docs.postscript(tmp_path / "c.ps", 2, dsc_pages=2, colour_pages=(1,)))
+    assert (count_structure(coloured_path).colour_pages, count_structure(coloured_path).colour_known) == (0, False)
+    coloured = count(coloured_path)
+    assert (coloured.colour_pages, coloured.colour_known, coloured.colour_page_numbers) == (1, True, {2})

@@ -55,6 +55,17 @@ _FORBIDDEN = re.compile(f"[{FORBIDDEN}]")
 _FORBIDDEN_IN_TEXT = re.compile(f"[{FORBIDDEN_IN_TEXT}]")
 
 
+MAX_PAPER_SIZES = 32  # paper sizes one job may name in paper_counts
+_PaperName = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class PaperCount(msgspec.Struct, frozen=True):
+    """A job's impressions on one paper size, per copy."""
+
+    pages: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+    colour_pages: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 0
+
+
 class JobReport(msgspec.Struct, frozen=True):
     """One job as the agent saw it on the print server."""
 
@@ -72,6 +83,11 @@ class JobReport(msgspec.Struct, frozen=True):
     size: Annotated[int, msgspec.Meta(ge=0, le=1 << 40)] = 0
     pdl: Literal["pdf", "postscript", "pcl5", "pclxl", "pwg-raster", "urf", "text", "unknown"] = "unknown"
     release_code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    # Impressions per paper size (their sums are pages and colour_pages); None: all on `paper`.
+    paper_counts: dict[_PaperName, PaperCount] | None = None
+    pages_known: bool = True
+    colour_known: bool = True
+    uncertain: Annotated[str, msgspec.Meta(max_length=255)] = ""
 
     def __post_init__(self) -> None:
         # Named field by field by the marshmallow face; msgspec only needs to refuse. The
@@ -85,10 +101,34 @@ class JobReport(msgspec.Struct, frozen=True):
             raise ValueError("a name is blank or holds a forbidden character")
         if self.colour_pages > self.pages:
             raise ValueError("colour_pages cannot exceed pages")
+        if _FORBIDDEN_IN_TEXT.search(self.uncertain):
+            raise ValueError("uncertain holds a control character")
+        if self.paper_counts is not None and _paper_counts_problem(self.paper_counts, self.pages, self.colour_pages):
+            raise ValueError("paper_counts do not add up to the job's figures")
         if self.pages * self.copies > MAX_IMPRESSIONS:
             raise ValueError("too many impressions")
         if self.submitted_at < EARLIEST:
             raise ValueError("submitted before 1970")
+
+
+def _paper_counts_problem(counts: dict, pages: int, colour_pages: int) -> str | None:
+    """Why paper_counts (name -> PaperCount, or name -> {"pages", "colour_pages"}) cannot be
+    the job's, or None."""
+    def figure(count: object, name: str) -> int:
+        return getattr(count, name) if not isinstance(count, dict) else count.get(name, 0)
+
+    if len(counts) > MAX_PAPER_SIZES:
+        return f"at most {MAX_PAPER_SIZES} paper sizes"
+    for name, count in counts.items():
+        if _FORBIDDEN.search(name) or not name.strip():
+            return f"paper {name!r} is blank or holds a forbidden character"
+        if figure(count, "colour_pages") > figure(count, "pages"):
+            return f"{name}: colour_pages cannot exceed pages"
+    if sum(figure(c, "pages") for c in counts.values()) != pages:
+        return "the pages of the paper sizes must add up to pages"
+    if sum(figure(c, "colour_pages") for c in counts.values()) != colour_pages:
+        return "the colour_pages of the paper sizes must add up to colour_pages"
+    return None
 
 
 class _Batch(msgspec.Struct):
@@ -130,6 +170,13 @@ class _StrictBoolean(fields.Boolean):
         return value
 
 
+class PaperCountSchema(Schema):
+    """A job's impressions on one paper size, per copy."""
+
+    pages = fields.Integer(required=True, strict=True, validate=validate.Range(0, 1_000_000))
+    colour_pages = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 1_000_000))
+
+
 class JobReportSchema(Schema):
     """The same rules as JobReport, for error messages and the OpenAPI document."""
 
@@ -154,6 +201,19 @@ class JobReportSchema(Schema):
     size = fields.Integer(load_default=0, strict=True, validate=validate.Range(0, 1 << 40))
     pdl = fields.String(load_default="unknown", validate=validate.OneOf(PDLS))
     release_code = fields.String(load_default=None, allow_none=True, validate=_name(64))
+    paper_counts = fields.Dict(keys=fields.String(validate=_name(32)), values=fields.Nested(PaperCountSchema),
+                               load_default=None, allow_none=True, metadata={
+                                   "description": "impressions per paper size, per copy (rotation does not change "
+                                                  "a size); they add up to pages and colour_pages. Absent: every "
+                                                  "page is on `paper` (which is \"mixed\" when sizes differ)"})
+    pages_known = _StrictBoolean(load_default=True, metadata={
+        "description": "false: pages is the agent's best figure, not a sure count (see uncertain)"})
+    colour_known = _StrictBoolean(load_default=True, metadata={
+        "description": "false: the agent could not tell the colour pages; priced as the server's "
+                       "unknown_colour_charge setting says"})
+    uncertain = fields.String(load_default="", validate=[
+        validate.Length(0, 255), _pattern(TEXT, "holds a control character other than TAB, or an unpaired surrogate")],
+        metadata={"description": "why pages or colour are not known"})
 
     # Run also when other fields are bad, so the one 400 answer names every bad field. A field
     # that failed its own checks is absent from `data`: figures are compared only when valid.
@@ -164,6 +224,10 @@ class JobReportSchema(Schema):
             errors["colour_pages"] = ["cannot exceed pages"]
         if "pages" in data and "copies" in data and data["pages"] * data["copies"] > MAX_IMPRESSIONS:
             errors.setdefault("pages", []).append(f"pages × copies cannot exceed {MAX_IMPRESSIONS:,}")
+        if data.get("paper_counts") is not None and "pages" in data and "colour_pages" in data:
+            problem = _paper_counts_problem(data["paper_counts"], data["pages"], data["colour_pages"])
+            if problem:
+                errors["paper_counts"] = [problem]
         if "submitted_at" in data:
             problem = time_outside_window(data["submitted_at"], _latest.get())
             if problem:

@@ -35,7 +35,7 @@ log = logging.getLogger("pageledger.jobs")
 # them to be a duplicate. The server's own figures (sheets, cost, schedule, a denial's
 # reason) are left out: they follow from these and the printer's prices at the time.
 SENT_FIGURES = ("user", "printer", "client_host", "submitted_at", "pages", "copies", "colour_pages", "duplex",
-                "paper", "size", "pdl", "document")
+                "paper", "size", "pdl", "document", "paper_counts", "pages_known", "colour_known", "uncertain")
 # Never written to the log, whose lines name a job by its key only.
 PERSONAL_FIGURES = frozenset({"user", "client_host", "document"})
 
@@ -71,10 +71,13 @@ class TrackJobs:
     and answered with decision "deny".
     """
 
-    def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None) -> None:
+    def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None,
+                 unknown_colour_charge: str = "colour") -> None:
         self.app = app
         self.printers = printers
         self.gate = gate
+        # A job whose colour the agent could not tell: every page priced as colour, or as reported.
+        self.unknown_colour_charge = unknown_colour_charge
 
     def __call__(self, reports: Sequence[JobReport]) -> list[TrackOutcome]:
         app = self.app
@@ -106,11 +109,11 @@ class TrackJobs:
                     continue
                 verdict = verdicts.get(report.user)
                 if verdict is not None and not verdict.track:
-                    event = _recorded(jid, report, printer, denied=verdict.reason)
+                    event = _recorded(jid, report, printer, denied=verdict.reason, unknown_colour=self.unknown_colour_charge)
                     outcome = TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
                                            verdict.reason)
                 else:
-                    event = _recorded(jid, report, printer)
+                    event = _recorded(jid, report, printer, unknown_colour=self.unknown_colour_charge)
                     outcome = TrackOutcome(report.job_key, jid, "tracked", _decision(printer), event.sheets,
                                            event.cost)
                 events.append(event)
@@ -197,16 +200,31 @@ def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:
     """The SENT_FIGURES of a report as an event stores them."""
     return dict(user=r.user, printer=printer.name, client_host=r.client_host, submitted_at=to_micros(r.submitted_at),
                 pages=r.pages, copies=r.copies, colour_pages=r.colour_pages, duplex=r.duplex, paper=r.paper,
-                size=r.size, pdl=r.pdl, document=r.document)
+                size=r.size, pdl=r.pdl, document=r.document,
+                paper_counts=None if r.paper_counts is None else
+                {name: [count.pages, count.colour_pages] for name, count in sorted(r.paper_counts.items())},
+                pages_known=r.pages_known, colour_known=r.colour_known, uncertain=r.uncertain)
 
 
-def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None) -> PrintJob.Tracked:
+def _priced_counts(r: JobReport, unknown_colour: str) -> tuple[int, dict[str, tuple[int, int]] | None]:
+    """The colour pages and the per-size counts the job is priced at: as reported, or every
+    page as colour when its colour is unknown and the site charges unknown colour as colour."""
+    as_colour = not r.colour_known and unknown_colour == "colour"
+    if r.paper_counts is None:
+        return (r.pages if as_colour else r.colour_pages), None
+    return (r.pages if as_colour else r.colour_pages), {
+        name: (count.pages, count.pages if as_colour else count.colour_pages) for name, count in r.paper_counts.items()}
+
+
+def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None,
+              unknown_colour: str = "colour") -> PrintJob.Tracked:
     record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
+    colour_pages, paper_counts = _priced_counts(r, unknown_colour)
     return record(
         jid, **_sent_figures(r, printer),
         sheets=sheets_for(pages=r.pages, copies=r.copies, duplex=r.duplex),
-        cost=printer.schedule.price(pages=r.pages, colour_pages=r.colour_pages, copies=r.copies,
-                                    duplex=r.duplex, paper=r.paper),
+        cost=printer.schedule.price(pages=r.pages, colour_pages=colour_pages, copies=r.copies,
+                                    duplex=r.duplex, paper=r.paper, paper_counts=paper_counts),
         schedule=printer.schedule_version,
     )
 

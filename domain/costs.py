@@ -53,11 +53,20 @@ class CostSchedule:
             bounded=False,
         )
 
-    def price(self, *, pages: int, colour_pages: int, copies: int, duplex: bool, paper: str) -> int:
-        """Cost of a job: every impression of every copy at its paper size's mono or colour price."""
-        mono_price, colour_price = self.by_paper.get(paper, (self.mono_page, self.colour_page))
-        colour = min(colour_pages, pages)
-        per_copy = (pages - colour) * mono_price + colour * colour_price
+    def price(self, *, pages: int, colour_pages: int, copies: int, duplex: bool, paper: str,
+              paper_counts: dict[str, tuple[int, int]] | None = None) -> int:
+        """Cost of a job: every impression of every copy at its paper size's mono or colour price.
+
+        ``paper_counts`` (paper -> (impressions, colour impressions) per copy), when given,
+        prices each size's pages at that size's rates; else every page is on ``paper``.
+        """
+        if not paper_counts:
+            paper_counts = {paper: (pages, colour_pages)}
+        per_copy = 0
+        for size, (size_pages, size_colour) in paper_counts.items():
+            mono_price, colour_price = self.by_paper.get(size, (self.mono_page, self.colour_page))
+            colour = min(size_colour, size_pages)
+            per_copy += (size_pages - colour) * mono_price + colour * colour_price
         total = per_copy * copies
         if duplex and self.duplex_discount_pct:
             # Round half up to the nearest 1/10,000 unit.

@@ -50,9 +50,21 @@ class PrintJob(Aggregate):
                 setattr(aggregate, name, getattr(self, name))
 
     class Tracked(Recorded):
-        """An ordinary job: the one event it takes to account for it."""
+        """An ordinary job: the one event it takes to account for it.
 
-        document: str  # personal field: kept last so it can be encrypted or omitted on its own
+        Fields after ``document`` were appended later (events stored before them decode with
+        APPENDED_DEFAULTS): ``paper_counts`` paper -> [impressions, colour impressions] per
+        copy (None: the agent told one paper for every page); ``pages_known``/``colour_known``
+        False when the agent could not be sure of them, ``uncertain`` saying why.
+        """
+
+        document: str  # personal field (see Recorded): the last of the first version's fields
+        paper_counts: dict | None = None
+        pages_known: bool = True
+        colour_known: bool = True
+        uncertain: str = ""
+
+        APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": ""}
 
     class Denied(Recorded):
         """A job refused when it was tracked (e.g. its user has no licence seat).
@@ -62,7 +74,13 @@ class PrintJob(Aggregate):
         """
 
         reason: str
-        document: str  # personal field, kept last (see Tracked)
+        document: str  # personal field (see Tracked)
+        paper_counts: dict | None = None
+        pages_known: bool = True
+        colour_known: bool = True
+        uncertain: str = ""
+
+        APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": ""}
 
         def apply(self, aggregate: "PrintJob") -> None:
             super().apply(aggregate)

@@ -168,7 +168,8 @@ class Runtime:
 
     @cached_property
     def track_jobs(self) -> TrackJobs:
-        return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs)
+        return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs,
+                         unknown_colour_charge=self.settings.unknown_colour_charge)
 
     @cached_property
     def hold_job(self) -> HoldJob:

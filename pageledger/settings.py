@@ -38,6 +38,11 @@ class Settings:
     currency: str = "EUR"
     # What an agent does with a job while it cannot reach the server: "print" or "refuse".
     offline_policy: str = "print"
+    # How a job's pages are priced when the agent could not tell their colour (colour_known
+    # false: a damaged or encrypted document, an interpreter that timed out): "colour" (every
+    # page at the colour price: never undercharges) or "mono" (the pages reported as colour
+    # at colour price, the rest mono).
+    unknown_colour_charge: str = "colour"
     # How often (seconds) the in-process projection runner polls an idle log.
     projection_poll_seconds: float = 0.05
     log_level: str = "INFO"
@@ -106,6 +111,8 @@ class Settings:
         settings = replace(cls(), **converted)
         if settings.offline_policy not in ("print", "refuse"):
             raise SettingsError("offline_policy must be 'print' or 'refuse'")
+        if settings.unknown_colour_charge not in ("colour", "mono"):
+            raise SettingsError("unknown_colour_charge must be 'colour' or 'mono'")
         if settings.max_spool_mib < 1:
             raise SettingsError("max_spool_mib must be at least 1")
         settings.trusted_proxy_networks  # noqa: B018 - refuse a malformed list at start, not at a login

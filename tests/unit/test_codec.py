@@ -116,6 +116,31 @@ def test_the_stored_shape_of_tracked_and_denied_jobs_is_unchanged():
     facts = ["user", "printer", "client_host", "submitted_at", "pages", "copies", "sheets", "colour_pages",
              "duplex", "paper", "size", "pdl", "cost", "schedule"]
     envelope = ["originator_id", "originator_version", "timestamp", "originator_topic"]
-    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == envelope + facts + ["document"]
-    assert [f.name for f in dataclasses.fields(PrintJob.Denied)] == envelope + facts + ["reason", "document"]
+    appended = ["paper_counts", "pages_known", "colour_known", "uncertain"]  # issue 19, at the end
+    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == envelope + facts + ["document"] + appended
+    assert [f.name for f in dataclasses.fields(PrintJob.Denied)] == envelope + facts + ["reason", "document"] + appended
     assert (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied)) == ("PrintJob.Tracked", "PrintJob.Denied")
+
+
+def test_a_job_stored_before_paper_counts_existed_still_decodes_with_their_defaults():
+    import msgspec
+
+    from dataclasses import replace
+
+    import msgspec
+
+    event = PrintJob.tracked(uuid4(), user="alice", printer="p", client_host="h", submitted_at=1, pages=3,
+                             copies=1, sheets=3, colour_pages=1, duplex=False, paper="mixed", size=10, pdl="pdf",
+                             cost=7, schedule=1, document="d", paper_counts={"A3": [1, 0], "A4": [2, 1]},
+                             pages_known=True, colour_known=False, uncertain="encrypted")
+    codec = mapper()
+    stored = codec.to_stored_event(event)
+    values = msgspec.msgpack.decode(stored.state)
+    old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
+                      msgspec.msgpack.encode(values[:-4]))  # as it was stored before issue 19
+    again = codec.to_domain_event(stored)
+    before = codec.to_domain_event(old)
+    assert (again.paper_counts, again.colour_known, again.uncertain) == ({"A3": [1, 0], "A4": [2, 1]}, False,
+                                                                         "encrypted")
+    assert (before.paper_counts, before.pages_known, before.colour_known, before.uncertain) == (None, True, True, "")
+    assert before.pages == 3 and before.document == "d"

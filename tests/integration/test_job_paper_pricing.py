@@ -1,0 +1,51 @@
+"""Pricing a job per paper size, and a job whose colour the agent could not tell (issue 19)."""
+from __future__ import annotations
+
+import json
+
+import msgspec
+
+from commands.job_reports import parse_batch
+from commands.jobs import TrackJobs
+from domain.costs import CostSchedule
+from tools.sample_jobs import sample_jobs
+
+
+def report(**figures):
+    job = dict(next(sample_jobs(1)), printer="office", copies=1, duplex=False)
+    job.update(figures)
+    return parse_batch(json.dumps({"jobs": [job]}).encode())[0]
+
+
+def test_each_paper_size_is_priced_at_its_own_rate_and_the_event_keeps_the_counts(runtime):
+    runtime.set_cost_schedule("office", CostSchedule(mono_page=500, colour_page=2500,
+                                                     by_paper={"A3": (1000, 5000)}))
+    mixed = report(job_key="mixed/1", pages=4, colour_pages=1, paper="mixed", copies=2,
+                   paper_counts={"A4": {"pages": 3, "colour_pages": 1}, "A3": {"pages": 1, "colour_pages": 0}})
+    [outcome] = TrackJobs(runtime.app, runtime.printers)([mixed])
+    assert outcome.status == "tracked"
+    assert outcome.cost == (2 * 500 + 2500 + 1000) * 2
+    job = runtime.app.repository.get(outcome.job_id)
+    assert (job.paper, job.paper_counts, job.pages_known, job.colour_known) == (
+        "mixed", {"A3": [1, 0], "A4": [3, 1]}, True, True)
+    # A re-post with the same counts is a duplicate; with other counts, a conflict naming them.
+    [again] = TrackJobs(runtime.app, runtime.printers)([mixed])
+    assert again.status == "duplicate"
+    other = msgspec.structs.replace(mixed, paper_counts=parse_batch(json.dumps({"jobs": [dict(
+        next(sample_jobs(1)), pages=4, colour_pages=1, paper_counts={"A4": {"pages": 4, "colour_pages": 1}})]})
+        .encode())[0].paper_counts)
+    [conflict] = TrackJobs(runtime.app, runtime.printers)([other])
+    assert (conflict.status, conflict.fields) == ("conflict", ("paper_counts",))
+
+
+def test_unknown_colour_is_charged_as_colour_by_default_and_as_reported_when_the_site_says_mono(runtime):
+    runtime.set_cost_schedule("office", CostSchedule(mono_page=500, colour_page=2500))
+    unsure = dict(pages=4, colour_pages=0, paper="A4", colour_known=False, uncertain="encrypted with a password")
+    [as_colour] = TrackJobs(runtime.app, runtime.printers)([report(job_key="u/1", **unsure)])
+    assert as_colour.cost == 4 * 2500
+    [as_mono] = TrackJobs(runtime.app, runtime.printers, unknown_colour_charge="mono")([report(job_key="u/2", **unsure)])
+    assert as_mono.cost == 4 * 500
+    job = runtime.app.repository.get(as_colour.job_id)
+    assert (job.colour_pages, job.colour_known, job.uncertain) == (0, False, "encrypted with a password")
+    [known] = TrackJobs(runtime.app, runtime.printers)([report(job_key="u/3", pages=4, colour_pages=1, paper="A4")])
+    assert known.cost == 3 * 500 + 2500

@@ -34,6 +34,7 @@ from agent.job_options import BadJobArguments, CupsJob
 from agent.outbox import Outbox
 from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
+from agent.printer_abilities import abilities
 from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerRejectedJobs, ServerUnreachable,
                           ServicesClient, SpoolTooLargeForServer, SpoolUploadDamaged, SpoolUploadUnsupported)
 
@@ -126,6 +127,11 @@ def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submi
     """The job as ``POST /Services/jobs`` wants it."""
     pages = counts.pages if counts.pages is not None else 0
     paper = counts.paper_size if counts.paper_size != "unknown" else job.paper
+    paper_counts: dict[str, list[int]] = {}
+    for name, (size_pages, size_colour) in counts.paper_counts.items():
+        entry = paper_counts.setdefault(name if name != "unknown" else job.paper, [0, 0])
+        entry[0] += size_pages
+        entry[1] += size_colour
     record = {
         "job_key": job.job_key(host),
         "user": job.user,
@@ -141,6 +147,17 @@ def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submi
         "size": counts.bytes,
         "pdl": counts.format,
     }
+    adds_up = (sum(p for p, _ in paper_counts.values()) == pages
+               and sum(c for _, c in paper_counts.values()) == record["colour_pages"])
+    if adds_up and (len(paper_counts) > 1 or any(n != paper for n in paper_counts)):
+        record["paper_counts"] = {name: {"pages": p, "colour_pages": c} for name, (p, c) in paper_counts.items()}
+    if counts.pages is None or not counts.pages_known:
+        record["pages_known"] = False
+    if not counts.colour_known:
+        record["colour_known"] = False
+    reason = counts.unknown_reason or counts.error
+    if reason and (counts.pages is None or not counts.pages_known or not counts.colour_known):
+        record["uncertain"] = printable_title(reason)[:255]
     if job.release_code:
         record["release_code"] = job.release_code
     return record
@@ -210,8 +227,16 @@ class Backend:
         final_type = self.environ.get("FINAL_CONTENT_TYPE", "")
         imposed = job.file is None or (bool(final_type) and final_type != "application/vnd.cups-raw")
         number_up, page_ranges = self._layout_options(job)
+        device = abilities(printer, self.environ.get("PPD"), self.config.state_dir)
         counts = count_job(spool_path, copies=job.copies, duplex=job.duplex, number_up=number_up,
-                           imposed=imposed, monochrome=job.monochrome, page_ranges=page_ranges)
+                           imposed=imposed, monochrome=job.monochrome, page_ranges=page_ranges,
+                           timeout=self.config.interpreter_timeout, device_colour=device.colour,
+                           device_duplex=device.duplex)
+        if not device.colour or not device.duplex:
+            self.log.debug(f"PageLedger: the device prints {'colour' if device.colour else 'monochrome only'}, "
+                           f"{'both sides' if device.duplex else 'one side only'} ({device.source})")
+        if counts.pages is not None and not counts.pages_known:
+            self.log.warning(f"PageLedger: page count not sure ({counts.unknown_reason}): recorded as such")
         if counts.error:
             self.log.warning(f"PageLedger: could not read the document ({counts.error})")
         if counts.pages is None:
@@ -221,7 +246,7 @@ class Backend:
         self.log.info(f"PageLedger: job {job.job_id} by {job.user}: {counts.format}, {record['pages']} pages x "
                       f"{counts.copies} copies, {counts.sheets if counts.sheets is not None else '?'} sheets"
                       f"{' duplex' if counts.duplex else ''}, "
-                      f"{str(record['colour_pages']) + ' colour' if counts.colour_known else 'colour not told by ' + counts.format}"
+                      f"{str(record['colour_pages']) + ' colour' if counts.colour_known else 'colour not known (' + (counts.unknown_reason or counts.format + ' does not tell') + ')'}"
                       f", {record['paper']}")
         self.log.debug(f"PageLedger: counted in {(time.perf_counter() - started) * 1000:.1f} ms; job_key {record['job_key']}")
 

@@ -31,6 +31,7 @@ PROPERTIES = {
     "ServerTimeout": "server_timeout",
     "ClientHost": "client_host",
     "BatchSize": "batch_size",
+    "InterpreterTimeout": "interpreter_timeout",
 }
 _BY_UPPER = {name.upper(): name for name in PROPERTIES}
 
@@ -65,6 +66,9 @@ class AgentConfig:
     server_timeout: float = 3.0
     client_host: str = field(default_factory=socket.gethostname)
     batch_size: int = 500
+    # Seconds Ghostscript may take on one job's document (PostScript, PDFs the parsers cannot
+    # settle) before its count is given up as unknown (the job still prints).
+    interpreter_timeout: float = 20.0
 
     def __post_init__(self) -> None:
         if self.services_url and not self.services_url.startswith(("http://", "https://")):
@@ -73,6 +77,8 @@ class AgentConfig:
             raise ConfigError("ServerTimeout must be a positive number of seconds")
         if self.batch_size < 1:
             raise ConfigError("BatchSize must be at least 1")
+        if not 0 < self.interpreter_timeout <= 3600:
+            raise ConfigError("InterpreterTimeout must be a number of seconds between 0 and 3600")
 
     @property
     def config_path(self) -> Path:

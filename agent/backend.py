@@ -21,7 +21,6 @@ import os
 import pwd
 import re
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -98,9 +97,22 @@ def _uri_for_log(uri: str) -> str:
     return re.sub(r"//[^/@]*@", "//", uri)
 
 
+def _new_spool_file() -> tuple[int, str]:
+    """A new private file in cupsd's TMPDIR (as tempfile.mkstemp makes it, without importing
+    tempfile, whose imports cost a backend process more than the job's counting)."""
+    directory = os.environ.get("TMPDIR") or "/tmp"
+    for attempt in range(100):
+        path = os.path.join(directory, f"pageledger-{os.getpid()}-{time.monotonic_ns()}-{attempt}.spool")
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no new spool file could be made in {directory}")
+
+
 def spool_stdin(stdin_fd: int) -> str:
     """Copy the job's data from stdin to a temporary file (in cupsd's TMPDIR) and return it."""
-    fd, path = tempfile.mkstemp(prefix="pageledger-", suffix=".spool")
+    fd, path = _new_spool_file()
     with os.fdopen(fd, "wb") as out:
         while True:
             chunk = os.read(stdin_fd, COPY_CHUNK)

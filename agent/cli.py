@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import agent
-from agent.config import (AgentConfig, ConfigError, load_config, parse_name_value_arguments,
+from agent.config import (DEFAULT_SERVER_BIN, AgentConfig, ConfigError, load_config, parse_name_value_arguments,
                           read_ini_properties, state_dir_from_environment)
-from agent.install import DEFAULT_SERVER_BIN, CupsAdmin, InstallError, install, uninstall
-from agent.outbox import Outbox
 from agent.pagecount import count_job
-from agent.policy_cache import PolicyStore
-from agent.server import ServerError, ServicesClient
+
+# The other sub-commands' modules (install, outbox, server) are imported by their handlers:
+# ``count`` is run per document by scripts, and must not pay for them.
 
 
 def _positive_int(text: str) -> int:
@@ -57,8 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     inst.add_argument("--bin-dir", type=Path, default=Path("/usr/local/bin"), help="where the shortcut goes")
     state_option(inst)
 
-    uninst = sub.add_parser("uninstall", help="restore the queues' device URIs and remove the backend")
+    uninst = sub.add_parser("uninstall", help="restore the queues' device URIs and remove the backend",
+                            description="The state dir is found by itself: the one the installed launcher was "
+                                        "made for, $PAGELEDGER_AGENT_STATE_DIR, the default, or the one the "
+                                        "installed backend in --server-bin names.")
     uninst.add_argument("--cups-server")
+    uninst.add_argument("--server-bin", type=Path, default=DEFAULT_SERVER_BIN,
+                        help="CUPS ServerBin whose backend names the state dir (default /usr/lib/cups)")
     uninst.add_argument("--purge", action="store_true", help="also delete the state dir (refused while jobs wait)")
     state_option(uninst)
 
@@ -88,6 +92,8 @@ def _count(args) -> int:
 
 
 def _install(args) -> int:
+    from agent.install import CupsAdmin, install
+
     properties = {}
     if args.package_ini:
         properties.update(read_ini_properties(args.package_ini))
@@ -101,6 +107,10 @@ def _install(args) -> int:
 
 
 def _flush(args) -> int:
+    from agent.outbox import Outbox
+    from agent.policy_cache import PolicyStore
+    from agent.server import ServerError, ServicesClient
+
     config = load_config(args.state_dir or state_dir_from_environment())
     client = ServicesClient(config.services_url, config.agent_token, config.server_timeout)
     with Outbox(config.state_dir / "outbox.sqlite3", warn=lambda line: print(line, file=sys.stderr)) as outbox:
@@ -118,6 +128,9 @@ def _flush(args) -> int:
 
 
 def _status(args) -> int:
+    from agent.outbox import Outbox
+    from agent.policy_cache import PolicyStore
+
     config = load_config(args.state_dir or state_dir_from_environment())
     policy = PolicyStore(config.state_dir).load()
     with Outbox(config.state_dir / "outbox.sqlite3") as outbox:
@@ -128,15 +141,39 @@ def _status(args) -> int:
     return 0
 
 
+def _uninstall(args) -> int:
+    from agent.install import CupsAdmin, uninstall
+
+    uninstall(_installed_state_dir(args), cups=CupsAdmin(args.cups_server), purge=args.purge)
+    return 0
+
+
+def _installed_state_dir(args) -> Path:
+    """Where the install to undo keeps its state: as told, else where its record is."""
+    from agent.install import BACKEND_NAME, RECORD_FILE, state_dir_of_backend
+
+    if args.state_dir:
+        return args.state_dir
+    state = state_dir_from_environment()
+    if (state / RECORD_FILE).exists():
+        return state
+    named = state_dir_of_backend(args.server_bin / "backend" / BACKEND_NAME)
+    return named if named is not None else state
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"count": _count, "install": _install, "uninstall": None, "flush": _flush, "status": _status}
+    handlers = {"count": _count, "install": _install, "uninstall": _uninstall, "flush": _flush, "status": _status}
     try:
-        if args.command == "uninstall":
-            uninstall(args.state_dir or state_dir_from_environment(), cups=CupsAdmin(args.cups_server), purge=args.purge)
-            return 0
         return handlers[args.command](args)
-    except (ConfigError, InstallError) as err:
+    except ConfigError as err:
+        print(f"pageledger-agent: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        from agent.install import InstallError
+
+        if not isinstance(err, InstallError):
+            raise
         print(f"pageledger-agent: error: {err}", file=sys.stderr)
         return 1
 

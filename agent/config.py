@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 DEFAULT_STATE_DIR = Path("/var/lib/pageledger-agent")
+DEFAULT_SERVER_BIN = Path("/usr/lib/cups")  # CUPS ServerBin: its backend/ holds the wrapper
 CONFIG_FILE = "agent.ini"
 SECTION = "Properties"
 # Environment variable that points the backend and CLI at another state dir (tests, packaging).

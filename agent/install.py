@@ -1,5 +1,13 @@
 """Installing the agent on a CUPS print server: the backend, its configuration, wrapped queues.
 
+The agent is installed into its own place, ``InstallDir`` (default /opt/pageledger-agent):
+a virtual environment of its own (``InstallDir/venv``, made from the base interpreter, no
+pip) holding a copy of the ``agent`` package and of ``pypdf`` (its one dependency, for PDF
+colour), compiled. The backend and the ``pageledger-agent`` launcher refer only to that
+place: the checkout or wheel that ran ``install`` can be deleted or moved. The backend runs
+its interpreter with ``-IS`` (isolated, no site) (no site, no .pth files of other packages: a job pays only for
+what it imports) and the environment's site-packages on its path.
+
 ``install`` writes ``<ServerBin>/backend/pageledger`` (mode 0700, owned by root: cupsd runs
 it as root, so its state dir can stay root-only; it hands the job to the real backend as
 cupsd would, as ``lp`` for world-executable backends), the configuration and install record
@@ -22,14 +30,13 @@ from pathlib import Path
 from typing import Callable
 
 import agent
-from agent.config import AgentConfig, ConfigError
+from agent.config import DEFAULT_SERVER_BIN, AgentConfig, ConfigError
 from agent.outbox import Outbox
 from agent.policy_cache import PolicyStore
 from agent.server import ServerError, ServerRefusedToken, ServicesClient
 
 BACKEND_NAME = "pageledger"
 RECORD_FILE = "installed.json"
-DEFAULT_SERVER_BIN = Path("/usr/lib/cups")
 PREFIX = BACKEND_NAME + ":"
 
 
@@ -111,28 +118,119 @@ def _write_executable(path: Path, text: str, mode: int) -> None:
     os.replace(tmp, path)
 
 
-def backend_script(python: str, state_dir: Path) -> str:
-    agent_root = str(Path(agent.__file__).resolve().parent.parent)
-    return (f"#!{python} -I\n"
+STATE_LINE = "# state dir: "
+VENV = "venv"
+
+
+def _running_libs() -> list[str]:
+    """Where the running agent and its pypdf are (for a backend run from a checkout: tests)."""
+    import importlib.util
+
+    libs = [str(Path(agent.__file__).resolve().parent.parent)]
+    spec = importlib.util.find_spec("pypdf")
+    if spec and spec.origin:
+        pypdf_lib = str(Path(spec.origin).resolve().parent.parent)
+        if pypdf_lib not in libs:
+            libs.append(pypdf_lib)
+    return libs
+
+
+def _path_lines(lib_dir: str | Path | None) -> str:
+    libs = [str(lib_dir)] if lib_dir is not None else _running_libs()
+    return "".join(f"sys.path.insert({i}, {lib!r})\n" for i, lib in enumerate(libs))
+
+
+def backend_script(python: str, state_dir: Path, lib_dir: str | Path | None = None) -> str:
+    """The CUPS backend: ``lib_dir`` is where its ``agent`` package is (InstallDir's
+    site-packages; the running agent's own directory when None, as for tests and benchmarks)."""
+    return (f"#!{python} -IS\n"
             f"# PageLedger agent {agent.__version__}: CUPS backend wrapper, written by 'pageledger-agent install'.\n"
+            f"{STATE_LINE}{state_dir}\n"
             "import sys\n"
-            f"sys.path.insert(0, {agent_root!r})\n"
+            f"{_path_lines(lib_dir)}"
             "from agent.backend import main\n"
             f"sys.exit(main(sys.argv, state_dir={str(state_dir)!r}))\n")
 
 
-def launcher_script(python: str, state_dir: Path) -> str:
-    agent_root = str(Path(agent.__file__).resolve().parent.parent)
-    return (f"#!{python} -I\n"
+def launcher_script(python: str, state_dir: Path, lib_dir: str | Path | None = None) -> str:
+    return (f"#!{python} -IS\n"
+            f"{STATE_LINE}{state_dir}\n"
             "import os, sys\n"
-            f"sys.path.insert(0, {agent_root!r})\n"
+            f"{_path_lines(lib_dir)}"
             f"os.environ.setdefault('PAGELEDGER_AGENT_STATE_DIR', {str(state_dir)!r})\n"
             "from agent.cli import main\n"
             "sys.exit(main())\n")
 
 
+def state_dir_of_backend(backend: Path) -> Path | None:
+    """The state dir an installed backend was written for (its ``# state dir:`` line)."""
+    try:
+        with open(backend, encoding="utf-8", errors="replace") as handle:
+            for _ in range(5):
+                line = handle.readline()
+                if line.startswith(STATE_LINE):
+                    return Path(line[len(STATE_LINE):].strip())
+    except OSError:
+        return None
+    return None
+
+
+def base_interpreter() -> str:
+    """The interpreter the running one was made from (a virtual environment's base)."""
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+def install_files(install_dir: Path, say: Callable[[str], None] = print) -> tuple[str, Path]:
+    """Make ``install_dir``'s own environment with this agent and pypdf in it; (its python, its
+    site-packages). Done in a fresh directory beside the old one, then swapped in, so that a
+    failure leaves the installed agent as it was."""
+    import compileall
+    import venv
+
+    install_dir = install_dir.resolve()
+    install_dir.mkdir(parents=True, exist_ok=True)
+    target = install_dir / VENV
+    fresh = install_dir / f".{VENV}.new"
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    # symlinks: the environment's python is the system one, not a copy that would go stale
+    # when the system's is upgraded.
+    builder = venv.EnvBuilder(with_pip=False, symlinks=True, clear=True)
+    builder.create(fresh)
+    site_packages = _site_packages(fresh)
+    sources = [Path(agent.__file__).resolve().parent]
+    try:
+        import pypdf
+
+        sources.append(Path(pypdf.__file__).resolve().parent)
+    except ImportError:
+        say("warning: pypdf is not installed here: PDF colour is then told by Ghostscript alone")
+    for source in sources:
+        shutil.copytree(source, site_packages / source.name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    compileall.compile_dir(str(site_packages), quiet=1, workers=1)
+    old = install_dir / f".{VENV}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(fresh, target)
+    if old.exists():
+        shutil.rmtree(old)
+    # The paths inside pyvenv.cfg and bin/ name the final place only once it is there.
+    (target / "pyvenv.cfg").write_text((target / "pyvenv.cfg").read_text().replace(str(fresh), str(target)))
+    return str(target / "bin" / "python"), _site_packages(target)
+
+
+def _site_packages(env: Path) -> Path:
+    found = sorted(env.glob("lib/python*/site-packages"))
+    if not found:
+        raise InstallError(f"no site-packages in {env}")
+    return found[0]
+
+
 def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups: CupsAdmin | None = None,
-            queues: list[str] | None = None, python: str = sys.executable,
+            queues: list[str] | None = None,
             bin_dir: Path = Path("/usr/local/bin"), say: Callable[[str], None] = print) -> InstallRecord:
     cups = cups or CupsAdmin()
     if not config.services_url:
@@ -171,11 +269,13 @@ def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups:
     backend_path = server_bin / "backend" / BACKEND_NAME
     if not (server_bin / "backend").is_dir():
         raise InstallError(f"{server_bin / 'backend'} is not a directory: is CUPS installed (ServerBin)?")
-    _write_executable(backend_path, backend_script(python, config.state_dir), 0o700)
+    own_python, lib_dir = install_files(config.install_dir, say)
+    say(f"agent {agent.__version__} installed in {config.install_dir}")
+    _write_executable(backend_path, backend_script(own_python, config.state_dir, lib_dir), 0o700)
     say(f"backend installed: {backend_path}")
 
-    launcher_path = config.install_dir / "pageledger-agent"
-    _write_executable(launcher_path, launcher_script(python, config.state_dir), 0o755)
+    launcher_path = config.install_dir.resolve() / "pageledger-agent"
+    _write_executable(launcher_path, launcher_script(own_python, config.state_dir, lib_dir), 0o755)
     shortcut_path = ""
     if not config.suppress_shortcuts:
         shortcut = bin_dir / "pageledger-agent"
@@ -194,15 +294,35 @@ def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups:
     if unknown:
         record.save(config.state_dir)
         raise InstallError(f"no such queue: {', '.join(unknown)} (queues: {', '.join(current) or 'none'})")
-    for queue in chosen:
-        uri = current[queue]
-        if uri.startswith(PREFIX):
-            record.queues.setdefault(queue, uri[len(PREFIX):])
-            say(f"queue {queue}: already wrapped")
-            continue
-        cups.set_device_uri(queue, PREFIX + uri)
-        record.queues[queue] = uri
-        say(f"queue {queue}: {uri} -> {PREFIX}{uri}")
+    wrapped_now: list[str] = []
+    try:
+        for queue in chosen:
+            uri = current[queue]
+            if uri.startswith(PREFIX):
+                record.queues.setdefault(queue, uri[len(PREFIX):])
+                say(f"queue {queue}: already wrapped")
+                continue
+            # Recorded before the queue is changed: an install killed between the two leaves a
+            # record that uninstall (or the next install) can still undo.
+            record.queues[queue] = uri
+            record.save(config.state_dir)
+            cups.set_device_uri(queue, PREFIX + uri)
+            wrapped_now.append(queue)
+            say(f"queue {queue}: {uri} -> {PREFIX}{uri}")
+    except BaseException:
+        # Interrupted (an lpadmin failure, Ctrl-C): the queues wrapped by this run get their
+        # URIs back, so that a failed install leaves the queues as they were.
+        for queue in reversed(wrapped_now):
+            try:
+                cups.set_device_uri(queue, current[queue])
+                say(f"queue {queue}: restored to {current[queue]} (install interrupted)")
+            except InstallError as err:
+                say(f"warning: queue {queue} not restored ({err})")
+            else:
+                if previous is None or queue not in previous.queues:
+                    record.queues.pop(queue, None)
+        record.save(config.state_dir)
+        raise
     record.save(config.state_dir)
     return record
 
@@ -245,6 +365,11 @@ def uninstall(state_dir: Path, *, cups: CupsAdmin | None = None, purge: bool = F
     for path in (record.backend_path, record.launcher_path, record.shortcut_path):
         if path and (os.path.islink(path) or os.path.exists(path)):
             os.unlink(path)
+    if record.launcher_path:
+        own_env = Path(record.launcher_path).parent / VENV
+        if (own_env / "pyvenv.cfg").exists():
+            shutil.rmtree(own_env)
+            say(f"agent removed from {own_env.parent}")
     (state_dir / RECORD_FILE).unlink()
     if purge:
         shutil.rmtree(state_dir)

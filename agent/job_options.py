@@ -6,7 +6,6 @@ by spaces, values optionally quoted or braced (collections), backslash escapes, 
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -156,8 +155,16 @@ class CupsJob:
         # surrogateescape: a title that is not UTF-8 (argv decodes it to lone surrogates) hashes
         # as the bytes it was, instead of failing the job.
         raw = f"{self.user}\0{self.title}".encode("utf-8", "surrogateescape")
-        suffix = self.job_uuid or "t" + hashlib.sha256(raw).hexdigest()[:16]
+        suffix = self.job_uuid or "t" + _sha256_hex(raw)[:16]
         key = f"{hostname}/{self.job_id}/{suffix}"
         if len(key) > 255:
-            key = f"{hostname[:100]}/{self.job_id}/h{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+            key = f"{hostname[:100]}/{self.job_id}/h{_sha256_hex(key.encode())[:32]}"
         return key
+
+
+def _sha256_hex(data: bytes) -> str:
+    # Imported here: hashlib (OpenSSL) costs a backend process milliseconds, and a job with a
+    # job-uuid (every job CUPS 2 submits) never needs it.
+    from hashlib import sha256
+
+    return sha256(data).hexdigest()

@@ -10,14 +10,11 @@ a kind of ``ServerUnreachable``, send it again) and ``SpoolTooLargeForServer`` (
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
 import select
 import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from typing import Iterator
 from urllib.parse import quote, urlsplit
@@ -135,6 +132,10 @@ class ServicesClient:
         if not base_url:
             raise ValueError("no ServicesUrl configured")
         self._base = base_url.rstrip("/")
+        self._url = urlsplit(self._base)
+        if self._url.scheme not in ("http", "https") or not self._url.hostname:
+            raise ValueError(f"ServicesUrl {base_url!r} is not an http(s) URL")
+        self._path = self._url.path.rstrip("/")
         self._token = token
         self._timeout = timeout
 
@@ -146,18 +147,30 @@ class ServicesClient:
         all_headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
                        "User-Agent": "pageledger-agent"}
         all_headers.update(headers or {})
-        request = urllib.request.Request(self._base + path, data=body, method=method, headers=all_headers)
+        # http.client, not urllib.request: a backend is a new process per job and urllib's
+        # import (its handlers, email, cookies...) cost more than the request.
+        connection = self._connection(timeout or self._timeout)
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self._timeout) as response:
-                raw = response.read()
-                return response.status, (json.loads(raw) if raw else {})
-        except urllib.error.HTTPError as err:
-            raise _refusal(method, path, err.code, err.read()) from None
-        except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as err:
-            reason = getattr(err, "reason", err)
-            raise ServerUnreachable(f"{method} {self._base}{path}: {reason}") from None
+            connection.request(method, self._path + path, body=body, headers=all_headers)
+            response = connection.getresponse()
+            raw = response.read()
+        except (http.client.HTTPException, socket.timeout, TimeoutError, ConnectionError, OSError) as err:
+            raise ServerUnreachable(f"{method} {self._base}{path}: {err or type(err).__name__}") from None
+        finally:
+            connection.close()
+        if response.status >= 400:
+            raise _refusal(method, path, response.status, raw)
+        if response.status >= 300:
+            raise ServerUnreachable(f"{method} {self._base}{path}: HTTP {response.status} (redirects are not followed)")
+        try:
+            return response.status, (json.loads(raw) if raw else {})
         except ValueError as err:
             raise ServerUnreachable(f"{method} {path}: answer is not JSON ({err})") from None
+
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self._url.scheme == "https":
+            return http.client.HTTPSConnection(self._url.hostname, self._url.port, timeout=timeout)
+        return http.client.HTTPConnection(self._url.hostname, self._url.port, timeout=timeout)
 
     def post_jobs(self, jobs: list[dict]) -> list[JobResult]:
         """Track a batch (all or nothing on the server); one result per job, in order."""
@@ -185,16 +198,17 @@ class ServicesClient:
         declared length) and close; urllib would only report the broken pipe. This waits briefly
         for such an answer after the headers and first 32 KiB, stops sending once an answer is waiting or the
         connection breaks, and reads the answer."""
+        import hashlib  # only a held job needs it: not on every job's import path
+
         request_path = f"/Services/jobs/{quote(job_id, safe='')}/spool"
-        url = urlsplit(self._base)
-        connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+        url = self._url
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             digest = hashlib.sha256()
             while chunk := handle.read(SPOOL_CHUNK):
                 digest.update(chunk)
             handle.seek(0)
-            connection = connection_class(url.hostname, url.port, timeout=timeout)
+            connection = self._connection(timeout)
             try:
                 connection.putrequest("PUT", url.path.rstrip("/") + request_path, skip_accept_encoding=True)
                 for name, value in {"Authorization": f"Bearer {self._token}", "Accept": "application/json",

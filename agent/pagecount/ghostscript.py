@@ -23,9 +23,6 @@ still marks a pixel); a page larger than ``MAX_PIXELS`` is counted but not check
 from __future__ import annotations
 
 import os
-import select
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -57,7 +54,9 @@ class Interpreted:
 
 def available() -> str | None:
     """The path of ``gs``, or None when Ghostscript is not installed."""
-    return shutil.which("gs")
+    from shutil import which  # imported when a job needs the interpreter, not for every PDF
+
+    return which("gs")
 
 
 # Copies are the job's business, counted once by count_job: the interpreter must emit each page
@@ -171,6 +170,8 @@ def interpret(path: str, *, colour: bool, timeout: float = DEFAULT_TIMEOUT, page
     gs = available()
     if gs is None:
         return None
+    import select
+    import subprocess
     result = Interpreted(colour_checked=colour)
     stream = _PageStream(result, colour, page_numbers)
     deadline = time.monotonic() + timeout

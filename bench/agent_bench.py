@@ -33,7 +33,7 @@ from pypdf import PdfWriter  # noqa: E402
 from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject, NumberObject, StreamObject  # noqa: E402
 
 from agent.config import AgentConfig  # noqa: E402
-from agent.install import backend_script  # noqa: E402
+from agent.install import backend_script, install_files  # noqa: E402
 from agent.pagecount import count_document  # noqa: E402
 from tests import sample_documents as docs  # noqa: E402
 from tests.services_double import TOKEN, ServicesDouble  # noqa: E402
@@ -189,6 +189,16 @@ def bench_counting(workdir: Path, size: int, runs: int) -> None:
         path.unlink()
 
 
+_INSTALLED: dict[Path, tuple[str, Path]] = {}
+
+
+def installed(workdir: Path) -> tuple[str, Path]:
+    """The agent installed as ``pageledger-agent install`` does (its own InstallDir venv)."""
+    if workdir not in _INSTALLED:
+        _INSTALLED[workdir] = install_files(workdir / "install", say=lambda line: None)
+    return _INSTALLED[workdir]
+
+
 def bench_backend(workdir: Path, label: str, document: Path, runs: int, options: str = "") -> None:
     services = ServicesDouble(workdir / "spool").start()
     try:
@@ -198,7 +208,8 @@ def bench_backend(workdir: Path, label: str, document: Path, runs: int, options:
         server_bin = workdir / f"serverbin-{label}"
         (server_bin / "backend").mkdir(parents=True)
         wrapper = server_bin / "backend" / "pageledger"
-        wrapper.write_text(backend_script(sys.executable, state))
+        python, lib_dir = installed(workdir)
+        wrapper.write_text(backend_script(python, state, lib_dir))
         wrapper.chmod(0o700)
         real = server_bin / "backend" / "sink"
         real.write_text("#!/bin/sh\ncat >/dev/null\n")
@@ -231,8 +242,20 @@ def bench_backend(workdir: Path, label: str, document: Path, runs: int, options:
         services.stop()
 
 
-def bench_startup(runs: int) -> None:
+def bench_startup(runs: int, workdir: Path | None = None) -> None:
     """What every job pays before doing anything: a new interpreter importing the agent."""
+    if workdir is not None:
+        python, lib_dir = installed(workdir)
+        for label, argv in (("installed -IS", [python, "-IS", "-c", "pass"]),
+                            ("installed+agent", [python, "-IS", "-c", f"import sys; sys.path.insert(0, {str(lib_dir)!r}); "
+                                                                       "import agent.backend"])):
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                subprocess.run(argv, check=True)
+                times.append(time.perf_counter() - start)
+            print(f"backend startup {label:<15} median {statistics.median(times) * 1000:7.1f} ms  "
+                  f"p95 {percentile(times, 95) * 1000:7.1f} ms  ({runs} runs)", flush=True)
     for label, code in (("interpreter", "pass"),
                         ("+agent", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import agent.backend"),
                         ("+pypdf", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import agent.backend, agent.pagecount.pdf"),
@@ -249,6 +272,50 @@ def bench_startup(runs: int) -> None:
               f"p95 {percentile(times, 95) * 1000:7.1f} ms  ({runs} runs of {Path(sys.executable).name} -I)", flush=True)
 
 
+def bench_count_command(workdir: Path, runs: int) -> None:
+    """``pageledger-agent count`` on a small mono PDF (the installed launcher) beside ``python -c pass``
+    of the same environment (the issue's bound: at most 3 times)."""
+    from agent.install import launcher_script
+
+    python, lib_dir = installed(workdir)
+    launcher = workdir / "pageledger-agent"
+    launcher.write_text(launcher_script(python, workdir / "state-count", lib_dir))
+    launcher.chmod(0o755)
+    small = docs.pdf(workdir / "count-small.pdf", 2)
+
+    def median_of(argv: list[str]) -> float:
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    bare = median_of([python, "-c", "pass"])
+    count = median_of([str(launcher), "count", str(small)])
+    print(f"count command     median {count * 1000:7.1f} ms  = {count / bare:.2f} x python -c pass "
+          f"({bare * 1000:.1f} ms; {runs} runs)", flush=True)
+
+
+def bench_ghostscript(workdir: Path, runs: int) -> None:
+    """The interpreter path's cost per page: a 200-page PostScript job, colour and mono."""
+    from agent.pagecount import postscript
+
+    path = big_postscript(workdir / "gs.ps", 200 * 4200)
+    pages = postscript.count(str(path)).pages
+    for colour in (True, False):
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            facts = postscript.count(str(path), colour=colour)
+            times.append(time.perf_counter() - start)
+        assert facts.pages == pages and facts.pages_known, facts
+        median = statistics.median(times)
+        print(f"ghostscript {'colour' if colour else 'mono':<6} median {median / pages * 1000:6.2f} ms/page  "
+              f"({pages} pages of text, {median * 1000:.0f} ms a job; median of {runs})", flush=True)
+    path.unlink()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller documents and fewer runs")
@@ -256,7 +323,9 @@ def main() -> None:
     size = 10 * MB if args.quick else 50 * MB
     with tempfile.TemporaryDirectory(prefix="pageledger-bench-") as tmp:
         workdir = Path(tmp)
-        bench_startup(10 if args.quick else 20)
+        bench_startup(10 if args.quick else 20, workdir)
+        bench_count_command(workdir, 10 if args.quick else 20)
+        bench_ghostscript(workdir, 3 if args.quick else 5)
         small = docs.pdf(workdir / "small.pdf", 2)
         bench_backend(workdir, "small", small, 10 if args.quick else 40, "print-color-mode=color")
         bench_backend(workdir, "small-mono", small, 10 if args.quick else 40, "print-color-mode=monochrome")

@@ -1,34 +1,32 @@
-"""Counting PDF pages; paper size from the first page's media box; colour where cheap.
+"""Counting PDF pages: the page tree's count, each page's paper from its media box, colour.
 
-When the job does not need colour (monochrome), the page count and paper come from
-``pdf_structure`` without importing pypdf (a third of a backend's start-up); anything it is
-not sure of, and every colour count, goes through pypdf.
+The page count, papers and colour come from ``pdf_structure`` without importing pypdf (a
+third of a backend's start-up) whenever it can read the file; anything it is not sure of
+(encryption, unusual filters, damage) goes through pypdf, and a file pypdf cannot open
+either goes to Ghostscript, which repairs what qpdf and pdfinfo repair.
 
-Colour is read from each page's content stream operators (non-grey ``rg``/``RG``/``k``/``K``/
-``sc``/``scn``) and from the colour spaces of the images it draws. A colour space with
-three or four components marks the page as colour even when its pixels happen to be grey:
-telling that would mean decoding every image.
+Colour is read from each page's content stream operators (``pdf_colour``: non-grey
+``rg``/``RG``/``k``/``K``/``sc``/``scn``, a rich black is black). A page that draws images,
+shadings, patterns or forms in colour spaces is "unsettled": its pixels may be grey. Those
+pages alone are rendered by Ghostscript (``-sPageList``) to tell. Without Ghostscript, or
+past its time box, they count as colour and the job's colour is flagged unknown.
 """
 from __future__ import annotations
 
 import io
-import logging
 import os
 import re
 
 from agent.pagecount import ghostscript, pdf_structure
+from agent.pagecount.pdf_colour import COLOUR_SPACES, GREY_INKS, has_colour_ops
+from agent.pagecount.pdf_structure import COLOUR, GREY, UNSETTLED
 from agent.pagecount.facts import DocumentFacts, job_paper, mapped
 from agent.pagecount.paper import paper_from_points
-
-logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 # Pages whose content streams together exceed this are not analysed for colour (speed cap).
 COLOUR_SCAN_LIMIT_BYTES = 256 * 1024 * 1024
 
-_NUM = rb"([-+]?(?:\d+\.?\d*|\.\d+))"
-_RGB_OP = re.compile(_NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+(?:rg|RG|sc|SC|scn|SCN)\b")
-_CMYK_OP = re.compile(_NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+(?:k|K|sc|SC|scn|SCN)\b")
-_COLOUR_SPACES = {"/DeviceRGB", "/DeviceCMYK", "/CalRGB", "/Lab", "/DeviceN", "/Separation"}
+_COLOUR_SPACES = {"/" + name for name in COLOUR_SPACES}
 _PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
@@ -50,23 +48,8 @@ def _is_colour_space(space, depth: int = 0) -> bool:
             return _is_colour_space(space[1], depth + 1)
         if family == "/Separation":
             # A single named ink; black is the only grey one.
-            return str(space[1]) not in ("/Black", "/All", "/None")
+            return str(space[1])[1:] not in GREY_INKS
         return family in _COLOUR_SPACES
-    return False
-
-
-def _has_colour_ops(content: bytes) -> bool:
-    """Colour set by a painting operator: RGB with unequal parts; CMYK with unequal C, M, Y
-    under less than full black (a rich black, 100 % K over some C, M, Y, prints black, and
-    equal C, M and Y print grey)."""
-    for match in _RGB_OP.finditer(content):
-        r, g, b = (float(x) for x in match.groups())
-        if not (r == g == b):
-            return True
-    for match in _CMYK_OP.finditer(content):
-        c, m, y, k = (float(x) for x in match.groups())
-        if not (c == m == y) and k < 1:
-            return True
     return False
 
 
@@ -92,12 +75,11 @@ def _has_colour_images(page) -> bool:
                 return True
         elif xobject.get("/Subtype") == "/Form":
             data = xobject.get_data() if hasattr(xobject, "get_data") else b""
-            if _has_colour_ops(data):
+            if has_colour_ops(data):
                 return True
     return False
 
 
-GREY, COLOUR, UNSETTLED = "grey", "colour", "unsettled"
 
 
 def _page_colour(page) -> tuple[str, int]:
@@ -105,7 +87,7 @@ def _page_colour(page) -> tuple[str, int]:
     something in a colour space whose pixels the operators do not tell; and the stream's size."""
     contents = page.get_contents()
     data = contents.get_data() if contents is not None else b""
-    if _has_colour_ops(data):
+    if has_colour_ops(data):
         return COLOUR, len(data)
     return (UNSETTLED if _has_colour_images(page) else GREY), len(data)
 
@@ -157,8 +139,21 @@ def _count_one(source: str | bytes, colour: bool, timeout: float) -> DocumentFac
             return DocumentFacts("pdf", pages, 0, False, job_paper(papers), page_papers=papers)
         except pdf_structure.Unsupported:
             pass
+    else:
+        try:
+            if isinstance(source, str):
+                page_count, papers, colours = pdf_structure.pages_papers_and_colours(source)
+            else:
+                page_count, papers, colours = pdf_structure.pages_papers_and_colours_in(source)
+            if page_count:
+                return _with_colours(source, page_count, papers, colours, timeout)
+        except pdf_structure.Unsupported:
+            pass
+    import logging  # with pypdf only: what a document pypdf must read costs anyway
+
     from pypdf import PdfReader
 
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(source if isinstance(source, str) else io.BytesIO(source), strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
@@ -185,6 +180,12 @@ def _count_one(source: str | bytes, colour: bool, timeout: float) -> DocumentFac
     except Exception as err:
         return DocumentFacts("pdf", page_count, 0, False, job_paper(papers), page_papers=papers,
                              unknown_reason=f"content not readable for colour ({type(err).__name__})")
+    return _with_colours(source, page_count, papers, colours, timeout)
+
+
+def _with_colours(source: str | bytes, page_count: int, papers: list[str], colours: list[str],
+                  timeout: float) -> DocumentFacts:
+    """The facts from each page's colour verdict, rendering the unsettled pages to settle them."""
     colour_pages = colours.count(COLOUR)
     unsettled = [number for number, verdict in enumerate(colours, 1) if verdict == UNSETTLED]
     coloured = frozenset(number for number, verdict in enumerate(colours, 1) if verdict == COLOUR)

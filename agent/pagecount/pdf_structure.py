@@ -14,6 +14,7 @@ import re
 import zlib
 
 from agent.pagecount.paper import paper_from_points
+from agent.pagecount.pdf_colour import COLOUR_SPACES, GREY_INKS, has_colour_ops
 
 
 class Unsupported(Exception):
@@ -355,16 +356,21 @@ MAX_PAGES = 1_000_000
 
 
 def _page_papers(pdf: PdfStructure, root: dict) -> list[str]:
-    """Each page's paper from its media box (inherited from its parents when it has none),
-    walking the page tree depth first in page order."""
-    papers: list[str] = []
+    return [_box_paper(pdf, box) for _page, box, _resources in _pages(pdf, root)]
+
+
+def _pages(pdf: PdfStructure, root: dict) -> list[tuple[dict, object, object]]:
+    """Each page's dictionary, media box and resources (inherited from its parents when it has
+    none), walking the page tree depth first in page order."""
+    pages: list[tuple[dict, object, object]] = []
     seen: set[int] = set()
-    stack = [(root, pdf.resolve(root.get("MediaBox")), 0)]
+    stack = [(root, pdf.resolve(root.get("MediaBox")), root.get("Resources"), 0)]
     while stack:
-        node, inherited, depth = stack.pop()
-        if depth > MAX_DEPTH or len(papers) > MAX_PAGES:
+        node, inherited, inherited_resources, depth = stack.pop()
+        if depth > MAX_DEPTH or len(pages) > MAX_PAGES:
             raise Unsupported("page tree too deep or too large")
         box = pdf.resolve(node.get("MediaBox")) or inherited
+        resources = node.get("Resources") or inherited_resources
         if node.get("Type") == "Pages" or "Kids" in node:
             kids = pdf.resolve(node.get("Kids"))
             if not isinstance(kids, list):
@@ -377,7 +383,128 @@ def _page_papers(pdf: PdfStructure, root: dict) -> list[str]:
                 child = pdf.resolve(kid)
                 if not isinstance(child, dict):
                     raise Unsupported("page tree node is not a dictionary")
-                stack.append((child, box, depth + 1))
+                stack.append((child, box, resources, depth + 1))
         else:
-            papers.append(_box_paper(pdf, box))
-    return papers
+            pages.append((node, box, resources))
+    return pages
+
+
+GREY, COLOUR, UNSETTLED = "grey", "colour", "unsettled"
+MAX_CONTENT_BYTES = 64 << 20  # decoded content of one document looked at for colour
+
+
+def pages_papers_and_colours(path: str) -> tuple[int, list[str], list[str]]:
+    """(page count, each page's paper, each page's colour: GREY, COLOUR or UNSETTLED when it
+    draws images, shadings or forms in colour spaces) from the structure alone; ``Unsupported``
+    when anything is beyond this reader (the caller then uses pypdf)."""
+    with open(path, "rb") as handle:
+        try:
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:
+            raise Unsupported("empty file") from None
+        with data:
+            return pages_papers_and_colours_in(data)
+
+
+def pages_papers_and_colours_in(data) -> tuple[int, list[str], list[str]]:
+    try:
+        pdf = PdfStructure(data)
+        root = pdf.resolve(pdf.trailer.get("Root"))
+        tree = pdf.resolve(root.get("Pages")) if isinstance(root, dict) else None
+        count = pdf.resolve(tree.get("Count")) if isinstance(tree, dict) else None
+        if not isinstance(count, int) or count < 0:
+            raise Unsupported("no page count")
+        pages = _pages(pdf, tree)
+        if len(pages) != count:
+            raise Unsupported(f"/Count {count} but {len(pages)} pages in the page tree")
+        budget = [MAX_CONTENT_BYTES]
+        colours = [_page_colour(pdf, page, resources, budget) for page, _box, resources in pages]
+        return count, [_box_paper(pdf, box) for _page, box, _resources in pages], colours
+    except (IndexError, ValueError, TypeError, AttributeError, KeyError, RecursionError) as err:
+        raise Unsupported(f"malformed: {err}") from None
+
+
+def _content(pdf: PdfStructure, contents, budget: list[int]) -> bytes:
+    contents = pdf.resolve(contents)
+    parts = contents if isinstance(contents, list) else [contents] if contents is not None else []
+    out = []
+    for part in parts:
+        stream = pdf.resolve(part)
+        if not isinstance(stream, Stream):
+            raise Unsupported("page content is not a stream")
+        decoded = decode(stream, pdf)
+        budget[0] -= len(decoded)
+        if budget[0] < 0:
+            raise Unsupported("too much content to look at")
+        out.append(decoded)
+    return b"\n".join(out)
+
+
+# An inline image (BI ... ID) in a colour space: its pixels are for the interpreter to tell.
+_INLINE_COLOUR_IMAGE = re.compile(rb"\bBI\b[\s\S]{0,300}?/(?:CS|ColorSpace)\s*/(?:RGB|CMYK|DeviceRGB|DeviceCMYK|I\b|Indexed)")
+
+
+def _page_colour(pdf: PdfStructure, page: dict, resources, budget: list[int], depth: int = 0) -> str:
+    if depth > 8:
+        raise Unsupported("forms nested too deep")
+    content = _content(pdf, page.get("Contents"), budget)
+    if has_colour_ops(content):
+        return COLOUR
+    verdict = _resources_colour(pdf, resources, budget, depth)
+    if verdict == GREY and b"BI" in content and _INLINE_COLOUR_IMAGE.search(content):
+        return UNSETTLED
+    return verdict
+
+
+def _resources_colour(pdf: PdfStructure, resources, budget: list[int], depth: int) -> str:
+    resources = pdf.resolve(resources)
+    if not isinstance(resources, dict):
+        return GREY
+    verdict = GREY
+    shadings = pdf.resolve(resources.get("Shading"))
+    if isinstance(shadings, dict):
+        for ref in shadings.values():
+            shading = pdf.resolve(ref)
+            header = shading.header if isinstance(shading, Stream) else shading
+            if isinstance(header, dict) and _is_colour_space(pdf, header.get("ColorSpace")):
+                verdict = UNSETTLED
+    patterns = pdf.resolve(resources.get("Pattern"))
+    if isinstance(patterns, dict) and patterns:
+        verdict = UNSETTLED  # a pattern paints what its own content says: left to the interpreter
+    xobjects = pdf.resolve(resources.get("XObject"))
+    if isinstance(xobjects, dict):
+        for ref in xobjects.values():
+            xobject = pdf.resolve(ref)
+            if not isinstance(xobject, Stream):
+                continue
+            kind = xobject.header.get("Subtype")
+            if kind == "Image" and not pdf.resolve(xobject.header.get("ImageMask")):
+                if _is_colour_space(pdf, xobject.header.get("ColorSpace")):
+                    verdict = UNSETTLED
+            elif kind == "Form":
+                inner = _page_colour(pdf, {"Contents": ref}, xobject.header.get("Resources"), budget, depth + 1)
+                if inner == COLOUR:
+                    return COLOUR
+                if inner == UNSETTLED:
+                    verdict = UNSETTLED
+    return verdict
+
+
+def _is_colour_space(pdf: PdfStructure, space, depth: int = 0) -> bool:
+    space = pdf.resolve(space)
+    if depth > 4 or space is None:
+        return False
+    if isinstance(space, Name):
+        return str(space) in COLOUR_SPACES
+    if isinstance(space, list) and space:
+        family = str(pdf.resolve(space[0]))
+        if family == "ICCBased":
+            stream = pdf.resolve(space[1])
+            header = stream.header if isinstance(stream, Stream) else {}
+            return int(pdf.resolve(header.get("N", 1))) >= 3
+        if family == "Indexed":
+            return _is_colour_space(pdf, space[1], depth + 1)
+        if family == "Separation":
+            return str(pdf.resolve(space[1])) not in GREY_INKS
+        return family in COLOUR_SPACES
+    return False

@@ -88,3 +88,24 @@ def test_corrupted_pdfs_give_a_count_or_unsupported_never_another_error(tmp_path
         if trial % 10 == 0:  # (a damaged PDF goes to Ghostscript: 50 ms a time)
             assert count_job(str(path), monochrome=True).bytes == len(data)  # never raises
     assert outcomes["counted"] and outcomes["unsupported"]
+
+
+def test_a_colour_pdf_job_is_counted_without_importing_pypdf_or_logging(tmp_path):
+    path = docs.pdf(tmp_path / "d.pdf", 4, colour_pages=(1, 3))
+    script = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); from agent.pagecount import count_job; "
+              f"job = count_job({str(path)!r}); "
+              "print(job.pages, job.colour_pages, job.colour_known, 'pypdf' in sys.modules, 'logging' in sys.modules)")
+    result = subprocess.run([sys.executable, "-IS", "-c", script], capture_output=True, text=True)
+    assert result.stdout.split() == ["4", "2", "True", "False", "False"], result.stderr
+
+
+def test_the_structural_colour_reader_agrees_with_the_pypdf_path(tmp_path):
+    from agent.pagecount import pdf as pdf_counter
+    from agent.pagecount.pdf_structure import pages_papers_and_colours
+
+    for name, path in (("plain", docs.pdf(tmp_path / "a.pdf", 5, colour_pages=(0, 4))),
+                       ("object streams", docs.pdf_with_object_streams(tmp_path / "b.pdf", 3))):
+        count, papers, colours = pages_papers_and_colours(str(path))
+        reader = PdfReader(str(path))
+        assert count == len(reader.pages), name
+        assert colours == [pdf_counter._page_colour(page)[0] for page in reader.pages], name

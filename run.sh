@@ -77,7 +77,7 @@ ensure_test_packages() {
   # needs a D-Bus system bus; Ghostscript makes real PostScript/PCL test documents), OpenLDAP.
   # The tests start private instances of each on loopback ports; none is started here.
   apt_install postgresql-client procps \
-    cups cups-client cups-bsd cups-ipp-utils cups-filters dbus ghostscript \
+    cups cups-client cups-bsd cups-ipp-utils cups-filters dbus ghostscript qpdf \
     slapd ldap-utils
 }
 

@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 
-DEBIAN_PACKAGES = ["cups", "cups-client", "cups-bsd", "cups-ipp-utils", "cups-filters", "dbus", "ghostscript"]
+DEBIAN_PACKAGES = ["cups", "cups-client", "cups-bsd", "cups-ipp-utils", "cups-filters", "dbus", "ghostscript",
+                   "qpdf"]
 NEEDED_PROGRAMS = {"cupsd": "cups", "lpadmin": "cups-client", "lpstat": "cups-client", "lp": "cups-client",
                    "ippeveprinter": "cups-ipp-utils", "ipptool": "cups-ipp-utils", "dbus-daemon": "dbus",
-                   "gs": "ghostscript"}
+                   "gs": "ghostscript", "qpdf": "qpdf"}
 NEEDED_FILES = {"/usr/lib/cups/filter/pdftopdf": "cups-filters", "/usr/lib/cups/backend/ipp": "cups",
                 "/usr/share/dbus-1/system.conf": "dbus"}
 

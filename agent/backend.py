@@ -240,8 +240,11 @@ class Backend:
         imposed = job.file is None or (bool(final_type) and final_type != "application/vnd.cups-raw")
         number_up, page_ranges = self._layout_options(job)
         device = abilities(printer, self.environ.get("PPD"), self.config.state_dir)
+        # print-color-mode is applied by the filters of a filtered queue; on a raw queue nothing
+        # applies it (CUPS even sets it to monochrome by default there) and the printer prints
+        # the client's bytes as they are: their colour is what the data says.
         counts = count_job(spool_path, copies=job.copies, duplex=job.duplex, number_up=number_up,
-                           imposed=imposed, monochrome=job.monochrome, page_ranges=page_ranges,
+                           imposed=imposed, monochrome=job.monochrome and imposed, page_ranges=page_ranges,
                            timeout=self.config.interpreter_timeout, device_colour=device.colour,
                            device_duplex=device.duplex)
         if not device.colour or not device.duplex:

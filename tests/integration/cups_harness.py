@@ -178,7 +178,7 @@ class CupsHarness:
     def _stop_processes(self) -> None:
         if self.socket_printer is not None:
             self.socket_printer.stop()
-        for name in ("cupsd", "ippeveprinter", "dbus"):
+        for name in ("cupsd", "ippeveprinter", "ippeveprinter-mono", "dbus"):
             proc = self.procs.pop(name, None)
             if proc is None or proc.poll() is not None:
                 continue
@@ -233,6 +233,23 @@ class CupsHarness:
             "PageLedger Test Printer"], env)
         self._wait("ippeveprinter", lambda: subprocess.run(
             ["ipptool", "-q", self.printer_uri, "get-printer-attributes.test"], capture_output=True).returncode == 0)
+
+    def start_mono_printer(self) -> str:
+        """A second virtual printer that prints neither colour nor both sides (``-s`` without a
+        colour speed, no ``-2``); its URI. Stopped with the others."""
+        port = free_port()
+        spool = self.dir / "ippeveprinter-mono"
+        spool.mkdir()
+        script = self.dir / "printer-command.sh"
+        env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.dbus_address}
+        uri = f"ipp://localhost:{port}/ipp/print"
+        self._spawn("ippeveprinter-mono", [
+            "ippeveprinter", "-s", "10", "-p", str(port), "-n", "localhost", "-r", "off", "-d", str(spool),
+            "-k", "-c", str(script), "-f", "application/pdf,image/pwg-raster,image/urf,text/plain",
+            "PageLedger Mono Printer"], env)
+        self._wait("ippeveprinter-mono", lambda: subprocess.run(
+            ["ipptool", "-q", uri, "get-printer-attributes.test"], capture_output=True).returncode == 0)
+        return uri
 
     def _private_server_bin(self) -> None:
         """A ServerBin of symlinks to the system's, with a backend dir of our own."""
@@ -316,10 +333,10 @@ JobRetryInterval 1
             raise RuntimeError(f"{' '.join(argv)}: {result.returncode} {result.stderr}{result.stdout}")
         return result
 
-    def add_queue(self, name: str) -> None:
-        """An IPP Everywhere queue on the virtual printer, A4 by default."""
-        self.run("lpadmin", "-h", self.server, "-p", name, "-E", "-v", self.printer_uri, "-m", "everywhere",
-                 "-o", "media-default=iso_a4_210x297mm")
+    def add_queue(self, name: str, printer_uri: str | None = None) -> None:
+        """An IPP Everywhere queue on the virtual printer (or another one), A4 by default."""
+        self.run("lpadmin", "-h", self.server, "-p", name, "-E", "-v", printer_uri or self.printer_uri,
+                 "-m", "everywhere", "-o", "media-default=iso_a4_210x297mm")
         self.run("cupsenable", "-h", self.server, name, check=False)
 
     def add_raw_queue(self, name: str) -> None:

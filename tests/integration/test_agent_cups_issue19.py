@@ -1,0 +1,105 @@
+"""The agent through real CUPS and ippeveprinter: a mono-only simplex printer, interpreter counts
+on a raw queue, and the self-contained install (issue 19). Kept small: cupsd tests are slow."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import sample_documents as docs
+from tests.integration.cups_harness import CupsHarness
+from tests.integration.test_agent_corpus import A3, A4, RED_LOGO, lying_dsc, ps_program
+from tests.integration.test_agent_cups import ROOT, WrappedQueue, recorded_jobs
+
+pytestmark = pytest.mark.cups
+
+
+@pytest.fixture(scope="module")
+def cups():
+    harness = CupsHarness().start()
+    yield harness
+    harness.stop()
+
+
+def test_a_mono_simplex_printer_records_no_colour_and_no_duplex_whatever_the_job_asks(cups, live_server, tmp_path):
+    mono_uri = cups.start_mono_printer()
+    cups.add_queue("mono", mono_uri)
+    colour = WrappedQueue.__new__(WrappedQueue)
+    colour.cups, colour.name = cups, "colour-too"
+    colour.state, colour.install_dir = tmp_path / "agent-state", tmp_path / "agent-install"
+    cups.add_queue("colour-too")
+    queue = WrappedQueue.__new__(WrappedQueue)
+    queue.cups, queue.name, queue.state, queue.install_dir = cups, "mono", colour.state, colour.install_dir
+    assert queue.install(live_server.url, live_server.agent_token).returncode == 0
+    assert colour.install(live_server.url, live_server.agent_token).returncode == 0
+    document = docs.pdf(tmp_path / "chart.pdf", 4, colour_pages=(0, 2))
+    options = {"print-color-mode": "color", "sides": "two-sided-long-edge", "media": "iso_a4_210x297mm"}
+    queue.print(document, user="ivan", title="Chart on mono", options=options)
+    colour.print(document, user="judy", title="Chart in colour", options=options)
+    jobs = {job["user"]: job for job in recorded_jobs(live_server, 2)}
+    # The mono device prints no colour page and only one side, whatever the job asked ...
+    assert (jobs["ivan"]["pages"], jobs["ivan"]["colour_pages"], jobs["ivan"]["duplex"]) == (4, 0, False)
+    assert jobs["ivan"]["sheets"] == 4
+    # ... while the colour duplex device prints what was asked.
+    assert (jobs["judy"]["pages"], jobs["judy"]["colour_pages"], jobs["judy"]["duplex"]) == (4, 2, True)
+    assert "monochrome only, one side only" in cups.error_log()
+
+
+def test_raw_queue_postscript_is_counted_by_the_interpreter_with_page_ranges_and_n_up(cups, live_server, tmp_path):
+    queue = WrappedQueue(cups, tmp_path, "raw-ps", raw=True)
+    assert queue.install(live_server.url, live_server.agent_token).returncode == 0
+    # %%Pages: 2 and two %%Page: comments, then three pages appended: 5 pages printed.
+    lying = lying_dsc(tmp_path)
+    _job, state = queue.print(lying, user="kim", title="Lying DSC", options={"page-ranges": "2-5", "number-up": "2"})
+    assert state["job-state"] == "completed", (state, cups.error_log()[-3000:])
+    mixed = tmp_path / "mixed.ps"
+    mixed.write_text(ps_program([(A4, RED_LOGO), (A3, ""), (A4, "")]))
+    _job, state = queue.print(mixed, user="lee", title="Mixed", copies=2)
+    assert state["job-state"] == "completed", state
+    jobs = {job["user"]: job for job in recorded_jobs(live_server, 2)}
+    assert (jobs["kim"]["pages"], jobs["kim"]["sheets"]) == (2, 2)  # pages 2-5 of 5, two a side
+    assert (jobs["lee"]["pages"], jobs["lee"]["colour_pages"], jobs["lee"]["paper"], jobs["lee"]["copies"]) == (
+        3, 1, "mixed", 2)
+
+
+def test_the_installed_agent_runs_from_its_install_dir_after_the_source_is_deleted(cups, live_server, tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "agent", source / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    cups.add_queue("standalone")
+    before = cups.device_uri("standalone")
+    install_dir, state = tmp_path / "opt-agent", tmp_path / "state"
+    env = {**os.environ, "CUPS_SERVER": cups.server, "PYTHONPATH": str(source)}
+    installed = subprocess.run([sys.executable, "-m", "agent.cli", "install", f"SERVICESURL={live_server.url}",
+                                f"AGENTTOKEN={live_server.agent_token}", "SUPPRESSSHORTCUTS=1",
+                                f"INSTALLDIR={install_dir}", "--state-dir", str(state),
+                                "--server-bin", str(cups.server_bin), "--queues", "standalone"],
+                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert installed.returncode == 0, installed.stderr
+    backend = (cups.server_bin / "backend" / "pageledger").read_text()
+    assert str(source) not in backend and str(ROOT) not in backend and str(install_dir.resolve()) in backend
+    shutil.rmtree(source)  # the checkout that installed it is gone
+
+    queue = WrappedQueue.__new__(WrappedQueue)
+    queue.cups, queue.name = cups, "standalone"
+    _job, state_ = queue.print(docs.pdf(tmp_path / "after.pdf", 2, colour_pages=(1,)), user="mia", title="After",
+                               options={"media": "iso_a4_210x297mm"})
+    assert state_["job-state"] == "completed", (state_, cups.error_log()[-3000:])
+    [job] = recorded_jobs(live_server, 1)
+    assert (job["user"], job["pages"], job["colour_pages"]) == ("mia", 2, 1)
+
+    # Uninstall with no option at all: the launcher knows its state, CUPS_SERVER says which cupsd.
+    launcher = install_dir / "pageledger-agent"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PAGELEDGER_AGENT_STATE_DIR")}
+    removed = subprocess.run([str(launcher), "uninstall"], env={**env, "CUPS_SERVER": cups.server},
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    assert cups.device_uri("standalone") == before
+    assert not (cups.server_bin / "backend" / "pageledger").exists()
+    again = subprocess.run([sys.executable, "-m", "agent.cli", "uninstall", "--server-bin", str(cups.server_bin)],
+                           env={**env, "CUPS_SERVER": cups.server}, cwd=ROOT, capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 1 and "installed.json missing" in again.stderr  # nothing left to undo, said so

@@ -22,7 +22,6 @@ import pwd
 import re
 import sys
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, TextIO
@@ -291,7 +290,7 @@ class Backend:
             remembered = outbox.remembered_decision(result.job_key)
             if remembered and remembered[0] != result.decision:
                 self.log.info(f"PageLedger: retry of a job the server decided '{remembered[0]}' for")
-                return replace(result, decision=remembered[0], job_id=remembered[1] or result.job_id)
+                return result._replace(decision=remembered[0], job_id=remembered[1] or result.job_id)
         elif result.decision in ("hold", "deny"):
             outbox.remember_decision(result.job_key, result.decision, result.job_id)
         return result

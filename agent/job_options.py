@@ -6,7 +6,7 @@ by spaces, values optionally quoted or braced (collections), backslash escapes, 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import datetime, timezone
 
 from agent.pagecount.paper import paper_from_media_name
@@ -74,8 +74,7 @@ def _parse_int(name: str, value: str, minimum: int) -> int:
     return number
 
 
-@dataclass(frozen=True)
-class CupsJob:
+class CupsJob(NamedTuple):
     """One job handed to the backend by cupsd."""
 
     job_id: int

@@ -21,9 +21,8 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from agent.server import JobResult, ServerRejectedJobs, ServicesClient
 
@@ -51,8 +50,7 @@ CREATE TABLE IF NOT EXISTS rejected (
 """
 
 
-@dataclass(frozen=True)
-class FlushReport:
+class FlushReport(NamedTuple):
     """What one flush did."""
 
     sent: int

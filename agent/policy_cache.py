@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 POLICY_FILE = "policy.json"
@@ -17,8 +17,7 @@ POLICY_FILE = "policy.json"
 POLICY_MAX_AGE = 600.0
 
 
-@dataclass(frozen=True)
-class CachedPolicy:
+class CachedPolicy(NamedTuple):
     """When the agent first reached the server, and the offline policy it last heard."""
 
     connected_at: float | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 CACHE_FILE = "abilities.json"
@@ -23,8 +23,7 @@ _COLOUR_DEVICE = re.compile(rb"^\*ColorDevice:\s*(\w+)", re.M)
 _DUPLEX_CHOICE = re.compile(rb"^\*Duplex\s+(DuplexNoTumble|DuplexTumble)\b", re.M)
 
 
-@dataclass(frozen=True)
-class Abilities:
+class Abilities(NamedTuple):
     colour: bool = True
     duplex: bool = True
     source: str = "no PPD: assumed able"

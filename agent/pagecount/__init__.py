@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from agent.pagecount.detect import detect_format, read_head
 from agent.pagecount.facts import DocumentFacts
@@ -27,8 +27,7 @@ COUNTERS = {
 }
 
 
-@dataclass(frozen=True)
-class JobCount:
+class JobCount(NamedTuple):
     """A job's counts as the server wants them.
 
     ``pages`` are impressions per copy (after N-up), ``sheets`` the paper used by all copies,
@@ -47,7 +46,7 @@ class JobCount:
     document_pages: int | None
     error: str = ""
     # Paper name -> (impressions, colour impressions) per copy; their sums are pages/colour_pages.
-    paper_counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    paper_counts: dict[str, tuple[int, int]] = {}  # never mutated: a shared default is safe
     pages_known: bool = True
     unknown_reason: str = ""
 

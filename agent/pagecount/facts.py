@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import mmap
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 from typing import Iterator
 
 
-@dataclass
-class DocumentFacts:
+class DocumentFacts(NamedTuple):
     """Facts read from the bytes of one document.
 
     ``pages`` is the number of page images in the data (None when the format is unknown:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 
 from agent.pagecount.paper import paper_from_mm
 
@@ -37,15 +36,21 @@ GREY_TOLERANCE = 24
 READ_CHUNK = 1 << 18
 
 
-@dataclass
 class Interpreted:
     """What the interpreter emitted: one paper name per page, the colour pages' numbers (1-based)."""
 
-    papers: list[str] = field(default_factory=list)
-    colour_pages: set[int] = field(default_factory=set)
-    colour_checked: bool = False
-    complete: bool = True  # False: the interpreter failed or was stopped part way
-    problem: str = ""
+    __slots__ = ("papers", "colour_pages", "colour_checked", "complete", "problem")
+
+    def __init__(self, colour_checked: bool = False) -> None:
+        self.papers: list[str] = []
+        self.colour_pages: set[int] = set()
+        self.colour_checked = colour_checked
+        self.complete = True  # False: the interpreter failed or was stopped part way
+        self.problem = ""
+
+    def __repr__(self) -> str:
+        return (f"Interpreted(pages={self.pages}, papers={sorted(set(self.papers))}, colour={sorted(self.colour_pages)}, "
+                f"complete={self.complete}, problem={self.problem!r})")
 
     @property
     def pages(self) -> int:

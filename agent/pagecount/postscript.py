@@ -27,8 +27,6 @@ import mmap
 import os
 import re
 
-from dataclasses import replace
-
 from agent.pagecount import ghostscript
 from agent.pagecount.facts import DocumentFacts, job_paper
 from agent.pagecount.paper import paper_from_points
@@ -56,10 +54,10 @@ def count(path: str, colour: bool = True, timeout: float = ghostscript.DEFAULT_T
     interpreted = ghostscript.interpret(path, colour=colour and not said.colour_known, timeout=timeout,
                                         postscript=True)
     if interpreted is None:
-        return replace(said, pages_known=False, unknown_reason="Ghostscript is not installed: pages as the "
+        return said._replace(pages_known=False, unknown_reason="Ghostscript is not installed: pages as the "
                                                                "DSC comments or showpage operators say")
     if not interpreted.complete:
-        return replace(said, pages=max(said.pages or 0, interpreted.pages), pages_known=False,
+        return said._replace(pages=max(said.pages or 0, interpreted.pages), pages_known=False,
                        unknown_reason=interpreted.problem + ": pages as the DSC comments or showpage operators say")
     papers = interpreted.papers
     if said.colour_known:  # names no colour operator: grey whatever it draws
@@ -68,7 +66,7 @@ def count(path: str, colour: bool = True, timeout: float = ghostscript.DEFAULT_T
         colour_pages, colour_known = len(interpreted.colour_pages), True
     else:
         colour_pages, colour_known = 0, False
-    return replace(said, pages=len(papers), colour_pages=colour_pages, colour_known=colour_known,
+    return said._replace(pages=len(papers), colour_pages=colour_pages, colour_known=colour_known,
                    paper_size=job_paper(papers) if papers else said.paper_size, page_papers=papers,
                    colour_page_numbers=frozenset(interpreted.colour_pages) if colour_known else None)
 

@@ -15,7 +15,7 @@ from tests.integration.cups_harness import ensure_packages
 # device and options -> (format, colour pages); None when the format does not tell colour.
 DEVICES = {
     ("pdfwrite",): ("pdf", 1),
-    ("ps2write",): ("postscript", None),  # its prolog names colour operators
+    ("ps2write",): ("postscript", 1),  # its prolog names colour operators: Ghostscript tells which page paints
     ("ljet4",): ("pcl5", 0),  # monochrome PCL 5e: the red box is dithered black
     ("ljet4pjl",): ("pcl5", 0),
     ("pxlmono",): ("pclxl", 0),
@@ -73,6 +73,6 @@ def test_pdf_from_ghostscript_and_cups_filters_reads_the_same_without_pypdf(job,
         produced.append(out)
     for path in produced:
         reader = PdfReader(str(path))
-        box = reader.pages[0].mediabox
-        assert pages_and_paper(str(path)) == (len(reader.pages), paper_from_points(float(box.width), float(box.height)))
+        assert pages_and_paper(str(path)) == (len(reader.pages), [
+            paper_from_points(float(page.mediabox.width), float(page.mediabox.height)) for page in reader.pages])
     assert pages_and_paper(str(produced[1]))[0] == 2  # 3 pages 2-up

@@ -7,9 +7,7 @@ file. No other agent module reads configuration files or environment variables.
 """
 from __future__ import annotations
 
-import configparser
 import os
-import socket
 from typing import NamedTuple
 from pathlib import Path
 
@@ -86,7 +84,7 @@ class AgentConfig(_Settings):
     def __new__(cls, *args, **kwargs) -> "AgentConfig":
         self = super().__new__(cls, *args, **kwargs)
         if self.client_host is None:
-            self = tuple.__new__(cls, (*self[:_CLIENT_HOST], socket.gethostname(), *self[_CLIENT_HOST + 1:]))
+            self = tuple.__new__(cls, (*self[:_CLIENT_HOST], os.uname().nodename, *self[_CLIENT_HOST + 1:]))
         if self.services_url and not self.services_url.startswith(("http://", "https://")):
             raise ConfigError(f"ServicesUrl must start with http:// or https://, not {self.services_url!r}")
         if self.server_timeout <= 0:
@@ -146,6 +144,8 @@ class AgentConfig(_Settings):
     def save(self) -> None:
         """Write agent.ini, readable by its owner only (it holds the agent token)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        import configparser  # only where a file is read or written: not for `count`
+
         parser = configparser.ConfigParser(interpolation=None)
         parser.optionxform = str
         parser[SECTION] = self.to_properties()
@@ -160,6 +160,8 @@ class AgentConfig(_Settings):
 
 def read_ini_properties(path: Path) -> dict[str, str]:
     """The [Properties] of an ini file, with names spelt as documented (matching ignores case)."""
+    import configparser
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8-sig") as handle:

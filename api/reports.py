@@ -76,6 +76,9 @@ class JobSchema(Schema):
     pdl = fields.String(required=True)
     cost = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(("tracked", "denied")))
+    uncertain = fields.String(metadata={
+        "description": "present when the agent could not be sure of the pages or the colour: what and why "
+                       "(unknown colour is priced as the server's unknown_colour_charge setting says)"})
     submitted_at_clamped = fields.Boolean(metadata={
         "description": "present (true) when the recorded time lay outside 1970..9999: submitted_at shows the "
                        "nearest"})
@@ -119,6 +122,7 @@ def job_json(r: JobRow) -> dict[str, Any]:
         "status": "denied" if r.denied else "tracked",
         # true when the recorded time lay outside 1970..9999 and `submitted_at` shows the nearest
         **({"submitted_at_clamped": True} if r.submitted_at_clamped else {}),
+        **({"uncertain": r.uncertain} if r.uncertain else {}),
     }
 
 

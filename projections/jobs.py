@@ -50,6 +50,8 @@ jobs = sa.Table(
     sa.Column("paper", sa.String(32), nullable=False),
     sa.Column("pdl", sa.String(16), nullable=False),
     sa.Column("document", sa.Text, nullable=False),
+    # What the agent could not be sure of ("colour: ..." / "pages: ..."), "" when sure (issue 19).
+    sa.Column("uncertain", sa.String(300), nullable=False, server_default=""),
     # A user's own jobs, newest first, keyset-paged: the most frequent query (the user portal).
     sa.Index("ix_jobs_user_seq", "user_id", "seq"),
     # By printer: few distinct keys, so PostgreSQL's btree deduplication keeps this ~7 B a job.
@@ -57,7 +59,7 @@ jobs = sa.Table(
 )
 
 COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host_id", "pages", "sheets",
-           "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document")
+           "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document", "uncertain")
 
 
 class JobsProjection(Projection):
@@ -79,9 +81,20 @@ class JobsProjection(Projection):
             (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
              e.pages, e.sheets, e.colour_pages, e.copies,
              JOB_DENIED if e.event_class is PrintJob.Denied else JOB_TRACKED, e.duplex, storable_text(e.paper, 32),
-             storable_text(e.pdl, 16), storable_text(e.document))
+             storable_text(e.pdl, 16), storable_text(e.document), storable_text(uncertainty(e), 300))
             for seq, e in events
         ])
+
+
+def uncertainty(e: Any) -> str:
+    """What a job's figures are not sure of, in words for a report ("" when sure of all)."""
+    parts = []
+    if not getattr(e, "pages_known", True):
+        parts.append("pages not sure")
+    if not getattr(e, "colour_known", True):
+        parts.append("colour not known")
+    reason = getattr(e, "uncertain", "")
+    return f"{', '.join(parts)}: {reason}" if parts and reason else ", ".join(parts)
 
 
 # --- queries --------------------------------------------------------------------------------
@@ -117,6 +130,7 @@ class JobRow:
     cost: int
     denied: bool
     submitted_at_clamped: bool = False  # the stored time was outside FIRST_SHOWN_US..LAST_SHOWN_US
+    uncertain: str = ""  # what the agent could not be sure of ("" when sure)
 
 
 def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | None]:
@@ -141,7 +155,8 @@ def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | No
                    document=r["document"], submitted_at=min(max(r["submitted_at"], FIRST_SHOWN_US), LAST_SHOWN_US),
                    submitted_at_clamped=not FIRST_SHOWN_US <= r["submitted_at"] <= LAST_SHOWN_US, pages=r["pages"], copies=r["copies"],
                    sheets=r["sheets"], colour_pages=r["colour_pages"], duplex=bool(r["duplex"]), paper=r["paper"],
-                   size=r["size"], pdl=r["pdl"], cost=r["cost"], denied=r["status"] == JOB_DENIED)
+                   size=r["size"], pdl=r["pdl"], cost=r["cost"], denied=r["status"] == JOB_DENIED,
+                   uncertain=r["uncertain"])
             for r in rows[: f.limit]]
     cursor = rows[f.limit - 1]["seq"] if len(rows) > f.limit else None
     return page, cursor

@@ -7,7 +7,9 @@ import msgspec
 
 from commands.job_reports import parse_batch
 from commands.jobs import TrackJobs
+from api.reports import job_json
 from domain.costs import CostSchedule
+from projections.jobs import JobFilter, list_jobs
 from tools.sample_jobs import sample_jobs
 
 
@@ -49,3 +51,11 @@ def test_unknown_colour_is_charged_as_colour_by_default_and_as_reported_when_the
     assert (job.colour_pages, job.colour_known, job.uncertain) == (0, False, "encrypted with a password")
     [known] = TrackJobs(runtime.app, runtime.printers)([report(job_key="u/3", pages=4, colour_pages=1, paper="A4")])
     assert known.cost == 3 * 500 + 2500
+    # Reports show what was not known, and why.
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        rows, _ = list_jobs(conn, JobFilter())
+    shown = {row.cost: row.uncertain for row in rows}
+    assert shown == {4 * 2500: "colour not known: encrypted with a password",
+                     4 * 500: "colour not known: encrypted with a password", 3 * 500 + 2500: ""}
+    assert [job_json(row).get("uncertain", "") for row in rows] == [row.uncertain for row in rows]

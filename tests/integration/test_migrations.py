@@ -54,7 +54,7 @@ def test_0003_widens_job_and_usage_figures_keeping_the_rows(database_url):
         with engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO jobs VALUES (7, 1, 2, 3, 4, 5, 6, 8, 9, 10, 1, 0, false, 'A4', 'pdf', 'd')"))
             conn.execute(sa.text("INSERT INTO usage_daily VALUES (1, 2, 3, 4, 5, 6, 7, 8)"))
-        migrations.upgrade(engine)
+        migrations.upgrade(engine, "0003_projection_failures")
         with engine.begin() as conn:
             conn.execute(sa.text("INSERT INTO jobs VALUES (8, 1, 2, 3, 4, 5, 6, 10000000000, 10000000000, 0, 1, 0,"
                                  " false, 'A4', 'pdf', 'd')"))
@@ -64,5 +64,20 @@ def test_0003_widens_job_and_usage_figures_keeping_the_rows(database_url):
             if engine.dialect.name == "sqlite":
                 ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'usage_daily'")).scalar_one()
                 assert "WITHOUT ROWID" in ddl
+    finally:
+        engine.dispose()
+
+
+def test_0008_gives_the_jobs_recorded_before_it_nothing_uncertain(database_url):
+    from adapters.stores import read_model_engine
+
+    engine = read_model_engine(database_url, writer=True)
+    try:
+        migrations.upgrade(engine, "0003_projection_failures")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO jobs VALUES (7, 1, 2, 3, 4, 5, 6, 8, 9, 10, 1, 0, false, 'A4', 'pdf', 'd')"))
+        migrations.upgrade(engine, "0008_agent")
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT seq, uncertain FROM jobs")).all() == [(7, "")]
     finally:
         engine.dispose()

@@ -217,3 +217,13 @@ def test_an_interpreter_out_of_time_is_flagged_and_the_structural_count_stands(c
 def test_a_pwg_raster_job_of_two_sizes_counts_both_pages(corpus):
     facts = count_document(str(pwg_mixed(corpus)))
     assert (facts.format, facts.pages, facts.colour_pages, facts.colour_known) == ("pwg-raster", 2, 0, True)
+
+
+def test_a_program_that_never_ends_or_fails_part_way_is_flagged_not_counted_confidently(corpus):
+    endless = write(corpus / "endless.ps", "%!PS\nshowpage\n{ 1 pop } loop\n")
+    job = count_job(str(endless), timeout=1)
+    assert not job.pages_known and "longer than 1 s" in job.unknown_reason
+    failing = write(corpus / "failing.ps", "%!PS\nshowpage\nno_such_operator\nshowpage\n")
+    job = count_job(str(failing))
+    assert not job.pages_known and "error" in job.unknown_reason
+    assert job.pages == 2  # the structure's count (two showpage operators), flagged

@@ -295,6 +295,7 @@ def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups:
         record.save(config.state_dir)
         raise InstallError(f"no such queue: {', '.join(unknown)} (queues: {', '.join(current) or 'none'})")
     wrapped_now: list[str] = []
+    attempted: str | None = None
     try:
         for queue in chosen:
             uri = current[queue]
@@ -306,12 +307,16 @@ def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups:
             # record that uninstall (or the next install) can still undo.
             record.queues[queue] = uri
             record.save(config.state_dir)
+            attempted = queue
             cups.set_device_uri(queue, PREFIX + uri)
             wrapped_now.append(queue)
             say(f"queue {queue}: {uri} -> {PREFIX}{uri}")
     except BaseException:
         # Interrupted (an lpadmin failure, Ctrl-C): the queues wrapped by this run get their
         # URIs back, so that a failed install leaves the queues as they were.
+        kept_before = previous.queues if previous is not None else {}
+        if attempted is not None and attempted not in wrapped_now and attempted not in kept_before:
+            record.queues.pop(attempted, None)  # recorded, but lpadmin did not change it
         for queue in reversed(wrapped_now):
             try:
                 cups.set_device_uri(queue, current[queue])
@@ -347,7 +352,9 @@ def uninstall(state_dir: Path, *, cups: CupsAdmin | None = None, purge: bool = F
     cups = cups or CupsAdmin()
     record = InstallRecord.load(state_dir)
     if record is None:
-        raise InstallError(f"no agent installed with state in {state_dir} ({RECORD_FILE} missing)")
+        # Idempotent: run again after it succeeded, there is nothing left to undo.
+        say(f"no agent installed with state in {state_dir} ({RECORD_FILE} missing): nothing to undo")
+        return
     waiting = _flush_before_leaving(state_dir, say)
     if purge and waiting:
         raise InstallError(f"{waiting} jobs are not posted yet and --purge would lose them: "

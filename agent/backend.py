@@ -260,7 +260,7 @@ class Backend:
         self.log.info(f"PageLedger: job {job.job_id} by {job.user}: {counts.format}, {record['pages']} pages x "
                       f"{counts.copies} copies, {counts.sheets if counts.sheets is not None else '?'} sheets"
                       f"{' duplex' if counts.duplex else ''}, "
-                      f"{str(record['colour_pages']) + ' colour' if counts.colour_known else 'colour not known (' + (counts.unknown_reason or counts.format + ' does not tell') + ')'}"
+                      f"{self._colour_words(record, counts)}"
                       f", {record['paper']}")
         self.log.debug(f"PageLedger: counted in {(time.perf_counter() - started) * 1000:.1f} ms; job_key {record['job_key']}")
 
@@ -281,6 +281,12 @@ class Backend:
             action = self.policies.load().offline_action(self.config.ignore_disconnected)
             return None if action == "print" else CUPS_BACKEND_CANCEL
         return self._decide(results[0], spool_path)
+
+    @staticmethod
+    def _colour_words(record: dict, counts: JobCount) -> str:
+        if counts.colour_known:
+            return f"{record['colour_pages']} colour"
+        return f"colour not known ({counts.unknown_reason or counts.format + ' does not tell'})"
 
     def _settled_decision(self, outbox: Outbox, result: JobResult) -> JobResult:
         """The decision for this job across CUPS retries: a duplicate (or a conflict: a re-post

@@ -77,7 +77,8 @@ class SpoolTooLargeForServer(ServerError):
 
 
 class JobResult(NamedTuple):
-    """The server's answer for one posted job (a NamedTuple, not a dataclass: importing dataclasses costs every backend process ~9 ms)."""
+    """The server's answer for one posted job (a NamedTuple, not a dataclass: importing
+    dataclasses costs every backend process ~9 ms)."""
 
     job_key: str
     job_id: str

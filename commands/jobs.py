@@ -109,7 +109,8 @@ class TrackJobs:
                     continue
                 verdict = verdicts.get(report.user)
                 if verdict is not None and not verdict.track:
-                    event = _recorded(jid, report, printer, denied=verdict.reason, unknown_colour=self.unknown_colour_charge)
+                    event = _recorded(jid, report, printer, denied=verdict.reason,
+                                      unknown_colour=self.unknown_colour_charge)
                     outcome = TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
                                            verdict.reason)
                 else:

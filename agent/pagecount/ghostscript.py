@@ -49,8 +49,8 @@ class Interpreted:
         self.problem = ""
 
     def __repr__(self) -> str:
-        return (f"Interpreted(pages={self.pages}, papers={sorted(set(self.papers))}, colour={sorted(self.colour_pages)}, "
-                f"complete={self.complete}, problem={self.problem!r})")
+        return (f"Interpreted(pages={self.pages}, papers={sorted(set(self.papers))}, "
+                f"colour={sorted(self.colour_pages)}, complete={self.complete}, problem={self.problem!r})")
 
     @property
     def pages(self) -> int:
@@ -180,7 +180,8 @@ def interpret(path: str, *, colour: bool, timeout: float = DEFAULT_TIMEOUT, page
     result = Interpreted(colour_checked=colour)
     stream = _PageStream(result, colour, page_numbers)
     deadline = time.monotonic() + timeout
-    process = subprocess.Popen(command(gs, path, colour=colour, page_list=page_list, postscript=postscript), stdin=subprocess.DEVNULL,
+    process = subprocess.Popen(command(gs, path, colour=colour, page_list=page_list, postscript=postscript),
+                               stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     errors = bytearray()
     try:

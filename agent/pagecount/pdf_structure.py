@@ -441,7 +441,8 @@ def _content(pdf: PdfStructure, contents, budget: list[int]) -> bytes:
 
 
 # An inline image (BI ... ID) in a colour space: its pixels are for the interpreter to tell.
-_INLINE_COLOUR_IMAGE = re.compile(rb"\bBI\b[\s\S]{0,300}?/(?:CS|ColorSpace)\s*/(?:RGB|CMYK|DeviceRGB|DeviceCMYK|I\b|Indexed)")
+_INLINE_COLOUR_IMAGE = re.compile(rb"\bBI\b[\s\S]{0,300}?/(?:CS|ColorSpace)\s*"
+                                  rb"/(?:RGB|CMYK|DeviceRGB|DeviceCMYK|I\b|Indexed)")
 
 
 def _page_colour(pdf: PdfStructure, page: dict, resources, budget: list[int], depth: int = 0) -> str:

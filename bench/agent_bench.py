@@ -3,16 +3,23 @@
 Run from the repository root:  .venv/bin/python bench/agent_bench.py [--quick]
 
 Prints one line per figure, each beside its raw ceiling:
-- backend overhead: wall time of the installed wrapper backend (a new process per job, as
-  cupsd starts it: read stdin to a spool file, count, post to a loopback /Services server,
-  exec the real backend) minus the wall time of the real backend alone on the same data.
-  Colour jobs count colour pages with pypdf; monochrome jobs skip pypdf (pdf_structure).
-  The "real" backend is ``/bin/sh -c 'cat >/dev/null'``; the server is the loopback double
-  of tests/services_double.py (so server-side time is not in the figure).
-- backend startup: a bare interpreter, then importing the agent, then also pypdf: the part of
-  the overhead that is Python starting, not work.
+- backend overhead: wall time of the installed wrapper backend (installed as ``install``
+  does: its own InstallDir venv, ``-IS``; a new process per job, as cupsd starts it: read
+  stdin to a spool file, count, post to a loopback /Services server, exec the real backend)
+  minus the wall time of the real backend alone on the same data. The "real" backend is
+  ``/bin/sh -c 'cat >/dev/null'``; the server is the loopback double of
+  tests/services_double.py (so server-side time is not in the figure).
+- backend startup: the installed interpreter bare and importing the agent; the running
+  interpreter bare, with the agent, with pypdf: the part of the overhead that is Python starting.
+- count command: ``pageledger-agent count`` (the installed launcher) on a small mono PDF,
+  as a multiple of ``python -c pass`` of the same environment.
+- Ghostscript: the interpreter path's cost per page (a long text PostScript job).
 - page counting: MB/s of ``count_document`` per format on a generated document, beside the
   MB/s of reading the same file (the I/O ceiling).
+
+``--against REV`` measures before/after on a noisy machine: the agent of git revision REV
+(as its install wrote the backend) and this one, interleaved job by job with the real
+backend, so that both see the same load; medians of each.
 """
 from __future__ import annotations
 
@@ -316,9 +323,75 @@ def bench_ghostscript(workdir: Path, runs: int) -> None:
     path.unlink()
 
 
+def bench_against(workdir: Path, revision: str, rounds: int) -> None:
+    """Before/after: REV's agent (``python -I`` with its checkout on sys.path, as its install
+    wrote the backend) and this installed one, job by job in turn with the real backend."""
+    old_root = workdir / "old"
+    old_root.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "agent"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(old_root)], input=archive.stdout, check=True)
+    python, lib_dir = installed(workdir)
+    services = ServicesDouble(workdir / "spool").start()
+    try:
+        backend_dir = workdir / "serverbin-ab" / "backend"
+        backend_dir.mkdir(parents=True)
+        real = backend_dir / "sink"
+        real.write_text("#!/bin/sh\ncat >/dev/null\n")
+        real.chmod(0o700)
+        wrappers = {}
+        for name in ("before", "after"):
+            state = workdir / f"state-{name}"
+            state.mkdir()
+            # Only the properties every version knows.
+            (state / "agent.ini").write_text(f"[Properties]\nServicesUrl = {services.url}\nAgentToken = {TOKEN}\n"
+                                             "ServerTimeout = 3\n")
+            (state / "agent.ini").chmod(0o600)
+            script = (f"#!{sys.executable} -I\nimport sys\nsys.path.insert(0, {str(old_root)!r})\n"
+                      f"from agent.backend import main\nsys.exit(main(sys.argv, state_dir={str(state)!r}))\n"
+                      if name == "before" else backend_script(python, state, lib_dir))
+            wrapper = backend_dir / f"pageledger-{name}"
+            wrapper.write_text(script)
+            wrapper.chmod(0o700)
+            wrappers[name] = wrapper
+        env = {"PATH": os.environ["PATH"], "CUPS_SERVERBIN": str(workdir / "serverbin-ab"), "PRINTER": "bench",
+               "FINAL_CONTENT_TYPE": "application/pdf", "TMPDIR": str(workdir),
+               "DEVICE_URI": "pageledger:sink://printer"}
+
+        def timed(program: Path, document: Path, options: str) -> float:
+            with open(document, "rb") as data:
+                start = time.perf_counter()
+                result = subprocess.run([str(program), "1", "alice", "t", "1",
+                                         f"job-uuid=urn:uuid:{time.monotonic_ns()} {options}"],
+                                        stdin=data, env=env, capture_output=True)
+                elapsed = time.perf_counter() - start
+            if result.returncode != 0:
+                raise RuntimeError(result.stderr.decode())
+            return elapsed
+
+        for label, document, options in (
+                ("small mono PDF", docs.pdf(workdir / "ab-mono.pdf", 2), "print-color-mode=monochrome"),
+                ("small colour PDF", docs.pdf(workdir / "ab-colour.pdf", 2, colour_pages=(1,)),
+                 "print-color-mode=color")):
+            for wrapper in wrappers.values():
+                timed(wrapper, document, options)  # warm the page cache and the outbox
+            times: dict[str, list[float]] = {"before": [], "after": [], "real": []}
+            for _ in range(rounds):
+                for name, wrapper in wrappers.items():
+                    times[name].append(timed(wrapper, document, options))
+                times["real"].append(timed(real, document, options))
+            alone = statistics.median(times["real"])
+            before, after = (statistics.median(times[n]) - alone for n in ("before", "after"))
+            print(f"backend overhead {label:<16} median before ({revision}) {before * 1000:6.1f} ms, after "
+                  f"{after * 1000:6.1f} ms ({rounds} interleaved rounds; real backend alone {alone * 1000:.1f} ms; "
+                  f"load {os.getloadavg()[0]:.1f})", flush=True)
+    finally:
+        services.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller documents and fewer runs")
+    parser.add_argument("--against", metavar="REV", help="interleave the backend of git revision REV with this one")
     args = parser.parse_args()
     size = 10 * MB if args.quick else 50 * MB
     with tempfile.TemporaryDirectory(prefix="pageledger-bench-") as tmp:
@@ -326,8 +399,12 @@ def main() -> None:
         bench_startup(10 if args.quick else 20, workdir)
         bench_count_command(workdir, 10 if args.quick else 20)
         bench_ghostscript(workdir, 3 if args.quick else 5)
+        if args.against:
+            bench_against(workdir, args.against, 10 if args.quick else 30)
+            return
         small = docs.pdf(workdir / "small.pdf", 2)
-        bench_backend(workdir, "small", small, 10 if args.quick else 40, "print-color-mode=color")
+        bench_backend(workdir, "small", docs.pdf(workdir / "small-colour.pdf", 2, colour_pages=(1,)),
+                      10 if args.quick else 40, "print-color-mode=color")
         bench_backend(workdir, "small-mono", small, 10 if args.quick else 40, "print-color-mode=monochrome")
         large = big_pdf(workdir / "large.pdf", size)
         label = "50MB" if not args.quick else "10MB"

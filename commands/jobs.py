@@ -10,6 +10,7 @@ rest of its batch, so re-posting is safe and one bad re-post cannot block an age
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO, Callable, Mapping, Protocol, Sequence
@@ -26,8 +27,9 @@ from commands.printers import PrinterCache
 from commands.validation import InvalidRequest
 from domain.costs import sheets_for
 from domain.jobs import JobNotHoldable, PrintJob, job_id
-from domain.printers import Printer, printer_id
-from domain.units import iso, to_micros
+from adapters.clock import system_clock
+from domain.printers import CODE_ENTERED, CODE_GENERATED, CODE_PREDEFINED, Printer, printer_id
+from domain.units import MICROS_PER_SECOND, iso, to_micros
 
 log = logging.getLogger("pageledger.jobs")
 
@@ -50,6 +52,7 @@ class TrackOutcome:
     cost: int  # 1/10,000 currency unit
     message: str = ""
     fields: tuple[str, ...] = ()  # a conflict's figures that differ from the job as recorded
+    release_code: str = ""  # a code generated for a held job (told to the agent once, never stored)
 
 
 class Verdict(Protocol):
@@ -71,10 +74,13 @@ class TrackJobs:
     and answered with decision "deny".
     """
 
-    def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None) -> None:
+    def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None,
+                 codes: CodeDigest | None = None, clock: Callable[[], int] = system_clock) -> None:
         self.app = app
         self.printers = printers
         self.gate = gate
+        self.codes = codes  # release codes' keyed digest (adapters.pins.PinDigester)
+        self.clock = clock  # a held job's expiry counts from its arrival
 
     def __call__(self, reports: Sequence[JobReport]) -> list[TrackOutcome]:
         app = self.app
@@ -109,6 +115,12 @@ class TrackJobs:
                     event = _recorded(jid, report, printer, denied=verdict.reason)
                     outcome = TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
                                            verdict.reason)
+                elif printer.secure:
+                    code, digest, told = release_code_for(printer, report.release_code, self.codes)
+                    event = _recorded(jid, report, printer, secured=(self.clock() + printer.hold_seconds
+                                                                     * MICROS_PER_SECOND, digest))
+                    outcome = TrackOutcome(report.job_key, jid, "tracked", "hold", event.sheets, event.cost, told,
+                                           release_code=code)
                 else:
                     event = _recorded(jid, report, printer)
                     outcome = TrackOutcome(report.job_key, jid, "tracked", _decision(printer), event.sheets,
@@ -141,8 +153,10 @@ class TrackJobs:
     def _recorded_decision(self, job: PrintJob, by_name: Mapping[str, Printer]) -> str:
         """A job recorded before gets the answer it got then: a re-posted held job stays held,
         and its own printer decides, not one a conflicting re-post names."""
-        if job.state in ("denied", "held"):
-            return "deny" if job.state == "denied" else "hold"
+        if job.state == "denied":
+            return "deny"
+        if job.state != "tracked":  # secured, held, or further along its release: never printed directly
+            return "hold"
         printer = by_name.get(job.printer.lower()) or self.printers.for_names([job.printer])[0][job.printer.lower()]
         return _decision(printer)
 
@@ -200,8 +214,12 @@ def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:
                 size=r.size, pdl=r.pdl, document=r.document)
 
 
-def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None) -> PrintJob.Tracked:
-    record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
+def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None,
+              secured: tuple[int, str] | None = None) -> PrintJob.Tracked:
+    if secured is not None:
+        record = partial(PrintJob.secured, expires_at=secured[0], code_digest=secured[1])
+    else:
+        record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
     return record(
         jid, **_sent_figures(r, printer),
         sheets=sheets_for(pages=r.pages, copies=r.copies, duplex=r.duplex),
@@ -209,6 +227,24 @@ def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = No
                                     duplex=r.duplex, paper=r.paper),
         schedule=printer.schedule_version,
     )
+
+
+CodeDigest = Callable[[str], str]
+
+
+def release_code_for(printer: Printer, entered: str | None, digest: CodeDigest | None) -> tuple[str, str, str]:
+    """(code to tell the agent, digest to store, message) for a job arriving on a secure queue."""
+    mode = printer.code_mode
+    if mode == CODE_GENERATED and digest is not None:
+        code = "".join(secrets.choice("0123456789") for _ in range(printer.code_length))
+        return code, digest(code), f"held for release: your release code is {code}"
+    if mode == CODE_ENTERED and digest is not None:
+        if entered:
+            return "", digest(entered), "held for release with the release code given with the job"
+        return "", "", "held for release (no release code was given with the job: log in to release it)"
+    if mode == CODE_PREDEFINED:
+        return "", "", "held for release: release it with your own code (PIN)"
+    return "", "", "held for release"
 
 
 def _decision(printer: Printer) -> str:
@@ -242,7 +278,7 @@ class HoldJob:
         printer: Printer = app.repository.get(printer_id(app.server_id, job.printer))
         if not printer.secure:
             raise InvalidRequest({"job_id": [f"printer {job.printer} is not a secure queue: the job is not held"]})
-        if job.state not in ("tracked", "held"):
+        if job.state not in ("tracked", "secured", "held"):
             raise InvalidRequest({"job_id": [f"a {job.state} job cannot be held"]})
         if job.state == "held" and job.spool != sha256:
             raise InvalidRequest({"job_id": ["the job is already held with other data"]})

@@ -38,7 +38,8 @@ from commands.jobs import HoldJob, TrackJobs
 from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.ports import Directory
-from commands.printers import PrinterCache, SetCostSchedule, SetSecureHold
+from commands.printers import PrinterCache, SetCostSchedule, SetReleaseSettings, SetSecureHold
+from commands.release import DeleteJobs, ExpireJobs, RecordReleaseOutcome, ReleaseJobs, SpoolRemover
 from api.client_address import ClientAddress
 from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTargets, is_set_up
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
@@ -46,6 +47,8 @@ from domain.costs import CostSchedule
 from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
+from projections.held_jobs import spools_in_use
+from projections.users import card_holders, find_user, users as users_table
 from projections.licence_seats import denied_since
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
@@ -168,7 +171,8 @@ class Runtime:
 
     @cached_property
     def track_jobs(self) -> TrackJobs:
-        return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs)
+        return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs, codes=self.pin_digest,
+                         clock=self.clock)
 
     @cached_property
     def hold_job(self) -> HoldJob:
@@ -181,6 +185,57 @@ class Runtime:
     @cached_property
     def set_secure_hold(self) -> SetSecureHold:
         return SetSecureHold(self.app, self.printers)
+
+    # --- secure release (docs/secure-release.md) ----------------------------------------------
+
+    @cached_property
+    def release_throttle(self) -> LoginThrottle:
+        """Wrong release codes, counted in the login throttle's table (keys of their own)."""
+        return LoginThrottle(self.writer, per_login=5, per_address=20, window=900.0)
+
+    def spools_in_use(self, digests, excluded: set[str]) -> set[str]:
+        with self.reader.connect() as conn:
+            return spools_in_use(conn, digests, excluded)
+
+    @cached_property
+    def spool_remover(self) -> SpoolRemover:
+        return SpoolRemover(self.spool.remove, self.spools_in_use)
+
+    def pin_of(self, login: str) -> str:
+        """The user's PIN digest: a queue in "predefined" code mode takes the user's own PIN."""
+        with self.reader.connect() as conn:
+            row = find_user(conn, login)
+        return row.pin_digest if row is not None and row.active else ""
+
+    def card_holder(self, card: str) -> str | None:
+        """The login holding a card number (None: nobody)."""
+        with self.reader.connect() as conn:
+            uid = card_holders(conn).get(card) if card else None
+            if uid is None:
+                return None
+            row = conn.execute(sa.select(users_table.c.login, users_table.c.active)
+                               .where(users_table.c.user_id == uid)).first()
+        return row.login if row is not None and row.active else None
+
+    @cached_property
+    def release_jobs(self) -> ReleaseJobs:
+        return ReleaseJobs(self.app, self.pin_digest, self.pin_of, self.release_throttle, self.clock)
+
+    @cached_property
+    def delete_jobs(self) -> DeleteJobs:
+        return DeleteJobs(self.app, self.spool_remover, self.clock)
+
+    @cached_property
+    def release_outcome(self) -> RecordReleaseOutcome:
+        return RecordReleaseOutcome(self.app, self.printers, self.spool_remover, self.clock)
+
+    @cached_property
+    def expire_jobs(self) -> ExpireJobs:
+        return ExpireJobs(self.app, self.spool_remover, self.clock)
+
+    @cached_property
+    def set_release_settings(self) -> SetReleaseSettings:
+        return SetReleaseSettings(self.app, self.printers)
 
     @cached_property
     def issue_token(self) -> IssueToken:

@@ -20,6 +20,10 @@ from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
+from api.release import (DeleteRequestResource, HeldJobsResource, PrinterReleaseResource, ReleaseOrdersResource,
+                         ReleaseOutcomeResource, ReleasePageResource, ReleaseRequestResource)
+from commands.printers import SetReleaseSettings
+from commands.release import DeleteJobs, HeldData, RecordReleaseOutcome, ReleaseJobs
 from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.users import (
     UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
@@ -55,6 +59,12 @@ class Wiring(Protocol):
     client_address: ClientAddress
 
     progress: ReadModelProgress
+    # secure release (api/release.py)
+    release_jobs: ReleaseJobs
+    delete_jobs: DeleteJobs
+    release_outcome: RecordReleaseOutcome
+    held_data: HeldData
+    set_release_settings: SetReleaseSettings
 
     def is_set_up(self) -> bool: ...
 
@@ -81,6 +91,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         # They have HTML forms too.
         "/Authentication/Login": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
         "/Setup/NetworkSetup": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
+        "/release": BodyRule((FORM,), limits.json_bytes, limits.depth),
     }
     app = falcon.App(middleware=[TokenAuth(w.reader, sessions=w.sessions),
                                  RequestLimits(bodies, json_only, limits.read_seconds)])
@@ -103,7 +114,9 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
     route("/openapi.json", OpenApiResource(routes))
     route("/Services/jobs", JobsResource(w.track_jobs, w.clock))
     route("/Services/policy", PolicyResource(w.offline_policy))
-    route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job))
+    route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job, w.held_data))
+    route("/Services/releases", ReleaseOrdersResource(w.reader))
+    route("/Services/jobs/{job_id}/release-outcome", ReleaseOutcomeResource(w.release_outcome))
     if role != "services":
         route("/api/v1/jobs", JobListResource(w.reader, w.clock))
         route("/api/v1/usage", UsageResource(w.reader, w.clock))
@@ -120,4 +133,9 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/users/{user_id}/active", UserActiveResource(w.set_user_active))
         route("/api/v1/users/{user_id}/password", UserPasswordResource(w.change_password))
         route("/api/v1/users/{user_id}/role", UserRoleResource(w.change_role))
+        route("/api/v1/held-jobs", HeldJobsResource(w.reader))
+        route("/api/v1/held-jobs/release", ReleaseRequestResource(w.reader, w.release_jobs))
+        route("/api/v1/held-jobs/delete", DeleteRequestResource(w.reader, w.delete_jobs))
+        route("/api/v1/printers/{name}/release", PrinterReleaseResource(w.set_release_settings))
+        route("/release", ReleasePageResource(w.reader, w.release_jobs, w.delete_jobs, w.sessions))
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import BinaryIO, Callable, Iterable, Sequence
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -303,3 +303,23 @@ class ExpireJobs:
         if expired:
             log.info("%d held jobs expired unreleased; their data was removed", len(expired))
         return len(expired)
+
+
+class HeldData:
+    """A released job's bytes, for the release service to print (only while it is released)."""
+
+    def __init__(self, app: PageLedger, open_spool: Callable[[str], BinaryIO]) -> None:
+        self.app = app
+        self.open_spool = open_spool
+
+    def __call__(self, job_id: UUID) -> tuple[BinaryIO, str]:
+        try:
+            job: PrintJob = self.app.repository.get(job_id)
+        except AggregateNotFoundError:
+            raise InvalidRequest({"job_id": ["no such job"]}) from None
+        if job.state != "released":
+            raise InvalidRequest({"job_id": [f"the job is {job.state}, not released: its data is not handed out"]})
+        try:
+            return self.open_spool(job.spool), job.spool
+        except FileNotFoundError:
+            raise InvalidRequest({"job_id": ["the job's data is no longer on the server"]}) from None

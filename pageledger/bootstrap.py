@@ -39,7 +39,7 @@ from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.ports import Directory
 from commands.printers import PrinterCache, SetCostSchedule, SetReleaseSettings, SetSecureHold
-from commands.release import DeleteJobs, ExpireJobs, RecordReleaseOutcome, ReleaseJobs, SpoolRemover
+from commands.release import DeleteJobs, ExpireJobs, HeldData, RecordReleaseOutcome, ReleaseJobs, SpoolRemover
 from api.client_address import ClientAddress
 from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTargets, is_set_up
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
@@ -52,6 +52,7 @@ from projections.users import card_holders, find_user, users as users_table
 from projections.licence_seats import denied_since
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
+from workers.release_housekeeping import ReleaseHousekeeping
 
 log = logging.getLogger("pageledger")
 
@@ -234,6 +235,14 @@ class Runtime:
         return ExpireJobs(self.app, self.spool_remover, self.clock)
 
     @cached_property
+    def release_housekeeping(self) -> ReleaseHousekeeping:
+        return ReleaseHousekeeping(self.reader, self.expire_jobs, self.spool, self.clock)
+
+    @cached_property
+    def held_data(self) -> HeldData:
+        return HeldData(self.app, self.spool.open)
+
+    @cached_property
     def set_release_settings(self) -> SetReleaseSettings:
         return SetReleaseSettings(self.app, self.printers)
 
@@ -351,6 +360,7 @@ def run_projections(settings: Settings, stop: threading.Event) -> None:
         runtime.start_projections()
         log.info("projection runner started")
         while not stop.is_set():  # sleeping, not waiting on a lock: signals can unwind it
+            runtime.release_housekeeping.tick()  # held jobs' expiry and spool sweep, when due
             time.sleep(0.5)
     finally:
         runtime.close()

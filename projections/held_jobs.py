@@ -39,6 +39,7 @@ class HeldJob:
     released_to: str
     released_by: str
     reason: str
+    changed_at: int  # µs, its last lifecycle event (for a released job: when it was released)
 
 
 def _select() -> sa.Select:
@@ -46,7 +47,7 @@ def _select() -> sa.Select:
     return (sa.select(h.c.job_id, h.c.seq, user_keys.c.login, printer_keys.c.name, jobs.c.document,
                       jobs.c.submitted_at, h.c.expires_at, jobs.c.pages, jobs.c.copies, jobs.c.sheets, jobs.c.cost,
                       h.c.status, h.c.has_data, h.c.spool, jobs.c.size, h.c.code_digest, h.c.released_to,
-                      h.c.released_by, h.c.reason)
+                      h.c.released_by, h.c.reason, h.c.changed_at)
             .join(jobs, jobs.c.seq == h.c.seq)
             .join(user_keys, user_keys.c.id == h.c.user_id)
             .join(printer_keys, printer_keys.c.id == h.c.printer_id))
@@ -55,7 +56,7 @@ def _select() -> sa.Select:
 def _row(r: sa.Row) -> HeldJob:
     return HeldJob(r.job_id, r.seq, r.login, r.name, r.document, r.submitted_at, r.expires_at, r.pages, r.copies,
                    r.sheets, r.cost, STATUS_NAMES[r.status], bool(r.has_data), r.spool, r.size, r.code_digest,
-                   r.released_to, r.released_by, r.reason)
+                   r.released_to, r.released_by, r.reason, r.changed_at)
 
 
 def waiting_jobs(conn: sa.Connection, user: str | None, *, printer: str | None = None, limit: int = 1000) -> list[HeldJob]:

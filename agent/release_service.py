@@ -1,0 +1,312 @@
+"""The release service: prints released jobs through the print server's own CUPS.
+
+It runs next to cupsd (inside ``pageledger up`` on one host; ``pageledger-agent release-service``
+as a systemd unit on a separate print server), takes its orders from the server over HTTP with
+the agent token (``GET /Services/releases``, long-polled), fetches each job's held bytes
+(``GET /Services/jobs/{id}/spool``), and for each order:
+
+1. reads the release queue's printer-state and printer-state-reasons: a stopped printer or one
+   in error gets nothing, and the job is reported held again with the reason, for its user;
+2. submits one raw Print-Job (``agent.cups_release``) as the job's owner, with its title and
+   the ``pageledger-job`` attribute;
+3. follows the CUPS job until it is completed (reported ``printed``) or canceled/aborted
+   (reported held again, with CUPS's reason).
+
+Delivery is idempotent on the PageLedger job id and its release: a journal (SQLite, in the
+state dir) records each delivery before ``lp`` runs and the CUPS job it became after, so a
+restarted service, an order seen twice or a report that got lost never submits a job again.
+CUPS jobs are matched on (server, queue, job-id, time-at-creation); a job CUPS no longer knows
+(its job cache was wiped, ids restarted) is never taken for another one with the same id: it
+is reported held again, for its owner to check the tray and release again.
+
+Nothing here waits inside a CUPS backend, and nothing per held job lives in memory: the service
+only ever looks at the released jobs the server hands it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
+
+from agent.config import ConfigError, load_config, state_dir_from_environment
+from agent.cups_release import CupsJobRef, CupsRefused, CupsRelease, CupsUnavailable
+from agent.server import ServerError, ServerUnreachable, ServicesClient, _refusal
+
+log = logging.getLogger("pageledger.release_service")
+
+ORDER_WAIT_SECONDS = 10.0
+POLL_SECONDS = 0.2  # while CUPS jobs are being followed
+CHUNK = 1 << 20
+RETRY_PAUSES = (0.5, 1, 2, 5, 10, 30)
+
+
+class ReleaseClient(ServicesClient):
+    """The release service's side of /Services."""
+
+    def orders(self, wait: float) -> list[dict]:
+        _status, payload = self._request("GET", f"/Services/releases?wait={wait:g}", timeout=wait + 10)
+        orders = payload.get("orders")
+        if not isinstance(orders, list):
+            raise ServerUnreachable("GET /Services/releases: no orders in the answer")
+        return orders
+
+    def fetch(self, job_id: str, sha256: str, dest: Path) -> int:
+        """The held bytes into `dest`, checked against their SHA-256."""
+        import urllib.error
+        import urllib.request
+
+        path = f"/Services/jobs/{quote(job_id, safe='')}/spool"
+        request = urllib.request.Request(self._base + path, method="GET", headers={
+            "Authorization": f"Bearer {self._token}", "User-Agent": "pageledger-release-service"})
+        digest, size = hashlib.sha256(), 0
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response, open(dest, "wb") as out:
+                while chunk := response.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+        except urllib.error.HTTPError as err:
+            raise _refusal("GET", path, err.code, err.read()) from None
+        except OSError as err:
+            raise ServerUnreachable(f"GET {path}: {err}") from None
+        if sha256 and digest.hexdigest() != sha256:
+            raise ServerUnreachable(f"GET {path}: the data received does not hash to {sha256}")
+        return size
+
+    def report(self, job_id: str, outcome: str, *, why: str = "", cups_job: str = "") -> None:
+        body = json.dumps({"outcome": outcome, "why": why, "cups_job": cups_job}).encode()
+        self._request("POST", f"/Services/jobs/{quote(job_id, safe='')}/release-outcome", body,
+                      {"Content-Type": "application/json"})
+
+
+class Journal:
+    """Deliveries, kept across restarts: one row per (job, release), before and after ``lp``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("""CREATE TABLE IF NOT EXISTS deliveries (
+            release TEXT PRIMARY KEY, job_id TEXT NOT NULL, state TEXT NOT NULL,
+            server TEXT NOT NULL DEFAULT '', queue TEXT NOT NULL DEFAULT '', cups_job INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL DEFAULT 0, outcome TEXT NOT NULL DEFAULT '', why TEXT NOT NULL DEFAULT '',
+            updated REAL NOT NULL)""")
+
+    def get(self, release: str) -> sqlite3.Row | None:
+        self.db.row_factory = sqlite3.Row
+        return self.db.execute("SELECT * FROM deliveries WHERE release = ?", (release,)).fetchone()
+
+    def submitting(self, release: str, job_id: str) -> None:
+        self.db.execute("INSERT INTO deliveries (release, job_id, state, updated) VALUES (?, ?, 'submitting', ?)",
+                        (release, job_id, time.time()))
+
+    def submitted(self, release: str, ref: CupsJobRef) -> None:
+        self.db.execute("UPDATE deliveries SET state = 'submitted', server = ?, queue = ?, cups_job = ?, "
+                        "created_at = ?, updated = ? WHERE release = ?",
+                        (ref.server, ref.queue, ref.job_id, ref.created_at, time.time(), release))
+
+    def decided(self, release: str, job_id: str, outcome: str, why: str) -> None:
+        """The outcome to report (kept until the server has it)."""
+        self.db.execute("INSERT INTO deliveries (release, job_id, state, outcome, why, updated) "
+                        "VALUES (?, ?, 'decided', ?, ?, ?) ON CONFLICT (release) DO UPDATE SET "
+                        "state = 'decided', outcome = excluded.outcome, why = excluded.why, updated = excluded.updated",
+                        (release, job_id, outcome, why, time.time()))
+
+    def reported(self, release: str) -> None:
+        self.db.execute("UPDATE deliveries SET state = 'reported', updated = ? WHERE release = ?",
+                        (time.time(), release))
+
+    def following(self) -> list[sqlite3.Row]:
+        self.db.row_factory = sqlite3.Row
+        return self.db.execute("SELECT * FROM deliveries WHERE state IN ('submitted', 'decided') "
+                               "ORDER BY updated").fetchall()
+
+    def prune(self, older_than: float = 30 * 86400) -> None:
+        self.db.execute("DELETE FROM deliveries WHERE state = 'reported' AND updated < ?",
+                        (time.time() - older_than,))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@dataclass
+class Stats:
+    submitted: int = 0
+    printed: int = 0
+    held_again: int = 0
+
+
+class ReleaseService:
+    def __init__(self, client: ReleaseClient, cups: CupsRelease, journal: Journal, work_dir: Path,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.cups = cups
+        self.journal = journal
+        self.work_dir = Path(work_dir)
+        self.clock = clock
+        self.stats = Stats()
+        self.on_submitted: Callable[[str, float], None] | None = None  # job id, monotonic time (benchmarks)
+
+    # -- one turn of the loop ------------------------------------------------------------
+
+    def step(self, wait: float = ORDER_WAIT_SECONDS) -> int:
+        """Take the orders waiting (long-polling up to `wait` s when nothing is being followed),
+        deliver the new ones, follow the CUPS jobs; the number of orders seen."""
+        following = self.journal.following()
+        orders = self.client.orders(0 if following else wait)
+        for order in orders:
+            self._order(order)
+        for row in self.journal.following():
+            self._follow(row)
+        return len(orders)
+
+    def _order(self, order: dict) -> None:
+        job_id, release = str(order["job_id"]), f"{order['job_id']}@{order['released_at']}"
+        entry = self.journal.get(release)
+        if entry is None:
+            self._deliver(order, release)
+        elif entry["state"] == "submitting":
+            # Stopped between writing the journal and learning the CUPS job: whether cupsd has it
+            # cannot be told apart from a job cache wipe, so nothing is sent twice: its owner decides.
+            self._decide(release, job_id, "held", "the release was interrupted while it was handed to CUPS: "
+                                                  "check the printer and release it again if it did not print")
+        elif entry["state"] == "reported":
+            # The server has not seen the report yet (it was lost): tell it again.
+            self._decide(release, job_id, entry["outcome"], entry["why"])
+
+    def _deliver(self, order: dict, release: str) -> None:
+        job_id, queue = str(order["job_id"]), str(order["release_queue"])
+        try:
+            printer = self.cups.printer_state(queue)
+        except CupsUnavailable as exc:
+            log.warning("CUPS does not answer (%s): job %s waits", exc, job_id)
+            return
+        why = printer.why_not_ready
+        if why:
+            self._decide(release, job_id, "held", why)
+            return
+        data = self.work_dir / f"release-{job_id}.data"
+        try:
+            self.client.fetch(job_id, str(order.get("spool", "")), data)
+            self.journal.submitting(release, job_id)
+            try:
+                ref = self.cups.submit(queue, data, user=str(order["user"]), title=str(order.get("title", "")),
+                                       pageledger_job=job_id)
+            except CupsRefused as exc:
+                self._decide(release, job_id, "held", f"CUPS refused the job on {queue}: {exc}")
+                return
+            self.journal.submitted(release, ref)
+            self.stats.submitted += 1
+            if self.on_submitted:
+                self.on_submitted(job_id, self.clock())
+            log.info("released job %s handed to CUPS as %s", job_id, ref)
+        finally:
+            data.unlink(missing_ok=True)
+
+    def _follow(self, row) -> None:
+        release, job_id = row["release"], row["job_id"]
+        if row["state"] == "decided":
+            self._report(release, job_id, row["outcome"], row["why"], "")
+            return
+        ref = CupsJobRef(row["server"], row["queue"], int(row["cups_job"]), int(row["created_at"]))
+        try:
+            state = self.cups.job_state(ref)
+        except CupsUnavailable as exc:
+            log.warning("CUPS does not answer (%s): following %s later", exc, ref)
+            return
+        if state.state == "completed":
+            self._report(release, job_id, "printed", "", str(ref))
+        elif state.state in ("canceled", "aborted"):
+            self._decide(release, job_id, "held", f"CUPS {state.state} the job on {ref.queue}"
+                                                  f"{': ' + (state.message or state.reasons) if state.message or state.reasons else ''}",
+                         str(ref))
+        elif state.state == "gone":
+            self._decide(release, job_id, "held", f"CUPS no longer knows job {ref.job_id} on {ref.queue} (its job "
+                                                  "history was lost): check the printer and release it again if "
+                                                  "it did not print", str(ref))
+
+    def _decide(self, release: str, job_id: str, outcome: str, why: str, cups_job: str = "") -> None:
+        self.journal.decided(release, job_id, outcome, why)
+        self._report(release, job_id, outcome, why, cups_job)
+
+    def _report(self, release: str, job_id: str, outcome: str, why: str, cups_job: str) -> None:
+        try:
+            self.client.report(job_id, outcome, why=why, cups_job=cups_job)
+        except ServerError as exc:
+            if outcome == "printed":
+                self.journal.decided(release, job_id, outcome, why)
+            log.warning("outcome of job %s (%s) not reported yet: %s", job_id, outcome, exc)
+            return
+        self.journal.reported(release)
+        if outcome == "printed":
+            self.stats.printed += 1
+        else:
+            self.stats.held_again += 1
+            log.warning("released job %s not printed: %s", job_id, why)
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        failures = 0
+        log.info("release service started (CUPS %s)", self.cups.server_name)
+        while not stop.is_set():
+            try:
+                self.step(ORDER_WAIT_SECONDS)
+                failures = 0
+                if self.journal.following():
+                    stop.wait(POLL_SECONDS)
+            except ServerError as exc:
+                pause = RETRY_PAUSES[min(failures, len(RETRY_PAUSES) - 1)]
+                failures += 1
+                log.warning("server not reached (%s): trying again in %g s", exc, pause)
+                stop.wait(pause)
+        log.info("release service stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pageledger-release-service",
+                                     description="print released jobs through this print server's CUPS")
+    parser.add_argument("--state-dir", type=Path, default=None, help="the agent's state dir (agent.ini)")
+    parser.add_argument("--cups-server", default="", help="host:port of cupsd (default: the local one)")
+    parser.add_argument("--services-url", default="", help="overrides the agent's ServicesUrl")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state_dir = args.state_dir or state_dir_from_environment()
+    token = os.environ.get("PAGELEDGER_RELEASE_TOKEN", "")
+    url = args.services_url
+    if not (token and url):
+        try:
+            config = load_config(state_dir)
+        except ConfigError as exc:
+            print(f"pageledger-release-service: {exc}", file=sys.stderr)
+            return 2
+        token, url = token or config.agent_token, url or config.services_url
+    journal = Journal(state_dir / "release-journal.sqlite3")
+    work = state_dir / "release-work"
+    work.mkdir(parents=True, exist_ok=True)
+    service = ReleaseService(ReleaseClient(url, token, timeout=30), CupsRelease(args.cups_server, work), journal,
+                             work)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        service.run(stop)
+    finally:
+        journal.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -147,7 +147,7 @@ class CupsRelease:
             if any("not-found" in line or "client-error-not-found" in line for line in text):
                 return PrinterState(queue, "missing", ("queue-missing",), "no such release queue", False)
             raise CupsUnavailable(f"printer {queue}: {' '.join(text[-2:]) or 'no answer'}")
-        return PrinterState(queue, PRINTER_STATES.get(found["printer-state"].strip(), "unknown"),
+        return PrinterState(queue, PRINTER_STATES.get(found["printer-state"].strip(), found["printer-state"].strip()),
                             tuple(r.strip() for r in found.get("printer-state-reasons", "none").split(",")),
                             found.get("printer-state-message", "").strip(),
                             found.get("printer-is-accepting-jobs", "true").strip() == "true")

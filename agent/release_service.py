@@ -41,7 +41,7 @@ from urllib.parse import quote
 
 from agent.config import ConfigError, load_config, state_dir_from_environment
 from agent.cups_release import CupsJobRef, CupsRefused, CupsRelease, CupsUnavailable
-from agent.server import ServerError, ServerUnreachable, ServicesClient, _refusal
+from agent.server import ServerError, ServerRejectedJobs, ServerUnreachable, ServicesClient, _refusal
 
 log = logging.getLogger("pageledger.release_service")
 
@@ -49,6 +49,7 @@ ORDER_WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.2  # while CUPS jobs are being followed
 CHUNK = 1 << 20
 RETRY_PAUSES = (0.5, 1, 2, 5, 10, 30)
+REPORT_AGAIN_SECONDS = 30.0
 
 
 class ReleaseClient(ServicesClient):
@@ -124,9 +125,11 @@ class Journal:
                         "state = 'decided', outcome = excluded.outcome, why = excluded.why, updated = excluded.updated",
                         (release, job_id, outcome, why, time.time()))
 
-    def reported(self, release: str) -> None:
-        self.db.execute("UPDATE deliveries SET state = 'reported', updated = ? WHERE release = ?",
-                        (time.time(), release))
+    def reported(self, release: str, job_id: str, outcome: str, why: str) -> None:
+        self.db.execute("INSERT INTO deliveries (release, job_id, state, outcome, why, updated) "
+                        "VALUES (?, ?, 'reported', ?, ?, ?) ON CONFLICT (release) DO UPDATE SET "
+                        "state = 'reported', outcome = excluded.outcome, why = excluded.why, updated = excluded.updated",
+                        (release, job_id, outcome, why, time.time()))
 
     def following(self) -> list[sqlite3.Row]:
         self.db.row_factory = sqlite3.Row
@@ -182,8 +185,9 @@ class ReleaseService:
             # cannot be told apart from a job cache wipe, so nothing is sent twice: its owner decides.
             self._decide(release, job_id, "held", "the release was interrupted while it was handed to CUPS: "
                                                   "check the printer and release it again if it did not print")
-        elif entry["state"] == "reported":
-            # The server has not seen the report yet (it was lost): tell it again.
+        elif entry["state"] == "reported" and time.time() - entry["updated"] > REPORT_AGAIN_SECONDS:
+            # Still an order long after it was reported: the report was lost on the way. (Just
+            # after a report the order is still listed until the server's read model has it.)
             self._decide(release, job_id, entry["outcome"], entry["why"])
 
     def _deliver(self, order: dict, release: str) -> None:
@@ -218,7 +222,8 @@ class ReleaseService:
     def _follow(self, row) -> None:
         release, job_id = row["release"], row["job_id"]
         if row["state"] == "decided":
-            self._report(release, job_id, row["outcome"], row["why"], "")
+            printed = row["outcome"] == "printed"
+            self._report(release, job_id, row["outcome"], "" if printed else row["why"], row["why"] if printed else "")
             return
         ref = CupsJobRef(row["server"], row["queue"], int(row["cups_job"]), int(row["created_at"]))
         try:
@@ -243,13 +248,18 @@ class ReleaseService:
 
     def _report(self, release: str, job_id: str, outcome: str, why: str, cups_job: str) -> None:
         try:
-            self.client.report(job_id, outcome, why=why, cups_job=cups_job)
+            self.client.report(job_id, outcome, why=why or cups_job, cups_job=cups_job)
+        except ServerRejectedJobs as exc:
+            # The server's record has moved on (deleted meanwhile, reported before): it decides.
+            log.warning("outcome of job %s (%s) refused by the server (%s): not reported again", job_id, outcome,
+                        exc.reasons())
+            self.journal.reported(release, job_id, outcome, why)
+            return
         except ServerError as exc:
-            if outcome == "printed":
-                self.journal.decided(release, job_id, outcome, why)
+            self.journal.decided(release, job_id, outcome, why or cups_job)
             log.warning("outcome of job %s (%s) not reported yet: %s", job_id, outcome, exc)
             return
-        self.journal.reported(release)
+        self.journal.reported(release, job_id, outcome, why or cups_job)
         if outcome == "printed":
             self.stats.printed += 1
         else:

@@ -161,9 +161,12 @@ class CupsRelease:
         match = re.search(r"request id is \S+-(\d+)", result.stdout)
         if result.returncode != 0 or not match:
             raise CupsRefused((result.stderr or result.stdout).strip()[:300] or f"lp exited {result.returncode}")
-        job_id = int(match.group(1))
-        created = self._job_attributes(queue, job_id).get("time-at-creation", "0").strip()
-        return CupsJobRef(self.server_name, queue, job_id, int(created) if created.isdigit() else 0)
+        return CupsJobRef(self.server_name, queue, int(match.group(1)), 0)
+
+    def with_creation_time(self, ref: CupsJobRef) -> CupsJobRef:
+        """The same job with its time-at-creation, which names it for good (see the module docstring)."""
+        created = self._job_attributes(ref.queue, ref.job_id).get("time-at-creation", "0").strip()
+        return CupsJobRef(ref.server, ref.queue, ref.job_id, int(created) if created.isdigit() else 0)
 
     def job_state(self, ref: CupsJobRef) -> JobState:
         found = self._job_attributes(ref.queue, ref.job_id)

@@ -96,7 +96,10 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection for the order taker and the follower thread, one statement at a time.
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("""CREATE TABLE IF NOT EXISTS deliveries (
@@ -105,39 +108,42 @@ class Journal:
             created_at INTEGER NOT NULL DEFAULT 0, outcome TEXT NOT NULL DEFAULT '', why TEXT NOT NULL DEFAULT '',
             updated REAL NOT NULL)""")
 
+    def _do(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(sql, args).fetchall()
+
     def get(self, release: str) -> sqlite3.Row | None:
-        self.db.row_factory = sqlite3.Row
-        return self.db.execute("SELECT * FROM deliveries WHERE release = ?", (release,)).fetchone()
+        rows = self._do("SELECT * FROM deliveries WHERE release = ?", (release,))
+        return rows[0] if rows else None
 
     def submitting(self, release: str, job_id: str) -> None:
-        self.db.execute("INSERT INTO deliveries (release, job_id, state, updated) VALUES (?, ?, 'submitting', ?)",
+        self._do("INSERT INTO deliveries (release, job_id, state, updated) VALUES (?, ?, 'submitting', ?)",
                         (release, job_id, time.time()))
 
     def submitted(self, release: str, ref: CupsJobRef) -> None:
-        self.db.execute("UPDATE deliveries SET state = 'submitted', server = ?, queue = ?, cups_job = ?, "
+        self._do("UPDATE deliveries SET state = 'submitted', server = ?, queue = ?, cups_job = ?, "
                         "created_at = ?, updated = ? WHERE release = ?",
                         (ref.server, ref.queue, ref.job_id, ref.created_at, time.time(), release))
 
     def decided(self, release: str, job_id: str, outcome: str, why: str) -> None:
         """The outcome to report (kept until the server has it)."""
-        self.db.execute("INSERT INTO deliveries (release, job_id, state, outcome, why, updated) "
+        self._do("INSERT INTO deliveries (release, job_id, state, outcome, why, updated) "
                         "VALUES (?, ?, 'decided', ?, ?, ?) ON CONFLICT (release) DO UPDATE SET "
                         "state = 'decided', outcome = excluded.outcome, why = excluded.why, updated = excluded.updated",
                         (release, job_id, outcome, why, time.time()))
 
     def reported(self, release: str, job_id: str, outcome: str, why: str) -> None:
-        self.db.execute("INSERT INTO deliveries (release, job_id, state, outcome, why, updated) "
+        self._do("INSERT INTO deliveries (release, job_id, state, outcome, why, updated) "
                         "VALUES (?, ?, 'reported', ?, ?, ?) ON CONFLICT (release) DO UPDATE SET "
                         "state = 'reported', outcome = excluded.outcome, why = excluded.why, updated = excluded.updated",
                         (release, job_id, outcome, why, time.time()))
 
     def following(self) -> list[sqlite3.Row]:
-        self.db.row_factory = sqlite3.Row
-        return self.db.execute("SELECT * FROM deliveries WHERE state IN ('submitted', 'decided') "
-                               "ORDER BY updated").fetchall()
+        return self._do("SELECT * FROM deliveries WHERE state IN ('submitted', 'decided') "
+                               "ORDER BY updated")
 
     def prune(self, older_than: float = 30 * 86400) -> None:
-        self.db.execute("DELETE FROM deliveries WHERE state = 'reported' AND updated < ?",
+        self._do("DELETE FROM deliveries WHERE state = 'reported' AND updated < ?",
                         (time.time() - older_than,))
 
     def close(self) -> None:
@@ -165,15 +171,22 @@ class ReleaseService:
     # -- one turn of the loop ------------------------------------------------------------
 
     def step(self, wait: float = ORDER_WAIT_SECONDS) -> int:
-        """Take the orders waiting (long-polling up to `wait` s when nothing is being followed),
-        deliver the new ones, follow the CUPS jobs; the number of orders seen."""
-        following = self.journal.following()
-        orders = self.client.orders(0 if following else wait)
+        """One turn of both loops (tests): take and deliver orders, then follow the CUPS jobs."""
+        n = self.take_orders(0 if self.journal.following() else wait)
+        self.follow_jobs()
+        return n
+
+    def take_orders(self, wait: float) -> int:
+        """Long-poll the server for orders (up to `wait` s) and deliver the new ones."""
+        orders = self.client.orders(wait)
         for order in orders:
             self._order(order)
+        return len(orders)
+
+    def follow_jobs(self) -> None:
+        """Follow the submitted CUPS jobs and report the ones that ended (and unsent reports)."""
         for row in self.journal.following():
             self._follow(row)
-        return len(orders)
 
     def _order(self, order: dict) -> None:
         job_id, release = str(order["job_id"]), f"{order['job_id']}@{order['released_at']}"
@@ -215,6 +228,8 @@ class ReleaseService:
             self.stats.submitted += 1
             if self.on_submitted:
                 self.on_submitted(job_id, self.clock())
+            ref = self.cups.with_creation_time(ref)
+            self.journal.submitted(release, ref)
             log.info("released job %s handed to CUPS as %s", job_id, ref)
         finally:
             data.unlink(missing_ok=True)
@@ -269,20 +284,30 @@ class ReleaseService:
     # -- running -------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Two loops: this thread takes orders (long poll, so a release is taken the moment it is
+        listed), a second one follows CUPS jobs and reports what became of them."""
+        follower = threading.Thread(target=self._follow_loop, args=(stop,), name="release-follower", daemon=True)
+        follower.start()
         failures = 0
         log.info("release service started (CUPS %s)", self.cups.server_name)
         while not stop.is_set():
             try:
-                self.step(ORDER_WAIT_SECONDS)
+                self.take_orders(ORDER_WAIT_SECONDS)
                 failures = 0
-                if self.journal.following():
-                    stop.wait(POLL_SECONDS)
             except ServerError as exc:
                 pause = RETRY_PAUSES[min(failures, len(RETRY_PAUSES) - 1)]
                 failures += 1
                 log.warning("server not reached (%s): trying again in %g s", exc, pause)
                 stop.wait(pause)
+        follower.join(timeout=30)
         log.info("release service stopped")
+
+    def _follow_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(POLL_SECONDS):
+            try:
+                self.follow_jobs()
+            except Exception:  # noqa: BLE001 - a report that failed is retried at the next turn
+                log.exception("following CUPS jobs failed; trying again")
 
 
 def main(argv: list[str] | None = None) -> int:

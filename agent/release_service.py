@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
+from agent.card_readers import BadCardLine, CardFormat, CardReaderConnection, normalise
 from agent.config import ConfigError, load_config, state_dir_from_environment
 from agent.cups_release import CupsJobRef, CupsRefused, CupsRelease, CupsUnavailable
 from agent.server import ServerError, ServerRejectedJobs, ServerUnreachable, ServicesClient, _refusal
@@ -50,6 +51,7 @@ POLL_SECONDS = 0.2  # while CUPS jobs are being followed
 CHUNK = 1 << 20
 RETRY_PAUSES = (0.5, 1, 2, 5, 10, 30)
 REPORT_AGAIN_SECONDS = 30.0
+READERS_REFRESH_SECONDS = 30.0
 
 
 class ReleaseClient(ServicesClient):
@@ -89,6 +91,17 @@ class ReleaseClient(ServicesClient):
         body = json.dumps({"outcome": outcome, "why": why, "cups_job": cups_job}).encode()
         self._request("POST", f"/Services/jobs/{quote(job_id, safe='')}/release-outcome", body,
                       {"Content-Type": "application/json"})
+
+
+    def card_readers(self) -> list[dict]:
+        _status, payload = self._request("GET", "/Services/card-readers")
+        readers = payload.get("readers")
+        return [r for r in readers if isinstance(r, dict)] if isinstance(readers, list) else []
+
+    def swipe(self, printer: str, card: str, problem: str = "") -> dict:
+        body = json.dumps({"printer": printer, "card": card, "problem": problem}).encode()
+        _status, payload = self._request("POST", "/Services/card-swipes", body, {"Content-Type": "application/json"})
+        return payload
 
 
 class Journal:
@@ -288,6 +301,7 @@ class ReleaseService:
         listed), a second one follows CUPS jobs and reports what became of them."""
         follower = threading.Thread(target=self._follow_loop, args=(stop,), name="release-follower", daemon=True)
         follower.start()
+        threading.Thread(target=self._readers_loop, args=(stop,), name="card-readers", daemon=True).start()
         failures = 0
         log.info("release service started (CUPS %s)", self.cups.server_name)
         while not stop.is_set():
@@ -301,6 +315,43 @@ class ReleaseService:
                 stop.wait(pause)
         follower.join(timeout=30)
         log.info("release service stopped")
+
+    # -- card readers ----------------------------------------------------------------------
+
+    def swiped(self, printer: str, fmt: CardFormat, line: str) -> None:
+        """One line from a reader: the normalised card number to the server, which releases."""
+        try:
+            card, problem = normalise(line, fmt), ""
+        except BadCardLine as exc:
+            card, problem = "", str(exc)
+        try:
+            answer = self.client.swipe(printer, card, problem)
+            log.info("card swiped at %s: %s (%d jobs)", printer, answer.get("outcome"), len(answer.get("jobs", [])))
+        except ServerRejectedJobs as exc:
+            log.warning("card line at %s refused: %s", printer, exc.reasons())
+        except ServerError as exc:
+            log.warning("card swipe at %s not passed on: %s", printer, exc)
+
+    def _readers_loop(self, stop: threading.Event) -> None:
+        running: dict[tuple, threading.Thread] = {}
+        while not stop.is_set():
+            try:
+                readers = self.client.card_readers()
+            except ServerError as exc:
+                log.debug("card readers not listed now: %s", exc)
+                readers = []
+            for reader in readers:
+                key = (reader.get("printer"), reader.get("host"), reader.get("port"), json.dumps(reader, sort_keys=True))
+                if key in running and running[key].is_alive():
+                    continue
+                fmt = CardFormat.from_setting(reader)
+                printer = str(reader["printer"])
+                connection = CardReaderConnection(str(reader["host"]), int(reader["port"]),
+                                                  lambda line, p=printer, f=fmt: self.swiped(p, f, line))
+                running[key] = threading.Thread(target=connection.run, args=(stop,), daemon=True,
+                                                name=f"card-reader {reader['host']}:{reader['port']}")
+                running[key].start()
+            stop.wait(READERS_REFRESH_SECONDS)
 
     def _follow_loop(self, stop: threading.Event) -> None:
         while not stop.wait(POLL_SECONDS):

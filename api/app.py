@@ -20,10 +20,10 @@ from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
-from api.release import (DeleteRequestResource, HeldJobsResource, PrinterReleaseResource, ReleaseOrdersResource,
+from api.release import (CardReadersResource, CardSwipeResource, DeleteRequestResource, HeldJobsResource, PrinterReleaseResource, ReleaseOrdersResource,
                          ReleaseOutcomeResource, ReleasePageResource, ReleaseRequestResource)
 from commands.printers import SetReleaseSettings
-from commands.release import DeleteJobs, HeldData, RecordReleaseOutcome, ReleaseJobs
+from commands.release import CardReaders, DeleteJobs, HeldData, RecordReleaseOutcome, ReleaseJobs, SwipeCard
 from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.users import (
     UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
@@ -65,6 +65,8 @@ class Wiring(Protocol):
     release_outcome: RecordReleaseOutcome
     held_data: HeldData
     set_release_settings: SetReleaseSettings
+    swipe_card: SwipeCard
+    card_readers: CardReaders
 
     def is_set_up(self) -> bool: ...
 
@@ -117,6 +119,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
     route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job, w.held_data))
     route("/Services/releases", ReleaseOrdersResource(w.reader))
     route("/Services/jobs/{job_id}/release-outcome", ReleaseOutcomeResource(w.release_outcome))
+    route("/Services/card-readers", CardReadersResource(w.card_readers))
+    route("/Services/card-swipes", CardSwipeResource(w.swipe_card))
     if role != "services":
         route("/api/v1/jobs", JobListResource(w.reader, w.clock))
         route("/api/v1/usage", UsageResource(w.reader, w.clock))

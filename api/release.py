@@ -382,3 +382,57 @@ def _one(form: dict, name: str) -> str:
     if isinstance(value, list):
         raise InvalidRequest({name: ["given more than once"]})
     return str(value).strip()[:255]
+
+
+# --- card readers (the release service, agent token) ------------------------------------------
+
+class CardReaderListSchema(Schema):
+    readers = fields.List(fields.Dict(), required=True, metadata={
+        "description": "printer, host, port and the reader's normalisation (format, reverse_bytes, regex, "
+                       "strip_prefix, strip_suffix, output)"})
+
+
+class CardReadersResource:
+    """GET /Services/card-readers: which readers the release service connects to."""
+
+    roles = ("agent",)
+    openapi = {"get": Operation("The card readers of the secure queues", reply=CardReaderListSchema,
+                                responses={200: "The readers"})}
+
+    def __init__(self, card_readers: Callable[[], list[dict]]) -> None:
+        self.card_readers = card_readers
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = {"readers": self.card_readers()}
+
+
+class SwipeSchema(Schema):
+    printer = fields.String(required=True, validate=[validate.Length(1, 255),
+                                                     validate.Regexp(NAME, error="not a printer name")])
+    card = fields.String(load_default="", validate=[validate.Length(0, 64),
+                                                    validate.Regexp(r"^[0-9A-Za-z]*\Z", error="not a card number")])
+    problem = fields.String(load_default="", validate=validate.Length(0, 200),
+                            metadata={"description": "why the reader's line held no card number"})
+
+
+class SwipeReplySchema(Schema):
+    outcome = fields.String(required=True, validate=validate.OneOf(("released", "unknown card", "nothing to release")))
+    jobs = fields.List(fields.String(), required=True)
+
+
+class CardSwipeResource:
+    """POST /Services/card-swipes: a card was swiped at a secure queue's reader."""
+
+    roles = ("agent",)
+    openapi = {"post": Operation("A card swiped at a reader: releases all its holder's jobs on that queue",
+                                 body=SwipeSchema, reply=SwipeReplySchema,
+                                 responses={200: "Released, or recorded as an unknown card / nothing to release",
+                                            400: "An empty or garbage card line (recorded), or not a secure queue"})}
+
+    def __init__(self, swipe_card: Callable[..., Any]) -> None:
+        self.swipe_card = swipe_card
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = load(SwipeSchema(), req.get_media(default_when_empty={}) or {})
+        outcome = self.swipe_card(data["printer"], data["card"], data["problem"])
+        resp.media = {"outcome": outcome.outcome, "jobs": list(outcome.jobs)}

@@ -104,7 +104,8 @@ class ReleaseJobs:
         self.clock = clock
 
     def __call__(self, job_ids: Sequence[str], caller: Caller, *, printer: str | None = None,
-                 code: str | None = None) -> list[PrintJob]:
+                 code: str | None = None, by_card: bool = False) -> list[PrintJob]:
+        """`by_card`: the user swiped their card at the printer, which stands for the code."""
         ids = _job_ids(job_ids)
         if len(set(ids)) != len(ids):
             raise InvalidRequest({"jobs": ["a job is named twice"]})
@@ -118,7 +119,7 @@ class ReleaseJobs:
             if errors:
                 raise InvalidRequest(errors)
             where = {job.id: self._where(job, printer) for job in jobs}
-            if not caller.admin:
+            if not caller.admin and not by_card:
                 self._check_code(jobs, caller, code)
             now = self.clock()
             for job in jobs:
@@ -145,8 +146,11 @@ class ReleaseJobs:
     def _check_code(self, jobs: list[PrintJob], caller: Caller, code: str | None) -> None:
         needing: list[tuple[PrintJob, str]] = []  # each job with the digest its code must have
         pin = None
+        queues: dict[str, Printer | None] = {}
         for job in jobs:
-            queue = _printer(self.app, job.printer)
+            if job.printer not in queues:
+                queues[job.printer] = _printer(self.app, job.printer)
+            queue = queues[job.printer]
             if queue is not None and queue.code_mode == CODE_PREDEFINED:
                 pin = self.pin_of(job.user) if pin is None else pin
                 needing.append((job, pin))
@@ -323,3 +327,68 @@ class HeldData:
             return self.open_spool(job.spool), job.spool
         except FileNotFoundError:
             raise InvalidRequest({"job_id": ["the job's data is no longer on the server"]}) from None
+
+
+@dataclass(frozen=True)
+class SwipeOutcome:
+    outcome: str  # released | unknown card | nothing to release
+    user: str
+    jobs: tuple[str, ...]
+
+
+class SwipeCard:
+    """A card swiped at a secure queue's reader releases all of its holder's waiting jobs on that
+    queue to that printer. An unknown card, a swipe with nothing to release and a line without a
+    card number are recorded on the printer (CardSwipeUnmatched)."""
+
+    def __init__(self, app: PageLedger, card_holder: Callable[[str], str | None],
+                 waiting_of: Callable[[str, str], list[str]], release_jobs: ReleaseJobs, clock: Clock) -> None:
+        self.app = app
+        self.card_holder = card_holder  # card number -> login of an active user, or None
+        self.waiting_of = waiting_of  # (login, printer) -> ids of held jobs with their data on the server
+        self.release_jobs = release_jobs
+        self.clock = clock
+
+    def __call__(self, printer: str, card: str, problem: str = "") -> SwipeOutcome:
+        queue = _printer(self.app, printer)
+        if queue is None or not queue.secure:
+            raise InvalidRequest({"printer": [f"{printer} is not a secure queue"]})
+        if problem or not card:
+            self._unmatched(printer, card[:64], problem or "empty card line")
+            raise InvalidRequest({"card": [problem or "empty card line"]})
+        login = self.card_holder(card)
+        if login is None:
+            self._unmatched(printer, card[:64], "unknown card")
+            log.warning("unknown card swiped at %s", printer, extra={"printer": printer})
+            return SwipeOutcome("unknown card", "", ())
+        ids = self.waiting_of(login, queue.name)
+        if not ids:
+            self._unmatched(printer, card[:64], f"nothing to release for {login}")
+            return SwipeOutcome("nothing to release", login, ())
+        jobs = self.release_jobs(ids, Caller(login, admin=False, address=f"card reader of {printer}"),
+                                 printer=queue.name, by_card=True)
+        return SwipeOutcome("released", login, tuple(str(j.id) for j in jobs))
+
+    def _unmatched(self, printer: str, card: str, reason: str) -> None:
+        def attempt() -> None:
+            p = _printer(self.app, printer)
+            p.record_unmatched_swipe(card=card, reason=reason[:200], at=self.clock())
+            self.app.save(p)
+
+        retry_on_conflict(attempt, what=f"record a card swipe at {printer}")
+
+
+class CardReaders:
+    """The card readers of every secure queue, for the release service to connect to."""
+
+    def __init__(self, app: PageLedger, printer_names: Callable[[], list[str]]) -> None:
+        self.app = app
+        self.printer_names = printer_names
+
+    def __call__(self) -> list[dict]:
+        found = []
+        for name in self.printer_names():
+            p = _printer(self.app, name)
+            if p is not None and p.secure and p.card_reader:
+                found.append({"printer": p.name, **p.card_reader})
+        return found

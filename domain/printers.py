@@ -75,3 +75,8 @@ class Printer(Aggregate):
     def associate_card_reader(self, reader: dict) -> None:
         """{host, port, format...} of the network card reader at this printer; {} for none."""
         self.card_reader = dict(reader)
+
+    @event("CardSwipeUnmatched")
+    def record_unmatched_swipe(self, card: str, reason: str, at: int) -> None:
+        """A swipe at this printer's reader that released nothing: an unknown card, nothing held,
+        or a line that holds no card number (audited; the card number as the reader sent it)."""

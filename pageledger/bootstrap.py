@@ -39,7 +39,8 @@ from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.ports import Directory
 from commands.printers import PrinterCache, SetCostSchedule, SetReleaseSettings, SetSecureHold
-from commands.release import DeleteJobs, ExpireJobs, HeldData, RecordReleaseOutcome, ReleaseJobs, SpoolRemover
+from commands.release import (CardReaders, DeleteJobs, ExpireJobs, HeldData, RecordReleaseOutcome, ReleaseJobs,
+                              SpoolRemover, SwipeCard)
 from api.client_address import ClientAddress
 from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTargets, is_set_up
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
@@ -47,8 +48,9 @@ from domain.costs import CostSchedule
 from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
-from projections.held_jobs import spools_in_use
-from projections.users import card_holders, find_user, users as users_table
+from projections.held_jobs import spools_in_use, waiting_jobs
+from projections.names import printer_keys
+from projections.users import find_user, users as users_table
 from projections.licence_seats import denied_since
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
@@ -210,13 +212,12 @@ class Runtime:
 
     def card_holder(self, card: str) -> str | None:
         """The login holding a card number (None: nobody)."""
+        if not card:
+            return None
         with self.reader.connect() as conn:
-            uid = card_holders(conn).get(card) if card else None
-            if uid is None:
-                return None
-            row = conn.execute(sa.select(users_table.c.login, users_table.c.active)
-                               .where(users_table.c.user_id == uid)).first()
-        return row.login if row is not None and row.active else None
+            row = conn.execute(sa.select(users_table.c.login).where(users_table.c.card == card)
+                               .where(users_table.c.active == sa.true()).limit(1)).first()
+        return row.login if row is not None else None
 
     @cached_property
     def release_jobs(self) -> ReleaseJobs:
@@ -237,6 +238,22 @@ class Runtime:
     @cached_property
     def release_housekeeping(self) -> ReleaseHousekeeping:
         return ReleaseHousekeeping(self.reader, self.expire_jobs, self.spool, self.clock)
+
+    def waiting_of(self, login: str, printer: str) -> list[str]:
+        with self.reader.connect() as conn:
+            return [j.job_id for j in waiting_jobs(conn, login, printer=printer) if j.has_data]
+
+    def printer_names(self) -> list[str]:
+        with self.reader.connect() as conn:
+            return list(conn.execute(sa.select(printer_keys.c.name).order_by(printer_keys.c.name)).scalars())
+
+    @cached_property
+    def swipe_card(self) -> SwipeCard:
+        return SwipeCard(self.app, self.card_holder, self.waiting_of, self.release_jobs, self.clock)
+
+    @cached_property
+    def card_readers(self) -> CardReaders:
+        return CardReaders(self.app, self.printer_names)
 
     @cached_property
     def held_data(self) -> HeldData:

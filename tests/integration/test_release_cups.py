@@ -186,3 +186,70 @@ def test_with_the_server_down_a_secure_queue_prints_nothing_unreleased(cups, liv
     time.sleep(1.0)
     assert len(cups.printed_documents()) == before
     cups.run("cancel", "-h", cups.server, f"vault-{job_id}", check=False)
+
+
+ASSIGN_CARD = """
+import sys
+from pageledger.bootstrap import build_runtime
+from pageledger.settings import Settings
+from domain.users import LOCAL_SOURCE, user_id
+rt = build_runtime(Settings.load(), migrate=False)
+user = rt.app.repository.get(user_id(LOCAL_SOURCE, sys.argv[1]))
+user.assign_card(sys.argv[2], rt.clock())
+rt.app.save(user)
+rt.close()
+"""
+
+
+def test_a_card_swipe_releases_all_of_its_holders_jobs_and_an_unknown_card_is_recorded(cups, live_server, tmp_path):
+    import hashlib
+    import socket
+
+    from tests.conftest import free_port
+
+    cli(live_server, "printers", "secure", "vault", "on")
+    cups.run("lpadmin", "-h", cups.server, "-p", "vault-release", "-E", "-v", cups.printer_uri, "-m", "raw")
+    listener = socket.create_server(("127.0.0.1", free_port()))
+    reader_port = listener.getsockname()[1]
+    cli(live_server, "printers", "release", "vault", "--card-reader", f"127.0.0.1:{reader_port}",
+        "--card-regex", r"(\d{8})")
+    added = subprocess.run([sys.executable, "-m", "pageledger.cli", "users", "add", "dora", "--role", "user",
+                            "--password-stdin"], input="a long password 1\n", cwd=live_server.workdir,
+                           env=live_server.env, capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    subprocess.run([sys.executable, "-c", ASSIGN_CARD, "dora", "12345678"], cwd=live_server.workdir,
+                   env=live_server.env, check=True, capture_output=True, timeout=60)
+    agent = live_server.headers(live_server.agent_token)
+    sent = []
+    for i in range(2):
+        job = {"job_key": f"card/{i}", "user": "dora", "printer": "vault", "submitted_at": "2026-01-05T10:00:00+00:00",
+               "pages": 1, "document": f"card job {i}"}
+        result = requests.post(live_server.url + "/Services/jobs", json={"jobs": [job]}, headers=agent,
+                               timeout=10).json()["results"][0]
+        assert result["decision"] == "hold", result
+        data = b"%PDF-1.4\n% card job " + str(i).encode() + b"\n%%EOF\n"
+        requests.put(f"{live_server.url}/Services/jobs/{result['job_id']}/spool", data=data, timeout=10,
+                     headers={**agent, "Content-Type": "application/octet-stream",
+                              "X-Content-SHA256": hashlib.sha256(data).hexdigest()}).raise_for_status()
+        sent.append(data)
+    admin = live_server.admin_token
+    wait_until(lambda: len([j for j in held_jobs(live_server, admin) if j["ready"]]) == 2, timeout=15)
+    service = ReleaseService(live_server, cups, tmp_path / "release-service")
+    try:
+        listener.settimeout(30)
+        connection, _ = listener.accept()  # the release service connects to the reader
+        before = len(cups.printed_documents())
+        connection.sendall(b"\r\n")  # an empty swipe: refused, recorded
+        connection.sendall(b"99999999\r\n")  # an unknown card: recorded
+        connection.sendall(b"ID:12345678=42\n")  # dora's card, with a prefix and a checksum
+        printed = cups.wait_printed(before + 2, timeout=30)[before:]
+        assert sorted(p.read_bytes() for p in printed) == sorted(sent)  # all her jobs, each once
+        connection.sendall(b"12345678\r\n")  # again: nothing left to release, recorded
+        time.sleep(1.5)
+        assert len(cups.printed_documents()) == before + 2
+        log = service.text()
+        assert "unknown card" in log and "nothing to release" in log and "empty line" in log
+        connection.close()
+    finally:
+        service.stop()
+        listener.close()

@@ -46,7 +46,7 @@ from agent.server import ServerError, ServerRejectedJobs, ServerUnreachable, Ser
 
 log = logging.getLogger("pageledger.release_service")
 
-ORDER_WAIT_SECONDS = 10.0
+ORDER_WAIT_SECONDS = 1.0  # the server answers at once when there is an order (waits 1 s at most)
 POLL_SECONDS = 0.2  # while CUPS jobs are being followed
 CHUNK = 1 << 20
 RETRY_PAUSES = (0.5, 1, 2, 5, 10, 30)

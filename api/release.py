@@ -25,7 +25,7 @@ from domain.printers import CODE_MODES, MAX_HOLD_SECONDS, release_queue_name
 from domain.units import format_money, from_micros
 from projections.held_jobs import HeldJob, release_orders, waiting_jobs
 
-MAX_WAIT_SECONDS = 25.0
+MAX_WAIT_SECONDS = 1.0  # an idle release service asks again each second; an order ends the wait at once
 ORDER_POLL_SECONDS = 0.02
 _JobIds = fields.List(fields.String(validate=validate.Length(1, 64)), validate=validate.Length(1, MAX_JOBS))
 
@@ -316,6 +316,7 @@ class ReleasePageResource(_Jobs):
                                  "csrf_token)", responses={200: "The page again, saying what happened",
                                                            400: "A bad selection (the page names it)",
                                                            403: "CSRF token missing or wrong",
+                                                           415: "Not the page's form (urlencoded)",
                                                            429: "Too many wrong codes"})}
 
     def __init__(self, reader: sa.Engine, release_jobs: ReleaseJobs, delete_jobs: DeleteJobs,

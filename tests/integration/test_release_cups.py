@@ -253,3 +253,67 @@ def test_a_card_swipe_releases_all_of_its_holders_jobs_and_an_unknown_card_is_re
     finally:
         service.stop()
         listener.close()
+
+
+def hold_via_services(server, user: str, key: str, data: bytes) -> str:
+    import hashlib
+
+    agent = server.headers(server.agent_token)
+    job = {"job_key": key, "user": user, "printer": "vault", "submitted_at": "2026-01-05T10:00:00+00:00",
+           "pages": 1, "document": key}
+    result = requests.post(server.url + "/Services/jobs", json={"jobs": [job]}, headers=agent,
+                           timeout=10).json()["results"][0]
+    assert result["decision"] == "hold", result
+    requests.put(f"{server.url}/Services/jobs/{result['job_id']}/spool", data=data, timeout=10,
+                 headers={**agent, "Content-Type": "application/octet-stream",
+                          "X-Content-SHA256": hashlib.sha256(data).hexdigest()}).raise_for_status()
+    wait_until(lambda: any(j["job_id"] == result["job_id"] and j["ready"]
+                           for j in held_jobs(server, server.admin_token)), timeout=15)
+    return result["job_id"]
+
+
+def test_a_restarted_release_service_submits_nothing_twice(cups, live_server, tmp_path):
+    """The release service stops after CUPS took the job and before it reported it: the one that
+    starts again follows that CUPS job instead of submitting the job again."""
+    from agent.release_service import Journal, ReleaseClient, ReleaseService as Service
+
+    cli(live_server, "printers", "secure", "vault", "on")
+    cups.run("lpadmin", "-h", cups.server, "-p", "vault-release", "-E", "-v", cups.printer_uri, "-m", "raw")
+    job_id = hold_via_services(live_server, "erin", "restart/1", b"%PDF-1.4\n% once only\n%%EOF\n")
+    admin = live_server.admin_token
+    assert release(live_server, admin, [job_id]).status_code == 200
+    state = tmp_path / "rs"
+    state.mkdir()
+
+    def service() -> Service:
+        return Service(ReleaseClient(live_server.url, live_server.agent_token, timeout=10),
+                       CupsRelease(cups.server, state), Journal(state / "journal.sqlite3"), state)
+
+    before = len(cups.printed_documents())
+    first = service()
+    wait_until(lambda: first.take_orders(0.5) and first.stats.submitted, timeout=20)
+    first.journal.close()  # gone before following or reporting anything
+
+    second = service()
+    deadline = time.monotonic() + 30
+    while second.stats.printed == 0 and time.monotonic() < deadline:
+        second.take_orders(0.2)
+        second.follow_jobs()
+    assert (second.stats.submitted, second.stats.printed) == (0, 1)
+    cups.wait_printed(before + 1)
+    time.sleep(1.0)
+    assert len(cups.printed_documents()) == before + 1
+    wait_until(lambda: requests.get(live_server.url + "/api/v1/jobs", headers=live_server.headers(admin),
+                                    timeout=10).json()["jobs"][0]["status"] == "printed", timeout=15)
+
+    # Stopped between writing the journal and lp's answer: cannot tell whether CUPS has it, so
+    # nothing is sent again: the job is held again for its owner, who sees why.
+    other = hold_via_services(live_server, "erin", "restart/2", b"%PDF-1.4\n% maybe\n%%EOF\n")
+    assert release(live_server, admin, [other]).status_code == 200
+    order = wait_until(lambda: next(iter(second.client.orders(0.5)), None), timeout=15)
+    second.journal.submitting(f"{order['job_id']}@{order['released_at']}", order["job_id"])
+    second.take_orders(0.5)
+    back = wait_until(lambda: next((j for j in held_jobs(live_server, admin) if j["job_id"] == other), None),
+                      timeout=15)
+    assert "interrupted" in back["reason"] and second.stats.submitted == 0
+    second.journal.close()

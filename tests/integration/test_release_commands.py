@@ -182,3 +182,31 @@ def test_expiry_is_a_query_and_expired_jobs_are_never_charged(secure):
     with rt.reader.connect() as conn:
         count = conn.execute(sa.text("select count(*) from held_jobs where status = 6")).scalar()
     assert count == 3
+
+
+def test_the_sweep_removes_only_spool_files_no_waiting_job_needs(secure):
+    import os
+    import time
+
+    from workers.release_housekeeping import sweep_orphaned_spools
+
+    rt = secure
+    [kept], _ = held(rt, data=b"kept data")
+    [gone], _ = held(rt, data=b"printed data")
+    rt.release_jobs([gone], ALICE)
+    rt.release_outcome.printed(__import__("uuid").UUID(gone), cups_job="c/q/1@1")
+    orphan = b"left behind by a crash"
+    digest = hashlib.sha256(orphan).hexdigest()
+    rt.spool.write(io.BytesIO(orphan), sha256=digest, size=len(orphan))
+    fresh = b"just uploaded, not projected yet"
+    fresh_digest = hashlib.sha256(fresh).hexdigest()
+    rt.spool.write(io.BytesIO(fresh), sha256=fresh_digest, size=len(fresh))
+    hour_ago = time.time() - 7200
+    for d, _ in list(rt.spool.stored()):
+        if d != fresh_digest:
+            os.utime(rt.spool.path(d), (hour_ago, hour_ago))
+    rt.catch_up()
+    report = sweep_orphaned_spools(rt.reader, rt.spool)
+    assert (report.removed, report.bytes_removed) == (1, len(orphan))
+    left = {d for d, _ in rt.spool.stored()}
+    assert digest not in left and fresh_digest in left and len(left) == 2  # the held job's and the fresh one

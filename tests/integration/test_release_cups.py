@@ -317,3 +317,26 @@ def test_a_restarted_release_service_submits_nothing_twice(cups, live_server, tm
                       timeout=15)
     assert "interrupted" in back["reason"] and second.stats.submitted == 0
     second.journal.close()
+
+
+def test_up_runs_the_release_service_beside_the_server(cups, tmp_path):
+    """The one-host install: `pageledger up` with release_cups set prints released jobs itself."""
+    from tests.conftest import descendants, make_live_server
+
+    server = make_live_server(tmp_path, PAGELEDGER_RELEASE_CUPS=cups.server)
+    server.start()
+    try:
+        cli(server, "printers", "secure", "vault", "on")
+        cups.run("lpadmin", "-h", cups.server, "-p", "vault-release", "-E", "-v", cups.printer_uri, "-m", "raw")
+        before = len(cups.printed_documents())
+        data = b"%PDF-1.4\n% one host\n%%EOF\n"
+        job_id = hold_via_services(server, "finn", "up/1", data)
+        assert release(server, server.admin_token, [job_id]).status_code == 200
+        [printed] = cups.wait_printed(before + 1, timeout=30)[before:]
+        assert printed.read_bytes() == data
+        children = descendants(server.proc.pid)
+    finally:
+        server.stop()
+    assert children and not any(os.path.exists(f"/proc/{pid}") and
+                                "release_service" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+                                for pid in children)

@@ -210,3 +210,22 @@ def test_the_sweep_removes_only_spool_files_no_waiting_job_needs(secure):
     assert (report.removed, report.bytes_removed) == (1, len(orphan))
     left = {d for d, _ in rt.spool.stored()}
     assert digest not in left and fresh_digest in left and len(left) == 2  # the held job's and the fresh one
+
+
+def test_wrong_codes_are_counted_across_two_web_workers(secure, settings):
+    """Two runtimes on one database stand for two web workers (or nodes): one count."""
+    from pageledger.bootstrap import build_runtime
+
+    rt = secure
+    rt.set_release_settings("annex", ReleaseSettings(code_mode="entered"))
+    [job], _ = held(rt, printer="annex", release_code="1234")
+    other = build_runtime(settings, migrate=False)
+    try:
+        for n in range(5):
+            with pytest.raises(InvalidRequest):
+                (rt if n % 2 else other).release_jobs([job], ALICE, code=f"99{n:02d}")
+        for worker in (rt, other):
+            with pytest.raises(CodeThrottled):
+                worker.release_jobs([job], ALICE, code="1234")
+    finally:
+        other.close()

@@ -75,12 +75,14 @@ class TrackJobs:
     """
 
     def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None,
-                 codes: CodeDigest | None = None, clock: Callable[[], int] = system_clock) -> None:
+                 codes: CodeDigest | None = None, clock: Callable[[], int] = system_clock,
+                 tell_code: Callable[[str, str, str, str], None] | None = None) -> None:
         self.app = app
         self.printers = printers
         self.gate = gate
         self.codes = codes  # release codes' keyed digest (adapters.pins.PinDigester)
         self.clock = clock  # a held job's expiry counts from its arrival
+        self.tell_code = tell_code  # (user, code, printer, document): e-mails a generated release code
 
     def __call__(self, reports: Sequence[JobReport]) -> list[TrackOutcome]:
         app = self.app
@@ -148,6 +150,10 @@ class TrackJobs:
                                      on_conflict=conflicted)
         for conflict in conflicts:  # once the batch is saved: an attempt that lost a race logs nothing
             conflict.log()
+        if self.tell_code is not None:
+            for report, outcome in zip(reports, outcomes):
+                if outcome.release_code:
+                    self.tell_code(report.user, outcome.release_code, report.printer, report.document)
         return outcomes
 
     def _recorded_decision(self, job: PrintJob, by_name: Mapping[str, Printer]) -> str:

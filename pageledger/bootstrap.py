@@ -54,6 +54,7 @@ from projections.users import find_user, users as users_table
 from projections.licence_seats import denied_since
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
+from workers.release_code_mail import ReleaseCodeMailer
 from workers.release_housekeeping import ReleaseHousekeeping
 
 log = logging.getLogger("pageledger")
@@ -175,7 +176,7 @@ class Runtime:
     @cached_property
     def track_jobs(self) -> TrackJobs:
         return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs, codes=self.pin_digest,
-                         clock=self.clock)
+                         clock=self.clock, tell_code=self.release_code_mailer)
 
     @cached_property
     def hold_job(self) -> HoldJob:
@@ -203,6 +204,18 @@ class Runtime:
     @cached_property
     def spool_remover(self) -> SpoolRemover:
         return SpoolRemover(self.spool.remove, self.spools_in_use)
+
+    @cached_property
+    def release_code_mailer(self) -> ReleaseCodeMailer:
+        s = self.settings
+        mailer = SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=()))
+        return ReleaseCodeMailer(self.email_of, mailer)
+
+    def email_of(self, login: str) -> str:
+        with self.reader.connect() as conn:
+            row = conn.execute(sa.select(users_table.c.email).where(users_table.c.login_key == login.strip().lower())
+                               .where(users_table.c.active == sa.true()).limit(1)).first()
+        return row.email if row is not None else ""
 
     def pin_of(self, login: str) -> str:
         """The user's PIN digest: a queue in "predefined" code mode takes the user's own PIN."""

@@ -229,3 +229,34 @@ def test_wrong_codes_are_counted_across_two_web_workers(secure, settings):
                 worker.release_jobs([job], ALICE, code="1234")
     finally:
         other.close()
+
+
+def test_a_generated_code_is_emailed_to_its_owner_when_they_have_an_address(secure, caplog):
+    from aiosmtpd.controller import Controller
+
+    from adapters.mail import SmtpMailer, SmtpSettings
+    from tests.conftest import free_port
+    from tests.integration.test_identity import Inbox
+    from workers.release_code_mail import ReleaseCodeMailer
+
+    rt = secure
+    rt.set_release_settings("annex", ReleaseSettings(code_mode="generated", code_length=8))
+    rt.add_local_user(login="gina", password="a long password 1", role="user", profile={"email": "gina@example.org"})
+    rt.catch_up()
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        mailer = ReleaseCodeMailer(rt.email_of, SmtpMailer(SmtpSettings("127.0.0.1", port, "pl@example.org", ())))
+        track = TrackJobs(rt.app, rt.printers, codes=rt.pin_digest, clock=rt.clock, tell_code=mailer)
+        jobs = [dict(j, job_key=f"mail/{i}", user=user, printer="annex", document="Budget <2027>")
+                for i, (j, user) in enumerate(zip(sample_jobs(2), ("gina", "nobody-with-mail")))]
+        with caplog.at_level("INFO"):
+            outcomes = track(parse_batch(json.dumps({"jobs": jobs}).encode()))
+            mailer.drain()
+    finally:
+        controller.stop()
+    [message] = inbox.messages
+    assert message["To"] == "gina@example.org"
+    assert outcomes[0].release_code in message.get_payload() and "Budget <2027>" in message.get_payload()
+    assert all(o.release_code not in r.getMessage() for o in outcomes for r in caplog.records)  # never logged

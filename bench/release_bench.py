@@ -11,7 +11,8 @@ Figures:
   release_latency  from POST /api/v1/held-jobs/release to the job accepted by CUPS (lp returned
                    its job id, at the release service), p50/p95 over --latency-jobs releases,
                    through a real `pageledger up`, private cupsd and ippeveprinter; and, for
-                   comparison, `lp` to the first byte kept by ippeveprinter
+                   comparison, `lp` to the document kept by ippeveprinter
+  swipe_to_device  a card line sent by a loopback reader to the document kept by ippeveprinter
 """
 from __future__ import annotations
 
@@ -199,10 +200,14 @@ def bench_latency(n: int) -> None:
                                  CupsRelease(cups.server, tmp / "rs"), Journal(tmp / "rs" / "journal.sqlite3"),
                                  tmp / "rs")
         service.on_submitted = lambda job_id, at: submitted.__setitem__(job_id, at)
+        import agent.release_service as release_service_module
+
+        release_service_module.READERS_REFRESH_SECONDS = 0.5  # the reader configured below is seen at once
         runner = threading.Thread(target=service.run, args=(stop,), daemon=True)
         runner.start()
         pdf = (ROOT / "tests").exists() and b"%PDF-1.4\n" + b"x" * 20_000 + b"\n%%EOF\n"
         latencies = []
+        start_count = len(cups.printed_documents())
         for i in range(n):
             job = dict(next(sample_jobs(1)), job_key=f"lat/{i}", user="alice", printer="vault")
             r = requests.post(url + "/Services/jobs", json={"jobs": [job]}, headers=agent).json()["results"][0]
@@ -224,7 +229,9 @@ def bench_latency(n: int) -> None:
         p95 = latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))]
         line("release_latency", f"request -> accepted by CUPS p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
                                 f"max {latencies[-1] * 1000:.0f} ms (n={n})")
-        # For comparison: lp to the document kept by ippeveprinter (what the printer sees).
+        # For comparison: lp to the document kept by ippeveprinter (what the printer sees), once
+        # the released jobs have all come out (else one of them would be counted).
+        cups.wait_printed(start_count + n, timeout=300)
         arrivals = []
         sample = tmp / "sample.pdf"
         sample.write_bytes(pdf)
@@ -236,12 +243,65 @@ def bench_latency(n: int) -> None:
             arrivals.append(time.monotonic() - t0)
         line("lp_to_device", f"lp -> document at ippeveprinter median {statistics.median(arrivals) * 1000:.0f} ms "
                              f"(n={len(arrivals)}; includes ippeveprinter's own processing)")
+        bench_swipe(url, env, tmp, cups, agent, admin, pdf, min(n, 10))
     finally:
         stop.set()
         server.terminate()
         server.wait(timeout=30)
         cups.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+ASSIGN_CARD = """
+import sys
+from pageledger.bootstrap import build_runtime
+from pageledger.settings import Settings
+from domain.users import LOCAL_SOURCE, user_id
+rt = build_runtime(Settings.load(), migrate=False)
+user = rt.app.repository.get(user_id(LOCAL_SOURCE, sys.argv[1]))
+user.assign_card(sys.argv[2], rt.clock())
+rt.app.save(user)
+rt.close()
+"""
+
+
+def bench_swipe(url: str, env: dict, tmp: Path, cups, agent: dict, admin: dict, pdf: bytes, n: int) -> None:
+    """A card swipe at a loopback reader to the document kept by ippeveprinter."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", _free_port()))
+    port = listener.getsockname()[1]
+    run = lambda *a, **kw: subprocess.run([sys.executable, *a], env=env, cwd=tmp, check=True,  # noqa: E731
+                                          capture_output=True, text=True, timeout=120, **kw)
+    run("-m", "pageledger.cli", "printers", "release", "vault", "--card-reader", f"127.0.0.1:{port}")
+    run("-m", "pageledger.cli", "users", "add", "dora", "--role", "user", "--password-stdin",
+        input="a long password 1\n")
+    run("-c", ASSIGN_CARD, "dora", "31415926")
+    listener.settimeout(60)
+    connection, _ = listener.accept()
+    times = []
+    for i in range(n):
+        job = dict(next(sample_jobs(1)), job_key=f"swipe/{i}", user="dora", printer="vault")
+        r = requests.post(url + "/Services/jobs", json={"jobs": [job]}, headers=agent).json()["results"][0]
+        body = pdf + str(i).encode()
+        requests.put(f"{url}/Services/jobs/{r['job_id']}/spool", data=body,
+                     headers={**agent, "Content-Type": "application/octet-stream",
+                              "X-Content-SHA256": hashlib.sha256(body).hexdigest()}).raise_for_status()
+        for _ in range(500):
+            held = requests.get(url + "/api/v1/held-jobs", headers=admin).json()["jobs"]
+            if any(j["job_id"] == r["job_id"] and j["ready"] for j in held):
+                break
+            time.sleep(0.01)
+        before = len(cups.printed_documents())
+        t0 = time.monotonic()
+        connection.sendall(b"31415926\r\n")
+        cups.wait_printed(before + 1, timeout=60)
+        times.append(time.monotonic() - t0)
+        time.sleep(0.3)
+    connection.close()
+    listener.close()
+    line("swipe_to_device", f"card swipe -> document at ippeveprinter median {statistics.median(times) * 1000:.0f} ms, "
+                            f"max {max(times) * 1000:.0f} ms (n={n})")
 
 
 def main() -> int:

@@ -175,14 +175,15 @@ def bench_latency(n: int) -> None:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAGELEDGER_")}
     env.update(PYTHONPATH=str(ROOT), PAGELEDGER_DATA_DIR=str(tmp / "var"), PAGELEDGER_PROJECTION_POLL_SECONDS="0.02")
-    subprocess.run([sys.executable, "-m", "pageledger.cli", "db", "create"], env=env, cwd=tmp, check=True,
-                   capture_output=True)
-    subprocess.run([sys.executable, "-m", "pageledger.cli", "printers", "secure", "vault", "on"], env=env,
-                   cwd=tmp, check=True, capture_output=True)
-    server = subprocess.Popen([sys.executable, "-m", "pageledger.cli", "up", "--port", str(port)], env=env, cwd=tmp,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stop = threading.Event()
+    server = None
     try:
+        subprocess.run([sys.executable, "-m", "pageledger.cli", "db", "create"], env=env, cwd=tmp, check=True,
+                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "pageledger.cli", "printers", "secure", "vault", "on"], env=env,
+                       cwd=tmp, check=True, capture_output=True)
+        server = subprocess.Popen([sys.executable, "-m", "pageledger.cli", "up", "--port", str(port)], env=env,
+                                  cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         for _ in range(600):
             try:
@@ -246,8 +247,9 @@ def bench_latency(n: int) -> None:
         bench_swipe(url, env, tmp, cups, agent, admin, pdf, min(n, 10))
     finally:
         stop.set()
-        server.terminate()
-        server.wait(timeout=30)
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
         cups.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 

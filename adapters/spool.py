@@ -12,7 +12,7 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 CHUNK = 1 << 20
 
@@ -39,6 +39,32 @@ class SpoolStore:
         if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
             raise ValueError("not a spool reference")
         return self.directory / digest[:2] / digest
+
+    def open(self, digest: str) -> BinaryIO:
+        """The held data, for reading (FileNotFoundError when it is gone)."""
+        return open(self.path(digest), "rb")
+
+    def remove(self, digest: str) -> bool:
+        """Delete one held job's data; False if it was not there."""
+        try:
+            self.path(digest).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def stored(self) -> Iterator[tuple[str, float]]:
+        """(SHA-256, modification time) of every file in the store (the orphan sweep's input)."""
+        if not self.directory.is_dir():
+            return
+        for sub in self.directory.iterdir():
+            if not sub.is_dir() or len(sub.name) != 2:
+                continue
+            for entry in sub.iterdir():
+                if len(entry.name) == 64 and entry.name.startswith(sub.name):
+                    try:
+                        yield entry.name, entry.stat().st_mtime
+                    except FileNotFoundError:
+                        continue
 
     def write(self, stream: BinaryIO, *, sha256: str, size: int | None = None) -> tuple[str, int]:
         """Store everything `stream` yields, if it is `size` bytes (when given) hashing to

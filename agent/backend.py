@@ -33,6 +33,7 @@ from agent.outbox import Outbox
 from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
 from agent.printer_abilities import abilities
+from agent.secure_queues import SecureQueueStore, is_release_job
 from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerRejectedJobs, ServerUnreachable,
                           ServicesClient, SpoolTooLargeForServer, SpoolUploadDamaged, SpoolUploadUnsupported)
 
@@ -203,6 +204,7 @@ class Backend:
         self.client = client or ServicesClient(config.services_url, config.agent_token, config.server_timeout)
         self.exec_backend = exec_backend
         self.policies = PolicyStore(config.state_dir)
+        self.secure = SecureQueueStore(config.state_dir)
 
     def run(self, argv0: str, job: CupsJob, stdin_fd: int = 0) -> int:
         started = time.perf_counter()
@@ -218,6 +220,9 @@ class Backend:
             self.log.error(f"PageLedger: no CUPS backend for '{scheme}' at {real_backend}")
             return CUPS_BACKEND_STOP
         printer = self.environ.get("PRINTER", "")
+        released = is_release_job(job.options)
+        if released:
+            return self._print_release(argv0, job, real_uri, real_backend, released)
         spool_path = job.file
         temp_spool = None
         if spool_path is None:
@@ -276,6 +281,10 @@ class Backend:
             self._after_contact()
             self._flush_backlog(outbox, record["job_key"])
         if rejected:
+            if self.secure.load().is_secure(printer):
+                self.log.error("PageLedger: the server rejected the job record (kept in the agent's 'rejected' "
+                               "list); a secure queue never prints a job unreleased: cancelled")
+                return CUPS_BACKEND_CANCEL
             self.log.error(f"PageLedger: the server rejected the job record (kept in the agent's 'rejected' list); "
                            f"printing under the offline policy")
             action = self.policies.load().offline_action(self.config.ignore_disconnected)
@@ -317,6 +326,9 @@ class Backend:
         return number_up, page_ranges
 
     def _offline(self, outbox: Outbox, record: dict, err: ServerError) -> int | None:
+        secure = self.secure.load()
+        if secure.is_secure(record["printer"]):
+            return self._secure_offline(outbox, record, err, secure.offline)
         action = self.policies.load().offline_action(self.config.ignore_disconnected)
         self.log.state(f"+{OFFLINE_STATE}")
         if isinstance(err, ServerRefusedToken):
@@ -335,6 +347,25 @@ class Backend:
             reason = "the server's policy refuses jobs while it cannot be reached"
         self.log.error(f"PageLedger: job refused: {reason}")
         return CUPS_BACKEND_CANCEL
+
+    def _secure_offline(self, outbox: Outbox, record: dict, err: ServerError, mode: str) -> int:
+        """A secure queue fails closed: its job never prints unreleased (agent.secure_queues)."""
+        self.log.state(f"+{OFFLINE_STATE}")
+        self.log.warning(f"PageLedger: server unreachable ({err}) and {record['printer']} is a secure queue")
+        outbox.remove([record["job_key"]])  # CUPS keeps the job itself: the retry posts it again
+        if mode == "refuse":
+            self.log.error("PageLedger: job refused: the PageLedger server cannot be reached and this secure queue "
+                           "prints only released jobs; print it again later")
+            return CUPS_BACKEND_CANCEL
+        self.log.info("PageLedger: the PageLedger server cannot be reached: the job waits on this print server "
+                      "and is held for release once the server answers (not printed)")
+        return CUPS_BACKEND_RETRY
+
+    def _print_release(self, argv0: str, job: CupsJob, real_uri: str, real_backend: Path, released: str) -> int:
+        """A job the release service submitted (pageledger-job=ID): accounted when it was
+        tracked and when it printed, so it goes to the printer untouched, never held again."""
+        self.log.info(f"PageLedger: released job {released}: printing, not tracked again")
+        return self._print(argv0, job, real_uri, real_backend, None)
 
     def _after_contact(self) -> None:
         cached = self.policies.record_connection()
@@ -358,6 +389,8 @@ class Backend:
             self.log.info(f"PageLedger: posted {report.sent} queued jobs ({report.rejected} rejected, {report.remaining} left)")
 
     def _decide(self, result: JobResult, spool_path: str) -> int | None:
+        if result.decision in ("hold", "print") and result.status in ("tracked", "denied"):
+            self.secure.learn(self.environ.get("PRINTER", ""), result.decision == "hold")
         cost = f", cost {result.cost}" if result.cost else ""
         self.log.info(f"PageLedger: server says {result.decision} ({result.status}{cost})"
                       f"{': ' + result.message if result.message else ''}")
@@ -391,7 +424,10 @@ class Backend:
         except ServerError as err:
             self.log.error(f"PageLedger: held job's data not uploaded ({err}); will retry")
             return CUPS_BACKEND_RETRY
-        self.log.info(f"PageLedger: job held for release (server job {result.job_id}); not printed now")
+        # The last INFO line is the job's state message in CUPS: the user sees how to release it
+        # (with a generated release code, the code itself).
+        told = f": {result.message}" if result.message else ""
+        self.log.info(f"PageLedger: job held for release (server job {result.job_id}){told}; not printed now")
         return CUPS_BACKEND_OK
 
     def _print(self, argv0: str, job: CupsJob, real_uri: str, real_backend: Path, temp_spool: str | None) -> int:

@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     inst.add_argument("--server-bin", type=Path, default=DEFAULT_SERVER_BIN, help="CUPS ServerBin (default /usr/lib/cups)")
     inst.add_argument("--cups-server", help="cupsd to administer, host:port (default: the local one)")
     inst.add_argument("--bin-dir", type=Path, default=Path("/usr/local/bin"), help="where the shortcut goes")
+    inst.add_argument("--secure-queues", help="comma-separated secure queues: each gets a release queue, and "
+                                              "their jobs never print unreleased")
+    inst.add_argument("--secure-offline", choices=("retry", "refuse"),
+                      help="a secure queue's job while the server cannot be reached: kept by CUPS and retried "
+                           "(default), or refused")
     state_option(inst)
 
     uninst = sub.add_parser("uninstall", help="restore the queues' device URIs and remove the backend",
@@ -101,7 +106,9 @@ def _install(args) -> int:
     state_dir = args.state_dir or state_dir_from_environment()
     config = AgentConfig(state_dir=state_dir).with_properties(properties)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
-    install(config, server_bin=args.server_bin, cups=CupsAdmin(args.cups_server), queues=queues, bin_dir=args.bin_dir)
+    secure = [q.strip() for q in args.secure_queues.split(",") if q.strip()] if args.secure_queues else None
+    install(config, server_bin=args.server_bin, cups=CupsAdmin(args.cups_server), queues=queues, bin_dir=args.bin_dir,
+            secure_queues=secure, secure_offline=args.secure_offline)
     print(f"pageledger-agent {agent.__version__} installed")
     return 0
 

@@ -33,6 +33,8 @@ import agent
 from agent.config import DEFAULT_SERVER_BIN, AgentConfig, ConfigError
 from agent.outbox import Outbox
 from agent.policy_cache import PolicyStore
+from agent.secure_queues import (RELEASE_SUFFIX, SecureQueueStore, create_release_queues, release_queue_name,
+                                  remove_release_queues)
 from agent.server import ServerError, ServerRefusedToken, ServicesClient
 
 BACKEND_NAME = "pageledger"
@@ -93,6 +95,7 @@ class InstallRecord:
     launcher_path: str = ""
     shortcut_path: str = ""
     queues: dict[str, str] = field(default_factory=dict)  # queue -> original device URI
+    release_queues: dict[str, str] = field(default_factory=dict)  # release queue -> the real printer's URI
 
     @classmethod
     def load(cls, state_dir: Path) -> "InstallRecord | None":
@@ -231,7 +234,8 @@ def _site_packages(env: Path) -> Path:
 
 def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups: CupsAdmin | None = None,
             queues: list[str] | None = None,
-            bin_dir: Path = Path("/usr/local/bin"), say: Callable[[str], None] = print) -> InstallRecord:
+            bin_dir: Path = Path("/usr/local/bin"), say: Callable[[str], None] = print,
+            secure_queues: list[str] | None = None, secure_offline: str | None = None) -> InstallRecord:
     cups = cups or CupsAdmin()
     if not config.services_url:
         raise ConfigError("ServicesUrl is required (in package.ini [Properties] or SERVICESURL=...)")
@@ -287,9 +291,11 @@ def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups:
             shortcut_path = str(shortcut)
 
     record = InstallRecord(agent.__version__, str(server_bin), str(backend_path), str(launcher_path),
-                           shortcut_path, dict(previous.queues) if previous else {})
+                           shortcut_path, dict(previous.queues) if previous else {},
+                           dict(previous.release_queues) if previous else {})
     current = cups.device_uris()
     chosen = list(current) if queues is None else queues
+    chosen = _without_release_queues(chosen, record, explicit=queues is not None)
     unknown = [q for q in chosen if q not in current]
     if unknown:
         record.save(config.state_dir)
@@ -328,8 +334,32 @@ def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups:
                     record.queues.pop(queue, None)
         record.save(config.state_dir)
         raise
+    if secure_queues is not None or secure_offline is not None:
+        _install_secure_queues(config.state_dir, cups, record, secure_queues or [], secure_offline, say)
     record.save(config.state_dir)
     return record
+
+
+def _without_release_queues(chosen: list[str], record: InstallRecord, explicit: bool) -> list[str]:
+    """Release queues are never wrapped: a released job is accounted when it prints, not again."""
+    return [q for q in chosen if q not in record.release_queues and (explicit or not q.endswith(RELEASE_SUFFIX))]
+
+
+def _install_secure_queues(state_dir: Path, cups: CupsAdmin, record: InstallRecord, secure: list[str],
+                           offline: str | None, say: Callable[[str], None]) -> None:
+    """Name the secure queues (the backend fails closed on them) and create their release queues."""
+    unknown = [q for q in secure if q not in record.queues]
+    if unknown:
+        record.save(state_dir)
+        raise InstallError(f"secure queues must be wrapped queues: {', '.join(unknown)} is not")
+    try:
+        known = SecureQueueStore(state_dir).name(secure, offline)
+    except ValueError as err:
+        raise InstallError(str(err)) from None
+    say(f"secure queues: {', '.join(sorted(known.queues)) or 'none'}; while the server cannot be reached "
+        f"their jobs are {'kept by CUPS and retried' if known.offline == 'retry' else 'refused'}, never printed")
+    wanted = {q: record.queues[q] for q in secure if release_queue_name(q) not in record.release_queues}
+    record.release_queues.update(create_release_queues(cups, wanted, say))
 
 
 def _flush_before_leaving(state_dir: Path, say: Callable[[str], None]) -> int:
@@ -369,6 +399,8 @@ def uninstall(state_dir: Path, *, cups: CupsAdmin | None = None, purge: bool = F
         restored = original if original and uri == PREFIX + original else uri[len(PREFIX):]
         cups.set_device_uri(queue, restored)
         say(f"queue {queue}: {uri} -> {restored}")
+    if record.release_queues:
+        remove_release_queues(cups, list(record.release_queues), say)
     for path in (record.backend_path, record.launcher_path, record.shortcut_path):
         if path and (os.path.islink(path) or os.path.exists(path)):
             os.unlink(path)

@@ -20,6 +20,10 @@ from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
+from api.release import (CardReadersResource, CardSwipeResource, DeleteRequestResource, HeldJobsResource, PrinterReleaseResource, ReleaseOrdersResource,
+                         ReleaseOutcomeResource, ReleasePageResource, ReleaseRequestResource)
+from commands.printers import SetReleaseSettings
+from commands.release import CardReaders, DeleteJobs, HeldData, RecordReleaseOutcome, ReleaseJobs, SwipeCard
 from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.site_settings import SettingResource, SettingsResource
 from api.users import (
@@ -59,6 +63,14 @@ class Wiring(Protocol):
     client_address: ClientAddress
 
     progress: ReadModelProgress
+    # secure release (api/release.py)
+    release_jobs: ReleaseJobs
+    delete_jobs: DeleteJobs
+    release_outcome: RecordReleaseOutcome
+    held_data: HeldData
+    set_release_settings: SetReleaseSettings
+    swipe_card: SwipeCard
+    card_readers: CardReaders
 
     def is_set_up(self) -> bool: ...
 
@@ -85,6 +97,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         # They have HTML forms too.
         "/Authentication/Login": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
         "/Setup/NetworkSetup": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
+        "/release": BodyRule((FORM,), limits.json_bytes, limits.depth),
     }
     app = falcon.App(middleware=[TokenAuth(w.reader, sessions=w.sessions),
                                  RequestLimits(bodies, json_only, limits.read_seconds)])
@@ -107,7 +120,11 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
     route("/openapi.json", OpenApiResource(routes))
     route("/Services/jobs", JobsResource(w.track_jobs, w.clock))
     route("/Services/policy", PolicyResource(w.offline_policy))
-    route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job))
+    route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job, w.held_data))
+    route("/Services/releases", ReleaseOrdersResource(w.reader))
+    route("/Services/jobs/{job_id}/release-outcome", ReleaseOutcomeResource(w.release_outcome))
+    route("/Services/card-readers", CardReadersResource(w.card_readers))
+    route("/Services/card-swipes", CardSwipeResource(w.swipe_card))
     if role != "services":
         route("/api/v1/jobs", JobListResource(w.reader, w.clock))
         route("/api/v1/usage", UsageResource(w.reader, w.clock))
@@ -126,4 +143,9 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/users/{user_id}/role", UserRoleResource(w.change_role))
         route("/api/v1/settings", SettingsResource(w.site_settings))
         route("/api/v1/settings/{field}", SettingResource(w.change_setting, w.site_settings))
+        route("/api/v1/held-jobs", HeldJobsResource(w.reader))
+        route("/api/v1/held-jobs/release", ReleaseRequestResource(w.reader, w.release_jobs))
+        route("/api/v1/held-jobs/delete", DeleteRequestResource(w.reader, w.delete_jobs))
+        route("/api/v1/printers/{name}/release", PrinterReleaseResource(w.set_release_settings))
+        route("/release", ReleasePageResource(w.reader, w.release_jobs, w.delete_jobs, w.sessions))
     return app

@@ -46,17 +46,18 @@ class TokenAuth:
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
         if resource is None or getattr(resource, "public", False):
             return
-        principal = self._principal(req)
+        # A page whose form carries the session's CSRF token checks it itself (api/release.py).
+        principal = self._principal(req, csrf_in_form=getattr(resource, "csrf_in_form", False))
         roles = allowed_roles(resource, req.method)
         if principal.role not in roles:
             raise falcon.HTTPForbidden(title="Forbidden",
                                        description=f"role {principal.role!r} may not use this endpoint")
         req.context.principal = principal
 
-    def _principal(self, req: falcon.Request) -> Principal:
+    def _principal(self, req: falcon.Request, csrf_in_form: bool = False) -> Principal:
         header = req.get_header("Authorization") or ""
         if not header and self.sessions is not None and req.cookies.get(SESSION_COOKIE):
-            return self._session_principal(req)
+            return self._session_principal(req, csrf_in_form)
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise falcon.HTTPUnauthorized(title="Authentication required",
@@ -93,13 +94,14 @@ class TokenAuth:
             roles = self._current_roles(login, fresh=True)
         return roles is not None and not roles
 
-    def _session_principal(self, req: falcon.Request) -> Principal:
-        """A web login's cookie. A request that changes something must echo its CSRF token."""
+    def _session_principal(self, req: falcon.Request, csrf_in_form: bool = False) -> Principal:
+        """A web login's cookie. A request that changes something must echo its CSRF token
+        (in X-CSRF-Token; a `csrf_in_form` resource checks its form's field itself)."""
         session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
         if session is None:
             raise falcon.HTTPUnauthorized(title="Session expired", description="Log in again.",
                                           challenges=["Bearer"])
-        if req.method not in ("GET", "HEAD", "OPTIONS") and not same_token(req.get_header("X-CSRF-Token"),
+        if req.method not in ("GET", "HEAD", "OPTIONS") and not csrf_in_form and not same_token(req.get_header("X-CSRF-Token"),
                                                                            session.csrf):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong",
                                        description="Send the session's CSRF token in X-CSRF-Token.")

@@ -14,7 +14,7 @@ from api.errors import load
 from api.openapi import Operation
 from commands.job_reports import NAME, time_outside_window, latest_submitted_at
 from domain.units import day_iso, day_of, first_day_from, format_money, from_micros, to_micros
-from projections.jobs import JobFilter, JobRow, list_jobs
+from projections.jobs import STATUS_NAMES, JobFilter, JobRow, list_jobs
 from projections.usage_daily import GROUPS, UsageTotal, usage_totals
 
 READ_ROLES = ("admin", "auditor", "user")
@@ -75,7 +75,8 @@ class JobSchema(Schema):
     size = fields.Integer(required=True)
     pdl = fields.String(required=True)
     cost = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(("tracked", "denied")))
+    status = fields.String(required=True, validate=validate.OneOf(tuple(STATUS_NAMES.values())), metadata={
+        "description": "only tracked and printed jobs are charged (held jobs: docs/secure-release.md)"})
     uncertain = fields.String(metadata={
         "description": "present when the agent could not be sure of the pages or the colour: what and why "
                        "(unknown colour is priced as the server's unknown_colour_charge setting says)"})
@@ -119,7 +120,7 @@ def job_json(r: JobRow) -> dict[str, Any]:
         "pages": r.pages, "copies": r.copies, "sheets": r.sheets,
         "colour_pages": r.colour_pages, "duplex": r.duplex, "paper": r.paper,
         "size": r.size, "pdl": r.pdl, "cost": format_money(r.cost),
-        "status": "denied" if r.denied else "tracked",
+        "status": r.status,  # tracked, denied; on secure queues held, released, printed, failed, expired, deleted
         # true when the recorded time lay outside 1970..9999 and `submitted_at` shows the nearest
         **({"submitted_at_clamped": True} if r.submitted_at_clamped else {}),
         **({"uncertain": r.uncertain} if r.uncertain else {}),

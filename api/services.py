@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Callable
+import os
+from typing import BinaryIO, Callable
 from uuid import UUID
 
 import falcon
@@ -18,7 +19,9 @@ from domain.units import format_money
 
 def outcome_json(o: TrackOutcome) -> dict:
     return {"job_key": o.job_key, "job_id": str(o.job_id), "status": o.status, "decision": o.decision,
-            "sheets": o.sheets, "cost": format_money(o.cost), "message": o.message, "fields": list(o.fields)}
+            "sheets": o.sheets, "cost": format_money(o.cost), "message": o.message, "fields": list(o.fields),
+            # a generated release code, told once to the agent (which shows it in the CUPS job's state message)
+            **({"release_code": o.release_code} if o.release_code else {})}
 
 
 class JobsResource:
@@ -66,10 +69,26 @@ class SpoolResource:
                                            400: "Not holdable, or the data received is not the data declared "
                                                 "(errors name Content-Length, X-Content-SHA256 or body)",
                                            404: "Unknown job", 413: "Too large (max_spool_mib)",
-                                           428: f"No {DIGEST_HEADER} header"})}
+                                           428: f"No {DIGEST_HEADER} header"}),
+               "get": Operation("The data of a released job, for the release service to print",
+                                responses={200: "The held bytes (application/octet-stream)",
+                                           400: "Unknown job, or not released"})}
 
-    def __init__(self, hold_job: HoldJob) -> None:
+    def __init__(self, hold_job: HoldJob, held_data: Callable[[UUID], tuple[BinaryIO, str]] | None = None) -> None:
         self.hold_job = hold_job
+        self.held_data = held_data  # commands.release.HeldData
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
+        if self.held_data is None:
+            raise falcon.HTTPMethodNotAllowed(["PUT"])
+        try:
+            jid = UUID(job_id)
+        except ValueError:
+            raise InvalidRequest({"job_id": ["not a job id"]}) from None
+        stream, digest = self.held_data(jid)
+        resp.content_type = "application/octet-stream"
+        resp.set_header(DIGEST_HEADER, digest)
+        resp.set_stream(stream, os.fstat(stream.fileno()).st_size)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, job_id: str) -> None:
         try:

@@ -10,6 +10,7 @@ rest of its batch, so re-posting is safe and one bad re-post cannot block an age
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO, Callable, Mapping, Protocol, Sequence
@@ -24,10 +25,11 @@ from adapters.spool import SpoolMismatch, SpoolTooLarge
 from commands.ports import SpoolWriter
 from commands.printers import PrinterCache
 from commands.validation import InvalidRequest
-from domain.costs import sheets_for
+from domain.costs import job_cost, sheets_for
 from domain.jobs import JobNotHoldable, PrintJob, job_id
-from domain.printers import Printer, printer_id
-from domain.units import iso, to_micros
+from adapters.clock import system_clock
+from domain.printers import CODE_ENTERED, CODE_GENERATED, CODE_PREDEFINED, Printer, printer_id
+from domain.units import MICROS_PER_SECOND, iso, to_micros
 
 log = logging.getLogger("pageledger.jobs")
 
@@ -50,6 +52,7 @@ class TrackOutcome:
     cost: int  # 1/10,000 currency unit
     message: str = ""
     fields: tuple[str, ...] = ()  # a conflict's figures that differ from the job as recorded
+    release_code: str = ""  # a code generated for a held job (told to the agent once, never stored)
 
 
 class Verdict(Protocol):
@@ -72,12 +75,17 @@ class TrackJobs:
     """
 
     def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None,
-                 unknown_colour_charge: str = "colour") -> None:
+                 unknown_colour_charge: str = "colour",
+                 codes: CodeDigest | None = None, clock: Callable[[], int] = system_clock,
+                 tell_code: Callable[[str, str, str, str], None] | None = None) -> None:
         self.app = app
         self.printers = printers
         self.gate = gate
         # A job whose colour the agent could not tell: every page priced as colour, or as reported.
         self.unknown_colour_charge = unknown_colour_charge
+        self.codes = codes  # release codes' keyed digest (adapters.pins.PinDigester)
+        self.clock = clock  # a held job's expiry counts from its arrival
+        self.tell_code = tell_code  # (user, code, printer, document): e-mails a generated release code
 
     def __call__(self, reports: Sequence[JobReport]) -> list[TrackOutcome]:
         app = self.app
@@ -113,6 +121,13 @@ class TrackJobs:
                                       unknown_colour=self.unknown_colour_charge)
                     outcome = TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
                                            verdict.reason)
+                elif printer.secure:
+                    code, digest, told = release_code_for(printer, report.release_code, self.codes)
+                    event = _recorded(jid, report, printer, secured=(self.clock() + printer.hold_seconds
+                                                                     * MICROS_PER_SECOND, digest),
+                                      unknown_colour=self.unknown_colour_charge)
+                    outcome = TrackOutcome(report.job_key, jid, "tracked", "hold", event.sheets, event.cost, told,
+                                           release_code=code)
                 else:
                     event = _recorded(jid, report, printer, unknown_colour=self.unknown_colour_charge)
                     outcome = TrackOutcome(report.job_key, jid, "tracked", _decision(printer), event.sheets,
@@ -140,13 +155,19 @@ class TrackJobs:
                                      on_conflict=conflicted)
         for conflict in conflicts:  # once the batch is saved: an attempt that lost a race logs nothing
             conflict.log()
+        if self.tell_code is not None:
+            for report, outcome in zip(reports, outcomes):
+                if outcome.release_code:
+                    self.tell_code(report.user, outcome.release_code, report.printer, report.document)
         return outcomes
 
     def _recorded_decision(self, job: PrintJob, by_name: Mapping[str, Printer]) -> str:
         """A job recorded before gets the answer it got then: a re-posted held job stays held,
         and its own printer decides, not one a conflicting re-post names."""
-        if job.state in ("denied", "held"):
-            return "deny" if job.state == "denied" else "hold"
+        if job.state == "denied":
+            return "deny"
+        if job.state != "tracked":  # secured, held, or further along its release: never printed directly
+            return "hold"
         printer = by_name.get(job.printer.lower()) or self.printers.for_names([job.printer])[0][job.printer.lower()]
         return _decision(printer)
 
@@ -207,27 +228,39 @@ def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:
                 pages_known=r.pages_known, colour_known=r.colour_known, uncertain=r.uncertain)
 
 
-def _priced_counts(r: JobReport, unknown_colour: str) -> tuple[int, dict[str, tuple[int, int]] | None]:
-    """The colour pages and the per-size counts the job is priced at: as reported, or every
-    page as colour when its colour is unknown and the site charges unknown colour as colour."""
-    as_colour = not r.colour_known and unknown_colour == "colour"
-    if r.paper_counts is None:
-        return (r.pages if as_colour else r.colour_pages), None
-    return (r.pages if as_colour else r.colour_pages), {
-        name: (count.pages, count.pages if as_colour else count.colour_pages) for name, count in r.paper_counts.items()}
-
-
 def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None,
-              unknown_colour: str = "colour") -> PrintJob.Tracked:
-    record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
-    colour_pages, paper_counts = _priced_counts(r, unknown_colour)
+              unknown_colour: str = "colour", secured: tuple[int, str] | None = None) -> PrintJob.Tracked:
+    if secured is not None:
+        record = partial(PrintJob.secured, expires_at=secured[0], code_digest=secured[1])
+    else:
+        record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
+    figures = _sent_figures(r, printer)
     return record(
-        jid, **_sent_figures(r, printer),
+        jid, **figures,
         sheets=sheets_for(pages=r.pages, copies=r.copies, duplex=r.duplex),
-        cost=printer.schedule.price(pages=r.pages, colour_pages=colour_pages, copies=r.copies,
-                                    duplex=r.duplex, paper=r.paper, paper_counts=paper_counts),
+        cost=job_cost(printer.schedule, pages=r.pages, colour_pages=r.colour_pages, copies=r.copies,
+                      duplex=r.duplex, paper=r.paper, paper_counts=figures["paper_counts"],
+                      colour_known=r.colour_known, unknown_colour=unknown_colour),
         schedule=printer.schedule_version,
     )
+
+
+CodeDigest = Callable[[str], str]
+
+
+def release_code_for(printer: Printer, entered: str | None, digest: CodeDigest | None) -> tuple[str, str, str]:
+    """(code to tell the agent, digest to store, message) for a job arriving on a secure queue."""
+    mode = printer.code_mode
+    if mode == CODE_GENERATED and digest is not None:
+        code = "".join(secrets.choice("0123456789") for _ in range(printer.code_length))
+        return code, digest(code), f"held for release: your release code is {code}"
+    if mode == CODE_ENTERED and digest is not None:
+        if entered:
+            return "", digest(entered), "held for release with the release code given with the job"
+        return "", "", "held for release (no release code was given with the job: log in to release it)"
+    if mode == CODE_PREDEFINED:
+        return "", "", "held for release: release it with your own code (PIN)"
+    return "", "", "held for release"
 
 
 def _decision(printer: Printer) -> str:
@@ -261,7 +294,7 @@ class HoldJob:
         printer: Printer = app.repository.get(printer_id(app.server_id, job.printer))
         if not printer.secure:
             raise InvalidRequest({"job_id": [f"printer {job.printer} is not a secure queue: the job is not held"]})
-        if job.state not in ("tracked", "held"):
+        if job.state not in ("tracked", "secured", "held"):
             raise InvalidRequest({"job_id": [f"a {job.state} job cannot be held"]})
         if job.state == "held" and job.spool != sha256:
             raise InvalidRequest({"job_id": ["the job is already held with other data"]})

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 import time
 from typing import Callable, Iterable
 
 from adapters.event_store import PageLedger
 from commands.conflicts import retry_on_conflict
 from domain.costs import CostSchedule
-from domain.printers import Printer, printer_id
+from commands.validation import InvalidRequest
+from domain.printers import CODE_MODES, MAX_HOLD_SECONDS, Printer, printer_id
 
 
 class PrinterCache:
@@ -115,6 +117,59 @@ class SetSecureHold:
 
         retry_on_conflict(attempt, what=f"change secure hold of printer {name}")
         self.printers.invalidate(name)
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """A secure queue's release settings; None leaves a setting as it is."""
+
+    hold_seconds: int | None = None
+    code_mode: str | None = None
+    code_length: int | None = None
+    group: str | None = None
+    card_reader: dict | None = None
+
+
+class SetReleaseSettings:
+    """Change a queue's hold time, release-code mode, printer group or card reader: one event
+    per setting that changes (HoldTimeChanged, ReleaseCodeModeChanged, PrinterGroupChanged,
+    CardReaderAssociated)."""
+
+    def __init__(self, app: PageLedger, printers: PrinterCache) -> None:
+        self.app = app
+        self.printers = printers
+
+    def __call__(self, name: str, s: ReleaseSettings) -> Printer:
+        errors: dict[str, list[str]] = {}
+        if s.hold_seconds is not None and not 60 <= s.hold_seconds <= MAX_HOLD_SECONDS:
+            errors["hold_seconds"] = [f"between 60 and {MAX_HOLD_SECONDS} seconds"]
+        if s.code_mode is not None and s.code_mode not in CODE_MODES:
+            errors["code_mode"] = [f"one of {', '.join(CODE_MODES)}"]
+        if s.code_length is not None and not 4 <= s.code_length <= 12:
+            errors["code_length"] = ["between 4 and 12 digits"]
+        if s.group is not None and (len(s.group) > 64 or any(not c.isprintable() for c in s.group)):
+            errors["group"] = ["at most 64 printable characters"]
+        if errors:
+            raise InvalidRequest(errors)
+
+        def attempt() -> Printer:
+            p = _load_or_register(self.app, name, self.printers.default_schedule)
+            if s.hold_seconds is not None and s.hold_seconds != p.hold_seconds:
+                p.change_hold_time(s.hold_seconds)
+            mode = s.code_mode if s.code_mode is not None else p.code_mode
+            length = s.code_length if s.code_length is not None else p.code_length
+            if (mode, length) != (p.code_mode, p.code_length):
+                p.change_release_code_mode(mode, length)
+            if s.group is not None and s.group.strip() != p.group:
+                p.change_group(s.group.strip())
+            if s.card_reader is not None and s.card_reader != p.card_reader:
+                p.associate_card_reader(s.card_reader)
+            self.app.save(p)
+            return p
+
+        printer = retry_on_conflict(attempt, what=f"change the release settings of printer {name}")
+        self.printers.invalidate(name)
+        return printer
 
 
 def _load_or_register(app: PageLedger, name: str, schedule: CostSchedule) -> Printer:

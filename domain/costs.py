@@ -78,3 +78,16 @@ def sheets_for(*, pages: int, copies: int, duplex: bool) -> int:
     """Sheets of paper: impressions per copy, two to a sheet when duplex, times copies (once)."""
     per_copy = (pages + 1) // 2 if duplex else pages
     return per_copy * copies
+
+
+def job_cost(schedule: CostSchedule, *, pages: int, colour_pages: int, copies: int, duplex: bool, paper: str,
+             paper_counts: dict | None, colour_known: bool, unknown_colour: str) -> int:
+    """What a job costs on `schedule`, from its facts as stored (paper_counts paper ->
+    [impressions, colour impressions] per copy): every page as colour when its colour is unknown
+    and the site charges unknown colour as colour. Used when a job is tracked and when a held
+    job prints (priced where it printed)."""
+    as_colour = not colour_known and unknown_colour == "colour"
+    counts = None if paper_counts is None else {
+        name: (int(n), int(n) if as_colour else int(c)) for name, (n, c) in paper_counts.items()}
+    return schedule.price(pages=pages, colour_pages=pages if as_colour else colour_pages, copies=copies,
+                          duplex=duplex, paper=paper, paper_counts=counts)

@@ -86,9 +86,30 @@ class PrintJob(Aggregate):
             super().apply(aggregate)
             aggregate.state = "denied"
 
+    class Secured(Recorded):
+        """A job on a secure queue: the same facts as `Tracked`, but neither charged nor in usage
+        until it is `Printed` (priced then, where it printed). Still one event while it waits.
+
+        `expires_at` is when it expires unreleased (µs; the queue's hold time when it arrived);
+        `code_digest` the keyed digest of its release code ("" when the queue asks for none, or
+        the owner's own PIN is the code)."""
+
+        expires_at: int
+        code_digest: str
+        document: str  # personal field (see Tracked)
+        paper_counts: dict | None = None  # as on Tracked
+        pages_known: bool = True
+        colour_known: bool = True
+        uncertain: str = ""
+
+        def apply(self, aggregate: "PrintJob") -> None:
+            super().apply(aggregate)
+            aggregate.state = "secured"
+
     def __init__(self) -> None:
         # The facts are set by the created event itself (Recorded.apply, run after this).
         self.state = "tracked"
+        self.release_failure = ""
 
     @classmethod
     def track(cls, job_id: UUID, **facts: object) -> "PrintJob":
@@ -104,6 +125,12 @@ class PrintJob(Aggregate):
                            timestamp=cls.Tracked.create_timestamp(), originator_topic=_TOPIC, **facts)
 
     @classmethod
+    def secured(cls, job_id: UUID, *, expires_at: int, code_digest: str, **facts: object) -> "PrintJob.Secured":
+        """Just the event that records a job on a secure queue (see `tracked`)."""
+        return cls.Secured(originator_id=job_id, originator_version=1, timestamp=cls.Secured.create_timestamp(),
+                           originator_topic=_TOPIC, expires_at=expires_at, code_digest=code_digest, **facts)
+
+    @classmethod
     def denied(cls, job_id: UUID, *, reason: str, **facts: object) -> "PrintJob.Denied":
         """Just the event that records a job seen but refused (see `tracked`)."""
         return cls.Denied(originator_id=job_id, originator_version=1, timestamp=cls.Denied.create_timestamp(),
@@ -111,7 +138,7 @@ class PrintJob(Aggregate):
 
     def hold(self, spool: str, spool_size: int) -> None:
         """The job's data is in the spool store (by its SHA-256), waiting for its owner."""
-        if self.state != "tracked":
+        if self.state not in ("tracked", "secured"):
             raise JobNotHoldable(f"a {self.state} job cannot be held")
         self._held(spool, spool_size)
 
@@ -122,7 +149,105 @@ class PrintJob(Aggregate):
         self.state = "held"
 
 
+    # --- the release lifecycle (secure queues) -------------------------------------------
+    # held --release--> released --print--> printed
+    #   ^                  |
+    #   +--ReleaseFailed---+ (held again with the reason, e.g. the printer is stopped;
+    #                         or failed for good when the data cannot be printed)
+    # held/failed --delete--> deleted;  held/failed --expire--> expired
+
+    @property
+    def releasable(self) -> bool:
+        return self.state in ("held", "failed")
+
+    def release(self, by: str, where: str, at: int) -> None:
+        """Its owner (or an admin) asked for it at the printer `where` (the queue's own, or one
+        of its group). Checks of who and where are the caller's, which sees the printers."""
+        if not self.releasable:
+            raise JobNotReleasable(self._why_not("released"))
+        self._released(by=by, where=where, at=at)
+
+    @event("Released")
+    def _released(self, by: str, where: str, at: int) -> None:
+        self.state = "released"
+        self.released_to = where
+        self.release_failure = ""
+
+    def print_(self, *, printer: str, at: int, sheets: int, cost: int, schedule: int, cups_job: str) -> bool:
+        """CUPS reports the released job completed on `printer`; False if recorded already."""
+        if self.state == "printed":
+            return False
+        if self.state != "released":
+            raise JobNotReleasable(f"a {self.state} job cannot have printed")
+        self._printed(printer=printer, at=at, user=self.user, pages=self.pages, copies=self.copies,
+                      sheets=sheets, colour_pages=self.colour_pages, cost=cost, schedule=schedule,
+                      cups_job=cups_job)
+        return True
+
+    @event("Printed")
+    def _printed(self, printer: str, at: int, user: str, pages: int, copies: int, sheets: int,
+                 colour_pages: int, cost: int, schedule: int, cups_job: str) -> None:
+        # user and figures are repeated so that usage counts the job from this one event, on
+        # the day it printed, at the printer it printed on (pull printing), at that printer's price.
+        self.state = "printed"
+        self.printed_on = printer
+        self.printed_cost = cost
+        self.cups_job = cups_job
+
+    def fail_release(self, why: str, at: int, *, held: bool) -> bool:
+        """The release did not print. `held`: it can be released again (printer stopped,
+        CUPS refused it for now); else it failed for good. False if nothing to record."""
+        if self.state != "released":
+            return False
+        self._release_failed(why=why, at=at, held=held)
+        return True
+
+    @event("ReleaseFailed")
+    def _release_failed(self, why: str, at: int, held: bool) -> None:
+        self.state = "held" if held else "failed"
+        self.release_failure = why
+
+    def refuse_code(self, by: str, at: int) -> None:
+        """A wrong release code was given for this job: audited (and throttled by the caller)."""
+        self._code_refused(by=by, at=at)
+
+    @event("ReleaseCodeRefused")
+    def _code_refused(self, by: str, at: int) -> None:
+        pass
+
+    def delete(self, by: str, at: int) -> None:
+        if not self.releasable and self.state != "secured":
+            raise JobNotReleasable(self._why_not("deleted"))
+        self._deleted(by=by, at=at)
+
+    @event("Deleted")
+    def _deleted(self, by: str, at: int) -> None:
+        self.state = "deleted"
+
+    def expire(self, at: int) -> bool:
+        """Its hold time is over: False if it is no longer waiting (released, printed, gone)."""
+        if not self.releasable and self.state != "secured":
+            return False
+        self._expired(at=at)
+        return True
+
+    @event("Expired")
+    def _expired(self, at: int) -> None:
+        self.state = "expired"
+
+    def _why_not(self, what: str) -> str:
+        if self.state == "secured":
+            return f"the job's data has not reached the server yet: it cannot be {what}"
+        if self.state in ("tracked", "denied"):
+            return f"the job was not on a secure queue: it cannot be {what}"
+        return f"the job is already {self.state}"
+
+
 class JobNotHoldable(ValueError):
+    pass
+
+
+class JobNotReleasable(ValueError):
     pass
 
 

@@ -7,6 +7,23 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.costs import CostSchedule
 
+DEFAULT_HOLD_SECONDS = 4 * 3600
+MAX_HOLD_SECONDS = 30 * 24 * 3600
+# Release-code modes of a secure queue: none (logging in is enough), the user's own PIN
+# (predefined, stored hashed), generated when the job arrives, or entered with the job
+# (`lp -o release-code=...`).
+CODE_NONE = "none"
+CODE_PREDEFINED = "predefined"
+CODE_GENERATED = "generated"
+CODE_ENTERED = "entered"
+CODE_MODES = (CODE_NONE, CODE_PREDEFINED, CODE_GENERATED, CODE_ENTERED)
+DEFAULT_CODE_LENGTH = 6
+
+
+def release_queue_name(queue: str) -> str:
+    """The raw, unshared CUPS queue the agent install creates beside a secure queue."""
+    return f"{queue}-release"
+
 
 def printer_id(server_id: str, name: str) -> UUID:
     return uuid5(NAMESPACE_URL, f"pageledger:{server_id}:printer:{name.lower()}")
@@ -21,6 +38,11 @@ class Printer(Aggregate):
         self.schedule = CostSchedule.from_dict(schedule)
         self.schedule_version = 1
         self.secure = False
+        self.hold_seconds = DEFAULT_HOLD_SECONDS
+        self.code_mode = CODE_NONE
+        self.code_length = DEFAULT_CODE_LENGTH
+        self.group = ""
+        self.card_reader: dict = {}
 
     @classmethod
     def register(cls, printer_id: UUID, name: str, schedule: CostSchedule) -> "Printer":
@@ -34,3 +56,27 @@ class Printer(Aggregate):
     @event("SecureHoldChanged")
     def change_secure_hold(self, secure: bool) -> None:
         self.secure = secure
+
+    @event("HoldTimeChanged")
+    def change_hold_time(self, seconds: int) -> None:
+        self.hold_seconds = seconds
+
+    @event("ReleaseCodeModeChanged")
+    def change_release_code_mode(self, mode: str, length: int) -> None:
+        self.code_mode = mode
+        self.code_length = length
+
+    @event("PrinterGroupChanged")
+    def change_group(self, group: str) -> None:
+        """Printers of one group release each other's jobs (pull printing); "" for none."""
+        self.group = group
+
+    @event("CardReaderAssociated")
+    def associate_card_reader(self, reader: dict) -> None:
+        """{host, port, format...} of the network card reader at this printer; {} for none."""
+        self.card_reader = dict(reader)
+
+    @event("CardSwipeUnmatched")
+    def record_unmatched_swipe(self, card: str, reason: str, at: int) -> None:
+        """A swipe at this printer's reader that released nothing: an unknown card, nothing held,
+        or a line that holds no card number (audited; the card number as the reader sent it)."""

@@ -38,7 +38,9 @@ from commands.jobs import HoldJob, TrackJobs
 from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.ports import Directory
-from commands.printers import PrinterCache, SetCostSchedule, SetSecureHold
+from commands.printers import PrinterCache, SetCostSchedule, SetReleaseSettings, SetSecureHold
+from commands.release import (CardReaders, DeleteJobs, ExpireJobs, HeldData, RecordReleaseOutcome, ReleaseJobs,
+                              SpoolRemover, SwipeCard)
 from api.client_address import ClientAddress
 from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTargets, is_set_up
 from commands.site_settings import ChangeSetting, SiteSettingsReader
@@ -47,9 +49,14 @@ from domain.costs import CostSchedule
 from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
+from projections.held_jobs import spools_in_use, waiting_jobs
+from projections.names import printer_keys
+from projections.users import find_user, users as users_table
 from projections.licence_seats import denied_since
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
+from workers.release_code_mail import ReleaseCodeMailer
+from workers.release_housekeeping import ReleaseHousekeeping
 
 log = logging.getLogger("pageledger")
 
@@ -174,7 +181,8 @@ class Runtime:
     @cached_property
     def track_jobs(self) -> TrackJobs:
         return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs,
-                         unknown_colour_charge=self.settings.unknown_colour_charge)
+                         unknown_colour_charge=self.settings.unknown_colour_charge, codes=self.pin_digest,
+                         clock=self.clock, tell_code=self.release_code_mailer)
 
     @cached_property
     def hold_job(self) -> HoldJob:
@@ -191,6 +199,93 @@ class Runtime:
     @cached_property
     def set_secure_hold(self) -> SetSecureHold:
         return SetSecureHold(self.app, self.printers)
+
+    # --- secure release (docs/secure-release.md) ----------------------------------------------
+
+    @cached_property
+    def release_throttle(self) -> LoginThrottle:
+        """Wrong release codes, counted in the login throttle's table (keys of their own)."""
+        return LoginThrottle(self.writer, per_login=5, per_address=20, window=900.0)
+
+    def spools_in_use(self, digests, excluded: set[str]) -> set[str]:
+        with self.reader.connect() as conn:
+            return spools_in_use(conn, digests, excluded)
+
+    @cached_property
+    def spool_remover(self) -> SpoolRemover:
+        return SpoolRemover(self.spool.remove, self.spools_in_use)
+
+    @cached_property
+    def release_code_mailer(self) -> ReleaseCodeMailer:
+        s = self.settings
+        mailer = SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=()))
+        return ReleaseCodeMailer(self.email_of, mailer)
+
+    def email_of(self, login: str) -> str:
+        with self.reader.connect() as conn:
+            row = conn.execute(sa.select(users_table.c.email).where(users_table.c.login_key == login.strip().lower())
+                               .where(users_table.c.active == sa.true()).limit(1)).first()
+        return row.email if row is not None else ""
+
+    def pin_of(self, login: str) -> str:
+        """The user's PIN digest: a queue in "predefined" code mode takes the user's own PIN."""
+        with self.reader.connect() as conn:
+            row = find_user(conn, login)
+        return row.pin_digest if row is not None and row.active else ""
+
+    def card_holder(self, card: str) -> str | None:
+        """The login holding a card number (None: nobody)."""
+        if not card:
+            return None
+        with self.reader.connect() as conn:
+            row = conn.execute(sa.select(users_table.c.login).where(users_table.c.card == card)
+                               .where(users_table.c.active == sa.true()).limit(1)).first()
+        return row.login if row is not None else None
+
+    @cached_property
+    def release_jobs(self) -> ReleaseJobs:
+        return ReleaseJobs(self.app, self.pin_digest, self.pin_of, self.release_throttle, self.clock)
+
+    @cached_property
+    def delete_jobs(self) -> DeleteJobs:
+        return DeleteJobs(self.app, self.spool_remover, self.clock)
+
+    @cached_property
+    def release_outcome(self) -> RecordReleaseOutcome:
+        return RecordReleaseOutcome(self.app, self.printers, self.spool_remover, self.clock,
+                                    unknown_colour_charge=self.settings.unknown_colour_charge)
+
+    @cached_property
+    def expire_jobs(self) -> ExpireJobs:
+        return ExpireJobs(self.app, self.spool_remover, self.clock)
+
+    @cached_property
+    def release_housekeeping(self) -> ReleaseHousekeeping:
+        return ReleaseHousekeeping(self.reader, self.expire_jobs, self.spool, self.clock)
+
+    def waiting_of(self, login: str, printer: str) -> list[str]:
+        with self.reader.connect() as conn:
+            return [j.job_id for j in waiting_jobs(conn, login, printer=printer) if j.has_data]
+
+    def printer_names(self) -> list[str]:
+        with self.reader.connect() as conn:
+            return list(conn.execute(sa.select(printer_keys.c.name).order_by(printer_keys.c.name)).scalars())
+
+    @cached_property
+    def swipe_card(self) -> SwipeCard:
+        return SwipeCard(self.app, self.card_holder, self.waiting_of, self.release_jobs, self.clock)
+
+    @cached_property
+    def card_readers(self) -> CardReaders:
+        return CardReaders(self.app, self.printer_names)
+
+    @cached_property
+    def held_data(self) -> HeldData:
+        return HeldData(self.app, self.spool.open)
+
+    @cached_property
+    def set_release_settings(self) -> SetReleaseSettings:
+        return SetReleaseSettings(self.app, self.printers)
 
     @cached_property
     def issue_token(self) -> IssueToken:
@@ -306,6 +401,7 @@ def run_projections(settings: Settings, stop: threading.Event) -> None:
         runtime.start_projections()
         log.info("projection runner started")
         while not stop.is_set():  # sleeping, not waiting on a lock: signals can unwind it
+            runtime.release_housekeeping.tick()  # held jobs' expiry and spool sweep, when due
             time.sleep(0.5)
     finally:
         runtime.close()

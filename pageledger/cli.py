@@ -14,6 +14,7 @@ from adapters.stores import StoreConfigError
 from pageledger import logs
 from adapters.private_files import PRIVATE_FILE, make_private_directory, restrict_if_present
 from pageledger.settings import Settings, SettingsError
+from domain.printers import CODE_MODES
 
 log = logging.getLogger("pageledger")
 
@@ -139,6 +140,31 @@ def _parser() -> argparse.ArgumentParser:
     change.add_argument("field")
     change.add_argument("value")
     change.set_defaults(func=cmd_settings_set)
+    release = printers.add_parser("release", help="a secure queue's release settings (each change is an event)")
+    release.add_argument("printer")
+    release.add_argument("--hold-hours", type=float, help="held jobs expire after this long (default 4)")
+    release.add_argument("--code-mode", choices=CODE_MODES, help="release codes: none, predefined (the user's "
+                                                                 "PIN), generated (on print), entered (lp -o release-code=)")
+    release.add_argument("--code-length", type=int, help="digits of a generated code (4-12)")
+    release.add_argument("--group", help="printer group for pull printing (\"\" for none)")
+    release.add_argument("--card-reader", metavar="HOST:PORT", help="network card reader at this printer (\"\" for none)")
+    release.add_argument("--card-format", choices=("dec", "hex", "wiegand26"), default="dec")
+    release.add_argument("--card-reverse-bytes", action="store_true")
+    release.add_argument("--card-regex", default="")
+    release.add_argument("--card-strip-prefix", default="")
+    release.add_argument("--card-strip-suffix", default="")
+    release.set_defaults(func=cmd_printers_release)
+
+    held = sub.add_parser("held", help="held jobs: expire those due, sweep orphaned spool files").add_subparsers(
+        metavar="ACTION")
+    held.add_parser("expire", help="expire the held jobs whose hold time is over").set_defaults(func=cmd_held_expire)
+    held.add_parser("sweep", help="remove spool files no held job refers to").set_defaults(func=cmd_held_sweep)
+
+    rs = sub.add_parser("release-service", help="print released jobs through this host's CUPS")
+    rs.add_argument("--cups-server", default="", help="host:port of cupsd (default: the local one)")
+    rs.add_argument("--services-url", default="", help="the server (default: this host's)")
+    rs.add_argument("--state-dir", default="", help="its journal (default: <data dir>/release-service)")
+    rs.set_defaults(func=cmd_release_service)
 
     from pageledger.identity_cli import add_identity_commands
 
@@ -178,7 +204,13 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     port = choose_port(settings, args.port)
     print(f"PageLedger is listening on {base_url(settings.host, port)}  (data in {settings.data_dir.resolve()})",
           flush=True)
-    PageLedgerServer(settings, port, workers=2, threads=8, projections="process").run()
+    release_service = start_release_service(settings, port)
+    try:
+        PageLedgerServer(settings, port, workers=2, threads=8, projections="process").run()
+    finally:
+        if release_service is not None:
+            release_service.terminate()
+            release_service.wait(timeout=10)
     return 0
 
 
@@ -462,6 +494,98 @@ def cmd_settings_set(settings: Settings, args: argparse.Namespace) -> int:
         result = runtime.change_setting(args.field, value, by="cli")
     print(f"{args.field} = {result.new!r}" + ("" if result.changed else " (unchanged)"))
     return 0
+
+
+def cmd_printers_release(settings: Settings, args: argparse.Namespace) -> int:
+    from commands.printers import ReleaseSettings
+    from commands.validation import InvalidRequest
+
+    reader = None
+    if args.card_reader is not None:
+        host, _, port = args.card_reader.rpartition(":")
+        if args.card_reader and (not host or not port.isdigit()):
+            print("--card-reader: HOST:PORT expected", file=sys.stderr)
+            return 2
+        reader = {} if not args.card_reader else {
+            "host": host, "port": int(port), "format": args.card_format, "reverse_bytes": args.card_reverse_bytes,
+            "regex": args.card_regex, "strip_prefix": args.card_strip_prefix, "strip_suffix": args.card_strip_suffix,
+            "output": "dec"}
+    wanted = ReleaseSettings(hold_seconds=None if args.hold_hours is None else int(args.hold_hours * 3600),
+                             code_mode=args.code_mode, code_length=args.code_length, group=args.group,
+                             card_reader=reader)
+    with _runtime(settings) as runtime:
+        try:
+            p = runtime.set_release_settings(args.printer, wanted)
+        except InvalidRequest as exc:
+            for name, messages in exc.errors.items():
+                print(f"{name}: {' '.join(messages)}", file=sys.stderr)
+            return 2
+    print(f"{args.printer}: hold {p.hold_seconds / 3600:g} h, codes {p.code_mode}"
+          f"{' (' + str(p.code_length) + ' digits)' if p.code_mode == 'generated' else ''}, "
+          f"group {p.group or 'none'}, card reader "
+          f"{p.card_reader['host'] + ':' + str(p.card_reader['port']) if p.card_reader else 'none'}")
+    return 0
+
+
+def cmd_held_expire(settings: Settings, args: argparse.Namespace) -> int:
+    with _runtime(settings) as runtime:
+        runtime.catch_up()
+        n = runtime.release_housekeeping.expire_due()
+    print(f"{n} held jobs expired")
+    return 0
+
+
+def cmd_held_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.release_housekeeping import sweep_orphaned_spools
+
+    with _runtime(settings) as runtime:
+        runtime.catch_up()
+        report = sweep_orphaned_spools(runtime.reader, runtime.spool)
+    print(f"{report.files} spool files, {report.removed} orphaned removed ({report.bytes_removed} bytes)")
+    return 0
+
+
+def release_service_argv(settings: Settings, cups_server: str, services_url: str, state_dir: str) -> list[str]:
+    """The release service is the agent's (it talks to the server over HTTP only), started as a
+    process of its own: `python -m agent.release_service`."""
+    return [sys.executable, "-m", "agent.release_service", "--state-dir",
+            state_dir or str(settings.data_dir / "release-service"),
+            "--cups-server", "" if cups_server in ("", "localhost") else cups_server,
+            "--services-url", services_url]
+
+
+def _release_token(settings: Settings) -> str:
+    token = os.environ.get("PAGELEDGER_RELEASE_TOKEN", "")
+    if token:
+        return token
+    try:
+        return json.loads((settings.data_dir / "first-tokens.json").read_text())["agent_token"]
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
+def cmd_release_service(settings: Settings, args: argparse.Namespace) -> int:
+    token = _release_token(settings)
+    if not token:
+        print("release-service: no agent token: set PAGELEDGER_RELEASE_TOKEN (pageledger tokens issue --role agent)",
+              file=sys.stderr)
+        return 2
+    url = args.services_url or base_url("127.0.0.1", settings.port or 6320)
+    argv = release_service_argv(settings, args.cups_server, url, args.state_dir)
+    os.execve(sys.executable, argv, {**os.environ, "PAGELEDGER_RELEASE_TOKEN": token})
+    return 0  # not reached
+
+
+def start_release_service(settings: Settings, port: int):
+    """`up` with release_cups set: the release service beside the web server (stopped with it)."""
+    import subprocess
+
+    if not settings.release_cups:
+        return None
+    token = _release_token(settings)
+    argv = release_service_argv(settings, settings.release_cups, base_url("127.0.0.1", port), "")
+    print(f"release service: printing released jobs through CUPS {settings.release_cups}", flush=True)
+    return subprocess.Popen(argv, env={**os.environ, "PAGELEDGER_RELEASE_TOKEN": token})
 
 
 if __name__ == "__main__":

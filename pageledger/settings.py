@@ -76,6 +76,9 @@ class Settings:
     # and gives up on a silent host after setup_ldap_timeout seconds.
     setup_ldap_ports: str = "389,636,3268,3269"
     setup_ldap_timeout: float = 3.0
+    # Secure release (docs/secure-release.md): `up` runs the release service next to this host's
+    # cupsd when release_cups is set ("localhost" for the default cupsd, or host:port).
+    release_cups: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Sequence
+from uuid import UUID
 
 import sqlalchemy as sa
 
@@ -27,6 +28,18 @@ LAST_SHOWN_DAY = LAST_SHOWN_US // MICROS_PER_DAY
 # status codes of a job row
 JOB_TRACKED = 0
 JOB_DENIED = 1
+# a job on a secure queue (docs/secure-release.md): not charged until printed
+JOB_HELD = 2
+JOB_RELEASED = 3
+JOB_PRINTED = 4
+JOB_FAILED = 5
+JOB_EXPIRED = 6
+JOB_DELETED = 7
+STATUS_NAMES = {JOB_TRACKED: "tracked", JOB_DENIED: "denied", JOB_HELD: "held", JOB_RELEASED: "released",
+                JOB_PRINTED: "printed", JOB_FAILED: "failed", JOB_EXPIRED: "expired", JOB_DELETED: "deleted"}
+STATUS_CODES = {name: code for code, name in STATUS_NAMES.items()}
+# Jobs that still wait on the server: their spool file is kept, and expiry looks at them.
+WAITING = (JOB_HELD, JOB_FAILED)
 
 # On SQLite an INTEGER PRIMARY KEY is the rowid itself: no second copy, no extra index.
 RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -58,14 +71,43 @@ jobs = sa.Table(
     sa.Index("ix_jobs_printer", "printer_id"),
 )
 
+# The release side of jobs on secure queues: one row per such job, found by its aggregate id
+# (lifecycle events carry only that). Written by the same projection as `jobs`, in the same
+# transaction, so a job's row and its release state never disagree. Expiry and the release
+# service's orders are queries on the (status, ...) indexes: nothing per job is kept in memory.
+held_jobs = sa.Table(
+    "held_jobs", metadata,
+    sa.Column("job_id", sa.String(36), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),  # the jobs row
+    sa.Column("expires_at", sa.BigInteger, nullable=False),  # µs
+    sa.Column("changed_at", sa.BigInteger, nullable=False),  # µs, last lifecycle event
+    sa.Column("user_id", sa.Integer, nullable=False),
+    sa.Column("printer_id", sa.Integer, nullable=False),  # the queue it was sent to
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("has_data", sa.Boolean, nullable=False),
+    sa.Column("spool", sa.String(64), nullable=False),  # SHA-256 of the held data ("" until uploaded)
+    sa.Column("code_digest", sa.String(64), nullable=False),
+    sa.Column("released_to", sa.String(255), nullable=False),  # printer chosen at release
+    sa.Column("released_by", sa.String(255), nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),  # why a release failed, last
+    sa.Index("ix_held_jobs_user", "user_id", "status"),
+    sa.Index("ix_held_jobs_status_expires", "status", "expires_at"),
+    sa.Index("ix_held_jobs_spool", "spool"),
+)
+
 COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host_id", "pages", "sheets",
            "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document", "uncertain")
 
 
+LIFECYCLE = (PrintJob.Held, PrintJob.Released, PrintJob.Printed, PrintJob.ReleaseFailed, PrintJob.Deleted,
+             PrintJob.Expired)
+
+
 class JobsProjection(Projection):
     name = "jobs"
-    topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied))
-    tables = (jobs,)
+    topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied), short_topic(PrintJob.Secured),
+              *(short_topic(c) for c in LIFECYCLE))
+    tables = (jobs, held_jobs)
 
     def __init__(self) -> None:
         self.users = KeyTable(user_keys, "login")
@@ -74,16 +116,77 @@ class JobsProjection(Projection):
         self.key_tables = (self.users, self.printers, self.hosts)
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
+        # Runs of new jobs go in together (the hot path: one COPY); a lifecycle event is applied
+        # in log order after the jobs before it.
+        run: list[tuple[int, Any]] = []
+        for seq, e in events:
+            if e.event_class in LIFECYCLE:
+                self._insert(conn, run)
+                run = []
+                self._lifecycle(conn, seq, e)
+            else:
+                run.append((seq, e))
+        self._insert(conn, run)
+
+    def _insert(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
+        if not events:
+            return
         user_ids = self.users.ids(conn, {e.user for _, e in events})
         printer_ids = self.printers.ids(conn, {e.printer for _, e in events})
         host_ids = self.hosts.ids(conn, {e.client_host for _, e in events})
         insert_rows(conn, jobs, COLUMNS, [
             (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
-             e.pages, e.sheets, e.colour_pages, e.copies,
-             JOB_DENIED if e.event_class is PrintJob.Denied else JOB_TRACKED, e.duplex, storable_text(e.paper, 32),
+             e.pages, e.sheets, e.colour_pages, e.copies, _status_of(e), e.duplex, storable_text(e.paper, 32),
              storable_text(e.pdl, 16), storable_text(e.document), storable_text(uncertainty(e), 300))
             for seq, e in events
         ])
+        secured = [(seq, e) for seq, e in events if e.event_class is PrintJob.Secured]
+        if secured:
+            insert_rows(conn, held_jobs, HELD_COLUMNS, [
+                (str(UUID(str(e.originator_id))), seq, e.expires_at, e.timestamp, user_ids[e.user],
+                 printer_ids[e.printer], JOB_HELD, False, "", e.code_digest, "", "", "")
+                for seq, e in secured])
+
+    def _lifecycle(self, conn: sa.Connection, seq: int, e: Any) -> None:
+        job_id = str(UUID(str(e.originator_id)))
+        cls = e.event_class
+        row = conn.execute(sa.select(held_jobs.c.seq).where(held_jobs.c.job_id == job_id)).first()
+        if row is None:  # a job tracked before it became secure (held late): no release row yet
+            return
+        values: dict[str, Any] = {"changed_at": e.timestamp}
+        job_values: dict[str, Any] = {}
+        if cls is PrintJob.Held:
+            values.update(has_data=True, spool=e.spool)
+        elif cls is PrintJob.Released:
+            values.update(status=JOB_RELEASED, released_to=storable_text(e.where, 255),
+                          released_by=storable_text(e.by, 255), reason="")
+        elif cls is PrintJob.Printed:
+            values.update(status=JOB_PRINTED, reason="")
+            job_values.update(cost=e.cost, sheets=e.sheets,
+                              printer_id=self.printers.ids(conn, {e.printer})[e.printer])
+        elif cls is PrintJob.ReleaseFailed:
+            values.update(status=JOB_HELD if e.held else JOB_FAILED, reason=storable_text(e.why, 300))
+        elif cls is PrintJob.Deleted:
+            values.update(status=JOB_DELETED)
+        elif cls is PrintJob.Expired:
+            values.update(status=JOB_EXPIRED)
+        conn.execute(held_jobs.update().where(held_jobs.c.job_id == job_id).values(**values))
+        if "status" in values:
+            job_values["status"] = values["status"]
+        if job_values:
+            conn.execute(jobs.update().where(jobs.c.seq == row.seq).values(**job_values))
+
+
+HELD_COLUMNS = ("job_id", "seq", "expires_at", "changed_at", "user_id", "printer_id", "status", "has_data", "spool",
+                "code_digest", "released_to", "released_by", "reason")
+
+
+def _status_of(e: Any) -> int:
+    if e.event_class is PrintJob.Denied:
+        return JOB_DENIED
+    if e.event_class is PrintJob.Secured:
+        return JOB_HELD
+    return JOB_TRACKED
 
 
 def uncertainty(e: Any) -> str:
@@ -131,6 +234,7 @@ class JobRow:
     denied: bool
     submitted_at_clamped: bool = False  # the stored time was outside FIRST_SHOWN_US..LAST_SHOWN_US
     uncertain: str = ""  # what the agent could not be sure of ("" when sure)
+    status: str = "tracked"  # STATUS_NAMES: tracked, denied, held, released, printed, failed, expired, deleted
 
 
 def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | None]:
@@ -156,7 +260,7 @@ def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | No
                    submitted_at_clamped=not FIRST_SHOWN_US <= r["submitted_at"] <= LAST_SHOWN_US, pages=r["pages"], copies=r["copies"],
                    sheets=r["sheets"], colour_pages=r["colour_pages"], duplex=bool(r["duplex"]), paper=r["paper"],
                    size=r["size"], pdl=r["pdl"], cost=r["cost"], denied=r["status"] == JOB_DENIED,
-                   uncertain=r["uncertain"])
+                   uncertain=r["uncertain"], status=STATUS_NAMES.get(r["status"], "tracked"))
             for r in rows[: f.limit]]
     cursor = rows[f.limit - 1]["seq"] if len(rows) > f.limit else None
     return page, cursor

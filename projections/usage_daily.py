@@ -34,7 +34,9 @@ COLUMNS = (*KEYS, "pages", "sheets", "colour_pages", "jobs", "cost")
 
 class UsageDailyProjection(Projection):
     name = "usage_daily"
-    topics = (short_topic(PrintJob.Tracked),)
+    # A job on a secure queue (PrintJob.Secured) counts only once it printed, on that day, at
+    # the printer it printed on: PrintJob.Printed repeats its figures for that.
+    topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Printed))
     tables = (usage_daily,)
 
     def __init__(self) -> None:
@@ -48,7 +50,8 @@ class UsageDailyProjection(Projection):
         totals: dict[tuple[int, int, int], list[int]] = {}
         for _, e in events:
             # A time outside 1970..9999 (a client's clock, a bug) counts on the nearest day shown.
-            key = (min(max(day_of(e.submitted_at), 0), LAST_SHOWN_DAY), user_ids[e.user], printer_ids[e.printer])
+            when = e.at if e.event_class is PrintJob.Printed else e.submitted_at
+            key = (min(max(day_of(when), 0), LAST_SHOWN_DAY), user_ids[e.user], printer_ids[e.printer])
             t = totals.setdefault(key, [0, 0, 0, 0, 0])
             t[0] += e.pages * e.copies
             t[1] += e.sheets

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_agent"
-down_revision = "0003_projection_failures"
+down_revision = "0004_release"
 branch_labels = None
 depends_on = None
 

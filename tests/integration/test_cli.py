@@ -164,6 +164,10 @@ COMMANDS_ON_AN_EXISTING_DATABASE = {
     "notices send": ["notices", "send"],
     "settings show": ["settings", "show"],
     "settings set": ["settings", "set", "timezone", "Europe/Paris"],
+    "printers release": ["printers", "release", "office", "--hold-hours", "2"],
+    "held expire": ["held", "expire"],
+    "held sweep": ["held", "sweep"],
+    "release-service": ["release-service"],
 }
 WAYS_TO_POINT_AT_A_DATABASE = ("--data-dir", "PAGELEDGER_DATA_DIR", "--database-url", "PAGELEDGER_DATABASE_URL",
                                "--config", "PAGELEDGER_CONFIG")

@@ -1,0 +1,398 @@
+"""The release service: prints released jobs through the print server's own CUPS.
+
+It runs next to cupsd (inside ``pageledger up`` on one host; ``pageledger-agent release-service``
+as a systemd unit on a separate print server), takes its orders from the server over HTTP with
+the agent token (``GET /Services/releases``, long-polled), fetches each job's held bytes
+(``GET /Services/jobs/{id}/spool``), and for each order:
+
+1. reads the release queue's printer-state and printer-state-reasons: a stopped printer or one
+   in error gets nothing, and the job is reported held again with the reason, for its user;
+2. submits one raw Print-Job (``agent.cups_release``) as the job's owner, with its title and
+   the ``pageledger-job`` attribute;
+3. follows the CUPS job until it is completed (reported ``printed``) or canceled/aborted
+   (reported held again, with CUPS's reason).
+
+Delivery is idempotent on the PageLedger job id and its release: a journal (SQLite, in the
+state dir) records each delivery before ``lp`` runs and the CUPS job it became after, so a
+restarted service, an order seen twice or a report that got lost never submits a job again.
+CUPS jobs are matched on (server, queue, job-id, time-at-creation); a job CUPS no longer knows
+(its job cache was wiped, ids restarted) is never taken for another one with the same id: it
+is reported held again, for its owner to check the tray and release again.
+
+Nothing here waits inside a CUPS backend, and nothing per held job lives in memory: the service
+only ever looks at the released jobs the server hands it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
+
+from agent.card_readers import BadCardLine, CardFormat, CardReaderConnection, normalise
+from agent.config import ConfigError, load_config, state_dir_from_environment
+from agent.cups_release import CupsJobRef, CupsRefused, CupsRelease, CupsUnavailable
+from agent.server import ServerError, ServerRejectedJobs, ServerUnreachable, ServicesClient, _refusal
+
+log = logging.getLogger("pageledger.release_service")
+
+ORDER_WAIT_SECONDS = 1.0  # the server answers at once when there is an order (waits 1 s at most)
+POLL_SECONDS = 0.2  # while CUPS jobs are being followed
+CHUNK = 1 << 20
+RETRY_PAUSES = (0.5, 1, 2, 5, 10, 30)
+REPORT_AGAIN_SECONDS = 30.0
+READERS_REFRESH_SECONDS = 30.0
+
+
+class ReleaseClient(ServicesClient):
+    """The release service's side of /Services."""
+
+    def orders(self, wait: float) -> list[dict]:
+        _status, payload = self._request("GET", f"/Services/releases?wait={wait:g}", timeout=wait + 10)
+        orders = payload.get("orders")
+        if not isinstance(orders, list):
+            raise ServerUnreachable("GET /Services/releases: no orders in the answer")
+        return orders
+
+    def fetch(self, job_id: str, sha256: str, dest: Path) -> int:
+        """The held bytes into `dest`, checked against their SHA-256."""
+        import urllib.error
+        import urllib.request
+
+        path = f"/Services/jobs/{quote(job_id, safe='')}/spool"
+        request = urllib.request.Request(self._base + path, method="GET", headers={
+            "Authorization": f"Bearer {self._token}", "User-Agent": "pageledger-release-service"})
+        digest, size = hashlib.sha256(), 0
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response, open(dest, "wb") as out:
+                while chunk := response.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+        except urllib.error.HTTPError as err:
+            raise _refusal("GET", path, err.code, err.read()) from None
+        except OSError as err:
+            raise ServerUnreachable(f"GET {path}: {err}") from None
+        if sha256 and digest.hexdigest() != sha256:
+            raise ServerUnreachable(f"GET {path}: the data received does not hash to {sha256}")
+        return size
+
+    def report(self, job_id: str, outcome: str, *, why: str = "", cups_job: str = "") -> None:
+        body = json.dumps({"outcome": outcome, "why": why, "cups_job": cups_job}).encode()
+        self._request("POST", f"/Services/jobs/{quote(job_id, safe='')}/release-outcome", body,
+                      {"Content-Type": "application/json"})
+
+
+    def card_readers(self) -> list[dict]:
+        _status, payload = self._request("GET", "/Services/card-readers")
+        readers = payload.get("readers")
+        return [r for r in readers if isinstance(r, dict)] if isinstance(readers, list) else []
+
+    def swipe(self, printer: str, card: str, problem: str = "") -> dict:
+        body = json.dumps({"printer": printer, "card": card, "problem": problem}).encode()
+        _status, payload = self._request("POST", "/Services/card-swipes", body, {"Content-Type": "application/json"})
+        return payload
+
+
+class Journal:
+    """Deliveries, kept across restarts: one row per (job, release), before and after ``lp``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection for the order taker and the follower thread, one statement at a time.
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("""CREATE TABLE IF NOT EXISTS deliveries (
+            release TEXT PRIMARY KEY, job_id TEXT NOT NULL, state TEXT NOT NULL,
+            server TEXT NOT NULL DEFAULT '', queue TEXT NOT NULL DEFAULT '', cups_job INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL DEFAULT 0, outcome TEXT NOT NULL DEFAULT '', why TEXT NOT NULL DEFAULT '',
+            updated REAL NOT NULL)""")
+
+    def _do(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(sql, args).fetchall()
+
+    def get(self, release: str) -> sqlite3.Row | None:
+        rows = self._do("SELECT * FROM deliveries WHERE release = ?", (release,))
+        return rows[0] if rows else None
+
+    def submitting(self, release: str, job_id: str) -> None:
+        self._do("INSERT INTO deliveries (release, job_id, state, updated) VALUES (?, ?, 'submitting', ?)",
+                        (release, job_id, time.time()))
+
+    def submitted(self, release: str, ref: CupsJobRef) -> None:
+        self._do("UPDATE deliveries SET state = 'submitted', server = ?, queue = ?, cups_job = ?, "
+                        "created_at = ?, updated = ? WHERE release = ?",
+                        (ref.server, ref.queue, ref.job_id, ref.created_at, time.time(), release))
+
+    def decided(self, release: str, job_id: str, outcome: str, why: str) -> None:
+        """The outcome to report (kept until the server has it)."""
+        self._do("INSERT INTO deliveries (release, job_id, state, outcome, why, updated) "
+                        "VALUES (?, ?, 'decided', ?, ?, ?) ON CONFLICT (release) DO UPDATE SET "
+                        "state = 'decided', outcome = excluded.outcome, why = excluded.why, updated = excluded.updated",
+                        (release, job_id, outcome, why, time.time()))
+
+    def reported(self, release: str, job_id: str, outcome: str, why: str) -> None:
+        self._do("INSERT INTO deliveries (release, job_id, state, outcome, why, updated) "
+                        "VALUES (?, ?, 'reported', ?, ?, ?) ON CONFLICT (release) DO UPDATE SET "
+                        "state = 'reported', outcome = excluded.outcome, why = excluded.why, updated = excluded.updated",
+                        (release, job_id, outcome, why, time.time()))
+
+    def following(self) -> list[sqlite3.Row]:
+        return self._do("SELECT * FROM deliveries WHERE state IN ('submitted', 'decided') "
+                               "ORDER BY updated")
+
+    def prune(self, older_than: float = 30 * 86400) -> None:
+        self._do("DELETE FROM deliveries WHERE state = 'reported' AND updated < ?",
+                        (time.time() - older_than,))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@dataclass
+class Stats:
+    submitted: int = 0
+    printed: int = 0
+    held_again: int = 0
+
+
+class ReleaseService:
+    def __init__(self, client: ReleaseClient, cups: CupsRelease, journal: Journal, work_dir: Path,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.client = client
+        self.cups = cups
+        self.journal = journal
+        self.work_dir = Path(work_dir)
+        self.clock = clock
+        self.stats = Stats()
+        self.on_submitted: Callable[[str, float], None] | None = None  # job id, monotonic time (benchmarks)
+
+    # -- one turn of the loop ------------------------------------------------------------
+
+    def step(self, wait: float = ORDER_WAIT_SECONDS) -> int:
+        """One turn of both loops (tests): take and deliver orders, then follow the CUPS jobs."""
+        n = self.take_orders(0 if self.journal.following() else wait)
+        self.follow_jobs()
+        return n
+
+    def take_orders(self, wait: float) -> int:
+        """Long-poll the server for orders (up to `wait` s) and deliver the new ones."""
+        orders = self.client.orders(wait)
+        for order in orders:
+            self._order(order)
+        return len(orders)
+
+    def follow_jobs(self) -> None:
+        """Follow the submitted CUPS jobs and report the ones that ended (and unsent reports)."""
+        for row in self.journal.following():
+            self._follow(row)
+
+    def _order(self, order: dict) -> None:
+        job_id, release = str(order["job_id"]), f"{order['job_id']}@{order['released_at']}"
+        entry = self.journal.get(release)
+        if entry is None:
+            self._deliver(order, release)
+        elif entry["state"] == "submitting":
+            # Stopped between writing the journal and learning the CUPS job: whether cupsd has it
+            # cannot be told apart from a job cache wipe, so nothing is sent twice: its owner decides.
+            self._decide(release, job_id, "held", "the release was interrupted while it was handed to CUPS: "
+                                                  "check the printer and release it again if it did not print")
+        elif entry["state"] == "reported" and time.time() - entry["updated"] > REPORT_AGAIN_SECONDS:
+            # Still an order long after it was reported: the report was lost on the way. (Just
+            # after a report the order is still listed until the server's read model has it.)
+            self._decide(release, job_id, entry["outcome"], entry["why"])
+
+    def _deliver(self, order: dict, release: str) -> None:
+        job_id, queue = str(order["job_id"]), str(order["release_queue"])
+        try:
+            printer = self.cups.printer_state(queue)
+        except CupsUnavailable as exc:
+            log.warning("CUPS does not answer (%s): job %s waits", exc, job_id)
+            return
+        why = printer.why_not_ready
+        if why:
+            self._decide(release, job_id, "held", why)
+            return
+        data = self.work_dir / f"release-{job_id}.data"
+        try:
+            self.client.fetch(job_id, str(order.get("spool", "")), data)
+            self.journal.submitting(release, job_id)
+            try:
+                ref = self.cups.submit(queue, data, user=str(order["user"]), title=str(order.get("title", "")),
+                                       pageledger_job=job_id)
+            except CupsRefused as exc:
+                self._decide(release, job_id, "held", f"CUPS refused the job on {queue}: {exc}")
+                return
+            self.journal.submitted(release, ref)
+            self.stats.submitted += 1
+            if self.on_submitted:
+                self.on_submitted(job_id, self.clock())
+            ref = self.cups.with_creation_time(ref)
+            self.journal.submitted(release, ref)
+            log.info("released job %s handed to CUPS as %s", job_id, ref)
+        finally:
+            data.unlink(missing_ok=True)
+
+    def _follow(self, row) -> None:
+        release, job_id = row["release"], row["job_id"]
+        if row["state"] == "decided":
+            printed = row["outcome"] == "printed"
+            self._report(release, job_id, row["outcome"], "" if printed else row["why"], row["why"] if printed else "")
+            return
+        ref = CupsJobRef(row["server"], row["queue"], int(row["cups_job"]), int(row["created_at"]))
+        try:
+            state = self.cups.job_state(ref)
+        except CupsUnavailable as exc:
+            log.warning("CUPS does not answer (%s): following %s later", exc, ref)
+            return
+        if state.state == "completed":
+            self._report(release, job_id, "printed", "", str(ref))
+        elif state.state in ("canceled", "aborted"):
+            self._decide(release, job_id, "held", f"CUPS {state.state} the job on {ref.queue}"
+                                                  f"{': ' + (state.message or state.reasons) if state.message or state.reasons else ''}",
+                         str(ref))
+        elif state.state == "gone":
+            self._decide(release, job_id, "held", f"CUPS no longer knows job {ref.job_id} on {ref.queue} (its job "
+                                                  "history was lost): check the printer and release it again if "
+                                                  "it did not print", str(ref))
+
+    def _decide(self, release: str, job_id: str, outcome: str, why: str, cups_job: str = "") -> None:
+        self.journal.decided(release, job_id, outcome, why)
+        self._report(release, job_id, outcome, why, cups_job)
+
+    def _report(self, release: str, job_id: str, outcome: str, why: str, cups_job: str) -> None:
+        try:
+            self.client.report(job_id, outcome, why=why or cups_job, cups_job=cups_job)
+        except ServerRejectedJobs as exc:
+            # The server's record has moved on (deleted meanwhile, reported before): it decides.
+            log.warning("outcome of job %s (%s) refused by the server (%s): not reported again", job_id, outcome,
+                        exc.reasons())
+            self.journal.reported(release, job_id, outcome, why)
+            return
+        except ServerError as exc:
+            self.journal.decided(release, job_id, outcome, why or cups_job)
+            log.warning("outcome of job %s (%s) not reported yet: %s", job_id, outcome, exc)
+            return
+        self.journal.reported(release, job_id, outcome, why or cups_job)
+        if outcome == "printed":
+            self.stats.printed += 1
+        else:
+            self.stats.held_again += 1
+            log.warning("released job %s not printed: %s", job_id, why)
+
+    # -- running -------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Two loops: this thread takes orders (long poll, so a release is taken the moment it is
+        listed), a second one follows CUPS jobs and reports what became of them."""
+        follower = threading.Thread(target=self._follow_loop, args=(stop,), name="release-follower", daemon=True)
+        follower.start()
+        threading.Thread(target=self._readers_loop, args=(stop,), name="card-readers", daemon=True).start()
+        failures = 0
+        log.info("release service started (CUPS %s)", self.cups.server_name)
+        while not stop.is_set():
+            try:
+                self.take_orders(ORDER_WAIT_SECONDS)
+                failures = 0
+            except ServerError as exc:
+                pause = RETRY_PAUSES[min(failures, len(RETRY_PAUSES) - 1)]
+                failures += 1
+                log.warning("server not reached (%s): trying again in %g s", exc, pause)
+                stop.wait(pause)
+        follower.join(timeout=30)
+        log.info("release service stopped")
+
+    # -- card readers ----------------------------------------------------------------------
+
+    def swiped(self, printer: str, fmt: CardFormat, line: str) -> None:
+        """One line from a reader: the normalised card number to the server, which releases."""
+        try:
+            card, problem = normalise(line, fmt), ""
+        except BadCardLine as exc:
+            card, problem = "", str(exc)
+        try:
+            answer = self.client.swipe(printer, card, problem)
+            log.info("card swiped at %s: %s (%d jobs)", printer, answer.get("outcome"), len(answer.get("jobs", [])))
+        except ServerRejectedJobs as exc:
+            log.warning("card line at %s refused: %s", printer, exc.reasons())
+        except ServerError as exc:
+            log.warning("card swipe at %s not passed on: %s", printer, exc)
+
+    def _readers_loop(self, stop: threading.Event) -> None:
+        running: dict[tuple, threading.Thread] = {}
+        while not stop.is_set():
+            try:
+                readers = self.client.card_readers()
+            except ServerError as exc:
+                log.debug("card readers not listed now: %s", exc)
+                readers = []
+            for reader in readers:
+                key = (reader.get("printer"), reader.get("host"), reader.get("port"), json.dumps(reader, sort_keys=True))
+                if key in running and running[key].is_alive():
+                    continue
+                fmt = CardFormat.from_setting(reader)
+                printer = str(reader["printer"])
+                connection = CardReaderConnection(str(reader["host"]), int(reader["port"]),
+                                                  lambda line, p=printer, f=fmt: self.swiped(p, f, line))
+                running[key] = threading.Thread(target=connection.run, args=(stop,), daemon=True,
+                                                name=f"card-reader {reader['host']}:{reader['port']}")
+                running[key].start()
+            stop.wait(READERS_REFRESH_SECONDS)
+
+    def _follow_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(POLL_SECONDS):
+            try:
+                self.follow_jobs()
+            except Exception:  # noqa: BLE001 - a report that failed is retried at the next turn
+                log.exception("following CUPS jobs failed; trying again")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pageledger-release-service",
+                                     description="print released jobs through this print server's CUPS")
+    parser.add_argument("--state-dir", type=Path, default=None, help="the agent's state dir (agent.ini)")
+    parser.add_argument("--cups-server", default="", help="host:port of cupsd (default: the local one)")
+    parser.add_argument("--services-url", default="", help="overrides the agent's ServicesUrl")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    state_dir = args.state_dir or state_dir_from_environment()
+    token = os.environ.get("PAGELEDGER_RELEASE_TOKEN", "")
+    url = args.services_url
+    if not (token and url):
+        try:
+            config = load_config(state_dir)
+        except ConfigError as exc:
+            print(f"pageledger-release-service: {exc}", file=sys.stderr)
+            return 2
+        token, url = token or config.agent_token, url or config.services_url
+    journal = Journal(state_dir / "release-journal.sqlite3")
+    work = state_dir / "release-work"
+    work.mkdir(parents=True, exist_ok=True)
+    service = ReleaseService(ReleaseClient(url, token, timeout=30), CupsRelease(args.cups_server, work), journal,
+                             work)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        service.run(stop)
+    finally:
+        journal.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

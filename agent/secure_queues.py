@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 SECURE_FILE = "secure.json"
@@ -39,10 +38,14 @@ def is_release_job(options: dict[str, str]) -> str:
     return value if 0 < len(value) <= 64 else ""
 
 
-@dataclass
 class SecureQueues:
-    queues: set[str] = field(default_factory=set)
-    offline: str = "retry"
+    # A plain class: the backend's hot path does not import dataclasses (tests/unit/test_agent_hot_path_imports.py).
+    def __init__(self, queues: set[str] | None = None, offline: str = "retry") -> None:
+        self.queues = set() if queues is None else queues
+        self.offline = offline
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SecureQueues) and (self.queues, self.offline) == (other.queues, other.offline)
 
     def is_secure(self, queue: str) -> bool:
         return queue.lower() in self.queues

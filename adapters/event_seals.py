@@ -207,6 +207,26 @@ class RawLog:
             f"SELECT rowid, originator_id, originator_version, topic, state FROM {events} "
             "WHERE rowid > ? ORDER BY rowid LIMIT ?", (after, limit))
 
+    def select(self, *, after: int, limit: int, upto: int | None = None, topics: Sequence[str] = (),
+               originator: UUID | None = None) -> list[RawEvent]:
+        """Events after `after` (and at most `upto`), of `topics` and `originator` when given."""
+        events, _ = self._names()
+        p = "%s" if self.postgres else "?"
+        where, params = ["{n} > " + p], [after]
+        if upto is not None:
+            where.append("{n} <= " + p)
+            params.append(upto)
+        if topics:
+            where.append(f"topic IN ({', '.join([p] * len(topics))})")
+            params.extend(topics)
+        if originator is not None:
+            where.append("originator_id = " + p)
+            params.append(originator if self.postgres else originator.hex)
+        n = "notification_id" if self.postgres else "rowid"
+        sql = (f"SELECT {n}, originator_id, originator_version, topic, state FROM {events} "
+               f"WHERE {' AND '.join(where).format(n=n)} ORDER BY {n} LIMIT {p}")
+        return self._select(sql, sql, [*params, limit])
+
     def seals(self, after: int, limit: int) -> list[RawSeal]:
         _, seals = self._names()
         q = "SELECT last_id, first_id, digest, hashes FROM {t} WHERE last_id > {p} ORDER BY last_id LIMIT {p}"

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from adapters.licence_keys import HostIdentity
 from adapters.sessions import SessionSigner
+from api.audit import AdminChangesResource, AsOfResource, EventsResource, JobHistoryResource, OwnJobsCsvResource
 from api.auth import TokenAuth
 from api.client_address import ClientAddress
 from api.errors import handle_unexpected
@@ -31,6 +32,8 @@ from commands.logins import LogIn
 from commands.setup import CheckDirectoryConnection, CompleteSetup
 from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
+from projections.audit import Audit
+from projections.event_history import EventHistory
 from projections.follower import ReadModelProgress
 
 
@@ -59,6 +62,8 @@ class Wiring(Protocol):
     client_address: ClientAddress
 
     progress: ReadModelProgress
+    event_history: EventHistory
+    audit: Audit
 
     def is_set_up(self) -> bool: ...
 
@@ -126,4 +131,10 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/users/{user_id}/role", UserRoleResource(w.change_role))
         route("/api/v1/settings", SettingsResource(w.site_settings))
         route("/api/v1/settings/{field}", SettingResource(w.change_setting, w.site_settings))
+        # audit and privacy (docs/audit-privacy.md)
+        route("/api/v1/events", EventsResource(w.event_history))
+        route("/api/v1/jobs/{job}/history", JobHistoryResource(w.event_history))
+        route("/api/v1/audit/as-of", AsOfResource(w.audit, w.clock))
+        route("/api/v1/audit/changes", AdminChangesResource(w.audit))
+        route("/api/v1/me/jobs.csv", OwnJobsCsvResource(w.reader))
     return app

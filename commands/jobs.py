@@ -15,6 +15,7 @@ from functools import partial
 from typing import BinaryIO, Callable, Mapping, Protocol, Sequence
 from uuid import UUID
 
+import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.event_store import PageLedger
@@ -27,6 +28,7 @@ from commands.validation import InvalidRequest
 from domain.costs import sheets_for
 from domain.jobs import JobNotHoldable, PrintJob, job_id
 from domain.printers import Printer, printer_id
+from domain.privacy import KEEP, shown_document
 from domain.units import iso, to_micros
 
 log = logging.getLogger("pageledger.jobs")
@@ -60,6 +62,7 @@ class Verdict(Protocol):
 
 
 SeatGate = Callable[[list[str]], Mapping[str, Verdict]]
+DocumentPolicy = Callable[[], str]  # the `document_names` site setting now: keep, mask or omit
 
 
 class TrackJobs:
@@ -71,13 +74,20 @@ class TrackJobs:
     and answered with decision "deny".
     """
 
-    def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None) -> None:
+    def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None,
+                 document_policy: DocumentPolicy = lambda: KEEP) -> None:
         self.app = app
         self.printers = printers
         self.gate = gate
+        self.document_policy = document_policy
 
     def __call__(self, reports: Sequence[JobReport]) -> list[TrackOutcome]:
         app = self.app
+        # The privacy setting applies as the job is recorded: a masked or omitted name never
+        # enters the log. A re-post is compared with what its first post recorded.
+        policy = self.document_policy()
+        if policy != KEEP:
+            reports = [msgspec.structs.replace(r, document=shown_document(r.document, policy)) for r in reports]
         ids = [job_id(app.server_id, r.job_key) for r in reports]
         verdicts: Mapping[str, Verdict] = self.gate(list(dict.fromkeys(r.user for r in reports))) if self.gate else {}
         known: set[UUID] = set()

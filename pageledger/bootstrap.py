@@ -44,6 +44,9 @@ from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTar
 from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from domain.costs import CostSchedule
+from domain.privacy import shown_document
+from projections.audit import Audit
+from projections.event_history import EventHistory
 from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
@@ -163,6 +166,21 @@ class Runtime:
         with self.reader.connect() as conn:
             return denied_since(conn, since)
 
+    # --- audit and privacy (docs/audit-privacy.md) ------------------------------------------
+
+    def document_policy(self) -> str:
+        """The `document_names` privacy setting now: keep, mask or omit."""
+        return str(self.site_settings["document_names"])
+
+    @cached_property
+    def event_history(self) -> EventHistory:
+        return EventHistory(self.app, lambda name: shown_document(name, self.document_policy()))
+
+    @cached_property
+    def audit(self) -> Audit:
+        return Audit(self.app, self.reader, self.event_history,
+                     scratch_dir=None if is_postgres(self.settings.resolved_database_url) else self.settings.data_dir)
+
     # --- handlers: one per use case ---------------------------------------------------------
 
     @cached_property
@@ -173,7 +191,8 @@ class Runtime:
 
     @cached_property
     def track_jobs(self) -> TrackJobs:
-        return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs)
+        return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs,
+                         document_policy=self.document_policy)
 
     @cached_property
     def hold_job(self) -> HoldJob:

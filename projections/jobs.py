@@ -13,6 +13,8 @@ import sqlalchemy as sa
 
 from adapters.codec import short_topic
 from domain.jobs import PrintJob
+from domain.privacy import KEEP, OMIT, shown_document
+from domain.site_settings import SiteSettings
 from domain.units import MICROS_PER_DAY
 from projections.follower import Projection, metadata
 from projections.names import KeyTable, host_keys, printer_keys, user_keys
@@ -60,9 +62,18 @@ COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host
            "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document")
 
 
+_SETTING_CHANGED = short_topic(SiteSettings.FieldChanged)
+PRIVACY_FIELD = "document_names"
+
+
 class JobsProjection(Projection):
+    """Also follows the `document_names` privacy setting: when it turns to mask or omit, the
+    document names of the jobs recorded before are masked or omitted in their rows, at that
+    point of the log (so a rebuild gives the same rows), and every report reading the rows
+    inherits it. Jobs recorded after it were masked when recorded (commands.jobs)."""
+
     name = "jobs"
-    topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied))
+    topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied), _SETTING_CHANGED)
     tables = (jobs,)
 
     def __init__(self) -> None:
@@ -72,6 +83,20 @@ class JobsProjection(Projection):
         self.key_tables = (self.users, self.printers, self.hosts)
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
+        run: list[tuple[int, Any]] = []
+        for seq, e in events:
+            if e.event_class is SiteSettings.FieldChanged:
+                if e.field == PRIVACY_FIELD and e.new != KEEP:
+                    self._insert(conn, run)
+                    run = []
+                    apply_document_policy(conn, str(e.new))
+                continue
+            run.append((seq, e))
+        self._insert(conn, run)
+
+    def _insert(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
+        if not events:
+            return
         user_ids = self.users.ids(conn, {e.user for _, e in events})
         printer_ids = self.printers.ids(conn, {e.printer for _, e in events})
         host_ids = self.hosts.ids(conn, {e.client_host for _, e in events})
@@ -82,6 +107,18 @@ class JobsProjection(Projection):
              storable_text(e.pdl, 16), storable_text(e.document))
             for seq, e in events
         ])
+
+
+def apply_document_policy(conn: sa.Connection, policy: str) -> None:
+    """Mask or omit the document names of every job row (see JobsProjection)."""
+    if policy == OMIT:
+        conn.execute(jobs.update().where(jobs.c.document != "").values(document=""))
+        return
+    names = [r[0] for r in conn.execute(sa.select(jobs.c.document).where(jobs.c.document != "").distinct())]
+    changed = [{"old": n, "new": shown_document(n, policy)} for n in names if shown_document(n, policy) != n]
+    if changed:
+        conn.execute(jobs.update().where(jobs.c.document == sa.bindparam("old"))
+                     .values(document=sa.bindparam("new")), changed)
 
 
 # --- queries --------------------------------------------------------------------------------

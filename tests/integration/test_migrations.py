@@ -8,6 +8,7 @@ from alembic.migration import MigrationContext
 
 import migrations
 from adapters import throttle
+from adapters.event_seals import seals_table_name
 from projections.follower import all_projections, metadata
 
 
@@ -26,7 +27,8 @@ def schema_differences(engine: sa.Engine, event_store_tables: set[str]) -> list:
 
 
 def event_store_tables(runtime) -> set[str]:
-    return {runtime.app.recorder.events_table_name}
+    name = runtime.app.recorder.events_table_name
+    return {name, seals_table_name(name)}  # the events and their seals (adapters.event_seals)
 
 
 def test_alembic_head_builds_the_schema_the_code_declares(runtime):

@@ -19,6 +19,7 @@ from psycopg import InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
 
 from adapters.event_seals import postgres_create_statement, postgres_seal_body
+from adapters.personal_keys import postgres_create_statements as personal_keys_statements
 
 
 class ArrayInsertRecorder(PostgresApplicationRecorder):
@@ -30,6 +31,10 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
         # The events' seals (adapters.event_seals), written by the same call under the same lock.
         self.sql_create_statements.append(SQL(postgres_create_statement(  # type: ignore[arg-type]
             self.datastore.schema, self.events_table_name)))
+        # The per-person keys of personal fields and the erasures (adapters.personal_keys).
+        self.sql_create_statements.extend(SQL(statement)  # type: ignore[arg-type]
+                                          for statement in personal_keys_statements(self.datastore.schema,
+                                                                                    self.events_table_name))
         self.sql_create_statements.append(SQL(
             "CREATE OR REPLACE FUNCTION {schema}.{function}"
             "(ids uuid[], versions int8[], topics text[], states bytea[]) "

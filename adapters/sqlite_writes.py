@@ -18,6 +18,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from adapters.event_seals import sqlite_create_statement, sqlite_seal
+from adapters.personal_keys import sqlite_create_statements as personal_keys_statements
 
 _locks: dict[str, "WriteLock"] = {}
 _registry_guard = threading.Lock()
@@ -75,7 +76,8 @@ class LockingSQLiteRecorder(SQLiteApplicationRecorder):
     sealing each insert's events in the same transaction (adapters.event_seals)."""
 
     def construct_create_table_statements(self) -> list[str]:
-        return [*super().construct_create_table_statements(), sqlite_create_statement(self.events_table_name)]
+        return [*super().construct_create_table_statements(), sqlite_create_statement(self.events_table_name),
+                *personal_keys_statements(self.events_table_name)]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         with write_lock(self.datastore.pool.db_name), self.datastore.transaction(commit=True) as c:

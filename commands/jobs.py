@@ -12,13 +12,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import partial
-from typing import BinaryIO, Callable, Mapping, Protocol, Sequence
+from types import SimpleNamespace
+from typing import Any, BinaryIO, Callable, Mapping, Protocol, Sequence
 from uuid import UUID
 
 import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.event_store import PageLedger
+from adapters.personal_keys import PersonalKeys, open_job_views, seal_fields
 from commands.conflicts import retry_on_conflict
 from commands.job_reports import JobReport
 from adapters.spool import SpoolMismatch, SpoolTooLarge
@@ -75,11 +77,14 @@ class TrackJobs:
     """
 
     def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None,
-                 document_policy: DocumentPolicy = lambda: KEEP) -> None:
+                 document_policy: DocumentPolicy = lambda: KEEP, personal: PersonalKeys | None = None) -> None:
         self.app = app
         self.printers = printers
         self.gate = gate
         self.document_policy = document_policy
+        # When given, each job's client host and document name are sealed with its user's key
+        # (adapters.personal_keys): erasing the key makes them unreadable for good.
+        self.personal = personal
 
     def __call__(self, reports: Sequence[JobReport]) -> list[TrackOutcome]:
         app = self.app
@@ -90,6 +95,7 @@ class TrackJobs:
             reports = [msgspec.structs.replace(r, document=shown_document(r.document, policy)) for r in reports]
         ids = [job_id(app.server_id, r.job_key) for r in reports]
         verdicts: Mapping[str, Verdict] = self.gate(list(dict.fromkeys(r.user for r in reports))) if self.gate else {}
+        keys = self.personal.keys_for(r.user for r in reports) if self.personal else None
         known: set[UUID] = set()
         new_printers: list[Printer] = []
         conflicts: list[_Conflict] = []
@@ -106,21 +112,22 @@ class TrackJobs:
                 printer = by_name[report.printer.lower()]
                 if jid in known:
                     job: PrintJob = app.repository.get(jid)
-                    outcomes.append(_repeat(report, jid, printer, job, self._recorded_decision(job, by_name),
-                                            in_batch=False, conflicts=conflicts))
+                    outcomes.append(_repeat(report, jid, printer, self._opened(job),
+                                            self._recorded_decision(job, by_name), in_batch=False,
+                                            conflicts=conflicts))
                     continue
                 if jid in first_in_batch:
                     event, decision = first_in_batch[jid]
-                    outcomes.append(_repeat(report, jid, printer, event, decision, in_batch=True,
+                    outcomes.append(_repeat(report, jid, printer, self._opened(event), decision, in_batch=True,
                                             conflicts=conflicts))
                     continue
                 verdict = verdicts.get(report.user)
                 if verdict is not None and not verdict.track:
-                    event = _recorded(jid, report, printer, denied=verdict.reason)
+                    event = _recorded(jid, report, printer, denied=verdict.reason, keys=keys)
                     outcome = TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
                                            verdict.reason)
                 else:
-                    event = _recorded(jid, report, printer)
+                    event = _recorded(jid, report, printer, keys=keys)
                     outcome = TrackOutcome(report.job_key, jid, "tracked", _decision(printer), event.sheets,
                                            event.cost)
                 events.append(event)
@@ -147,6 +154,16 @@ class TrackJobs:
         for conflict in conflicts:  # once the batch is saved: an attempt that lost a race logs nothing
             conflict.log()
         return outcomes
+
+    def _opened(self, recorded: PrintJob | PrintJob.Recorded) -> Any:
+        """The recorded job's figures with its personal fields in clear (for comparing a re-post);
+        never the stored object itself, which must keep them sealed."""
+        if not isinstance(getattr(recorded, "document", None), (bytes, bytearray)) or self.personal is None:
+            return recorded
+        copy = SimpleNamespace(**{name: getattr(recorded, name) for name in (*SENT_FIGURES, "sheets", "cost")},
+                               originator_id=getattr(recorded, "originator_id", None) or recorded.id)
+        open_job_views(self.personal, [copy])
+        return copy
 
     def _recorded_decision(self, job: PrintJob, by_name: Mapping[str, Printer]) -> str:
         """A job recorded before gets the answer it got then: a re-posted held job stays held,
@@ -210,10 +227,15 @@ def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:
                 size=r.size, pdl=r.pdl, document=r.document)
 
 
-def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None) -> PrintJob.Tracked:
+def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None,
+              keys: Mapping[str, bytes] | None = None) -> PrintJob.Tracked:
     record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
+    figures = _sent_figures(r, printer)
+    if keys is not None:
+        figures["document"] = seal_fields(keys[r.user], jid, r.client_host, r.document)
+        figures["client_host"] = ""
     return record(
-        jid, **_sent_figures(r, printer),
+        jid, **figures,
         sheets=sheets_for(pages=r.pages, copies=r.copies, duplex=r.duplex),
         cost=printer.schedule.price(pages=r.pages, colour_pages=r.colour_pages, copies=r.copies,
                                     duplex=r.duplex, paper=r.paper),

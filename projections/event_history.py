@@ -23,6 +23,7 @@ from eventsourcing.persistence import StoredEvent
 
 from adapters.codec import domain_event_topics, short_topic
 from adapters.event_seals import RawEvent, RawLog
+from adapters.personal_keys import PersonalKeys, open_job_views
 from domain.jobs import PrintJob
 from domain.units import iso, to_micros
 
@@ -85,6 +86,7 @@ class EventHistory:
     def __init__(self, app: Application, document_shown: DocumentShown = lambda name: name) -> None:
         self.app = app
         self.log = RawLog(app.recorder)
+        self.personal = PersonalKeys(app.recorder)
         self.document_shown = document_shown
 
     def decode(self, raw: RawEvent) -> HistoryEvent:
@@ -92,6 +94,8 @@ class EventHistory:
         event = self.app.mapper.to_domain_event(StoredEvent(
             originator_id=originator if isinstance(originator, UUID) else UUID(str(originator)),
             originator_version=version, topic=topic, state=bytes(state)))
+        if topic in JOB_TOPICS:
+            open_job_views(self.personal, [event])  # sealed personal fields, opened or erased
         values = {f.name: _plain(f.name, getattr(event, f.name)) for f in dataclasses.fields(event)
                   if f.name not in _ENVELOPE}
         if topic in JOB_TOPICS and "document" in values:

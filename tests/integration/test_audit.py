@@ -5,8 +5,10 @@ and the document-name privacy setting."""
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
+import os
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -30,7 +32,8 @@ def track(runtime, n, *, key_prefix, start=JAN, seed=1, users=5):
     reports = parse_batch(json.dumps({"jobs": list(sample_jobs(n, seed=seed, users=users, start=start,
                                                                key_prefix=key_prefix))}).encode())
     # No seat gate: these tests count jobs, not licences.
-    return TrackJobs(runtime.app, runtime.printers, document_policy=runtime.document_policy)(reports)
+    return TrackJobs(runtime.app, runtime.printers, document_policy=runtime.document_policy,
+                     personal=runtime.personal_keys)(reports)
 
 
 def raw_sql(runtime, statement, params=()):
@@ -302,3 +305,68 @@ def test_the_cli_verifies_names_tampering_and_replays_as_of(runtime):
     assert f"TAMPERED deleted: event {nid}" in bad.stdout and "NOT verified" in bad.stdout
     changes = cli(runtime, "audit", "changes", "--area", "settings")
     assert changes.returncode == 0 and changes.stdout.startswith("at\tarea")
+
+
+SECRET_HOST = "zedhost-unique-7731"
+SECRET_DOCUMENT = "zed-secret-report-8842.pdf"
+
+
+def database_bytes(runtime) -> bytes:
+    """Every byte of the database as stored: the SQLite file and its WAL, or every relation
+    file (tables, TOAST, indexes) of the PostgreSQL database, read from its data directory."""
+    url = runtime.settings.resolved_database_url
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        return b"".join(open(p, "rb").read() for p in (path, path + "-wal") if os.path.exists(p))
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("CHECKPOINT"))
+            base = conn.execute(sa.text("SHOW data_directory")).scalar()
+            files = [f for (f,) in conn.execute(sa.text(
+                "SELECT pg_relation_filepath(oid) FROM pg_class WHERE relkind IN ('r', 't', 'i', 'm') "
+                "AND pg_relation_filepath(oid) IS NOT NULL"))]
+    finally:
+        engine.dispose()
+    out = []
+    for f in files:
+        for path in [os.path.join(base, f), *sorted(glob.glob(os.path.join(base, f) + ".[0-9]*"))]:
+            if os.path.exists(path):
+                out.append(open(path, "rb").read())
+    return b"".join(out)
+
+
+def test_erasure_shreds_a_persons_names_keeps_the_totals_and_still_verifies(runtime):
+    track(runtime, 30, key_prefix="a")
+    reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix=f"z{i}"))), user="zed",
+                                                   client_host=SECRET_HOST, document=SECRET_DOCUMENT)
+                                               for i in range(3)]}).encode())
+    TrackJobs(runtime.app, runtime.printers, personal=runtime.personal_keys)(reports)
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        zed = [r for r in list_jobs(conn, JobFilter(user="zed"))[0]]
+        totals = conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one()
+        count = conn.execute(sa.text("SELECT count(*), sum(cost) FROM jobs")).one()
+    assert [(r.client_host, r.document) for r in zed] == [(SECRET_HOST, SECRET_DOCUMENT)] * 3
+    raw = database_bytes(runtime)
+    assert SECRET_HOST.encode() in raw  # in the read model until erased (the log holds only ciphertext)
+    assert SECRET_DOCUMENT.encode() not in b"".join(bytes(e[4]) for e in RawLog(runtime.app.recorder).events(0, 10**6))
+
+    erased = runtime.erase_person("zed")
+    assert erased.number == 1 and erased.jobs == 3 and erased.hosts == 1
+
+    with runtime.reader.connect() as conn:
+        after = list_jobs(conn, JobFilter(user="erased user #1"))[0]
+        assert conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one() \
+            == totals
+        assert conn.execute(sa.text("SELECT count(*), sum(cost) FROM jobs")).one() == count
+        assert list_jobs(conn, JobFilter(user="zed"))[0] == []
+    assert len(after) == 3 and all(r.document == "" and r.client_host == "erased" for r in after)
+    assert [r.cost for r in after] == [r.cost for r in zed]
+    raw = database_bytes(runtime)
+    assert SECRET_HOST.encode() not in raw and SECRET_DOCUMENT.encode() not in raw
+    # The log is untouched: verify passes, and a rebuild shows the person as erased.
+    result = runtime.audit.verify()
+    assert result.ok, ([f.describe() for f in result.seals.findings], [c.shown for c in result.read_models.checks])
+    history = runtime.event_history.of_job(after[0].seq)[1]
+    assert history[0].fields["user"] == "erased user #1" and history[0].fields["document"] == ""

@@ -10,7 +10,9 @@ import sqlalchemy as sa
 
 from adapters.licence_keys import HostIdentity
 from adapters.sessions import SessionSigner
-from api.audit import AdminChangesResource, AsOfResource, EventsResource, JobHistoryResource, OwnJobsCsvResource
+from api.audit import (
+    AdminChangesResource, AsOfResource, ErasureResource, EventsResource, JobHistoryResource, OwnJobsCsvResource,
+)
 from api.auth import TokenAuth
 from api.client_address import ClientAddress
 from api.errors import handle_unexpected
@@ -33,6 +35,7 @@ from commands.setup import CheckDirectoryConnection, CompleteSetup
 from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from projections.audit import Audit
+from projections.erasure import ErasePerson
 from projections.event_history import EventHistory
 from projections.follower import ReadModelProgress
 
@@ -64,6 +67,7 @@ class Wiring(Protocol):
     progress: ReadModelProgress
     event_history: EventHistory
     audit: Audit
+    erase_person: ErasePerson
 
     def is_set_up(self) -> bool: ...
 
@@ -137,4 +141,5 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/audit/as-of", AsOfResource(w.audit, w.clock))
         route("/api/v1/audit/changes", AdminChangesResource(w.audit))
         route("/api/v1/me/jobs.csv", OwnJobsCsvResource(w.reader))
+        route("/api/v1/privacy/erasures", ErasureResource(w.erase_person))
     return app

@@ -14,6 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from api.errors import InvalidInput, load
 from api.openapi import Operation
 from api.reports import MAX_JOB_NUMBER, usage_json
+from commands.job_reports import NAME
 from domain.units import format_money, from_micros, iso, to_micros
 from projections.admin_changes import AREAS
 from projections.audit import Audit
@@ -252,3 +253,39 @@ class OwnJobsCsvResource:
                                  "" if r.denied else format_money(r.cost), "denied" if r.denied else "tracked"))
             if cursor is None:
                 return
+
+
+class ErasureSchema(Schema):
+    user = fields.String(required=True, validate=[validate.Length(1, 255), validate.Regexp(NAME, error="not a login")])
+    confirm = fields.String(required=True, metadata={"description": "the login again: erasing cannot be undone"})
+
+    @validates_schema
+    def _confirmed(self, data: dict, **_: object) -> None:
+        if "user" in data and "confirm" in data and data["confirm"] != data["user"]:
+            raise ValidationError({"confirm": ["must repeat the login"]})
+
+
+class ErasureReplySchema(Schema):
+    erased_as = fields.String(required=True, metadata={"description": "how the person is shown from now on"})
+    jobs = fields.Integer(required=True)
+    hosts = fields.Integer(required=True)
+    known = fields.Boolean(required=True, metadata={"description": "whether jobs or a key existed for the login"})
+
+
+class ErasureResource:
+    """POST: crypto-shred a person's personal fields (GDPR art. 17; docs/audit-privacy.md)."""
+
+    roles = ("admin",)
+    openapi = {"post": Operation("Erase a person: their key is deleted, their document names and hosts can never "
+                                 "be read again, their totals stay", body=ErasureSchema,
+                                 responses={200: "Erased"}, reply=ErasureReplySchema)}
+
+    def __init__(self, erase: Callable[..., Any]) -> None:
+        self.erase = erase
+        self.schema = ErasureSchema()
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = load(self.schema, req.get_media())
+        result = self.erase(body["user"])
+        resp.media = {"erased_as": f"erased user #{result.number}", "jobs": result.jobs, "hosts": result.hosts,
+                      "known": result.login_known}

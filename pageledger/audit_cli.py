@@ -38,6 +38,14 @@ def add_audit_commands(sub: Any) -> None:
     changes.add_argument("--json", action="store_true")
     changes.set_defaults(func=cmd_audit_changes)
 
+    privacy = sub.add_parser("privacy", help="erase a person's personal data (GDPR art. 17)").add_subparsers(
+        metavar="ACTION")
+    erase = privacy.add_parser("erase", help="make a person's document names and hosts unreadable for good "
+                                             "(their key is deleted; totals stay)")
+    erase.add_argument("user", help="the login")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    erase.set_defaults(func=cmd_privacy_erase)
+
 
 def parse_instant(text: str, zone: str, *, end_of_day: bool) -> int:
     """µs of an ISO 8601 instant with its offset, or of a date in the site's zone (its end when
@@ -152,4 +160,26 @@ def cmd_audit_changes(settings: Settings, args: argparse.Namespace) -> int:
     for c in changes:
         out.writerow([c.at, c.area, c.subject, c.change, c.field, json.dumps(c.old, default=str),
                       json.dumps(c.new, default=str), c.by])
+    return 0
+
+
+def cmd_privacy_erase(settings: Settings, args: argparse.Namespace) -> int:
+    login = args.user.strip()
+    if not login or len(login) > 255 or any(ord(c) < 32 for c in login):
+        print("pageledger: user: not a login", file=sys.stderr)
+        return 2
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("pageledger: erasing cannot be undone: add --yes to confirm", file=sys.stderr)
+            return 2
+        if input(f"Erase {login!r} for good? Type the login again to confirm: ").strip() != login:
+            print("pageledger: not confirmed; nothing erased", file=sys.stderr)
+            return 1
+    with _runtime(settings) as runtime:
+        result = runtime.erase_person(login, progress=_progress("rebuilding jobs"))
+    if not result.login_known:
+        print(f"no jobs or key were recorded for {login!r}; recorded as erased user #{result.number} all the same")
+    else:
+        print(f"erased: now erased user #{result.number}; {result.jobs:,} jobs and {result.hosts:,} hosts show as "
+              "erased, their totals stay")
     return 0

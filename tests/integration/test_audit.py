@@ -305,6 +305,10 @@ def test_the_cli_verifies_names_tampering_and_replays_as_of(runtime):
     assert f"TAMPERED deleted: event {nid}" in bad.stdout and "NOT verified" in bad.stdout
     changes = cli(runtime, "audit", "changes", "--area", "settings")
     assert changes.returncode == 0 and changes.stdout.startswith("at\tarea")
+    login = a_job_event(runtime, 0) and list_jobs_user(runtime)
+    assert cli(runtime, "privacy", "erase", login).returncode == 2  # not confirmed: nothing erased
+    erased = cli(runtime, "privacy", "erase", login, "--yes")
+    assert erased.returncode == 0 and "erased user #1" in erased.stdout, erased.stderr
 
 
 SECRET_HOST = "zedhost-unique-7731"
@@ -370,3 +374,23 @@ def test_erasure_shreds_a_persons_names_keeps_the_totals_and_still_verifies(runt
     assert result.ok, ([f.describe() for f in result.seals.findings], [c.shown for c in result.read_models.checks])
     history = runtime.event_history.of_job(after[0].seq)[1]
     assert history[0].fields["user"] == "erased user #1" and history[0].fields["document"] == ""
+
+
+def test_erasure_through_the_api_is_the_admins_and_refuses_bad_bodies(runtime):
+    reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix="z"))), user="zed",
+                                                   client_host=SECRET_HOST, document=SECRET_DOCUMENT)]}).encode())
+    TrackJobs(runtime.app, runtime.printers, personal=runtime.personal_keys)(reports)
+    runtime.catch_up()
+    client, tokens = client_and_tokens(runtime)
+    for body, field in (({"user": "zed"}, "confirm"), ({"user": "zed", "confirm": "zeb"}, "confirm"),
+                        ({"user": "a\x00b", "confirm": "a\x00b"}, "user"), ({"user": "x" * 300, "confirm": "x"}, "user")):
+        r = client.simulate_post("/api/v1/privacy/erasures", json=body, headers=bearer(tokens["admin"]))
+        assert r.status_code == 400 and field in r.json["errors"], (body, r.text)
+    assert client.simulate_post("/api/v1/privacy/erasures", json={"user": "zed", "confirm": "zed"},
+                                headers=bearer(tokens["auditor"])).status_code == 403
+    r = client.simulate_post("/api/v1/privacy/erasures", json={"user": "zed", "confirm": "zed"},
+                             headers=bearer(tokens["admin"]))
+    assert r.status_code == 200 and r.json == {"erased_as": "erased user #1", "jobs": 1, "hosts": 1, "known": True}
+    with runtime.reader.connect() as conn:
+        [row] = list_jobs(conn, JobFilter(user="erased user #1"))[0]
+    assert (row.client_host, row.document) == ("erased", "")

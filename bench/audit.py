@@ -3,9 +3,11 @@
     .venv/bin/python -m bench.audit [--jobs 100000] [--stores sqlite,postgresql] [--repeat 3]
 
 Figures per store (medians of --repeat runs where it says so):
-  ingest_commands   jobs/s through commands.jobs.TrackJobs, batches of 500 (seals included);
-                    compare with `bench.run --only commands` on a checkout without seals
-  seal_bytes        bytes per job of the seals table (after VACUUM), beside the events' own
+  ingest_commands   jobs/s through commands.jobs.TrackJobs, batches of 500, seals included, with
+                    the personal fields in clear and encrypted; for the seals' own cost compare
+                    `bench.run --only commands` on a checkout without them
+  seal_bytes        bytes per job of the seals table (after VACUUM)
+  event_bytes       bytes per job of the events table, personal fields encrypted and in clear
   rebuild           every projection rebuilt in one pass (events/s), the reference
   as_of             usage as of the last instant, replayed into scratch tables (events/s)
   verify_seals      the seal chain checked over the whole log (events/s)
@@ -60,23 +62,51 @@ def table_bytes(db: Database, tables: list[str]) -> dict[str, int]:
         eng.dispose()
 
 
-def run_store(store: str, n: int, repeat: int) -> None:
+def ingest(store: str, n: int, personal: bool) -> tuple[Database, float]:
+    """A fresh database with `n` jobs tracked in batches of 500; returns it and the rate."""
     db = Database(store)
+    rt = build_runtime(Settings.load(environ={}, database_url=db.url, data_dir=db.tmp / "var"))
     try:
-        rt = build_runtime(Settings.load(environ={}, database_url=db.url, data_dir=db.tmp / "var"))
+        # No seat gate: the store's cost alone (as bench.run's ingest_commands).
+        track = TrackJobs(rt.app, rt.printers, personal=rt.personal_keys if personal else None)
+        batches = [parse_batch(b) for b in bodies(n, seed=2, prefix="aud")]
+        started = time.perf_counter()
+        for reports in batches:
+            track(reports)
+        return db, _rate(n, started)
+    finally:
+        rt.close()
+
+
+def run_store(store: str, n: int, repeat: int) -> None:
+    sizes: dict[bool, dict[str, int]] = {}
+    kept: Database | None = None
+    try:
+        for personal in (False, True):
+            rates = []
+            for i in range(repeat):
+                db, rate = ingest(store, n, personal)
+                rates.append(rate)
+                if i < repeat - 1:
+                    db.drop()
+            events_table = "stored_events" if store == "sqlite" else "pageledger_events"
+            sizes[personal] = table_bytes(db, [events_table, seals_table_name(events_table)])
+            sizes[personal]["events"] = sizes[personal].pop(events_table)
+            sizes[personal]["seals"] = sizes[personal].pop(seals_table_name(events_table))
+            line("ingest_commands", store, f"{statistics.median(rates):,.0f} jobs/s "
+                 f"({'personal fields encrypted' if personal else 'in clear'}, seals included)",
+                 "runs: " + ", ".join(f"{r:,.0f}" for r in rates))
+            if personal:
+                kept = db
+            else:
+                db.drop()
+        line("seal_bytes", store, f"{sizes[True]['seals'] / n:.1f} B/job", f"(in clear: {sizes[False]['seals'] / n:.1f})")
+        line("event_bytes", store, f"{sizes[True]['events'] / n:.1f} B/job encrypted",
+             f"in clear {sizes[False]['events'] / n:.1f} B/job")
+        assert kept is not None
+        rt = build_runtime(Settings.load(environ={}, database_url=kept.url, data_dir=kept.tmp / "var"))
         try:
-            track = TrackJobs(rt.app, rt.printers)  # no seat gate: the store's cost alone
-            batches = [parse_batch(b) for b in bodies(n, seed=2, prefix="aud")]
-            started = time.perf_counter()
-            for reports in batches:
-                track(reports)
-            ingest = _rate(n, started)
-            line("ingest_commands", store, f"{ingest:,.0f} jobs/s (one run of {n:,}, seals included)")
             rt.catch_up()
-            events_table = rt.app.recorder.events_table_name
-            sizes = table_bytes(db, [events_table, seals_table_name(events_table)])
-            line("seal_bytes", store, f"{sizes[seals_table_name(events_table)] / n:.1f} B/job",
-                 f"events table {sizes[events_table] / n:.0f} B/job")
             head = rt.followers["jobs"].head()
             rebuild, as_of, seals, models = [], [], [], []
             for _ in range(repeat):
@@ -101,7 +131,8 @@ def run_store(store: str, n: int, repeat: int) -> None:
         finally:
             rt.close()
     finally:
-        db.drop()
+        if kept is not None:
+            kept.drop()
 
 
 def main() -> int:

@@ -72,7 +72,10 @@ def _plain(name: str, value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return REDACTED  # no event of ours stores readable bytes
     if name in TIME_FIELDS and isinstance(value, int) and not isinstance(value, bool):
-        return iso(value)
+        try:
+            return iso(value)
+        except (OverflowError, ValueError, OSError):  # a client's broken clock: show the number
+            return value
     if isinstance(value, dict):
         return {str(k): _plain(str(k), v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -18,6 +18,7 @@ from commands.job_reports import NAME
 from domain.units import format_money, from_micros, iso, to_micros
 from projections.admin_changes import AREAS
 from projections.audit import Audit
+from projections.erasure import UnknownPerson
 from projections.event_history import EventFilter, EventHistory, HistoryEvent, known_topic
 from projections.jobs import JobFilter, list_jobs
 from projections.usage_daily import GROUPS
@@ -272,13 +273,27 @@ class ErasureReplySchema(Schema):
     known = fields.Boolean(required=True, metadata={"description": "whether jobs or a key existed for the login"})
 
 
+class UnknownLogin(falcon.HTTPNotFound):
+    """404 naming the field, as a 400 does."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(title="Unknown user", description=" ".join(m for ms in errors.values() for m in ms))
+        self.field_errors = errors
+
+    def to_dict(self, obj_type: type = dict) -> Any:
+        data = super().to_dict(obj_type)
+        data["errors"] = self.field_errors
+        return data
+
+
 class ErasureResource:
     """POST: crypto-shred a person's personal fields (GDPR art. 17; docs/audit-privacy.md)."""
 
     roles = ("admin",)
     openapi = {"post": Operation("Erase a person: their key is deleted, their document names and hosts can never "
                                  "be read again, their totals stay", body=ErasureSchema,
-                                 responses={200: "Erased"}, reply=ErasureReplySchema)}
+                                 responses={200: "Erased", 404: "No job or key was ever recorded for the login"},
+                                 reply=ErasureReplySchema)}
 
     def __init__(self, erase: Callable[..., Any]) -> None:
         self.erase = erase
@@ -286,6 +301,9 @@ class ErasureResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = load(self.schema, req.get_media())
-        result = self.erase(body["user"])
+        try:
+            result = self.erase(body["user"])
+        except UnknownPerson as exc:
+            raise UnknownLogin({"user": [str(exc)]}) from None
         resp.media = {"erased_as": f"erased user #{result.number}", "jobs": result.jobs, "hosts": result.hosts,
                       "known": result.login_known}

@@ -15,6 +15,7 @@ from domain.units import day_iso, format_money, iso, to_micros
 from pageledger.settings import Settings
 from projections.admin_changes import AREAS
 from projections.audit import AS_OF_REPORTS
+from projections.erasure import UnknownPerson
 from projections.usage_daily import GROUPS
 
 
@@ -176,10 +177,11 @@ def cmd_privacy_erase(settings: Settings, args: argparse.Namespace) -> int:
             print("pageledger: not confirmed; nothing erased", file=sys.stderr)
             return 1
     with _runtime(settings) as runtime:
-        result = runtime.erase_person(login, progress=_progress("rebuilding jobs"))
-    if not result.login_known:
-        print(f"no jobs or key were recorded for {login!r}; recorded as erased user #{result.number} all the same")
-    else:
-        print(f"erased: now erased user #{result.number}; {result.jobs:,} jobs and {result.hosts:,} hosts show as "
-              "erased, their totals stay")
+        try:
+            result = runtime.erase_person(login, progress=_progress("rebuilding jobs"))
+        except UnknownPerson as exc:
+            print(f"pageledger: user: {exc}; nothing erased", file=sys.stderr)
+            return 1
+    print(f"erased: now erased user #{result.number}; {result.jobs:,} jobs and {result.hosts:,} hosts show as "
+          "erased, their totals stay")
     return 0

@@ -36,6 +36,11 @@ class Erased:
     hosts: int  # hosts renamed
 
 
+class UnknownPerson(LookupError):
+    """Neither a key nor a job was ever recorded for the login: nothing to erase (and no
+    erasure recorded, which would show a future user of that login as erased)."""
+
+
 class ErasePerson:
     def __init__(self, keys: PersonalKeys, writer: sa.Engine, jobs_follower: Callable[[], Follower],
                  compact: Callable[[list[str]], None], clock: Callable[[], int]) -> None:
@@ -46,6 +51,10 @@ class ErasePerson:
         self.clock = clock
 
     def __call__(self, login: str, progress: Callable[[int, int], None] | None = None) -> Erased:
+        with self.writer.connect() as conn:
+            known = conn.execute(sa.select(user_keys.c.id).where(user_keys.c.login == login)).scalar() is not None
+        if not known and not self.keys.existing([login]):
+            raise UnknownPerson(f"no job or key was ever recorded for {login!r}")
         number, had_key = self.keys.erase(login, self.clock())
         placeholder = erased_user(number)
         with self.writer.begin() as conn:

@@ -388,6 +388,9 @@ def test_erasure_through_the_api_is_the_admins_and_refuses_bad_bodies(runtime):
         assert r.status_code == 400 and field in r.json["errors"], (body, r.text)
     assert client.simulate_post("/api/v1/privacy/erasures", json={"user": "zed", "confirm": "zed"},
                                 headers=bearer(tokens["auditor"])).status_code == 403
+    r = client.simulate_post("/api/v1/privacy/erasures", json={"user": "nobody-here", "confirm": "nobody-here"},
+                             headers=bearer(tokens["admin"]))
+    assert r.status_code == 404 and "user" in r.json["errors"]
     r = client.simulate_post("/api/v1/privacy/erasures", json={"user": "zed", "confirm": "zed"},
                              headers=bearer(tokens["admin"]))
     assert r.status_code == 200 and r.json == {"erased_as": "erased user #1", "jobs": 1, "hosts": 1, "known": True}

@@ -162,7 +162,8 @@ class EventsResource:
 class JobHistoryResource:
     roles = ("admin", "auditor", "user")
     openapi = {"get": Operation("Every event of one job (users: their own jobs only)",
-                                responses={200: "The job's events", 404: "No such job (or not yours)"},
+                                responses={200: "The job's events", 400: "Not a job number",
+                                           404: "No such job (or not yours)"},
                                 reply=JobHistorySchema)}
 
     def __init__(self, history: EventHistory) -> None:

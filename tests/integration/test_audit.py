@@ -139,6 +139,25 @@ def test_usage_as_of_leaves_out_events_recorded_later_even_about_earlier_prints(
         live = conn.execute(sa.text("SELECT sum(jobs), sum(cost) FROM usage_daily")).one()
     assert (sum(t.jobs for t in now), sum(t.cost for t in now)) == tuple(int(v) for v in live)
     assert read >= 30
+    client, tokens = client_and_tokens(runtime)
+    at = datetime.fromtimestamp(instant / 1e6, timezone.utc).isoformat()
+    r = client.simulate_get("/api/v1/audit/as-of", params={"at": at, "group_by": "printer"},
+                            headers=bearer(tokens["auditor"]))
+    assert r.status_code == 200, r.text
+    assert sum(t["jobs"] for t in r.json["totals"]) == 30 and r.json["events_replayed"] >= 30
+    for params, field in (({}, "at"), ({"at": "2026-01-31T23:59:59"}, "at"), ({"at": at, "report": "x"}, "report"),
+                          ({"at": at, "group_by": "planet"}, "group_by")):
+        bad = client.simulate_get("/api/v1/audit/as-of", params=params, headers=bearer(tokens["admin"]))
+        assert bad.status_code == 400 and field in bad.json["errors"], (params, bad.text)
+    assert client.simulate_get("/api/v1/audit/as-of", params={"at": at},
+                               headers=bearer(tokens["user"])).status_code == 403
+    # The event history by recorded time: only the late batch was recorded after the instant.
+    late = client.simulate_get("/api/v1/events", params={"type": "PrintJob.Tracked", "from": at, "limit": "100"},
+                               headers=bearer(tokens["auditor"])).json["events"]
+    assert len(late) == 7 and all(e["fields"]["submitted_at"] < at for e in late)
+    early = client.simulate_get("/api/v1/events", params={"type": "PrintJob.Tracked", "to": at, "limit": "100"},
+                                headers=bearer(tokens["auditor"])).json["events"]
+    assert len(early) == 30
 
 
 def token(runtime, role, subject=""):

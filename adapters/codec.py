@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
+from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic, resolve_topic
 
@@ -103,6 +104,18 @@ def short_topic(cls: type) -> str:
         if _domain_classes().get(outer) is not None:
             return cls.__qualname__
     return get_topic(cls)
+
+
+@lru_cache(maxsize=None)
+def domain_event_topics() -> frozenset[str]:
+    """The short topic of every event class of the `domain` package (what a filter may name:
+    resolving a topic a client sent would import whatever module it names)."""
+    found = set()
+    for outer in _domain_classes().values():
+        for obj in vars(outer).values():
+            if isinstance(obj, type) and issubclass(obj, CanMutateAggregate) and obj.__module__ == outer.__module__:
+                found.add(short_topic(obj))
+    return frozenset(found)
 
 
 @lru_cache(maxsize=None)

@@ -18,6 +18,9 @@ from eventsourcing.utils import retry
 from psycopg import InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
 
+from adapters.event_seals import postgres_create_statement, postgres_seal_body
+from adapters.personal_keys import postgres_create_statements as personal_keys_statements
+
 
 class ArrayInsertRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -25,19 +28,32 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
         schema = Identifier(self.datastore.schema)
         table = Identifier(self.events_table_name)
         function = Identifier(f"pl_insert_{self.events_table_name}")
+        # The events' seals (adapters.event_seals), written by the same call under the same lock.
+        self.sql_create_statements.append(SQL(postgres_create_statement(  # type: ignore[arg-type]
+            self.datastore.schema, self.events_table_name)))
+        # The per-person keys of personal fields and the erasures (adapters.personal_keys).
+        self.sql_create_statements.extend(SQL(statement)  # type: ignore[arg-type]
+                                          for statement in personal_keys_statements(self.datastore.schema,
+                                                                                    self.events_table_name))
         self.sql_create_statements.append(SQL(
             "CREATE OR REPLACE FUNCTION {schema}.{function}"
             "(ids uuid[], versions int8[], topics text[], states bytea[]) "
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+            "DECLARE new_ids bigint[]; prev bytea; h bytea; acc bytea; short bytea; run_start int; "
             "BEGIN "
             "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
             "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
             "  NOTIFY {channel}; "
-            "  RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "    SELECT * FROM unnest(ids, versions, topics, states) RETURNING notification_id; "
+            "  WITH inserted AS (INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "    SELECT a, b, c, d FROM unnest(ids, versions, topics, states) WITH ORDINALITY AS u(a, b, c, d, n) "
+            "    ORDER BY n RETURNING notification_id) "
+            "  SELECT array_agg(notification_id ORDER BY notification_id) INTO new_ids FROM inserted; "
+            "{seal}"
+            "  RETURN QUERY SELECT unnest(new_ids); "
             "END; $BODY$"
         ).format(schema=schema, function=function, table=table, channel=Identifier(self.channel_name),
-                 lock_timeout=SQL(str(int(self.datastore.lock_timeout)))))
+                 lock_timeout=SQL(str(int(self.datastore.lock_timeout))),
+                 seal=SQL(postgres_seal_body(self.datastore.schema, self.events_table_name))))  # type: ignore[arg-type]
         self._call = SQL("SELECT * FROM {schema}.{function}(%b, %b, %b, %b)").format(schema=schema, function=function)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)

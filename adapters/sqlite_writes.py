@@ -17,6 +17,9 @@ from typing import Any, Sequence
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from adapters.event_seals import sqlite_create_statement, sqlite_seal
+from adapters.personal_keys import sqlite_create_statements as personal_keys_statements
+
 _locks: dict[str, "WriteLock"] = {}
 _registry_guard = threading.Lock()
 
@@ -69,8 +72,16 @@ def write_lock(database_path: str) -> WriteLock:
 
 
 class LockingSQLiteRecorder(SQLiteApplicationRecorder):
-    """The library's SQLite recorder, taking PageLedger's write lock around each insert."""
+    """The library's SQLite recorder, taking PageLedger's write lock around each insert and
+    sealing each insert's events in the same transaction (adapters.event_seals)."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), sqlite_create_statement(self.events_table_name),
+                *personal_keys_statements(self.events_table_name)]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        with write_lock(self.datastore.pool.db_name):
-            return super().insert_events(stored_events, **kwargs)
+        with write_lock(self.datastore.pool.db_name), self.datastore.transaction(commit=True) as c:
+            ids = self._insert_events(c, stored_events, **kwargs)
+            if stored_events:
+                sqlite_seal(c, self.events_table_name, ids, stored_events)
+            return ids

@@ -202,3 +202,23 @@ def event_store_ddl_in_turn(url: str) -> Iterator[None]:
     with pg_connect(url) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (EVENT_STORE_DDL_LOCK_KEY,))
         yield  # closing the connection lets go of the lock
+
+
+def rewrite_freed_pages(url: str, tables: list[str]) -> None:
+    """Leave no old copy of deleted or updated rows in the database files (after an erasure):
+    SQLite is checkpointed, VACUUMed and checkpointed again (the WAL file truncated), under the
+    write lock; on PostgreSQL each of `tables` is rewritten (VACUUM FULL)."""
+    parsed = parse_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        with write_lock(parsed.database):
+            conn = sqlite3.connect(parsed.database, isolation_level=None, timeout=30)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                conn.close()
+        return
+    with pg_connect(url) as conn:
+        for table in tables:
+            conn.execute(f'VACUUM FULL "{table}"')

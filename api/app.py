@@ -10,6 +10,9 @@ import sqlalchemy as sa
 
 from adapters.licence_keys import HostIdentity
 from adapters.sessions import SessionSigner
+from api.audit import (
+    AdminChangesResource, AsOfResource, ErasureResource, EventsResource, JobHistoryResource, OwnJobsCsvResource,
+)
 from api.auth import TokenAuth
 from api.client_address import ClientAddress
 from api.errors import handle_unexpected
@@ -35,6 +38,9 @@ from commands.logins import LogIn
 from commands.setup import CheckDirectoryConnection, CompleteSetup
 from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
+from projections.audit import Audit
+from projections.erasure import ErasePerson
+from projections.event_history import EventHistory
 from projections.follower import ReadModelProgress
 
 
@@ -71,6 +77,9 @@ class Wiring(Protocol):
     set_release_settings: SetReleaseSettings
     swipe_card: SwipeCard
     card_readers: CardReaders
+    event_history: EventHistory
+    audit: Audit
+    erase_person: ErasePerson
 
     def is_set_up(self) -> bool: ...
 
@@ -148,4 +157,11 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/held-jobs/delete", DeleteRequestResource(w.reader, w.delete_jobs))
         route("/api/v1/printers/{name}/release", PrinterReleaseResource(w.set_release_settings))
         route("/release", ReleasePageResource(w.reader, w.release_jobs, w.delete_jobs, w.sessions))
+        # audit and privacy (docs/audit-privacy.md)
+        route("/api/v1/events", EventsResource(w.event_history))
+        route("/api/v1/jobs/{job}/history", JobHistoryResource(w.event_history))
+        route("/api/v1/audit/as-of", AsOfResource(w.audit, w.clock))
+        route("/api/v1/audit/changes", AdminChangesResource(w.audit))
+        route("/api/v1/me/jobs.csv", OwnJobsCsvResource(w.reader))
+        route("/api/v1/privacy/erasures", ErasureResource(w.erase_person))
     return app

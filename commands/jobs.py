@@ -13,12 +13,15 @@ import logging
 import secrets
 from dataclasses import dataclass
 from functools import partial
-from typing import BinaryIO, Callable, Mapping, Protocol, Sequence
+from types import SimpleNamespace
+from typing import Any, BinaryIO, Callable, Mapping, Protocol, Sequence
 from uuid import UUID
 
+import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.event_store import PageLedger
+from adapters.personal_keys import PersonalKeys, open_job_views, seal_fields
 from commands.conflicts import retry_on_conflict
 from commands.job_reports import JobReport
 from adapters.spool import SpoolMismatch, SpoolTooLarge
@@ -29,6 +32,7 @@ from domain.costs import job_cost, sheets_for
 from domain.jobs import JobNotHoldable, PrintJob, job_id
 from adapters.clock import system_clock
 from domain.printers import CODE_ENTERED, CODE_GENERATED, CODE_PREDEFINED, Printer, printer_id
+from domain.privacy import KEEP, shown_document
 from domain.units import MICROS_PER_SECOND, iso, to_micros
 
 log = logging.getLogger("pageledger.jobs")
@@ -63,6 +67,7 @@ class Verdict(Protocol):
 
 
 SeatGate = Callable[[list[str]], Mapping[str, Verdict]]
+DocumentPolicy = Callable[[], str]  # the `document_names` site setting now: keep, mask or omit
 
 
 class TrackJobs:
@@ -77,7 +82,8 @@ class TrackJobs:
     def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None,
                  unknown_colour_charge: str = "colour",
                  codes: CodeDigest | None = None, clock: Callable[[], int] = system_clock,
-                 tell_code: Callable[[str, str, str, str], None] | None = None) -> None:
+                 tell_code: Callable[[str, str, str, str], None] | None = None,
+                 document_policy: DocumentPolicy = lambda: KEEP, personal: PersonalKeys | None = None) -> None:
         self.app = app
         self.printers = printers
         self.gate = gate
@@ -86,11 +92,21 @@ class TrackJobs:
         self.codes = codes  # release codes' keyed digest (adapters.pins.PinDigester)
         self.clock = clock  # a held job's expiry counts from its arrival
         self.tell_code = tell_code  # (user, code, printer, document): e-mails a generated release code
+        self.document_policy = document_policy
+        # When given, each job's client host and document name are sealed with its user's key
+        # (adapters.personal_keys): erasing the key makes them unreadable for good.
+        self.personal = personal
 
     def __call__(self, reports: Sequence[JobReport]) -> list[TrackOutcome]:
         app = self.app
+        # The privacy setting applies as the job is recorded: a masked or omitted name never
+        # enters the log. A re-post is compared with what its first post recorded.
+        policy = self.document_policy()
+        if policy != KEEP:
+            reports = [msgspec.structs.replace(r, document=shown_document(r.document, policy)) for r in reports]
         ids = [job_id(app.server_id, r.job_key) for r in reports]
         verdicts: Mapping[str, Verdict] = self.gate(list(dict.fromkeys(r.user for r in reports))) if self.gate else {}
+        keys = self.personal.keys_for(r.user for r in reports) if self.personal else None
         known: set[UUID] = set()
         new_printers: list[Printer] = []
         conflicts: list[_Conflict] = []
@@ -107,29 +123,30 @@ class TrackJobs:
                 printer = by_name[report.printer.lower()]
                 if jid in known:
                     job: PrintJob = app.repository.get(jid)
-                    outcomes.append(_repeat(report, jid, printer, job, self._recorded_decision(job, by_name),
-                                            in_batch=False, conflicts=conflicts))
+                    outcomes.append(_repeat(report, jid, printer, self._opened(job),
+                                            self._recorded_decision(job, by_name), in_batch=False,
+                                            conflicts=conflicts))
                     continue
                 if jid in first_in_batch:
                     event, decision = first_in_batch[jid]
-                    outcomes.append(_repeat(report, jid, printer, event, decision, in_batch=True,
+                    outcomes.append(_repeat(report, jid, printer, self._opened(event), decision, in_batch=True,
                                             conflicts=conflicts))
                     continue
                 verdict = verdicts.get(report.user)
                 if verdict is not None and not verdict.track:
                     event = _recorded(jid, report, printer, denied=verdict.reason,
-                                      unknown_colour=self.unknown_colour_charge)
+                                      unknown_colour=self.unknown_colour_charge, keys=keys)
                     outcome = TrackOutcome(report.job_key, jid, "denied", "deny", event.sheets, event.cost,
                                            verdict.reason)
                 elif printer.secure:
                     code, digest, told = release_code_for(printer, report.release_code, self.codes)
                     event = _recorded(jid, report, printer, secured=(self.clock() + printer.hold_seconds
                                                                      * MICROS_PER_SECOND, digest),
-                                      unknown_colour=self.unknown_colour_charge)
+                                      unknown_colour=self.unknown_colour_charge, keys=keys)
                     outcome = TrackOutcome(report.job_key, jid, "tracked", "hold", event.sheets, event.cost, told,
                                            release_code=code)
                 else:
-                    event = _recorded(jid, report, printer, unknown_colour=self.unknown_colour_charge)
+                    event = _recorded(jid, report, printer, unknown_colour=self.unknown_colour_charge, keys=keys)
                     outcome = TrackOutcome(report.job_key, jid, "tracked", _decision(printer), event.sheets,
                                            event.cost)
                 events.append(event)
@@ -160,6 +177,16 @@ class TrackJobs:
                 if outcome.release_code:
                     self.tell_code(report.user, outcome.release_code, report.printer, report.document)
         return outcomes
+
+    def _opened(self, recorded: PrintJob | PrintJob.Recorded) -> Any:
+        """The recorded job's figures with its personal fields in clear (for comparing a re-post);
+        never the stored object itself, which must keep them sealed."""
+        if not isinstance(getattr(recorded, "document", None), (bytes, bytearray)) or self.personal is None:
+            return recorded
+        copy = SimpleNamespace(**{name: getattr(recorded, name) for name in (*SENT_FIGURES, "sheets", "cost")},
+                               originator_id=getattr(recorded, "originator_id", None) or recorded.id)
+        open_job_views(self.personal, [copy])
+        return copy
 
     def _recorded_decision(self, job: PrintJob, by_name: Mapping[str, Printer]) -> str:
         """A job recorded before gets the answer it got then: a re-posted held job stays held,
@@ -229,12 +256,16 @@ def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:
 
 
 def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None,
-              unknown_colour: str = "colour", secured: tuple[int, str] | None = None) -> PrintJob.Tracked:
+              unknown_colour: str = "colour", secured: tuple[int, str] | None = None,
+              keys: Mapping[str, bytes] | None = None) -> PrintJob.Tracked:
     if secured is not None:
         record = partial(PrintJob.secured, expires_at=secured[0], code_digest=secured[1])
     else:
         record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
     figures = _sent_figures(r, printer)
+    if keys is not None:
+        figures["document"] = seal_fields(keys[r.user], jid, r.client_host, r.document)
+        figures["client_host"] = ""
     return record(
         jid, **figures,
         sheets=sheets_for(pages=r.pages, copies=r.copies, duplex=r.duplex),

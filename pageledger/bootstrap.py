@@ -46,6 +46,13 @@ from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTar
 from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from domain.costs import CostSchedule
+from adapters.personal_keys import PersonalKeys, erasures_table, keys_table
+from adapters.stores import rewrite_freed_pages
+from domain.privacy import shown_document
+from projections.audit import Audit
+from projections.erasure import ErasePerson
+from projections.event_history import EventHistory
+from projections.jobs import JobsProjection
 from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
@@ -170,6 +177,38 @@ class Runtime:
         with self.reader.connect() as conn:
             return denied_since(conn, since)
 
+    # --- audit and privacy (docs/audit-privacy.md) ------------------------------------------
+
+    def document_policy(self) -> str:
+        """The `document_names` privacy setting now: keep, mask or omit."""
+        return str(self.site_settings["document_names"])
+
+    @cached_property
+    def event_history(self) -> EventHistory:
+        return EventHistory(self.app, lambda name: shown_document(name, self.document_policy()))
+
+    @cached_property
+    def personal_keys(self) -> PersonalKeys:
+        return PersonalKeys(self.app.recorder, writes_lock(self.settings.resolved_database_url))
+
+    @cached_property
+    def erase_person(self) -> ErasePerson:
+        url = self.settings.resolved_database_url
+        events = self.app.recorder.events_table_name
+
+        def jobs_follower() -> Follower:  # a fresh one: its log reader must not trust cached keys
+            return Follower(self.app, self.writer, JobsProjection(), batch_size=5000, writes_lock=writes_lock(url))
+
+        def compact(tables: list[str]) -> None:
+            rewrite_freed_pages(url, [*tables, keys_table(events), erasures_table(events)])
+
+        return ErasePerson(self.personal_keys, self.writer, jobs_follower, compact, self.clock)
+
+    @cached_property
+    def audit(self) -> Audit:
+        return Audit(self.app, self.reader, self.event_history,
+                     scratch_dir=None if is_postgres(self.settings.resolved_database_url) else self.settings.data_dir)
+
     # --- handlers: one per use case ---------------------------------------------------------
 
     @cached_property
@@ -182,7 +221,8 @@ class Runtime:
     def track_jobs(self) -> TrackJobs:
         return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs,
                          unknown_colour_charge=self.settings.unknown_colour_charge, codes=self.pin_digest,
-                         clock=self.clock, tell_code=self.release_code_mailer)
+                         clock=self.clock, tell_code=self.release_code_mailer,
+                         document_policy=self.document_policy, personal=self.personal_keys)
 
     @cached_property
     def hold_job(self) -> HoldJob:

@@ -169,6 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     from pageledger.identity_cli import add_identity_commands
 
     add_identity_commands(sub)
+
+    from pageledger.audit_cli import add_audit_commands
+
+    add_audit_commands(sub)
     return p
 
 

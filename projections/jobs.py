@@ -14,6 +14,8 @@ import sqlalchemy as sa
 
 from adapters.codec import short_topic
 from domain.jobs import PrintJob
+from domain.privacy import KEEP, OMIT, shown_document
+from domain.site_settings import SiteSettings
 from domain.units import MICROS_PER_DAY
 from projections.follower import Projection, metadata
 from projections.names import KeyTable, host_keys, printer_keys, user_keys
@@ -103,10 +105,19 @@ LIFECYCLE = (PrintJob.Held, PrintJob.Released, PrintJob.Printed, PrintJob.Releas
              PrintJob.Expired)
 
 
+_SETTING_CHANGED = short_topic(SiteSettings.FieldChanged)
+PRIVACY_FIELD = "document_names"
+
+
 class JobsProjection(Projection):
+    """Also follows the `document_names` privacy setting: when it turns to mask or omit, the
+    document names of the jobs recorded before are masked or omitted in their rows, at that
+    point of the log (so a rebuild gives the same rows), and every report reading the rows
+    inherits it. Jobs recorded after it were masked when recorded (commands.jobs)."""
+
     name = "jobs"
     topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied), short_topic(PrintJob.Secured),
-              *(short_topic(c) for c in LIFECYCLE))
+              *(short_topic(c) for c in LIFECYCLE), _SETTING_CHANGED)
     tables = (jobs, held_jobs)
 
     def __init__(self) -> None:
@@ -116,10 +127,16 @@ class JobsProjection(Projection):
         self.key_tables = (self.users, self.printers, self.hosts)
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
-        # Runs of new jobs go in together (the hot path: one COPY); a lifecycle event is applied
-        # in log order after the jobs before it.
+        # Runs of new jobs go in together (the hot path: one COPY); a lifecycle event, or a change
+        # of the document-name privacy setting, is applied in log order after the jobs before it.
         run: list[tuple[int, Any]] = []
         for seq, e in events:
+            if e.event_class is SiteSettings.FieldChanged:
+                if e.field == PRIVACY_FIELD and e.new != KEEP:
+                    self._insert(conn, run)
+                    run = []
+                    apply_document_policy(conn, str(e.new))
+                continue
             if e.event_class in LIFECYCLE:
                 self._insert(conn, run)
                 run = []
@@ -198,6 +215,18 @@ def uncertainty(e: Any) -> str:
         parts.append("colour not known")
     reason = getattr(e, "uncertain", "")
     return f"{', '.join(parts)}: {reason}" if parts and reason else ", ".join(parts)
+
+
+def apply_document_policy(conn: sa.Connection, policy: str) -> None:
+    """Mask or omit the document names of every job row (see JobsProjection)."""
+    if policy == OMIT:
+        conn.execute(jobs.update().where(jobs.c.document != "").values(document=""))
+        return
+    names = [r[0] for r in conn.execute(sa.select(jobs.c.document).where(jobs.c.document != "").distinct())]
+    changed = [{"old": n, "new": shown_document(n, policy)} for n in names if shown_document(n, policy) != n]
+    if changed:
+        conn.execute(jobs.update().where(jobs.c.document == sa.bindparam("old"))
+                     .values(document=sa.bindparam("new")), changed)
 
 
 # --- queries --------------------------------------------------------------------------------

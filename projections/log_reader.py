@@ -13,7 +13,12 @@ from typing import Any, Sequence
 
 from eventsourcing.application import Application
 
-from adapters.codec import EventView, decode_view
+from adapters.codec import EventView, decode_view, short_topic
+from adapters.personal_keys import PersonalKeys, open_job_views
+from domain.jobs import PrintJob
+
+JOB_TOPICS = frozenset({short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied),
+                        short_topic(PrintJob.Secured)})
 
 
 class LogReader:
@@ -23,11 +28,16 @@ class LogReader:
         self.postgres = type(self.recorder).__module__.startswith(("eventsourcing.postgres", "adapters.pg_"))
         if getattr(app.mapper, "cipher", None) or getattr(app.mapper, "compressor", None):
             raise ValueError("LogReader reads plain stored state; this application encrypts or compresses it")
+        self.personal = PersonalKeys(self.recorder)
 
     def read(self, after: int, limit: int, topics: Sequence[str] = ()) -> list[tuple[int, str, EventView]]:
         """Up to `limit` events after notification id `after`, optionally of `topics` only."""
         rows = self._rows(after, limit, topics)
-        return [(nid, topic, decode_view(topic, bytes(state), originator)) for nid, topic, originator, state in rows]
+        decoded = [(nid, topic, decode_view(topic, bytes(state), originator)) for nid, topic, originator, state in rows]
+        # A job's personal fields are sealed with its user's key: projections get them opened,
+        # or as erased when the key is gone (adapters.personal_keys).
+        open_job_views(self.personal, [view for _, topic, view in decoded if topic in JOB_TOPICS])
+        return decoded
 
     def _rows(self, after: int, limit: int, topics: Sequence[str]) -> list[tuple[int, str, Any, bytes]]:
         if self.postgres:

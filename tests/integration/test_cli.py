@@ -168,6 +168,10 @@ COMMANDS_ON_AN_EXISTING_DATABASE = {
     "held expire": ["held", "expire"],
     "held sweep": ["held", "sweep"],
     "release-service": ["release-service"],
+    "audit as-of": ["audit", "as-of", "2026-01-31T23:59:59Z"],
+    "audit verify": ["audit", "verify"],
+    "audit changes": ["audit", "changes"],
+    "privacy erase": ["privacy", "erase", "alice", "--yes"],
 }
 WAYS_TO_POINT_AT_A_DATABASE = ("--data-dir", "PAGELEDGER_DATA_DIR", "--database-url", "PAGELEDGER_DATABASE_URL",
                                "--config", "PAGELEDGER_CONFIG")

@@ -8,6 +8,8 @@ from alembic.migration import MigrationContext
 
 import migrations
 from adapters import throttle
+from adapters.event_seals import seals_table_name
+from adapters.personal_keys import erasures_table, keys_table
 from projections.follower import all_projections, metadata
 
 
@@ -26,7 +28,9 @@ def schema_differences(engine: sa.Engine, event_store_tables: set[str]) -> list:
 
 
 def event_store_tables(runtime) -> set[str]:
-    return {runtime.app.recorder.events_table_name}
+    name = runtime.app.recorder.events_table_name
+    # the events, their seals (adapters.event_seals), the personal keys and erasures (adapters.personal_keys)
+    return {name, seals_table_name(name), keys_table(name), erasures_table(name)}
 
 
 def test_alembic_head_builds_the_schema_the_code_declares(runtime):

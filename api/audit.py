@@ -1,0 +1,310 @@
+"""The audit API: the event history, a job's history, usage as of an instant, the admin-change
+log, and a person's own jobs as CSV (GDPR art. 15). See docs/audit-privacy.md."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from typing import Any, Callable, Iterator
+
+import falcon
+import sqlalchemy as sa
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from api.errors import InvalidInput, load
+from api.openapi import Operation
+from api.reports import MAX_JOB_NUMBER, usage_json
+from commands.job_reports import NAME
+from domain.units import format_money, from_micros, iso, to_micros
+from projections.admin_changes import AREAS
+from projections.audit import Audit
+from projections.erasure import UnknownPerson
+from projections.event_history import EventFilter, EventHistory, HistoryEvent, known_topic
+from projections.jobs import JobFilter, list_jobs
+from projections.usage_daily import GROUPS
+
+AUDIT_ROLES = ("admin", "auditor")
+MAX_TYPES = 20
+_JOB_NUMBER = re.compile(r"[0-9]{1,19}")
+
+
+class _Period(Schema):
+    since = fields.AwareDateTime(data_key="from", metadata={"description": "recorded at or after; ISO 8601 "
+                                                                          "with offset"})
+    until = fields.AwareDateTime(data_key="to", metadata={"description": "recorded before; ISO 8601 with offset"})
+
+    @validates_schema
+    def _ordered(self, data: dict, **_: object) -> None:
+        for name, key in (("since", "from"), ("until", "to")):
+            if name in data and not 1970 <= data[name].year <= 9999:
+                raise ValidationError({key: ["must lie between 1970 and 9999"]})
+        if "since" in data and "until" in data and data["until"] <= data["since"]:
+            raise ValidationError({"to": ["must be after from"]})
+
+
+class EventQuerySchema(_Period):
+    cursor = fields.Integer(load_default=0, validate=validate.Range(0, MAX_JOB_NUMBER),
+                            metadata={"description": "next_cursor of the page before (a notification id)"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    type = fields.String(validate=validate.Length(1, 2000), metadata={
+        "description": "event types, comma-separated, e.g. PrintJob.Tracked,SiteSettings.FieldChanged"})
+    aggregate = fields.UUID(metadata={"description": "the id of one aggregate (a job, a user, a printer...)"})
+
+    @validates_schema
+    def _types(self, data: dict, **_: object) -> None:
+        if "type" in data:
+            names = [t.strip() for t in data["type"].split(",")]
+            if len(names) > MAX_TYPES:
+                raise ValidationError({"type": [f"at most {MAX_TYPES} types"]})
+            unknown = [n for n in names if not n or not known_topic(n)]
+            if unknown:
+                raise ValidationError({"type": [f"unknown event type {n[:64]!r}" for n in unknown[:5]]})
+
+
+class HistoryEventSchema(Schema):
+    position = fields.Integer(required=True, metadata={"description": "notification id: the event's place in the log"})
+    aggregate = fields.String(required=True)
+    version = fields.Integer(required=True)
+    type = fields.String(required=True)
+    recorded_at = fields.String(required=True, allow_none=True)
+    fields_ = fields.Dict(data_key="fields", required=True, metadata={
+        "description": "the event's own fields by name; secrets show as [redacted]"})
+
+
+class EventPageSchema(Schema):
+    events = fields.List(fields.Nested(HistoryEventSchema), required=True)
+    next_cursor = fields.Integer(required=True, allow_none=True, metadata={
+        "description": "where the next page starts; null at the head of the log"})
+
+
+class JobHistorySchema(Schema):
+    job = fields.Integer(required=True)
+    events = fields.List(fields.Nested(HistoryEventSchema), required=True)
+
+
+class AsOfQuerySchema(Schema):
+    at = fields.AwareDateTime(required=True, metadata={"description": "the instant, ISO 8601 with offset"})
+    report = fields.String(load_default="usage", validate=validate.OneOf(("usage",)))
+    group_by = fields.String(load_default="user", validate=validate.OneOf(GROUPS))
+
+    @validates_schema
+    def _range(self, data: dict, **_: object) -> None:
+        if "at" in data and not 1970 <= data["at"].year <= 9999:
+            raise ValidationError({"at": ["must lie between 1970 and 9999"]})
+
+
+class AsOfTotalSchema(Schema):
+    user = fields.String()
+    printer = fields.String()
+    day = fields.String()
+    jobs = fields.Integer(required=True)
+    pages = fields.Integer(required=True, metadata={"description": "impressions, all copies"})
+    sheets = fields.Integer(required=True)
+    colour_pages = fields.Integer(required=True, metadata={"description": "colour impressions, all copies"})
+    cost = fields.String(required=True)
+
+
+class AsOfReplySchema(Schema):
+    at = fields.String(required=True)
+    report = fields.String(required=True)
+    group_by = fields.String(required=True)
+    events_replayed = fields.Integer(required=True)
+    totals = fields.List(fields.Nested(AsOfTotalSchema), required=True)
+
+
+class ChangesQuerySchema(_Period):
+    area = fields.String(validate=validate.OneOf(sorted(set(AREAS.values()))))
+
+
+class AdminChangeSchema(Schema):
+    at = fields.String(required=True)
+    area = fields.String(required=True)
+    subject = fields.String(required=True)
+    change = fields.String(required=True)
+    field = fields.String(required=True)
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+    by = fields.String(required=True)
+
+
+class ChangesReplySchema(Schema):
+    changes = fields.List(fields.Nested(AdminChangeSchema), required=True)
+
+
+def event_json(e: HistoryEvent) -> dict[str, Any]:
+    return {"position": e.position, "aggregate": e.aggregate, "version": e.version, "type": e.type,
+            "recorded_at": e.recorded_at, "fields": e.fields}
+
+
+def _micros(q: dict, name: str) -> int | None:
+    return to_micros(q[name]) if name in q else None
+
+
+class EventsResource:
+    roles = AUDIT_ROLES
+    openapi = {"get": Operation("The event log, decoded into named fields, filtered by aggregate, type and "
+                                "recorded time, paged by position", query=EventQuerySchema,
+                                responses={200: "A page of events"}, reply=EventPageSchema)}
+
+    def __init__(self, history: EventHistory) -> None:
+        self.history = history
+        self.schema = EventQuerySchema()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        q = load(self.schema, dict(req.params))
+        topics = tuple(dict.fromkeys(t.strip() for t in q["type"].split(","))) if "type" in q else ()
+        page, cursor = self.history.page(EventFilter(after=q["cursor"], limit=q["limit"], topics=topics,
+                                                     aggregate=q.get("aggregate"), since=_micros(q, "since"),
+                                                     until=_micros(q, "until")))
+        resp.media = {"events": [event_json(e) for e in page], "next_cursor": cursor}
+
+
+class JobHistoryResource:
+    roles = ("admin", "auditor", "user")
+    openapi = {"get": Operation("Every event of one job (users: their own jobs only)",
+                                responses={200: "The job's events", 400: "Not a job number",
+                                           404: "No such job (or not yours)"},
+                                reply=JobHistorySchema)}
+
+    def __init__(self, history: EventHistory) -> None:
+        self.history = history
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job: str) -> None:
+        if not _JOB_NUMBER.fullmatch(job) or not 1 <= int(job) <= MAX_JOB_NUMBER:
+            raise InvalidInput({"job": ["must be a job number (1 or more)"]})
+        found = self.history.of_job(int(job))
+        principal = req.context.principal
+        if found is None or (principal.role == "user" and found[0].get("user") != principal.subject):
+            raise falcon.HTTPNotFound(title="No such job", description=f"there is no job {job} you may see")
+        resp.media = {"job": int(job), "events": [event_json(e) for e in found[1]]}
+
+
+class AsOfResource:
+    roles = AUDIT_ROLES
+    openapi = {"get": Operation("Usage as it stood at an instant: replays only the events recorded by then",
+                                query=AsOfQuerySchema, responses={200: "Totals as of the instant"},
+                                reply=AsOfReplySchema)}
+
+    def __init__(self, audit: Audit, clock: Callable[[], int]) -> None:
+        self.audit = audit
+        self.clock = clock
+        self.schema = AsOfQuerySchema()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        q = load(self.schema, dict(req.params))
+        at = to_micros(q["at"])
+        totals, read = self.audit.usage_as_of(at, q["group_by"])
+        resp.media = {"at": iso(at) or from_micros(0).isoformat(), "report": q["report"], "group_by": q["group_by"],
+                      "events_replayed": read, "totals": [usage_json(q["group_by"], t) for t in totals]}
+
+
+class AdminChangesResource:
+    roles = AUDIT_ROLES
+    openapi = {"get": Operation("The audit log of admin changes: who changed what, when, old and new values",
+                                query=ChangesQuerySchema, responses={200: "Changes, oldest first"},
+                                reply=ChangesReplySchema)}
+
+    def __init__(self, audit: Audit) -> None:
+        self.audit = audit
+        self.schema = ChangesQuerySchema()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        q = load(self.schema, dict(req.params))
+        changes = self.audit.changes(since=_micros(q, "since"), until=_micros(q, "until"), area=q.get("area"))
+        resp.media = {"changes": [{"at": c.at, "area": c.area, "subject": c.subject, "change": c.change,
+                                   "field": c.field, "old": c.old, "new": c.new, "by": c.by} for c in changes]}
+
+
+OWN_COLUMNS = ("job", "submitted_at", "printer", "client_host", "document", "impressions_per_copy", "copies",
+               "impressions_total", "sheets", "colour_impressions_per_copy", "duplex", "paper", "pdl", "cost",
+               "status")
+
+
+def _csv_line(values: Any) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerow(["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v
+                              for v in values])
+    return out.getvalue().encode("utf-8")
+
+
+class OwnJobsCsvResource:
+    """A person's own jobs as CSV, newest first, streamed page by page (GDPR art. 15)."""
+
+    roles = ("admin", "auditor", "user")
+    openapi = {"get": Operation("Your own jobs as CSV (GDPR art. 15: the right of access)",
+                                responses={200: "text/csv, one line a job"})}
+
+    def __init__(self, reader: sa.Engine) -> None:
+        self.reader = reader
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        login = req.context.principal.subject
+        resp.content_type = "text/csv; charset=utf-8"
+        resp.downloadable_as = "my-print-jobs.csv"
+        resp.stream = self._lines(login)
+
+    def _lines(self, login: str) -> Iterator[bytes]:
+        yield _csv_line(OWN_COLUMNS)
+        cursor = None
+        while True:
+            with self.reader.connect() as conn:
+                page, cursor = list_jobs(conn, JobFilter(user=login, before_seq=cursor, limit=1000))
+            for r in page:
+                yield _csv_line((r.seq, iso(r.submitted_at), r.printer, r.client_host, r.document, r.pages, r.copies,
+                                 r.pages * r.copies, r.sheets, r.colour_pages, r.duplex, r.paper, r.pdl,
+                                 "" if r.denied else format_money(r.cost), "denied" if r.denied else "tracked"))
+            if cursor is None:
+                return
+
+
+class ErasureSchema(Schema):
+    user = fields.String(required=True, validate=[validate.Length(1, 255), validate.Regexp(NAME, error="not a login")])
+    confirm = fields.String(required=True, metadata={"description": "the login again: erasing cannot be undone"})
+
+    @validates_schema
+    def _confirmed(self, data: dict, **_: object) -> None:
+        if "user" in data and "confirm" in data and data["confirm"] != data["user"]:
+            raise ValidationError({"confirm": ["must repeat the login"]})
+
+
+class ErasureReplySchema(Schema):
+    erased_as = fields.String(required=True, metadata={"description": "how the person is shown from now on"})
+    jobs = fields.Integer(required=True)
+    hosts = fields.Integer(required=True)
+    known = fields.Boolean(required=True, metadata={"description": "whether jobs or a key existed for the login"})
+
+
+class UnknownLogin(falcon.HTTPNotFound):
+    """404 naming the field, as a 400 does."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        super().__init__(title="Unknown user", description=" ".join(m for ms in errors.values() for m in ms))
+        self.field_errors = errors
+
+    def to_dict(self, obj_type: type = dict) -> Any:
+        data = super().to_dict(obj_type)
+        data["errors"] = self.field_errors
+        return data
+
+
+class ErasureResource:
+    """POST: crypto-shred a person's personal fields (GDPR art. 17; docs/audit-privacy.md)."""
+
+    roles = ("admin",)
+    openapi = {"post": Operation("Erase a person: their key is deleted, their document names and hosts can never "
+                                 "be read again, their totals stay", body=ErasureSchema,
+                                 responses={200: "Erased", 404: "No job or key was ever recorded for the login"},
+                                 reply=ErasureReplySchema)}
+
+    def __init__(self, erase: Callable[..., Any]) -> None:
+        self.erase = erase
+        self.schema = ErasureSchema()
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = load(self.schema, req.get_media())
+        try:
+            result = self.erase(body["user"])
+        except UnknownPerson as exc:
+            raise UnknownLogin({"user": [str(exc)]}) from None
+        resp.media = {"erased_as": f"erased user #{result.number}", "jobs": result.jobs, "hosts": result.hosts,
+                      "known": result.login_known}

@@ -1,0 +1,58 @@
+"""The audit use cases the CLI and the API share: usage as of an instant, verifying the log
+and the read models, the admin-change report (see docs/audit-privacy.md)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import sqlalchemy as sa
+from eventsourcing.application import Application
+
+from adapters.event_seals import RawLog, SealReport, check_seals
+from projections.admin_changes import AdminChange, admin_changes
+from projections.event_history import EventHistory
+from projections.replay import Progress, ReadModelReport, Scratch, replay_as_of, verify_read_models
+from projections.usage_daily import UsageTotal, usage_totals
+
+AS_OF_REPORTS = ("usage",)
+
+
+@dataclass(frozen=True)
+class Verification:
+    seals: SealReport
+    read_models: ReadModelReport
+
+    @property
+    def ok(self) -> bool:
+        return self.seals.ok and self.read_models.ok
+
+
+class Audit:
+    def __init__(self, app: Application, reader: sa.Engine, history: EventHistory,
+                 scratch_dir: Path | None = None) -> None:
+        self.app = app
+        self.reader = reader
+        self.history = history
+        self.scratch_dir = scratch_dir
+
+    def usage_as_of(self, instant_us: int, group_by: str, *, user: str | None = None,
+                    since_day: int | None = None, until_day: int | None = None,
+                    progress: Progress | None = None) -> tuple[list[UsageTotal], int]:
+        """Usage totals as they stood at `instant_us`, from the events recorded up to then;
+        returns them and the number of events read."""
+        with Scratch(self.scratch_dir) as scratch:
+            read = replay_as_of(self.app, self.reader, instant_us, ["usage_daily"], scratch, progress)
+            with scratch.engine.connect() as conn:
+                return usage_totals(conn, group_by, user=user, since_day=since_day, until_day=until_day), read
+
+    def verify(self, progress_log: Callable[[int], None] | None = None,
+               progress_replay: Progress | None = None) -> Verification:
+        seals = check_seals(RawLog(self.app.recorder), progress_log)
+        with Scratch(self.scratch_dir) as scratch:
+            models = verify_read_models(self.app, self.reader, scratch, progress_replay)
+        return Verification(seals, models)
+
+    def changes(self, *, since: int | None = None, until: int | None = None,
+                area: str | None = None) -> Iterator[AdminChange]:
+        return admin_changes(self.history, since=since, until=until, area=area)

@@ -1,0 +1,79 @@
+"""Erasing a person (GDPR art. 17) without touching the event log: crypto-shredding.
+
+1. Their key is deleted and the erasure recorded (adapters.personal_keys): the client hosts and
+   document names of their jobs, sealed with that key when recorded, can never be read again,
+   and every read of the log from now on shows them as "erased user #N".
+2. The read models are brought in line: the person's row in the shared key table of logins is
+   renamed "erased user #N" (its id kept, so every total stays where it was), the hosts only
+   they printed from are renamed "erased host #ID", and the jobs read model is rebuilt from the
+   log, where their names now read as erased.
+3. The freed pages are rewritten so that no old copy of a name is left in the database files:
+   SQLite is checkpointed and VACUUMed; the PostgreSQL tables concerned are rewritten (VACUUM
+   FULL). PostgreSQL's write-ahead log and any backup still hold older pages until they age
+   out: see docs/audit-privacy.md.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import sqlalchemy as sa
+
+from adapters.personal_keys import PersonalKeys, erased_user
+from projections.follower import Follower
+from projections.jobs import jobs
+from projections.names import host_keys, user_keys
+
+log = logging.getLogger("pageledger.privacy")
+
+
+@dataclass(frozen=True)
+class Erased:
+    login_known: bool  # a key or a jobs row existed for the login
+    number: int  # the N of "erased user #N"
+    jobs: int  # jobs rows now showing the person as erased
+    hosts: int  # hosts renamed
+
+
+class UnknownPerson(LookupError):
+    """Neither a key nor a job was ever recorded for the login: nothing to erase (and no
+    erasure recorded, which would show a future user of that login as erased)."""
+
+
+class ErasePerson:
+    def __init__(self, keys: PersonalKeys, writer: sa.Engine, jobs_follower: Callable[[], Follower],
+                 compact: Callable[[list[str]], None], clock: Callable[[], int]) -> None:
+        self.keys = keys
+        self.writer = writer
+        self.jobs_follower = jobs_follower
+        self.compact = compact
+        self.clock = clock
+
+    def __call__(self, login: str, progress: Callable[[int, int], None] | None = None) -> Erased:
+        with self.writer.connect() as conn:
+            known = conn.execute(sa.select(user_keys.c.id).where(user_keys.c.login == login)).scalar() is not None
+        if not known and not self.keys.existing([login]):
+            raise UnknownPerson(f"no job or key was ever recorded for {login!r}")
+        number, had_key = self.keys.erase(login, self.clock())
+        placeholder = erased_user(number)
+        with self.writer.begin() as conn:
+            uid = conn.execute(sa.select(user_keys.c.id).where(user_keys.c.login == login)).scalar()
+            hosts = 0
+            count = 0
+            if uid is not None:
+                conn.execute(user_keys.update().where(user_keys.c.id == uid).values(login=placeholder))
+                count = int(conn.execute(sa.select(sa.func.count()).where(jobs.c.user_id == uid)).scalar())
+                theirs = sa.select(jobs.c.host_id).where(jobs.c.user_id == uid).distinct()
+                others = sa.select(jobs.c.host_id).where(jobs.c.user_id != uid).distinct()
+                only_theirs = [h for (h,) in conn.execute(theirs.except_(others))]
+                for host_id in only_theirs:
+                    conn.execute(host_keys.update().where(host_keys.c.id == host_id)
+                                 .values(name=f"erased host #{host_id}"))
+                hosts = len(only_theirs)
+        self.keys.forget_cache()
+        self.jobs_follower().rebuild(progress)
+        self.compact([jobs.name, user_keys.name, host_keys.name])
+        log.info("erased user #%d: their key is deleted, %d jobs and %d hosts show as erased", number, count, hosts,
+                 extra={"erasure": number})
+        return Erased(had_key or uid is not None, number, count, hosts)

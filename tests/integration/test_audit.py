@@ -1,0 +1,418 @@
+"""Audit and replay on both stores: the seals catch an edited, a deleted and an inserted event
+(each done by SQL on the real database), verify rebuilds and compares the read models, usage as
+of an instant leaves out what was recorded later, the event history API, the admin-change log,
+and the document-name privacy setting."""
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import os
+import time
+from datetime import datetime, timedelta, timezone
+
+import falcon.testing
+import pytest
+import sqlalchemy as sa
+
+from adapters.event_seals import RawLog, check_seals
+from api.app import create_app
+from commands.job_reports import parse_batch
+from commands.jobs import TrackJobs
+from domain.units import to_micros
+from projections.event_history import EventFilter
+from projections.jobs import JobFilter, jobs, list_jobs
+from tools.sample_jobs import sample_jobs
+
+JAN = datetime(2026, 1, 20, 9, 0, tzinfo=timezone.utc)
+
+
+def track(runtime, n, *, key_prefix, start=JAN, seed=1, users=5):
+    reports = parse_batch(json.dumps({"jobs": list(sample_jobs(n, seed=seed, users=users, start=start,
+                                                               key_prefix=key_prefix))}).encode())
+    # No seat gate: these tests count jobs, not licences.
+    return TrackJobs(runtime.app, runtime.printers, document_policy=runtime.document_policy,
+                     personal=runtime.personal_keys)(reports)
+
+
+def raw_sql(runtime, statement, params=()):
+    """Run SQL on the event store's own tables, behind PageLedger's back, as a tamperer would."""
+    recorder = runtime.app.recorder
+    events, seals = RawLog(recorder)._names()
+    statement = statement.format(events=events, seals=seals)
+    if RawLog(recorder).postgres:
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(statement.replace("?", "%s"), params)
+            conn.commit()
+    else:
+        with recorder.datastore.transaction(commit=True) as cur:
+            cur.execute(statement, params)
+
+
+def id_column(runtime):
+    return "notification_id" if RawLog(runtime.app.recorder).postgres else "rowid"
+
+
+def findings(runtime):
+    return [(f.kind, f.notification_id) for f in check_seals(RawLog(runtime.app.recorder)).findings]
+
+
+def a_job_event(runtime, nth=5):
+    log = RawLog(runtime.app.recorder)
+    return [r for r in log.events(0, 10_000) if r[3] == "PrintJob.Tracked"][nth]
+
+
+def test_an_untouched_log_and_read_models_verify(runtime):
+    track(runtime, 40, key_prefix="a")
+    track(runtime, 3, key_prefix="b")
+    runtime.catch_up()
+    result = runtime.audit.verify()
+    assert result.seals.findings == []
+    assert result.seals.events == runtime.followers["jobs"].head()
+    assert result.seals.seals >= 2 and len(result.seals.head_digest) == 32
+    assert result.read_models.ok, [c.shown for c in result.read_models.checks]
+    assert {c.name: c.rows for c in result.read_models.checks}["jobs"] == 43
+
+
+def test_an_edited_event_is_named(runtime):
+    track(runtime, 20, key_prefix="a")
+    nid, _, _, _, state = a_job_event(runtime)
+    edited = bytes(state).replace(b"\x01", b"\x02", 1) if b"\x01" in bytes(state) else bytes(state) + b"\x00"
+    raw_sql(runtime, "UPDATE {events} SET state = ? WHERE " + id_column(runtime) + " = ?", (edited, nid))
+    assert findings(runtime) == [("edited", nid)]
+
+
+def test_a_deleted_event_is_named(runtime):
+    track(runtime, 20, key_prefix="a")
+    nid = a_job_event(runtime)[0]
+    raw_sql(runtime, "DELETE FROM {events} WHERE " + id_column(runtime) + " = ?", (nid,))
+    assert findings(runtime) == [("deleted", nid)]
+
+
+def test_an_inserted_event_is_named(runtime):
+    track(runtime, 20, key_prefix="a")
+    nid, oid, version, topic, state = a_job_event(runtime)
+    # A second event on the job, as if it had been recorded (a forged Denied would cost nothing).
+    raw_sql(runtime, "INSERT INTO {events} (originator_id, originator_version, topic, state) "
+                     "VALUES (?, ?, ?, ?)", (oid, version + 1, topic, bytes(state)))
+    head = runtime.followers["jobs"].head()
+    assert findings(runtime) == [("inserted", head)]
+
+
+def test_a_deleted_seal_breaks_the_chain(runtime):
+    track(runtime, 5, key_prefix="a")
+    track(runtime, 5, key_prefix="b")
+    track(runtime, 5, key_prefix="c")
+    log = RawLog(runtime.app.recorder)
+    middle = log.seals(-1, 10)[1]
+    raw_sql(runtime, "DELETE FROM {seals} WHERE last_id = ?", (middle[0],))
+    kinds = {k for k, _ in findings(runtime)}
+    assert kinds == {"inserted", "seal"}
+
+
+def test_verify_names_a_read_model_row_changed_behind_the_projection(runtime):
+    track(runtime, 10, key_prefix="a")
+    runtime.catch_up()
+    with runtime.writer.begin() as conn:
+        seq = conn.execute(sa.select(sa.func.min(jobs.c.seq))).scalar()
+        conn.execute(jobs.update().where(jobs.c.seq == seq).values(cost=1))
+    result = runtime.audit.verify()
+    assert result.seals.ok and not result.read_models.ok
+    [check] = [c for c in result.read_models.checks if c.name == "jobs"]
+    assert check.differences == 1 and check.shown[0].kind == "different" and check.shown[0].key == (seq,)
+
+
+def test_usage_as_of_leaves_out_events_recorded_later_even_about_earlier_prints(runtime):
+    track(runtime, 30, key_prefix="a", start=JAN)
+    time.sleep(0.01)
+    instant = to_micros(datetime.now(timezone.utc))
+    time.sleep(0.01)
+    # Recorded after the instant, but printed before it (a late agent's outbox).
+    track(runtime, 7, key_prefix="late", start=JAN - timedelta(days=3), seed=9)
+    runtime.catch_up()
+    then, read = runtime.audit.usage_as_of(instant, "user")
+    now, _ = runtime.audit.usage_as_of(to_micros(datetime.now(timezone.utc)), "user")
+    assert sum(t.jobs for t in then) == 30
+    assert sum(t.jobs for t in now) == 37
+    with runtime.reader.connect() as conn:
+        live = conn.execute(sa.text("SELECT sum(jobs), sum(cost) FROM usage_daily")).one()
+    assert (sum(t.jobs for t in now), sum(t.cost for t in now)) == tuple(int(v) for v in live)
+    assert read >= 30
+    client, tokens = client_and_tokens(runtime)
+    at = datetime.fromtimestamp(instant / 1e6, timezone.utc).isoformat()
+    r = client.simulate_get("/api/v1/audit/as-of", params={"at": at, "group_by": "printer"},
+                            headers=bearer(tokens["auditor"]))
+    assert r.status_code == 200, r.text
+    assert sum(t["jobs"] for t in r.json["totals"]) == 30 and r.json["events_replayed"] >= 30
+    for params, field in (({}, "at"), ({"at": "2026-01-31T23:59:59"}, "at"), ({"at": at, "report": "x"}, "report"),
+                          ({"at": at, "group_by": "planet"}, "group_by")):
+        bad = client.simulate_get("/api/v1/audit/as-of", params=params, headers=bearer(tokens["admin"]))
+        assert bad.status_code == 400 and field in bad.json["errors"], (params, bad.text)
+    assert client.simulate_get("/api/v1/audit/as-of", params={"at": at},
+                               headers=bearer(tokens["user"])).status_code == 403
+    # The event history by recorded time: only the late batch was recorded after the instant.
+    late = client.simulate_get("/api/v1/events", params={"type": "PrintJob.Tracked", "from": at, "limit": "100"},
+                               headers=bearer(tokens["auditor"])).json["events"]
+    assert len(late) == 7 and all(e["fields"]["submitted_at"] < at for e in late)
+    early = client.simulate_get("/api/v1/events", params={"type": "PrintJob.Tracked", "to": at, "limit": "100"},
+                                headers=bearer(tokens["auditor"])).json["events"]
+    assert len(early) == 30
+
+
+def token(runtime, role, subject=""):
+    secret = runtime.issue_token(name=f"t-{role}-{subject}", role=role, subject=subject)[1]
+    runtime.catch_up()  # tokens are checked against their read model
+    return secret
+
+
+def client_and_tokens(runtime):
+    tokens = {role: token(runtime, role, "nobody" if role == "user" else "") for role in ("admin", "auditor", "user")}
+    return falcon.testing.TestClient(create_app(runtime)), tokens
+
+
+def bearer(secret):
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_the_event_history_api_decodes_filters_and_pages(runtime):
+    track(runtime, 12, key_prefix="a")
+    runtime.change_setting("timezone", "Europe/Paris", by="alice")
+    runtime.catch_up()
+    client, tokens = client_and_tokens(runtime)
+    r = client.simulate_get("/api/v1/events", params={"type": "PrintJob.Tracked", "limit": "5"},
+                            headers=bearer(tokens["auditor"]))
+    assert r.status_code == 200, r.text
+    page = r.json
+    assert [e["type"] for e in page["events"]] == ["PrintJob.Tracked"] * 5
+    first = page["events"][0]
+    assert set(first["fields"]) >= {"user", "printer", "pages", "cost", "document"}
+    assert first["fields"]["submitted_at"].startswith("2026-01-20")
+    rest = client.simulate_get("/api/v1/events", params={"type": "PrintJob.Tracked", "limit": "100",
+                                                         "cursor": str(page["next_cursor"])},
+                               headers=bearer(tokens["admin"])).json
+    assert len(rest["events"]) == 7 and rest["events"][0]["position"] > first["position"]
+    changes = client.simulate_get("/api/v1/events", params={"type": "SiteSettings.FieldChanged"},
+                                  headers=bearer(tokens["admin"])).json["events"]
+    assert changes[-1]["fields"] == {"field": "timezone", "old": "UTC", "new": "Europe/Paris", "by": "alice"}
+    # Tokens' secrets are digests in their events: never shown.
+    issued = client.simulate_get("/api/v1/events", params={"type": "AccessToken.Issued"},
+                                 headers=bearer(tokens["admin"])).json["events"]
+    assert issued and all(e["fields"]["secret_hash"] == "[redacted]" for e in issued)
+    one = client.simulate_get("/api/v1/events", params={"aggregate": first["aggregate"]},
+                              headers=bearer(tokens["admin"])).json
+    assert [e["position"] for e in one["events"]] == [first["position"]] and one["next_cursor"] is None
+    # Users may not read the log.
+    assert client.simulate_get("/api/v1/events", headers=bearer(tokens["user"])).status_code == 403
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"type": "PrintJob.Nope"}, "type"), ({"type": "os:system"}, "type"), ({"limit": "0"}, "limit"),
+    ({"cursor": "-1"}, "cursor"), ({"aggregate": "not-a-uuid"}, "aggregate"),
+    ({"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, "to"), ({"from": "yesterday"}, "from"),
+])
+def test_bad_event_queries_are_refused_naming_the_field(runtime, params, field):
+    client, tokens = client_and_tokens(runtime)
+    r = client.simulate_get("/api/v1/events", params=params, headers=bearer(tokens["admin"]))
+    assert r.status_code == 400 and field in r.json["errors"], r.text
+
+
+def test_a_job_history_is_its_owners_and_the_auditors(runtime):
+    track(runtime, 3, key_prefix="a", users=1)
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        [row, *_], _ = list_jobs(conn, JobFilter())
+    client, tokens = client_and_tokens(runtime)
+    r = client.simulate_get(f"/api/v1/jobs/{row.seq}/history", headers=bearer(tokens["auditor"]))
+    assert r.status_code == 200, r.text
+    assert [e["type"] for e in r.json["events"]] == ["PrintJob.Tracked"]
+    assert r.json["events"][0]["fields"]["user"] == row.user
+    owner = token(runtime, "user", row.user)
+    assert client.simulate_get(f"/api/v1/jobs/{row.seq}/history", headers=bearer(owner)).status_code == 200
+    assert client.simulate_get(f"/api/v1/jobs/{row.seq}/history", headers=bearer(tokens["user"])).status_code == 404
+    for bad in ("0", "abc", "1e3", "99999999999999999999", "²"):
+        assert client.simulate_get(f"/api/v1/jobs/{bad}/history",
+                                   headers=bearer(tokens["admin"])).status_code == 400, bad
+    assert client.simulate_get("/api/v1/jobs/999999/history", headers=bearer(tokens["admin"])).status_code == 404
+
+
+def test_the_admin_change_log_says_who_changed_what_with_old_and_new(runtime):
+    from domain.costs import CostSchedule
+
+    track(runtime, 2, key_prefix="a")
+    runtime.change_setting("document_names", "mask", by="alice")
+    runtime.change_setting("document_names", "omit", by="bob")
+    runtime.set_cost_schedule("office", CostSchedule(mono_page=500, colour_page=2500, duplex_discount_pct=10))
+    runtime.set_cost_schedule("office", CostSchedule(mono_page=700, colour_page=2500, duplex_discount_pct=10))
+    changes = list(runtime.audit.changes())
+    settings = [(c.field, c.old, c.new, c.by) for c in changes if c.area == "settings"]
+    assert settings == [("document_names", "keep", "mask", "alice"), ("document_names", "mask", "omit", "bob")]
+    cost = [c for c in changes if c.area == "printers" and c.change == "Printer.CostScheduleChanged"]
+    assert cost[-1].subject == "office" and cost[-1].old["mono_page"] == 500 and cost[-1].new["mono_page"] == 700
+    client, tokens = client_and_tokens(runtime)
+    r = client.simulate_get("/api/v1/audit/changes", params={"area": "settings"}, headers=bearer(tokens["auditor"]))
+    assert r.status_code == 200 and [c["by"] for c in r.json["changes"]] == ["alice", "bob"]
+    assert client.simulate_get("/api/v1/audit/changes", params={"area": "nope"},
+                               headers=bearer(tokens["auditor"])).status_code == 400
+
+
+def test_document_names_masked_at_ingest_and_in_the_rows_recorded_before(runtime):
+    track(runtime, 6, key_prefix="a")
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        before = {r.seq: r.document for r in list_jobs(conn, JobFilter())[0]}
+    assert any(not d.startswith("*") for d in before.values())
+    runtime.change_setting("document_names", "mask", by="alice")
+    runtime.site_settings.invalidate()
+    track(runtime, 4, key_prefix="b", seed=3)
+    again = track(runtime, 4, key_prefix="b", seed=3)  # a re-post compares with what was recorded
+    assert {o.status for o in again} == {"duplicate"}
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        after = [r.document for r in list_jobs(conn, JobFilter())[0]]
+    assert len(after) == 10 and all(d == "" or d.startswith("*") for d in after)
+    # The names of the later jobs never entered the log.
+    log = RawLog(runtime.app.recorder).events(0, 10_000)
+    late = runtime.event_history.page(EventFilter(limit=1000, topics=("PrintJob.Tracked",)))[0][-4:]
+    assert all(e.fields["document"].startswith("*") or e.fields["document"] == "" for e in late)
+    assert len(log) > 10
+    # A rebuild gives the same rows; verify agrees.
+    assert runtime.audit.verify().ok
+    client, tokens = client_and_tokens(runtime)
+    owner = token(runtime, "user", list_jobs_user(runtime))
+    r = client.simulate_get("/api/v1/me/jobs.csv", headers=bearer(owner))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert rows and all(row["document"] == "" or row["document"].startswith("*") for row in rows)
+    assert {"impressions_per_copy", "impressions_total"} <= set(rows[0])
+
+
+def list_jobs_user(runtime):
+    with runtime.reader.connect() as conn:
+        return list_jobs(conn, JobFilter(limit=1))[0][0].user
+
+
+def cli(runtime, *args):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAGELEDGER_")}
+    env["PYTHONPATH"] = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    return subprocess.run([sys.executable, "-m", "pageledger.cli", "--database-url",
+                           runtime.settings.resolved_database_url, "--data-dir", str(runtime.settings.data_dir), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_the_cli_verifies_names_tampering_and_replays_as_of(runtime):
+    track(runtime, 15, key_prefix="a")
+    runtime.catch_up()
+    ok = cli(runtime, "audit", "verify")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "all verified" in ok.stdout and "head digest" in ok.stdout
+    as_of = cli(runtime, "audit", "as-of", "2099-01-01", "--group-by", "printer")
+    assert as_of.returncode == 0, as_of.stderr
+    total = as_of.stdout.strip().splitlines()[-1].split("\t")
+    assert total[0] == "total" and total[1] == "15"
+    assert "events" in as_of.stderr  # progress and what was replayed
+    assert cli(runtime, "audit", "as-of", "yesterday").returncode == 2
+    assert cli(runtime, "audit", "as-of", "2026-01-31T23:59:59").returncode == 2  # no offset
+    nid = a_job_event(runtime)[0]
+    raw_sql(runtime, "DELETE FROM {events} WHERE " + id_column(runtime) + " = ?", (nid,))
+    bad = cli(runtime, "audit", "verify")
+    assert bad.returncode == 1
+    assert f"TAMPERED deleted: event {nid}" in bad.stdout and "NOT verified" in bad.stdout
+    changes = cli(runtime, "audit", "changes", "--area", "settings")
+    assert changes.returncode == 0 and changes.stdout.startswith("at\tarea")
+    login = a_job_event(runtime, 0) and list_jobs_user(runtime)
+    assert cli(runtime, "privacy", "erase", login).returncode == 2  # not confirmed: nothing erased
+    erased = cli(runtime, "privacy", "erase", login, "--yes")
+    assert erased.returncode == 0 and "erased user #1" in erased.stdout, erased.stderr
+
+
+SECRET_HOST = "zedhost-unique-7731"
+SECRET_DOCUMENT = "zed-secret-report-8842.pdf"
+
+
+def database_bytes(runtime) -> bytes:
+    """Every byte of the database as stored: the SQLite file and its WAL, or every relation
+    file (tables, TOAST, indexes) of the PostgreSQL database, read from its data directory."""
+    url = runtime.settings.resolved_database_url
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        return b"".join(open(p, "rb").read() for p in (path, path + "-wal") if os.path.exists(p))
+    engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("CHECKPOINT"))
+            base = conn.execute(sa.text("SHOW data_directory")).scalar()
+            files = [f for (f,) in conn.execute(sa.text(
+                "SELECT pg_relation_filepath(oid) FROM pg_class WHERE relkind IN ('r', 't', 'i', 'm') "
+                "AND pg_relation_filepath(oid) IS NOT NULL"))]
+    finally:
+        engine.dispose()
+    out = []
+    for f in files:
+        for path in [os.path.join(base, f), *sorted(glob.glob(os.path.join(base, f) + ".[0-9]*"))]:
+            if os.path.exists(path):
+                out.append(open(path, "rb").read())
+    return b"".join(out)
+
+
+def test_erasure_shreds_a_persons_names_keeps_the_totals_and_still_verifies(runtime):
+    track(runtime, 30, key_prefix="a")
+    reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix=f"z{i}"))), user="zed",
+                                                   client_host=SECRET_HOST, document=SECRET_DOCUMENT)
+                                               for i in range(3)]}).encode())
+    TrackJobs(runtime.app, runtime.printers, personal=runtime.personal_keys)(reports)
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        zed = [r for r in list_jobs(conn, JobFilter(user="zed"))[0]]
+        totals = conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one()
+        count = conn.execute(sa.text("SELECT count(*), sum(cost) FROM jobs")).one()
+    assert [(r.client_host, r.document) for r in zed] == [(SECRET_HOST, SECRET_DOCUMENT)] * 3
+    raw = database_bytes(runtime)
+    assert SECRET_HOST.encode() in raw  # in the read model until erased (the log holds only ciphertext)
+    assert SECRET_DOCUMENT.encode() not in b"".join(bytes(e[4]) for e in RawLog(runtime.app.recorder).events(0, 10**6))
+
+    erased = runtime.erase_person("zed")
+    assert erased.number == 1 and erased.jobs == 3 and erased.hosts == 1
+
+    with runtime.reader.connect() as conn:
+        after = list_jobs(conn, JobFilter(user="erased user #1"))[0]
+        assert conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one() \
+            == totals
+        assert conn.execute(sa.text("SELECT count(*), sum(cost) FROM jobs")).one() == count
+        assert list_jobs(conn, JobFilter(user="zed"))[0] == []
+    assert len(after) == 3 and all(r.document == "" and r.client_host == "erased" for r in after)
+    assert [r.cost for r in after] == [r.cost for r in zed]
+    raw = database_bytes(runtime)
+    assert SECRET_HOST.encode() not in raw and SECRET_DOCUMENT.encode() not in raw
+    # The log is untouched: verify passes, and a rebuild shows the person as erased.
+    result = runtime.audit.verify()
+    assert result.ok, ([f.describe() for f in result.seals.findings], [c.shown for c in result.read_models.checks])
+    history = runtime.event_history.of_job(after[0].seq)[1]
+    assert history[0].fields["user"] == "erased user #1" and history[0].fields["document"] == ""
+
+
+def test_erasure_through_the_api_is_the_admins_and_refuses_bad_bodies(runtime):
+    reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix="z"))), user="zed",
+                                                   client_host=SECRET_HOST, document=SECRET_DOCUMENT)]}).encode())
+    TrackJobs(runtime.app, runtime.printers, personal=runtime.personal_keys)(reports)
+    runtime.catch_up()
+    client, tokens = client_and_tokens(runtime)
+    for body, field in (({"user": "zed"}, "confirm"), ({"user": "zed", "confirm": "zeb"}, "confirm"),
+                        ({"user": "a\x00b", "confirm": "a\x00b"}, "user"), ({"user": "x" * 300, "confirm": "x"}, "user")):
+        r = client.simulate_post("/api/v1/privacy/erasures", json=body, headers=bearer(tokens["admin"]))
+        assert r.status_code == 400 and field in r.json["errors"], (body, r.text)
+    assert client.simulate_post("/api/v1/privacy/erasures", json={"user": "zed", "confirm": "zed"},
+                                headers=bearer(tokens["auditor"])).status_code == 403
+    r = client.simulate_post("/api/v1/privacy/erasures", json={"user": "nobody-here", "confirm": "nobody-here"},
+                             headers=bearer(tokens["admin"]))
+    assert r.status_code == 404 and "user" in r.json["errors"]
+    r = client.simulate_post("/api/v1/privacy/erasures", json={"user": "zed", "confirm": "zed"},
+                             headers=bearer(tokens["admin"]))
+    assert r.status_code == 200 and r.json == {"erased_as": "erased user #1", "jobs": 1, "hosts": 1, "known": True}
+    with runtime.reader.connect() as conn:
+        [row] = list_jobs(conn, JobFilter(user="erased user #1"))[0]
+    assert (row.client_host, row.document) == ("erased", "")

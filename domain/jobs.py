@@ -53,6 +53,13 @@ class PrintJob(Aggregate):
         """An ordinary job: the one event it takes to account for it."""
 
         document: str  # personal field: kept last so it can be encrypted or omitted on its own
+        # Appended for jobs replayed from a legacy database (tools/pa6_migrate): the legacy row's
+        # id ("" for a job an agent reported: the mark of a migrated job) and its billing code.
+        # Their cost and schedule are the legacy system's, as charged, never re-priced.
+        legacy_id: str = ""
+        billing_code: str = ""
+
+        APPENDED_DEFAULTS = {"legacy_id": "", "billing_code": ""}
 
     class Denied(Recorded):
         """A job refused when it was tracked (e.g. its user has no licence seat).

@@ -21,6 +21,7 @@ from api.openapi import OpenApiResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
 from api.setup import NetworkSetupResource, SetupCodeCheck
+from api.site_settings import SettingResource, SettingsResource
 from api.users import (
     UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
 )
@@ -28,6 +29,7 @@ from commands.jobs import HoldJob, TrackJobs
 from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.setup import CheckDirectoryConnection, CompleteSetup
+from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from projections.follower import ReadModelProgress
 
@@ -49,6 +51,8 @@ class Wiring(Protocol):
     change_password: ChangePassword
     change_role: ChangeRole
     remove_user: RemoveUser
+    site_settings: SiteSettingsReader
+    change_setting: ChangeSetting
     offline_policy: str
     clock: Callable[[], int]
     setup_code: SetupCodeCheck
@@ -120,4 +124,6 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/users/{user_id}/active", UserActiveResource(w.set_user_active))
         route("/api/v1/users/{user_id}/password", UserPasswordResource(w.change_password))
         route("/api/v1/users/{user_id}/role", UserRoleResource(w.change_role))
+        route("/api/v1/settings", SettingsResource(w.site_settings))
+        route("/api/v1/settings/{field}", SettingResource(w.change_setting, w.site_settings))
     return app

@@ -41,6 +41,7 @@ from commands.ports import Directory
 from commands.printers import PrinterCache, ReplayLegacySchedules, SetCostSchedule, SetSecureHold
 from api.client_address import ClientAddress
 from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTargets, is_set_up
+from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import (
     AddLocalUser, ChangePassword, ChangeRole, ImportLegacyUsers, RemoveUser, SetUserActive, SyncUsers,
 )
@@ -87,6 +88,10 @@ class Runtime:
     @cached_property
     def printers(self) -> PrinterCache:
         return PrinterCache(self.app, self.default_schedule)
+
+    @cached_property
+    def site_settings(self) -> SiteSettingsReader:
+        return SiteSettingsReader(self.app)
 
     @cached_property
     def users(self) -> UsersReadModel:
@@ -179,6 +184,10 @@ class Runtime:
     @cached_property
     def set_cost_schedule(self) -> SetCostSchedule:
         return SetCostSchedule(self.app, self.printers)
+
+    @cached_property
+    def change_setting(self) -> ChangeSetting:
+        return ChangeSetting(self.app, self.site_settings)
 
     @cached_property
     def set_secure_hold(self) -> SetSecureHold:

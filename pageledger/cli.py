@@ -133,6 +133,13 @@ def _parser() -> argparse.ArgumentParser:
     secure.add_argument("state", choices=("on", "off"))
     secure.set_defaults(func=cmd_printers_secure)
 
+    site = sub.add_parser("settings", help="site settings (time zone, privacy, ...)").add_subparsers(metavar="ACTION")
+    site.add_parser("show", help="every setting with its value").set_defaults(func=cmd_settings_show)
+    change = site.add_parser("set", help="change one setting (recorded with its old value and by whom)")
+    change.add_argument("field")
+    change.add_argument("value")
+    change.set_defaults(func=cmd_settings_set)
+
     from pageledger.identity_cli import add_identity_commands
 
     add_identity_commands(sub)
@@ -415,6 +422,45 @@ def cmd_printers_secure(settings: Settings, args: argparse.Namespace) -> int:
     with _runtime(settings) as runtime:
         runtime.set_secure_hold(args.printer, args.state == "on")
     print(f"{args.printer}: secure hold {args.state}")
+    return 0
+
+
+def cmd_settings_show(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.site_settings import FIELDS
+
+    with _runtime(settings) as runtime:
+        values = runtime.site_settings.values()
+    for name, spec in FIELDS.items():
+        print(f"{name} = {values[name]!r}    # {spec.description}")
+    return 0
+
+
+def cmd_settings_set(settings: Settings, args: argparse.Namespace) -> int:
+    from domain.site_settings import FIELDS, SettingError, check_value
+
+    spec = FIELDS.get(args.field)
+    if spec is None:
+        print(f"pageledger: no setting {args.field!r}; `pageledger settings show` lists them", file=sys.stderr)
+        return 2
+    value: object = args.value
+    try:
+        if spec.kind == "integer":
+            value = int(args.value)
+        elif spec.kind == "number":
+            value = float(args.value)
+        elif spec.kind == "boolean":
+            value = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}[args.value.lower()]
+    except (ValueError, KeyError):
+        print(f"pageledger: {args.field}: {args.value!r} is not a {spec.kind} value", file=sys.stderr)
+        return 2
+    try:
+        check_value(args.field, value)  # before the database is opened: a refusal writes nothing
+    except SettingError as exc:
+        print(f"pageledger: {exc.field}: {exc}", file=sys.stderr)
+        return 2
+    with _runtime(settings) as runtime:
+        result = runtime.change_setting(args.field, value, by="cli")
+    print(f"{args.field} = {result.new!r}" + ("" if result.changed else " (unchanged)"))
     return 0
 
 

@@ -91,6 +91,17 @@ def test_set_cost_validates_amounts(created_env, tmp_path):
         assert result.returncode == 2 and result.stderr.startswith("pageledger:"), bad
 
 
+def test_settings_set_one_field_and_refuse_a_bad_value(created_env, tmp_path):
+    ok = pageledger("settings", "set", "timezone", "Europe/Paris", env=created_env, cwd=tmp_path)
+    assert ok.returncode == 0 and "timezone = 'Europe/Paris'" in ok.stdout, ok.stderr
+    shown = pageledger("settings", "show", env=created_env, cwd=tmp_path)
+    assert "timezone = 'Europe/Paris'" in shown.stdout and "document_names = 'keep'" in shown.stdout
+    for bad in (["timezone", "Nowhere/Land"], ["document_names", "shred"], ["no_such", "1"]):
+        refused = pageledger("settings", "set", *bad, env=created_env, cwd=tmp_path)
+        assert refused.returncode == 2 and refused.stderr.startswith("pageledger:"), (bad, refused.stderr)
+    assert "timezone = 'Europe/Paris'" in pageledger("settings", "show", env=created_env, cwd=tmp_path).stdout
+
+
 def test_projections_status_and_rebuild_report_progress(cli_env, tmp_path):
     from commands.job_reports import parse_batch
     from commands.jobs import TrackJobs
@@ -151,6 +162,8 @@ COMMANDS_ON_AN_EXISTING_DATABASE = {
     "licence activate": ["licence", "activate", "--key", "KEY", "--company", "Acme"],
     "licence track-unlicensed": ["licence", "track-unlicensed", "on"],
     "notices send": ["notices", "send"],
+    "settings show": ["settings", "show"],
+    "settings set": ["settings", "set", "timezone", "Europe/Paris"],
 }
 WAYS_TO_POINT_AT_A_DATABASE = ("--data-dir", "PAGELEDGER_DATA_DIR", "--database-url", "PAGELEDGER_DATABASE_URL",
                                "--config", "PAGELEDGER_CONFIG")

@@ -1,0 +1,173 @@
+"""Site settings: one aggregate per server whose every change is one field, one event.
+
+An admin changes one field at a time (the console saves a field when it changes, the API
+takes a PATCH of one field, the CLI sets one). `FieldChanged` records the field, its old and
+new values and who changed it, so the audit log can show every change, and two admins editing
+different fields never overwrite each other. A change made from a stale value is refused with
+the current value (`StaleSetting`).
+
+Each capability declares its fields below as `SettingField`s, with a default, a kind and a
+check. A value is a plain JSON scalar (str, int, float or bool), so every store holds it.
+Stored field order of each event is fixed: append new fields at the end, never reorder.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Union
+from uuid import NAMESPACE_URL, UUID, uuid5
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from eventsourcing.domain import Aggregate, event
+
+Value = Union[str, int, float, bool]
+
+MAX_TEXT = 500
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def site_settings_id(server_id: str) -> UUID:
+    return uuid5(NAMESPACE_URL, f"pageledger:{server_id}:site-settings")
+
+
+class SettingError(ValueError):
+    """A value the field does not accept; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class StaleSetting(ValueError):
+    """The change was made from a value that is no longer the current one."""
+
+    def __init__(self, field: str, current: Value) -> None:
+        super().__init__(f"{field} was changed meanwhile; it is now {current!r}")
+        self.field = field
+        self.current = current
+
+
+@dataclass(frozen=True)
+class SettingField:
+    """One setting: its name, what it means, its default and how a new value is checked.
+
+    `check` returns the value to store (normalised) or raises ValueError with a message an
+    admin understands."""
+
+    name: str
+    description: str
+    default: Value
+    kind: str  # "text", "choice", "integer", "number", "boolean", "timezone"
+    check: Callable[[object], Value]
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+def text_field(name: str, description: str, default: str = "", max_length: int = MAX_TEXT) -> SettingField:
+    def check(value: object) -> Value:
+        if not isinstance(value, str):
+            raise ValueError("must be text")
+        if len(value) > max_length:
+            raise ValueError(f"at most {max_length} characters")
+        if _CONTROL.search(value):
+            raise ValueError("control characters are not allowed")
+        return value.strip()
+    return SettingField(name, description, default, "text", check)
+
+
+def choice_field(name: str, description: str, choices: tuple[str, ...], default: str) -> SettingField:
+    def check(value: object) -> Value:
+        if value not in choices:
+            raise ValueError(f"must be one of: {', '.join(choices)}")
+        return value  # type: ignore[return-value]
+    return SettingField(name, description, default, "choice", check, choices=choices)
+
+
+def number_field(name: str, description: str, default: float, minimum: float, maximum: float,
+                 integer: bool = False) -> SettingField:
+    def check(value: object) -> Value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("must be a number")
+        if integer and (isinstance(value, float) and not value.is_integer()):
+            raise ValueError("must be a whole number")
+        if not math.isfinite(value) or not minimum <= value <= maximum:
+            raise ValueError(f"must be between {minimum:g} and {maximum:g}")
+        return int(value) if integer else float(value)
+    return SettingField(name, description, default, "integer" if integer else "number", check,
+                        minimum=minimum, maximum=maximum)
+
+
+def boolean_field(name: str, description: str, default: bool) -> SettingField:
+    def check(value: object) -> Value:
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+    return SettingField(name, description, default, "boolean", check)
+
+
+def _check_zone(value: object) -> Value:
+    if not isinstance(value, str) or not value or len(value) > 64 or _CONTROL.search(value):
+        raise ValueError("must be an IANA time zone name such as Europe/Paris")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Paris") from None
+    if value not in available_timezones() and value != "UTC":
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Paris")
+    return value
+
+
+# The fields, by capability. Add a capability's fields as one block.
+SITE = (
+    SettingField("timezone", "The site's time zone: dates without a time (reports, periods) are days in it",
+                 "UTC", "timezone", _check_zone),
+)
+PRIVACY = (
+    choice_field("document_names", "Document names of new jobs and in every report and export: kept, "
+                 "masked (only the extension is kept) or omitted", ("keep", "mask", "omit"), "keep"),
+)
+
+FIELDS: dict[str, SettingField] = {f.name: f for f in (*SITE, *PRIVACY)}
+
+
+def check_value(field: str, value: object) -> Value:
+    """The value to store for `field`, or SettingError naming the field."""
+    spec = FIELDS.get(field)
+    if spec is None:
+        raise SettingError(field, "no such setting")
+    try:
+        return spec.check(value)
+    except ValueError as exc:
+        raise SettingError(field, str(exc)) from None
+
+
+class SiteSettings(Aggregate):
+    """The site's settings; only fields that were changed are held (the rest are defaults)."""
+
+    @event("Created")
+    def __init__(self) -> None:
+        self.values: dict[str, Value] = {}
+
+    @classmethod
+    def create(cls, settings_id: UUID) -> "SiteSettings":
+        return cls._create(cls.Created, id=settings_id)
+
+    def value(self, field: str) -> Value:
+        return self.values.get(field, FIELDS[field].default if field in FIELDS else None)
+
+    def change(self, field: str, new: object, expected: object, by: str, *, check_expected: bool = True) -> bool:
+        """Change one field; False when it already holds that value (nothing recorded)."""
+        value = check_value(field, new)
+        current = self.value(field)
+        if check_expected and expected != current:
+            raise StaleSetting(field, current)
+        if value == current and type(value) is type(current):
+            return False
+        self._field_changed(field=field, old=current, new=value, by=by)
+        return True
+
+    @event("FieldChanged")
+    def _field_changed(self, field: str, old: Value, new: Value, by: str) -> None:
+        self.values[field] = new

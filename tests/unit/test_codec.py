@@ -116,6 +116,28 @@ def test_the_stored_shape_of_tracked_and_denied_jobs_is_unchanged():
     facts = ["user", "printer", "client_host", "submitted_at", "pages", "copies", "sheets", "colour_pages",
              "duplex", "paper", "size", "pdl", "cost", "schedule"]
     envelope = ["originator_id", "originator_version", "timestamp", "originator_topic"]
-    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == envelope + facts + ["document"]
+    # legacy_id and billing_code were appended for migrated jobs (tools/pa6_migrate), after document.
+    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == envelope + facts + ["document", "legacy_id",
+                                                                                        "billing_code"]
     assert [f.name for f in dataclasses.fields(PrintJob.Denied)] == envelope + facts + ["reason", "document"]
     assert (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied)) == ("PrintJob.Tracked", "PrintJob.Denied")
+
+
+def test_a_job_stored_before_legacy_id_was_appended_reads_as_an_agents_job():
+    # A Tracked event stored without the appended fields decodes with their defaults ("": not migrated).
+    from uuid import uuid4
+
+    import msgspec
+    from eventsourcing.persistence import StoredEvent
+
+    from adapters.codec import CompactMapper, MsgpackTranscoder, decode_view
+    from domain.jobs import PrintJob
+
+    old_state = msgspec.msgpack.encode([1_700_000_000_000_000, "alice", "q1", "pc", 1_700_000_000_000_000, 2, 1, 2, 0,
+                                        False, "A4", 10, "pdf", 1000, 1, "report.pdf"])
+    stored = StoredEvent(originator_id=uuid4(), originator_version=1, topic="PrintJob.Tracked", state=old_state)
+    event = CompactMapper(transcoder=MsgpackTranscoder()).to_domain_event(stored)
+    assert (event.document, event.legacy_id, event.billing_code) == ("report.pdf", "", "")
+    view = decode_view("PrintJob.Tracked", old_state)
+    assert (view.document, view.legacy_id, view.billing_code) == ("report.pdf", "", "")
+    assert isinstance(event, PrintJob.Tracked)

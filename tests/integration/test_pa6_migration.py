@@ -329,3 +329,34 @@ def test_a_hundred_thousand_jobs_from_postgresql_match_the_reports_month_by_mont
                 break
         assert [n, pages, cost] == [expected["2023-03"][0], expected["2023-03"][1], expected["2023-03"][3]]
     print(f"100k-job migration test took {time.monotonic() - started:.1f} s")
+
+
+# --- inspect --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_inspect_lists_tables_columns_and_rows_through_odbc_and_suggests_a_mapping(kind, tmp_path, capsys,
+                                                                                  request):
+    flat = L.build_flat(25, bad=False)
+    if kind == "sqlite":
+        dsn = L.flat_to_sqlite(flat, tmp_path / "export.db")
+    else:
+        name = new_pg_database(request.getfixturevalue("pg_admin"), request)
+        L.flat_to_postgres(flat, pg_conninfo(name))
+        dsn = L.pg_dsn(name)
+
+    assert main(["inspect", "--dsn", dsn, "--write-mapping", str(tmp_path / "suggested.toml")]) == 0
+
+    out = capsys.readouterr().out
+    assert "JobManagerExport  (25 rows)" in out
+    assert "Date Printed" in out and "Cost per unit" in out
+    suggested = (tmp_path / "suggested.toml").read_text()
+    for line in ('table = "JobManagerExport"', 'key = "Row"', 'user = "User"', 'time = "Date Printed"',
+                 'copies = "Copies"', 'cost = "Total Cost"', 'billing_code = "Client Code"'):
+        assert line in suggested, line
+
+
+def test_inspect_of_an_unreachable_database_names_it_without_its_password(capsys):
+    assert main(["inspect", "--dsn", "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=1;DATABASE=x;UID=u;"
+                 "PWD=hunter2;"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and "hunter2" not in err and "PWD=***" in err

@@ -19,7 +19,7 @@ _JOB_FIELDS = {
     "copies": r"^copies$",
     "cost": r"(total_?cost|cost|charge|amount)$",
     "document": r"(document|title|job_?name)",
-    "client_host": r"(client|machine|workstation|host|computer)",
+    "client_host": r"^(client(_?(machine|host|name|computer))?|machine(_?name)?|workstation|host(_?name)?|computer)$",
     "colour_pages": r"(colou?r)",
     "duplex": r"(duplex|sides)",
     "paper": r"(paper|media|size)",

@@ -305,8 +305,8 @@ class Migrator:
         done = rejected = 0
         started = last_log = time.monotonic()
         try:
-            for batch in _unsplit(src.query(self.conn, sql, params, batch=opts.batch, what="jobs"), parser.key,
-                                  opts.batch):
+            pages = src.prefetched(src.query(self.conn, sql, params, batch=opts.batch, what="jobs"))
+            for batch in _unsplit(pages, parser.key, opts.batch):
                 jobs: list[MigratedJob] = []
                 rejects: list[list[Any]] = []
                 for row in batch:

@@ -8,7 +8,9 @@ form that is ever logged or printed.
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -67,6 +69,44 @@ def query(conn: pyodbc.Connection, sql: str, params: Sequence[Any] = (), *, batc
             yield [tuple(r) for r in rows]
     finally:
         cursor.close()
+
+
+def prefetched(pages: Iterator[list[tuple]], depth: int = 2) -> Iterator[list[tuple]]:
+    """The same pages, fetched one or two ahead in a thread: the driver reads the next batch
+    (without the interpreter lock) while this thread checks and records the current one.
+    At most `depth` pages wait, so memory stays bounded."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def read() -> None:
+        try:
+            for page in pages:
+                while not stop.is_set():
+                    try:
+                        q.put(page, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            q.put(exc)
+
+    reader = threading.Thread(target=read, name="legacy-fetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
 
 
 def scalar(conn: pyodbc.Connection, sql: str, params: Sequence[Any] = (), what: str = "a count") -> Any:

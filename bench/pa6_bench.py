@@ -112,6 +112,7 @@ def migrate_once(dbs: Databases, dsn: str, target: str, n: int) -> tuple[float, 
 def peak_memory(dbs: Databases, n: int) -> tuple[float, float]:
     dsn = dbs.legacy("sqlite", n)
     settings = dbs.target("sqlite")
+    build_runtime(settings).close()  # `pageledger db create`
     command = [sys.executable, "-m", "tools.pa6_migrate", "--log-level", "WARNING", "migrate", "--dsn", dsn,
                "--mapping", "pa6-default", "--site-zone", ZONE, "--database-url", settings.resolved_database_url,
                "--data-dir", str(settings.data_dir), "--rejects", str(dbs.tmp / "r.csv"),

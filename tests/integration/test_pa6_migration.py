@@ -235,6 +235,9 @@ def test_job_manager_export_from_postgresql(runtime, settings, tmp_path, pg_admi
 # --- killed and resumed ---------------------------------------------------------------------
 
 def test_a_run_killed_mid_way_resumes_with_no_gap_and_no_double(settings, tmp_path):
+    from pageledger.bootstrap import build_runtime
+
+    build_runtime(settings).close()  # `pageledger db create`
     lg = L.build(12_000, text_dates=True)
     dsn = L.to_sqlite(lg, tmp_path / "legacy.db")
     command = [sys.executable, "-m", "tools.pa6_migrate", "migrate", "--dsn", dsn, "--mapping", "pa6-default",
@@ -259,8 +262,6 @@ def test_a_run_killed_mid_way_resumes_with_no_gap_and_no_double(settings, tmp_pa
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming migration pa6" in second.stderr
-
-    from pageledger.bootstrap import build_runtime
 
     with build_runtime(settings) as runtime:
         migration = runtime.app.repository.get(migration_id(runtime.app.server_id, "pa6"))
@@ -303,6 +304,9 @@ def test_a_hundred_thousand_jobs_from_postgresql_match_the_reports_month_by_mont
 
     settings = Settings.load(environ={}, database_url=new_database_url("postgresql", tmp_path, request),
                              data_dir=tmp_path / "var")
+    from pageledger.bootstrap import build_runtime
+
+    build_runtime(settings).close()  # `pageledger db create`
     started = time.monotonic()
     lg = L.build(100_000)
     name = new_pg_database(pg_admin, request)
@@ -313,8 +317,6 @@ def test_a_hundred_thousand_jobs_from_postgresql_match_the_reports_month_by_mont
     expected = expected_months(lg)
     assert_reconciled(tmp_path, expected)
     assert_rejects_named(tmp_path, lg.bad)
-    from pageledger.bootstrap import build_runtime
-
     with build_runtime(settings) as runtime, runtime.reader.connect() as conn:
         zone = ZoneInfo(ZONE)
         since = int(datetime(2023, 3, 1, tzinfo=zone).timestamp() * 1e6)
@@ -360,3 +362,29 @@ def test_inspect_of_an_unreachable_database_names_it_without_its_password(capsys
                  "PWD=hunter2;"]) == 1
     err = capsys.readouterr().err
     assert "cannot connect" in err and "hunter2" not in err and "PWD=***" in err
+
+
+def test_reconciliation_finds_a_job_missing_from_the_reports(runtime, settings, tmp_path, capsys):
+    lg = L.build(400, bad=False, text_dates=True)
+    dsn = L.to_sqlite(lg, tmp_path / "legacy.db")
+    assert run(dsn, "pa6-default", settings, tmp_path) == 0
+    args = ["reconcile", "--dsn", dsn, "--mapping", "pa6-default", "--site-zone", ZONE,
+            "--database-url", settings.resolved_database_url, "--data-dir", str(settings.data_dir),
+            "--rejects", str(tmp_path / "rejects.csv"), "--reconciliation", str(tmp_path / "reconciliation.csv")]
+    assert main(args) == 0
+    with runtime.writer.begin() as conn:  # a read model that lost a row (as only a bug could)
+        seq = conn.execute(sa.select(sa.func.max(jobs_table.c.seq))).scalar()
+        conn.execute(jobs_table.delete().where(jobs_table.c.seq == seq))
+
+    assert main(args) == 4
+
+    assert "MISMATCH" in capsys.readouterr().out
+    lines = reconciliation(tmp_path)
+    assert [line["month"] for line in lines if line["status"] != "ok"] and lines[-1]["status"] == "MISMATCH"
+
+
+def test_a_migration_into_a_database_that_does_not_exist_is_refused(tmp_path, capsys):
+    dsn = L.to_sqlite(L.build(5, bad=False, text_dates=True), tmp_path / "legacy.db")
+    code = main(["migrate", "--dsn", dsn, "--mapping", "pa6-default", "--site-zone", ZONE,
+                 "--database-url", f"sqlite:///{tmp_path / 'nowhere.db'}", "--data-dir", str(tmp_path / "var")])
+    assert code == 2 and not (tmp_path / "nowhere.db").exists()

@@ -17,7 +17,9 @@ import sys
 from pathlib import Path
 
 from pageledger import logs
+from adapters.stores import StoreConfigError
 from pageledger.bootstrap import Runtime, build_runtime
+from pageledger.cli import require_existing_database
 from pageledger.settings import Settings, SettingsError
 from tools.pa6_migrate import reconcile as rec
 from tools.pa6_migrate import source as src
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args, dsn) or 0)
-    except (MappingError, SettingsError, MigrationMismatch, ValueError) as exc:
+    except (MappingError, SettingsError, StoreConfigError, MigrationMismatch, ValueError) as exc:
         print(f"pageledger-pa6-migrate: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except src.SourceError as exc:
@@ -119,6 +121,8 @@ def _setup(args: argparse.Namespace, dsn: str) -> tuple[Mapping, SiteZone, objec
     mapping = load_mapping(args.mapping)
     zone = SiteZone(args.site_zone, ambiguous=args.ambiguous, nonexistent=args.nonexistent)
     settings = Settings.load(args.config, database_url=args.database_url, data_dir=args.data_dir)
+    # Never into a database made up on the spot (a wrong directory, a typo in the URL).
+    require_existing_database(settings)
     log.info("legacy database %s, mapping %s", src.redacted(dsn), mapping.path,
              extra={"source": src.redacted(dsn), "mapping": mapping.path})
     return mapping, zone, src.connect(dsn), settings

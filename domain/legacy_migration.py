@@ -33,6 +33,7 @@ class LegacyMigration(Aggregate):
         self.mapping = mapping
         self.started_at = at
         self.users_done = False
+        self.users = 0
         self.printers: dict[str, list[int]] = {}  # printer name -> PageLedger schedule versions, legacy order
         self.null_keys_done = False
         self.through: Any = None  # the last legacy job key replayed (rows are read in key order)
@@ -45,8 +46,10 @@ class LegacyMigration(Aggregate):
                            mapping=mapping, at=now)
 
     @event("UsersReplayed")
-    def users_replayed(self, accepted: int, rejects: list) -> None:
+    def users_replayed(self, people: list, rejects: list) -> None:
+        """`people`: [legacy user id, login] of every user replayed: the record of where each came from."""
         self.users_done = True
+        self.users = len(people)
         self.rejects.extend(rejects)
 
     @event("PrinterReplayed")

@@ -131,6 +131,8 @@ def test_pa6_sqlite_legacy_is_replayed_reconciled_and_a_rerun_adds_nothing(runti
     assert job.schedule == (1 if local.year < 2022 else 2)
     printer = runtime.app.repository.get(printer_id(runtime.app.server_id, "hq-printer-01"))
     assert printer.schedule_version == 2 and printer.schedule.mono_page == 600
+    migration = runtime.app.repository.get(migration_id(runtime.app.server_id, "pa6"))
+    assert migration.users == 300 and migration.jobs == 1502 and migration.through == 1515
     user = runtime.app.repository.get(user_id("local", "user0001"))
     assert user.profile == {"full_name": "User Number 1", "email": "user1@example.org", "department": "Dept 2"}
     # The hour Berlin skipped is read forward (02:30 → 01:30 UTC); the repeated one as its first.

@@ -163,6 +163,7 @@ class Migrator:
         read = RowReader(section)
         enc = self.mapping.rules.text_encoding
         people: list[tuple[str, dict]] = []
+        origins: list[list[str]] = []
         rejects: list[list[Any]] = []
         seen: dict[str, str] = {}
         for rows in src.query(self.conn, section.select(), batch=self.options.batch, what="users"):
@@ -179,8 +180,9 @@ class Migrator:
                     continue
                 seen[login.lower()] = key
                 people.append((login, profile))
+                origins.append([key, login])
         self._count_rejects(migration, rejects)
-        migration.users_replayed(accepted=len(people), rejects=rejects)
+        migration.users_replayed(people=origins, rejects=rejects)
         if not self.options.dry_run:
             imported = self.target.import_users(self.target.directory_source, people, migration)
             log.info("users: %d read, %d imported into %s (the others were known already), %d set aside",

@@ -32,7 +32,7 @@ import psycopg  # noqa: E402
 
 from pageledger.bootstrap import build_runtime  # noqa: E402
 from pageledger.settings import Settings  # noqa: E402
-from tests import pa6_legacy as L  # noqa: E402
+from tools.pa6_migrate import sample_legacy as L  # noqa: E402
 from tools.pa6_migrate import source as src  # noqa: E402
 from tools.pa6_migrate.cli import _target  # noqa: E402
 from tools.pa6_migrate.mapping import load_mapping  # noqa: E402

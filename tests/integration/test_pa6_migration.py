@@ -2,7 +2,7 @@
 real SQLite3 and PostgreSQL Unicode ODBC drivers, with the default PA6 mapping and the flat Job
 Manager export mapping, into PageLedger on both stores.
 
-Expected figures are computed here from the fixture's own rows (tests/pa6_legacy.py), not from
+Expected figures are computed here from the fixture's own rows (tools/pa6_migrate/sample_legacy.py), not from
 the tool, so reconciliation saying "ok" is checked against an independent count.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from domain.legacy_migration import LegacyMigration, migration_id
 from domain.printers import printer_id
 from domain.users import user_id
 from projections.jobs import JobFilter, jobs as jobs_table, list_jobs
-from tests import pa6_legacy as L
+from tools.pa6_migrate import sample_legacy as L
 from tests.conftest import PG_ADMIN_URL, ROOT, new_database_url
 from tools.pa6_migrate.cli import main
 

@@ -1,4 +1,4 @@
-"""PA6-style legacy databases for the migration's tests and benchmark, in real SQLite and
+"""PA6-style legacy databases for the migration's tests, benchmark and demos, in real SQLite and
 PostgreSQL: several years of jobs priced by cost settings that change, plus every kind of bad
 row the migration must set aside, each with the reason it must give.
 
@@ -7,12 +7,13 @@ default PA6 layout, `flat_to_sqlite`/`flat_to_postgres` the Job Manager export t
 """
 from __future__ import annotations
 
-import io
 import random
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+
+import psycopg
 
 from domain.costs import CostSchedule
 
@@ -172,8 +173,6 @@ def pg_dsn(dbname: str) -> str:
 
 def to_postgres(lg: Legacy, conninfo: str) -> None:
     """Write the PA6 layout with real types (timestamp, boolean, numeric) through COPY."""
-    import psycopg
-
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(SQLITE_DDL.format(ts="TIMESTAMP", bool="BOOLEAN").replace("INTEGER PRIMARY KEY",
                                                                                "INTEGER PRIMARY KEY"))
@@ -254,8 +253,6 @@ def flat_to_sqlite(flat: Flat, path) -> str:
 
 
 def flat_to_postgres(flat: Flat, conninfo: str) -> None:
-    import psycopg
-
     with psycopg.connect(conninfo, autocommit=True) as conn:
         conn.execute(FLAT_DDL)
         with conn.cursor().copy('COPY "JobManagerExport" FROM STDIN') as copy:

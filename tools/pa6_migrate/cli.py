@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from pageledger import logs
@@ -141,15 +142,11 @@ def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
     with build_runtime(settings) as runtime:
         options = Options(name=args.name, batch=args.batch, max_rejects=args.max_rejects, dry_run=args.dry_run,
                           progress=args.progress)
-        try:
-            outcome = Migrator(conn, mapping, zone, _target(runtime), options).run()
-        except TooManyRejects:
-            raise
+        outcome = Migrator(conn, mapping, zone, _target(runtime), options).run()
         if args.dry_run:
             pageledger, outside = rec.accepted_totals(outcome.accepted), rec.Totals()
         else:
-            log.info("bringing PageLedger's reports up to date with the replayed jobs")
-            runtime.catch_up()
+            catch_up(runtime)
             pageledger = None
             outside = None
         return _report(args, conn, mapping, zone, runtime, outcome.rejects, pageledger, outside)
@@ -161,8 +158,25 @@ def cmd_reconcile(args: argparse.Namespace, dsn: str) -> int:
         migration = Migrator(conn, mapping, zone, _target(runtime), Options(name=args.name))._load()
         if migration is None:
             raise ValueError(f"no migration named {args.name} has been run against this PageLedger database")
-        runtime.catch_up()
+        catch_up(runtime)
         return _report(args, conn, mapping, zone, runtime, migration.rejects, None, None)
+
+
+def catch_up(runtime: Runtime) -> None:
+    """Bring the read models (what reports read) up to the head of the log, saying how far."""
+    log.info("bringing PageLedger's reports up to date with the replayed jobs")
+    started = last = time.monotonic()
+
+    def progress(position: int, head: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= 10:
+            last = now
+            log.info("reports: event %s of %s applied (%.0f s so far)", f"{position:,}", f"{head:,}", now - started,
+                     extra={"position": position, "head": head})
+
+    runtime.all_together().catch_up(progress)
+    log.info("reports are up to date (%.1f s)", time.monotonic() - started)
 
 
 def _report(args: argparse.Namespace, conn: object, mapping: Mapping, zone: SiteZone, runtime: Runtime,

@@ -78,7 +78,8 @@ ensure_test_packages() {
   # The tests start private instances of each on loopback ports; none is started here.
   apt_install postgresql-client procps \
     cups cups-client cups-bsd cups-ipp-utils cups-filters dbus ghostscript qpdf \
-    slapd ldap-utils
+    slapd ldap-utils \
+    unixodbc odbc-postgresql libsqliteodbc  # the PA6 migration reads legacy databases through these ODBC drivers
 }
 
 case "${1:-}" in

@@ -342,3 +342,78 @@ class HoldJob:
             raise InvalidRequest({"job_id": [str(exc)]}) from None
         app.save(job)
         return job
+
+
+# --- jobs replayed from a legacy database (tools/pa6_migrate) -------------------------------
+
+@dataclass(frozen=True)
+class MigratedJob:
+    """One legacy job row as it is replayed: its facts, the cost it was charged and the
+    PageLedger version of the legacy schedule that priced it (0: the printer's version in force)."""
+
+    legacy_id: str
+    user: str
+    printer: str
+    client_host: str
+    document: str
+    submitted_at: int  # µs, UTC (the site's zone already applied)
+    pages: int
+    copies: int
+    colour_pages: int
+    duplex: bool
+    paper: str
+    cost: int  # 1/10,000 currency unit, as charged
+    schedule: int = 0
+    billing_code: str = ""
+
+
+def migrated_job_key(migration: str, legacy_id: str) -> str:
+    """The job key of a legacy row: its id derives from the legacy id, so a re-run finds it."""
+    return f"legacy:{migration}:{legacy_id}"
+
+
+class RecordMigratedJobs:
+    """Record a batch of legacy jobs as PrintJob.Tracked, as the live system records a batch
+    (one event a job, printers registered with it, one transaction), but with the legacy
+    facts: the original time, the cost as charged and the legacy schedule, and the legacy id.
+
+    `progress` (the migration's own aggregate, with its checkpoint event pending) is saved in
+    the same transaction, so a batch and the record that it was replayed exist together or
+    not at all. A job id recorded before makes the whole batch conflict (IntegrityError): the
+    caller reloads its progress and resumes from it. No seat gate: history is not printing.
+    The privacy setting and the personal-field seal apply as they do to a live job (TrackJobs).
+    """
+
+    def __init__(self, app: PageLedger, printers: PrinterCache, document_policy: DocumentPolicy = lambda: KEEP,
+                 personal: PersonalKeys | None = None) -> None:
+        self.app = app
+        self.printers = printers
+        self.document_policy = document_policy
+        self.personal = personal
+
+    def __call__(self, migration: str, jobs: Sequence[MigratedJob], progress: object) -> int:
+        app = self.app
+        by_name, new_printers = self.printers.for_names({j.printer for j in jobs})
+        policy = self.document_policy()
+        keys = self.personal.keys_for(j.user for j in jobs) if self.personal else None
+        events = []
+        for j in jobs:
+            printer = by_name[j.printer.lower()]
+            jid = job_id(app.server_id, migrated_job_key(migration, j.legacy_id))
+            document = j.document if policy == KEEP else shown_document(j.document, policy)
+            client_host = j.client_host
+            if keys is not None:
+                document, client_host = seal_fields(keys[j.user], jid, client_host, document), ""
+            events.append(PrintJob.tracked(
+                jid, user=j.user, printer=printer.name, client_host=client_host, submitted_at=j.submitted_at,
+                pages=j.pages, copies=j.copies, sheets=sheets_for(pages=j.pages, copies=j.copies, duplex=j.duplex),
+                colour_pages=j.colour_pages, duplex=j.duplex, paper=j.paper, size=0, pdl="unknown", cost=j.cost,
+                schedule=j.schedule or printer.schedule_version, document=document, legacy_id=j.legacy_id,
+                billing_code=j.billing_code))
+        try:
+            app.record(progress, *new_printers, events=events)  # type: ignore[arg-type]
+        except Exception:
+            self.printers.forget(new_printers)
+            raise
+        self.printers.registered(new_printers)
+        return len(events)

@@ -178,3 +178,37 @@ def _load_or_register(app: PageLedger, name: str, schedule: CostSchedule) -> Pri
         return app.repository.get(pid)
     return Printer.register(pid, name, schedule)
 
+
+
+class ReplayLegacySchedules:
+    """Put a printer's legacy cost schedules in force, oldest first, as SetCostSchedule does one
+    (registering the printer with the first), saved with `progress` (the migration's record of
+    it) in one transaction. Returns the PageLedger version of each schedule, in order."""
+
+    def __init__(self, app: PageLedger, printers: PrinterCache) -> None:
+        self.app = app
+        self.printers = printers
+
+    def planned_versions(self, name: str, count: int) -> list[int]:
+        """The versions `count` schedules will get on the printer as it stands now."""
+        pid = printer_id(self.app.server_id, name)
+        if pid in self.app.repository:
+            start = self.app.repository.get(pid).schedule_version + 1
+        else:
+            start = 1  # registered with the first (or with the default schedule when there is none)
+        return list(range(start, start + count))
+
+    def __call__(self, name: str, schedules: list[CostSchedule], progress: object) -> list[int]:
+        pid = printer_id(self.app.server_id, name)
+        if pid in self.app.repository:
+            printer: Printer = self.app.repository.get(pid)
+            for schedule in schedules:
+                printer.change_cost_schedule(schedule.to_dict())
+        else:
+            # A printer with no legacy schedule gets the default one, as a job's first sight of it would.
+            printer = Printer.register(pid, name, schedules[0] if schedules else self.printers.default_schedule)
+            for schedule in schedules[1:]:
+                printer.change_cost_schedule(schedule.to_dict())
+        self.app.record(printer, progress)  # type: ignore[arg-type]
+        self.printers.invalidate(name)
+        return list(range(printer.schedule_version - len(schedules) + 1, printer.schedule_version + 1))

@@ -439,3 +439,27 @@ def first_admin(app: PageLedger, *, source: str, person: DirectoryUser, password
     if not user.active:
         user.activate(now)
     return user
+
+
+class ImportLegacyUsers:
+    """Import the people of a legacy database as the directory sync imports them (User.Imported,
+    role user) into the configured directory source, saved with `progress` (the migration's
+    record) in one transaction. A login PageLedger already knows is left as it is."""
+
+    def __init__(self, app: PageLedger, clock: Clock) -> None:
+        self.app = app
+        self.clock = clock
+
+    def __call__(self, source: str, people: list[tuple[str, dict]], progress: object) -> list[str]:
+        """`people`: (login, profile) pairs. Returns the logins imported."""
+        now = self.clock()
+        seen: set[str] = set()
+        users: list[User] = []
+        for login, profile in people:
+            key = login.strip().lower()
+            if key in seen or user_id(source, login) in self.app.repository:
+                continue
+            seen.add(key)
+            users.append(User.import_(source=source, login=login, profile=profile, now=now, role=ROLE_USER))
+        self.app.record(*users, progress)  # type: ignore[arg-type]
+        return [u.login for u in users]

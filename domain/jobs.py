@@ -55,7 +55,10 @@ class PrintJob(Aggregate):
         Fields after ``document`` were appended later (events stored before them decode with
         APPENDED_DEFAULTS): ``paper_counts`` paper -> [impressions, colour impressions] per
         copy (None: the agent told one paper for every page); ``pages_known``/``colour_known``
-        False when the agent could not be sure of them, ``uncertain`` saying why.
+        False when the agent could not be sure of them, ``uncertain`` saying why; for jobs
+        replayed from a legacy database (tools/pa6_migrate) ``legacy_id``, the legacy row's id
+        ("" for a job an agent reported: the mark of a migrated job), and its ``billing_code``.
+        A migrated job's cost and schedule are the legacy system's, as charged, never re-priced.
         """
 
         document: str  # personal field (see Recorded): the last of the first version's fields
@@ -63,8 +66,11 @@ class PrintJob(Aggregate):
         pages_known: bool = True
         colour_known: bool = True
         uncertain: str = ""
+        legacy_id: str = ""
+        billing_code: str = ""
 
-        APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": ""}
+        APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": "",
+                             "legacy_id": "", "billing_code": ""}
 
     class Denied(Recorded):
         """A job refused when it was tracked (e.g. its user has no licence seat).

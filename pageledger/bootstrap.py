@@ -34,17 +34,20 @@ from adapters.spool import SpoolStore
 from adapters.stores import event_store_ddl_in_turn, event_store_env, is_postgres, read_model_engine, writes_lock
 from adapters.throttle import LoginThrottle
 from commands.access_tokens import IssueToken, RevokeToken
-from commands.jobs import HoldJob, TrackJobs
+from commands.jobs import HoldJob, RecordMigratedJobs, TrackJobs
 from commands.licensing import Licensing
 from commands.logins import LogIn
 from commands.ports import Directory
-from commands.printers import PrinterCache, SetCostSchedule, SetReleaseSettings, SetSecureHold
+from commands.printers import (PrinterCache, ReplayLegacySchedules, SetCostSchedule, SetReleaseSettings,
+                               SetSecureHold)
 from commands.release import (CardReaders, DeleteJobs, ExpireJobs, HeldData, RecordReleaseOutcome, ReleaseJobs,
                               SpoolRemover, SwipeCard)
 from api.client_address import ClientAddress
 from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTargets, is_set_up
 from commands.site_settings import ChangeSetting, SiteSettingsReader
-from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
+from commands.users import (
+    AddLocalUser, ChangePassword, ChangeRole, ImportLegacyUsers, RemoveUser, SetUserActive, SyncUsers,
+)
 from domain.costs import CostSchedule
 from adapters.personal_keys import PersonalKeys, erasures_table, keys_table
 from adapters.stores import rewrite_freed_pages
@@ -371,6 +374,20 @@ class Runtime:
     def complete_setup(self) -> CompleteSetup:
         return CompleteSetup(self.app, self.licensing, self.directory_config, _ldap_directory, self.clock,
                              self.directory_targets)
+
+    # The legacy migration tool (tools/pa6_migrate) replays through these, as the live system records.
+    @cached_property
+    def import_legacy_users(self) -> ImportLegacyUsers:
+        return ImportLegacyUsers(self.app, self.clock)
+
+    @cached_property
+    def replay_legacy_schedules(self) -> ReplayLegacySchedules:
+        return ReplayLegacySchedules(self.app, self.printers)
+
+    @cached_property
+    def record_migrated_jobs(self) -> RecordMigratedJobs:
+        return RecordMigratedJobs(self.app, self.printers, document_policy=self.document_policy,
+                                  personal=self.personal_keys)
 
     def send_denial_notice(self) -> SendDenialNotice:
         s = self.settings

@@ -117,16 +117,13 @@ def test_the_stored_shape_of_tracked_and_denied_jobs_is_unchanged():
              "duplex", "paper", "size", "pdl", "cost", "schedule"]
     envelope = ["originator_id", "originator_version", "timestamp", "originator_topic"]
     appended = ["paper_counts", "pages_known", "colour_known", "uncertain"]  # issue 19, at the end
-    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == envelope + facts + ["document"] + appended
+    legacy = ["legacy_id", "billing_code"]  # for migrated jobs (tools/pa6_migrate), after them
+    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == envelope + facts + ["document"] + appended + legacy
     assert [f.name for f in dataclasses.fields(PrintJob.Denied)] == envelope + facts + ["reason", "document"] + appended
     assert (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied)) == ("PrintJob.Tracked", "PrintJob.Denied")
 
 
 def test_a_job_stored_before_paper_counts_existed_still_decodes_with_their_defaults():
-    import msgspec
-
-    from dataclasses import replace
-
     import msgspec
 
     event = PrintJob.tracked(uuid4(), user="alice", printer="p", client_host="h", submitted_at=1, pages=3,
@@ -137,10 +134,30 @@ def test_a_job_stored_before_paper_counts_existed_still_decodes_with_their_defau
     stored = codec.to_stored_event(event)
     values = msgspec.msgpack.decode(stored.state)
     old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
-                      msgspec.msgpack.encode(values[:-4]))  # as it was stored before issue 19
+                      msgspec.msgpack.encode(values[:-6]))  # as stored before issue 19 (and 18)
     again = codec.to_domain_event(stored)
     before = codec.to_domain_event(old)
     assert (again.paper_counts, again.colour_known, again.uncertain) == ({"A3": [1, 0], "A4": [2, 1]}, False,
                                                                          "encrypted")
     assert (before.paper_counts, before.pages_known, before.colour_known, before.uncertain) == (None, True, True, "")
     assert before.pages == 3 and before.document == "d"
+
+
+def test_a_job_stored_before_legacy_id_was_appended_reads_as_an_agents_job():
+    # A Tracked event stored without the appended fields decodes with their defaults ("": not migrated).
+    from uuid import uuid4
+
+    import msgspec
+    from eventsourcing.persistence import StoredEvent
+
+    from adapters.codec import CompactMapper, MsgpackTranscoder, decode_view
+    from domain.jobs import PrintJob
+
+    old_state = msgspec.msgpack.encode([1_700_000_000_000_000, "alice", "q1", "pc", 1_700_000_000_000_000, 2, 1, 2, 0,
+                                        False, "A4", 10, "pdf", 1000, 1, "report.pdf"])
+    stored = StoredEvent(originator_id=uuid4(), originator_version=1, topic="PrintJob.Tracked", state=old_state)
+    event = CompactMapper(transcoder=MsgpackTranscoder()).to_domain_event(stored)
+    assert (event.document, event.legacy_id, event.billing_code) == ("report.pdf", "", "")
+    view = decode_view("PrintJob.Tracked", old_state)
+    assert (view.document, view.legacy_id, view.billing_code) == ("report.pdf", "", "")
+    assert isinstance(event, PrintJob.Tracked)

@@ -1,0 +1,392 @@
+"""The PA6 migration against real legacy databases: SQLite and PostgreSQL, read through the
+real SQLite3 and PostgreSQL Unicode ODBC drivers, with the default PA6 mapping and the flat Job
+Manager export mapping, into PageLedger on both stores.
+
+Expected figures are computed here from the fixture's own rows (tools/pa6_migrate/sample_legacy.py), not from
+the tool, so reconciliation saying "ok" is checked against an independent count.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from domain.costs import sheets_for
+from domain.jobs import PrintJob, job_id
+from domain.legacy_migration import LegacyMigration, migration_id
+from domain.printers import printer_id
+from domain.users import user_id
+from projections.jobs import JobFilter, jobs as jobs_table, list_jobs
+from tools.pa6_migrate import sample_legacy as L
+from tests.conftest import PG_ADMIN_URL, ROOT, new_database_url
+from tools.pa6_migrate.cli import main
+
+ZONE = "Europe/Berlin"
+
+
+def run(dsn: str, mapping: str, settings, tmp_path: Path, *extra: str, zone: str = ZONE) -> int:
+    return main(["migrate", "--dsn", dsn, "--mapping", mapping, "--site-zone", zone,
+                 "--database-url", settings.resolved_database_url, "--data-dir", str(settings.data_dir),
+                 "--rejects", str(tmp_path / "rejects.csv"), "--reconciliation", str(tmp_path / "reconciliation.csv"),
+                 "--no-progress", *extra])
+
+
+def rejects(tmp_path: Path) -> list[dict]:
+    with open(tmp_path / "rejects.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def reconciliation(tmp_path: Path) -> list[dict]:
+    with open(tmp_path / "reconciliation.csv", newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def events_stored(runtime) -> int:
+    return runtime.app.recorder.max_notification_id() or 0
+
+
+def assert_rejects_named(tmp_path: Path, bad: dict) -> None:
+    by_id: dict[str, list[str]] = {}
+    for r in rejects(tmp_path):
+        if r["kind"] == "job":
+            by_id.setdefault(r["legacy_id"], []).append(r["reason"].lower())
+    for legacy_id, words in bad.items():
+        reasons = by_id.get(str(legacy_id), [])
+        assert reasons and all(words.lower() in reason for reason in reasons), (legacy_id, words, reasons)
+
+
+def expected_months(lg: L.Legacy, zone: str = ZONE) -> dict[str, list[int]]:
+    """Jobs, impressions, sheets, cost (1/10,000) by local month of the rows that must be migrated."""
+    out: dict[str, list[int]] = {}
+    for r in lg.jobs:
+        if r[0] is None or r[0] in lg.bad:
+            continue
+        at = r[5] if isinstance(r[5], datetime) else datetime.fromisoformat(r[5])
+        t = out.setdefault(f"{at.year:04d}-{at.month:02d}", [0, 0, 0, 0])
+        t[0] += 1
+        t[1] += r[6] * r[7]
+        t[2] += sheets_for(pages=r[6], copies=r[7], duplex=bool(r[9]))
+        t[3] += int(Decimal(r[11]) * 10_000)
+    return out
+
+
+def assert_reconciled(tmp_path: Path, expected: dict[str, list[int]]) -> None:
+    lines = reconciliation(tmp_path)
+    assert lines and all(line["status"] == "ok" for line in lines)
+    by_month = {line["month"]: line for line in lines}
+    for month, (n, pages, sheets, cost) in expected.items():
+        line = by_month[month]
+        assert (int(line["pageledger_jobs"]), int(line["pageledger_pages"]), int(line["pageledger_sheets"]),
+                int(Decimal(line["pageledger_cost"]) * 10_000)) == (n, pages, sheets, cost), month
+
+
+def new_pg_database(pg_admin, request) -> str:
+    name = f"pa6_legacy_{uuid.uuid4().hex[:10]}"
+    with pg_admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with pg_admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    request.addfinalizer(drop)
+    return name
+
+
+def pg_conninfo(name: str) -> str:
+    return f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+
+
+# --- the default PA6 layout -----------------------------------------------------------------
+
+def test_pa6_sqlite_legacy_is_replayed_reconciled_and_a_rerun_adds_nothing(runtime, settings, tmp_path):
+    lg = L.build(1500, text_dates=True)
+    dsn = L.to_sqlite(lg, tmp_path / "legacy.db")
+
+    assert run(dsn, "pa6-default", settings, tmp_path) == 0
+
+    assert_rejects_named(tmp_path, lg.bad)
+    assert_reconciled(tmp_path, expected_months(lg))
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(jobs_table)).scalar() == 1502
+    # The events: legacy id, original time (site zone applied), cost as charged, legacy schedule.
+    job: PrintJob = runtime.app.repository.get(job_id(runtime.app.server_id, "legacy:pa6:1"))
+    row = lg.jobs[0]
+    local = datetime.fromisoformat(row[5]).replace(tzinfo=ZoneInfo(ZONE))
+    assert job.legacy_id == "1" and job.submitted_at == int(local.timestamp() * 1_000_000)
+    assert job.cost == int(Decimal(row[11]) * 10_000) and job.user == f"user{row[1]:04d}"
+    assert job.schedule == (1 if local.year < 2022 else 2)
+    printer = runtime.app.repository.get(printer_id(runtime.app.server_id, "hq-printer-01"))
+    assert printer.schedule_version == 2 and printer.schedule.mono_page == 600
+    migration = runtime.app.repository.get(migration_id(runtime.app.server_id, "pa6"))
+    assert migration.users == 300 and migration.jobs == 1502 and migration.through == 1515
+    user = runtime.app.repository.get(user_id("local", "user0001"))
+    assert user.profile == {"full_name": "User Number 1", "email": "user1@example.org", "department": "Dept 2"}
+    # The hour Berlin skipped is read forward (02:30 → 01:30 UTC); the repeated one as its first.
+    gap = runtime.app.repository.get(job_id(runtime.app.server_id, "legacy:pa6:1501"))
+    overlap = runtime.app.repository.get(job_id(runtime.app.server_id, "legacy:pa6:1502"))
+    assert gap.submitted_at == int(datetime.fromisoformat("2021-03-28T01:30:00+00:00").timestamp() * 1e6)
+    assert overlap.submitted_at == int(datetime.fromisoformat("2021-10-31T00:30:00+00:00").timestamp() * 1e6)
+
+    before = events_stored(runtime)
+    assert run(dsn, "pa6-default", settings, tmp_path) == 0
+    assert events_stored(runtime) == before, "a re-run recorded something"
+    assert_reconciled(tmp_path, expected_months(lg))
+
+
+def test_pa6_postgresql_legacy_with_real_types_through_the_unicode_driver(runtime, settings, tmp_path, pg_admin,
+                                                                          request):
+    lg = L.build(1200)
+    name = new_pg_database(pg_admin, request)
+    L.to_postgres(lg, pg_conninfo(name))
+
+    assert run(L.pg_dsn(name), "pa6-default", settings, tmp_path) == 0
+
+    assert_rejects_named(tmp_path, lg.bad)
+    assert_reconciled(tmp_path, expected_months(lg))
+    reasons = " | ".join(r["reason"] for r in rejects(tmp_path))
+    assert "no legacy id" in reasons
+
+
+def test_dry_run_checks_and_reconciles_but_writes_nothing(runtime, settings, tmp_path):
+    lg = L.build(800, text_dates=True)
+    dsn = L.to_sqlite(lg, tmp_path / "legacy.db")
+    before = events_stored(runtime)
+
+    assert run(dsn, "pa6-default", settings, tmp_path, "--dry-run") == 0
+
+    assert events_stored(runtime) == before
+    assert not runtime.app.repository.__contains__(migration_id(runtime.app.server_id, "pa6"))
+    assert_rejects_named(tmp_path, lg.bad)
+    assert_reconciled(tmp_path, expected_months(lg))
+
+
+def test_max_rejects_stops_a_run_that_is_mapped_wrong_before_writing_its_batch(runtime, settings, tmp_path):
+    lg = L.build(300, text_dates=True)
+    dsn = L.to_sqlite(lg, tmp_path / "legacy.db")
+
+    assert run(dsn, "pa6-default", settings, tmp_path, "--max-rejects", "3", "--batch", "100000") == 3
+
+    migration: LegacyMigration = runtime.app.repository.get(migration_id(runtime.app.server_id, "pa6"))
+    assert migration.jobs == 0 and migration.through is None
+    assert job_id(runtime.app.server_id, "legacy:pa6:1") not in runtime.app.repository
+
+
+def test_a_mapping_naming_a_missing_table_fails_with_the_query_and_no_traceback(runtime, settings, tmp_path, capsys):
+    dsn = L.to_sqlite(L.build(10, bad=False, text_dates=True), tmp_path / "legacy.db")
+    mapping = tmp_path / "wrong.toml"
+    mapping.write_text('[jobs]\ntable = "NoSuchJobs"\nkey = "id"\nuser = "u"\nprinter = "p"\ntime = "t"\n'
+                       'pages = "n"\ncopies = "c"\ncost = "x"\n')
+    assert run(dsn, str(mapping), settings, tmp_path) == 1
+    assert "NoSuchJobs" in capsys.readouterr().err
+
+
+# --- the flat Job Manager export ------------------------------------------------------------
+
+def flat_expected(flat: L.Flat) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for r in flat.rows:
+        if r[0] in flat.bad:
+            continue
+        at = datetime.strptime(r[2], L.FLAT_DATE)
+        t = out.setdefault(f"{at.year:04d}-{at.month:02d}", [0, 0, 0, 0])
+        t[0] += 1
+        t[1] += r[4]
+        t[2] += r[4]
+        t[3] += int(r[6] * 10_000)
+    return out
+
+
+def test_job_manager_export_from_sqlite(runtime, settings, tmp_path):
+    flat = L.build_flat(1000)
+    dsn = L.flat_to_sqlite(flat, tmp_path / "export.db")
+
+    assert run(dsn, "job-manager-export", settings, tmp_path, zone="America/New_York") == 0
+
+    assert_rejects_named(tmp_path, flat.bad)
+    assert_reconciled(tmp_path, flat_expected(flat))
+    job = runtime.app.repository.get(job_id(runtime.app.server_id, "legacy:pa6:1"))
+    assert job.printer == "Job Manager export" and job.billing_code == flat.rows[0][8]
+    assert any(r["kind"] == "user" and "utf-8" in r["reason"] for r in rejects(tmp_path))
+
+
+def test_job_manager_export_from_postgresql(runtime, settings, tmp_path, pg_admin, request):
+    flat = L.build_flat(1000, cp1252=False)  # a UTF-8 PostgreSQL database cannot hold cp1252 bytes
+    name = new_pg_database(pg_admin, request)
+    L.flat_to_postgres(flat, pg_conninfo(name))
+
+    assert run(L.pg_dsn(name), "job-manager-export", settings, tmp_path, zone="America/New_York") == 0
+
+    assert_rejects_named(tmp_path, flat.bad)
+    assert_reconciled(tmp_path, flat_expected(flat))
+
+
+# --- killed and resumed ---------------------------------------------------------------------
+
+def test_a_run_killed_mid_way_resumes_with_no_gap_and_no_double(settings, tmp_path):
+    from pageledger.bootstrap import build_runtime
+
+    build_runtime(settings).close()  # `pageledger db create`
+    lg = L.build(12_000, text_dates=True)
+    dsn = L.to_sqlite(lg, tmp_path / "legacy.db")
+    command = [sys.executable, "-m", "tools.pa6_migrate", "migrate", "--dsn", dsn, "--mapping", "pa6-default",
+               "--site-zone", ZONE, "--database-url", settings.resolved_database_url,
+               "--data-dir", str(settings.data_dir), "--rejects", str(tmp_path / "rejects.csv"),
+               "--reconciliation", str(tmp_path / "reconciliation.csv"), "--batch", "250", "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    log = open(tmp_path / "first.log", "wb")
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if b'"message": "jobs: ' in (tmp_path / "first.log").read_bytes() and _checkpointed(settings) > 2000:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the first run ended before it could be killed: " + \
+        (tmp_path / "first.log").read_text()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_when_killed = _checkpointed(settings)
+    assert 0 < done_when_killed < 12_002
+
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming migration pa6" in second.stderr
+
+    with build_runtime(settings) as runtime:
+        migration = runtime.app.repository.get(migration_id(runtime.app.server_id, "pa6"))
+        assert migration.jobs == 12_002
+        runtime.catch_up()
+        with runtime.reader.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(jobs_table)).scalar() == 12_002
+    assert_rejects_named(tmp_path, lg.bad)
+    assert len([r for r in rejects(tmp_path) if r["kind"] == "job"]) == len(lg.bad) + 1 + lg.unkeyed
+    assert_reconciled(tmp_path, expected_months(lg))
+
+
+def _checkpointed(settings) -> int:
+    """Jobs stored so far, read straight from the event store while the first run writes."""
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        try:
+            db = sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True, timeout=1)
+            n = db.execute("SELECT COUNT(*) FROM stored_events WHERE topic = 'PrintJob.Tracked'").fetchone()[0]
+            db.close()
+            return n
+        except sqlite3.Error:
+            return 0
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            return conn.execute("SELECT COUNT(*) FROM pageledger_events WHERE topic = 'PrintJob.Tracked'"
+                                ).fetchone()[0]
+    except psycopg.Error:
+        return 0
+
+
+# --- the big one ----------------------------------------------------------------------------
+
+def test_a_hundred_thousand_jobs_from_postgresql_match_the_reports_month_by_month(tmp_path, pg_admin, request):
+    """≥100,000 jobs over six years, every kind of bad row, PostgreSQL to PostgreSQL (the one
+    big test: the rest stay small); a past month's job report equals the legacy totals for it."""
+    from pageledger.settings import Settings
+
+    settings = Settings.load(environ={}, database_url=new_database_url("postgresql", tmp_path, request),
+                             data_dir=tmp_path / "var")
+    from pageledger.bootstrap import build_runtime
+
+    build_runtime(settings).close()  # `pageledger db create`
+    started = time.monotonic()
+    lg = L.build(100_000)
+    name = new_pg_database(pg_admin, request)
+    L.to_postgres(lg, pg_conninfo(name))
+
+    assert run(L.pg_dsn(name), "pa6-default", settings, tmp_path) == 0
+
+    expected = expected_months(lg)
+    assert_reconciled(tmp_path, expected)
+    assert_rejects_named(tmp_path, lg.bad)
+    with build_runtime(settings) as runtime, runtime.reader.connect() as conn:
+        zone = ZoneInfo(ZONE)
+        since = int(datetime(2023, 3, 1, tzinfo=zone).timestamp() * 1e6)
+        until = int(datetime(2023, 4, 1, tzinfo=zone).timestamp() * 1e6)
+        rows, cursor, n, pages, cost = [], None, 0, 0, 0
+        while True:
+            page, cursor = list_jobs(conn, JobFilter(since=since, until=until, before_seq=cursor, limit=500))
+            n += len(page)
+            pages += sum(r.pages * r.copies for r in page)
+            cost += sum(r.cost for r in page)
+            if cursor is None:
+                break
+        assert [n, pages, cost] == [expected["2023-03"][0], expected["2023-03"][1], expected["2023-03"][3]]
+    print(f"100k-job migration test took {time.monotonic() - started:.1f} s")
+
+
+# --- inspect --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_inspect_lists_tables_columns_and_rows_through_odbc_and_suggests_a_mapping(kind, tmp_path, capsys,
+                                                                                  request):
+    flat = L.build_flat(25, bad=False)
+    if kind == "sqlite":
+        dsn = L.flat_to_sqlite(flat, tmp_path / "export.db")
+    else:
+        name = new_pg_database(request.getfixturevalue("pg_admin"), request)
+        L.flat_to_postgres(flat, pg_conninfo(name))
+        dsn = L.pg_dsn(name)
+
+    assert main(["inspect", "--dsn", dsn, "--write-mapping", str(tmp_path / "suggested.toml")]) == 0
+
+    out = capsys.readouterr().out
+    assert "JobManagerExport  (25 rows)" in out
+    assert "Date Printed" in out and "Cost per unit" in out
+    suggested = (tmp_path / "suggested.toml").read_text()
+    for line in ('table = "JobManagerExport"', 'key = "Row"', 'user = "User"', 'time = "Date Printed"',
+                 'copies = "Copies"', 'cost = "Total Cost"', 'billing_code = "Client Code"'):
+        assert line in suggested, line
+
+
+def test_inspect_of_an_unreachable_database_names_it_without_its_password(capsys):
+    assert main(["inspect", "--dsn", "DRIVER={PostgreSQL Unicode};SERVER=127.0.0.1;PORT=1;DATABASE=x;UID=u;"
+                 "PWD=hunter2;"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and "hunter2" not in err and "PWD=***" in err
+
+
+def test_reconciliation_finds_a_job_missing_from_the_reports(runtime, settings, tmp_path, capsys):
+    lg = L.build(400, bad=False, text_dates=True)
+    dsn = L.to_sqlite(lg, tmp_path / "legacy.db")
+    assert run(dsn, "pa6-default", settings, tmp_path) == 0
+    args = ["reconcile", "--dsn", dsn, "--mapping", "pa6-default", "--site-zone", ZONE,
+            "--database-url", settings.resolved_database_url, "--data-dir", str(settings.data_dir),
+            "--rejects", str(tmp_path / "rejects.csv"), "--reconciliation", str(tmp_path / "reconciliation.csv")]
+    assert main(args) == 0
+    with runtime.writer.begin() as conn:  # a read model that lost a row (as only a bug could)
+        seq = conn.execute(sa.select(sa.func.max(jobs_table.c.seq))).scalar()
+        conn.execute(jobs_table.delete().where(jobs_table.c.seq == seq))
+
+    assert main(args) == 4
+
+    assert "MISMATCH" in capsys.readouterr().out
+    lines = reconciliation(tmp_path)
+    assert [line["month"] for line in lines if line["status"] != "ok"] and lines[-1]["status"] == "MISMATCH"
+
+
+def test_a_migration_into_a_database_that_does_not_exist_is_refused(tmp_path, capsys):
+    dsn = L.to_sqlite(L.build(5, bad=False, text_dates=True), tmp_path / "legacy.db")
+    code = main(["migrate", "--dsn", dsn, "--mapping", "pa6-default", "--site-zone", ZONE,
+                 "--database-url", f"sqlite:///{tmp_path / 'nowhere.db'}", "--data-dir", str(tmp_path / "var")])
+    assert code == 2 and not (tmp_path / "nowhere.db").exists()

@@ -18,6 +18,7 @@ from api.limits import FORM, JSON, OCTETS, BodyRule, RequestLimits
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
+from api.report_catalogue import ReportCatalogueResource, ReportResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
 from api.setup import NetworkSetupResource, SetupCodeCheck
@@ -32,6 +33,7 @@ from commands.setup import CheckDirectoryConnection, CompleteSetup
 from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from projections.follower import ReadModelProgress
+from projections.reports import ReportSources
 
 
 class Wiring(Protocol):
@@ -59,6 +61,7 @@ class Wiring(Protocol):
     client_address: ClientAddress
 
     progress: ReadModelProgress
+    report_sources: ReportSources
 
     def is_set_up(self) -> bool: ...
 
@@ -109,8 +112,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
     route("/Services/policy", PolicyResource(w.offline_policy))
     route("/Services/jobs/{job_id}/spool", SpoolResource(w.hold_job))
     if role != "services":
-        route("/api/v1/jobs", JobListResource(w.reader, w.clock))
-        route("/api/v1/usage", UsageResource(w.reader, w.clock))
+        route("/api/v1/jobs", JobListResource(w.reader, w.clock, w.site_settings))
+        route("/api/v1/usage", UsageResource(w.reader, w.clock, w.site_settings))
         route("/Authentication/Login", LoginResource(w.log_in, w.sessions, w.client_address))
         route("/Authentication/Logout", LogoutResource(w.sessions))
         route("/Setup/NetworkSetup", NetworkSetupResource(w.is_set_up, w.check_directory_connection,
@@ -126,4 +129,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/users/{user_id}/role", UserRoleResource(w.change_role))
         route("/api/v1/settings", SettingsResource(w.site_settings))
         route("/api/v1/settings/{field}", SettingResource(w.change_setting, w.site_settings))
+        # Reports (projections.reports): the catalogue and each report in every format.
+        route("/api/v1/reports", ReportCatalogueResource())
+        route("/api/v1/reports/{name}", ReportResource(w.reader, w.site_settings, w.report_sources, w.clock))
     return app

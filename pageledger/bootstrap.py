@@ -48,6 +48,7 @@ from domain.users import LOCAL_SOURCE, User, user_id
 from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
 from projections.licence_seats import denied_since
+from projections.reports import ReportSources
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
 
@@ -158,6 +159,11 @@ class Runtime:
         url = self.settings.resolved_database_url
         return ReadModelProgress(self.app, self.reader, {name: f.topics for name, f in self.followers.items()},
                                  runner_running=lambda: runner_lock_is_held(url, self.reader))
+
+    @cached_property
+    def report_sources(self) -> ReportSources:
+        """What the reports read besides the read models: site settings, printers' schedules."""
+        return ReportSources(settings=self.site_settings.values, schedule_of=self.printers.schedule_of)
 
     def denied_since(self, since: int) -> list[str]:
         with self.reader.connect() as conn:

@@ -56,10 +56,11 @@ class ReportParameters:
     group_by: str = "user"
     limit: int = 20
     given: dict[str, str] = field(default_factory=dict, compare=False)  # as sent, for the report's header
+    own_only: bool = False  # bound to the caller's own jobs: a user who never printed sees none
 
     def bound_to(self, login: str) -> "ReportParameters":
         """The same report restricted to one user's own jobs (a caller with role user)."""
-        return replace(self, user=login, department=None)
+        return replace(self, user=login, department=None, own_only=True)
 
 
 def _zone(name: str) -> ZoneInfo:

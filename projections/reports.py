@@ -133,7 +133,10 @@ def _ids(conn: sa.Connection, table: sa.Table, column: sa.Column, value: str, fi
 
 def resolve_scope(conn: sa.Connection, p: ReportParameters) -> Scope:
     user_ids: tuple[int, ...] | None = None
-    if p.user is not None:
+    if p.user is not None and p.own_only:
+        user_ids = tuple(conn.execute(sa.select(user_keys.c.id).where(
+            sa.func.lower(user_keys.c.login) == p.user.lower())).scalars())
+    elif p.user is not None:
         user_ids = _ids(conn, user_keys, user_keys.c.login, p.user, "user", "user")
     if p.department is not None:
         logins = conn.execute(sa.select(users.c.login_key).where(

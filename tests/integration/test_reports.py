@@ -210,3 +210,133 @@ def test_unknown_users_and_printers_are_named(seeded):
         with pytest.raises(ReportInputError) as caught:
             run(seeded, "usage", **{field: "nobody-here"})
         assert field in caught.value.errors
+
+
+# --- over HTTP: /api/v1/reports, its formats, and the fixed /usage and /jobs -----------------
+
+@pytest.fixture(scope="module")
+def http(seeded):
+    import falcon.testing
+    from api.app import create_app
+
+    seeded.clock = lambda: NOW
+    _, admin = seeded.issue_token(name="reports-admin", role="admin")
+    _, ann = seeded.issue_token(name="ann's script", role="user", subject="ann")
+    seeded.catch_up()
+    client = falcon.testing.TestClient(create_app(seeded))
+    return client, {"Authorization": f"Bearer {admin}"}, {"Authorization": f"Bearer {ann}"}
+
+
+PERIOD = {"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"}
+
+
+def test_the_catalogue_lists_every_report_with_its_parameters(http):
+    client, admin, ann = http
+    r = client.simulate_get("/api/v1/reports", headers=admin)
+    assert r.status_code == 200
+    assert {e["name"] for e in r.json["reports"]} == set(CATALOGUE)
+    assert "group_by" in next(e for e in r.json["reports"] if e["name"] == "usage")["parameters"]
+    mine = client.simulate_get("/api/v1/reports", headers=ann).json["reports"]
+    assert "user-list" not in {e["name"] for e in mine} and "usage" in {e["name"] for e in mine}
+
+
+def test_a_report_as_json_has_grand_totals_money_as_decimals_and_defined_words(http):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/reports/usage", params={**PERIOD, "group_by": "printer"}, headers=admin)
+    assert r.status_code == 200, r.text
+    usage = r.json["sections"][0]
+    want = expected(JOBS, us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00"))["all"]
+    assert usage["totals"]["impressions"] == want["impressions"]
+    assert usage["totals"]["cost"] == f"{want['cost'] // 10_000}.{want['cost'] % 10_000:04d}"
+    assert "impressions" in r.json["definitions"]
+
+
+def test_a_user_sees_only_their_own_jobs_and_not_the_organisation_reports(http):
+    client, _, ann = http
+    r = client.simulate_get("/api/v1/reports/usage", params={**PERIOD, "user": "bob"}, headers=ann)
+    assert r.status_code == 200
+    assert {row["user"] for row in r.json["sections"][0]["rows"]} == {"ann"}
+    assert client.simulate_get("/api/v1/reports/user-list", headers=ann).status_code == 403
+
+
+@pytest.mark.parametrize("params,field,status", [
+    ({"from": "2026-12-01", "to": "2026-11-01"}, "to", 400),
+    ({"timezone": "Nowhere/Land"}, "timezone", 400),
+    ({"user": "nobody-here"}, "user", 400),
+    ({"format": "docx"}, "format", 400),
+    ({"from": "1900-01-01", "to": "2026-01-01"}, "from", 400),
+    ({"group_by": "x", "format": "csv"}, "group_by", 400),
+])
+def test_bad_report_requests_are_4xx_naming_the_field(http, params, field, status):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/reports/usage", params=params, headers=admin)
+    assert r.status_code == status, r.text
+    assert field in r.json["errors"], r.json
+
+
+def test_an_unknown_report_is_a_404_naming_it(http):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/reports/no-such", headers=admin)
+    assert r.status_code == 404 and "name" in r.json["errors"]
+
+
+def test_csv_streams_every_job_with_formulas_escaped(http):
+    import csv
+    import io
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/reports/jobs", params={**PERIOD, "format": "csv", "limit": "3"}, headers=admin)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    header = lines.index(["job", "submitted_at", "user", "printer", "client_host", "document",
+                          "impressions_per_copy", "copies", "impressions", "colour_impressions", "sheets", "duplex",
+                          "paper", "pdl", "size", "status", "cost"])
+    body = lines[header + 1:]
+    in_period = [j for j in JOBS if us("2026-11-27T00:00:00+00:00") <= j.at < us("2026-12-01T09:00:00+00:00")]
+    assert len(body) == len(in_period)  # every job, not the JSON's `limit`
+    documents = {row[5] for row in body}
+    assert "'=HYPERLINK(\"x\").txt" in documents and "=HYPERLINK(\"x\").txt" not in documents
+    assert all(row[16] == "" for row in body if row[15] == "denied")  # never a cost on a denied job
+
+
+def test_xlsx_pdf_and_html_carry_the_report_and_its_charts(http):
+    import io
+    import openpyxl
+    client, admin, _ = http
+    x = client.simulate_get("/api/v1/reports/jobs", params={**PERIOD, "format": "xlsx"}, headers=admin)
+    assert x.status_code == 200
+    book = openpyxl.load_workbook(io.BytesIO(x.content), read_only=True)
+    cells = [c for row in book["jobs"].iter_rows(values_only=True) for c in row if isinstance(c, str)]
+    assert "'=HYPERLINK(\"x\").txt" in cells and not any(c.startswith("=") for c in cells)
+    u = client.simulate_get("/api/v1/reports/usage", params={**PERIOD, "format": "xlsx", "group_by": "day"},
+                            headers=admin)
+    assert "charts" in openpyxl.load_workbook(io.BytesIO(u.content)).sheetnames
+    pdf = client.simulate_get("/api/v1/reports/savings", params={**PERIOD, "format": "pdf"}, headers=admin)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    from pypdf import PdfReader
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Potential savings" in text
+    html = client.simulate_get("/api/v1/reports/usage", params={**PERIOD, "format": "html", "group_by": "day"},
+                               headers=admin)
+    assert html.status_code == 200 and html.text.count("data:image/png;base64,") == 2
+    assert "<script" not in html.text
+
+
+def test_usage_is_exact_for_a_time_within_a_day_and_takes_dates_alone(http):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/usage", params={"from": "2026-11-28T18:28:00Z", "to": "2026-11-30",
+                                                     "group_by": "user"}, headers=admin)
+    assert r.status_code == 200, r.text
+    want = expected(JOBS, us("2026-11-28T18:28:00+00:00"), us("2026-12-01T00:00:00+00:00"), lambda j: j.user)
+    assert {t["user"]: t["impressions"] for t in r.json["totals"]} == {k: v["impressions"] for k, v in want.items()}
+    assert r.json["grand_total"]["jobs"] == sum(v["jobs"] for v in want.values())
+    assert {d["user"] for d in r.json["denied"]} <= set(DENIED) and "cost" not in r.json["denied"][0]
+
+
+def test_the_job_list_names_impressions_and_shows_no_cost_for_a_denied_job(http):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/jobs", params={"from": "2026-11-27", "to": "2026-12-01", "limit": "1000"},
+                            headers=admin)
+    assert r.status_code == 200, r.text
+    for job in r.json["jobs"]:
+        assert job["impressions"] == job["impressions_per_copy"] * job["copies"]
+        assert (job["cost"] is None) == (job["status"] == "denied")

@@ -143,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
     from pageledger.identity_cli import add_identity_commands
 
     add_identity_commands(sub)
+    from pageledger.reports_cli import add_report_commands
+
+    add_report_commands(sub)
     return p
 
 

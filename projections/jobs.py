@@ -54,6 +54,9 @@ jobs = sa.Table(
     sa.Index("ix_jobs_user_seq", "user_id", "seq"),
     # By printer: few distinct keys, so PostgreSQL's btree deduplication keeps this ~7 B a job.
     sa.Index("ix_jobs_printer", "printer_id"),
+    # Reports read the jobs of a period (projections.reports: the partial days at its edges,
+    # and every job where the daily totals cannot answer).
+    sa.Index("ix_jobs_submitted_at", "submitted_at"),
 )
 
 COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host_id", "pages", "sheets",

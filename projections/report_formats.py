@@ -126,6 +126,10 @@ def _chart_figure(r: Report, chart: Chart) -> Figure:
     data = frame.head(20) if chart.kind == "barh" else frame
     labels = [str(v)[:28] for v in data[chart.x]]
     values = [[_number(chart_col, v) for v in data[chart_col]] for chart_col in chart.y]
+    if not any(v for vals in values for v in vals):
+        ax.text(0.5, 0.5, "nothing to show in this period", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
     if chart.kind == "pie":
         ax.pie(values[0], labels=labels, autopct="%1.0f%%", colors=["#7f8c8d", "#e67e22"][: len(labels)])
     elif chart.kind == "barh":

@@ -124,3 +124,20 @@ def expected(jobs: list[Job], since: int, until: int, key=lambda j: "all", *, de
         t["mono_impressions"] += j.impressions - j.colour_impressions
         t["cost"] += 0 if denied else j.cost
     return out
+
+
+def seed(rt, jobs: list[Job]) -> None:
+    """Track `jobs` on a fresh runtime the way an agent would: a trial licence (five seats), the
+    printers' schedules, the users with departments, then the jobs in batches, seat-gated."""
+    from commands.jobs import TrackJobs
+    from domain.costs import CostSchedule
+
+    rt.licensing.install_trial()
+    for printer, (mono, colour, discount) in SCHEDULES.items():
+        rt.set_cost_schedule(printer, CostSchedule(mono_page=mono, colour_page=colour, duplex_discount_pct=discount))
+    for login, department in DEPARTMENTS.items():
+        rt.add_local_user(login=login, password=f"{login}-pw-4567", role="user", profile={"department": department})
+    gated = TrackJobs(rt.app, rt.printers, gate=rt.licensing.gate_jobs)
+    outcomes = [o for i in range(0, len(jobs), 100) for o in gated(batch(jobs[i:i + 100]))]
+    assert [o.status for o in outcomes] == ["denied" if j.denied else "tracked" for j in jobs]
+    rt.catch_up()

@@ -7,13 +7,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from commands.jobs import TrackJobs
-from domain.costs import CostSchedule
 from domain.units import to_micros
 from projections.report_period import ReportInputError, parse_parameters
 from projections.reports import CATALOGUE, ReportSources, run_report, shown_document
 from tests.conftest import STORES, new_database_url
-from tests.report_data import DENIED, DEPARTMENTS, SCHEDULES, batch, expected, generate
+from tests.report_data import DENIED, DEPARTMENTS, expected, generate, seed
 
 NOW = to_micros(datetime(2026, 12, 1, 12, tzinfo=timezone.utc))
 JOBS = generate()
@@ -27,15 +25,7 @@ def seeded(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"reports-{request.param}")
     url = new_database_url(request.param, tmp, request)
     rt = build_runtime(Settings.load(environ={}, database_url=url, data_dir=tmp / "var"))
-    rt.licensing.install_trial()
-    for printer, (mono, colour, discount) in SCHEDULES.items():
-        rt.set_cost_schedule(printer, CostSchedule(mono_page=mono, colour_page=colour, duplex_discount_pct=discount))
-    for login, department in DEPARTMENTS.items():
-        rt.add_local_user(login=login, password=f"{login}-pw-4567", role="user", profile={"department": department})
-    gated = TrackJobs(rt.app, rt.printers, gate=rt.licensing.gate_jobs)
-    outcomes = [o for i in range(0, len(JOBS), 100) for o in gated(batch(JOBS[i:i + 100]))]
-    assert [o.status for o in outcomes] == ["denied" if j.denied else "tracked" for j in JOBS]
-    rt.catch_up()
+    seed(rt, JOBS)
     yield rt
     rt.close()
 

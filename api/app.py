@@ -19,6 +19,7 @@ from api.licence import ActivationResource, LicenceResource, LicenceSettingsReso
 from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
 from api.report_catalogue import ReportCatalogueResource, ReportResource
+from api.report_schedules import ScheduleListResource, ScheduleResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
 from api.setup import NetworkSetupResource, SetupCodeCheck
@@ -34,6 +35,7 @@ from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
 from projections.follower import ReadModelProgress
 from projections.reports import ReportSources
+from commands.report_schedules import DefineSchedule, RemoveSchedule
 
 
 class Wiring(Protocol):
@@ -62,6 +64,8 @@ class Wiring(Protocol):
 
     progress: ReadModelProgress
     report_sources: ReportSources
+    define_schedule: DefineSchedule
+    remove_schedule: RemoveSchedule
 
     def is_set_up(self) -> bool: ...
 
@@ -132,4 +136,6 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         # Reports (projections.reports): the catalogue and each report in every format.
         route("/api/v1/reports", ReportCatalogueResource())
         route("/api/v1/reports/{name}", ReportResource(w.reader, w.site_settings, w.report_sources, w.clock))
+        route("/api/v1/report-schedules", ScheduleListResource(w.reader))
+        route("/api/v1/report-schedules/{name}", ScheduleResource(w.define_schedule, w.remove_schedule))
     return app

@@ -240,3 +240,25 @@ def test_a_scheduled_report_through_rq_on_the_real_redis(rt, smtp):
         rows = {r.name: r for r in list_schedules(conn)}
     assert rows["every-minute"].last_outcome == "sent"
     assert {"licence-notice", "user-sync"} <= set(rows)  # the daily tasks are on the same schedule
+
+
+def test_schedules_over_http_are_refused_naming_the_field_and_listed_with_their_last_run(rt):
+    import falcon.testing
+    from api.app import create_app
+
+    runtime = rt()
+    _, admin = runtime.issue_token(name="sched-admin", role="admin")
+    runtime.catch_up()
+    client = falcon.testing.TestClient(create_app(runtime))
+    headers = {"Authorization": f"Bearer {admin}"}
+    good = {"report": "savings", "cron": "0 7 1 * *", "recipients": ["ops@example.org"], "period": "previous-month"}
+    for change, field in (({"cron": "0 25 * * *"}, "cron"), ({"recipients": ["x"]}, "recipients.0"),
+                          ({"report": "nope"}, "report"), ({"parameters": {"colour": "sepia"}}, "parameters.colour")):
+        r = client.simulate_put("/api/v1/report-schedules/monthly", json={**good, **change}, headers=headers)
+        assert r.status_code == 400 and field in r.json["errors"], r.text
+    assert client.simulate_put("/api/v1/report-schedules/monthly", json=good, headers=headers).status_code == 204
+    runtime.catch_up()
+    [s] = client.simulate_get("/api/v1/report-schedules", headers=headers).json["schedules"]
+    assert (s["name"], s["cron"], s["last_due"], s["defined_by"]) == ("monthly", "0 7 1 * *", None, "sched-admin")
+    assert client.simulate_delete("/api/v1/report-schedules/monthly", headers=headers).status_code == 204
+    assert client.simulate_delete("/api/v1/report-schedules/monthly", headers=headers).status_code == 404

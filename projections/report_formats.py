@@ -179,6 +179,32 @@ def _csv_lines(rows: Iterable[list[Any]]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def _money_text(values: pd.Series) -> pd.Series:
+    missing = values.isna()
+    units = values.fillna(0).astype("int64")
+    text = (units // 10_000).astype(str) + "." + (units % 10_000).astype(str).str.zfill(4)
+    return text.where(~missing, "")
+
+
+def csv_chunk(frame: pd.DataFrame) -> bytes:
+    """Rows of a frame as CSV, column by column (vectorised: ~20 times the per-cell path, for
+    the job list's millions of rows); the same cells as `_csv_cell` but times always show
+    their microseconds."""
+    out = {}
+    for c in frame.columns:
+        col = frame[c]
+        if c in MONEY_COLUMNS or c.endswith("cost_saved"):
+            out[c] = _money_text(col)
+        elif c in TIME_COLUMNS:
+            out[c] = pd.to_datetime(col, unit="us", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        elif col.dtype == object or pd.api.types.is_string_dtype(col.dtype):
+            text = col.fillna("").astype(str)
+            out[c] = text.where(~text.str[:1].isin(FORMULA_STARTS), "'" + text)
+        else:
+            out[c] = col
+    return pd.DataFrame(out).to_csv(header=False, index=False, lineterminator="\r\n").encode("utf-8")
+
+
 def csv_stream(r: Report, job_chunks: Iterator[pd.DataFrame] | None = None) -> Iterator[bytes]:
     """The report as CSV: one block per section (its title, header, rows, a totals row), and,
     for the job list, every job of the period read chunk by chunk."""
@@ -191,8 +217,7 @@ def csv_stream(r: Report, job_chunks: Iterator[pd.DataFrame] | None = None) -> I
             columns = list(s.frame.columns)
             yield _csv_lines([[], [safe_cell(s.title)], columns])
             for chunk in job_chunks:
-                yield _csv_lines([[_csv_cell(c, v) for c, v in zip(columns, row)]
-                                  for row in chunk.itertuples(index=False, name=None)])
+                yield csv_chunk(chunk)
             continue
         columns = [str(c) for c in s.frame.columns]
         lines: list[list[Any]] = [[], [safe_cell(s.title)], [safe_cell(c) for c in columns]]

@@ -158,7 +158,9 @@ def _job_where(scope: Scope, since: int, until: int, status: int | None = JOB_TR
     j = jobs.c
     where: list[Any] = [j.submitted_at >= since, j.submitted_at < until]
     if status is not None:
-        where.append(j.status == status)
+        # Inline, not a bound parameter: only a literal `status = 1` lets SQLite and a generic
+        # PostgreSQL plan use the partial index of denied jobs (ix_jobs_denied_at).
+        where.append(j.status == sa.literal(status, literal_execute=True))
     if scope.user_ids is not None:
         where.append(j.user_id.in_(scope.user_ids))
     if scope.printer_ids is not None:

@@ -1,4 +1,4 @@
-"""Reports: the jobs of a period found by their time (ix_jobs_submitted_at), and the scheduled
+"""Reports: the jobs of a period found by their time (ix_jobs_submitted_at, and ix_jobs_denied_at for the few denied ones), and the scheduled
 reports read model (report_schedules).
 
 Revision ID: 0005_reports
@@ -14,6 +14,8 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_jobs_submitted_at", "jobs", ["submitted_at"])
+    op.create_index("ix_jobs_denied_at", "jobs", ["submitted_at"], sqlite_where=sa.text("status = 1"),
+                    postgresql_where=sa.text("status = 1"))
     op.create_table(
         "report_schedules",
         sa.Column("schedule_id", sa.String(36), primary_key=True),
@@ -37,4 +39,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("report_schedules")
+    op.drop_index("ix_jobs_denied_at", table_name="jobs")
     op.drop_index("ix_jobs_submitted_at", table_name="jobs")

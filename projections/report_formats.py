@@ -124,7 +124,7 @@ def _chart_figure(r: Report, chart: Chart) -> Figure:
         ax.set_axis_off()
         return fig
     data = frame.head(20) if chart.kind == "barh" else frame
-    labels = [str(v)[:28] for v in data[chart.x]]
+    labels = [str(v)[:32] for v in data[chart.x]]
     values = [[_number(chart_col, v) for v in data[chart_col]] for chart_col in chart.y]
     if not any(v for vals in values for v in vals):
         ax.text(0.5, 0.5, "nothing to show in this period", ha="center", va="center", transform=ax.transAxes)

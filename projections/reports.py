@@ -569,8 +569,8 @@ def savings_report(conn: sa.Connection, p: ReportParameters, src: ReportSources)
         row = by_printer.setdefault(printers.get(pid) or _names(conn, printer_keys, printer_keys.c.name, [pid])[pid],
                                     [0, 0, 0, 0, 0, 0])
         row[5] += int(cost)
-    measures = {"duplex": "Duplex (two-sided) by default", "mono": "Mono by default",
-                "2-up": "Two pages to a side (2-up)", "repeats": f"No repeated prints (same document within {minutes} min)"}
+    measures = {"duplex": "Duplex by default", "mono": "Mono by default", "2-up": "2-up (two pages a side)",
+                "repeats": f"No repeats within {minutes} min"}
     frame = pd.DataFrame([{"measure": measures[k], "jobs_affected": v[0], "sheets_saved": v[1], "cost_saved": v[2]}
                           for k, v in saved.items()])
     per_printer = pd.DataFrame([{"printer": k, "duplex_sheets_saved": v[0], "duplex_cost_saved": v[1],

@@ -526,49 +526,70 @@ def _repeats(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes: in
     return frame
 
 
+def _when(condition: Any, value: Any) -> Any:
+    return sa.func.sum(sa.case((condition, value), else_=0))
+
+
 def savings_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
     """What duplex by default, mono by default, 2-up or never repeating a print would have saved,
-    priced with each printer's own cost schedule (the one in force now)."""
+    priced with each printer's own cost schedule (the one in force now).
+
+    One pass over the period's jobs, summed in the database by printer, paper and duplex; the
+    prices are applied here to those sums. A duplex discount is therefore rounded once for each
+    printer and paper, not once a job (the two differ by at most 1/10,000 a job)."""
     scope = resolve_scope(conn, p)
     j = jobs.c
-    keys = (j.printer_id, j.paper, j.duplex, j.pages, j.colour_pages, j.copies)
-    q = sa.select(*keys, sa.func.count()).where(*_job_where(scope, p.since, p.until)).group_by(*keys)
+    colour = sa.case((j.colour_pages < j.pages, j.colour_pages), else_=j.pages)
+    up = (j.pages + 1) // 2
+    up_colour = sa.case(((colour + 1) // 2 < up, (colour + 1) // 2), else_=up)
+    simplex_multi = sa.and_(j.duplex.is_(False), j.pages > 1)
+    multi = j.pages > 1
+    q = (sa.select(
+        j.printer_id, j.paper, j.duplex,
+        _when(simplex_multi, 1), _when(simplex_multi, j.sheets - up * j.copies),
+        _when(simplex_multi, (j.pages - colour) * j.copies), _when(simplex_multi, colour * j.copies),
+        _when(colour > 0, 1), _when(colour > 0, (j.pages - colour) * j.copies), _when(colour > 0, colour * j.copies),
+        _when(multi, 1), _when(multi, j.sheets - sa.case((j.duplex, (up + 1) // 2), else_=up) * j.copies),
+        _when(multi, (j.pages - colour) * j.copies), _when(multi, colour * j.copies),
+        _when(multi, (up - up_colour) * j.copies), _when(multi, up_colour * j.copies))
+        .where(*_job_where(scope, p.since, p.until)).group_by(j.printer_id, j.paper, j.duplex))
     groups = conn.execute(q).all()
     printers = _names(conn, printer_keys, printer_keys.c.name, list({g[0] for g in groups}))
     schedules = {pid: src.schedule_of(name) for pid, name in printers.items()}
     saved = {k: [0, 0, 0] for k in ("duplex", "mono", "2-up")}  # jobs affected, sheets, money
     by_printer: dict[str, list[int]] = {}
-    for printer_id, paper, duplex, pages, colour, copies, n in groups:
+    for (printer_id, paper, duplex, d_n, d_sheets, d_mono, d_colour, m_n, m_mono, m_colour,
+         u_n, u_sheets, u_mono_now, u_colour_now, u_mono, u_colour) in groups:
         s = schedules[printer_id]
-        duplex = bool(duplex)
-        sheets_now = ((pages + 1) // 2 if duplex else pages) * copies
-        price_now = s.price(pages=pages, colour_pages=colour, copies=copies, duplex=duplex, paper=paper)
+        mono_price, colour_price = s.by_paper.get(paper, (s.mono_page, s.colour_page))
+
+        def charged(mono: int, col: int, on_duplex: bool) -> int:
+            total = int(mono or 0) * mono_price + int(col or 0) * colour_price
+            if on_duplex and s.duplex_discount_pct:
+                total = (total * (100 - s.duplex_discount_pct) + 50) // 100
+            return total
+
         row = by_printer.setdefault(printers[printer_id], [0, 0, 0, 0, 0, 0])
-        if not duplex and pages > 1:
-            sheets = sheets_now - (pages + 1) // 2 * copies
-            money = price_now - s.price(pages=pages, colour_pages=colour, copies=copies, duplex=True, paper=paper)
-            _add(saved["duplex"], n, sheets, money)
-            row[0] += n * sheets
-            row[1] += n * money
-        if colour > 0:
-            money = price_now - s.price(pages=pages, colour_pages=0, copies=copies, duplex=duplex, paper=paper)
-            _add(saved["mono"], n, 0, money)
-            row[2] += n * money
-        if pages > 1:
-            up = (pages + 1) // 2
-            up_colour = min((colour + 1) // 2, up)
-            sheets_up = ((up + 1) // 2 if duplex else up) * copies
-            money = price_now - s.price(pages=up, colour_pages=up_colour, copies=copies, duplex=duplex, paper=paper)
-            _add(saved["2-up"], n, sheets_now - sheets_up, money)
-            row[3] += n * (sheets_now - sheets_up)
-            row[4] += n * money
+        duplex_money = charged(d_mono, d_colour, False) - charged(d_mono, d_colour, True)
+        mono_money = charged(m_mono, m_colour, bool(duplex)) - charged(int(m_mono or 0) + int(m_colour or 0), 0,
+                                                                       bool(duplex))
+        up_money = charged(u_mono_now, u_colour_now, bool(duplex)) - charged(u_mono, u_colour, bool(duplex))
+        for key, n, sheets, money in (("duplex", d_n, d_sheets, duplex_money), ("mono", m_n, 0, mono_money),
+                                      ("2-up", u_n, u_sheets, up_money)):
+            saved[key][0] += int(n or 0)
+            saved[key][1] += int(sheets or 0)
+            saved[key][2] += money
+        row[0] += int(d_sheets or 0)
+        row[1] += duplex_money
+        row[2] += mono_money
+        row[3] += int(u_sheets or 0)
+        row[4] += up_money
     minutes = int(src.settings().get("report_repeat_minutes", 10))
     repeats = _repeats(conn, p, scope, minutes)
     saved["repeats"] = [len(repeats), int(repeats["sheets"].sum()), int(repeats["cost"].sum())]
-    for pid, sheets, cost in zip(repeats["printer_id"], repeats["sheets"], repeats["cost"]):
-        row = by_printer.setdefault(printers.get(pid) or _names(conn, printer_keys, printer_keys.c.name, [pid])[pid],
-                                    [0, 0, 0, 0, 0, 0])
-        row[5] += int(cost)
+    repeat_printers = _names(conn, printer_keys, printer_keys.c.name, repeats["printer_id"].unique())
+    for pid, cost in zip(repeats["printer_id"], repeats["cost"]):
+        by_printer.setdefault(repeat_printers[pid], [0, 0, 0, 0, 0, 0])[5] += int(cost)
     measures = {"duplex": "Duplex by default", "mono": "Mono by default", "2-up": "2-up (two pages a side)",
                 "repeats": f"No repeats within {minutes} min"}
     frame = pd.DataFrame([{"measure": measures[k], "jobs_affected": v[0], "sheets_saved": v[1], "cost_saved": v[2]}
@@ -581,19 +602,13 @@ def savings_report(conn: sa.Connection, p: ReportParameters, src: ReportSources)
     usage = _totals(_usage_parts(conn, p, scope, "printer_id"), MEASURES)
     return Report("savings", "Potential savings", p, [
         Section("savings", "What each measure alone would have saved", frame, None,
-                note=f"Of {usage['sheets']} sheets and {usage['cost']} cost units in the period. Each measure is "
-                     "counted on its own; they do not add up (a duplex job printed 2-up saves less)."),
+                note=f"Of {usage['sheets']} sheets and {usage['cost'] / 10_000:.4f} charged in the period. Each "
+                     "measure is counted on its own; they do not add up (a duplex job printed 2-up saves less)."),
         Section("by_printer", "By printer, with each printer's own cost schedule", per_printer,
                 _totals(per_printer, per_printer.columns[1:])),
     ], notes=["Prices: each printer's cost schedule in force now (per impression, its paper size's prices, its "
               "duplex discount). Sheets and costs of the jobs themselves are as recorded."],
         charts=(Chart("savings", "Potential savings (cost)", "barh", "savings", "measure", ("cost_saved",)),))
-
-
-def _add(acc: list[int], n: int, sheets: int, money: int) -> None:
-    acc[0] += n
-    acc[1] += n * sheets
-    acc[2] += n * money
 
 
 def environment_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:

@@ -142,6 +142,11 @@ def test_savings_use_each_printers_schedule(seeded):
     assert frame.iloc[0]["cost_saved"] == duplex_money
     mono_money = sum(j.cost - replace(j, colour_pages=0).cost for j in tracked if j.colour_pages)
     assert frame.iloc[1]["cost_saved"] == mono_money
+    def two_up_sheets(j):
+        up = (j.pages + 1) // 2
+        return j.sheets - ((up + 1) // 2 if j.duplex else up) * j.copies
+    assert frame.iloc[2]["sheets_saved"] == sum(two_up_sheets(j) for j in tracked if j.pages > 1)
+    assert frame.iloc[2]["cost_saved"] > 0
     repeated = frame.iloc[3]
     assert repeated["jobs_affected"] >= 1  # ann's budget.xlsx two minutes apart
 

@@ -18,7 +18,9 @@ from api.limits import FORM, JSON, OCTETS, BodyRule, RequestLimits
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
-from api.report_catalogue import ReportCatalogueResource, ReportResource
+from api.report_catalogue import (
+    ReportCatalogueResource, ReportResource, ReportRunFileResource, ReportRunResource, ReportRunsResource,
+)
 from api.report_schedules import ScheduleListResource, ScheduleResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
@@ -36,6 +38,7 @@ from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser,
 from projections.follower import ReadModelProgress
 from projections.reports import ReportSources
 from commands.report_schedules import DefineSchedule, RemoveSchedule
+from projections.background_reports import BackgroundReports
 
 
 class Wiring(Protocol):
@@ -66,6 +69,7 @@ class Wiring(Protocol):
     report_sources: ReportSources
     define_schedule: DefineSchedule
     remove_schedule: RemoveSchedule
+    background_reports: BackgroundReports
 
     def is_set_up(self) -> bool: ...
 
@@ -136,6 +140,9 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         # Reports (projections.reports): the catalogue and each report in every format.
         route("/api/v1/reports", ReportCatalogueResource())
         route("/api/v1/reports/{name}", ReportResource(w.reader, w.site_settings, w.report_sources, w.clock))
+        route("/api/v1/reports/{name}/runs", ReportRunsResource(w.background_reports, w.site_settings, w.clock))
+        route("/api/v1/report-runs/{run_id}", ReportRunResource(w.background_reports))
+        route("/api/v1/report-runs/{run_id}/file", ReportRunFileResource(w.background_reports))
         route("/api/v1/report-schedules", ScheduleListResource(w.reader))
         route("/api/v1/report-schedules/{name}", ScheduleResource(w.define_schedule, w.remove_schedule))
     return app

@@ -19,6 +19,7 @@ from commands.site_settings import SiteSettingsReader
 from projections.report_formats import FORMATS, MEDIA_TYPES, render, report_json
 from projections.report_period import GROUPINGS, MAX_LIMIT, PDLS, ReportInputError, parse_parameters
 from projections.reports import CATALOGUE, ReportSources, catalogue_json, iter_jobs, run_report
+from projections.background_reports import BackgroundReports
 
 
 class ReportNotFound(falcon.HTTPNotFound):
@@ -149,3 +150,102 @@ class ReportResource:
         if fmt != "html":
             resp.downloadable_as = f"{name}.{fmt}"
         resp.stream = render(report, fmt, chunks)
+
+
+class RunStateSchema(Schema):
+    id = fields.String(required=True)
+    report = fields.String(required=True)
+    format = fields.String(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("queued", "running", "done", "failed")))
+    progress = fields.Float(required=True, metadata={"description": "0 to 1"})
+    rows_done = fields.Integer(required=True)
+    rows_total = fields.Integer(allow_none=True, required=True)
+    error = fields.String(required=True)
+    file_url = fields.String(allow_none=True, required=True, metadata={"description": "where the file is, once done"})
+
+
+def run_json(state: dict[str, Any]) -> dict[str, Any]:
+    return {"id": state["id"], "report": state["report"], "format": state["format"], "state": state["state"],
+            "progress": float(state["progress"]), "rows_done": int(state["rows_done"]),
+            "rows_total": state["rows_total"], "error": state["error"],
+            "file_url": f"/api/v1/report-runs/{state['id']}/file" if state["state"] == "done" else None}
+
+
+class ReportRunsResource:
+    """POST: run a report in the background (a long one: the job list of a year, say)."""
+
+    roles = ("admin", "auditor", "user")
+    openapi = {"post": Operation("Run a report in the background; poll its progress at the URL answered",
+                                 query=ReportQuerySchema,
+                                 responses={202: "Started: the run's state (as GET /api/v1/report-runs/{id})", 403: "The report is not one for this role",
+                                            404: "No such report"})}
+
+    def __init__(self, runs: BackgroundReports, site_settings: SiteSettingsReader, clock: Callable[[], int]) -> None:
+        self.runs = runs
+        self.site_settings = site_settings
+        self.clock = clock
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        spec = CATALOGUE.get(name)
+        if spec is None:
+            raise ReportNotFound(name)
+        principal = req.context.principal
+        if principal.role not in spec.roles:
+            raise falcon.HTTPForbidden(title="Not allowed", description=f"the report {name} is for the roles "
+                                                                        f"{', '.join(spec.roles)}")
+        raw = {k: v if isinstance(v, str) else str(v[-1]) for k, v in req.params.items()}
+        fmt = raw.pop("format", "csv")
+        errors: dict[str, list[str]] = {}
+        try:
+            parse_parameters(raw, site_timezone=str(self.site_settings["timezone"]), now=self.clock(),
+                             allowed=spec.parameters)
+        except ReportInputError as exc:
+            errors.update(exc.errors)
+        if fmt not in FORMATS or fmt == "json":
+            errors["format"] = ["one of: csv, xlsx, pdf, html"]
+        if errors:
+            raise InvalidInput(errors)
+        run_id = self.runs.start(name, raw, fmt, owner=principal.subject,
+                                 bound_to=principal.subject if principal.role == "user" else None)
+        resp.status = falcon.HTTP_202
+        resp.location = f"/api/v1/report-runs/{run_id}"
+        resp.media = run_json(self.runs.store.load(run_id) or {})
+
+
+def _own_run(runs: BackgroundReports, req: falcon.Request, run_id: str) -> dict[str, Any]:
+    state = runs.store.load(run_id)
+    principal = req.context.principal
+    if state is None or (principal.role == "user" and state.get("owner") != principal.subject):
+        raise falcon.HTTPNotFound(title="No such report run", description="no run with this id")
+    return state
+
+
+class ReportRunResource:
+    roles = ("admin", "auditor", "user")
+    openapi = {"get": Operation("A background report's state and progress (users: their own runs)",
+                                reply=RunStateSchema, responses={404: "No such run"})}
+
+    def __init__(self, runs: BackgroundReports) -> None:
+        self.runs = runs
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: str) -> None:
+        resp.media = run_json(_own_run(self.runs, req, run_id))
+
+
+class ReportRunFileResource:
+    roles = ("admin", "auditor", "user")
+    openapi = {"get": Operation("A finished background report's file", responses={
+        200: "The file", 404: "No such run", 409: "Not finished (or failed): see its state"})}
+
+    def __init__(self, runs: BackgroundReports) -> None:
+        self.runs = runs
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: str) -> None:
+        state = _own_run(self.runs, req, run_id)
+        if state["state"] != "done":
+            raise falcon.HTTPConflict(title="Not ready", description=f"the run is {state['state']}"
+                                      + (f": {state['error']}" if state["error"] else ""))
+        resp.content_type = state["media_type"]
+        if state["format"] != "html":
+            resp.downloadable_as = state["filename"]
+        resp.stream = self.runs.store.read(run_id)

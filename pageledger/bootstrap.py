@@ -52,6 +52,11 @@ from commands.report_schedules import DefineSchedule, RemoveSchedule, ScheduleDe
 from projections.report_period import ReportInputError, parse_parameters
 from projections.reports import CATALOGUE, ReportSources
 from workers.scheduled_reports import ScheduledRuns, ScheduleLoop
+from adapters.report_runs import ReportRunStore
+from projections.background_reports import BackgroundReports
+from concurrent.futures import ThreadPoolExecutor
+from redis import Redis
+from rq import Queue
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
 
@@ -222,6 +227,24 @@ class Runtime:
             if self.schedule_runs.load(name) is None:
                 self.define_schedule(ScheduleDefinition(name, task, {}, "csv", cron, ()), by="pageledger")
 
+    @cached_property
+    def background_reports(self) -> BackgroundReports:
+        """Long reports run in the background: by `pageledger worker` on Redis (sharing this
+        data directory), else by one thread of this process."""
+        store = ReportRunStore(self.settings.data_dir / "report-runs")
+        if self.settings.redis_url:
+            queue = Queue(queue_name(self.settings), connection=Redis.from_url(self.settings.redis_url))
+
+            def submit(run_id: str) -> None:
+                queue.enqueue("pageledger.worker.run_report_job", run_id, job_timeout=3600, result_ttl=3600)
+        else:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background-report")
+
+            def submit(run_id: str) -> None:
+                pool.submit(reports.execute, run_id)
+        reports = BackgroundReports(self.reader, self.report_sources, store, submit)
+        return reports
+
     def denied_since(self, since: int) -> list[str]:
         with self.reader.connect() as conn:
             return denied_since(conn, since)
@@ -343,6 +366,11 @@ class Runtime:
         self.app.close()
         self.writer.dispose()
         self.reader.dispose()
+
+
+def queue_name(settings: Settings) -> str:
+    """The rq queue of this server: servers sharing a Redis never run each other's jobs."""
+    return f"pageledger-{settings.server_id}"
 
 
 def _ldap_directory(config: LdapConfig) -> Directory:

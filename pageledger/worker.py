@@ -16,7 +16,7 @@ import time
 from redis import Redis
 from rq import Queue, SimpleWorker
 
-from pageledger.bootstrap import Runtime, build_runtime
+from pageledger.bootstrap import Runtime, build_runtime, queue_name
 from pageledger.settings import Settings, SettingsError
 
 log = logging.getLogger("pageledger.worker")
@@ -32,9 +32,12 @@ def tick() -> list[tuple[str, str]]:
     return _runtime.scheduled_runs().tick()
 
 
-def queue_name(settings: Settings) -> str:
-    """One queue per server id: servers sharing a Redis never run each other's jobs."""
-    return f"pageledger-{settings.server_id}"
+def run_report_job(run_id: str) -> None:
+    """The rq job of a background report (projections.background_reports)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime(Settings.load(), migrate=False)
+    _runtime.background_reports.execute(run_id)
 
 
 def enqueue_tick(queue: Queue, now: float, interval: float) -> bool:

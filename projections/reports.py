@@ -729,6 +729,13 @@ def iter_jobs(engine: sa.Engine, p: ReportParameters, privacy: str, chunk: int =
             yield _job_frame(rows, privacy)
 
 
+def count_jobs(conn: sa.Connection, p: ReportParameters) -> int:
+    """How many jobs (tracked and denied) the job list of `p` holds."""
+    scope = resolve_scope(conn, p)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
+        *_job_where(scope, p.since, p.until, None))).scalar_one())
+
+
 def jobs_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
     """The job list, at most `limit` rows (the file formats stream every job: iter_jobs)."""
     scope = resolve_scope(conn, p)

@@ -262,3 +262,56 @@ def test_schedules_over_http_are_refused_naming_the_field_and_listed_with_their_
     assert (s["name"], s["cron"], s["last_due"], s["defined_by"]) == ("monthly", "0 7 1 * *", None, "sched-admin")
     assert client.simulate_delete("/api/v1/report-schedules/monthly", headers=headers).status_code == 204
     assert client.simulate_delete("/api/v1/report-schedules/monthly", headers=headers).status_code == 404
+
+
+def _wait_done(client, url, headers, timeout=60.0):
+    import time
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = client.simulate_get(url, headers=headers).json
+        seen.append(state["progress"])
+        if state["state"] in ("done", "failed"):
+            return state, seen
+        time.sleep(0.05)
+    raise AssertionError(f"the run did not finish: {seen[-5:]}")
+
+
+@pytest.mark.parametrize("with_redis", [False, True], ids=["in-process", "rq"])
+def test_a_long_report_runs_in_the_background_with_progress_to_poll(rt, with_redis):
+    import falcon.testing
+    from api.app import create_app
+    from pageledger import worker
+
+    runtime = rt(**({"redis_url": REDIS_URL} if with_redis else {}))
+    seed(runtime, JOBS)
+    runtime.clock = lambda: NOW
+    _, admin = runtime.issue_token(name="bg-admin", role="admin")
+    _, ann = runtime.issue_token(name="ann-bg", role="user", subject="ann")
+    _, bob = runtime.issue_token(name="bob-bg", role="user", subject="bob")
+    runtime.catch_up()
+    client = falcon.testing.TestClient(create_app(runtime))
+    admin_h, ann_h, bob_h = ({"Authorization": f"Bearer {t}"} for t in (admin, ann, bob))
+    bad = client.simulate_post("/api/v1/reports/jobs/runs", params={"format": "json"}, headers=admin_h)
+    assert bad.status_code == 400 and "format" in bad.json["errors"]
+    r = client.simulate_post("/api/v1/reports/jobs/runs", params={"from": "2026-11-27", "to": "2026-12-01",
+                                                                  "format": "csv"}, headers=ann_h)
+    assert r.status_code == 202, r.text
+    url = r.headers["location"]
+    if with_redis:  # the worker runs what is queued, then exits (rq needs the main thread for its signals)
+        assert client.simulate_get(url, headers=ann_h).json["state"] == "queued"
+        assert worker.run_worker(runtime.settings, burst=True) == 0
+    state, seen = _wait_done(client, url, ann_h)
+    assert state["state"] == "done", state
+    since, until = (to_micros(datetime(2026, 11, d, tzinfo=timezone.utc)) for d in (27, 30))
+    until += 2 * 86_400_000_000  # `to` a date includes that day: up to 2026-12-02T00:00Z
+    assert state["rows_total"] == sum(1 for j in JOBS if j.user == "ann" and since <= j.at < until)  # her own jobs
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert client.simulate_get(url, headers=bob_h).status_code == 404  # another user's run
+    body = client.simulate_get(state["file_url"], headers=ann_h)
+    assert body.status_code == 200 and body.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(body.content.decode("utf-8-sig"))))
+    assert sum(1 for row in rows if len(row) > 2 and row[2] == "ann") == state["rows_total"]
+    if with_redis:
+        from rq import Queue
+        Queue(worker.queue_name(runtime.settings), connection=redis.Redis.from_url(REDIS_URL)).delete(delete_jobs=True)

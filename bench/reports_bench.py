@@ -181,7 +181,8 @@ def main() -> int:
             print(f"{store:<11} generated in {seconds:.1f} s (straight into the read-model tables)")
             edges = {"from": "2026-11-01T08:00:00Z", "to": "2026-11-30T17:00:00Z"}
             for name, params in (("usage", {**edges, "group_by": "user"}), ("usage", {**edges, "group_by": "day"}),
-                                 ("user-printing-summary", edges), ("savings", edges), ("environment", edges)):
+                                 ("user-printing-summary", edges), ("savings", edges), ("environment", edges),
+                                 ("workflow-issues", edges), ("habits", edges)):
                 runs = timed(engine, name, params, args.repeat)
                 label = f"{name}[{params.get('group_by', '')}]" if "group_by" in params else name
                 print(f"{store:<11} {label:<28} median {statistics.median(runs):.3f} s  runs "

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import falcon
 import sqlalchemy as sa
-from marshmallow import Schema, ValidationError, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from api.errors import load
 from api.openapi import Operation
@@ -33,13 +33,36 @@ READ_ROLES = ("admin", "auditor", "user")
 MAX_JOB_NUMBER = (1 << 63) - 1
 
 
+class _Instant(fields.String):
+    """An ISO 8601 time with offset, or a date alone (a day in the site's time zone; `to` a
+    date includes that day), as µs, within the times a job may hold."""
+
+    def __init__(self, *, end_of_day: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.end_of_day = end_of_day
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:  # type: ignore[override]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        schema = self.parent
+        zone = ZoneInfo(schema.timezone() if getattr(schema, "timezone", None) else "UTC")
+        try:
+            us = parse_instant(text, zone, end_of_day=self.end_of_day)
+            problem = time_outside_window(from_micros(us), latest_submitted_at(schema.clock())
+                                          if getattr(schema, "clock", None) else None)
+        except (ValueError, OverflowError) as exc:
+            raise ValidationError(str(exc)) from None
+        if problem:
+            raise ValidationError(problem)
+        return us
+
+
 class _TimeWindowQuery(Schema):
     """`from` and `to` within the times a job may hold (commands.job_reports: 1970-01-01 to a
     day after the server's clock), so every bound converts to µs and back."""
 
-    since = fields.String(data_key="from", validate=validate.Length(1, 64), metadata={
+    since = _Instant(end_of_day=False, data_key="from", metadata={
         "description": "ISO 8601 with offset, 1970 on, or a date alone (YYYY-MM-DD, a day in the site's time zone)"})
-    until = fields.String(data_key="to", validate=validate.Length(1, 64), metadata={
+    until = _Instant(end_of_day=True, data_key="to", metadata={
         "description": "ISO 8601 with offset, at most one day after the server's time, or a date alone "
                        "(that whole day included)"})
 
@@ -48,26 +71,6 @@ class _TimeWindowQuery(Schema):
         super().__init__(**kwargs)
         self.clock = clock
         self.timezone = timezone
-
-    @post_load
-    def _instants(self, data: dict, **_: object) -> dict:
-        """`since` and `until` as µs, checked within the times a job may hold."""
-        zone = ZoneInfo(self.timezone() if self.timezone else "UTC")
-        latest = latest_submitted_at(self.clock()) if self.clock else None
-        errors: dict[str, list[str]] = {}
-        for name, key in (("since", "from"), ("until", "to")):
-            if name not in data:
-                continue
-            try:
-                data[name] = parse_instant(data[name], zone, end_of_day=name == "until")
-                problem = time_outside_window(from_micros(data[name]), latest)
-            except (ValueError, OverflowError) as exc:
-                problem = str(exc)
-            if problem:
-                errors[key] = [problem]
-        if errors:
-            raise ValidationError(errors)
-        return data
 
 
 class JobQuerySchema(_TimeWindowQuery):

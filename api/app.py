@@ -21,6 +21,10 @@ from api.limits import FORM, JSON, OCTETS, BodyRule, RequestLimits
 from api.licence import ActivationResource, LicenceResource, LicenceSettingsResource
 from api.login import LoginResource, LogoutResource
 from api.openapi import OpenApiResource
+from api.report_catalogue import (
+    ReportCatalogueResource, ReportResource, ReportRunFileResource, ReportRunResource, ReportRunsResource,
+)
+from api.report_schedules import ScheduleListResource, ScheduleResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
 from api.release import (CardReadersResource, CardSwipeResource, DeleteRequestResource, HeldJobsResource, PrinterReleaseResource, ReleaseOrdersResource,
@@ -42,6 +46,9 @@ from projections.audit import Audit
 from projections.erasure import ErasePerson
 from projections.event_history import EventHistory
 from projections.follower import ReadModelProgress
+from projections.reports import ReportSources
+from commands.report_schedules import DefineSchedule, RemoveSchedule
+from projections.background_reports import BackgroundReports
 
 
 class Wiring(Protocol):
@@ -80,6 +87,10 @@ class Wiring(Protocol):
     event_history: EventHistory
     audit: Audit
     erase_person: ErasePerson
+    report_sources: ReportSources
+    define_schedule: DefineSchedule
+    remove_schedule: RemoveSchedule
+    background_reports: BackgroundReports
 
     def is_set_up(self) -> bool: ...
 
@@ -135,8 +146,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
     route("/Services/card-readers", CardReadersResource(w.card_readers))
     route("/Services/card-swipes", CardSwipeResource(w.swipe_card))
     if role != "services":
-        route("/api/v1/jobs", JobListResource(w.reader, w.clock))
-        route("/api/v1/usage", UsageResource(w.reader, w.clock))
+        route("/api/v1/jobs", JobListResource(w.reader, w.clock, w.site_settings))
+        route("/api/v1/usage", UsageResource(w.reader, w.clock, w.site_settings))
         route("/Authentication/Login", LoginResource(w.log_in, w.sessions, w.client_address))
         route("/Authentication/Logout", LogoutResource(w.sessions))
         route("/Setup/NetworkSetup", NetworkSetupResource(w.is_set_up, w.check_directory_connection,
@@ -164,4 +175,12 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/audit/changes", AdminChangesResource(w.audit))
         route("/api/v1/me/jobs.csv", OwnJobsCsvResource(w.reader))
         route("/api/v1/privacy/erasures", ErasureResource(w.erase_person))
+        # Reports (projections.reports): the catalogue and each report in every format.
+        route("/api/v1/reports", ReportCatalogueResource())
+        route("/api/v1/reports/{name}", ReportResource(w.reader, w.site_settings, w.report_sources, w.clock))
+        route("/api/v1/reports/{name}/runs", ReportRunsResource(w.background_reports, w.site_settings, w.clock))
+        route("/api/v1/report-runs/{run_id}", ReportRunResource(w.background_reports))
+        route("/api/v1/report-runs/{run_id}/file", ReportRunFileResource(w.background_reports))
+        route("/api/v1/report-schedules", ScheduleListResource(w.reader))
+        route("/api/v1/report-schedules/{name}", ScheduleResource(w.define_schedule, w.remove_schedule))
     return app

@@ -1,6 +1,11 @@
 """/api/v1/jobs and /api/v1/usage: job accounting and usage totals, from the read models.
 
 A caller with role "user" sees only their own jobs and totals, whatever filter they send.
+`from` and `to` take an ISO 8601 time with offset (that instant) or a date alone, a day in the
+site's time zone (`to` a date includes that day). Both are exact: /usage adds the job rows of
+partial days to the daily totals (projections.reports). "Pages" is named once: a job's
+`impressions_per_copy` (also still `pages`) and `impressions` (all copies); usage totals count
+`impressions`. A denied job was never charged: its `cost` is null, and usage counts it apart.
 """
 from __future__ import annotations
 
@@ -8,14 +13,18 @@ from typing import Any, Callable
 
 import falcon
 import sqlalchemy as sa
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate
 
 from api.errors import load
 from api.openapi import Operation
 from commands.job_reports import NAME, time_outside_window, latest_submitted_at
-from domain.units import day_iso, day_of, first_day_from, format_money, from_micros, to_micros
+from commands.site_settings import SiteSettingsReader
+from domain.units import format_money, from_micros
 from projections.jobs import STATUS_NAMES, JobFilter, JobRow, list_jobs
-from projections.usage_daily import GROUPS, UsageTotal, usage_totals
+from projections.report_period import LATEST_US, ReportParameters, parse_instant
+from projections.reports import grouped_usage, resolve_scope
+from projections.usage_daily import GROUPS
+from zoneinfo import ZoneInfo
 
 READ_ROLES = ("admin", "auditor", "user")
 
@@ -24,25 +33,44 @@ READ_ROLES = ("admin", "auditor", "user")
 MAX_JOB_NUMBER = (1 << 63) - 1
 
 
+class _Instant(fields.String):
+    """An ISO 8601 time with offset, or a date alone (a day in the site's time zone; `to` a
+    date includes that day), as µs, within the times a job may hold."""
+
+    def __init__(self, *, end_of_day: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.end_of_day = end_of_day
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:  # type: ignore[override]
+        text = super()._deserialize(value, attr, data, **kwargs)
+        schema = self.parent
+        zone = ZoneInfo(schema.timezone() if getattr(schema, "timezone", None) else "UTC")
+        try:
+            us = parse_instant(text, zone, end_of_day=self.end_of_day)
+            problem = time_outside_window(from_micros(us), latest_submitted_at(schema.clock())
+                                          if getattr(schema, "clock", None) else None)
+        except (ValueError, OverflowError) as exc:
+            raise ValidationError(str(exc)) from None
+        if problem:
+            raise ValidationError(problem)
+        return us
+
+
 class _TimeWindowQuery(Schema):
     """`from` and `to` within the times a job may hold (commands.job_reports: 1970-01-01 to a
     day after the server's clock), so every bound converts to µs and back."""
 
-    since = fields.AwareDateTime(data_key="from", metadata={"description": "ISO 8601 with offset, 1970 on"})
-    until = fields.AwareDateTime(data_key="to", metadata={
-        "description": "ISO 8601 with offset, at most one day after the server's time"})
+    since = _Instant(end_of_day=False, data_key="from", metadata={
+        "description": "ISO 8601 with offset, 1970 on, or a date alone (YYYY-MM-DD, a day in the site's time zone)"})
+    until = _Instant(end_of_day=True, data_key="to", metadata={
+        "description": "ISO 8601 with offset, at most one day after the server's time, or a date alone "
+                       "(that whole day included)"})
 
-    def __init__(self, clock: Callable[[], int] | None = None, **kwargs: Any) -> None:
+    def __init__(self, clock: Callable[[], int] | None = None, timezone: Callable[[], str] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.clock = clock
-
-    @validates_schema
-    def _within_window(self, data: dict, **_: object) -> None:
-        latest = latest_submitted_at(self.clock()) if self.clock else None
-        errors = {key: [problem] for name, key in (("since", "from"), ("until", "to")) if name in data
-                  for problem in [time_outside_window(data[name], latest)] if problem}
-        if errors:
-            raise ValidationError(errors)
+        self.timezone = timezone
 
 
 class JobQuerySchema(_TimeWindowQuery):
@@ -66,17 +94,22 @@ class JobSchema(Schema):
     client_host = fields.String(required=True)
     document = fields.String(required=True)
     submitted_at = fields.String(required=True, metadata={"description": "ISO 8601 with offset"})
-    pages = fields.Integer(required=True)
+    pages = fields.Integer(required=True, metadata={"description": "impressions per copy (= impressions_per_copy)"})
+    impressions_per_copy = fields.Integer(required=True, metadata={"description": "printed page sides of one copy"})
     copies = fields.Integer(required=True)
-    sheets = fields.Integer(required=True)
-    colour_pages = fields.Integer(required=True)
+    impressions = fields.Integer(required=True, metadata={"description": "printed page sides, all copies"})
+    sheets = fields.Integer(required=True, metadata={"description": "sheets of paper, all copies"})
+    colour_pages = fields.Integer(required=True, metadata={"description": "colour impressions per copy"})
+    colour_impressions = fields.Integer(required=True, metadata={"description": "colour impressions, all copies"})
     duplex = fields.Boolean(required=True)
     paper = fields.String(required=True)
     size = fields.Integer(required=True)
     pdl = fields.String(required=True)
-    cost = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(tuple(STATUS_NAMES.values())), metadata={
-        "description": "only tracked and printed jobs are charged (held jobs: docs/secure-release.md)"})
+    cost = fields.String(required=True, allow_none=True, metadata={
+        "description": "what the job costs; null for a job never charged (denied, expired or deleted). Only "
+                       "tracked and printed jobs are charged; a held job shows what it will cost "
+                       "(docs/secure-release.md)"})
+    status = fields.String(required=True, validate=validate.OneOf(tuple(STATUS_NAMES.values())))
     uncertain = fields.String(metadata={
         "description": "present when the agent could not be sure of the pages or the colour: what and why "
                        "(unknown colour is priced as the server's unknown_colour_charge setting says)"})
@@ -95,17 +128,31 @@ class UsageTotalSchema(Schema):
 
     user = fields.String()
     printer = fields.String()
-    day = fields.String(metadata={"description": "YYYY-MM-DD"})
+    day = fields.String(metadata={"description": "YYYY-MM-DD, a day in the site's time zone"})
     jobs = fields.Integer(required=True)
-    pages = fields.Integer(required=True)
+    impressions = fields.Integer(required=True, metadata={"description": "printed page sides, all copies"})
     sheets = fields.Integer(required=True)
-    colour_pages = fields.Integer(required=True)
+    colour_impressions = fields.Integer(required=True)
+    mono_impressions = fields.Integer(required=True)
     cost = fields.String(required=True)
+
+
+class DeniedTotalSchema(Schema):
+    """Denied jobs of one group: never charged, so no cost."""
+
+    user = fields.String()
+    printer = fields.String()
+    day = fields.String()
+    jobs = fields.Integer(required=True)
+    impressions = fields.Integer(required=True)
 
 
 class UsageReplySchema(Schema):
     group_by = fields.String(required=True, validate=validate.OneOf(GROUPS))
+    timezone = fields.String(required=True)
     totals = fields.List(fields.Nested(UsageTotalSchema), required=True)
+    grand_total = fields.Nested(UsageTotalSchema, required=True)
+    denied = fields.List(fields.Nested(DeniedTotalSchema), required=True)
 
 
 def _own_user(req: falcon.Request, requested: str | None) -> str | None:
@@ -113,13 +160,18 @@ def _own_user(req: falcon.Request, requested: str | None) -> str | None:
     return principal.subject if principal.role == "user" else requested
 
 
+NEVER_CHARGED = frozenset({"denied", "expired", "deleted"})
+
+
 def job_json(r: JobRow) -> dict[str, Any]:
     return {
         "job": r.seq, "user": r.user, "printer": r.printer, "client_host": r.client_host,
         "document": r.document, "submitted_at": from_micros(r.submitted_at).isoformat(),
-        "pages": r.pages, "copies": r.copies, "sheets": r.sheets,
-        "colour_pages": r.colour_pages, "duplex": r.duplex, "paper": r.paper,
-        "size": r.size, "pdl": r.pdl, "cost": format_money(r.cost),
+        "pages": r.pages, "impressions_per_copy": r.pages, "copies": r.copies, "impressions": r.pages * r.copies,
+        "sheets": r.sheets, "colour_pages": r.colour_pages, "colour_impressions": r.colour_pages * r.copies,
+        "duplex": r.duplex, "paper": r.paper,
+        "size": r.size, "pdl": r.pdl,
+        "cost": None if r.denied or r.status in NEVER_CHARGED else format_money(r.cost),
         "status": r.status,  # tracked, denied; on secure queues held, released, printed, failed, expired, deleted
         # true when the recorded time lay outside 1970..9999 and `submitted_at` shows the nearest
         **({"submitted_at_clamped": True} if r.submitted_at_clamped else {}),
@@ -127,10 +179,10 @@ def job_json(r: JobRow) -> dict[str, Any]:
     }
 
 
-def usage_json(group_by: str, t: UsageTotal) -> dict[str, Any]:
-    key = day_iso(int(t.key)) if group_by == "day" else t.key
-    return {group_by: key, "jobs": t.jobs, "pages": t.pages, "sheets": t.sheets, "colour_pages": t.colour_pages,
-            "cost": format_money(t.cost)}
+def usage_json(row: dict[str, Any], group_by: str) -> dict[str, Any]:
+    return {group_by: str(row[group_by]), "jobs": int(row["jobs"]), "impressions": int(row["impressions"]),
+            "sheets": int(row["sheets"]), "colour_impressions": int(row["colour_impressions"]),
+            "mono_impressions": int(row["mono_impressions"]), "cost": format_money(int(row["cost"]))}
 
 
 class JobListResource:
@@ -139,16 +191,15 @@ class JobListResource:
                                 query=JobQuerySchema, responses={200: "A page of jobs and the next cursor"},
                                 reply=JobPageSchema)}
 
-    def __init__(self, reader: sa.Engine, clock: Callable[[], int]) -> None:
+    def __init__(self, reader: sa.Engine, clock: Callable[[], int], site_settings: SiteSettingsReader) -> None:
         self.reader = reader
-        self.schema = JobQuerySchema(clock)
+        self.schema = JobQuerySchema(clock, lambda: str(site_settings["timezone"]))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = load(self.schema, dict(req.params))
         f = JobFilter(
             user=_own_user(req, q.get("user")), printer=q.get("printer"),
-            since=to_micros(q["since"]) if "since" in q else None,
-            until=to_micros(q["until"]) if "until" in q else None,
+            since=q.get("since"), until=q.get("until"),
             before_seq=q.get("cursor"), limit=q["limit"],
         )
         with self.reader.connect() as conn:
@@ -161,14 +212,27 @@ class UsageResource:
     openapi = {"get": Operation("Usage totals grouped by user, printer or day (users: their own only)",
                                 query=UsageQuerySchema, responses={200: "Totals"}, reply=UsageReplySchema)}
 
-    def __init__(self, reader: sa.Engine, clock: Callable[[], int]) -> None:
+    def __init__(self, reader: sa.Engine, clock: Callable[[], int], site_settings: SiteSettingsReader) -> None:
         self.reader = reader
-        self.schema = UsageQuerySchema(clock)
+        self.site_settings = site_settings
+        self.schema = UsageQuerySchema(clock, self._timezone)
+
+    def _timezone(self) -> str:
+        return str(self.site_settings["timezone"])
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = load(self.schema, dict(req.params))
-        since = day_of(to_micros(q["since"])) if "since" in q else None
-        until = first_day_from(to_micros(q["until"])) if "until" in q else None
+        group_by = q["group_by"]
+        own = _own_user(req, None)
+        p = ReportParameters(since=q.get("since", 0), until=q.get("until", LATEST_US), timezone=self._timezone(),
+                             user=own, own_only=own is not None, group_by=group_by)
         with self.reader.connect() as conn:
-            rows = usage_totals(conn, q["group_by"], user=_own_user(req, None), since_day=since, until_day=until)
-        resp.media = {"group_by": q["group_by"], "totals": [usage_json(q["group_by"], t) for t in rows]}
+            usage, denied = grouped_usage(conn, p, resolve_scope(conn, p), group_by)
+        grand = {group_by: "total", **{c: usage[c].sum() for c in usage.columns if c != group_by}} if len(usage) \
+            else {group_by: "total", **dict.fromkeys(("jobs", "impressions", "sheets", "colour_impressions",
+                                                      "mono_impressions", "cost"), 0)}
+        resp.media = {"group_by": group_by, "timezone": p.timezone,
+                      "totals": [usage_json(r, group_by) for r in usage.to_dict("records")],
+                      "grand_total": usage_json(grand, group_by),
+                      "denied": [{group_by: str(r[group_by]), "jobs": int(r["denied_jobs"]),
+                                  "impressions": int(r["denied_impressions"])} for r in denied.to_dict("records")]}

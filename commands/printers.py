@@ -68,6 +68,13 @@ class PrinterCache:
             for p in printers:
                 self._entries.pop(p.name.lower(), None)
 
+    def schedule_of(self, name: str) -> CostSchedule:
+        """The cost schedule in force on a printer now (the default one for a printer never
+        registered); what the savings and printer-list reports price with."""
+        found, new = self.for_names([name])
+        printer = found.get(name.lower()) or (new[0] if new else None)
+        return printer.schedule if printer is not None else self.default_schedule
+
     def invalidate(self, name: str | None = None) -> None:
         with self._lock:
             if name is None:

@@ -129,7 +129,25 @@ PRIVACY = (
                  "masked (only the extension is kept) or omitted", ("keep", "mask", "omit"), "keep"),
 )
 
-FIELDS: dict[str, SettingField] = {f.name: f for f in (*SITE, *PRIVACY)}
+# Reports (projections.reports): the environmental factors (shown in the report with their
+# source, see projections.reports.FACTOR_SOURCES) and what counts as a workflow issue.
+REPORTS = (
+    number_field("report_sheets_per_tree", "Sheets of office paper made from one tree (environmental impact "
+                 "report; PaperCut's factor)", 8333, 1, 1_000_000),
+    number_field("report_co2e_grams_per_sheet", "Grams of CO2-equivalent per sheet printed, paper and printing "
+                 "(environmental impact report; PaperCut's factor)", 12.7, 0, 10_000),
+    number_field("report_energy_wh_per_sheet", "Watt-hours of energy per sheet printed, paper production "
+                 "included (environmental impact report; SavaPage's factor)", 12.5, 0, 10_000),
+    number_field("report_paper_grams_per_sheet", "Grams one sheet weighs (A4 at 80 g/m2 is 4.99 g)",
+                 4.99, 0, 1_000),
+    number_field("report_repeat_minutes", "The same document printed again by the same user within this many "
+                 "minutes counts as a repeated print (workflow issues, potential savings)", 10, 1, 10_080,
+                 integer=True),
+    number_field("report_large_job_impressions", "A job with at least this many impressions (all copies) is "
+                 "unusually large (workflow issues)", 500, 1, 1_000_000_000, integer=True),
+)
+
+FIELDS: dict[str, SettingField] = {f.name: f for f in (*SITE, *PRIVACY, *REPORTS)}
 
 
 def check_value(field: str, value: object) -> Value:

@@ -63,6 +63,15 @@ from projections.held_jobs import spools_in_use, waiting_jobs
 from projections.names import printer_keys
 from projections.users import find_user, users as users_table
 from projections.licence_seats import denied_since
+from commands.report_schedules import DefineSchedule, RemoveSchedule, ScheduleDefinition, ScheduleRuns
+from projections.report_period import ReportInputError, parse_parameters
+from projections.reports import CATALOGUE, ReportSources
+from workers.scheduled_reports import ScheduledRuns, ScheduleLoop
+from adapters.report_runs import ReportRunStore
+from projections.background_reports import BackgroundReports
+from concurrent.futures import ThreadPoolExecutor
+from redis import Redis
+from rq import Queue
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
 from workers.release_code_mail import ReleaseCodeMailer
@@ -175,6 +184,83 @@ class Runtime:
         url = self.settings.resolved_database_url
         return ReadModelProgress(self.app, self.reader, {name: f.topics for name, f in self.followers.items()},
                                  runner_running=lambda: runner_lock_is_held(url, self.reader))
+
+    @cached_property
+    def report_sources(self) -> ReportSources:
+        """What the reports read besides the read models: site settings, printers' schedules."""
+        return ReportSources(settings=self.site_settings.values, schedule_of=self.printers.schedule_of)
+
+    # --- scheduled reports (workers/scheduled_reports.py) ------------------------------------
+
+    def check_report(self, name: str, parameters: dict) -> dict[str, list[str]]:
+        """What is wrong with a report name and its parameters ({} when nothing), for a
+        schedule being defined: checked by the same code that runs it."""
+        spec = CATALOGUE.get(name)
+        if spec is None:
+            return {"name": [f"no report {str(name)[:64]!r}; the catalogue: {', '.join(CATALOGUE)}"]}
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in parameters.items()):
+            return {"parameters": ["each parameter is text"]}
+        try:
+            parse_parameters(parameters, site_timezone=str(self.site_settings["timezone"]), now=self.clock(),
+                             allowed=spec.parameters)
+        except ReportInputError as exc:
+            return exc.errors
+        return {}
+
+    @cached_property
+    def define_schedule(self) -> DefineSchedule:
+        return DefineSchedule(self.app, self.check_report, self.clock)
+
+    @cached_property
+    def remove_schedule(self) -> RemoveSchedule:
+        return RemoveSchedule(self.app, self.clock)
+
+    @cached_property
+    def schedule_runs(self) -> ScheduleRuns:
+        return ScheduleRuns(self.app, self.clock)
+
+    def mailer_to(self, recipients: tuple[str, ...]) -> SmtpMailer:
+        s = self.settings
+        return SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=recipients,
+                                       starttls=bool(s.smtp_starttls), username=s.smtp_username,
+                                       password=s.smtp_password))
+
+    @property
+    def admin_recipients(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.settings.admin_emails.split(",") if a.strip())
+
+    def scheduled_runs(self, pauses: tuple[float, ...] = (5.0, 30.0)) -> ScheduledRuns:
+        tasks = {"task:licence-notice": lambda: f"named {len(self.send_denial_notice()())} denied users",
+                 "task:user-sync": lambda: str(self.sync_users())}
+        return ScheduledRuns(self.reader, self.schedule_runs, self.report_sources, self.mailer_to,
+                             self.admin_recipients, tasks, self.clock, attempts=self.settings.schedule_attempts,
+                             pauses=pauses)
+
+    def ensure_task_schedules(self) -> None:
+        """The daily licence notice (07:00) and user sync (03:00), on the schedule like any
+        report; an admin may redefine their cron times."""
+        for name, task, cron in (("licence-notice", "task:licence-notice", "0 7 * * *"),
+                                 ("user-sync", "task:user-sync", "0 3 * * *")):
+            if self.schedule_runs.load(name) is None:
+                self.define_schedule(ScheduleDefinition(name, task, {}, "csv", cron, ()), by="pageledger")
+
+    @cached_property
+    def background_reports(self) -> BackgroundReports:
+        """Long reports run in the background: by `pageledger worker` on Redis (sharing this
+        data directory), else by one thread of this process."""
+        store = ReportRunStore(self.settings.data_dir / "report-runs")
+        if self.settings.redis_url:
+            queue = Queue(queue_name(self.settings), connection=Redis.from_url(self.settings.redis_url))
+
+            def submit(run_id: str) -> None:
+                queue.enqueue("pageledger.worker.run_report_job", run_id, job_timeout=3600, result_ttl=3600)
+        else:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background-report")
+
+            def submit(run_id: str) -> None:
+                pool.submit(reports.execute, run_id)
+        reports = BackgroundReports(self.reader, self.report_sources, store, submit)
+        return reports
 
     def denied_since(self, since: int) -> list[str]:
         with self.reader.connect() as conn:
@@ -435,6 +521,11 @@ class Runtime:
         self.reader.dispose()
 
 
+def queue_name(settings: Settings) -> str:
+    """The rq queue of this server: servers sharing a Redis never run each other's jobs."""
+    return f"pageledger-{settings.server_id}"
+
+
 def _ldap_directory(config: LdapConfig) -> Directory:
     return LdapDirectory(config)
 
@@ -454,13 +545,22 @@ def run_projections(settings: Settings, stop: threading.Event) -> None:
     """The projection runner as a process of its own (`pageledger up` starts one): it uses
     the second core instead of competing with the web workers for one interpreter lock."""
     runtime = build_runtime(settings, migrate=False)
+    loop = None
     try:
         runtime.start_projections()
         log.info("projection runner started")
+        if not settings.redis_url:  # no Redis: the scheduled reports run here (else `pageledger worker`)
+            runtime.ensure_task_schedules()
+            loop = ScheduleLoop(runtime.scheduled_runs().tick, settings.schedule_tick_seconds)
+            loop.start()
+            log.info("scheduled reports run in this process every %.0f s (no Redis configured)",
+                     settings.schedule_tick_seconds)
         while not stop.is_set():  # sleeping, not waiting on a lock: signals can unwind it
             runtime.release_housekeeping.tick()  # held jobs' expiry and spool sweep, when due
             time.sleep(0.5)
     finally:
+        if loop:
+            loop.stop()
         runtime.close()
         log.info("projection runner stopped")
 

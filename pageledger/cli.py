@@ -173,6 +173,9 @@ def _parser() -> argparse.ArgumentParser:
     from pageledger.audit_cli import add_audit_commands
 
     add_audit_commands(sub)
+    from pageledger.reports_cli import add_report_commands
+
+    add_report_commands(sub)
     return p
 
 

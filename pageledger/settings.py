@@ -58,6 +58,14 @@ class Settings:
     smtp_port: int = 25
     smtp_sender: str = "pageledger@localhost"
     admin_emails: str = ""  # comma-separated
+    # SMTP for the notices and the scheduled reports: STARTTLS and a login when set. The
+    # password is never logged (SmtpSettings hides it from repr).
+    smtp_starttls: int = 0  # 1: STARTTLS before sending
+    smtp_username: str = ""
+    smtp_password: str = ""
+    # Scheduled reports: how often a worker looks for due schedules, and how a failed run is retried.
+    schedule_tick_seconds: float = 60.0
+    schedule_attempts: int = 3
     # Request bodies (api.limits): JSON bodies, an agent's batch of jobs (5,000 at most), how
     # deeply JSON may nest, and how long a body may take to arrive once its request is read.
     max_json_bytes: int = 1024 * 1024

@@ -71,6 +71,12 @@ jobs = sa.Table(
     sa.Index("ix_jobs_user_seq", "user_id", "seq"),
     # By printer: few distinct keys, so PostgreSQL's btree deduplication keeps this ~7 B a job.
     sa.Index("ix_jobs_printer", "printer_id"),
+    # Reports read the jobs of a period (projections.reports: the partial days at its edges,
+    # and every job where the daily totals cannot answer).
+    sa.Index("ix_jobs_submitted_at", "submitted_at"),
+    # Denied jobs are rare: a partial index finds a period's few without reading its every job.
+    sa.Index("ix_jobs_denied_at", "submitted_at", sqlite_where=sa.text("status = 1"),
+             postgresql_where=sa.text("status = 1")),
 )
 
 # The release side of jobs on secure queues: one row per such job, found by its aggregate id

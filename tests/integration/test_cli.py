@@ -172,6 +172,13 @@ COMMANDS_ON_AN_EXISTING_DATABASE = {
     "audit verify": ["audit", "verify"],
     "audit changes": ["audit", "changes"],
     "privacy erase": ["privacy", "erase", "alice", "--yes"],
+    "worker": ["worker", "--burst"],
+    "reports run": ["reports", "run", "usage"],
+    "reports schedule": ["reports", "schedule", "weekly", "--report", "usage", "--cron", "0 7 * * 1", "--to",
+                         "admin@example.org"],
+    "reports schedules": ["reports", "schedules"],
+    "reports unschedule": ["reports", "unschedule", "weekly"],
+    "reports run-due": ["reports", "run-due"],
 }
 WAYS_TO_POINT_AT_A_DATABASE = ("--data-dir", "PAGELEDGER_DATA_DIR", "--database-url", "PAGELEDGER_DATABASE_URL",
                                "--config", "PAGELEDGER_CONFIG")

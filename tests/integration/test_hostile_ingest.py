@@ -86,7 +86,8 @@ def test_the_largest_job_allowed_is_tracked_and_reported_with_its_sheets_and_cos
     assert (outcome["sheets"], outcome["cost"]) == (1_000_000, "100000000000.0000")
     api.runtime.catch_up()
     [job] = api.get("/api/v1/jobs").json["jobs"]  # denied here (no licence): reported, not in the usage totals
-    assert (job["sheets"], job["cost"]) == (1_000_000, "100000000000.0000")
+    # ... and never charged (issue 16): a denied job shows no cost.
+    assert (job["sheets"], job["status"], job["cost"]) == (1_000_000, "denied", None)
 
 
 BAD_QUERIES = [

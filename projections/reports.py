@@ -1,0 +1,819 @@
+"""The report catalogue: every report's queries, computed with pandas over the read models.
+
+One place for the logic that the API (api/report_catalogue.py), the scheduled reports
+(workers/scheduled_reports.py) and the web console's report pages share; renderers
+(projections/report_formats.py) turn a `Report` into JSON, CSV, XLSX, PDF or HTML.
+
+Words used in every output, defined once:
+- **impressions**: printed page sides of all copies (`impressions_per_copy` × copies), the
+  figure a job is priced on; **colour_impressions** likewise; **mono_impressions** the rest.
+- **sheets**: sheets of paper, all copies (two impressions to a sheet when duplex).
+- **cost**: what the job was charged when it was tracked, with its printer's schedule then.
+- **denied** jobs (refused, e.g. for lack of a licence seat) are never in usage figures: they
+  are counted apart, and carry no cost.
+
+Exact at every boundary: whole UTC days inside the period come from `usage_daily` and the
+partial days at either edge from the `jobs` rows, to the microsecond; a report grouped by day,
+week or month in a time zone other than UTC, or filtered by colour or document type, reads
+only `jobs` rows (grouped in the database by quarter-hour, the finest grain any time zone's
+offset takes, and placed on local days here). No figure is ever rounded to a day silently.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import pandas as pd
+import sqlalchemy as sa
+
+from domain.costs import CostSchedule
+from domain.units import MICROS_PER_DAY, first_day_from, iso
+from projections.jobs import (JOB_DELETED, JOB_DENIED, JOB_EXPIRED, JOB_FAILED, JOB_HELD, JOB_PRINTED, JOB_RELEASED,
+                              JOB_TRACKED, STATUS_NAMES, jobs)
+from projections.licence_seats import licence_seats, licence_state, seat_denials
+from projections.names import host_keys, printer_keys, user_keys
+from projections.report_period import (
+    GROUPINGS, PDLS, TIME_GROUPINGS, ReportInputError, ReportParameters,
+)
+from projections.usage_daily import usage_daily
+from projections.users import users
+
+QUARTER_HOUR_US = 900 * 1_000_000
+QUARTERS_PER_DAY = 96
+MEASURES = ("jobs", "impressions", "sheets", "colour_impressions", "mono_impressions", "cost")
+MONEY_COLUMNS = frozenset({"cost", "cost_saved", "mono_price", "colour_price"})
+TIME_COLUMNS = frozenset({"submitted_at", "assigned_at", "first_job", "last_job", "denied_at"})
+UTC_NAMES = ("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu")
+
+# Where each environmental factor comes from (shown in the report beside its value).
+FACTOR_SOURCES = {
+    "report_sheets_per_tree": "PaperCut NG/MF environmental impact: 8,333 sheets of office paper a tree",
+    "report_co2e_grams_per_sheet": "PaperCut NG/MF environmental impact: 12.7 g CO2e a sheet (paper and printing)",
+    "report_energy_wh_per_sheet": ("SavaPage environmental impact: 12.5 Wh a sheet. PaperCut publishes no energy "
+                                   "factor; SavaPage's is the only one among the anchors, and it covers making "
+                                   "the paper, which dominates a sheet's energy"),
+    "report_paper_grams_per_sheet": "A4 (0.06237 m2) at 80 g/m2: 4.99 g",
+}
+
+
+# --- what a report is -----------------------------------------------------------------------
+
+@dataclass
+class Section:
+    """One table of a report: its rows (a DataFrame, money in 1/10,000 units, times in µs) and
+    the grand totals of its measure columns (None when totals mean nothing, e.g. a list)."""
+
+    name: str
+    title: str
+    frame: pd.DataFrame
+    totals: dict[str, Any] | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A chart a person would rather look at: `kind` bar, barh, line or pie, drawn from
+    `section`'s column `y` against column `x`."""
+
+    name: str
+    title: str
+    kind: str
+    section: str
+    x: str
+    y: tuple[str, ...]
+
+
+@dataclass
+class Report:
+    name: str
+    title: str
+    parameters: ReportParameters
+    sections: list[Section]
+    notes: list[str] = field(default_factory=list)
+    factors: list[dict[str, Any]] = field(default_factory=list)
+    charts: tuple[Chart, ...] = ()
+
+    def section(self, name: str) -> Section:
+        return next(s for s in self.sections if s.name == name)
+
+
+@dataclass(frozen=True)
+class ReportSources:
+    """What reports read besides the read models, injected by the composition root: the site
+    settings in force and each printer's cost schedule (commands.printers.PrinterCache)."""
+
+    settings: Callable[[], Mapping[str, Any]]
+    schedule_of: Callable[[str], CostSchedule]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The filters resolved to read-model ids (None: no filter on that key)."""
+
+    user_ids: tuple[int, ...] | None
+    printer_ids: tuple[int, ...] | None
+    colour: str | None
+    pdl: str | None
+
+    @property
+    def daily_allowed(self) -> bool:
+        """usage_daily holds users and printers only: colour and document type need job rows."""
+        return self.colour is None and self.pdl is None
+
+
+# --- resolving filters ----------------------------------------------------------------------
+
+def _ids(conn: sa.Connection, table: sa.Table, column: sa.Column, value: str, field_name: str,
+         what: str) -> tuple[int, ...]:
+    found = conn.execute(sa.select(table.c.id).where(sa.func.lower(column) == value.lower())).scalars().all()
+    if not found:
+        raise ReportInputError({field_name: [f"no {what} {value[:80]!r} has printed"]})
+    return tuple(found)
+
+
+def resolve_scope(conn: sa.Connection, p: ReportParameters) -> Scope:
+    user_ids: tuple[int, ...] | None = None
+    if p.user is not None and p.own_only:
+        user_ids = tuple(conn.execute(sa.select(user_keys.c.id).where(
+            sa.func.lower(user_keys.c.login) == p.user.lower())).scalars())
+    elif p.user is not None:
+        user_ids = _ids(conn, user_keys, user_keys.c.login, p.user, "user", "user")
+    if p.department is not None:
+        logins = conn.execute(sa.select(users.c.login_key).where(
+            sa.func.lower(users.c.department) == p.department.lower())).scalars().all()
+        if not logins:
+            raise ReportInputError({"department": [f"no user is in the department {p.department[:80]!r}"]})
+        ids = conn.execute(sa.select(user_keys.c.id).where(sa.func.lower(user_keys.c.login).in_(logins))).scalars()
+        dept = tuple(ids)
+        user_ids = tuple(set(dept) & set(user_ids)) if user_ids is not None else dept
+    printer_ids: tuple[int, ...] | None = None
+    for key, value in (("printer", p.printer), ("queue", p.queue)):
+        if value is not None:
+            ids = _ids(conn, printer_keys, printer_keys.c.name, value, key, "printer queue")
+            printer_ids = tuple(set(ids) & set(printer_ids)) if printer_ids is not None else ids
+    return Scope(user_ids, printer_ids, p.colour, p.document_type)
+
+
+CHARGED = "charged"  # tracked jobs, and held jobs once printed (secure release): what usage counts
+
+
+def _job_where(scope: Scope, since: int, until: int, status: int | str | None = CHARGED) -> list[Any]:
+    j = jobs.c
+    where: list[Any] = [j.submitted_at >= since, j.submitted_at < until]
+    if status == CHARGED:
+        where.append(j.status.in_([sa.literal(JOB_TRACKED, literal_execute=True),
+                                   sa.literal(JOB_PRINTED, literal_execute=True)]))
+    elif status is not None:
+        # Inline, not a bound parameter: only a literal `status = 1` lets SQLite and a generic
+        # PostgreSQL plan use the partial index of denied jobs (ix_jobs_denied_at).
+        where.append(j.status == sa.literal(status, literal_execute=True))
+    if scope.user_ids is not None:
+        where.append(j.user_id.in_(scope.user_ids))
+    if scope.printer_ids is not None:
+        where.append(j.printer_id.in_(scope.printer_ids))
+    if scope.colour == "colour":
+        where.append(j.colour_pages > 0)
+    elif scope.colour == "mono":
+        where.append(j.colour_pages == 0)
+    if scope.pdl is not None:
+        where.append(j.pdl == scope.pdl)
+    return where
+
+
+def _daily_where(scope: Scope, first_day: int, end_day: int) -> list[Any]:
+    u = usage_daily.c
+    where: list[Any] = [u.day >= first_day, u.day < end_day]
+    if scope.user_ids is not None:
+        where.append(u.user_id.in_(scope.user_ids))
+    if scope.printer_ids is not None:
+        where.append(u.printer_id.in_(scope.printer_ids))
+    return where
+
+
+# --- usage: the one aggregation every usage report is built on --------------------------------
+
+def _usage_parts(conn: sa.Connection, p: ReportParameters, scope: Scope, key: str) -> pd.DataFrame:
+    """Totals of tracked jobs by `key` ("user_id", "printer_id" or "quarter": quarter-hours since
+    the epoch), exact over [since, until): whole UTC days from usage_daily when the scope
+    allows, the edges (and everything else) from the jobs rows."""
+    j = jobs.c
+    parts: list[pd.DataFrame] = []
+    first_day, end_day = first_day_from(p.since), p.until // MICROS_PER_DAY
+    # usage_daily has UTC days: placed on local days it would misplace the hours between
+    # midnights, so a time grouping in another zone reads job rows (see the module's note).
+    daily = scope.daily_allowed and first_day < end_day and (key != "quarter" or p.timezone in UTC_NAMES)
+    job_key = {"user_id": j.user_id, "printer_id": j.printer_id, "quarter": j.submitted_at // QUARTER_HOUR_US}[key]
+    job_cols = [sa.func.count().label("jobs"), sa.func.sum(j.pages * j.copies).label("impressions"),
+                sa.func.sum(j.sheets).label("sheets"), sa.func.sum(j.colour_pages * j.copies).label("colour_impressions"),
+                sa.func.sum(j.cost).label("cost")]
+    ranges = [(p.since, first_day * MICROS_PER_DAY), (end_day * MICROS_PER_DAY, p.until)] if daily else [(p.since, p.until)]
+    for since, until in ranges:
+        if since >= until:
+            continue
+        q = sa.select(job_key.label("key"), *job_cols).where(*_job_where(scope, since, until)).group_by(job_key)
+        parts.append(pd.DataFrame(conn.execute(q).all(), columns=["key", "jobs", "impressions", "sheets",
+                                                                  "colour_impressions", "cost"]))
+    if daily:
+        u = usage_daily.c
+        day_key = {"user_id": u.user_id, "printer_id": u.printer_id, "quarter": u.day * QUARTERS_PER_DAY}[key]
+        q = (sa.select(day_key.label("key"), sa.func.sum(u.jobs), sa.func.sum(u.pages), sa.func.sum(u.sheets),
+                       sa.func.sum(u.colour_pages), sa.func.sum(u.cost))
+             .where(*_daily_where(scope, first_day, end_day)).group_by(day_key))
+        parts.append(pd.DataFrame(conn.execute(q).all(), columns=["key", "jobs", "impressions", "sheets",
+                                                                  "colour_impressions", "cost"]))
+    frame = pd.concat([f for f in parts if not f.empty] or [parts[0] if parts else _empty_usage()])
+    frame = frame.astype({c: "int64" for c in ("jobs", "impressions", "sheets", "colour_impressions", "cost")})
+    frame = frame.groupby("key", as_index=False, sort=True).sum()
+    frame["mono_impressions"] = frame["impressions"] - frame["colour_impressions"]
+    return frame
+
+
+def _empty_usage() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="int64") for c in ("key", "jobs", "impressions", "sheets",
+                                                                "colour_impressions", "cost")})
+
+
+def _denied_parts(conn: sa.Connection, p: ReportParameters, scope: Scope, key: str) -> pd.DataFrame:
+    """Denied jobs by key: jobs, impressions and sheets they would have taken; never a cost."""
+    j = jobs.c
+    job_key = {"user_id": j.user_id, "printer_id": j.printer_id, "quarter": j.submitted_at // QUARTER_HOUR_US}[key]
+    q = (sa.select(job_key.label("key"), sa.func.count(), sa.func.sum(j.pages * j.copies), sa.func.sum(j.sheets))
+         .where(*_job_where(scope, p.since, p.until, JOB_DENIED)).group_by(job_key))
+    frame = pd.DataFrame(conn.execute(q).all(), columns=["key", "denied_jobs", "denied_impressions", "denied_sheets"])
+    return frame.astype({c: "int64" for c in ("denied_jobs", "denied_impressions", "denied_sheets")})
+
+
+def _names(conn: sa.Connection, table: sa.Table, column: sa.Column, ids: Sequence[int]) -> dict[int, str]:
+    if not len(ids):
+        return {}
+    return dict(conn.execute(sa.select(table.c.id, column).where(table.c.id.in_([int(i) for i in ids]))).all())
+
+
+def _departments(conn: sa.Connection) -> dict[str, tuple[str, str]]:
+    """(full name, department) by lower-cased login, from the users read model."""
+    return {r.login_key: (r.full_name, r.department or "(none)") for r in conn.execute(
+        sa.select(users.c.login_key, users.c.full_name, users.c.department).order_by(users.c.imported_at))}
+
+
+def _time_labels(quarters: pd.Series, tz: str, grain: str) -> pd.Series:
+    local = pd.to_datetime(quarters.astype("int64") * 900, unit="s", utc=True).dt.tz_convert(tz)
+    if grain == "day":
+        return local.dt.strftime("%Y-%m-%d")
+    if grain == "week":  # ISO weeks, named by their Monday
+        monday = local.dt.normalize().dt.tz_localize(None) - pd.to_timedelta(local.dt.weekday, unit="D")
+        return monday.dt.strftime("%Y-%m-%d")
+    return local.dt.strftime("%Y-%m")
+
+
+def _totals(frame: pd.DataFrame, columns: Sequence[str]) -> dict[str, int]:
+    return {c: int(frame[c].sum()) if c in frame and len(frame) else 0 for c in columns}
+
+
+def grouped_usage(conn: sa.Connection, p: ReportParameters, scope: Scope, group_by: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(usage, denied) grouped by any of GROUPINGS, keyed by a column named after the grouping."""
+    if group_by not in GROUPINGS:
+        raise ReportInputError({"group_by": [f"one of: {', '.join(GROUPINGS)}"]})
+    key = {"user": "user_id", "department": "user_id", "printer": "printer_id", "queue": "printer_id"}.get(
+        group_by, "quarter")
+    usage, denied = _usage_parts(conn, p, scope, key), _denied_parts(conn, p, scope, key)
+    frames = []
+    for frame, cols in ((usage, list(MEASURES)), (denied, ["denied_jobs", "denied_impressions", "denied_sheets"])):
+        if key == "user_id":
+            logins = _names(conn, user_keys, user_keys.c.login, frame["key"].unique())
+            labels = frame["key"].map(logins)
+            if group_by == "department":
+                people = _departments(conn)
+                labels = labels.map(lambda login: people.get(str(login).lower(), ("", "(none)"))[1])
+        elif key == "printer_id":
+            labels = frame["key"].map(_names(conn, printer_keys, printer_keys.c.name, frame["key"].unique()))
+        else:
+            labels = _time_labels(frame["key"], p.timezone, group_by) if len(frame) else frame["key"].astype(str)
+        out = frame.assign(**{group_by: labels.astype(str) if len(frame) else pd.Series(dtype=str)})[[group_by, *cols]]
+        frames.append(out.groupby(group_by, as_index=False, sort=True).sum())
+    return frames[0], frames[1]
+
+
+# --- the reports ----------------------------------------------------------------------------
+
+def usage_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    usage, denied = grouped_usage(conn, p, scope, p.group_by)
+    charts: list[Chart] = []
+    if p.group_by in TIME_GROUPINGS:
+        charts.append(Chart("usage_over_time", f"Impressions by {p.group_by}", "bar", "usage", p.group_by,
+                            ("mono_impressions", "colour_impressions")))
+    else:
+        charts.append(Chart(f"top_{p.group_by}s", f"Top {p.group_by}s by impressions", "barh", "usage", p.group_by,
+                            ("impressions",)))
+    charts.append(Chart("colour_vs_mono", "Colour and mono impressions", "pie", "colour_mono", "kind", ("impressions",)))
+    totals = _totals(usage, MEASURES)
+    mix = pd.DataFrame({"kind": ["mono", "colour"],
+                        "impressions": [totals["mono_impressions"], totals["colour_impressions"]]})
+    return Report("usage", f"Usage by {p.group_by}", p, [
+        Section("usage", f"Tracked jobs by {p.group_by}", usage, totals),
+        Section("denied", "Denied jobs (never charged, not in the usage figures)", denied,
+                _totals(denied, ("denied_jobs", "denied_impressions", "denied_sheets"))),
+        Section("colour_mono", "Colour and mono impressions", mix, None),
+    ], notes=[_grain_note(p, scope)], charts=tuple(charts))
+
+
+def _grain_note(p: ReportParameters, scope: Scope) -> str:
+    if p.group_by in TIME_GROUPINGS and p.timezone not in UTC_NAMES or not scope.daily_allowed:
+        return "Exact to the microsecond: read from every job row of the period."
+    return ("Exact to the microsecond: whole UTC days from the daily totals, the partial days at either end "
+            "of the period from the job rows.")
+
+
+def user_summary_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    usage, denied = grouped_usage(conn, p, scope, "user")
+    frame = usage.merge(denied, on="user", how="outer").fillna(0)
+    people = _departments(conn)
+    frame.insert(1, "full_name", frame["user"].map(lambda u: people.get(u.lower(), ("", ""))[0]))
+    frame.insert(2, "department", frame["user"].map(lambda u: people.get(u.lower(), ("", "(none)"))[1]))
+    frame = frame.astype({c: "int64" for c in (*MEASURES, "denied_jobs", "denied_impressions", "denied_sheets")})
+    frame = frame.sort_values(["impressions", "user"], ascending=[False, True], kind="stable")
+    return Report("user-printing-summary", "User Printing summary", p, [
+        Section("users", "Each user's printing", frame.reset_index(drop=True),
+                _totals(frame, (*MEASURES, "denied_jobs", "denied_impressions")))],
+        notes=[_grain_note(replace_group(p, "user"), scope)],
+        charts=(Chart("top_users", "Top users by impressions", "barh", "users", "user", ("impressions",)),))
+
+
+def replace_group(p: ReportParameters, group_by: str) -> ReportParameters:
+    return replace(p, group_by=group_by)
+
+
+def printer_summary_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    usage, denied = grouped_usage(conn, p, scope, "printer")
+    frame = usage.merge(denied, on="printer", how="outer").fillna(0)
+    frame = frame.astype({c: "int64" for c in (*MEASURES, "denied_jobs", "denied_impressions", "denied_sheets")})
+    frame = frame.sort_values(["impressions", "printer"], ascending=[False, True], kind="stable")
+    return Report("printer-usage-summary", "Printer Usage summary", p, [
+        Section("printers", "Each printer's use", frame.reset_index(drop=True),
+                _totals(frame, (*MEASURES, "denied_jobs", "denied_impressions")))],
+        notes=[_grain_note(replace_group(p, "printer"), scope)],
+        charts=(Chart("top_printers", "Top printers by impressions", "barh", "printers", "printer", ("impressions",)),))
+
+
+def shown_document(name: str, mode: str) -> str:
+    """A document name as the privacy setting `document_names` lets reports show it."""
+    if mode == "omit":
+        return ""
+    if mode == "mask":
+        base = name.rsplit("/", 1)[-1]
+        ext = base.rsplit(".", 1)[1] if "." in base and not base.endswith(".") else ""
+        return f"*.{ext[:16]}" if ext else "*"
+    return name
+
+
+def _job_select() -> sa.Select:
+    j = jobs.c
+    return (sa.select(j.seq.label("job"), j.submitted_at, user_keys.c.login.label("user"),
+                      printer_keys.c.name.label("printer"), host_keys.c.name.label("client_host"), j.document,
+                      j.pages.label("impressions_per_copy"), j.copies, (j.pages * j.copies).label("impressions"),
+                      (j.colour_pages * j.copies).label("colour_impressions"), j.sheets, j.duplex, j.paper, j.pdl,
+                      j.size, j.status, j.cost)
+            .select_from(jobs.join(user_keys, user_keys.c.id == j.user_id)
+                         .join(printer_keys, printer_keys.c.id == j.printer_id)
+                         .join(host_keys, host_keys.c.id == j.host_id)))
+
+
+JOB_COLUMNS = ("job", "submitted_at", "user", "printer", "client_host", "document", "impressions_per_copy", "copies",
+               "impressions", "colour_impressions", "sheets", "duplex", "paper", "pdl", "size", "status", "cost")
+
+
+def _job_frame(rows: Sequence[Any], privacy: str) -> pd.DataFrame:
+    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(JOB_COLUMNS))
+    frame["document"] = frame["document"].map(lambda d: shown_document(d, privacy))
+    frame["duplex"] = frame["duplex"].astype(bool)
+    frame["status"] = frame["status"].map(lambda s: STATUS_NAMES.get(s, "tracked"))
+    # A denied job was never charged: its cost is shown empty, never as an amount.
+    frame["cost"] = frame["cost"].where(frame["status"].isin(("tracked", "printed", "held", "released", "failed")),
+                                        None)
+    return frame
+
+
+def largest_jobs_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    j = jobs.c
+    q = _job_select().where(*_job_where(scope, p.since, p.until, None)).order_by(
+        (j.pages * j.copies).desc(), j.seq).limit(p.limit)
+    frame = _job_frame(conn.execute(q).all(), str(src.settings().get("document_names", "keep")))
+    return Report("largest-jobs", f"The {p.limit} largest jobs", p, [
+        Section("jobs", "Largest jobs by impressions (all copies)", frame, None)])
+
+
+def printer_list_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    usage, _ = grouped_usage(conn, p, scope, "printer")
+    names = conn.execute(sa.select(printer_keys.c.name).order_by(printer_keys.c.name)).scalars().all()
+    if scope.printer_ids is not None:
+        names = list(_names(conn, printer_keys, printer_keys.c.name, scope.printer_ids).values())
+    rows = []
+    for name in sorted(names):
+        s = src.schedule_of(name)
+        rows.append({"printer": name, "mono_price": s.mono_page, "colour_price": s.colour_page,
+                     "duplex_discount_pct": s.duplex_discount_pct})
+    frame = pd.DataFrame(rows, columns=["printer", "mono_price", "colour_price", "duplex_discount_pct"])
+    frame = frame.merge(usage[["printer", "jobs", "impressions", "cost"]], on="printer", how="left").fillna(0)
+    frame = frame.astype({c: "int64" for c in ("mono_price", "colour_price", "duplex_discount_pct", "jobs",
+                                               "impressions", "cost")})
+    return Report("printer-list", "Printer list", p, [
+        Section("printers", "Every printer queue, its prices per impression and its use in the period", frame,
+                _totals(frame, ("jobs", "impressions", "cost")))])
+
+
+def user_list_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    usage, _ = grouped_usage(conn, p, scope, "user")
+    q = sa.select(users.c.login, users.c.full_name, users.c.department, users.c.role, users.c.active,
+                  users.c.source, users.c.deactivated_reason).where(users.c.deactivated_reason != "removed")
+    if p.user is not None:
+        q = q.where(users.c.login_key == p.user.lower())
+    if p.department is not None:
+        q = q.where(sa.func.lower(users.c.department) == p.department.lower())
+    frame = pd.DataFrame(conn.execute(q.order_by(users.c.login_key)).all(),
+                         columns=["user", "full_name", "department", "role", "active", "source", "inactive_reason"])
+    frame["active"] = frame["active"].astype(bool)
+    usage = usage.assign(key=usage["user"].str.lower())[["key", "jobs", "impressions", "cost"]]
+    frame = frame.assign(key=frame["user"].str.lower()).merge(usage, on="key", how="left").drop(columns="key")
+    frame[["jobs", "impressions", "cost"]] = frame[["jobs", "impressions", "cost"]].fillna(0).astype("int64")
+    return Report("user-list", "User list", p, [
+        Section("users", "Every user the directory knows, with their use in the period", frame,
+                _totals(frame, ("jobs", "impressions", "cost")))])
+
+
+SIZE_BINS = ((1, 1), (2, 5), (6, 10), (11, 20), (21, 50), (51, 100), (101, 500), (501, None))
+
+
+def habits_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    j = jobs.c
+    where = _job_where(scope, p.since, p.until)
+    quarter = j.submitted_at // QUARTER_HOUR_US
+    by_quarter = pd.DataFrame(conn.execute(
+        sa.select(quarter, sa.func.count(), sa.func.sum(j.pages * j.copies)).where(*where).group_by(quarter)).all(),
+        columns=["quarter", "jobs", "impressions"]).astype("int64")
+    local = pd.to_datetime(by_quarter["quarter"] * 900, unit="s", utc=True).dt.tz_convert(p.timezone)
+    hours = by_quarter.assign(hour=local.dt.hour).groupby("hour")[["jobs", "impressions"]].sum()
+    hours = hours.reindex(range(24), fill_value=0).reset_index()
+    days = by_quarter.assign(weekday=local.dt.weekday).groupby("weekday")[["jobs", "impressions"]].sum()
+    days = days.reindex(range(7), fill_value=0).reset_index()
+    days["weekday"] = days["weekday"].map(dict(enumerate(("Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
+                                                          "Saturday", "Sunday"))))
+    mix = pd.DataFrame(conn.execute(sa.select(
+        sa.func.count(), sa.func.sum(sa.case((j.colour_pages > 0, 1), else_=0)),
+        sa.func.sum(sa.case((j.duplex, 1), else_=0)), sa.func.sum(j.pages * j.copies),
+        sa.func.sum(j.colour_pages * j.copies), sa.func.sum(sa.case((j.duplex, j.pages * j.copies), else_=0)))
+        .where(*where)).all(), columns=["jobs", "colour_jobs", "duplex_jobs", "impressions", "colour_impressions",
+                                        "duplex_impressions"]).fillna(0).astype("int64")
+    m = mix.iloc[0]
+    shares = pd.DataFrame([
+        {"measure": "colour share of jobs", "count": int(m.colour_jobs), "of": int(m.jobs)},
+        {"measure": "colour share of impressions", "count": int(m.colour_impressions), "of": int(m.impressions)},
+        {"measure": "duplex share of jobs", "count": int(m.duplex_jobs), "of": int(m.jobs)},
+        {"measure": "duplex share of impressions", "count": int(m.duplex_impressions), "of": int(m.impressions)},
+    ])
+    shares["percent"] = [round(100 * c / o, 2) if o else 0.0 for c, o in zip(shares["count"], shares["of"])]
+    sizes_q = sa.select(j.pages * j.copies, sa.func.count()).where(*where).group_by(j.pages * j.copies)
+    raw = pd.DataFrame(conn.execute(sizes_q).all(), columns=["impressions", "jobs"]).astype("int64")
+    size_rows = []
+    for low, high in SIZE_BINS:
+        sel = raw[(raw.impressions >= low) & ((raw.impressions <= high) if high else True)]
+        size_rows.append({"impressions": f"{low}" if low == high else (f"{low}-{high}" if high else f"{low} or more"),
+                          "jobs": int(sel.jobs.sum())})
+    zero = raw[raw.impressions == 0]
+    if len(zero):
+        size_rows.insert(0, {"impressions": "0", "jobs": int(zero.jobs.sum())})
+    sizes = pd.DataFrame(size_rows)
+    privacy = str(src.settings().get("document_names", "keep"))
+    sections = [Section("shares", "Colour and duplex", shares, None),
+                Section("hours", f"Busiest hours ({p.timezone})", hours, _totals(hours, ("jobs", "impressions"))),
+                Section("weekdays", f"Busiest weekdays ({p.timezone})", days, _totals(days, ("jobs", "impressions"))),
+                Section("sizes", "Job sizes (impressions, all copies)", sizes, _totals(sizes, ("jobs",)))]
+    if privacy == "omit":
+        sections.append(Section("documents", "Top documents", pd.DataFrame(columns=["document", "jobs", "impressions"]),
+                                None, note="Document names are omitted by the privacy setting (document_names)."))
+    else:
+        doc = sa.select(j.document, sa.func.count().label("n"), sa.func.sum(j.pages * j.copies).label("imp")).where(
+            *where).group_by(j.document)
+        docs = pd.DataFrame(conn.execute(doc).all(), columns=["document", "jobs", "impressions"])
+        docs["document"] = docs["document"].map(lambda d: shown_document(d, privacy))
+        docs = docs.groupby("document", as_index=False).sum().sort_values(
+            ["jobs", "impressions", "document"], ascending=[False, False, True], kind="stable").head(p.limit)
+        sections.append(Section("documents", "Top documents", docs.reset_index(drop=True), None,
+                                note="masked: only the extension is shown" if privacy == "mask" else ""))
+    pdl = pd.DataFrame(conn.execute(sa.select(j.pdl, sa.func.count(), sa.func.sum(j.pages * j.copies)).where(
+        *where).group_by(j.pdl).order_by(j.pdl)).all(), columns=["document_type", "jobs", "impressions"])
+    sections.append(Section("document_types", "Page-description languages (document types)", pdl,
+                            _totals(pdl, ("jobs", "impressions")),
+                            note="The agent records the PDL a job's pages were counted in; it does not record "
+                                 "the application that printed it."))
+    return Report("habits", "Printing habits", p, sections, charts=(
+        Chart("busiest_hours", "Jobs by hour of day", "bar", "hours", "hour", ("jobs",)),
+        Chart("busiest_weekdays", "Jobs by weekday", "bar", "weekdays", "weekday", ("jobs",)),
+    ))
+
+
+def _repeats(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes: int) -> pd.DataFrame:
+    """Tracked jobs that repeat the same user's same document within `minutes` of the one before."""
+    j = jobs.c
+    window = minutes * 60 * 1_000_000
+    inner = (sa.select(j.seq, j.submitted_at, j.user_id, j.printer_id, j.document, j.pages, j.copies, j.sheets,
+                       j.cost,
+                       sa.func.lag(j.submitted_at).over(partition_by=(j.user_id, j.document),
+                                                        order_by=(j.submitted_at, j.seq)).label("before"))
+             .where(*_job_where(scope, p.since, p.until), j.document != "").subquery())
+    q = sa.select(inner).where(inner.c.before.is_not(None), inner.c.submitted_at - inner.c.before <= window)
+    if conn.dialect.name == "postgresql":
+        # The window sorts a period's jobs by user and document: in memory, not in 4 MB runs on disk.
+        conn.execute(sa.text("SET LOCAL work_mem = '64MB'"))
+    frame = pd.DataFrame(conn.execute(q).all(), columns=["job", "submitted_at", "user_id", "printer_id", "document",
+                                                         "impressions_per_copy", "copies", "sheets", "cost",
+                                                         "before"])
+    return frame
+
+
+def _when(condition: Any, value: Any) -> Any:
+    return sa.func.sum(sa.case((condition, value), else_=0))
+
+
+def savings_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    """What duplex by default, mono by default, 2-up or never repeating a print would have saved,
+    priced with each printer's own cost schedule (the one in force now).
+
+    One pass over the period's jobs, summed in the database by printer, paper and duplex; the
+    prices are applied here to those sums. A duplex discount is therefore rounded once for each
+    printer and paper, not once a job (the two differ by at most 1/10,000 a job)."""
+    scope = resolve_scope(conn, p)
+    j = jobs.c
+    colour = sa.case((j.colour_pages < j.pages, j.colour_pages), else_=j.pages)
+    up = (j.pages + 1) // 2
+    up_colour = sa.case(((colour + 1) // 2 < up, (colour + 1) // 2), else_=up)
+    simplex_multi = sa.and_(j.duplex.is_(False), j.pages > 1)
+    multi = j.pages > 1
+    q = (sa.select(
+        j.printer_id, j.paper, j.duplex,
+        _when(simplex_multi, 1), _when(simplex_multi, j.sheets - up * j.copies),
+        _when(simplex_multi, (j.pages - colour) * j.copies), _when(simplex_multi, colour * j.copies),
+        _when(colour > 0, 1), _when(colour > 0, (j.pages - colour) * j.copies), _when(colour > 0, colour * j.copies),
+        _when(multi, 1), _when(multi, j.sheets - sa.case((j.duplex, (up + 1) // 2), else_=up) * j.copies),
+        _when(multi, (j.pages - colour) * j.copies), _when(multi, colour * j.copies),
+        _when(multi, (up - up_colour) * j.copies), _when(multi, up_colour * j.copies))
+        .where(*_job_where(scope, p.since, p.until)).group_by(j.printer_id, j.paper, j.duplex))
+    groups = conn.execute(q).all()
+    printers = _names(conn, printer_keys, printer_keys.c.name, list({g[0] for g in groups}))
+    schedules = {pid: src.schedule_of(name) for pid, name in printers.items()}
+    saved = {k: [0, 0, 0] for k in ("duplex", "mono", "2-up")}  # jobs affected, sheets, money
+    by_printer: dict[str, list[int]] = {}
+    for (printer_id, paper, duplex, d_n, d_sheets, d_mono, d_colour, m_n, m_mono, m_colour,
+         u_n, u_sheets, u_mono_now, u_colour_now, u_mono, u_colour) in groups:
+        s = schedules[printer_id]
+        mono_price, colour_price = s.by_paper.get(paper, (s.mono_page, s.colour_page))
+
+        def charged(mono: int, col: int, on_duplex: bool) -> int:
+            total = int(mono or 0) * mono_price + int(col or 0) * colour_price
+            if on_duplex and s.duplex_discount_pct:
+                total = (total * (100 - s.duplex_discount_pct) + 50) // 100
+            return total
+
+        row = by_printer.setdefault(printers[printer_id], [0, 0, 0, 0, 0, 0])
+        duplex_money = charged(d_mono, d_colour, False) - charged(d_mono, d_colour, True)
+        mono_money = charged(m_mono, m_colour, bool(duplex)) - charged(int(m_mono or 0) + int(m_colour or 0), 0,
+                                                                       bool(duplex))
+        up_money = charged(u_mono_now, u_colour_now, bool(duplex)) - charged(u_mono, u_colour, bool(duplex))
+        for key, n, sheets, money in (("duplex", d_n, d_sheets, duplex_money), ("mono", m_n, 0, mono_money),
+                                      ("2-up", u_n, u_sheets, up_money)):
+            saved[key][0] += int(n or 0)
+            saved[key][1] += int(sheets or 0)
+            saved[key][2] += money
+        row[0] += int(d_sheets or 0)
+        row[1] += duplex_money
+        row[2] += mono_money
+        row[3] += int(u_sheets or 0)
+        row[4] += up_money
+    minutes = int(src.settings().get("report_repeat_minutes", 10))
+    repeats = _repeats(conn, p, scope, minutes)
+    saved["repeats"] = [len(repeats), int(repeats["sheets"].sum()), int(repeats["cost"].sum())]
+    repeat_printers = _names(conn, printer_keys, printer_keys.c.name, repeats["printer_id"].unique())
+    for pid, cost in zip(repeats["printer_id"], repeats["cost"]):
+        by_printer.setdefault(repeat_printers[pid], [0, 0, 0, 0, 0, 0])[5] += int(cost)
+    measures = {"duplex": "Duplex by default", "mono": "Mono by default", "2-up": "2-up (two pages a side)",
+                "repeats": f"No repeats within {minutes} min"}
+    frame = pd.DataFrame([{"measure": measures[k], "jobs_affected": v[0], "sheets_saved": v[1], "cost_saved": v[2]}
+                          for k, v in saved.items()])
+    per_printer = pd.DataFrame([{"printer": k, "duplex_sheets_saved": v[0], "duplex_cost_saved": v[1],
+                                 "mono_cost_saved": v[2], "two_up_sheets_saved": v[3], "two_up_cost_saved": v[4],
+                                 "repeats_cost_saved": v[5]} for k, v in sorted(by_printer.items())],
+                               columns=["printer", "duplex_sheets_saved", "duplex_cost_saved", "mono_cost_saved",
+                                        "two_up_sheets_saved", "two_up_cost_saved", "repeats_cost_saved"])
+    usage = _totals(_usage_parts(conn, p, scope, "printer_id"), MEASURES)
+    return Report("savings", "Potential savings", p, [
+        Section("savings", "What each measure alone would have saved", frame, None,
+                note=f"Of {usage['sheets']} sheets and {usage['cost'] / 10_000:.4f} charged in the period. Each "
+                     "measure is counted on its own; they do not add up (a duplex job printed 2-up saves less)."),
+        Section("by_printer", "By printer, with each printer's own cost schedule", per_printer,
+                _totals(per_printer, per_printer.columns[1:])),
+    ], notes=["Prices: each printer's cost schedule in force now (per impression, its paper size's prices, its "
+              "duplex discount). Sheets and costs of the jobs themselves are as recorded."],
+        charts=(Chart("savings", "Potential savings (cost)", "barh", "savings", "measure", ("cost_saved",)),))
+
+
+def environment_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    settings = src.settings()
+    usage = _usage_parts(conn, p, scope, "printer_id")
+    sheets = int(usage["sheets"].sum()) if len(usage) else 0
+    f = {k: float(settings.get(k, 0)) for k in FACTOR_SOURCES}
+    frame = pd.DataFrame([
+        {"measure": "sheets", "value": sheets, "unit": "sheets"},
+        {"measure": "paper weight", "value": round(sheets * f["report_paper_grams_per_sheet"] / 1000, 3), "unit": "kg"},
+        {"measure": "trees", "value": round(sheets / f["report_sheets_per_tree"], 4), "unit": "trees"},
+        {"measure": "CO2e", "value": round(sheets * f["report_co2e_grams_per_sheet"] / 1000, 3), "unit": "kg"},
+        {"measure": "energy", "value": round(sheets * f["report_energy_wh_per_sheet"] / 1000, 3), "unit": "kWh"},
+    ])
+    factors = [{"setting": k, "value": f[k], "source": FACTOR_SOURCES[k]} for k in FACTOR_SOURCES]
+    return Report("environment", "Environmental impact", p, [
+        Section("impact", "Environmental impact of the sheets printed", frame, None),
+        Section("factors", "Conversion factors (site settings) and their sources", pd.DataFrame(factors), None),
+    ], factors=factors)
+
+
+def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    scope = resolve_scope(conn, p)
+    settings = src.settings()
+    privacy = str(settings.get("document_names", "keep"))
+    minutes = int(settings.get("report_repeat_minutes", 10))
+    large = int(settings.get("report_large_job_impressions", 500))
+    j = jobs.c
+    sections: list[Section] = []
+    repeats = _repeats(conn, p, scope, minutes)
+    logins = _names(conn, user_keys, user_keys.c.login, repeats["user_id"].unique())
+    printers = _names(conn, printer_keys, printer_keys.c.name, repeats["printer_id"].unique())
+    rep = pd.DataFrame({"job": repeats["job"], "submitted_at": repeats["submitted_at"],
+                        "user": repeats["user_id"].map(logins), "printer": repeats["printer_id"].map(printers),
+                        "document": repeats["document"].map(lambda d: shown_document(d, privacy)),
+                        "minutes_after_previous": ((repeats["submitted_at"] - repeats["before"]) / 60e6).round(1),
+                        "sheets": repeats["sheets"], "cost": repeats["cost"]})
+    sections.append(Section("repeated", f"The same document printed again within {minutes} minutes", rep,
+                            _totals(rep, ("sheets", "cost"))))
+    large_q = _job_select().where(*_job_where(scope, p.since, p.until, None), j.pages * j.copies >= large).order_by(
+        j.seq).limit(MAX_ROWS_LISTED)
+    sections.append(Section("large", f"Unusually large jobs ({large} impressions or more)",
+                            _job_frame(conn.execute(large_q).all(), privacy), None))
+    unknown_q = _job_select().where(*_job_where(scope, p.since, p.until, None), j.pdl == "unknown").order_by(
+        j.seq).limit(MAX_ROWS_LISTED)
+    sections.append(Section("pdl_unknown", "Jobs whose pages the agent could not count (pdl unknown)",
+                            _job_frame(conn.execute(unknown_q).all(), privacy), None))
+    dq = (sa.select(user_keys.c.login, sa.func.count(), sa.func.sum(j.pages * j.copies), sa.func.min(j.submitted_at),
+                    sa.func.max(j.submitted_at))
+          .select_from(jobs.join(user_keys, user_keys.c.id == j.user_id))
+          .where(*_job_where(scope, p.since, p.until, JOB_DENIED)).group_by(user_keys.c.login).order_by(user_keys.c.login))
+    sections.append(Section("no_seat", "Users whose jobs were denied (no licence seat)", pd.DataFrame(
+        conn.execute(dq).all(), columns=["user", "denied_jobs", "denied_impressions", "first_job", "last_job"]), None))
+    first_day, last_day = p.since // MICROS_PER_DAY, (p.until - 1) // MICROS_PER_DAY
+    d = seat_denials.c
+    den = pd.DataFrame(conn.execute(sa.select(d.login_key, d.reason, d.at).where(
+        d.day >= first_day, d.day <= last_day, d.at >= p.since, d.at < p.until).order_by(d.at)).all(),
+        columns=["user", "reason", "denied_at"])
+    if p.user is not None:
+        den = den[den["user"] == p.user.lower()]
+    sections.append(Section("seat_refusals", "Seat refusals recorded in the period (jobs and logins, first a day)",
+                            den.reset_index(drop=True), None,
+                            note="By the time the licence refused the seat, which for a job sent late by an "
+                                 "offline agent can be after the job itself."))
+    # Secure release's job states: held jobs expired unreleased, failed releases, deleted, waiting.
+    j = jobs.c
+    released_states = (JOB_HELD, JOB_RELEASED, JOB_FAILED, JOB_EXPIRED, JOB_DELETED)
+    rows = conn.execute(sa.select(j.status, sa.func.count(), sa.func.sum(j.pages * j.copies)).where(
+        *_job_where(scope, p.since, p.until, None), j.status.in_(released_states)).group_by(j.status)).all()
+    states = pd.DataFrame([(STATUS_NAMES[s], int(n), int(i or 0)) for s, n, i in rows],
+                          columns=["state", "jobs", "impressions"])
+    sections.append(Section("release", "Held jobs not printed: expired (never released), release failed, deleted, "
+                                       "still waiting", states, _totals(states, ("jobs", "impressions")),
+                            note="Printers in error are not recorded; a release refused because its printer was "
+                                 "stopped keeps the job held, with the reason on the Secure Print list."))
+    return Report("workflow-issues", "Workflow issues", p, sections, notes=[
+        f"Lists show at most {MAX_ROWS_LISTED} jobs each; totals count them all."])
+
+
+MAX_ROWS_LISTED = 1000
+
+
+def licence_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    state = conn.execute(sa.select(licence_state)).mappings().first()
+    seats = pd.DataFrame(conn.execute(sa.select(licence_seats.c.login_key, licence_seats.c.assigned_at).order_by(
+        licence_seats.c.assigned_at)).all(), columns=["user", "assigned_at"])
+    allowed = int(state["seats"]) if state else 0
+    over_time = seats.assign(day=pd.to_datetime(seats["assigned_at"], unit="us", utc=True).dt.tz_convert(
+        p.timezone).dt.strftime("%Y-%m-%d")).groupby("day", as_index=False).size().rename(columns={"size": "assigned"})
+    over_time["seats_used"] = over_time["assigned"].cumsum()
+    over_time["seats_allowed"] = allowed
+    d = seat_denials.c
+    den = pd.DataFrame(conn.execute(sa.select(d.at, d.login_key).where(d.at >= p.since, d.at < p.until)).all(),
+                       columns=["at", "user"])
+    per_day = den.assign(day=pd.to_datetime(den["at"], unit="us", utc=True).dt.tz_convert(p.timezone).dt.strftime(
+        "%Y-%m-%d")).groupby("day", as_index=False).agg(denials=("user", "size"), users=("user", "nunique"))
+    return Report("licence-usage", "Licence usage", p, [
+        Section("seats", f"Who holds each seat, and since when ({len(seats)} of {allowed} in use)", seats, None),
+        Section("seats_over_time", "Seats in use by the day they were taken", over_time, None,
+                note="From the seats held now: a seat released since is not in the read model's history."),
+        Section("denials", "Denials per day", per_day, _totals(per_day, ("denials",))),
+    ], charts=(Chart("seats_over_time", "Seats in use", "line", "seats_over_time", "day", ("seats_used", "seats_allowed")),))
+
+
+def iter_jobs(engine: sa.Engine, p: ReportParameters, privacy: str, chunk: int = 5000) -> Iterator[pd.DataFrame]:
+    """Every job of the period, oldest first, in frames of `chunk` rows, read from a streaming
+    cursor: a report over millions of jobs never holds more than one chunk."""
+    with engine.connect() as conn:
+        scope = resolve_scope(conn, p)
+        q = _job_select().where(*_job_where(scope, p.since, p.until, None)).order_by(jobs.c.submitted_at, jobs.c.seq)
+        result = conn.execution_options(stream_results=True, yield_per=chunk).execute(q)
+        for rows in result.partitions(chunk):
+            yield _job_frame(rows, privacy)
+
+
+def count_jobs(conn: sa.Connection, p: ReportParameters) -> int:
+    """How many jobs (tracked and denied) the job list of `p` holds."""
+    scope = resolve_scope(conn, p)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(jobs).where(
+        *_job_where(scope, p.since, p.until, None))).scalar_one())
+
+
+def jobs_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
+    """The job list, at most `limit` rows (the file formats stream every job: iter_jobs)."""
+    scope = resolve_scope(conn, p)
+    q = _job_select().where(*_job_where(scope, p.since, p.until, None)).order_by(jobs.c.submitted_at,
+                                                                                  jobs.c.seq).limit(p.limit)
+    frame = _job_frame(conn.execute(q).all(), str(src.settings().get("document_names", "keep")))
+    return Report("jobs", "Jobs", p, [Section("jobs", "Every job of the period, oldest first", frame, None)],
+                  notes=["JSON shows the first `limit` jobs; CSV and XLSX carry every job of the period."])
+
+
+@dataclass(frozen=True)
+class ReportSpec:
+    name: str
+    title: str
+    description: str
+    parameters: tuple[str, ...]
+    run: Callable[[sa.Connection, ReportParameters, ReportSources], Report]
+    roles: tuple[str, ...] = ("admin", "auditor", "user")  # user: bound to their own jobs
+
+
+FILTERS = ("from", "to", "timezone", "user", "department", "printer", "queue", "colour", "document_type")
+ORG_ROLES = ("admin", "auditor")
+
+CATALOGUE: dict[str, ReportSpec] = {s.name: s for s in (
+    ReportSpec("usage", "Usage", "Jobs, impressions, sheets, colour impressions and cost by user, department, "
+               "printer, queue, day, week or month, with grand totals; denied jobs apart", (*FILTERS, "group_by"),
+               usage_report),
+    ReportSpec("user-printing-summary", "User Printing summary", "Each user's jobs, impressions, sheets and cost, "
+               "with their department and denied jobs", FILTERS, user_summary_report),
+    ReportSpec("printer-usage-summary", "Printer Usage summary", "Each printer's jobs, impressions, sheets and cost",
+               FILTERS, printer_summary_report),
+    ReportSpec("largest-jobs", "Largest jobs", "The largest jobs by impressions (all copies)", (*FILTERS, "limit"),
+               largest_jobs_report),
+    ReportSpec("printer-list", "Printer list", "Every printer queue with its prices and its use", FILTERS,
+               printer_list_report, ORG_ROLES),
+    ReportSpec("user-list", "User list", "Every user with department, role, state and use", FILTERS,
+               user_list_report, ORG_ROLES),
+    ReportSpec("habits", "Printing habits", "Colour and duplex shares, busiest hours and weekdays, job sizes, top "
+               "documents, document types", (*FILTERS, "limit"), habits_report),
+    ReportSpec("savings", "Potential savings", "What duplex, mono, 2-up or no repeated prints would have saved, "
+               "with each printer's cost schedule", FILTERS, savings_report),
+    ReportSpec("environment", "Environmental impact", "Sheets, paper weight, trees, CO2e and energy, with the "
+               "factors and their sources", FILTERS, environment_report),
+    ReportSpec("workflow-issues", "Workflow issues", "Repeated documents, unusually large jobs, uncountable jobs, "
+               "users denied a seat, held and failed releases", FILTERS, workflow_report, ORG_ROLES),
+    ReportSpec("licence-usage", "Licence usage", "Seats in use, who took each and when, denials per day",
+               ("from", "to", "timezone"), licence_report, ORG_ROLES),
+    ReportSpec("jobs", "Jobs", "Every job of the period (CSV and XLSX stream all of them)", (*FILTERS, "limit"),
+               jobs_report),
+)}
+
+
+def run_report(engine: sa.Engine, name: str, p: ReportParameters, src: ReportSources) -> Report:
+    spec = CATALOGUE.get(name)
+    if spec is None:
+        raise ReportInputError({"name": [f"no report {name[:64]!r}; the catalogue: {', '.join(CATALOGUE)}"]})
+    with engine.connect() as conn:
+        return spec.run(conn, p, src)
+
+
+def catalogue_json() -> list[dict[str, Any]]:
+    return [{"name": s.name, "title": s.title, "description": s.description, "parameters": list(s.parameters),
+             "roles": list(s.roles)} for s in CATALOGUE.values()]
+
+
+def money_value(units: Any) -> Any:
+    """Money columns' cells as decimals (1/10,000 units stored), None stays None."""
+    if units is None or (isinstance(units, float) and math.isnan(units)):
+        return None
+    return int(units) / 10_000
+
+
+def time_value(us: Any) -> Any:
+    return iso(int(us)) if us is not None and not (isinstance(us, float) and math.isnan(us)) else None

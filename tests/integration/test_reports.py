@@ -1,0 +1,337 @@
+"""The report catalogue on generated jobs whose figures are computed in advance by plain
+arithmetic (tests/report_data.py), on SQLite and PostgreSQL, at periods that cut days and a
+month's end in UTC and in Europe/Paris."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from domain.units import to_micros
+from projections.report_period import ReportInputError, parse_parameters
+from projections.reports import CATALOGUE, ReportSources, run_report, shown_document
+from tests.conftest import STORES, new_database_url
+from tests.report_data import DENIED, DEPARTMENTS, expected, generate, seed
+
+NOW = to_micros(datetime(2026, 12, 1, 12, tzinfo=timezone.utc))
+JOBS = generate()
+
+
+@pytest.fixture(scope="module", params=STORES)
+def seeded(request, tmp_path_factory):
+    from pageledger.bootstrap import build_runtime
+    from pageledger.settings import Settings
+
+    tmp = tmp_path_factory.mktemp(f"reports-{request.param}")
+    url = new_database_url(request.param, tmp, request)
+    rt = build_runtime(Settings.load(environ={}, database_url=url, data_dir=tmp / "var"))
+    seed(rt, JOBS)
+    yield rt
+    rt.close()
+
+
+def sources(rt, **overrides):
+    return ReportSources(settings=lambda: {**rt.site_settings.values(), **overrides}, schedule_of=rt.printers.schedule_of)
+
+
+def run(rt, name, now=NOW, **params):
+    p = parse_parameters({k: str(v) for k, v in params.items()}, site_timezone=params.get("timezone", "UTC"), now=now,
+                         allowed=CATALOGUE[name].parameters)
+    return run_report(rt.reader, name, p, sources(rt))
+
+
+def rows(section, key):
+    measures = ("jobs", "impressions", "sheets", "colour_impressions", "mono_impressions", "cost")
+    return {r[key]: {m: int(r[m]) for m in measures} for r in section.frame.to_dict("records")}
+
+
+def us(text: str) -> int:
+    return to_micros(datetime.fromisoformat(text))
+
+
+PERIODS = [
+    # (from, to, timezone, the same period in µs)
+    ("2026-11-27T00:00:00Z", "2026-12-01T09:00:00Z", "UTC", us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")),
+    ("2026-11-28T18:28:00Z", "2026-11-30T23:00:00Z", "UTC", us("2026-11-28T18:28:00+00:00"), us("2026-11-30T23:00:00+00:00")),
+    ("2026-11-28T23:59:59.999999Z", "2026-12-01T00:00:00.000001Z", "UTC", us("2026-11-28T23:59:59.999999+00:00"),
+     us("2026-12-01T00:00:00.000001+00:00")),
+    # dates alone: days in the site's time zone; `to` a date is the end of that day
+    ("2026-11-28", "2026-11-30", "UTC", us("2026-11-28T00:00:00+00:00"), us("2026-12-01T00:00:00+00:00")),
+    ("2026-11-28", "2026-11-30", "Europe/Paris", us("2026-11-27T23:00:00+00:00"), us("2026-11-30T23:00:00+00:00")),
+    ("2026-12-01", "2026-12-01", "Europe/Paris", us("2026-11-30T23:00:00+00:00"), us("2026-12-01T23:00:00+00:00")),
+]
+
+
+@pytest.mark.parametrize("since,until,tz,since_us,until_us", PERIODS)
+@pytest.mark.parametrize("group_by", ["user", "printer", "department", "day", "month"])
+def test_usage_is_exact_at_every_boundary(seeded, since, until, tz, since_us, until_us, group_by):
+    key = {"user": lambda j: j.user, "printer": lambda j: j.printer,
+           "department": lambda j: DEPARTMENTS.get(j.user, "(none)"),
+           "day": lambda j: datetime.fromtimestamp(j.at / 1e6, tz=timezone.utc).astimezone(_zone(tz)).strftime("%Y-%m-%d"),
+           "month": lambda j: datetime.fromtimestamp(j.at / 1e6, tz=timezone.utc).astimezone(_zone(tz)).strftime("%Y-%m")}
+    report = run(seeded, "usage", **{"from": since, "to": until, "timezone": tz, "group_by": group_by})
+    want = expected(JOBS, since_us, until_us, key[group_by])
+    assert rows(report.section("usage"), group_by) == want
+    grand = expected(JOBS, since_us, until_us)["all"]
+    assert report.section("usage").totals == grand
+    denied = expected(JOBS, since_us, until_us, key[group_by], denied=True)
+    got = {r[group_by]: (r["denied_jobs"], r["denied_impressions"]) for r in report.section("denied").frame.to_dict("records")}
+    assert got == {k: (v["jobs"], v["impressions"]) for k, v in denied.items()}
+    assert "cost" not in report.section("denied").frame.columns  # denied jobs never carry a cost
+
+
+def _zone(name):
+    from zoneinfo import ZoneInfo
+    return ZoneInfo(name)
+
+
+def test_a_month_end_cut_in_paris_splits_the_months(seeded):
+    report = run(seeded, "usage", **{"from": "2026-11-01", "to": "2026-12-31", "timezone": "Europe/Paris",
+                                     "group_by": "month"})
+    paris = lambda j: datetime.fromtimestamp(j.at / 1e6, tz=timezone.utc).astimezone(_zone("Europe/Paris")).strftime("%Y-%m")
+    want = expected(JOBS, us("2026-10-31T23:00:00+00:00"), us("2026-12-31T23:00:00+00:00"), paris)
+    assert rows(report.section("usage"), "month") == want
+    # the job at 2026-11-30T23:00:00Z is December in Paris, November in UTC
+    assert set(want) == {"2026-11", "2026-12"}
+
+
+def test_filters_by_colour_document_type_user_and_department(seeded):
+    since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
+    base = {"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"}
+    colour = run(seeded, "usage", **base, colour="colour", group_by="printer")
+    want = expected([j for j in JOBS if j.colour_pages > 0], since, until, lambda j: j.printer)
+    assert rows(colour.section("usage"), "printer") == want
+    pdl = run(seeded, "usage", **base, document_type="unknown", group_by="user")
+    assert rows(pdl.section("usage"), "user") == expected([j for j in JOBS if j.pdl == "unknown"], since, until,
+                                                          lambda j: j.user)
+    lab = run(seeded, "user-printing-summary", **base, department="Lab")
+    assert set(lab.section("users").frame["user"]) == {"cat", "dan"}
+    assert lab.section("users").totals["cost"] == expected([j for j in JOBS if j.user in ("cat", "dan")],
+                                                           since, until)["all"]["cost"]
+
+
+def test_named_summaries_and_largest_jobs(seeded):
+    since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
+    base = {"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"}
+    users = run(seeded, "user-printing-summary", **base).section("users").frame.set_index("user")
+    assert users.loc["ann", "department"] == "Sales" and users.loc["eve", "department"] == "(none)"
+    for login in DENIED:
+        assert users.loc[login, "jobs"] == 0 and users.loc[login, "cost"] == 0
+        assert users.loc[login, "denied_jobs"] == sum(1 for j in JOBS if j.user == login and since <= j.at < until)
+    printers = run(seeded, "printer-usage-summary", **base).section("printers")
+    assert rows(printers, "printer") == expected(JOBS, since, until, lambda j: j.printer)
+    largest = run(seeded, "largest-jobs", **base, limit=5).section("jobs").frame
+    want = sorted((j for j in JOBS if since <= j.at < until), key=lambda j: -j.impressions)[:5]
+    assert list(largest["impressions"]) == [j.impressions for j in want]
+    assert all(largest.loc[largest.status == "denied", "cost"].isna())  # a denied job shows no cost
+    plist = run(seeded, "printer-list", **base).section("printers").frame.set_index("printer")
+    assert plist.loc["lab-colour", "colour_price"] == 6000 and plist.loc["lab-colour", "duplex_discount_pct"] == 10
+    ulist = run(seeded, "user-list", **base).section("users").frame.set_index("user")
+    assert ulist.loc["cat", "department"] == "Lab"
+
+
+def test_savings_use_each_printers_schedule(seeded):
+    since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
+    report = run(seeded, "savings", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"})
+    frame = report.section("savings").frame.set_index("measure")
+    tracked = [j for j in JOBS if not j.denied and since <= j.at < until]
+    duplex_sheets = sum(j.sheets - (j.pages + 1) // 2 * j.copies for j in tracked if not j.duplex and j.pages > 1)
+    assert frame.iloc[0]["sheets_saved"] == duplex_sheets
+    from dataclasses import replace
+    duplex_money = sum(j.cost - replace(j, duplex=True).cost for j in tracked if not j.duplex and j.pages > 1)
+    assert frame.iloc[0]["cost_saved"] == duplex_money
+    mono_money = sum(j.cost - replace(j, colour_pages=0).cost for j in tracked if j.colour_pages)
+    assert frame.iloc[1]["cost_saved"] == mono_money
+    def two_up_sheets(j):
+        up = (j.pages + 1) // 2
+        return j.sheets - ((up + 1) // 2 if j.duplex else up) * j.copies
+    assert frame.iloc[2]["sheets_saved"] == sum(two_up_sheets(j) for j in tracked if j.pages > 1)
+    assert frame.iloc[2]["cost_saved"] > 0
+    repeated = frame.iloc[3]
+    assert repeated["jobs_affected"] >= 1  # ann's budget.xlsx two minutes apart
+
+
+def test_environment_shows_factors_and_their_sources(seeded):
+    since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
+    report = run(seeded, "environment", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"})
+    impact = report.section("impact").frame.set_index("measure")["value"]
+    sheets = expected(JOBS, since, until)["all"]["sheets"]
+    assert impact["sheets"] == sheets
+    assert impact["trees"] == round(sheets / 8333, 4)
+    assert impact["CO2e"] == round(sheets * 12.7 / 1000, 3)
+    assert all("PaperCut" in f["source"] or "SavaPage" in f["source"] or "A4" in f["source"] for f in report.factors)
+
+
+def test_habits_workflow_and_licence(seeded):
+    base = {"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"}
+    habits = run(seeded, "habits", **base)
+    assert habits.section("hours").totals["jobs"] == habits.section("weekdays").totals["jobs"] == habits.section(
+        "sizes").totals["jobs"]
+    workflow = run(seeded, "workflow-issues", **base)
+    assert "budget.xlsx" in set(workflow.section("repeated").frame["document"])
+    assert set(workflow.section("no_seat").frame["user"]) == set(DENIED)
+    licence = run(seeded, "licence-usage", **base)
+    assert len(licence.section("seats").frame) == 5
+
+
+def test_document_names_follow_the_privacy_setting():
+    assert shown_document("thesis draft.pdf", "mask") == "*.pdf"
+    assert shown_document("noextension", "mask") == "*"
+    assert shown_document("a.pdf", "omit") == ""
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"from": "2026-12-01", "to": "2026-11-01"}, "to"),
+    ({"from": "0001-01-01"}, "from"),
+    ({"from": "2026-11-01T00:00:00"}, "from"),  # a time without an offset
+    ({"from": "2026-02-30"}, "from"),
+    ({"timezone": "Mars/Olympus"}, "timezone"),
+    ({"group_by": "planet"}, "group_by"),
+    ({"colour": "sepia"}, "colour"),
+    ({"limit": "0"}, "limit"),
+    ({"limit": "٣"}, "limit"),
+    ({"user": "a\x00b"}, "user"),
+    ({"from": "1990-01-01", "to": "2026-01-01"}, "to"),  # longer than ten years
+    ({"colour_mode": "x"}, "colour_mode"),
+])
+def test_bad_parameters_name_their_field(params, field):
+    with pytest.raises(ReportInputError) as caught:
+        parse_parameters(params, site_timezone="UTC", now=NOW, allowed=CATALOGUE["usage"].parameters)
+    assert field in caught.value.errors
+
+
+def test_unknown_users_and_printers_are_named(seeded):
+    for field in ("user", "printer", "department"):
+        with pytest.raises(ReportInputError) as caught:
+            run(seeded, "usage", **{field: "nobody-here"})
+        assert field in caught.value.errors
+
+
+# --- over HTTP: /api/v1/reports, its formats, and the fixed /usage and /jobs -----------------
+
+@pytest.fixture(scope="module")
+def http(seeded):
+    import falcon.testing
+    from api.app import create_app
+
+    seeded.clock = lambda: NOW
+    _, admin = seeded.issue_token(name="reports-admin", role="admin")
+    _, ann = seeded.issue_token(name="ann's script", role="user", subject="ann")
+    seeded.catch_up()
+    client = falcon.testing.TestClient(create_app(seeded))
+    return client, {"Authorization": f"Bearer {admin}"}, {"Authorization": f"Bearer {ann}"}
+
+
+PERIOD = {"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"}
+
+
+def test_the_catalogue_lists_every_report_with_its_parameters(http):
+    client, admin, ann = http
+    r = client.simulate_get("/api/v1/reports", headers=admin)
+    assert r.status_code == 200
+    assert {e["name"] for e in r.json["reports"]} == set(CATALOGUE)
+    assert "group_by" in next(e for e in r.json["reports"] if e["name"] == "usage")["parameters"]
+    mine = client.simulate_get("/api/v1/reports", headers=ann).json["reports"]
+    assert "user-list" not in {e["name"] for e in mine} and "usage" in {e["name"] for e in mine}
+
+
+def test_a_report_as_json_has_grand_totals_money_as_decimals_and_defined_words(http):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/reports/usage", params={**PERIOD, "group_by": "printer"}, headers=admin)
+    assert r.status_code == 200, r.text
+    usage = r.json["sections"][0]
+    want = expected(JOBS, us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00"))["all"]
+    assert usage["totals"]["impressions"] == want["impressions"]
+    assert usage["totals"]["cost"] == f"{want['cost'] // 10_000}.{want['cost'] % 10_000:04d}"
+    assert "impressions" in r.json["definitions"]
+
+
+def test_a_user_sees_only_their_own_jobs_and_not_the_organisation_reports(http):
+    client, _, ann = http
+    r = client.simulate_get("/api/v1/reports/usage", params={**PERIOD, "user": "bob"}, headers=ann)
+    assert r.status_code == 200
+    assert {row["user"] for row in r.json["sections"][0]["rows"]} == {"ann"}
+    assert client.simulate_get("/api/v1/reports/user-list", headers=ann).status_code == 403
+
+
+@pytest.mark.parametrize("params,field,status", [
+    ({"from": "2026-12-01", "to": "2026-11-01"}, "to", 400),
+    ({"timezone": "Nowhere/Land"}, "timezone", 400),
+    ({"user": "nobody-here"}, "user", 400),
+    ({"format": "docx"}, "format", 400),
+    ({"from": "1900-01-01", "to": "2026-01-01"}, "from", 400),
+    ({"group_by": "x", "format": "csv"}, "group_by", 400),
+])
+def test_bad_report_requests_are_4xx_naming_the_field(http, params, field, status):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/reports/usage", params=params, headers=admin)
+    assert r.status_code == status, r.text
+    assert field in r.json["errors"], r.json
+
+
+def test_an_unknown_report_is_a_404_naming_it(http):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/reports/no-such", headers=admin)
+    assert r.status_code == 404 and "name" in r.json["errors"]
+
+
+def test_csv_streams_every_job_with_formulas_escaped(http):
+    import csv
+    import io
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/reports/jobs", params={**PERIOD, "format": "csv", "limit": "3"}, headers=admin)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    header = lines.index(["job", "submitted_at", "user", "printer", "client_host", "document",
+                          "impressions_per_copy", "copies", "impressions", "colour_impressions", "sheets", "duplex",
+                          "paper", "pdl", "size", "status", "cost"])
+    body = lines[header + 1:]
+    in_period = [j for j in JOBS if us("2026-11-27T00:00:00+00:00") <= j.at < us("2026-12-01T09:00:00+00:00")]
+    assert len(body) == len(in_period)  # every job, not the JSON's `limit`
+    documents = {row[5] for row in body}
+    assert "'=HYPERLINK(\"x\").txt" in documents and "=HYPERLINK(\"x\").txt" not in documents
+    assert all(row[16] == "" for row in body if row[15] == "denied")  # never a cost on a denied job
+
+
+def test_xlsx_pdf_and_html_carry_the_report_and_its_charts(http):
+    import io
+    import openpyxl
+    client, admin, _ = http
+    x = client.simulate_get("/api/v1/reports/jobs", params={**PERIOD, "format": "xlsx"}, headers=admin)
+    assert x.status_code == 200
+    book = openpyxl.load_workbook(io.BytesIO(x.content), read_only=True)
+    cells = [c for row in book["jobs"].iter_rows(values_only=True) for c in row if isinstance(c, str)]
+    assert "'=HYPERLINK(\"x\").txt" in cells and not any(c.startswith("=") for c in cells)
+    u = client.simulate_get("/api/v1/reports/usage", params={**PERIOD, "format": "xlsx", "group_by": "day"},
+                            headers=admin)
+    assert "charts" in openpyxl.load_workbook(io.BytesIO(u.content)).sheetnames
+    pdf = client.simulate_get("/api/v1/reports/savings", params={**PERIOD, "format": "pdf"}, headers=admin)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    from pypdf import PdfReader
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "Potential savings" in text
+    html = client.simulate_get("/api/v1/reports/usage", params={**PERIOD, "format": "html", "group_by": "day"},
+                               headers=admin)
+    assert html.status_code == 200 and html.text.count("data:image/png;base64,") == 2
+    assert "<script" not in html.text
+
+
+def test_usage_is_exact_for_a_time_within_a_day_and_takes_dates_alone(http):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/usage", params={"from": "2026-11-28T18:28:00Z", "to": "2026-11-30",
+                                                     "group_by": "user"}, headers=admin)
+    assert r.status_code == 200, r.text
+    want = expected(JOBS, us("2026-11-28T18:28:00+00:00"), us("2026-12-01T00:00:00+00:00"), lambda j: j.user)
+    assert {t["user"]: t["impressions"] for t in r.json["totals"]} == {k: v["impressions"] for k, v in want.items()}
+    assert r.json["grand_total"]["jobs"] == sum(v["jobs"] for v in want.values())
+    assert {d["user"] for d in r.json["denied"]} <= set(DENIED) and "cost" not in r.json["denied"][0]
+
+
+def test_the_job_list_names_impressions_and_shows_no_cost_for_a_denied_job(http):
+    client, admin, _ = http
+    r = client.simulate_get("/api/v1/jobs", params={"from": "2026-11-27", "to": "2026-12-01", "limit": "1000"},
+                            headers=admin)
+    assert r.status_code == 200, r.text
+    for job in r.json["jobs"]:
+        assert job["impressions"] == job["impressions_per_copy"] * job["copies"]
+        assert (job["cost"] is None) == (job["status"] == "denied")

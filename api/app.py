@@ -9,6 +9,7 @@ import msgspec
 import sqlalchemy as sa
 
 from adapters.licence_keys import HostIdentity
+from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SessionSigner
 from api.auth import TokenAuth
 from api.client_address import ClientAddress
@@ -22,6 +23,7 @@ from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
 from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.site_settings import SettingResource, SettingsResource
+from api.transport import TransportSecurity
 from api.users import (
     UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
 )
@@ -39,6 +41,7 @@ class Wiring(Protocol):
 
     reader: sa.Engine
     sessions: SessionSigner
+    session_revocations: SessionRevocations
     licensing: Licensing
     track_jobs: TrackJobs
     hold_job: HoldJob
@@ -74,8 +77,10 @@ class BodyLimits:
     read_seconds: float = 10.0
 
 
-def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) -> falcon.App:
-    """`role` "services" serves only the agent endpoints (a separate Services host)."""
+def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
+               https_port: int | None = None) -> falcon.App:
+    """`role` "services" serves only the agent endpoints (a separate Services host). With
+    `https_port`, plain HTTP redirects browsers there (api.transport)."""
     json_only = BodyRule((JSON,), limits.json_bytes, limits.depth)
     bodies = {
         # 5,000 jobs (commands.job_reports.MAX_BATCH) of a few hundred bytes each, with room.
@@ -86,7 +91,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         "/Authentication/Login": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
         "/Setup/NetworkSetup": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
     }
-    app = falcon.App(middleware=[TokenAuth(w.reader, sessions=w.sessions),
+    app = falcon.App(middleware=[TransportSecurity(https_port),
+                                 TokenAuth(w.reader, sessions=w.sessions, revocations=w.session_revocations),
                                  RequestLimits(bodies, json_only, limits.read_seconds)])
     # msgspec encodes and decodes JSON in C: a 500-job answer in a fraction of json's time.
     json_handler = falcon.media.JSONHandler(dumps=msgspec.json.encode, loads=msgspec.json.decode)
@@ -112,7 +118,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/jobs", JobListResource(w.reader, w.clock))
         route("/api/v1/usage", UsageResource(w.reader, w.clock))
         route("/Authentication/Login", LoginResource(w.log_in, w.sessions, w.client_address))
-        route("/Authentication/Logout", LogoutResource(w.sessions))
+        route("/Authentication/Logout", LogoutResource(w.sessions, w.session_revocations))
         route("/Setup/NetworkSetup", NetworkSetupResource(w.is_set_up, w.check_directory_connection,
                                                           w.complete_setup, w.sessions, host, w.setup_code))
         route("/api/v1/licence", LicenceResource(w.reader, w.clock, host))

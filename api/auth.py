@@ -13,6 +13,7 @@ import falcon
 import sqlalchemy as sa
 
 from commands.access_tokens import hash_secret
+from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SESSION_COOKIE, SessionSigner, same_token
 from projections.access_tokens import find_token
 from domain.users import ROLE_USER
@@ -37,9 +38,11 @@ class Principal:
 class TokenAuth:
     """Falcon middleware: puts the caller's Principal in req.context.principal, or refuses."""
 
-    def __init__(self, reader: sa.Engine, sessions: SessionSigner | None = None) -> None:
+    def __init__(self, reader: sa.Engine, sessions: SessionSigner | None = None,
+                 revocations: SessionRevocations | None = None) -> None:
         self.reader = reader
         self.sessions = sessions  # web logins (cookie sessions), see adapters.sessions
+        self.revocations = revocations  # sessions ended by logout
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
         self._roles_cache: dict[str, tuple[float, frozenset[str] | None]] = {}
 
@@ -96,7 +99,7 @@ class TokenAuth:
     def _session_principal(self, req: falcon.Request) -> Principal:
         """A web login's cookie. A request that changes something must echo its CSRF token."""
         session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
-        if session is None:
+        if session is None or (self.revocations is not None and self.revocations.is_revoked(session.session_id)):
             raise falcon.HTTPUnauthorized(title="Session expired", description="Log in again.",
                                           challenges=["Bearer"])
         if req.method not in ("GET", "HEAD", "OPTIONS") and not same_token(req.get_header("X-CSRF-Token"),

@@ -10,10 +10,12 @@ import falcon
 from marshmallow import Schema, fields, validate
 
 from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, same_token
+from adapters.session_revocations import SessionRevocations
 from api.client_address import ClientAddress
 from api.errors import load
 from api.openapi import Operation
 from api.pages import e, form_csrf, is_form, is_json, page
+from api.transport import is_https
 from api.users import validate_login
 from commands.logins import LogIn
 from domain.logins import BAD_CREDENTIALS, NOT_ALLOWED, THROTTLED
@@ -80,7 +82,7 @@ class LoginResource:
                 resp.media = {"title": "Login refused", "outcome": result.outcome, "description": result.message}
             return
         cookie, session = self.sessions.issue(result.login, result.role)
-        resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
+        resp.set_cookie(SESSION_COOKIE, cookie, secure=is_https(req), http_only=True, same_site="Strict", path="/",
                         max_age=self.sessions.lifetime)
         if form:
             resp.status = falcon.HTTP_303
@@ -90,15 +92,34 @@ class LoginResource:
 
 class LogoutResource:
     public = True
-    openapi = {"post": Operation("Log out: the session cookie is cleared (X-CSRF-Token of the session)",
-                                 responses={204: "Logged out", 403: "CSRF token missing or wrong"})}
+    openapi = {"post": Operation("Log out: the session ends on the server and its cookie is cleared "
+                                 "(X-CSRF-Token of the session, or the form's csrf_token)",
+                                 responses={204: "Logged out", 303: "Form logout: to the login page",
+                                            403: "CSRF token missing or wrong"})}
 
-    def __init__(self, sessions: SessionSigner) -> None:
+    def __init__(self, sessions: SessionSigner, revocations: SessionRevocations) -> None:
         self.sessions = sessions
+        self.revocations = revocations
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
-        if session is not None and not same_token(req.get_header("X-CSRF-Token"), session.csrf):
-            raise falcon.HTTPForbidden(title="CSRF token missing or wrong")
+        if session is not None:
+            token = req.get_header("X-CSRF-Token") or _form_token(req)
+            if not same_token(token, session.csrf):
+                raise falcon.HTTPForbidden(title="CSRF token missing or wrong")
+            self.revocations.revoke(session.session_id, session.expires)  # a copy of the cookie ends too
         resp.unset_cookie(SESSION_COOKIE, path="/")
+        if is_form(req):
+            resp.status = falcon.HTTP_303
+            resp.location = "/Authentication/Login"
+            return
         resp.status = falcon.HTTP_204
+
+
+def _form_token(req: falcon.Request) -> str:
+    """The console's logout button posts a form with the session's CSRF token."""
+    if not is_form(req):
+        return ""
+    media = req.get_media(default_when_empty={}) or {}
+    value = media.get("csrf_token", "") if isinstance(media, dict) else ""
+    return value if isinstance(value, str) else ""

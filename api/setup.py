@@ -21,6 +21,7 @@ from adapters.licence_keys import HostIdentity
 from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, same_token
 from api.errors import InvalidInput, load
 from api.openapi import Operation
+from api.transport import is_https
 from api.pages import e, form_csrf, is_form, is_json, page
 from commands.setup import (
     LICENCE_MODES, NETWORK_TYPES, CheckDirectoryConnection, CompleteSetup, SetupClosed, SetupRefused, SetupRequest,
@@ -216,7 +217,7 @@ class NetworkSetupResource:
             raise
         self.setup_code.remove()  # used up: the wizard is closed now anyway
         cookie, session = self.sessions.issue(installation.admin, ROLE_ADMIN)
-        resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
+        resp.set_cookie(SESSION_COOKIE, cookie, secure=is_https(req), http_only=True, same_site="Strict", path="/",
                         max_age=self.sessions.lifetime)
         resp.status = falcon.HTTP_201
         resp.media = {"setup": "complete", "admin": installation.admin, "csrf_token": session.csrf}

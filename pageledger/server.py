@@ -10,6 +10,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import ssl
 import threading
 import time
 from typing import Any
@@ -19,11 +20,13 @@ from functools import partial
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker, TConn
 
+from adapters.tls import ServerCertificate, server_context
 from pageledger.settings import Settings
 
 log = logging.getLogger("pageledger")
 
 FALLBACK_PORT = 6320
+FALLBACK_HTTPS_PORT = 6321
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -49,6 +52,20 @@ def choose_port(settings: Settings, explicit: int | None) -> int:
         if port_is_free(settings.host, candidate):
             return candidate
     raise SystemExit("neither port 80 nor 6320 is free: set PAGELEDGER_PORT or pass --port")
+
+
+def choose_https_port(settings: Settings, explicit: int | None, http_port_automatic: bool) -> int | None:
+    """--https-port; else the configured one; else, when the HTTP port was chosen
+    automatically, 443 when free and permitted, else 6321; else None (HTTPS off, said at start)."""
+    wanted = explicit if explicit is not None else settings.https_port
+    if wanted and wanted > 0:
+        return wanted
+    if wanted and wanted < 0 or not http_port_automatic:
+        return None
+    for candidate in (443, FALLBACK_HTTPS_PORT):
+        if port_is_free(settings.host, candidate):
+            return candidate
+    raise SystemExit("neither port 443 nor 6321 is free: set PAGELEDGER_HTTPS_PORT (or -1 for no HTTPS)")
 
 
 def _projection_process(settings: Settings) -> None:
@@ -212,6 +229,9 @@ class BufferingThreadWorker(ThreadWorker):
         self.read_seconds = settings.request_read_seconds
         self.buffer_bytes = settings.request_buffer_bytes
         self.gathering: dict[TConn, float] = {}  # connection -> deadline of its request
+        certificate = getattr(self.app, "certificate", None)
+        self.tls_port = getattr(self.app, "https_port", None)
+        self.tls_context = server_context(certificate) if certificate is not None and self.tls_port else None
         super().init_process()
 
     def accept(self, listener: socket.socket) -> None:
@@ -222,7 +242,13 @@ class BufferingThreadWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
-        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        server = listener.getsockname()
+        if self.tls_context is not None and server[1] == self.tls_port:
+            conn = TlsConn(self.cfg, client_sock, client_addr, server, self.tls_context, self.read_seconds)
+            client_sock.setblocking(True)  # the handshake and the request: gthread's own way, in a thread
+            self.enqueue_req(conn)
+            return
+        conn = TConn(self.cfg, client_sock, client_addr, server)
         if self.cfg.is_ssl:  # bytes must reach the TLS layer: gthread's own way
             client_sock.setblocking(True)
             self.enqueue_req(conn)
@@ -230,7 +256,7 @@ class BufferingThreadWorker(ThreadWorker):
         self._gather(conn)
 
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
-        if self.cfg.is_ssl:
+        if self.cfg.is_ssl or isinstance(conn, TlsConn):
             return super().on_client_socket_readable(conn, client)
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
@@ -298,6 +324,37 @@ class BufferingThreadWorker(ThreadWorker):
             conn.parser.unreader.unread(bytes(buffered))
         return super().handle(conn)
 
+    def handle_request(self, req: Any, conn: TConn) -> Any:
+        if isinstance(conn, TlsConn):
+            req.scheme = "https"  # wsgi.url_scheme: TLS is ours per listener, not gunicorn's for all
+        return super().handle_request(req, conn)
+
+
+class TlsConn(TConn):
+    """A connection to the HTTPS listener: wrapped in our TLS context in the thread that takes it.
+
+    gunicorn's own TLS (certfile) applies to every listener; PageLedger serves plain HTTP for
+    agents and browsers' first visit beside HTTPS, so TLS is decided per listener here. The
+    handshake must finish within the request read deadline, so a silent client frees the thread.
+    """
+
+    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, context: ssl.SSLContext,
+                 handshake_seconds: float) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.context = context
+        self.handshake_seconds = handshake_seconds
+
+    def init(self) -> None:
+        if self.initialized:
+            return
+        raw = self.sock
+        raw.setblocking(True)
+        raw.settimeout(self.handshake_seconds)
+        self.sock = self.context.wrap_socket(raw, server_side=True, suppress_ragged_eofs=True,
+                                             do_handshake_on_connect=True)
+        self.sock.settimeout(None)
+        super().init()
+
 
 class PageLedgerServer(BaseApplication):
     """gunicorn with PageLedger's app. `projections`: "process" (a subprocess of the master
@@ -305,10 +362,16 @@ class PageLedgerServer(BaseApplication):
     or "none" (another node runs them)."""
 
     def __init__(self, settings: Settings, port: int, *, workers: int, threads: int,
-                 role: str = "all", projections: str = "process") -> None:
+                 role: str = "all", projections: str = "process", https_port: int | None = None,
+                 certificate: ServerCertificate | None = None) -> None:
         self.settings = settings
+        self.https_port = https_port if certificate is not None else None
+        self.certificate = certificate if https_port else None
+        binds = [f"{settings.host}:{port}"] + ([f"{settings.host}:{https_port}"] if self.https_port else [])
         self.options = {
-            "bind": f"{settings.host}:{port}",
+            "bind": binds,
+            # sendfile would write file bodies past the TLS layer of the HTTPS listener.
+            "sendfile": False,
             "workers": workers,
             "threads": threads,
             "worker_class": "pageledger.server.BufferingThreadWorker",
@@ -350,4 +413,4 @@ class PageLedgerServer(BaseApplication):
         s = self.settings
         limits = BodyLimits(json_bytes=s.max_json_bytes, batch_bytes=s.max_batch_bytes, depth=s.max_json_depth,
                             read_seconds=s.body_read_seconds)
-        return create_app(runtime, role=self.role, limits=limits)
+        return create_app(runtime, role=self.role, limits=limits, https_port=self.https_port)

@@ -109,6 +109,17 @@ def _own_user(req: falcon.Request, requested: str | None) -> str | None:
     return principal.subject if principal.role == "user" else requested
 
 
+def job_filter(req: falcon.Request, q: dict[str, Any], **more: Any) -> JobFilter:
+    """The read model's filter from a loaded JobQuerySchema (the API's and the console's): a
+    `user` caller is bound to their own jobs whatever they asked for."""
+    return JobFilter(
+        user=_own_user(req, q.get("user")), printer=q.get("printer"),
+        since=to_micros(q["since"]) if "since" in q else None,
+        until=to_micros(q["until"]) if "until" in q else None,
+        before_seq=q.get("cursor"), limit=q["limit"], **more,
+    )
+
+
 def job_json(r: JobRow) -> dict[str, Any]:
     return {
         "job": r.seq, "user": r.user, "printer": r.printer, "client_host": r.client_host,
@@ -139,13 +150,7 @@ class JobListResource:
         self.schema = JobQuerySchema(clock)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        q = load(self.schema, dict(req.params))
-        f = JobFilter(
-            user=_own_user(req, q.get("user")), printer=q.get("printer"),
-            since=to_micros(q["since"]) if "since" in q else None,
-            until=to_micros(q["until"]) if "until" in q else None,
-            before_seq=q.get("cursor"), limit=q["limit"],
-        )
+        f = job_filter(req, load(self.schema, dict(req.params)))
         with self.reader.connect() as conn:
             page, cursor = list_jobs(conn, f)
         resp.media = {"jobs": [job_json(r) for r in page], "next_cursor": cursor}

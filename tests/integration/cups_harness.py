@@ -270,12 +270,12 @@ StateDir {root / 'state'}
 AccessLog {root / 'log' / 'access_log'}
 ErrorLog {root / 'log' / 'error_log'}
 PageLog {root / 'log' / 'page_log'}
-MaxLogSize 0
 Printcap {root / 'printcap'}
 ServerBin {self.server_bin}
 DataDir /usr/share/cups
 """)
         (root / "cupsd.conf").write_text(f"""LogLevel debug
+MaxLogSize 0
 Listen 127.0.0.1:{self.cups_port}
 Browsing No
 BrowseLocalProtocols none

@@ -79,6 +79,9 @@ ensure_test_packages() {
   apt_install postgresql-client procps \
     cups cups-client cups-bsd cups-ipp-utils cups-filters dbus ghostscript \
     slapd ldap-utils
+  # The web console's browser tests (tests/e2e/test_console_browser.py): Debian's chromium,
+  # driven by the playwright package (never `playwright install`: no browser downloads).
+  apt_install chromium
 }
 
 case "${1:-}" in

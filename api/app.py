@@ -161,13 +161,13 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/jobs.csv", JobsCsv(w.reader, w.clock))
         route("/jobs/{job}", JobPage(renderer, w.reader))
         route("/my/jobs", MyJobsPage(renderer, w.reader, w.clock))
-        users_page = UsersPage(renderer, w.reader, w.add_local_user)
+        users_page = UsersPage(renderer, w.reader, w.add_local_user, w.progress)
         route("/users", users_page)
         route("/users/{user_id}/{change}", UserChangePage(renderer, w.reader, w.set_user_active, w.change_role,
                                                           users_page))
         route("/printers", PrintersPage(renderer, w.reader, w.printers, w.set_cost_schedule, w.set_secure_hold))
         route("/admin/settings", SettingsPage(renderer, w.site_settings))
-        route("/admin/licensing", LicensingPage(renderer, w.reader, w.clock, host, w.licensing))
+        route("/admin/licensing", LicensingPage(renderer, w.reader, w.clock, host, w.licensing, w.progress))
         route("/secure-print", SecurePrintPage(renderer))  # hook: secure release's held jobs
         route("/reports", ReportsPage(renderer))  # hook: the reports catalogue
         route("/audit", AuditPage(renderer))  # hook: the audit log

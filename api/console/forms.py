@@ -8,7 +8,8 @@ before the resource runs. So no console form can change anything without the tok
 """
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Protocol
 
 import falcon
 
@@ -36,3 +37,24 @@ def form(req: falcon.Request) -> dict[str, Any]:
 def form_field(req: falcon.Request, name: str) -> str:
     value = form(req).get(name, "")
     return value if isinstance(value, str) else ""
+
+
+class Progress(Protocol):
+    def head(self) -> int: ...
+
+    def positions(self) -> dict[str, int]: ...
+
+
+def caught_up(progress: Progress, names: tuple[str, ...], seconds: float = 3.0) -> bool:
+    """After a change, wait (briefly) until the read models `names` have applied it, so that the
+    page the browser is sent to shows it. False if they have not within `seconds` (the page
+    then says it may take a moment)."""
+    head = progress.head()
+    deadline = time.monotonic() + seconds
+    while True:
+        positions = progress.positions()
+        if all(positions.get(n, 0) >= head for n in names):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)

@@ -17,7 +17,7 @@ import falcon
 import sqlalchemy as sa
 
 from adapters.licence_keys import HostIdentity
-from api.console.forms import form
+from api.console.forms import Progress, caught_up, form
 from api.console.render import ADMINS, READERS, Renderer
 from api.errors import InvalidInput, RefusedChange, load
 from api.licence import ActivateSchema, activate
@@ -60,7 +60,8 @@ class LicensingPage:
                                             409: "Online activation unavailable", 502: "Activation service"})}
 
     def __init__(self, renderer: Renderer, reader: sa.Engine, clock: Callable[[], int], host: HostIdentity,
-                 licensing: Licensing) -> None:
+                 licensing: Licensing, progress: Progress) -> None:
+        self.progress = progress
         self.renderer = renderer
         self.reader = reader
         self.clock = clock
@@ -88,4 +89,5 @@ class LicensingPage:
             return self._show(req, resp, status, exc.field_errors, entered)
         except falcon.HTTPBadGateway as exc:
             return self._show(req, resp, falcon.HTTP_502, {"method": [exc.description or "unreachable"]}, entered)
+        caught_up(self.progress, ("licence_seats",))
         raise falcon.HTTPSeeOther("/admin/licensing?done=activated")

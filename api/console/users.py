@@ -9,7 +9,7 @@ from uuid import UUID
 import falcon
 import sqlalchemy as sa
 
-from api.console.forms import form
+from api.console.forms import Progress, caught_up, form
 from api.console.render import ADMINS, READERS, Renderer
 from api.errors import InvalidInput, load
 from api.openapi import Operation
@@ -40,7 +40,9 @@ class UsersPage:
                                  responses={303: "Added: back to the list", 400: "Bad fields, shown beside them",
                                             409: "The login exists, or users come from a directory"})}
 
-    def __init__(self, renderer: Renderer, reader: sa.Engine, add_local_user: AddLocalUser) -> None:
+    def __init__(self, renderer: Renderer, reader: sa.Engine, add_local_user: AddLocalUser,
+                 progress: Progress) -> None:
+        self.progress = progress
         self.renderer = renderer
         self.reader = reader
         self.add_local_user = add_local_user
@@ -71,6 +73,7 @@ class UsersPage:
             return self._show(req, resp, falcon.HTTP_409, {"login": [str(exc)]}, entered)
         except UserError as exc:
             return self._show(req, resp, falcon.HTTP_409, {"_schema": [str(exc)]}, entered)
+        caught_up(self.progress, ("users",))
         raise falcon.HTTPSeeOther("/users?done=added")
 
 
@@ -109,4 +112,5 @@ class UserChangePage:
             return self.users_page._show(req, resp, falcon.HTTP_400, exc.field_errors)
         except UserError as exc:
             return self.users_page._show(req, resp, falcon.HTTP_409, {change: [str(exc)]})
+        caught_up(self.users_page.progress, ("users",))
         raise falcon.HTTPSeeOther("/users?done=saved")

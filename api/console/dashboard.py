@@ -9,6 +9,7 @@ import falcon
 import sqlalchemy as sa
 
 from api.console.render import READERS, EVERYONE, Renderer
+from api.openapi import Operation
 from domain.units import day_iso, day_of
 from projections.licence_seats import licence_summary
 from projections.usage_daily import usage_totals
@@ -41,7 +42,8 @@ def chart(pages_by_day: dict[int, int], today: int, width: float = 600, height: 
 class DashboardPage:
     page = True
     roles = EVERYONE
-    openapi: dict = {}
+    openapi = {"get": Operation("The dashboard (HTML): today's jobs, pages and cost, seats used, the last 30 days",
+                                responses={200: "The page", 303: "To the login page, or a user to My jobs"})}
 
     def __init__(self, renderer: Renderer, reader: sa.Engine, clock: Callable[[], int]) -> None:
         self.renderer = renderer

@@ -116,7 +116,8 @@ class JobPage:
     page = True
     roles = EVERYONE
     openapi = {"get": Operation("One job's details (HTML); users: their own only",
-                                responses={200: "The page", 303: "To the login page", 404: "No such job"})}
+                                responses={200: "The page", 303: "To the login page", 404: "No such job"},
+                                path_patterns={"job": r"^[0-9]{1,19}$"})}
 
     def __init__(self, renderer: Renderer, reader: sa.Engine) -> None:
         self.renderer = renderer

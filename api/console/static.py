@@ -15,7 +15,8 @@ TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf
 class StaticResource:
     public = True
     openapi = {"get": Operation("The console's stylesheet and script", responses={304: "Not modified",
-                                                                                 404: "No such file"})}
+                                                                                 404: "No such file"},
+                                path_patterns={"name": r"^console\.(css|js)$"})}
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytes, str, str]] = {}

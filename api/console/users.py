@@ -85,7 +85,8 @@ class UserChangePage:
     roles = ADMINS
     openapi = {"post": Operation("Set a user Active/Inactive or change their role (HTML form with csrf_token)",
                                  responses={303: "Saved: back to the list", 400: "Bad fields", 404: "No such user",
-                                            409: "Refused (the last active admin)"})}
+                                            409: "Refused (the last active admin)"},
+                                 path_patterns={"user_id": r"^[0-9a-fA-F-]{36}$", "change": r"^(active|role)$"})}
 
     def __init__(self, renderer: Renderer, reader: sa.Engine, set_user_active: SetUserActive,
                  change_role: ChangeRole, users_page: UsersPage) -> None:

@@ -42,7 +42,9 @@ SETUP_CODE_HELP = ("Enter the setup code the server printed on its console when 
 
 class SetupSchema(Schema):
     setup_code = fields.String(load_default="", validate=validate.Length(0, 200))
-    action = fields.String(load_default="complete", validate=validate.OneOf(("test", "complete")))
+    action = fields.String(load_default="complete", validate=validate.OneOf(("test", "complete")),
+                           metadata={"description": "the HTML form also sends step1/step2/step3/back1/back2 to move "
+                                                    "between its three pages"})
     csrf_token = fields.String(load_default="")
     network_type = fields.String(required=True, validate=validate.OneOf(NETWORK_TYPES))
     ldap_host = fields.String(load_default="", validate=validate.Length(0, 255))
@@ -106,6 +108,16 @@ def _request(data: dict) -> SetupRequest:
                         admin_login=data["admin_login"].strip(), admin_password=data["admin_password"])
 
 
+# The wizard's three pages and the fields each one asks for.
+STEP_FIELDS = {
+    1: ("network_type", "ldap_host", "ldap_port", "ldap_kind", "ldap_security", "ldap_ca_file", "ldap_base_dns",
+        "ldap_bind_dn", "ldap_bind_password", "ldap_group_dn", "ldap_user_filter", "ldap_card_attribute",
+        "ldap_pin_attribute"),
+    2: ("licence_mode", "key", "company", "licence_file"),
+    3: ("admin_login", "admin_password"),
+}
+
+
 class NetworkSetupResource:
     public = True
     openapi = {
@@ -143,16 +155,24 @@ class NetworkSetupResource:
         return falcon.HTTPForbidden(title=title, description=SETUP_CODE_HELP)
 
     def _wizard(self, req: falcon.Request, resp: falcon.Response, code: str, status: str = falcon.HTTP_200,
-                message: str = "", ok: bool = False, errors: dict | None = None, entered: dict | None = None) -> None:
+                message: str = "", ok: bool = False, errors: dict | None = None, entered: dict | None = None,
+                step: int = 1) -> None:
         entered = entered or {}
+        errors = errors or {}
+        if errors:  # show the first step that has something wrong
+            step = min((s for s, names in STEP_FIELDS.items() for name in errors if name in names), default=step)
 
         def v(name: str, default: str = "") -> str:
             value = entered.get(name, default)
             return value if isinstance(value, str) else default
 
-        self.renderer.page(resp, "setup.html", None, status=status, title="PageLedger setup", ask_code=False,
-                           form_csrf=form_csrf(req, resp), setup_code=code, host=self.host.host, mac=self.host.mac,
-                           message=message, ok=ok, errors=errors or {}, v=v)
+        # The other steps' answers ride along as hidden fields (never the admin's password).
+        carried = [(k, val) for s, names in STEP_FIELDS.items() if s != step for k in names
+                   if k != "admin_password" and isinstance(val := entered.get(k), str) and val]
+        self.renderer.page(resp, "setup.html", None, status=status, title=f"PageLedger setup, step {step} of 3",
+                           ask_code=False, form_csrf=form_csrf(req, resp), setup_code=code, host=self.host.host,
+                           mac=self.host.mac, message=message, ok=ok, errors=errors, v=v, step=step,
+                           carried=carried)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         browser = req.client_prefers((falcon.MEDIA_JSON, falcon.MEDIA_HTML)) == falcon.MEDIA_HTML
@@ -205,8 +225,22 @@ class NetworkSetupResource:
         """The wizard's pages: errors beside what was entered, success on to the dashboard."""
         if not same_token(media.get("csrf_token"), req.cookies.get(CSRF_COOKIE)):
             raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the setup page.")
-        entered = {k: v for k, v in media.items() if isinstance(v, str) and "password" not in k}
+        entered = {k: v for k, v in media.items() if isinstance(v, str) and k != "admin_password"}
+        action = media.get("action", "complete")
         try:
+            if action in ("step1", "back1", "back2"):  # back: nothing to check
+                return self._wizard(req, resp, code, entered=entered, step=2 if action == "back2" else 1)
+            if action == "step2":  # step 1 answered: check it (without connecting), on to the licence
+                _request(load(SetupSchema(), {**media, "action": "test"}))
+                return self._wizard(req, resp, code, entered=entered, step=2)
+            if action == "step3":  # the licence answered: check what it needs, on to the first admin
+                try:
+                    load(SetupSchema(), {**media, "action": "complete"})
+                except InvalidInput as exc:
+                    left = {k: m for k, m in exc.field_errors.items() if k not in STEP_FIELDS[3]}
+                    if left:
+                        raise InvalidInput(left) from None
+                return self._wizard(req, resp, code, entered=entered, step=3)
             data = load(SetupSchema(), media)
             request = _request(data)
             if data["action"] == "test":

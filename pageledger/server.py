@@ -244,9 +244,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.nr_conns += 1
         server = listener.getsockname()
         if self.tls_context is not None and server[1] == self.tls_port:
-            conn = TlsConn(self.cfg, client_sock, client_addr, server, self.tls_context, self.read_seconds)
-            client_sock.setblocking(True)  # the handshake and the request: gthread's own way, in a thread
-            self.enqueue_req(conn)
+            self._handshake(TlsConn(self.cfg, client_sock, client_addr, server, self.tls_context))
             return
         conn = TConn(self.cfg, client_sock, client_addr, server)
         if self.cfg.is_ssl:  # bytes must reach the TLS layer: gthread's own way
@@ -255,8 +253,35 @@ class BufferingThreadWorker(ThreadWorker):
             return
         self._gather(conn)
 
+    def _handshake(self, conn: "TlsConn") -> None:
+        """TLS in the event loop too: a client that never finishes its handshake costs a socket,
+        not a thread, and is dropped at the request deadline like a slow request."""
+        try:
+            conn.sock = conn.context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False,
+                                                 suppress_ragged_eofs=True)
+        except (OSError, ValueError):
+            self.nr_conns -= 1
+            conn.close()
+            return
+        conn.sock.setblocking(False)
+        conn.front_buffer = bytearray()
+        self.gathering[conn] = time.monotonic() + self.read_seconds
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_handshake_readable, conn))
+
+    def _on_handshake_readable(self, conn: "TlsConn", client: socket.socket) -> None:
+        try:
+            conn.sock.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except (OSError, ValueError):
+            self._drop(conn)  # not TLS, or a handshake that failed: nothing to answer
+            return
+        self.poller.unregister(conn.sock)
+        del self.gathering[conn]
+        self._gather(conn)
+
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
-        if self.cfg.is_ssl or isinstance(conn, TlsConn):
+        if self.cfg.is_ssl:
             return super().on_client_socket_readable(conn, client)
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
@@ -271,7 +296,9 @@ class BufferingThreadWorker(ThreadWorker):
     def _on_gathering_readable(self, conn: TConn, client: socket.socket) -> None:
         try:
             data = conn.sock.recv(64 * 1024)
-        except (BlockingIOError, InterruptedError):
+            while data and isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+                data += conn.sock.recv(64 * 1024)  # decrypted bytes the poller cannot see
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             data = b""
@@ -331,29 +358,17 @@ class BufferingThreadWorker(ThreadWorker):
 
 
 class TlsConn(TConn):
-    """A connection to the HTTPS listener: wrapped in our TLS context in the thread that takes it.
+    """A connection to the HTTPS listener: its TLS handshake and its request are gathered by the
+    worker's event loop (BufferingThreadWorker._handshake), then a thread serves it as any other.
 
-    gunicorn's own TLS (certfile) applies to every listener; PageLedger serves plain HTTP for
-    agents and browsers' first visit beside HTTPS, so TLS is decided per listener here. The
-    handshake must finish within the request read deadline, so a silent client frees the thread.
+    gunicorn's own TLS (certfile) applies to every listener and does the handshake in a thread;
+    PageLedger serves plain HTTP for agents and browsers' first visit beside HTTPS, and a client
+    trickling a handshake must not hold a thread, so TLS is done per listener here.
     """
 
-    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, context: ssl.SSLContext,
-                 handshake_seconds: float) -> None:
+    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, context: ssl.SSLContext) -> None:
         super().__init__(cfg, sock, client, server)
-        self.context = context
-        self.handshake_seconds = handshake_seconds
-
-    def init(self) -> None:
-        if self.initialized:
-            return
-        raw = self.sock
-        raw.setblocking(True)
-        raw.settimeout(self.handshake_seconds)
-        self.sock = self.context.wrap_socket(raw, server_side=True, suppress_ragged_eofs=True,
-                                             do_handshake_on_connect=True)
-        self.sock.settimeout(None)
-        super().init()
+        self.context = context  # the socket is wrapped and its handshake done before a thread sees it
 
 
 class PageLedgerServer(BaseApplication):

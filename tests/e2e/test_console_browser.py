@@ -127,6 +127,21 @@ def test_https_serves_the_self_signed_certificate_whose_fingerprint_the_console_
                         timeout=10).status_code == 200
 
 
+def test_silent_and_trickling_tls_clients_do_not_stop_https(server):
+    """16 threads serve `up`: connections that never finish a TLS handshake must not hold them."""
+    silent = [socket.create_connection(("127.0.0.1", server.https_port)) for _ in range(40)]
+    try:
+        for s in silent[:20]:
+            s.send(b"\x16\x03\x01")  # the first bytes of a ClientHello, then nothing
+        t0 = time.monotonic()
+        r = requests.get(f"https://127.0.0.1:{server.https_port}/healthz", verify=False, timeout=15)
+        print(f"healthz over HTTPS beside 40 silent or trickling TLS clients: {time.monotonic() - t0:.2f} s")
+        assert r.status_code == 200 and time.monotonic() - t0 < 12
+    finally:
+        for s in silent:
+            s.close()
+
+
 def test_the_setup_wizard_from_a_fresh_install_ends_on_the_dashboard(server, browser, shots):
     page = new_page(browser)
     page.goto(f"http://{HOST}:{server.port}/Setup/NetworkSetup")  # plain HTTP: sent on to HTTPS

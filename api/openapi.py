@@ -79,6 +79,8 @@ def _operation(spec: APISpec, path: str, resource: object, method: str, responde
         responses.update({str(code): {"description": text} for code, text in described.responses.items()})
     if described and (described.body is not None or described.query is not None):
         responses.setdefault("400", {"description": "Bad fields, each named in errors"})
+    if described and described.body is not None:  # api.limits bounds every body before it is parsed
+        responses.setdefault("413", {"description": "Body larger than the endpoint takes"})
     if not getattr(resource, "public", False):
         roles = ", ".join(allowed_roles(resource, method))
         op["security"] = [{"bearer": []}, {"session": []}]

@@ -80,6 +80,9 @@ ensure_test_packages() {
     cups cups-client cups-bsd cups-ipp-utils cups-filters dbus ghostscript qpdf \
     slapd ldap-utils \
     unixodbc odbc-postgresql libsqliteodbc  # the PA6 migration reads legacy databases through these ODBC drivers
+  # The web console's browser tests (tests/e2e/test_console_browser.py): Debian's chromium,
+  # driven by the playwright package (never `playwright install`: no browser downloads).
+  apt_install chromium
 }
 
 case "${1:-}" in

@@ -9,6 +9,7 @@ import msgspec
 import sqlalchemy as sa
 
 from adapters.licence_keys import HostIdentity
+from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SessionSigner
 from api.audit import (
     AdminChangesResource, AsOfResource, ErasureResource, EventsResource, JobHistoryResource, OwnJobsCsvResource,
@@ -33,12 +34,26 @@ from commands.printers import SetReleaseSettings
 from commands.release import CardReaders, DeleteJobs, HeldData, RecordReleaseOutcome, ReleaseJobs, SwipeCard
 from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.site_settings import SettingResource, SettingsResource
+from api.transport import TransportSecurity
+from api.console.audit import AuditPage
+from api.console.dashboard import DashboardPage
+from api.console.errors import ConsoleMarker, HtmlErrors
+from api.console.forms import FormCsrf
+from api.console.jobs import JobPage, JobsCsv, JobsPage, MyJobsPage
+from api.console.printers import PrintersPage
+from api.console.render import Renderer
+from api.console.reports import ReportsPage
+from api.console.secure_print import SecurePrintPage
+from api.console.settings import LicensingPage, SettingsPage
+from api.console.static import StaticResource
+from api.console.users import UserChangePage, UsersPage
 from api.users import (
     UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
 )
 from commands.jobs import HoldJob, TrackJobs
 from commands.licensing import Licensing
 from commands.logins import LogIn
+from commands.printers import PrinterCache, SetCostSchedule, SetSecureHold
 from commands.setup import CheckDirectoryConnection, CompleteSetup
 from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
@@ -56,6 +71,7 @@ class Wiring(Protocol):
 
     reader: sa.Engine
     sessions: SessionSigner
+    session_revocations: SessionRevocations
     licensing: Licensing
     track_jobs: TrackJobs
     hold_job: HoldJob
@@ -70,6 +86,9 @@ class Wiring(Protocol):
     remove_user: RemoveUser
     site_settings: SiteSettingsReader
     change_setting: ChangeSetting
+    printers: PrinterCache
+    set_cost_schedule: SetCostSchedule
+    set_secure_hold: SetSecureHold
     offline_policy: str
     clock: Callable[[], int]
     setup_code: SetupCodeCheck
@@ -106,8 +125,10 @@ class BodyLimits:
     read_seconds: float = 10.0
 
 
-def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) -> falcon.App:
-    """`role` "services" serves only the agent endpoints (a separate Services host)."""
+def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
+               https_port: int | None = None) -> falcon.App:
+    """`role` "services" serves only the agent endpoints (a separate Services host). With
+    `https_port`, plain HTTP redirects browsers there (api.transport)."""
     json_only = BodyRule((JSON,), limits.json_bytes, limits.depth)
     bodies = {
         # 5,000 jobs (commands.job_reports.MAX_BATCH) of a few hundred bytes each, with room.
@@ -119,13 +140,20 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         "/Setup/NetworkSetup": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
         "/release": BodyRule((FORM,), limits.json_bytes, limits.depth),
     }
-    app = falcon.App(middleware=[TokenAuth(w.reader, sessions=w.sessions),
-                                 RequestLimits(bodies, json_only, limits.read_seconds)])
+    # The console's forms (api.console): form bodies, checked for their CSRF token by FormCsrf.
+    console_form = BodyRule((FORM,), limits.json_bytes, limits.depth)
+    bodies.update({path: console_form for path in CONSOLE_FORMS})
+    bodies["/Authentication/Logout"] = BodyRule((JSON, FORM), limits.json_bytes, limits.depth)
+    app = falcon.App(middleware=[TransportSecurity(https_port), ConsoleMarker(),
+                                 TokenAuth(w.reader, sessions=w.sessions, revocations=w.session_revocations),
+                                 RequestLimits(bodies, json_only, limits.read_seconds), FormCsrf()])
     # msgspec encodes and decodes JSON in C: a 500-job answer in a fraction of json's time.
     json_handler = falcon.media.JSONHandler(dumps=msgspec.json.encode, loads=msgspec.json.decode)
     app.req_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json_handler
     app.add_error_handler(Exception, handle_unexpected)
+    renderer = Renderer(lambda: str(w.site_settings.values().get("timezone", "UTC")))
+    app.add_error_handler(falcon.HTTPError, HtmlErrors(renderer))
     app.req_options.strip_url_path_trailing_slash = True
     host: HostIdentity = w.licensing.identity
     routes: list[tuple[str, object]] = []
@@ -148,10 +176,10 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
     if role != "services":
         route("/api/v1/jobs", JobListResource(w.reader, w.clock, w.site_settings))
         route("/api/v1/usage", UsageResource(w.reader, w.clock, w.site_settings))
-        route("/Authentication/Login", LoginResource(w.log_in, w.sessions, w.client_address))
-        route("/Authentication/Logout", LogoutResource(w.sessions))
+        route("/Authentication/Login", LoginResource(w.log_in, w.sessions, w.client_address, renderer))
+        route("/Authentication/Logout", LogoutResource(w.sessions, w.session_revocations))
         route("/Setup/NetworkSetup", NetworkSetupResource(w.is_set_up, w.check_directory_connection,
-                                                          w.complete_setup, w.sessions, host, w.setup_code))
+                                                          w.complete_setup, w.sessions, host, w.setup_code, renderer))
         route("/api/v1/licence", LicenceResource(w.reader, w.clock, host))
         route("/api/v1/licence/activation", ActivationResource(w.licensing))
         route("/api/v1/licence/settings", LicenceSettingsResource(w.licensing))
@@ -183,4 +211,25 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits()) 
         route("/api/v1/report-runs/{run_id}/file", ReportRunFileResource(w.background_reports))
         route("/api/v1/report-schedules", ScheduleListResource(w.reader))
         route("/api/v1/report-schedules/{name}", ScheduleResource(w.define_schedule, w.remove_schedule))
+        # The web console (api/console): pages over the same handlers and queries as the API.
+        route("/static/{name}", StaticResource())
+        route("/", DashboardPage(renderer, w.reader, w.clock))
+        route("/jobs", JobsPage(renderer, w.reader, w.clock))
+        route("/jobs.csv", JobsCsv(w.reader, w.clock))
+        route("/jobs/{job}", JobPage(renderer, w.reader))
+        route("/my/jobs", MyJobsPage(renderer, w.reader, w.clock))
+        users_page = UsersPage(renderer, w.reader, w.add_local_user, w.progress)
+        route("/users", users_page)
+        route("/users/{user_id}/{change}", UserChangePage(renderer, w.reader, w.set_user_active, w.change_role,
+                                                          users_page))
+        route("/printers", PrintersPage(renderer, w.reader, w.printers, w.set_cost_schedule, w.set_secure_hold))
+        route("/admin/settings", SettingsPage(renderer, w.site_settings))
+        route("/admin/licensing", LicensingPage(renderer, w.reader, w.clock, host, w.licensing, w.progress))
+        route("/secure-print", SecurePrintPage(renderer))  # hook: secure release's held jobs
+        route("/reports", ReportsPage(renderer))  # hook: the reports catalogue
+        route("/audit", AuditPage(renderer))  # hook: the audit log
     return app
+
+
+# Console routes that take a form post (their CSRF token is a form field).
+CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing")

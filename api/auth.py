@@ -13,12 +13,14 @@ import falcon
 import sqlalchemy as sa
 
 from commands.access_tokens import hash_secret
+from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SESSION_COOKIE, SessionSigner, same_token
 from projections.access_tokens import find_token
 from domain.users import ROLE_USER
 from projections.users import active_roles
 
 CACHE_SECONDS = 5.0
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def allowed_roles(resource: object, method: str) -> tuple[str, ...]:
@@ -32,32 +34,34 @@ class Principal:
     name: str
     role: str
     subject: str
+    csrf: str = ""  # a web session's CSRF token (the console's pages echo it)
 
 
 class TokenAuth:
     """Falcon middleware: puts the caller's Principal in req.context.principal, or refuses."""
 
-    def __init__(self, reader: sa.Engine, sessions: SessionSigner | None = None) -> None:
+    def __init__(self, reader: sa.Engine, sessions: SessionSigner | None = None,
+                 revocations: SessionRevocations | None = None) -> None:
         self.reader = reader
         self.sessions = sessions  # web logins (cookie sessions), see adapters.sessions
+        self.revocations = revocations  # sessions ended by logout
         self._cache: dict[bytes, tuple[float, Principal | None]] = {}
         self._roles_cache: dict[str, tuple[float, frozenset[str] | None]] = {}
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
         if resource is None or getattr(resource, "public", False):
             return
-        # A page whose form carries the session's CSRF token checks it itself (api/release.py).
-        principal = self._principal(req, csrf_in_form=getattr(resource, "csrf_in_form", False))
+        principal = self._principal(req, resource)
         roles = allowed_roles(resource, req.method)
         if principal.role not in roles:
             raise falcon.HTTPForbidden(title="Forbidden",
                                        description=f"role {principal.role!r} may not use this endpoint")
         req.context.principal = principal
 
-    def _principal(self, req: falcon.Request, csrf_in_form: bool = False) -> Principal:
+    def _principal(self, req: falcon.Request, resource: object = None) -> Principal:
         header = req.get_header("Authorization") or ""
         if not header and self.sessions is not None and req.cookies.get(SESSION_COOKIE):
-            return self._session_principal(req, csrf_in_form)
+            return self._session_principal(req, resource)
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise falcon.HTTPUnauthorized(title="Authentication required",
@@ -94,23 +98,29 @@ class TokenAuth:
             roles = self._current_roles(login, fresh=True)
         return roles is not None and not roles
 
-    def _session_principal(self, req: falcon.Request, csrf_in_form: bool = False) -> Principal:
+    def _session_principal(self, req: falcon.Request, resource: object = None) -> Principal:
         """A web login's cookie. A request that changes something must echo its CSRF token
-        (in X-CSRF-Token; a `csrf_in_form` resource checks its form's field itself)."""
+        (in X-CSRF-Token; a console form in its csrf_token field, checked by FormCsrf; a
+        `csrf_in_form` resource, api/release.py, checks its form's field itself)."""
         session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
-        if session is None:
+        if session is None or (self.revocations is not None and self.revocations.is_revoked(session.session_id)):
             raise falcon.HTTPUnauthorized(title="Session expired", description="Log in again.",
                                           challenges=["Bearer"])
-        if req.method not in ("GET", "HEAD", "OPTIONS") and not csrf_in_form and not same_token(req.get_header("X-CSRF-Token"),
-                                                                           session.csrf):
-            raise falcon.HTTPForbidden(title="CSRF token missing or wrong",
-                                       description="Send the session's CSRF token in X-CSRF-Token.")
+        csrf_in_form = getattr(resource, "csrf_in_form", False)
+        if req.method not in ("GET", "HEAD", "OPTIONS") and not csrf_in_form and not same_token(
+                req.get_header("X-CSRF-Token"), session.csrf):
+            if not (getattr(resource, "form_csrf", False) and (req.content_type or "").startswith(FORM_TYPE)):
+                raise falcon.HTTPForbidden(title="CSRF token missing or wrong",
+                                           description="Send the session's CSRF token in X-CSRF-Token.")
+            # A console form: its csrf_token field is checked once RequestLimits has bounded the
+            # body (api.console.forms.FormCsrf), before the resource sees it.
+            req.context.csrf_expected = session.csrf
         refusal = self._refusal(session.login, session.role)
         if refusal is not None:
             refusal = self._refusal(session.login, session.role, fresh=True)  # never refused on a stale cache
         if refusal is not None:
             raise falcon.HTTPUnauthorized(title=refusal[0], description=refusal[1], challenges=["Bearer"])
-        return Principal("session:" + session.session_id, session.login, session.role, session.login)
+        return Principal("session:" + session.session_id, session.login, session.role, session.login, session.csrf)
 
     def _refusal(self, login: str, role: str, fresh: bool = False) -> tuple[str, str] | None:
         """Why this session may no longer be used, or None. Sessions are signed, not stored: a

@@ -70,6 +70,21 @@ class LicenceResource:
         resp.media = {"licence": licence_json(summary), "server": server_json(self.host)}
 
 
+def activate(licensing: Licensing, data: dict) -> Any:
+    """Activate online or via file from a loaded ActivateSchema (the API's and the console's),
+    refusing with the field that is wrong."""
+    try:
+        if data["method"] == "online":
+            return licensing.activate_online(data["key"], data["company"])
+        return licensing.activate_file(data["licence"], data["company"])
+    except LicenceRefused as exc:
+        raise InvalidInput({"key" if data["method"] == "online" else "licence": [str(exc)]}) from None
+    except NoActivationService as exc:  # how this server is set up, not an upstream failure
+        raise RefusedChange({"method": [str(exc)]}, title="Online activation unavailable") from None
+    except ActivationServiceError as exc:
+        raise falcon.HTTPBadGateway(title="Activation service", description=str(exc)) from None
+
+
 class ActivationResource:
     roles = ("admin",)
     openapi = {"post": Operation("Activate online (key + company) or via a licence file", body=ActivateSchema,
@@ -83,18 +98,7 @@ class ActivationResource:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
-        licensing = self.licensing
-        try:
-            if data["method"] == "online":
-                verified = licensing.activate_online(data["key"], data["company"])
-            else:
-                verified = licensing.activate_file(data["licence"], data["company"])
-        except LicenceRefused as exc:
-            raise InvalidInput({"key" if data["method"] == "online" else "licence": [str(exc)]}) from None
-        except NoActivationService as exc:  # how this server is set up, not an upstream failure
-            raise RefusedChange({"method": [str(exc)]}, title="Online activation unavailable") from None
-        except ActivationServiceError as exc:
-            raise falcon.HTTPBadGateway(title="Activation service", description=str(exc)) from None
+        verified = activate(self.licensing, data)
         resp.media = {"activated": {"type": verified.type, "seats": verified.seats,
                                     "expires": iso(verified.expires_at), "company": verified.company,
                                     "method": verified.method}}

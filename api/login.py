@@ -10,10 +10,13 @@ import falcon
 from marshmallow import Schema, fields, validate
 
 from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, same_token
+from adapters.session_revocations import SessionRevocations
 from api.client_address import ClientAddress
 from api.errors import load
 from api.openapi import Operation
-from api.pages import e, form_csrf, is_form, is_json, page
+from api.console.render import Renderer
+from api.pages import form_csrf, is_form, is_json
+from api.transport import is_https
 from api.users import validate_login
 from commands.logins import LogIn
 from domain.logins import BAD_CREDENTIALS, NOT_ALLOWED, THROTTLED
@@ -30,14 +33,13 @@ class FormLoginSchema(LoginSchema):
     csrf_token = fields.String(load_default="")
 
 
-def _form(csrf: str, message: str = "") -> str:
-    notice = f'<p role="alert">{e(message)}</p>' if message else ""
-    return page("Log in", f"""{notice}
-<form method="post" action="/Authentication/Login">
-<input type="hidden" name="csrf_token" value="{e(csrf)}">
-<label>Login <input name="login" autocomplete="username" required></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<button type="submit">Log in</button></form>""")
+def safe_next(value: object) -> str:
+    """Where to go after a form login: a path on this server only (never //host or a scheme)."""
+    if not isinstance(value, str) or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if len(value) > 2000 or any(ord(c) < 33 or ord(c) == 127 for c in value):
+        return "/"
+    return value
 
 
 class LoginResource:
@@ -51,14 +53,19 @@ class LoginResource:
                                      415: "Neither JSON nor a form", 429: "Throttled (Retry-After)"}),
     }
 
-    def __init__(self, log_in: LogIn, sessions: SessionSigner, client_address: ClientAddress | None = None) -> None:
+    def __init__(self, log_in: LogIn, sessions: SessionSigner, client_address: ClientAddress | None = None,
+                 renderer: Renderer | None = None) -> None:
         self.log_in = log_in
         self.sessions = sessions
+        self.renderer = renderer or Renderer()
         self.client_address = client_address or ClientAddress()  # behind trusted proxies, their client
 
+    def _form(self, req: falcon.Request, resp: falcon.Response, message: str = "", status: str = falcon.HTTP_200) -> None:
+        self.renderer.page(resp, "login.html", None, status=status, title="Log in", message=message,
+                           form_csrf=form_csrf(req, resp), next=safe_next(req.get_param("next")))
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = _form(form_csrf(req, resp))
+        self._form(req, resp)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         form = is_form(req)
@@ -74,31 +81,49 @@ class LoginResource:
             if result.retry_after:
                 resp.set_header("Retry-After", str(result.retry_after))
             if form:
-                resp.content_type = falcon.MEDIA_HTML
-                resp.text = _form(form_csrf(req, resp), result.message)
+                self._form(req, resp, result.message, resp.status)
             else:
                 resp.media = {"title": "Login refused", "outcome": result.outcome, "description": result.message}
             return
         cookie, session = self.sessions.issue(result.login, result.role)
-        resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
+        resp.set_cookie(SESSION_COOKIE, cookie, secure=is_https(req), http_only=True, same_site="Strict", path="/",
                         max_age=self.sessions.lifetime)
         if form:
             resp.status = falcon.HTTP_303
-            resp.location = "/"
+            resp.location = safe_next(req.get_param("next"))
         resp.media = {"login": result.login, "role": result.role, "csrf_token": session.csrf}
 
 
 class LogoutResource:
     public = True
-    openapi = {"post": Operation("Log out: the session cookie is cleared (X-CSRF-Token of the session)",
-                                 responses={204: "Logged out", 403: "CSRF token missing or wrong"})}
+    openapi = {"post": Operation("Log out: the session ends on the server and its cookie is cleared "
+                                 "(X-CSRF-Token of the session, or the form's csrf_token)",
+                                 responses={204: "Logged out", 303: "Form logout: to the login page",
+                                            403: "CSRF token missing or wrong"})}
 
-    def __init__(self, sessions: SessionSigner) -> None:
+    def __init__(self, sessions: SessionSigner, revocations: SessionRevocations) -> None:
         self.sessions = sessions
+        self.revocations = revocations
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
-        if session is not None and not same_token(req.get_header("X-CSRF-Token"), session.csrf):
-            raise falcon.HTTPForbidden(title="CSRF token missing or wrong")
+        if session is not None:
+            token = req.get_header("X-CSRF-Token") or _form_token(req)
+            if not same_token(token, session.csrf):
+                raise falcon.HTTPForbidden(title="CSRF token missing or wrong")
+            self.revocations.revoke(session.session_id, session.expires)  # a copy of the cookie ends too
         resp.unset_cookie(SESSION_COOKIE, path="/")
+        if is_form(req):
+            resp.status = falcon.HTTP_303
+            resp.location = "/Authentication/Login"
+            return
         resp.status = falcon.HTTP_204
+
+
+def _form_token(req: falcon.Request) -> str:
+    """The console's logout button posts a form with the session's CSRF token."""
+    if not is_form(req):
+        return ""
+    media = req.get_media(default_when_empty={}) or {}
+    value = media.get("csrf_token", "") if isinstance(media, dict) else ""
+    return value if isinstance(value, str) else ""

@@ -37,6 +37,7 @@ class Operation:
     body_content: str = "application/json"  # e.g. application/octet-stream for the spool upload
     reply: type[Schema] | None = None  # the JSON body of the 200 answer (and of `reply_also` answers)
     reply_also: tuple[int, ...] = ()  # other status codes answered with the same body (e.g. 503 of /healthz)
+    path_patterns: dict[str, str] = field(default_factory=dict)  # a path parameter's regular expression
 
 
 def build_spec(routes: Iterable[tuple[str, object]]) -> dict:
@@ -59,7 +60,9 @@ def _operation(spec: APISpec, path: str, resource: object, method: str, responde
     summary = described.summary if described else (responder.__doc__ or "").strip().split("\n")[0]
     op: dict[str, Any] = {"summary": summary or f"{method.upper()} {path}",
                           "responses": {"200": {"description": "OK"}}}
-    parameters: list[dict] = [{"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+    patterns = described.path_patterns if described else {}
+    parameters: list[dict] = [{"in": "path", "name": name, "required": True,
+                               "schema": {"type": "string", **({"pattern": patterns[name]} if name in patterns else {})}}
                               for name in re.findall(r"{(\w+)}", path)]
     if described and described.query is not None:
         parameters.append({"in": "query", "schema": described.query})
@@ -76,6 +79,8 @@ def _operation(spec: APISpec, path: str, resource: object, method: str, responde
         responses.update({str(code): {"description": text} for code, text in described.responses.items()})
     if described and (described.body is not None or described.query is not None):
         responses.setdefault("400", {"description": "Bad fields, each named in errors"})
+    if described and described.body is not None:  # api.limits bounds every body before it is parsed
+        responses.setdefault("413", {"description": "Body larger than the endpoint takes"})
     if not getattr(resource, "public", False):
         roles = ", ".join(allowed_roles(resource, method))
         op["security"] = [{"bearer": []}, {"session": []}]

@@ -26,7 +26,7 @@ def e(value: object) -> str:
 def form_csrf(req: falcon.Request, resp: falcon.Response) -> str:
     """The pre-login double-submit token: a cookie, echoed by the form in a hidden field."""
     token = req.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-    resp.set_cookie(CSRF_COOKIE, token, secure=True, http_only=True, same_site="Strict", path="/", max_age=3600)
+    resp.set_cookie(CSRF_COOKIE, token, secure=req.scheme == "https", http_only=True, same_site="Strict", path="/", max_age=3600)
     return token
 
 

@@ -160,6 +160,17 @@ def _own_user(req: falcon.Request, requested: str | None) -> str | None:
     return principal.subject if principal.role == "user" else requested
 
 
+def job_filter(req: falcon.Request, q: dict[str, Any], **more: Any) -> JobFilter:
+    """The read model's filter from a loaded JobQuerySchema (the API's and the console's): a
+    `user` caller is bound to their own jobs whatever they asked for. The schema has already
+    made `since` and `until` instants in µs (a date alone: a day in the site's time zone)."""
+    return JobFilter(
+        user=_own_user(req, q.get("user")), printer=q.get("printer"),
+        since=q.get("since"), until=q.get("until"),
+        before_seq=q.get("cursor"), limit=q["limit"], **more,
+    )
+
+
 NEVER_CHARGED = frozenset({"denied", "expired", "deleted"})
 
 
@@ -196,12 +207,7 @@ class JobListResource:
         self.schema = JobQuerySchema(clock, lambda: str(site_settings["timezone"]))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        q = load(self.schema, dict(req.params))
-        f = JobFilter(
-            user=_own_user(req, q.get("user")), printer=q.get("printer"),
-            since=q.get("since"), until=q.get("until"),
-            before_seq=q.get("cursor"), limit=q["limit"],
-        )
+        f = job_filter(req, load(self.schema, dict(req.params)))
         with self.reader.connect() as conn:
             page, cursor = list_jobs(conn, f)
         resp.media = {"jobs": [job_json(r) for r in page], "next_cursor": cursor}

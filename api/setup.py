@@ -21,7 +21,9 @@ from adapters.licence_keys import HostIdentity
 from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, same_token
 from api.errors import InvalidInput, load
 from api.openapi import Operation
-from api.pages import e, form_csrf, is_form, is_json, page
+from api.transport import is_https
+from api.console.render import Renderer
+from api.pages import form_csrf, is_form, is_json
 from commands.setup import (
     LICENCE_MODES, NETWORK_TYPES, CheckDirectoryConnection, CompleteSetup, SetupClosed, SetupRefused, SetupRequest,
 )
@@ -38,16 +40,11 @@ SETUP_CODE_HELP = ("Enter the setup code the server printed on its console when 
                    "the file setup-code of its data directory (readable by the server's account only).")
 
 
-def _code_form(message: str) -> str:
-    return page("PageLedger setup", f"""<p role="alert">{e(message)}</p>
-<form method="get" action="/Setup/NetworkSetup">
-<label>Setup code <input name="setup_code" autocomplete="off" required></label>
-<button type="submit">Continue</button></form>""")
-
-
 class SetupSchema(Schema):
     setup_code = fields.String(load_default="", validate=validate.Length(0, 200))
-    action = fields.String(load_default="complete", validate=validate.OneOf(("test", "complete")))
+    action = fields.String(load_default="complete", validate=validate.OneOf(("test", "complete")),
+                           metadata={"description": "the HTML form also sends step1/step2/step3/back1/back2 to move "
+                                                    "between its three pages"})
     csrf_token = fields.String(load_default="")
     network_type = fields.String(required=True, validate=validate.OneOf(NETWORK_TYPES))
     ldap_host = fields.String(load_default="", validate=validate.Length(0, 255))
@@ -111,36 +108,14 @@ def _request(data: dict) -> SetupRequest:
                         admin_login=data["admin_login"].strip(), admin_password=data["admin_password"])
 
 
-def _wizard(csrf: str, server: dict, setup_code: str) -> str:
-    return page("PageLedger setup", f"""
-<form method="post" action="/Setup/NetworkSetup">
-<input type="hidden" name="csrf_token" value="{e(csrf)}">
-<input type="hidden" name="setup_code" value="{e(setup_code)}">
-<fieldset><legend>Step 1: network type</legend>
-<label><input type="radio" name="network_type" value="ldap" checked> Active Directory / LDAP</label>
-<label><input type="radio" name="network_type" value="local"> Local accounts (no directory)</label>
-<label>Server <input name="ldap_host"></label> <label>Port <input name="ldap_port" value="0"></label>
-<label>Kind <select name="ldap_kind"><option value="ad">Active Directory</option>
-<option value="openldap">OpenLDAP</option></select></label>
-<label>Security <select name="ldap_security"><option>none</option><option>starttls</option>
-<option>ldaps</option></select></label>
-<label>Base DNs (one per line) <textarea name="ldap_base_dns"></textarea></label>
-<label>Service account DN <input name="ldap_bind_dn"></label>
-<label>Service account password <input type="password" name="ldap_bind_password"></label>
-<label>Only members of group (DN) <input name="ldap_group_dn"></label>
-<button name="action" value="test">Test connection</button></fieldset>
-<fieldset><legend>Step 2: licence</legend>
-<label><input type="radio" name="licence_mode" value="trial" checked> 15-day trial</label>
-<label><input type="radio" name="licence_mode" value="online"> Activate online</label>
-<label><input type="radio" name="licence_mode" value="file"> Activate via file</label>
-<label>Licence key <input name="key"></label> <label>Company <input name="company"></label>
-<p>Licence files must be made for host <b>{e(server["host"])}</b>, MAC <b>{e(server["mac"])}</b>.</p>
-<label>Licence file contents <textarea name="licence_file"></textarea></label></fieldset>
-<fieldset><legend>Step 3: first administrator</legend>
-<label>Login <input name="admin_login" autocomplete="username"></label>
-<label>Password <input type="password" name="admin_password" autocomplete="current-password"></label>
-</fieldset>
-<button name="action" value="complete">Finish setup</button></form>""")
+# The wizard's three pages and the fields each one asks for.
+STEP_FIELDS = {
+    1: ("network_type", "ldap_host", "ldap_port", "ldap_kind", "ldap_security", "ldap_ca_file", "ldap_base_dns",
+        "ldap_bind_dn", "ldap_bind_password", "ldap_group_dn", "ldap_user_filter", "ldap_card_attribute",
+        "ldap_pin_attribute"),
+    2: ("licence_mode", "key", "company", "licence_file"),
+    3: ("admin_login", "admin_password"),
+}
 
 
 class NetworkSetupResource:
@@ -148,18 +123,21 @@ class NetworkSetupResource:
     openapi = {
         "get": Operation("The setup wizard (HTML), until setup is complete; ?setup_code= the one-time code "
                          "printed at the first start",
-                         responses={403: "Setup code missing or wrong", 410: "Setup is complete"}),
+                         responses={303: "A browser, once setup is complete: to the login page",
+                                    403: "Setup code missing or wrong", 410: "Setup is complete"}),
         "post": Operation("Setup wizard: test the directory (action=test) or complete setup; closed for good "
                           "afterwards. Needs setup_code, the one-time code printed at the first start",
                           body=SetupSchema,
                           responses={200: "Connection test result", 201: "Set up",
+                                     303: "Form: set up, on to the dashboard",
                                      403: "Setup code missing or wrong, or CSRF",
                                      410: "Setup is complete", 415: "Neither JSON nor a form"}),
     }
 
     def __init__(self, is_set_up: Callable[[], bool], check_connection: CheckDirectoryConnection,
                  complete_setup: CompleteSetup, sessions: SessionSigner, host: HostIdentity,
-                 setup_code: SetupCodeCheck) -> None:
+                 setup_code: SetupCodeCheck, renderer: Renderer | None = None) -> None:
+        self.renderer = renderer or Renderer()
         self.is_set_up = is_set_up
         self.setup_code = setup_code
         self.check_connection = check_connection
@@ -176,19 +154,41 @@ class NetworkSetupResource:
         title = "Setup code required" if not offered else "Setup code wrong"
         return falcon.HTTPForbidden(title=title, description=SETUP_CODE_HELP)
 
+    def _wizard(self, req: falcon.Request, resp: falcon.Response, code: str, status: str = falcon.HTTP_200,
+                message: str = "", ok: bool = False, errors: dict | None = None, entered: dict | None = None,
+                step: int = 1) -> None:
+        entered = entered or {}
+        errors = errors or {}
+        if errors:  # show the first step that has something wrong
+            step = min((s for s, names in STEP_FIELDS.items() for name in errors if name in names), default=step)
+
+        def v(name: str, default: str = "") -> str:
+            value = entered.get(name, default)
+            return value if isinstance(value, str) else default
+
+        # The other steps' answers ride along as hidden fields (never the admin's password).
+        carried = [(k, val) for s, names in STEP_FIELDS.items() if s != step for k in names
+                   if k != "admin_password" and isinstance(val := entered.get(k), str) and val]
+        self.renderer.page(resp, "setup.html", None, status=status, title=f"PageLedger setup, step {step} of 3",
+                           ask_code=False, form_csrf=form_csrf(req, resp), setup_code=code, host=self.host.host,
+                           mac=self.host.mac, message=message, ok=ok, errors=errors, v=v, step=step,
+                           carried=carried)
+
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        browser = req.client_prefers((falcon.MEDIA_JSON, falcon.MEDIA_HTML)) == falcon.MEDIA_HTML
+        if browser and self.is_set_up():
+            raise falcon.HTTPSeeOther("/Authentication/Login")  # done: the console's front door
         self._closed()
         code = req.get_param("setup_code") or ""
         if not self.setup_code.matches(code):
             refusal = self._refuse_code(code)
-            if req.client_prefers((falcon.MEDIA_JSON, falcon.MEDIA_HTML)) != falcon.MEDIA_HTML:
+            if not browser:
                 raise refusal
-            resp.status = falcon.HTTP_403  # a browser gets a form asking for the code
-            resp.content_type = falcon.MEDIA_HTML
-            resp.text = _code_form(f"{refusal.title}. {SETUP_CODE_HELP}")
+            # a browser gets a form asking for the code
+            self.renderer.page(resp, "setup.html", None, status=falcon.HTTP_403, title="PageLedger setup",
+                               ask_code=True, message=f"{refusal.title}. {SETUP_CODE_HELP}", ok=False, errors={})
             return
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = _wizard(form_csrf(req, resp), {"host": self.host.host, "mac": self.host.mac}, code.strip())
+        self._wizard(req, resp, code.strip())
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._closed()
@@ -199,9 +199,9 @@ class NetworkSetupResource:
         offered = media.get("setup_code", "") if isinstance(media, dict) else ""
         if not self.setup_code.matches(offered):  # before anything is checked, connected or written
             raise self._refuse_code(offered)
+        if form:
+            return self._post_form(req, resp, media, str(offered).strip())
         data = load(SetupSchema(), media)
-        if form and not same_token(data["csrf_token"], req.cookies.get(CSRF_COOKIE)):
-            raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the setup page.")
         request = _request(data)
         try:
             if data["action"] == "test":
@@ -216,7 +216,46 @@ class NetworkSetupResource:
             raise
         self.setup_code.remove()  # used up: the wizard is closed now anyway
         cookie, session = self.sessions.issue(installation.admin, ROLE_ADMIN)
-        resp.set_cookie(SESSION_COOKIE, cookie, secure=True, http_only=True, same_site="Strict", path="/",
+        resp.set_cookie(SESSION_COOKIE, cookie, secure=is_https(req), http_only=True, same_site="Strict", path="/",
                         max_age=self.sessions.lifetime)
         resp.status = falcon.HTTP_201
         resp.media = {"setup": "complete", "admin": installation.admin, "csrf_token": session.csrf}
+
+    def _post_form(self, req: falcon.Request, resp: falcon.Response, media: dict, code: str) -> None:
+        """The wizard's pages: errors beside what was entered, success on to the dashboard."""
+        if not same_token(media.get("csrf_token"), req.cookies.get(CSRF_COOKIE)):
+            raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the setup page.")
+        entered = {k: v for k, v in media.items() if isinstance(v, str) and k != "admin_password"}
+        action = media.get("action", "complete")
+        try:
+            if action in ("step1", "back1", "back2"):  # back: nothing to check
+                return self._wizard(req, resp, code, entered=entered, step=2 if action == "back2" else 1)
+            if action == "step2":  # step 1 answered: check it (without connecting), on to the licence
+                _request(load(SetupSchema(), {**media, "action": "test"}))
+                return self._wizard(req, resp, code, entered=entered, step=2)
+            if action == "step3":  # the licence answered: check what it needs, on to the first admin
+                try:
+                    load(SetupSchema(), {**media, "action": "complete"})
+                except InvalidInput as exc:
+                    left = {k: m for k, m in exc.field_errors.items() if k not in STEP_FIELDS[3]}
+                    if left:
+                        raise InvalidInput(left) from None
+                return self._wizard(req, resp, code, entered=entered, step=3)
+            data = load(SetupSchema(), media)
+            request = _request(data)
+            if data["action"] == "test":
+                message = self.check_connection(request)
+                return self._wizard(req, resp, code, message=message, ok=True, entered=entered)
+            installation = self.complete_setup(request)
+        except InvalidInput as exc:
+            return self._wizard(req, resp, code, falcon.HTTP_400, errors=exc.field_errors, entered=entered)
+        except SetupRefused as exc:
+            return self._wizard(req, resp, code, falcon.HTTP_400, errors=exc.errors, entered=entered)
+        except SetupClosed:
+            self._closed()
+            raise
+        self.setup_code.remove()
+        cookie, _ = self.sessions.issue(installation.admin, ROLE_ADMIN)
+        resp.set_cookie(SESSION_COOKIE, cookie, secure=is_https(req), http_only=True, same_site="Strict", path="/",
+                        max_age=self.sessions.lifetime)
+        raise falcon.HTTPSeeOther("/")

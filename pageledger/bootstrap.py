@@ -29,6 +29,7 @@ from adapters.mail import SmtpMailer, SmtpSettings
 from adapters.pins import PinDigester, load_or_create_secret
 from adapters.runner_lock import RunnerLock, runner_lock_is_held
 from adapters.setup_code import SetupCode
+from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SessionSigner
 from adapters.spool import SpoolStore
 from adapters.stores import event_store_ddl_in_turn, event_store_env, is_postgres, read_model_engine, writes_lock
@@ -129,6 +130,10 @@ class Runtime:
     def sessions(self) -> SessionSigner:
         return SessionSigner(load_or_create_secret(self.settings.data_dir / "session.key"),
                              self.settings.session_hours * 3600)
+
+    @cached_property
+    def session_revocations(self) -> SessionRevocations:
+        return SessionRevocations(self.writer, self.reader)
 
     @cached_property
     def throttle(self) -> LoginThrottle:

@@ -79,10 +79,13 @@ def _parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run everything on this host (embedded SQLite, no Redis needed)")
     up.add_argument("--port", type=int)
+    up.add_argument("--https-port", type=int, help="HTTPS port (default 443 else 6321 when --port is not given; "
+                                                   "-1: no HTTPS)")
     up.set_defaults(func=cmd_up, creates_database=True)
 
     serve = sub.add_parser("serve", help="run the web server (gunicorn)")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--https-port", type=int, help="also serve HTTPS on this port (or PAGELEDGER_HTTPS_PORT)")
     serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--threads", type=int, default=8)
     serve.add_argument("--role", choices=("all", "services"), default="all")
@@ -186,7 +189,7 @@ def _runtime(settings: Settings, migrate: bool = True):
 
 
 # Personal data and the keys that protect it, kept in the data directory beside the database.
-PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json", "setup-code")
+PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json", "setup-code", "tls-key.pem")
 
 
 def make_data_directory_private(data_dir: Path) -> None:
@@ -200,7 +203,7 @@ def make_data_directory_private(data_dir: Path) -> None:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    from pageledger.server import PageLedgerServer, choose_port
+    from pageledger.server import PageLedgerServer, choose_https_port, choose_port
 
     make_data_directory_private(settings.data_dir)
     with _runtime(settings) as runtime:
@@ -208,12 +211,15 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         _bootstrap_tokens(runtime)
         _install_trial_on_first_start(runtime)
         _setup_code_until_set_up(runtime)
+    automatic = not (args.port or settings.port)
     port = choose_port(settings, args.port)
+    https_port, certificate = _https(settings, choose_https_port(settings, args.https_port, automatic))
     print(f"PageLedger is listening on {base_url(settings.host, port)}  (data in {settings.data_dir.resolve()})",
           flush=True)
     release_service = start_release_service(settings, port)
     try:
-        PageLedgerServer(settings, port, workers=2, threads=8, projections="process").run()
+        PageLedgerServer(settings, port, workers=2, threads=8, projections="process", https_port=https_port,
+                         certificate=certificate).run()
     finally:
         if release_service is not None:
             release_service.terminate()
@@ -221,14 +227,35 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def base_url(host: str, port: int) -> str:
+def _https(settings: Settings, https_port: int | None):
+    """The certificate for the HTTPS listener (the admin's, or a self-signed one made now), said
+    on the console with its fingerprint; (None, None) when HTTPS is off."""
+    from adapters.tls import CertificateError, server_certificate
+
+    if https_port is None:
+        print("HTTPS is off (an explicit --port without --https-port): the console needs HTTPS for its "
+              "cookies from other hosts; set --https-port or PAGELEDGER_HTTPS_PORT.", flush=True)
+        return None, None
+    try:
+        certificate = server_certificate(settings.data_dir, settings.tls_cert_file, settings.tls_key_file)
+    except CertificateError as exc:
+        raise SystemExit(str(exc)) from None
+    kind = ("a self-signed certificate made now" if certificate.created else
+            "its self-signed certificate" if certificate.self_signed else "the configured certificate")
+    print(f"HTTPS (the web console) on {base_url(settings.host, https_port, 'https')} with {kind} "
+          f"({certificate.cert_file.resolve()}),\n  SHA-256 fingerprint {certificate.fingerprint}", flush=True)
+    return https_port, certificate
+
+
+def base_url(host: str, port: int, scheme: str = "http") -> str:
     """The URL a person on this host reaches the server at, without a trailing slash (so that
     `$PL/api/v1/jobs` works): a wildcard address is localhost, port 80 goes without saying."""
     if host in ("", "0.0.0.0", "::"):
         host = "localhost"
     elif ":" in host:
         host = f"[{host}]"
-    return f"http://{host}" if port == 80 else f"http://{host}:{port}"
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{host}" if port == default else f"{scheme}://{host}:{port}"
 
 
 def _bootstrap_tokens(runtime) -> None:
@@ -279,10 +306,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with _runtime(settings) as runtime:  # creates or upgrades the schema once, before the workers start
         _install_trial_on_first_start(runtime)
         _setup_code_until_set_up(runtime)
+    from pageledger.server import choose_https_port
+
     port = args.port or settings.port or 6320
+    https_port, certificate = (None, None)
+    wanted = choose_https_port(settings, args.https_port, http_port_automatic=False)
+    if wanted is not None:
+        https_port, certificate = _https(settings, wanted)
     print(f"PageLedger ({args.role}) is listening on {base_url(settings.host, port)}", flush=True)
     PageLedgerServer(settings, port, workers=args.workers, threads=args.threads, role=args.role,
-                     projections="none" if args.no_projections else "process").run()
+                     projections="none" if args.no_projections else "process", https_port=https_port,
+                     certificate=certificate).run()
     return 0
 
 

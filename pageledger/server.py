@@ -10,6 +10,7 @@ import selectors
 import socket
 import subprocess
 import sys
+import ssl
 import threading
 import time
 from typing import Any
@@ -19,11 +20,13 @@ from functools import partial
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker, TConn
 
+from adapters.tls import ServerCertificate, server_context
 from pageledger.settings import Settings
 
 log = logging.getLogger("pageledger")
 
 FALLBACK_PORT = 6320
+FALLBACK_HTTPS_PORT = 6321
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -49,6 +52,20 @@ def choose_port(settings: Settings, explicit: int | None) -> int:
         if port_is_free(settings.host, candidate):
             return candidate
     raise SystemExit("neither port 80 nor 6320 is free: set PAGELEDGER_PORT or pass --port")
+
+
+def choose_https_port(settings: Settings, explicit: int | None, http_port_automatic: bool) -> int | None:
+    """--https-port; else the configured one; else, when the HTTP port was chosen
+    automatically, 443 when free and permitted, else 6321; else None (HTTPS off, said at start)."""
+    wanted = explicit if explicit is not None else settings.https_port
+    if wanted and wanted > 0:
+        return wanted
+    if wanted and wanted < 0 or not http_port_automatic:
+        return None
+    for candidate in (443, FALLBACK_HTTPS_PORT):
+        if port_is_free(settings.host, candidate):
+            return candidate
+    raise SystemExit("neither port 443 nor 6321 is free: set PAGELEDGER_HTTPS_PORT (or -1 for no HTTPS)")
 
 
 def _projection_process(settings: Settings) -> None:
@@ -212,6 +229,9 @@ class BufferingThreadWorker(ThreadWorker):
         self.read_seconds = settings.request_read_seconds
         self.buffer_bytes = settings.request_buffer_bytes
         self.gathering: dict[TConn, float] = {}  # connection -> deadline of its request
+        certificate = getattr(self.app, "certificate", None)
+        self.tls_port = getattr(self.app, "https_port", None)
+        self.tls_context = server_context(certificate) if certificate is not None and self.tls_port else None
         super().init_process()
 
     def accept(self, listener: socket.socket) -> None:
@@ -222,11 +242,42 @@ class BufferingThreadWorker(ThreadWorker):
                 raise
             return
         self.nr_conns += 1
-        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        server = listener.getsockname()
+        if self.tls_context is not None and server[1] == self.tls_port:
+            self._handshake(TlsConn(self.cfg, client_sock, client_addr, server, self.tls_context))
+            return
+        conn = TConn(self.cfg, client_sock, client_addr, server)
         if self.cfg.is_ssl:  # bytes must reach the TLS layer: gthread's own way
             client_sock.setblocking(True)
             self.enqueue_req(conn)
             return
+        self._gather(conn)
+
+    def _handshake(self, conn: "TlsConn") -> None:
+        """TLS in the event loop too: a client that never finishes its handshake costs a socket,
+        not a thread, and is dropped at the request deadline like a slow request."""
+        try:
+            conn.sock = conn.context.wrap_socket(conn.sock, server_side=True, do_handshake_on_connect=False,
+                                                 suppress_ragged_eofs=True)
+        except (OSError, ValueError):
+            self.nr_conns -= 1
+            conn.close()
+            return
+        conn.sock.setblocking(False)
+        conn.front_buffer = bytearray()
+        self.gathering[conn] = time.monotonic() + self.read_seconds
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_handshake_readable, conn))
+
+    def _on_handshake_readable(self, conn: "TlsConn", client: socket.socket) -> None:
+        try:
+            conn.sock.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except (OSError, ValueError):
+            self._drop(conn)  # not TLS, or a handshake that failed: nothing to answer
+            return
+        self.poller.unregister(conn.sock)
+        del self.gathering[conn]
         self._gather(conn)
 
     def on_client_socket_readable(self, conn: TConn, client: socket.socket) -> None:
@@ -245,7 +296,9 @@ class BufferingThreadWorker(ThreadWorker):
     def _on_gathering_readable(self, conn: TConn, client: socket.socket) -> None:
         try:
             data = conn.sock.recv(64 * 1024)
-        except (BlockingIOError, InterruptedError):
+            while data and isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending():
+                data += conn.sock.recv(64 * 1024)  # decrypted bytes the poller cannot see
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             return
         except OSError:
             data = b""
@@ -298,6 +351,25 @@ class BufferingThreadWorker(ThreadWorker):
             conn.parser.unreader.unread(bytes(buffered))
         return super().handle(conn)
 
+    def handle_request(self, req: Any, conn: TConn) -> Any:
+        if isinstance(conn, TlsConn):
+            req.scheme = "https"  # wsgi.url_scheme: TLS is ours per listener, not gunicorn's for all
+        return super().handle_request(req, conn)
+
+
+class TlsConn(TConn):
+    """A connection to the HTTPS listener: its TLS handshake and its request are gathered by the
+    worker's event loop (BufferingThreadWorker._handshake), then a thread serves it as any other.
+
+    gunicorn's own TLS (certfile) applies to every listener and does the handshake in a thread;
+    PageLedger serves plain HTTP for agents and browsers' first visit beside HTTPS, and a client
+    trickling a handshake must not hold a thread, so TLS is done per listener here.
+    """
+
+    def __init__(self, cfg: Any, sock: socket.socket, client: Any, server: Any, context: ssl.SSLContext) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.context = context  # the socket is wrapped and its handshake done before a thread sees it
+
 
 class PageLedgerServer(BaseApplication):
     """gunicorn with PageLedger's app. `projections`: "process" (a subprocess of the master
@@ -305,10 +377,16 @@ class PageLedgerServer(BaseApplication):
     or "none" (another node runs them)."""
 
     def __init__(self, settings: Settings, port: int, *, workers: int, threads: int,
-                 role: str = "all", projections: str = "process") -> None:
+                 role: str = "all", projections: str = "process", https_port: int | None = None,
+                 certificate: ServerCertificate | None = None) -> None:
         self.settings = settings
+        self.https_port = https_port if certificate is not None else None
+        self.certificate = certificate if https_port else None
+        binds = [f"{settings.host}:{port}"] + ([f"{settings.host}:{https_port}"] if self.https_port else [])
         self.options = {
-            "bind": f"{settings.host}:{port}",
+            "bind": binds,
+            # sendfile would write file bodies past the TLS layer of the HTTPS listener.
+            "sendfile": False,
             "workers": workers,
             "threads": threads,
             "worker_class": "pageledger.server.BufferingThreadWorker",
@@ -350,4 +428,4 @@ class PageLedgerServer(BaseApplication):
         s = self.settings
         limits = BodyLimits(json_bytes=s.max_json_bytes, batch_bytes=s.max_batch_bytes, depth=s.max_json_depth,
                             read_seconds=s.body_read_seconds)
-        return create_app(runtime, role=self.role, limits=limits)
+        return create_app(runtime, role=self.role, limits=limits, https_port=self.https_port)

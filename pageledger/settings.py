@@ -29,6 +29,14 @@ class Settings:
     redis_url: str = ""
     host: str = "0.0.0.0"
     port: int = 0  # 0: `up` takes 80 when free and permitted, else 6320; `serve` 6320
+    # HTTPS (the web console). 0: `up` takes 443 when free and permitted, else 6321, when the
+    # HTTP port is chosen automatically too; with an explicit HTTP port, HTTPS runs only on an
+    # explicit https_port (so two servers started side by side never fight over 6321); -1: off.
+    https_port: int = 0
+    # The admin's certificate (PEM, chain first) and key; empty: a self-signed pair made on
+    # first start under data_dir (adapters.tls), its fingerprint printed.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
     # Namespace of job ids: the same client job key posted to the same server is the same job.
     server_id: str = "pageledger"
     # Prices for printers that have no schedule of their own, in 1/10,000 of the currency unit.

@@ -245,6 +245,9 @@ class JobFilter:
     until: int | None = None  # µs, exclusive
     before_seq: int | None = None  # keyset cursor: rows with a smaller job number
     limit: int = 100
+    denied: bool | None = None  # only denied (True) or only tracked (False) jobs
+    oldest_first: bool = False  # then the cursor is `after_seq`
+    after_seq: int | None = None  # keyset cursor, oldest first: rows with a larger job number
 
 
 @dataclass(frozen=True)
@@ -289,13 +292,38 @@ def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | No
         q = q.where(jobs.c.submitted_at < f.until)
     if f.before_seq is not None:
         q = q.where(jobs.c.seq < f.before_seq)
-    rows = conn.execute(q.order_by(jobs.c.seq.desc()).limit(f.limit + 1)).mappings().all()
-    page = [JobRow(seq=r["seq"], user=r["login"], printer=r["printer_name"], client_host=r["client_host"],
-                   document=r["document"], submitted_at=min(max(r["submitted_at"], FIRST_SHOWN_US), LAST_SHOWN_US),
-                   submitted_at_clamped=not FIRST_SHOWN_US <= r["submitted_at"] <= LAST_SHOWN_US, pages=r["pages"], copies=r["copies"],
-                   sheets=r["sheets"], colour_pages=r["colour_pages"], duplex=bool(r["duplex"]), paper=r["paper"],
-                   size=r["size"], pdl=r["pdl"], cost=r["cost"], denied=r["status"] == JOB_DENIED,
-                   uncertain=r["uncertain"], status=STATUS_NAMES.get(r["status"], "tracked"))
-            for r in rows[: f.limit]]
+    if f.after_seq is not None:
+        q = q.where(jobs.c.seq > f.after_seq)
+    if f.denied is not None:
+        q = q.where(jobs.c.status == JOB_DENIED) if f.denied else q.where(jobs.c.status != JOB_DENIED)
+    order = jobs.c.seq.asc() if f.oldest_first else jobs.c.seq.desc()
+    rows = conn.execute(q.order_by(order).limit(f.limit + 1)).mappings().all()
+    page = [_job_row(r) for r in rows[: f.limit]]
     cursor = rows[f.limit - 1]["seq"] if len(rows) > f.limit else None
     return page, cursor
+
+
+def _job_row(r: Any) -> JobRow:
+    return JobRow(seq=r["seq"], user=r["login"], printer=r["printer_name"], client_host=r["client_host"],
+                  document=r["document"], submitted_at=min(max(r["submitted_at"], FIRST_SHOWN_US), LAST_SHOWN_US),
+                  submitted_at_clamped=not FIRST_SHOWN_US <= r["submitted_at"] <= LAST_SHOWN_US, pages=r["pages"],
+                  copies=r["copies"], sheets=r["sheets"], colour_pages=r["colour_pages"], duplex=bool(r["duplex"]),
+                  paper=r["paper"], size=r["size"], pdl=r["pdl"], cost=r["cost"], denied=r["status"] == JOB_DENIED,
+                  uncertain=r["uncertain"], status=STATUS_NAMES.get(r["status"], "tracked"))
+
+
+def find_job(conn: sa.Connection, seq: int) -> JobRow | None:
+    """One job by its number (the console's job page)."""
+    q = (sa.select(jobs, user_keys.c.login, printer_keys.c.name.label("printer_name"),
+                   host_keys.c.name.label("client_host"))
+         .join(user_keys, user_keys.c.id == jobs.c.user_id)
+         .join(printer_keys, printer_keys.c.id == jobs.c.printer_id)
+         .join(host_keys, host_keys.c.id == jobs.c.host_id)
+         .where(jobs.c.seq == seq))
+    row = conn.execute(q).mappings().first()
+    return _job_row(row) if row is not None else None
+
+
+def printer_names(conn: sa.Connection) -> list[str]:
+    """Every printer a job has named, by name (the console's filters and Printers page)."""
+    return list(conn.execute(sa.select(printer_keys.c.name).order_by(printer_keys.c.name)).scalars())

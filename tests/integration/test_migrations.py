@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import migrations
-from adapters import throttle
+from adapters import session_revocations, throttle
 from adapters.event_seals import seals_table_name
 from adapters.personal_keys import erasures_table, keys_table
 from projections.follower import all_projections, metadata
@@ -24,7 +24,7 @@ def schema_differences(engine: sa.Engine, event_store_tables: set[str]) -> list:
 
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": ours})
-        return compare_metadata(context, [metadata, throttle.metadata])
+        return compare_metadata(context, [metadata, throttle.metadata, session_revocations.metadata])
 
 
 def event_store_tables(runtime) -> set[str]:

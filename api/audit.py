@@ -15,7 +15,7 @@ from api.errors import InvalidInput, load
 from api.openapi import Operation
 from api.reports import MAX_JOB_NUMBER, usage_json
 from commands.job_reports import NAME
-from domain.units import format_money, from_micros, iso, to_micros
+from domain.units import day_iso, format_money, from_micros, iso, to_micros
 from projections.admin_changes import AREAS
 from projections.audit import Audit
 from projections.erasure import UnknownPerson
@@ -98,9 +98,10 @@ class AsOfTotalSchema(Schema):
     printer = fields.String()
     day = fields.String()
     jobs = fields.Integer(required=True)
-    pages = fields.Integer(required=True, metadata={"description": "impressions, all copies"})
+    impressions = fields.Integer(required=True, metadata={"description": "impressions, all copies"})
     sheets = fields.Integer(required=True)
-    colour_pages = fields.Integer(required=True, metadata={"description": "colour impressions, all copies"})
+    colour_impressions = fields.Integer(required=True, metadata={"description": "colour impressions, all copies"})
+    mono_impressions = fields.Integer(required=True)
     cost = fields.String(required=True)
 
 
@@ -179,6 +180,14 @@ class JobHistoryResource:
         resp.media = {"job": int(job), "events": [event_json(e) for e in found[1]]}
 
 
+def _usage_row(group_by: str, t: Any) -> dict[str, Any]:
+    """An as-of total in the row shape /api/v1/usage answers with (projections.usage_daily.UsageTotal:
+    its pages are impressions, all copies)."""
+    return {group_by: day_iso(t.key) if group_by == "day" else t.key, "jobs": t.jobs, "impressions": t.pages,
+            "sheets": t.sheets, "colour_impressions": t.colour_pages, "mono_impressions": t.pages - t.colour_pages,
+            "cost": t.cost}
+
+
 class AsOfResource:
     roles = AUDIT_ROLES
     openapi = {"get": Operation("Usage as it stood at an instant: replays only the events recorded by then",
@@ -195,7 +204,8 @@ class AsOfResource:
         at = to_micros(q["at"])
         totals, read = self.audit.usage_as_of(at, q["group_by"])
         resp.media = {"at": iso(at) or from_micros(0).isoformat(), "report": q["report"], "group_by": q["group_by"],
-                      "events_replayed": read, "totals": [usage_json(q["group_by"], t) for t in totals]}
+                      "events_replayed": read, "totals": [usage_json(_usage_row(q["group_by"], t), q["group_by"])
+                                                          for t in totals]}
 
 
 class AdminChangesResource:

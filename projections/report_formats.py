@@ -20,18 +20,29 @@ import tempfile
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator
 
-import jinja2
-import matplotlib
+from functools import lru_cache
+from types import SimpleNamespace
 
-matplotlib.use("Agg")  # no display, ever: charts are files
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import jinja2
 import pandas as pd  # noqa: E402
 import xlsxwriter  # noqa: E402
 
 from domain.units import format_money, iso  # noqa: E402
 from projections.reports import MONEY_COLUMNS, TIME_COLUMNS, Chart, Report, Section  # noqa: E402
+
+
+@lru_cache(maxsize=1)
+def _mpl() -> SimpleNamespace:
+    """matplotlib, imported the first time a chart is drawn: it costs ~0.3 s, and every process
+    that builds the runtime (each CLI command, the agent's tools) imports this module."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display, ever: charts are files
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
+
+    return SimpleNamespace(Figure=Figure, FigureCanvasAgg=FigureCanvasAgg, PdfPages=PdfPages)
 
 FORMATS = ("json", "csv", "xlsx", "pdf", "html")
 MEDIA_TYPES = {
@@ -110,13 +121,13 @@ def chart_png(r: Report, chart: Chart, *, dpi: int = 100) -> bytes:
     fig = _chart_figure(r, chart)
     buf = io.BytesIO()
     fig.set_dpi(dpi)
-    FigureCanvasAgg(fig).print_png(buf)
+    _mpl().FigureCanvasAgg(fig).print_png(buf)
     return buf.getvalue()
 
 
-def _chart_figure(r: Report, chart: Chart) -> Figure:
+def _chart_figure(r: Report, chart: Chart) -> Any:
     frame = r.section(chart.section).frame
-    fig = Figure(figsize=(8, 4.2))
+    fig = _mpl().Figure(figsize=(8, 4.2))
     ax = fig.add_subplot()
     ax.set_title(chart.title)
     if frame.empty:
@@ -329,9 +340,9 @@ def pdf_bytes(r: Report) -> bytes:
     rows × 3 pages; the CSV and XLSX carry every row)."""
     data = report_json(r)
     buf = io.BytesIO()
-    with PdfPages(buf, metadata={"Title": r.title, "Creator": "PageLedger",
+    with _mpl().PdfPages(buf, metadata={"Title": r.title, "Creator": "PageLedger",
                                  "CreationDate": datetime.now(timezone.utc)}) as pdf:
-        fig = Figure(figsize=(8.27, 11.69))
+        fig = _mpl().Figure(figsize=(8.27, 11.69))
         fig.text(0.08, 0.92, r.title, fontsize=20, weight="bold")
         period = data["period"]
         lines = [f"From {period['from']}", f"to {period['to']}", f"time zone {period['timezone']}", ""]
@@ -348,7 +359,7 @@ def pdf_bytes(r: Report) -> bytes:
             for page, start in enumerate(range(0, max(len(rows), 1), PDF_ROWS_A_PAGE)):
                 if page == 3:
                     break
-                fig = Figure(figsize=(11.69, 8.27))
+                fig = _mpl().Figure(figsize=(11.69, 8.27))
                 ax = fig.add_subplot()
                 ax.set_axis_off()
                 ax.set_title(s["title"] + (f" (continued)" if page else ""), loc="left")

@@ -42,7 +42,7 @@ from api.console.forms import FormCsrf
 from api.console.jobs import JobPage, JobsCsv, JobsPage, MyJobsPage
 from api.console.printers import PrintersPage
 from api.console.render import Renderer
-from api.console.reports import ReportsPage
+from api.console.reports import ReportPage, ReportsPage
 from api.console.secure_print import SecurePrintPage
 from api.console.settings import LicensingPage, SettingsPage
 from api.console.static import StaticResource
@@ -225,11 +225,13 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/printers", PrintersPage(renderer, w.reader, w.printers, w.set_cost_schedule, w.set_secure_hold))
         route("/admin/settings", SettingsPage(renderer, w.site_settings))
         route("/admin/licensing", LicensingPage(renderer, w.reader, w.clock, host, w.licensing, w.progress))
-        route("/secure-print", SecurePrintPage(renderer))  # hook: secure release's held jobs
-        route("/reports", ReportsPage(renderer))  # hook: the reports catalogue
-        route("/audit", AuditPage(renderer))  # hook: the audit log
+        route("/secure-print", SecurePrintPage(renderer, w.reader, w.printers, w.release_jobs, w.delete_jobs,
+                                               w.progress))
+        route("/reports", ReportsPage(renderer))
+        route("/reports/{name}", ReportPage(renderer, w.reader, w.site_settings, w.report_sources, w.clock))
+        route("/audit", AuditPage(renderer, w.event_history, w.audit))
     return app
 
 
 # Console routes that take a form post (their CSRF token is a form field).
-CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing")
+CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing", "/secure-print")

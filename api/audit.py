@@ -141,6 +141,18 @@ def _micros(q: dict, name: str) -> int | None:
     return to_micros(q[name]) if name in q else None
 
 
+def event_filter(q: dict[str, Any]) -> EventFilter:
+    """The EventFilter of a loaded EventQuerySchema (GET /api/v1/events, the console's Audit page)."""
+    topics = tuple(dict.fromkeys(t.strip() for t in q["type"].split(","))) if "type" in q else ()
+    return EventFilter(after=q["cursor"], limit=q["limit"], topics=topics, aggregate=q.get("aggregate"),
+                       since=_micros(q, "since"), until=_micros(q, "until"))
+
+
+def admin_changes_of(audit: Audit, q: dict[str, Any]) -> Iterator[Any]:
+    """The admin changes a loaded ChangesQuerySchema asks for, oldest first."""
+    return audit.changes(since=_micros(q, "since"), until=_micros(q, "until"), area=q.get("area"))
+
+
 class EventsResource:
     roles = AUDIT_ROLES
     openapi = {"get": Operation("The event log, decoded into named fields, filtered by aggregate, type and "
@@ -152,11 +164,7 @@ class EventsResource:
         self.schema = EventQuerySchema()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        q = load(self.schema, dict(req.params))
-        topics = tuple(dict.fromkeys(t.strip() for t in q["type"].split(","))) if "type" in q else ()
-        page, cursor = self.history.page(EventFilter(after=q["cursor"], limit=q["limit"], topics=topics,
-                                                     aggregate=q.get("aggregate"), since=_micros(q, "since"),
-                                                     until=_micros(q, "until")))
+        page, cursor = self.history.page(event_filter(load(self.schema, dict(req.params))))
         resp.media = {"events": [event_json(e) for e in page], "next_cursor": cursor}
 
 
@@ -219,8 +227,7 @@ class AdminChangesResource:
         self.schema = ChangesQuerySchema()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        q = load(self.schema, dict(req.params))
-        changes = self.audit.changes(since=_micros(q, "since"), until=_micros(q, "until"), area=q.get("area"))
+        changes = admin_changes_of(self.audit, load(self.schema, dict(req.params)))
         resp.media = {"changes": [{"at": c.at, "area": c.area, "subject": c.subject, "change": c.change,
                                    "field": c.field, "old": c.old, "new": c.new, "by": c.by} for c in changes]}
 

@@ -35,6 +35,28 @@ def _caller(req: falcon.Request, address: str = "") -> Caller:
     return Caller(p.subject or p.name, admin=p.role == "admin", address=address or req.remote_addr or "")
 
 
+caller_of = _caller
+
+
+def held_jobs_of(reader: sa.Engine, caller: Caller, *, printer: str | None = None, limit: int = 1000) -> list[HeldJob]:
+    """The caller's waiting held jobs, oldest first: an admin's are everyone's, a user's their own
+    (the JSON API, the /release page and the console's Secure Print page all list them so)."""
+    with reader.connect() as conn:
+        return waiting_jobs(conn, None if caller.admin else caller.login, printer=printer, limit=limit)
+
+
+def release_or_delete(release_jobs: ReleaseJobs, delete_jobs: DeleteJobs, action: str, ids: list[str],
+                      caller: Caller, printer: str | None, code: str | None) -> str:
+    """A release form's action (the /release page, the console's Secure Print): what was done, or
+    InvalidRequest naming the field (CodeThrottled becomes 429)."""
+    if action == "release":
+        done = release(release_jobs, ids, caller, printer, code)
+        return f"{len(done)} job(s) released: collect them at the printer."
+    if action == "delete":
+        return f"{len([j for j in delete_jobs(ids, caller)])} job(s) deleted."
+    raise InvalidRequest({"action": ["release or delete"]})
+
+
 def held_job_json(j: HeldJob) -> dict[str, Any]:
     return {"job_id": j.job_id, "job": j.number, "user": j.user, "printer": j.printer, "document": j.document,
             "submitted_at": from_micros(j.submitted_at).isoformat(), "expires_at": from_micros(j.expires_at).isoformat(),
@@ -101,10 +123,7 @@ class _Jobs:
     def selected(self, req: falcon.Request, data: dict, printer: str | None = None) -> list[str]:
         if data.get("jobs"):
             return list(data["jobs"])
-        caller = _caller(req)
-        with self.reader.connect() as conn:
-            ids = [j.job_id for j in waiting_jobs(conn, None if caller.admin else caller.login, printer=printer,
-                                                  limit=MAX_JOBS)]
+        ids = [j.job_id for j in held_jobs_of(self.reader, _caller(req), printer=printer, limit=MAX_JOBS)]
         if not ids:
             raise InvalidRequest({"jobs": ["you have no held jobs" + (f" on {printer}" if printer else "")]})
         return ids
@@ -118,9 +137,7 @@ class HeldJobsResource(_Jobs):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         q = load(HeldJobsQuerySchema(), dict(req.params))
-        caller = _caller(req)
-        with self.reader.connect() as conn:
-            rows = waiting_jobs(conn, None if caller.admin else caller.login, printer=q.get("printer"))
+        rows = held_jobs_of(self.reader, _caller(req), printer=q.get("printer"))
         resp.media = {"jobs": [held_job_json(j) for j in rows]}
 
 
@@ -340,25 +357,16 @@ class ReleasePageResource(_Jobs):
         picked = form.get("job", [])
         picked = [picked] if isinstance(picked, str) else list(picked)
         action, printer, code = (_one(form, "action"), _one(form, "printer") or None, _one(form, "code") or None)
-        caller = _caller(req)
         try:
-            if action == "release":
-                done = release(self.release_jobs, picked, caller, printer, code)
-                message = f"{len(done)} job(s) released: collect them at the printer."
-            elif action == "delete":
-                done = [str(j.id) for j in self.delete_jobs(picked, caller)]
-                message = f"{len(done)} job(s) deleted."
-            else:
-                raise InvalidRequest({"action": ["release or delete"]})
+            message = release_or_delete(self.release_jobs, self.delete_jobs, action, picked, _caller(req), printer,
+                                        code)
         except InvalidRequest as exc:
             resp.status = falcon.HTTP_400
             message = "Not done: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
         self._render(req, resp, message)
 
     def _render(self, req: falcon.Request, resp: falcon.Response, message: str = "") -> None:
-        caller = _caller(req)
-        with self.reader.connect() as conn:
-            jobs = waiting_jobs(conn, None if caller.admin else caller.login, limit=200)
+        jobs = held_jobs_of(self.reader, _caller(req), limit=200)
         session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
         csrf = session.csrf if session else ""
         rows = "".join(

@@ -17,8 +17,10 @@ from api.errors import InvalidInput
 from api.openapi import Operation
 from commands.site_settings import SiteSettingsReader
 from projections.report_formats import FORMATS, MEDIA_TYPES, render, report_json
-from projections.report_period import GROUPINGS, MAX_LIMIT, PDLS, ReportInputError, parse_parameters
-from projections.reports import CATALOGUE, ReportSources, catalogue_json, iter_jobs, run_report
+from projections.report_period import (GROUPINGS, MAX_LIMIT, PDLS, ReportInputError, ReportParameters,
+                                       parse_parameters)
+from projections.reports import (CATALOGUE, Report, ReportSources, ReportSpec, catalogue_json, iter_jobs,
+                                 run_report)
 from projections.background_reports import BackgroundReports
 
 
@@ -100,6 +102,43 @@ class ReportCatalogueResource:
         resp.media = {"reports": [r for r in catalogue_json() if role in r["roles"]], "formats": list(FORMATS)}
 
 
+def report_spec(req: falcon.Request, name: str) -> ReportSpec:
+    """The catalogue's report `name`, if it is one for the caller's role (else 404 / 403)."""
+    spec = CATALOGUE.get(name)
+    if spec is None:
+        raise ReportNotFound(name)
+    if req.context.principal.role not in spec.roles:
+        raise falcon.HTTPForbidden(title="Not allowed", description=f"the report {name} is for the roles "
+                                                                    f"{', '.join(spec.roles)}")
+    return spec
+
+
+def prepare_report(reader: sa.Engine, site_settings: SiteSettingsReader, sources: ReportSources,
+                   clock: Callable[[], int], req: falcon.Request, name: str, raw: dict[str, str],
+                   fmt: str = "json") -> tuple[Report, ReportParameters]:
+    """Check the parameters `raw` of report `name` for the caller (a user's are bound to their
+    own jobs) and run it: GET /api/v1/reports/{name} and the console's report page both do so.
+    Bad parameters raise InvalidInput naming each field."""
+    spec = report_spec(req, name)
+    principal = req.context.principal
+    try:
+        p = parse_parameters(raw, site_timezone=str(site_settings["timezone"]), now=clock(),
+                             allowed=spec.parameters)
+    except ReportInputError as exc:
+        errors = dict(exc.errors)
+        if fmt not in FORMATS:
+            errors["format"] = [f"one of: {', '.join(FORMATS)}"]
+        raise InvalidInput(errors) from None
+    if fmt not in FORMATS:
+        raise InvalidInput({"format": [f"one of: {', '.join(FORMATS)}"]})
+    if principal.role == "user":
+        p = p.bound_to(principal.subject)
+    try:
+        return run_report(reader, name, p, sources), p
+    except ReportInputError as exc:
+        raise InvalidInput(exc.errors) from None
+
+
 class ReportResource:
     roles = ("admin", "auditor", "user")
     openapi = {"get": Operation("Run one report (users: only their own jobs, and not the organisation-wide "
@@ -116,31 +155,9 @@ class ReportResource:
         self.clock = clock
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        spec = CATALOGUE.get(name)
-        if spec is None:
-            raise ReportNotFound(name)
-        principal = req.context.principal
-        if principal.role not in spec.roles:
-            raise falcon.HTTPForbidden(title="Not allowed", description=f"the report {name} is for the roles "
-                                                                        f"{', '.join(spec.roles)}")
         raw = {k: v if isinstance(v, str) else str(v[-1]) for k, v in req.params.items()}
         fmt = raw.get("format", "json")
-        try:
-            p = parse_parameters(raw, site_timezone=str(self.site_settings["timezone"]), now=self.clock(),
-                                 allowed=spec.parameters)
-        except ReportInputError as exc:
-            errors = dict(exc.errors)
-            if fmt not in FORMATS:
-                errors["format"] = [f"one of: {', '.join(FORMATS)}"]
-            raise InvalidInput(errors) from None
-        if fmt not in FORMATS:
-            raise InvalidInput({"format": [f"one of: {', '.join(FORMATS)}"]})
-        if principal.role == "user":
-            p = p.bound_to(principal.subject)
-        try:
-            report = run_report(self.reader, name, p, self.sources)
-        except ReportInputError as exc:
-            raise InvalidInput(exc.errors) from None
+        report, p = prepare_report(self.reader, self.site_settings, self.sources, self.clock, req, name, raw, fmt)
         if fmt == "json":
             resp.media = report_json(report)
             return
@@ -186,13 +203,8 @@ class ReportRunsResource:
         self.clock = clock
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        spec = CATALOGUE.get(name)
-        if spec is None:
-            raise ReportNotFound(name)
+        spec = report_spec(req, name)
         principal = req.context.principal
-        if principal.role not in spec.roles:
-            raise falcon.HTTPForbidden(title="Not allowed", description=f"the report {name} is for the roles "
-                                                                        f"{', '.join(spec.roles)}")
         raw = {k: v if isinstance(v, str) else str(v[-1]) for k, v in req.params.items()}
         fmt = raw.pop("format", "csv")
         errors: dict[str, list[str]] = {}

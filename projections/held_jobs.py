@@ -69,6 +69,12 @@ def waiting_jobs(conn: sa.Connection, user: str | None, *, printer: str | None =
     return [_row(r) for r in conn.execute(q.order_by(held_jobs.c.seq).limit(limit))]
 
 
+def waiting_count(conn: sa.Connection) -> int:
+    """How many jobs wait for release, everyone's (the console's dashboard shows it)."""
+    return int(conn.execute(sa.select(sa.func.count()).select_from(held_jobs)
+                            .where(held_jobs.c.status.in_(WAITING))).scalar_one())
+
+
 def held_job(conn: sa.Connection, job_id: str) -> HeldJob | None:
     r = conn.execute(_select().where(held_jobs.c.job_id == job_id)).first()
     return _row(r) if r is not None else None

@@ -23,6 +23,8 @@ from typing import Any, Callable, Iterable, Iterator
 from functools import lru_cache
 from types import SimpleNamespace
 
+from markupsafe import Markup
+
 import jinja2
 import pandas as pd  # noqa: E402
 import xlsxwriter  # noqa: E402
@@ -306,13 +308,8 @@ def _xlsx_cell(sheet: Any, row: int, col: int, column: str, value: Any, money: A
 
 # --- HTML and PDF ---------------------------------------------------------------------------
 
-_HTML = jinja2.Environment(autoescape=True).from_string("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ r.title }} · PageLedger</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
-td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}td.n{text-align:right}tr.total{font-weight:bold}
-.note{color:#555}img{max-width:100%}</style></head><body>
-<h1>{{ r.title }}</h1>
-<p>From {{ period.from }} to {{ period.to }} ({{ period.timezone }})</p>
+_ENV = jinja2.Environment(autoescape=True)
+_HTML_BODY = _ENV.from_string("""<p>From {{ period.from }} to {{ period.to }} ({{ period.timezone }})</p>
 {% for c in charts %}<figure><img alt="{{ c.title }}" src="data:image/png;base64,{{ c.png }}"><figcaption>{{ c.title }}</figcaption></figure>{% endfor %}
 {% for s in sections %}<h2>{{ s.title }}</h2>{% if s.note %}<p class="note">{{ s.note }}</p>{% endif %}
 <table><thead><tr>{% for c in s.columns %}<th>{{ c }}</th>{% endfor %}</tr></thead><tbody>
@@ -320,19 +317,32 @@ td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}td.n{text-align:
 {% if s.totals %}<tr class="total">{% for c in s.columns %}<td>{% if loop.first %}total{% elif c in s.totals %}{{ s.totals[c] }}{% endif %}</td>{% endfor %}</tr>{% endif %}
 </tbody></table>{% if s.truncated %}<p class="note">{{ s.truncated }} more rows: download the CSV or XLSX.</p>{% endif %}{% endfor %}
 {% for n in r.notes %}<p class="note">{{ n }}</p>{% endfor %}
-<dl>{% for k, v in definitions.items() %}<dt>{{ k }}</dt><dd>{{ v }}</dd>{% endfor %}</dl>
+<dl>{% for k, v in definitions.items() %}<dt>{{ k }}</dt><dd>{{ v }}</dd>{% endfor %}</dl>""")
+_HTML = _ENV.from_string("""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ r.title }} · PageLedger</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem}table{border-collapse:collapse;margin:.5rem 0 1.5rem}
+td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}td.n{text-align:right}tr.total{font-weight:bold}
+.note{color:#555}img{max-width:100%}</style></head><body>
+<h1>{{ r.title }}</h1>
+{{ body }}
 </body></html>""")
 HTML_ROWS = 500
 
 
-def html_page(r: Report) -> bytes:
+def html_body(r: Report) -> Markup:
+    """The report as an HTML fragment (its period, charts, tables, notes; every value escaped):
+    the body of the html format, and what the web console shows inside its own layout."""
     data = report_json(r)
     for s in data["sections"]:
         s["truncated"] = max(0, len(s["rows"]) - HTML_ROWS)
         s["rows"] = s["rows"][:HTML_ROWS]
     charts = [{"title": c.title, "png": base64.b64encode(chart_png(r, c)).decode()} for c in r.charts]
-    return _HTML.render(r=r, period=data["period"], sections=data["sections"], charts=charts,
-                        definitions=DEFINITIONS).encode("utf-8")
+    return Markup(_HTML_BODY.render(r=r, period=data["period"], sections=data["sections"], charts=charts,
+                                    definitions=DEFINITIONS))
+
+
+def html_page(r: Report) -> bytes:
+    return _HTML.render(r=r, body=html_body(r)).encode("utf-8")
 
 
 def pdf_bytes(r: Report) -> bytes:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from api.console.render import READERS, EVERYONE, Renderer
 from api.openapi import Operation
 from domain.units import day_iso, day_of
+from projections.held_jobs import waiting_count
 from projections.licence_seats import licence_summary
 from projections.usage_daily import usage_totals
 
@@ -58,8 +59,9 @@ class DashboardPage:
         with self.reader.connect() as conn:
             days = {int(t.key): t for t in usage_totals(conn, "day", since_day=today - CHART_DAYS + 1)}
             licence = licence_summary(conn, now)
+            held = waiting_count(conn)
         t = days.get(today)
         bars = chart({d: t.pages for d, t in days.items()}, today)
-        self.renderer.page(resp, "dashboard.html", req, title="Dashboard", today=t, licence=licence, bars=bars,
+        self.renderer.page(resp, "dashboard.html", req, title="Dashboard", today=t, licence=licence, bars=bars, held=held,
                            month_pages=sum(x.pages for x in days.values()),
                            month_cost=sum(x.cost for x in days.values()))

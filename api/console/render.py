@@ -24,14 +24,16 @@ ADMINS = ("admin",)
 READERS = ("admin", "auditor")
 EVERYONE = ("admin", "auditor", "user")
 
-# One entry per page; Secure Print, Reports and Audit are hooks the lead wires to their handlers.
+# One entry per page.
+HOLDERS = ("admin", "user")  # who has held jobs to release (an auditor only reads)
+
 NAV: tuple[NavEntry, ...] = (
     NavEntry("Dashboard", "/", READERS),
     NavEntry("Job Accounting", "/jobs", READERS),
-    NavEntry("Secure Print", "/secure-print", READERS),
+    NavEntry("Secure Print", "/secure-print", HOLDERS),
     NavEntry("Users", "/users", READERS),
     NavEntry("Printers", "/printers", READERS),
-    NavEntry("Reports", "/reports", READERS),
+    NavEntry("Reports", "/reports", EVERYONE),
     NavEntry("Settings", "/admin/settings", READERS),
     NavEntry("Licensing", "/admin/licensing", READERS),
     NavEntry("Audit", "/audit", READERS),

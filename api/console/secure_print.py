@@ -1,21 +1,83 @@
-"""Secure Print (/secure-print): held jobs, release to a printer or delete. A hook: the page and
-its nav entry are here; the lead wires it to secure release's held-jobs query and handlers."""
+"""Secure Print (/secure-print): the caller's held jobs (an admin's are everyone's, a user's their
+own) with pages and cost; release the ticked ones at their queue or another printer of its group,
+or delete them. The same query (api.release.held_jobs_of) and handlers (ReleaseJobs, DeleteJobs
+through api.release.release_or_delete) as /api/v1/held-jobs and /release, so the page refuses what
+the API refuses, with the same words, shown beside the form."""
 from __future__ import annotations
 
 import falcon
+import sqlalchemy as sa
 
-from api.console.render import READERS, Renderer
+from api.console.forms import Progress, caught_up
+from api.console.render import HOLDERS, Renderer
 from api.openapi import Operation
+from api.release import caller_of, held_jobs_of, release_or_delete
+from commands.printers import PrinterCache
+from commands.release import DeleteJobs, ReleaseJobs
+from commands.validation import InvalidRequest
+from projections.jobs import printer_names
+
+MAX_SHOWN = 200
+DONE = {"released": "Released: collect the jobs at the printer.", "deleted": "Deleted."}
 
 
 class SecurePrintPage:
     page = True
-    roles = READERS
-    openapi = {"get": Operation("Secure Print (HTML): held jobs", responses={200: "The page", 303: "To login"})}
+    form_csrf = True
+    roles = HOLDERS
+    openapi = {"get": Operation("Secure Print (HTML): your held jobs (admins: everyone's) with pages and cost",
+                                responses={200: "The page", 303: "To login"}),
+               "post": Operation("Release or delete the ticked held jobs (HTML form with csrf_token): action="
+                                 "release|delete, job=... (repeated), printer (optional, of the queue's group), code",
+                                 responses={303: "Done: back to the list", 400: "Refused (another user's job, a "
+                                            "wrong code, a printer outside the group): shown beside the form",
+                                            403: "CSRF token missing or wrong", 429: "Too many wrong codes"})}
 
-    def __init__(self, renderer: Renderer) -> None:
+    def __init__(self, renderer: Renderer, reader: sa.Engine, printers: PrinterCache, release_jobs: ReleaseJobs,
+                 delete_jobs: DeleteJobs, progress: Progress) -> None:
         self.renderer = renderer
+        self.reader = reader
+        self.printers = printers
+        self.release_jobs = release_jobs
+        self.delete_jobs = delete_jobs
+        self.progress = progress
+
+    def _show(self, req: falcon.Request, resp: falcon.Response, status: str = falcon.HTTP_200,
+              errors: dict | None = None, picked: tuple[str, ...] = ()) -> None:
+        jobs = held_jobs_of(self.reader, caller_of(req), limit=MAX_SHOWN)
+        queues = sorted({j.printer for j in jobs})
+        found, _ = self.printers.for_names(queues) if queues else ({}, [])
+        groups = {p.group for p in found.values() if p.group}
+        # Printers a ticked job may print on: its own queue, or a secure printer of its group.
+        with self.reader.connect() as conn:
+            names = printer_names(conn)[:500]
+        others, _ = self.printers.for_names(names) if groups else ({}, [])
+        targets = sorted({p.name for p in others.values() if p.secure and p.group in groups} - set(queues))
+        self.renderer.page(resp, "secure_print.html", req, status=status, title="Secure Print", jobs=jobs,
+                           targets=targets, errors=errors or {}, picked=set(picked),
+                           total_pages=sum(j.pages * j.copies for j in jobs), total_cost=sum(j.cost for j in jobs),
+                           notice=DONE.get(req.get_param("done") or "", ""))
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.renderer.page(resp, "message.html", req, title="Secure Print", alert=False, link=None,
-                           message="Held jobs are listed here once secure release is installed on this server.")
+        self._show(req, resp)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        media = req.get_media(default_when_empty={}) or {}
+        media = media if isinstance(media, dict) else {}
+        picked = media.get("job", [])
+        picked = [picked] if isinstance(picked, str) else [p for p in picked if isinstance(p, str)]
+
+        def one(name: str) -> str:
+            value = media.get(name, "")
+            return (value[-1] if isinstance(value, list) else str(value)).strip()[:255]
+
+        action = one("action")
+        try:
+            if not picked:
+                raise InvalidRequest({"jobs": ["tick at least one job"]})
+            release_or_delete(self.release_jobs, self.delete_jobs, action, picked, caller_of(req),
+                              one("printer") or None, one("code") or None)
+        except InvalidRequest as exc:
+            return self._show(req, resp, falcon.HTTP_400, exc.errors, tuple(picked))
+        caught_up(self.progress, ("jobs",))
+        raise falcon.HTTPSeeOther("/secure-print?done=" + ("released" if action == "release" else "deleted"))

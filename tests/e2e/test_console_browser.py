@@ -370,3 +370,53 @@ def _axe(page: Page) -> list[str]:
     result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
     return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
             for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+def test_a_held_job_is_released_from_secure_print_on_a_phone_and_reports_and_audit_show(server, browser, shots):
+    import hashlib
+
+    post_job(server, user=ADMIN, printer="secure-mfp", document="warm-up.pdf")
+    wait_for_job(server, "warm-up.pdf")
+    page = new_page(browser, viewport={"width": 360, "height": 740})
+    log_in(page, server, ADMIN, ADMIN_PW)
+    page.goto(base(server) + "/printers")
+    page.get_by_role("button", name="Turn secure hold on for secure-mfp").click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    deadline, result = time.monotonic() + 10, {}
+    while time.monotonic() < deadline:  # the printer cache may hold the old setting a moment
+        result = post_job(server, user=ADMIN, printer="secure-mfp", document="Held contract.pdf",
+                          job_key=f"held/{time.time_ns()}")
+        if result["decision"] == "hold":
+            break
+        time.sleep(0.5)
+    assert result["decision"] == "hold", result
+    data = b"%PDF-1.4\n% held contract\n%%EOF\n"
+    requests.put(f"{server.url}/Services/jobs/{result['job_id']}/spool", data=data, timeout=10,
+                 headers={**server.headers(server.agent_token), "Content-Type": "application/octet-stream",
+                          "X-Content-SHA256": hashlib.sha256(data).hexdigest()}).raise_for_status()
+    page.goto(base(server) + "/secure-print")
+    job = page.locator("li.held-job", has_text="Held contract.pdf")
+    expect(job).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    shoot(page, shots, "phone-secure-print")
+    job.get_by_role("checkbox").check()
+    page.get_by_role("button", name="Release").click()
+    expect(page.get_by_text("Released: collect the jobs at the printer.")).to_be_visible()
+    expect(page.locator("li.held-job", has_text="Held contract.pdf")).to_have_count(0)
+    jobs = requests.get(server.url + "/api/v1/jobs", headers=server.headers(server.admin_token), timeout=10).json()
+    assert "released" in [j["status"] for j in jobs["jobs"] if j["document"] == "Held contract.pdf"]
+    page.context.close()
+
+    desk = new_page(browser, viewport={"width": 1280, "height": 900})
+    log_in(desk, server, ADMIN, ADMIN_PW)
+    desk.goto(base(server) + "/secure-print")
+    shoot(desk, shots, "secure-print")
+    desk.goto(base(server) + "/reports")
+    shoot(desk, shots, "reports")
+    desk.goto(base(server) + "/reports/usage?group_by=printer")
+    expect(desk.locator("tr.total")).not_to_have_count(0)
+    shoot(desk, shots, "report-usage")
+    desk.goto(base(server) + "/audit")
+    expect(desk.get_by_role("heading", name="Admin changes")).to_be_visible()
+    shoot(desk, shots, "audit")
+    desk.context.close()

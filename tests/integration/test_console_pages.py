@@ -119,3 +119,121 @@ def test_a_printers_prices_are_set_from_the_page_and_bad_ones_refused(console, r
     assert "0.0500 a mono page" in console.simulate_get("/printers", headers=cookie).text
     r = console.simulate_post("/printers", headers={**cookie, **FORM}, body=f"csrf_token={csrf}&printer=nope&secure=on")
     assert r.status_code == 400
+
+
+def _states(runtime, user: str) -> list[str]:
+    from projections.jobs import JobFilter, list_jobs
+
+    with runtime.reader.connect() as conn:
+        rows, _ = list_jobs(conn, JobFilter(user=user, limit=100))
+    return sorted(r.status for r in rows)
+
+
+def test_secure_print_lists_only_your_held_jobs_and_releases_and_deletes_them(console, runtime):
+    from commands.printers import ReleaseSettings
+    from tests.integration.test_release_commands import held
+
+    for name in ("vault", "lobby"):
+        runtime.set_secure_hold(name, True)
+        runtime.set_release_settings(name, ReleaseSettings(group="g1"))
+    for who in ("alice", "bob"):
+        runtime.add_local_user(login=who, password=f"{who}-pw-12345", role="user", profile={})
+    runtime.add_local_user(login="aud", password="aud-pw-12345", role="auditor", profile={})
+    settled(runtime)
+    [mine, spare], _ = held(runtime, 2, document="<script>alert(1)</script>")
+    [theirs], _ = held(runtime, user="bob", printer="lobby", document="bob's secret")  # lobby: a known printer
+    settled(runtime)
+
+    alice, csrf = login(console, "alice", "alice-pw-12345")
+    page = console.simulate_get("/secure-print", headers=alice)
+    assert page.status_code == 200 and mine in page.text and spare in page.text
+    assert theirs not in page.text and "secret" not in page.text
+    assert "<script>alert" not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert '<option value="lobby">lobby</option>' in page.text and 'href="/secure-print"' in page.text
+    auditor, _ = login(console, "aud", "aud-pw-12345")
+    assert console.simulate_get("/secure-print", headers=auditor).status_code == 403
+
+    assert console.simulate_post("/secure-print", headers={**alice, **FORM},
+                                 body=f"action=release&job={mine}").status_code == 403  # no CSRF token
+    wrong = console.simulate_post("/secure-print", headers={**alice, **FORM},
+                                  body=f"csrf_token={csrf}&action=release&job={theirs}")
+    assert wrong.status_code == 400 and 'role="alert"' in wrong.text and "no held job of yours" in wrong.text
+    outside = console.simulate_post("/secure-print", headers={**alice, **FORM},
+                                    body=f"csrf_token={csrf}&action=release&job={mine}&printer=office")
+    assert outside.status_code == 400 and "not a printer of the group" in outside.text
+    done = console.simulate_post("/secure-print", headers={**alice, **FORM},
+                                 body=f"csrf_token={csrf}&action=release&job={mine}&printer=lobby")
+    assert done.status_code == 303 and done.headers["Location"] == "/secure-print?done=released"
+    after = console.simulate_get("/secure-print", headers=alice, query_string="done=released")
+    assert "Released" in after.text and mine not in after.text and spare in after.text
+    done = console.simulate_post("/secure-print", headers={**alice, **FORM},
+                                 body=f"csrf_token={csrf}&action=delete&job={spare}")
+    assert done.status_code == 303 and done.headers["Location"] == "/secure-print?done=deleted"
+    settled(runtime)
+    assert _states(runtime, "alice") == ["deleted", "released"]
+
+    admin, _ = login(console, "root", "root-pw-123")
+    assert theirs in console.simulate_get("/secure-print", headers=admin).text  # an admin sees everyone's
+    dashboard = console.simulate_get("/", headers=admin).text
+    assert re.search(r'<a href="/secure-print">1<span', dashboard)
+
+
+def test_reports_list_the_catalogue_run_with_filters_and_escape_names(console, runtime):
+    runtime.add_local_user(login="uma", password="uma-pw-12345", role="user", profile={})
+    settled(runtime)
+    post_job(runtime, "uma", "<script>x</script>")
+    post_job(runtime, "uma", "b.pdf")
+    post_job(runtime, "vic", "c.pdf")
+    admin, _ = login(console, "root", "root-pw-123")
+    catalogue = console.simulate_get("/reports", headers=admin)
+    assert catalogue.status_code == 200 and 'href="/reports/usage"' in catalogue.text
+    assert 'href="/reports/printer-list"' in catalogue.text
+
+    usage = console.simulate_get("/reports/usage", headers=admin, query_string="group_by=user")
+    assert usage.status_code == 200 and '<div class="report-body">' in usage.text
+    totals = re.search(r'<tr class="total">(.*?)</tr>', usage.text, re.S).group(1)
+    assert "<td>6</td>" in totals  # 3 jobs of 2 pages: 6 impressions
+    assert 'href="/api/v1/reports/usage?group_by=user&amp;format=csv"' in usage.text
+    assert 'src="data:image/png;base64,' in usage.text  # the server-rendered chart
+    csv_text = console.simulate_get("/api/v1/reports/usage", headers=admin,
+                                    query_string="group_by=user&format=csv").text
+    assert "uma" in csv_text and "vic" in csv_text
+
+    largest = console.simulate_get("/reports/largest-jobs", headers=admin)
+    assert "<script>x" not in largest.text and "&lt;script&gt;x&lt;/script&gt;" in largest.text
+    bad = console.simulate_get("/reports/usage", headers=admin, query_string="from=yesterday-ish")
+    assert bad.status_code == 400 and 'role="alert"' in bad.text and "from" in bad.text
+
+    user, _ = login(console, "uma", "uma-pw-12345")
+    listed = console.simulate_get("/reports", headers=user).text
+    assert 'href="/reports/usage"' in listed and "/reports/printer-list" not in listed
+    assert console.simulate_get("/reports/printer-list", headers=user).status_code == 403
+    own = console.simulate_get("/reports/usage", headers=user, query_string="group_by=user&user=vic")
+    assert own.status_code == 200 and "vic" not in own.text.split('<div class="report-body">')[1]
+    assert "<td>4</td>" in re.search(r'<tr class="total">(.*?)</tr>', own.text, re.S).group(1)
+    assert console.simulate_get("/reports/nope", headers=user).status_code == 404
+
+
+def test_audit_shows_the_event_history_paged_and_the_admin_changes(console, runtime):
+    runtime.add_local_user(login="aud", password="aud-pw-12345", role="auditor", profile={})
+    settled(runtime)
+    for n in range(3):
+        post_job(runtime, "uma", f"doc{n}.pdf")
+    admin, csrf = login(console, "root", "root-pw-123")
+    assert console.simulate_post("/printers", headers={**admin, **FORM},
+                                 body=f"csrf_token={csrf}&printer=office&mono_page=0.05&colour_page=0.25"
+                                 ).status_code == 303
+    auditor, _ = login(console, "aud", "aud-pw-12345")
+    page = console.simulate_get("/audit", headers=auditor)
+    assert page.status_code == 200 and "Admin changes" in page.text and "Event history" in page.text
+    changes = page.text.split('id="changes-title"')[1].split('id="events-title"')[0]
+    assert "office" in changes and "root" in changes and "→" in changes
+
+    tracked = console.simulate_get("/audit", headers=auditor, query_string="type=PrintJob.Tracked")
+    assert tracked.status_code == 200 and tracked.text.count("<td>PrintJob.Tracked</td>") == 3
+    assert "doc0.pdf" in tracked.text and "User.Registered" not in tracked.text.split('id="events-title"')[1]
+    positions = [int(p) for p in re.findall(r'<td class="num">(\d+)</td>', tracked.text)]
+    assert positions == sorted(positions)
+    bad = console.simulate_get("/audit", headers=auditor, query_string="type=No.Such")
+    assert bad.status_code == 400 and "unknown event type" in bad.text
+    assert console.simulate_get("/audit", headers=admin).status_code == 200

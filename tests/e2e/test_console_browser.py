@@ -264,6 +264,7 @@ def test_one_settings_field_saves_alone_with_its_event_and_a_stale_edit_shows_th
     back = requests.patch(server.url + "/api/v1/settings/document_names", json={"value": "keep", "expected": "mask"},
                           headers=server.headers(server.admin_token), timeout=10)
     assert back.status_code == 200, back.text
+    time.sleep(2.5)  # each server process reads the site settings through a 2 s cache (SiteSettingsReader)
 
 
 def test_a_user_sees_only_their_own_jobs_and_no_admin_page(server, browser, shots):
@@ -279,6 +280,9 @@ def test_a_user_sees_only_their_own_jobs_and_no_admin_page(server, browser, shot
     shoot(admin, shots, "users")
     post_job(server, user="dave", document="dave's payslips.pdf")
     other = wait_for_job(server, "dave's payslips.pdf")
+    # Carol's earlier jobs were masked while document names were (the settings test); a new one is not.
+    post_job(server, document="carol's report.pdf")
+    wait_for_job(server, "carol's report.pdf")
 
     page = new_page(browser)
     log_in(page, server, USER, USER_PW)

@@ -45,10 +45,20 @@ def load_or_create_secret(path: Path) -> bytes:
         return secret
     make_private_directory(path.parent)
     secret = secrets.token_bytes(32)
+    # Written whole to a file of our own, then published under its name with link(), which
+    # fails when it exists: another process (gunicorn's workers start together) never reads a
+    # file that was created but not yet written.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
-    except FileExistsError:  # another process made it first: use theirs
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as f:
-        f.write(secret)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:  # another process made it first: use theirs
+            return path.read_bytes()
+    finally:
+        tmp.unlink(missing_ok=True)
     return secret

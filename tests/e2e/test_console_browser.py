@@ -113,6 +113,18 @@ def wait_for_job(server, document: str) -> dict:
     raise AssertionError(f"job {document!r} never reached the read model")
 
 
+def wait_for_held_job(server, document: str) -> dict:
+    """A held job is on Secure Print once its projection applied Held: wait for that, not a page's timeout."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        held = requests.get(server.url + "/api/v1/held-jobs", headers=server.headers(server.admin_token), timeout=10).json()
+        found = [j for j in held["jobs"] if j["document"] == document]
+        if found:
+            return found[0]
+        time.sleep(0.1)
+    raise AssertionError(f"held job {document!r} never reached the held-jobs read model")
+
+
 def test_https_serves_the_self_signed_certificate_whose_fingerprint_the_console_printed(server):
     printed = re.search(r"SHA-256 fingerprint ([0-9A-F:]{95})", (server.workdir / "server.log").read_text())
     assert printed, "up did not print the certificate's fingerprint"
@@ -398,6 +410,7 @@ def test_a_held_job_is_released_from_secure_print_on_a_phone_and_reports_and_aud
     requests.put(f"{server.url}/Services/jobs/{result['job_id']}/spool", data=data, timeout=10,
                  headers={**server.headers(server.agent_token), "Content-Type": "application/octet-stream",
                           "X-Content-SHA256": hashlib.sha256(data).hexdigest()}).raise_for_status()
+    wait_for_held_job(server, "Held contract.pdf")
     page.goto(base(server) + "/secure-print")
     job = page.locator("li.held-job", has_text="Held contract.pdf")
     expect(job).to_be_visible()

@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
+from adapters.private_files import make_private_directory
+
 CHUNK = 1 << 20
 
 
@@ -71,7 +73,7 @@ class SpoolStore:
         `sha256`; returns (sha256 hex, size). Raises SpoolMismatch or SpoolTooLarge, keeping nothing."""
         if size is not None and size > self.max_bytes:
             raise SpoolTooLarge(self._too_large(f"declares {size} bytes"))
-        self.directory.mkdir(parents=True, exist_ok=True)
+        make_private_directory(self.directory)
         digest = hashlib.sha256()
         received = 0
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".incoming-")
@@ -93,7 +95,7 @@ class SpoolStore:
                 out.flush()
                 os.fsync(out.fileno())
             final = self.path(digest.hexdigest())
-            final.parent.mkdir(exist_ok=True)
+            make_private_directory(final.parent)  # 0700 whatever the umask, as the spool itself
             os.replace(tmp, final)
             for directory in (final.parent, self.directory):
                 dir_fd = os.open(directory, os.O_RDONLY)

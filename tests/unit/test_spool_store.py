@@ -87,3 +87,21 @@ def test_the_limit_is_a_setting_of_400_mib_by_default():
     assert Settings.load(environ={"PAGELEDGER_MAX_SPOOL_MIB": "16"}).max_spool_mib == 16
     with pytest.raises(SettingsError, match="max_spool_mib"):
         Settings.load(environ={"PAGELEDGER_MAX_SPOOL_MIB": "0"})
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_the_spool_and_its_shard_directories_are_private_whatever_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    store = SpoolStore(tmp_path / "spool", max_bytes=1 << 20)
+    data = b"%PDF-1.7\n payslip\n"
+    old = os.umask(umask)
+    try:
+        store.write(io.BytesIO(data), sha256=sha(data), size=len(data))
+    finally:
+        os.umask(old)
+    stored = store.path(sha(data))
+    assert stat.S_IMODE(store.directory.stat().st_mode) == 0o700
+    assert stat.S_IMODE(stored.parent.stat().st_mode) == 0o700  # the shard holding the job's data
+    assert stat.S_IMODE(stored.stat().st_mode) & 0o077 == 0

@@ -33,7 +33,7 @@ from agent.outbox import Outbox
 from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
 from agent.printer_abilities import abilities
-from agent.secure_queues import SecureQueueStore, is_release_job
+from agent.secure_queues import RELEASE_JOB_OPTION, SecureQueueStore, is_release_job
 from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerRejectedJobs, ServerUnreachable,
                           ServicesClient, SpoolTooLargeForServer, SpoolUploadDamaged, SpoolUploadUnsupported)
 
@@ -220,9 +220,12 @@ class Backend:
             self.log.error(f"PageLedger: no CUPS backend for '{scheme}' at {real_backend}")
             return CUPS_BACKEND_STOP
         printer = self.environ.get("PRINTER", "")
-        released = is_release_job(job.options)
+        released = is_release_job(job.options, printer)
         if released:
             return self._print_release(argv0, job, real_uri, real_backend, released)
+        if job.options.get(RELEASE_JOB_OPTION):
+            self.log.warning(f"PageLedger: job {job.job_id} of {job.user!r} asks to print as a released job on "
+                             f"{printer!r}, which is no release queue: tracked like any other job")
         spool_path = job.file
         temp_spool = None
         if spool_path is None:

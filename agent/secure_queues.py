@@ -13,7 +13,9 @@
 - **Release queues**: beside each secure queue, a raw, unshared queue ``<queue>-release`` whose
   device URI is the real printer; the release service submits released jobs there.
 - **Release jobs** carry ``pageledger-job=<id>`` (in argv[5]): the backend never tracks or holds
-  them a second time, should a release queue ever be wrapped.
+  them a second time, should a release queue ever be wrapped. The option counts only on a release
+  queue: any user can type ``lp -o pageledger-job=x``, and on any other queue that job is tracked
+  (and held on a secure queue) like every other.
 """
 from __future__ import annotations
 
@@ -32,10 +34,15 @@ def release_queue_name(queue: str) -> str:
     return f"{queue}{RELEASE_SUFFIX}"
 
 
-def is_release_job(options: dict[str, str]) -> str:
-    """The PageLedger job id a release job carries, "" for any other job."""
+def is_release_queue(queue: str) -> bool:
+    return len(queue) > len(RELEASE_SUFFIX) and queue.lower().endswith(RELEASE_SUFFIX)
+
+
+def is_release_job(options: dict[str, str], queue: str) -> str:
+    """The PageLedger job id a release job carries on a release queue, "" for any other job
+    (the option on an ordinary or secure queue is a user's attempt to skip accounting)."""
     value = options.get(RELEASE_JOB_OPTION, "").strip()
-    return value if 0 < len(value) <= 64 else ""
+    return value if 0 < len(value) <= 64 and is_release_queue(queue) else ""
 
 
 class SecureQueues:

@@ -271,3 +271,14 @@ def test_a_held_job_goes_to_the_server_and_not_to_the_printer(cups, live_server,
     assert "held for release" in cups.error_log()
     (job,) = [j for j in recorded_jobs(live_server, 1) if j["user"] == "ivan"]
     assert (job["printer"], job["pages"]) == ("secure", 3)
+
+    # A user who types the release service's option is not let past the hold: only a release
+    # queue honours pageledger-job, so this job is tracked and held like the first.
+    _job, state = queue.print(docs.pdf(tmp_path / "sneaky.pdf", 2), user="mallory", title="sneaky",
+                              options={"pageledger-job": "x"})
+    assert state["job-state"] == "completed", state
+    assert len(cups.printed_documents()) == before  # still nothing printed
+    assert "which is no release queue" in cups.error_log()
+    (sneaky,) = wait_until(lambda: [j for j in recorded_jobs(live_server, 1) if j["user"] == "mallory"] or None,
+                           timeout=15)
+    assert (sneaky["printer"], sneaky["pages"]) == ("secure", 2)

@@ -63,3 +63,14 @@ def test_creation_time_comes_from_cupsd_when_it_says():
     job = CupsJob.from_argv(["1", "u", "t", "1", "time-at-creation=1795597129 date-time-at-creation="])
     assert job.created_at.isoformat() == "2026-11-25T08:58:49+00:00"
     assert CupsJob.from_argv(["1", "u", "t", "1", ""]).created_at is None
+
+
+def test_the_release_option_counts_only_on_a_release_queue():
+    from agent.secure_queues import is_release_job
+
+    assert is_release_job({"pageledger-job": "abc"}, "office-release") == "abc"
+    assert is_release_job({"pageledger-job": "abc"}, "Office-RELEASE") == "abc"
+    assert is_release_job({"pageledger-job": "abc"}, "office") == ""  # a user's lp -o on a wrapped queue
+    assert is_release_job({"pageledger-job": "abc"}, "-release") == ""
+    assert is_release_job({"pageledger-job": "x" * 65}, "office-release") == ""
+    assert is_release_job({}, "office-release") == ""

@@ -28,6 +28,11 @@ LAST_SHOWN_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
 LAST_SHOWN_DAY = LAST_SHOWN_US // MICROS_PER_DAY
 
 # status codes of a job row
+# A job replayed from a legacy database (tools/pa6_migrate) was counted by the legacy system, not
+# by our agent: the read model shows it as this document type, never as "unknown" (which the
+# workflow report lists as pages the agent could not count).
+LEGACY_PDL = "legacy"
+
 JOB_TRACKED = 0
 JOB_DENIED = 1
 # a job on a secure queue (docs/secure-release.md): not charged until printed
@@ -160,7 +165,8 @@ class JobsProjection(Projection):
         insert_rows(conn, jobs, COLUMNS, [
             (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
              e.pages, e.sheets, e.colour_pages, e.copies, _status_of(e), e.duplex, storable_text(e.paper, 32),
-             storable_text(e.pdl, 16), storable_text(e.document), storable_text(uncertainty(e), 300))
+             storable_text(LEGACY_PDL if getattr(e, "legacy_id", "") else e.pdl, 16), storable_text(e.document),
+             storable_text(uncertainty(e), 300))
             for seq, e in events
         ])
         secured = [(seq, e) for seq, e in events if e.event_class is PrintJob.Secured]

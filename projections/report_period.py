@@ -17,8 +17,9 @@ from typing import Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from domain.units import MICROS_PER_DAY, to_micros
+from projections.jobs import LEGACY_PDL
 
-PDLS = ("pdf", "postscript", "pcl5", "pclxl", "pwg-raster", "urf", "text", "unknown")
+PDLS = ("pdf", "postscript", "pcl5", "pclxl", "pwg-raster", "urf", "text", "unknown", LEGACY_PDL)
 GROUPINGS = ("user", "department", "printer", "queue", "day", "week", "month")
 TIME_GROUPINGS = ("day", "week", "month")
 COLOURS = ("colour", "mono")

@@ -511,7 +511,8 @@ def habits_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) 
     sections.append(Section("document_types", "Page-description languages (document types)", pdl,
                             _totals(pdl, ("jobs", "impressions")),
                             note="The agent records the PDL a job's pages were counted in; it does not record "
-                                 "the application that printed it."))
+                                 "the application that printed it. Jobs migrated from a legacy database show as "
+                                 "'legacy'."))
     return Report("habits", "Printing habits", p, sections, charts=(
         Chart("busiest_hours", "Jobs by hour of day", "bar", "hours", "hour", ("jobs",)),
         Chart("busiest_weekdays", "Jobs by weekday", "bar", "weekdays", "weekday", ("jobs",)),

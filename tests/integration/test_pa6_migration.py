@@ -29,6 +29,8 @@ from domain.legacy_migration import LegacyMigration, migration_id
 from domain.printers import printer_id
 from domain.users import user_id
 from projections.jobs import JobFilter, jobs as jobs_table, list_jobs
+from projections.report_period import parse_parameters
+from projections.reports import CATALOGUE, ReportSources, run_report
 from tools.pa6_migrate import sample_legacy as L
 from tests.conftest import PG_ADMIN_URL, ROOT, new_database_url
 from tools.pa6_migrate.cli import main
@@ -122,6 +124,14 @@ def test_pa6_sqlite_legacy_is_replayed_reconciled_and_a_rerun_adds_nothing(runti
     runtime.catch_up()
     with runtime.reader.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(jobs_table)).scalar() == 1502
+        # Counted by the legacy system, not by our agent: never listed as pages the agent could not count.
+        assert dict(conn.execute(sa.select(jobs_table.c.pdl, sa.func.count()).group_by(jobs_table.c.pdl)).all()) == {
+            "legacy": 1502}
+    workflow = run_report(runtime.reader, "workflow-issues", parse_parameters(
+        {"from": "2018-01-01", "to": "2026-01-01"}, site_timezone="UTC", now=int(time.time() * 1e6),
+        allowed=CATALOGUE["workflow-issues"].parameters), ReportSources(settings=runtime.site_settings.values,
+                                                                 schedule_of=runtime.printers.schedule_of))
+    assert [len(s.frame) for s in workflow.sections if s.name == "pdl_unknown"] == [0]
     # The events: legacy id, original time (site zone applied), cost as charged, legacy schedule.
     job: PrintJob = runtime.app.repository.get(job_id(runtime.app.server_id, "legacy:pa6:1"))
     row = lg.jobs[0]

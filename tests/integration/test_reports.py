@@ -227,13 +227,34 @@ def test_workflow_issues_list_held_jobs_not_printed_by_state(seeded):
         expected_release_states([h for h in HELD if h.job.user == "bob"], since, until)
 
 
-@pytest.mark.xfail(strict=True, reason="usage_daily counts a printed held job on the day it printed, the jobs "
-                   "row at the time it was sent: a period whose edge day holds the one and whole days the other "
-                   "counts it twice (a report bug, not fixed here)")
-def test_a_held_job_printed_the_next_day_is_counted_once(seeded):
-    [printed] = [h.job for h in HELD if h.state == "printed"]  # sent 10-15 09:10, printed 10-16 08:00 UTC
-    usage = run(seeded, "usage", **{"from": "2026-10-15T09:00:00Z", "to": "2026-10-17T00:00:00Z", "group_by": "user"})
-    assert {r["user"]: r["jobs"] for r in usage.section("usage").frame.to_dict("records")} == {printed.user: 1}
+# The printed held job: sent 10-15 09:20, printed 10-16 08:00 UTC. A period counts it when it
+# holds the instant it printed, whichever of its parts (the daily totals' whole days, the job rows
+# of its edges, or job rows throughout) holds that instant and whichever holds its sending.
+@pytest.mark.parametrize("since,until,params,want", [
+    # sent in the partial first day, printed in a whole day (counted twice before)
+    ("2026-10-15T09:00:00Z", "2026-10-17T00:00:00Z", {"group_by": "user"}, {"ann": 1}),
+    # sent in a whole day, printed in the partial last day (not counted before)
+    ("2026-10-15T00:00:00Z", "2026-10-16T09:00:00Z", {"group_by": "user"}, {"ann": 1}),
+    # printed in a partial day, sent before the period; and sent in it, printed after it
+    ("2026-10-16T07:00:00Z", "2026-10-16T09:00:00Z", {"group_by": "user"}, {"ann": 1}),
+    ("2026-10-15T09:00:00Z", "2026-10-16T07:59:59.999999Z", {"group_by": "user"}, {}),
+    ("2026-10-16T08:00:00Z", "2026-10-17T00:00:00Z", {"group_by": "user"}, {"ann": 1}),
+    # on the day it printed: from the daily totals (UTC), from job rows (another zone, a filter)
+    ("2026-10-14T12:00:00Z", "2026-10-18T00:00:00Z", {"group_by": "day"}, {"2026-10-16": 1}),
+    ("2026-10-15", "2026-10-16", {"group_by": "day", "timezone": "Europe/Paris"}, {"2026-10-16": 1}),
+    ("2026-10-15T09:00:00Z", "2026-10-17T00:00:00Z", {"group_by": "user", "colour": "mono"}, {"ann": 1}),
+    ("2026-10-15T09:00:00Z", "2026-10-16T07:00:00Z", {"group_by": "user", "colour": "mono"}, {}),
+])
+def test_a_held_job_printed_the_next_day_is_counted_once_when_it_printed(seeded, since, until, params, want):
+    [printed] = [h.job for h in HELD if h.state == "printed"]
+    usage = run(seeded, "usage", **{"from": since, "to": until, **params})
+    frame = usage.section("usage").frame
+    assert {r[params["group_by"]]: r["jobs"] for r in frame.to_dict("records")} == want
+    assert usage.section("usage").totals["impressions"] == (printed.impressions if want else 0)
+    # the other reports built on the same totals agree
+    summary = run(seeded, "user-printing-summary", **{"from": since, "to": until,
+                                                      **{k: v for k, v in params.items() if k != "group_by"}})
+    assert summary.section("users").totals["jobs"] == len(want)
 
 
 def test_licence_usage_shows_each_seat_and_each_denial(seeded):

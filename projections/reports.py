@@ -17,6 +17,7 @@ partial days at either edge from the `jobs` rows, to the microsecond; a report g
 week or month in a time zone other than UTC, or filtered by colour or document type, reads
 only `jobs` rows (grouped in the database by quarter-hour, the finest grain any time zone's
 offset takes, and placed on local days here). No figure is ever rounded to a day silently.
+A printed held job is placed by both sources at the instant it printed (see `_usage_parts`).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 from domain.costs import CostSchedule
 from domain.units import MICROS_PER_DAY, first_day_from, iso
 from projections.jobs import (JOB_DELETED, JOB_DENIED, JOB_EXPIRED, JOB_FAILED, JOB_HELD, JOB_PRINTED, JOB_RELEASED,
-                              JOB_TRACKED, STATUS_NAMES, jobs)
+                              JOB_TRACKED, STATUS_NAMES, held_jobs, jobs)
 from projections.licence_seats import licence_seats, licence_state, seat_denials
 from projections.names import host_keys, printer_keys, user_keys
 from projections.report_period import (
@@ -160,7 +161,7 @@ CHARGED = "charged"  # tracked jobs, and held jobs once printed (secure release)
 
 def _job_where(scope: Scope, since: int, until: int, status: int | str | None = CHARGED) -> list[Any]:
     j = jobs.c
-    where: list[Any] = [j.submitted_at >= since, j.submitted_at < until]
+    where: list[Any] = [j.submitted_at >= since, j.submitted_at < until, *_scope_where(scope)]
     if status == CHARGED:
         where.append(j.status.in_([sa.literal(JOB_TRACKED, literal_execute=True),
                                    sa.literal(JOB_PRINTED, literal_execute=True)]))
@@ -168,6 +169,12 @@ def _job_where(scope: Scope, since: int, until: int, status: int | str | None = 
         # Inline, not a bound parameter: only a literal `status = 1` lets SQLite and a generic
         # PostgreSQL plan use the partial index of denied jobs (ix_jobs_denied_at).
         where.append(j.status == sa.literal(status, literal_execute=True))
+    return where
+
+
+def _scope_where(scope: Scope) -> list[Any]:
+    j = jobs.c
+    where: list[Any] = []
     if scope.user_ids is not None:
         where.append(j.user_id.in_(scope.user_ids))
     if scope.printer_ids is not None:
@@ -194,16 +201,22 @@ def _daily_where(scope: Scope, first_day: int, end_day: int) -> list[Any]:
 # --- usage: the one aggregation every usage report is built on --------------------------------
 
 def _usage_parts(conn: sa.Connection, p: ReportParameters, scope: Scope, key: str) -> pd.DataFrame:
-    """Totals of tracked jobs by `key` ("user_id", "printer_id" or "quarter": quarter-hours since
+    """Totals of charged jobs by `key` ("user_id", "printer_id" or "quarter": quarter-hours since
     the epoch), exact over [since, until): whole UTC days from usage_daily when the scope
-    allows, the edges (and everything else) from the jobs rows."""
-    j = jobs.c
+    allows, the edges (and everything else) from the jobs rows.
+
+    A held job is charged when it printed, which is when usage_daily counts it: its row is found
+    by its time of printing (held_jobs.printed_at), every other job's by its time of sending. So
+    a held job sent on one day and printed on another is counted once, wherever the period's
+    edges fall."""
+    j, h = jobs.c, held_jobs.c
     parts: list[pd.DataFrame] = []
     first_day, end_day = first_day_from(p.since), p.until // MICROS_PER_DAY
     # usage_daily has UTC days: placed on local days it would misplace the hours between
     # midnights, so a time grouping in another zone reads job rows (see the module's note).
     daily = scope.daily_allowed and first_day < end_day and (key != "quarter" or p.timezone in UTC_NAMES)
-    job_key = {"user_id": j.user_id, "printer_id": j.printer_id, "quarter": j.submitted_at // QUARTER_HOUR_US}[key]
+    sent_key = {"user_id": j.user_id, "printer_id": j.printer_id, "quarter": j.submitted_at // QUARTER_HOUR_US}[key]
+    printed_key = {"user_id": j.user_id, "printer_id": j.printer_id, "quarter": h.printed_at // QUARTER_HOUR_US}[key]
     job_cols = [sa.func.count().label("jobs"), sa.func.sum(j.pages * j.copies).label("impressions"),
                 sa.func.sum(j.sheets).label("sheets"), sa.func.sum(j.colour_pages * j.copies).label("colour_impressions"),
                 sa.func.sum(j.cost).label("cost")]
@@ -211,9 +224,14 @@ def _usage_parts(conn: sa.Connection, p: ReportParameters, scope: Scope, key: st
     for since, until in ranges:
         if since >= until:
             continue
-        q = sa.select(job_key.label("key"), *job_cols).where(*_job_where(scope, since, until)).group_by(job_key)
-        parts.append(pd.DataFrame(conn.execute(q).all(), columns=["key", "jobs", "impressions", "sheets",
-                                                                  "colour_impressions", "cost"]))
+        sent = (sa.select(sent_key.label("key"), *job_cols).where(*_job_where(scope, since, until, JOB_TRACKED))
+                .group_by(sent_key))
+        printed = (sa.select(printed_key.label("key"), *job_cols)
+                   .select_from(held_jobs.join(jobs, j.seq == h.seq))
+                   .where(h.printed_at >= since, h.printed_at < until, *_scope_where(scope)).group_by(printed_key))
+        for q in (sent, printed):
+            parts.append(pd.DataFrame(conn.execute(q).all(), columns=["key", "jobs", "impressions", "sheets",
+                                                                      "colour_impressions", "cost"]))
     if daily:
         u = usage_daily.c
         day_key = {"user_id": u.user_id, "printer_id": u.printer_id, "quarter": u.day * QUARTERS_PER_DAY}[key]

@@ -252,6 +252,42 @@ def test_the_admin_change_log_says_who_changed_what_with_old_and_new(runtime):
     client, tokens = client_and_tokens(runtime)
     r = client.simulate_get("/api/v1/audit/changes", params={"area": "settings"}, headers=bearer(tokens["auditor"]))
     assert r.status_code == 200 and [c["by"] for c in r.json["changes"]] == ["alice", "bob"]
+
+
+def test_the_admin_change_log_holds_role_secure_hold_and_licence_changes(runtime):
+    from projections.admin_changes import NOT_RECORDED
+
+    carol = runtime.add_local_user(login="carol", password="carol-pw-4567", role="user", profile={})
+    assert runtime.change_role(carol.id, "auditor")
+    runtime.set_secure_hold("vault", True)
+    runtime.set_secure_hold("vault", False)
+    runtime.licensing.install_trial()
+    runtime.licensing.set_track_unlicensed(True, by="alice")
+    runtime.licensing.set_track_unlicensed(False, by="bob")
+    changes = list(runtime.audit.changes())
+
+    # The role change, old and new; User.RoleChanged carries no author, and the log says so.
+    roles = [(c.subject, c.field, c.old, c.new, c.by) for c in changes if c.change == "User.RoleChanged"]
+    assert roles == [("carol", "role", "user", "auditor", NOT_RECORDED)]
+    # The secure hold, on and off (no author recorded either). The first change's old value is
+    # not known to the log: Printer.Registered does not carry `secure`.
+    hold = [(c.area, c.subject, c.field, c.new, c.by) for c in changes if c.change == "Printer.SecureHoldChanged"]
+    assert hold == [("printers", "vault", "secure", True, NOT_RECORDED), ("printers", "vault", "secure", False,
+                                                                            NOT_RECORDED)]
+    assert [c.old for c in changes if c.change == "Printer.SecureHoldChanged"][1] is True
+    # The licence: its installation, and the "track unlicensed users" switch with who flipped it.
+    installed = {c.field: c.new for c in changes if c.change == "Licence.Installed"}
+    assert installed["type"] == "trial" and installed["seats"] == 5
+    switch = [(c.area, c.subject, c.old, c.new, c.by) for c in changes
+              if c.change == "Licence.UnlicensedTrackingChanged"]
+    assert switch[1:] == [("licence", "licence", True, False, "bob")]
+    assert switch[0][3:] == (True, "alice")
+
+    client, tokens = client_and_tokens(runtime)
+    for area, change in (("users", "User.RoleChanged"), ("printers", "Printer.SecureHoldChanged"),
+                         ("licence", "Licence.UnlicensedTrackingChanged")):
+        r = client.simulate_get("/api/v1/audit/changes", params={"area": area}, headers=bearer(tokens["auditor"]))
+        assert r.status_code == 200 and change in {c["change"] for c in r.json["changes"]}, area
     assert client.simulate_get("/api/v1/audit/changes", params={"area": "nope"},
                                headers=bearer(tokens["auditor"])).status_code == 400
 

@@ -85,3 +85,24 @@ def test_0008_gives_the_jobs_recorded_before_it_nothing_uncertain(database_url):
             assert conn.execute(sa.text("SELECT seq, uncertain FROM jobs")).all() == [(7, "")]
     finally:
         engine.dispose()
+
+
+def test_0010_gives_the_held_jobs_printed_before_it_the_time_they_printed(database_url):
+    """A printed held job's row takes the time its last lifecycle event (Printed) was recorded;
+    the others stay without one."""
+    from adapters.stores import read_model_engine
+
+    engine = read_model_engine(database_url, writer=True)
+    try:
+        migrations.upgrade(engine, "0009_console")
+        with engine.begin() as conn:
+            for job_id, seq, status in (("a", 7, 4), ("b", 8, 2)):
+                conn.execute(sa.text("INSERT INTO held_jobs VALUES (:job_id, :seq, 100, :changed, 1, 1, :status,"
+                                     " true, '', '', '', '', '')"),
+                             {"job_id": job_id, "seq": seq, "changed": seq * 1000, "status": status})
+        migrations.upgrade(engine, "0010_printed_at")
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT job_id, printed_at FROM held_jobs ORDER BY job_id")).all() == [
+                ("a", 7000), ("b", None)]
+    finally:
+        engine.dispose()

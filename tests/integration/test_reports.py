@@ -3,6 +3,7 @@ arithmetic (tests/report_data.py), on SQLite and PostgreSQL, at periods that cut
 month's end in UTC and in Europe/Paris."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -11,10 +12,14 @@ from domain.units import to_micros
 from projections.report_period import ReportInputError, parse_parameters
 from projections.reports import CATALOGUE, ReportSources, run_report, shown_document
 from tests.conftest import STORES, new_database_url
-from tests.report_data import DENIED, DEPARTMENTS, expected, generate, seed
+from tests.report_data import (
+    DECIDED_AT, DENIED, DEPARTMENTS, SEATED, SetClock, charged, expected, expected_release_states, generate, habits,
+    held_jobs, local_time, repeats, seed, seed_held, two_up,
+)
 
 NOW = to_micros(datetime(2026, 12, 1, 12, tzinfo=timezone.utc))
 JOBS = generate()
+HELD = held_jobs()
 
 
 @pytest.fixture(scope="module", params=STORES)
@@ -25,7 +30,9 @@ def seeded(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"reports-{request.param}")
     url = new_database_url(request.param, tmp, request)
     rt = build_runtime(Settings.load(environ={}, database_url=url, data_dir=tmp / "var"))
+    rt.clock = clock = SetClock(DECIDED_AT)  # seats are taken and refused at a known instant
     seed(rt, JOBS)
+    seed_held(rt, HELD, clock)
     yield rt
     rt.close()
 
@@ -133,22 +140,24 @@ def test_named_summaries_and_largest_jobs(seeded):
 def test_savings_use_each_printers_schedule(seeded):
     since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
     report = run(seeded, "savings", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"})
-    frame = report.section("savings").frame.set_index("measure")
-    tracked = [j for j in JOBS if not j.denied and since <= j.at < until]
-    duplex_sheets = sum(j.sheets - (j.pages + 1) // 2 * j.copies for j in tracked if not j.duplex and j.pages > 1)
-    assert frame.iloc[0]["sheets_saved"] == duplex_sheets
-    from dataclasses import replace
-    duplex_money = sum(j.cost - replace(j, duplex=True).cost for j in tracked if not j.duplex and j.pages > 1)
-    assert frame.iloc[0]["cost_saved"] == duplex_money
-    mono_money = sum(j.cost - replace(j, colour_pages=0).cost for j in tracked if j.colour_pages)
-    assert frame.iloc[1]["cost_saved"] == mono_money
-    def two_up_sheets(j):
-        up = (j.pages + 1) // 2
-        return j.sheets - ((up + 1) // 2 if j.duplex else up) * j.copies
-    assert frame.iloc[2]["sheets_saved"] == sum(two_up_sheets(j) for j in tracked if j.pages > 1)
-    assert frame.iloc[2]["cost_saved"] > 0
-    repeated = frame.iloc[3]
-    assert repeated["jobs_affected"] >= 1  # ann's budget.xlsx two minutes apart
+    frame = report.section("savings").frame
+    tracked = charged(JOBS, since, until)
+    simplex = [j for j in tracked if not j.duplex and j.pages > 1]
+    colour = [j for j in tracked if j.colour_pages]
+    multi = [j for j in tracked if j.pages > 1]
+    again = repeats(JOBS, since, until, minutes=10)
+    assert any(j.document == "budget.xlsx" for j in again)  # ann's, two minutes apart
+    want = [
+        ("Duplex by default", len(simplex), sum(j.sheets - replace(j, duplex=True).sheets for j in simplex),
+         sum(j.cost - replace(j, duplex=True).cost for j in simplex)),
+        ("Mono by default", len(colour), 0, sum(j.cost - replace(j, colour_pages=0).cost for j in colour)),
+        ("2-up (two pages a side)", len(multi), sum(j.sheets - two_up(j).sheets for j in multi),
+         sum(j.cost - two_up(j).cost for j in multi)),
+        ("No repeats within 10 min", len(again), sum(j.sheets for j in again), sum(j.cost for j in again)),
+    ]
+    assert [tuple(r) for r in frame[["measure", "jobs_affected", "sheets_saved", "cost_saved"]].itertuples(
+        index=False)] == want
+    assert all(m > 0 for _, _, _, m in want)  # every measure is exercised by the generated jobs
 
 
 def test_environment_shows_factors_and_their_sources(seeded):
@@ -162,16 +171,105 @@ def test_environment_shows_factors_and_their_sources(seeded):
     assert all("PaperCut" in f["source"] or "SavaPage" in f["source"] or "A4" in f["source"] for f in report.factors)
 
 
-def test_habits_workflow_and_licence(seeded):
-    base = {"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"}
-    habits = run(seeded, "habits", **base)
-    assert habits.section("hours").totals["jobs"] == habits.section("weekdays").totals["jobs"] == habits.section(
-        "sizes").totals["jobs"]
-    workflow = run(seeded, "workflow-issues", **base)
-    assert "budget.xlsx" in set(workflow.section("repeated").frame["document"])
-    assert set(workflow.section("no_seat").frame["user"]) == set(DENIED)
-    licence = run(seeded, "licence-usage", **base)
-    assert len(licence.section("seats").frame) == 5
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Paris"])
+def test_habits_are_exact_in_the_sites_time_zone(seeded, tz):
+    since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
+    report = run(seeded, "habits", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z", "timezone": tz})
+    want = habits(JOBS, since, until, tz)
+    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types"):
+        got = [tuple(r) for r in report.section(name).frame.itertuples(index=False)]
+        assert got == want[name], name
+
+
+def test_workflow_issues_list_exactly_the_jobs_in_question(seeded):
+    since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
+    workflow = run(seeded, "workflow-issues", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"})
+    repeated = workflow.section("repeated")
+    again = repeats(JOBS, since, until, minutes=10)
+    assert sorted(zip(repeated.frame["user"], repeated.frame["document"], repeated.frame["submitted_at"],
+                      repeated.frame["sheets"], repeated.frame["cost"])) == sorted(
+        (j.user, j.document, j.at, j.sheets, j.cost) for j in again)
+    assert repeated.totals == {"sheets": sum(j.sheets for j in again), "cost": sum(j.cost for j in again)}
+    in_period = [j for j in JOBS if since <= j.at < until]  # tracked and denied alike
+    for name, chosen in (("large", [j for j in in_period if j.impressions >= 500]),
+                         ("pdl_unknown", [j for j in in_period if j.pdl == "unknown"])):
+        frame = workflow.section(name).frame
+        assert sorted(zip(frame["user"], frame["submitted_at"], frame["impressions"], frame["status"])) == sorted(
+            (j.user, j.at, j.impressions, "denied" if j.denied else "tracked") for j in chosen), name
+        assert len(chosen) > 0, name
+    no_seat = workflow.section("no_seat").frame
+    want = {login: [j for j in in_period if j.user == login] for login in DENIED}
+    assert [tuple(r) for r in no_seat.itertuples(index=False)] == [
+        (login, len(js), sum(j.impressions for j in js), min(j.at for j in js), max(j.at for j in js))
+        for login, js in sorted(want.items())]
+    # no held job was sent in this period
+    assert workflow.section("release").frame.empty
+
+
+def test_workflow_issues_list_held_jobs_not_printed_by_state(seeded):
+    since, until = us("2026-10-01T00:00:00+00:00"), us("2026-11-01T00:00:00+00:00")
+    workflow = run(seeded, "workflow-issues", **{"from": "2026-10-01", "to": "2026-10-31"})
+    release = workflow.section("release")
+    want = expected_release_states(HELD, since, until)
+    assert set(want) == {"held", "released", "failed", "expired", "deleted"}  # printed is not listed
+    assert {r.state: (r.jobs, r.impressions) for r in release.frame.itertuples()} == want
+    assert len(release.frame) == len(want)
+    assert release.totals == {"jobs": sum(n for n, _ in want.values()),
+                              "impressions": sum(i for _, i in want.values())}
+    # the one that printed is charged; the others never were
+    usage = run(seeded, "usage", **{"from": "2026-10-01", "to": "2026-10-31", "group_by": "user"})
+    printed = [h.job for h in HELD if h.state == "printed"]
+    assert {r["user"]: (r["jobs"], r["impressions"]) for r in usage.section("usage").frame.to_dict("records")} == {
+        j.user: (1, j.impressions) for j in printed}
+    # a user filter applies to the section too
+    bob = run(seeded, "workflow-issues", **{"from": "2026-10-01", "to": "2026-10-31", "user": "bob"})
+    assert {r.state: (r.jobs, r.impressions) for r in bob.section("release").frame.itertuples()} == \
+        expected_release_states([h for h in HELD if h.job.user == "bob"], since, until)
+
+
+# The printed held job: sent 10-15 09:20, printed 10-16 08:00 UTC. A period counts it when it
+# holds the instant it printed, whichever of its parts (the daily totals' whole days, the job rows
+# of its edges, or job rows throughout) holds that instant and whichever holds its sending.
+@pytest.mark.parametrize("since,until,params,want", [
+    # sent in the partial first day, printed in a whole day (counted twice before)
+    ("2026-10-15T09:00:00Z", "2026-10-17T00:00:00Z", {"group_by": "user"}, {"ann": 1}),
+    # sent in a whole day, printed in the partial last day (not counted before)
+    ("2026-10-15T00:00:00Z", "2026-10-16T09:00:00Z", {"group_by": "user"}, {"ann": 1}),
+    # printed in a partial day, sent before the period; and sent in it, printed after it
+    ("2026-10-16T07:00:00Z", "2026-10-16T09:00:00Z", {"group_by": "user"}, {"ann": 1}),
+    ("2026-10-15T09:00:00Z", "2026-10-16T07:59:59.999999Z", {"group_by": "user"}, {}),
+    ("2026-10-16T08:00:00Z", "2026-10-17T00:00:00Z", {"group_by": "user"}, {"ann": 1}),
+    # on the day it printed: from the daily totals (UTC), from job rows (another zone, a filter)
+    ("2026-10-14T12:00:00Z", "2026-10-18T00:00:00Z", {"group_by": "day"}, {"2026-10-16": 1}),
+    ("2026-10-15", "2026-10-16", {"group_by": "day", "timezone": "Europe/Paris"}, {"2026-10-16": 1}),
+    ("2026-10-15T09:00:00Z", "2026-10-17T00:00:00Z", {"group_by": "user", "colour": "mono"}, {"ann": 1}),
+    ("2026-10-15T09:00:00Z", "2026-10-16T07:00:00Z", {"group_by": "user", "colour": "mono"}, {}),
+])
+def test_a_held_job_printed_the_next_day_is_counted_once_when_it_printed(seeded, since, until, params, want):
+    [printed] = [h.job for h in HELD if h.state == "printed"]
+    usage = run(seeded, "usage", **{"from": since, "to": until, **params})
+    frame = usage.section("usage").frame
+    assert {r[params["group_by"]]: r["jobs"] for r in frame.to_dict("records")} == want
+    assert usage.section("usage").totals["impressions"] == (printed.impressions if want else 0)
+    # the other reports built on the same totals agree
+    summary = run(seeded, "user-printing-summary", **{"from": since, "to": until,
+                                                      **{k: v for k, v in params.items() if k != "group_by"}})
+    assert summary.section("users").totals["jobs"] == len(want)
+
+
+def test_licence_usage_shows_each_seat_and_each_denial(seeded):
+    licence = run(seeded, "licence-usage", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"})
+    seats = licence.section("seats").frame
+    assert sorted(zip(seats["user"], seats["assigned_at"])) == [(u, DECIDED_AT) for u in sorted(SEATED)]
+    day = local_time(DECIDED_AT, "UTC").strftime("%Y-%m-%d")
+    assert [tuple(r) for r in licence.section("seats_over_time").frame.itertuples(index=False)] == [
+        (day, len(SEATED), len(SEATED), 5)]
+    denials = licence.section("denials")
+    assert [tuple(r) for r in denials.frame.itertuples(index=False)] == [(day, len(DENIED), len(DENIED))]
+    assert denials.totals == {"denials": len(DENIED)}
+    # a period without the seating has no denials; seats are those held now, whatever the period
+    later = run(seeded, "licence-usage", **{"from": "2026-11-28", "to": "2026-11-30"})
+    assert later.section("denials").frame.empty and len(later.section("seats").frame) == len(SEATED)
 
 
 def test_document_names_follow_the_privacy_setting():

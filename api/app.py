@@ -222,7 +222,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/users", users_page)
         route("/users/{user_id}/{change}", UserChangePage(renderer, w.reader, w.set_user_active, w.change_role,
                                                           users_page))
-        route("/printers", PrintersPage(renderer, w.reader, w.printers, w.set_cost_schedule, w.set_secure_hold))
+        route("/printers", PrintersPage(renderer, w.reader, w.printers, w.set_cost_schedule, w.set_secure_hold,
+                                        w.set_release_settings, w.event_history))
         route("/admin/settings", SettingsPage(renderer, w.site_settings))
         route("/admin/licensing", LicensingPage(renderer, w.reader, w.clock, host, w.licensing, w.progress))
         route("/secure-print", SecurePrintPage(renderer, w.reader, w.printers, w.release_jobs, w.delete_jobs,

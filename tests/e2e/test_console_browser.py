@@ -437,3 +437,50 @@ def test_a_held_job_is_released_from_secure_print_on_a_phone_and_reports_and_aud
     expect(desk.get_by_role("heading", name="Admin changes")).to_be_visible()
     shoot(desk, shots, "audit")
     desk.context.close()
+
+
+def test_a_queues_hold_time_code_mode_and_group_are_set_on_printers_and_a_bad_hold_time_refused_beside_it(
+        server, browser, shots):
+    page = new_page(browser, viewport={"width": 360, "height": 740})
+    log_in(page, server, ADMIN, ADMIN_PW)
+    page.goto(base(server) + "/printers")
+    queue = page.locator("section.printer", has=page.get_by_role("heading", name="secure-mfp", exact=True))
+    settings = queue.locator("form.queue", has_text="Release settings")
+    for bad, said in (("0", "greater than or equal to 60"), ("soon", "Not a valid integer.")):
+        settings.get_by_label("Hold time").fill(bad)
+        settings.get_by_label("Printer group").fill("floor-2")
+        with page.expect_response(lambda r: r.url.endswith("/printers") and r.request.method == "POST") as answer:
+            settings.get_by_role("button", name="Save release settings").click()
+        assert answer.value.status == 400
+        field = settings.get_by_label("Hold time")
+        expect(field).to_have_attribute("aria-invalid", "true")
+        expect(settings.locator(".field-error", has_text=said)).to_be_visible()
+        expect(settings.get_by_label("Printer group")).to_have_value("floor-2")  # what was entered stays
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    settings.get_by_label("Hold time").fill("7200")
+    settings.get_by_label("Release code").select_option("generated")
+    settings.get_by_label("Code length").fill("8")
+    settings.get_by_label("Printer group").fill("floor-2")
+    settings.get_by_role("button", name="Save release settings").click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    expect(queue.locator(".queue-summary")).to_contain_text("Hold time: 7200 s")
+
+    # The API reads the same settings (an empty PUT changes nothing and answers what is in force) ...
+    r = requests.put(server.url + "/api/v1/printers/secure-mfp/release", json={},
+                     headers=server.headers(server.admin_token), timeout=10)
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in ("hold_seconds", "code_mode", "code_length", "group")} == \
+        {"hold_seconds": 7200, "code_mode": "generated", "code_length": 8, "group": "floor-2"}
+    # ... and the next job on the queue is held two hours with an 8-digit code of its own.
+    deadline, result, document = time.monotonic() + 10, {}, ""
+    while time.monotonic() < deadline:  # the other worker's printer cache keeps the old settings 2 s
+        document = f"Two hours {time.time_ns()}.pdf"
+        result = post_job(server, user=ADMIN, printer="secure-mfp", document=document, job_key=f"held/{document}")
+        if len(result.get("release_code", "")) == 8:
+            break
+        time.sleep(0.5)
+    assert result["decision"] == "hold" and len(result["release_code"]) == 8, result
+    held = wait_for_held_job(server, document)
+    waits = datetime.fromisoformat(held["expires_at"]) - datetime.fromisoformat(held["submitted_at"])
+    assert abs(waits.total_seconds() - 7200) < 60, held
+    page.context.close()

@@ -4,7 +4,8 @@ is not localhost (console.pageledger.test, resolved by chromium to 127.0.0.2).
 
 One server and one browser for the module; the tests run in order, as an admin would: the setup
 wizard on a fresh install, a job in Job Accounting, a settings field saved alone, a user who may
-not see what is not theirs, CSRF refused, logout ending the session, axe-core on every page.
+not see what is not theirs, CSRF refused, logout ending the session, axe-core on every page, a held
+job released from Secure Print, a secure queue's release settings set (and bad ones refused) on Printers.
 Jobs are posted through /Services/jobs with the agent token, as the agent posts them (the CUPS
 path itself is covered by tests/integration/test_agent_cups.py). Screenshots of every page land
 in the test's tmp dir (and in $PAGELEDGER_CONSOLE_SHOTS when set, e.g. docs/console).

@@ -48,7 +48,8 @@ from api.console.settings import LicensingPage, SettingsPage
 from api.console.static import StaticResource
 from api.console.users import UserChangePage, UsersPage
 from api.users import (
-    UserActiveResource, UserListResource, UserPasswordResource, UserResource, UserRoleResource, UserSyncResource,
+    UserActiveResource, UserCardResource, UserListResource, UserPasswordResource, UserPinResource, UserResource,
+    UserRoleResource, UserSyncResource,
 )
 from commands.jobs import HoldJob, TrackJobs
 from commands.licensing import Licensing
@@ -56,7 +57,9 @@ from commands.logins import LogIn
 from commands.printers import PrinterCache, SetCostSchedule, SetSecureHold
 from commands.setup import CheckDirectoryConnection, CompleteSetup
 from commands.site_settings import ChangeSetting, SiteSettingsReader
-from commands.users import AddLocalUser, ChangePassword, ChangeRole, RemoveUser, SetUserActive, SyncUsers
+from commands.users import (
+    AddLocalUser, ChangePassword, ChangeRole, RemoveUser, ResetPin, SetCard, SetUserActive, SyncUsers,
+)
 from projections.audit import Audit
 from projections.erasure import ErasePerson
 from projections.event_history import EventHistory
@@ -84,6 +87,8 @@ class Wiring(Protocol):
     change_password: ChangePassword
     change_role: ChangeRole
     remove_user: RemoveUser
+    set_card: SetCard
+    reset_pin: ResetPin
     site_settings: SiteSettingsReader
     change_setting: ChangeSetting
     printers: PrinterCache
@@ -189,6 +194,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/users/{user_id}/active", UserActiveResource(w.set_user_active))
         route("/api/v1/users/{user_id}/password", UserPasswordResource(w.change_password))
         route("/api/v1/users/{user_id}/role", UserRoleResource(w.change_role))
+        route("/api/v1/users/{user_id}/card", UserCardResource(w.set_card))
+        route("/api/v1/users/{user_id}/pin", UserPinResource(w.reset_pin))
         route("/api/v1/settings", SettingsResource(w.site_settings))
         route("/api/v1/settings/{field}", SettingResource(w.change_setting, w.site_settings))
         route("/api/v1/held-jobs", HeldJobsResource(w.reader))
@@ -221,8 +228,9 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         users_page = UsersPage(renderer, w.reader, w.add_local_user, w.progress)
         route("/users", users_page)
         route("/users/{user_id}/{change}", UserChangePage(renderer, w.reader, w.set_user_active, w.change_role,
-                                                          users_page))
-        route("/printers", PrintersPage(renderer, w.reader, w.printers, w.set_cost_schedule, w.set_secure_hold))
+                                                          w.set_card, w.reset_pin, users_page))
+        route("/printers", PrintersPage(renderer, w.reader, w.printers, w.set_cost_schedule, w.set_secure_hold,
+                                        w.set_release_settings, w.event_history))
         route("/admin/settings", SettingsPage(renderer, w.site_settings))
         route("/admin/licensing", LicensingPage(renderer, w.reader, w.clock, host, w.licensing, w.progress))
         route("/secure-print", SecurePrintPage(renderer, w.reader, w.printers, w.release_jobs, w.delete_jobs,

@@ -21,7 +21,7 @@ from commands.job_reports import NAME
 from commands.printers import ReleaseSettings, SetReleaseSettings
 from commands.release import (MAX_JOBS, Caller, CodeThrottled, DeleteJobs, RecordReleaseOutcome, ReleaseJobs)
 from commands.validation import InvalidRequest
-from domain.printers import CODE_MODES, MAX_HOLD_SECONDS, release_queue_name
+from domain.printers import CODE_MODES, MAX_HOLD_SECONDS, Printer, release_queue_name
 from domain.units import format_money, from_micros
 from projections.held_jobs import HeldJob, release_orders, waiting_jobs
 
@@ -296,6 +296,22 @@ class ReleaseSettingsSchema(Schema):
     card_reader = fields.Nested(CardReaderSchema, allow_none=True)
 
 
+def release_settings(body: Any) -> ReleaseSettings:
+    """The release settings a request asks for (ReleaseSettingsSchema; InvalidInput names each bad
+    field): what PUT /api/v1/printers/{name}/release and the console's Printers page pass to
+    SetReleaseSettings. A card reader of null (or {}) removes the reader; an absent one keeps it."""
+    data = load(ReleaseSettingsSchema(), body)
+    reader = data.get("card_reader", ...)
+    return ReleaseSettings(hold_seconds=data.get("hold_seconds"), code_mode=data.get("code_mode"),
+                           code_length=data.get("code_length"), group=data.get("group"),
+                           card_reader=None if reader is ... else (reader or {}))
+
+
+def release_settings_json(p: Printer) -> dict[str, Any]:
+    return {"hold_seconds": p.hold_seconds, "code_mode": p.code_mode, "code_length": p.code_length,
+            "group": p.group, "card_reader": p.card_reader or None}
+
+
 class PrinterReleaseResource:
     """PUT /api/v1/printers/{name}/release: a secure queue's hold time, code mode, group, card reader."""
 
@@ -310,14 +326,8 @@ class PrinterReleaseResource:
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         if not 1 <= len(name) <= 255 or any(not c.isprintable() for c in name):
             raise InvalidRequest({"name": ["not a printer name"]})
-        data = load(ReleaseSettingsSchema(), req.get_media(default_when_empty={}) or {})
-        reader = data.get("card_reader", ...)
-        p = self.set_release_settings(name, ReleaseSettings(
-            hold_seconds=data.get("hold_seconds"), code_mode=data.get("code_mode"),
-            code_length=data.get("code_length"), group=data.get("group"),
-            card_reader=None if reader is ... else (reader or {})))
-        resp.media = {"hold_seconds": p.hold_seconds, "code_mode": p.code_mode, "code_length": p.code_length,
-                      "group": p.group, "card_reader": p.card_reader or None}
+        p = self.set_release_settings(name, release_settings(req.get_media(default_when_empty={}) or {}))
+        resp.media = release_settings_json(p)
 
 
 # --- the phone-friendly page ----------------------------------------------------------------

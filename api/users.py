@@ -1,5 +1,5 @@
-"""/api/v1/users: the users read model, the Active/Inactive switch, a directory sync, and
-local accounts (add, password, role, remove). The schemas here also check the CLI's input
+"""/api/v1/users: the users read model, the Active/Inactive switch, a directory sync, a user's
+card number and PIN, and local accounts (add, password, role, remove). The schemas here also check the CLI's input
 (pageledger.identity_cli), so both edges refuse the same things with the same words."""
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate
 
 from adapters.directory import MIN_PASSWORD_LENGTH, DirectoryError
-from api.errors import RefusedChange, load
+from api.errors import InvalidInput, RefusedChange, load
 from api.openapi import Operation
 from commands.users import (
-    AddLocalUser, ChangePassword, ChangeRole, LastActiveAdmin, LoginTaken, NoSuchUser, RemoveUser, SetUserActive,
-    SyncReport, SyncUsers,
+    AddLocalUser, CardTaken, ChangePassword, ChangeRole, LastActiveAdmin, LoginTaken, NoSuchUser, PinReset, PinTaken,
+    RemoveUser, ResetPin, SetCard, SetUserActive, SyncReport, SyncUsers,
 )
-from domain.users import PROFILE_FIELDS, ROLES, User, UserError
+from commands.validation import InvalidRequest
+from domain.users import (
+    CARD_MAX_LENGTH, PIN_MAX_LENGTH, PIN_MIN_LENGTH, PROFILE_FIELDS, ROLES, User, UserError, card_problem, pin_problem,
+)
 from projections.users import UserListing, list_users
 
 
@@ -60,6 +63,69 @@ class LocalUserSchema(PasswordSchema, RoleSchema):
 
     def profile(self, data: dict) -> dict[str, str]:
         return {k: data[k] for k in PROFILE_FIELDS}
+
+
+def _checked(problem: Any) -> Any:
+    def check(value: str) -> None:
+        why = problem(value)
+        if why:
+            raise ValidationError(why)
+    return check
+
+
+class CardSchema(Schema):
+    card = fields.String(required=True, validate=_checked(lambda v: card_problem(v.strip(" "))), metadata={
+        "description": f"the card number as the reader sends it (letters and digits, at most {CARD_MAX_LENGTH}); "
+                       f"\"\" clears it"})
+
+
+class PinSchema(Schema):
+    pin = fields.String(validate=_checked(pin_problem), metadata={
+        "description": f"{PIN_MIN_LENGTH} to {PIN_MAX_LENGTH} digits; leave it out to have one generated"})
+
+
+class PinReplySchema(Schema):
+    id = fields.String(required=True)
+    generated = fields.Boolean(required=True)
+    pin = fields.String(metadata={"description": "the generated PIN, shown this once (only when generated)"})
+
+
+def card_change(body: Any) -> str:
+    """The card number a request sets ("" clears): what PUT /api/v1/users/{id}/card and the
+    console's Users page pass to SetCard (InvalidInput names the bad field)."""
+    return load(CardSchema(), body)["card"]
+
+
+def pin_change(body: Any) -> str | None:
+    """The PIN a request sets, or None to generate one: what PUT /api/v1/users/{id}/pin and the
+    console's Users page pass to ResetPin."""
+    return load(PinSchema(), body).get("pin")
+
+
+def set_card(command: SetCard, uid: UUID, body: Any, by: str) -> tuple[str, bool]:
+    """Read the body and set the card: (the card now, whether it changed); 400 naming `card`,
+    404, 409 naming `card` (another user's)."""
+    card = card_change(body).strip(" ")
+    try:
+        return card, command(uid, card, by=by)
+    except NoSuchUser:
+        raise falcon.HTTPNotFound(title="No such user") from None
+    except InvalidRequest as exc:
+        raise InvalidInput(exc.errors) from None
+    except CardTaken as exc:
+        raise RefusedChange({"card": [str(exc)]}) from None
+
+
+def reset_pin(command: ResetPin, uid: UUID, body: Any, by: str) -> PinReset:
+    """Read the body and reset the PIN: 400 naming `pin`, 404, 409 naming `pin` (taken)."""
+    try:
+        return command(uid, pin_change(body), by=by)
+    except NoSuchUser:
+        raise falcon.HTTPNotFound(title="No such user") from None
+    except InvalidRequest as exc:
+        raise InvalidInput(exc.errors) from None
+    except PinTaken as exc:
+        raise RefusedChange({"pin": [str(exc)]}) from None
 
 
 def user_json(u: UserListing) -> dict[str, Any]:
@@ -179,6 +245,42 @@ class UserRoleResource:
         except UserError as exc:  # LastActiveAdmin
             raise RefusedChange({"role": [str(exc)]}) from None
         resp.media = {"id": user_id, "role": data["role"], "changed": changed}
+
+
+class UserCardResource:
+    roles = ("admin",)
+    openapi = {"put": Operation("Set a user's card number (any source; \"\" clears it)", body=CardSchema,
+                                responses={200: "Saved", 404: "No such user",
+                                           409: "Another user holds this card number"})}
+
+    def __init__(self, set_card: SetCard) -> None:
+        self.set_card = set_card
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = _user_id(user_id)
+        card, changed = set_card(self.set_card, uid, req.get_media(default_when_empty=None) or {},
+                                 req.context.principal.subject)
+        resp.media = {"id": user_id, "card": card, "changed": changed}
+
+
+class UserPinResource:
+    roles = ("admin",)
+    openapi = {"put": Operation("Reset a user's PIN (also their release code on queues whose code is the "
+                                "user's PIN): the PIN given, or one generated and answered this once",
+                                body=PinSchema, reply=PinReplySchema,
+                                responses={200: "Reset (with the generated PIN)", 404: "No such user",
+                                           409: "Another user has this PIN"})}
+
+    def __init__(self, reset_pin: ResetPin) -> None:
+        self.reset_pin = reset_pin
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response, user_id: str) -> None:
+        uid = _user_id(user_id)
+        result = reset_pin(self.reset_pin, uid, req.get_media(default_when_empty=None) or {},
+                           req.context.principal.subject)
+        resp.cache_control = ["no-store"]
+        resp.media = ({"id": user_id, "generated": True, "pin": result.generated} if result.generated
+                      else {"id": user_id, "generated": False})
 
 
 class UserActiveResource:

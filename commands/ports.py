@@ -70,6 +70,10 @@ class UserIndex(Protocol):
 
     def pin_holders(self) -> Mapping[str, str]: ...
 
+    def card_holder(self, card: str) -> str | None: ...  # the user_id holding this card, Active or not
+
+    def pin_holder(self, pin_digest: str) -> str | None: ...
+
     def active_admins(self) -> Sequence[KnownUser]: ...
 
 

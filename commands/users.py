@@ -5,7 +5,9 @@ remove local accounts, the first admin. The one module that writes User aggregat
 profiles recorded as ProfileChanged, people gone from the directory Deactivated (which frees
 their licence seat), and people who come back Activated again. Cards and PINs must identify
 exactly one person: a value claimed by two users is reported as a clash and given to neither
-newcomer (a user who already held it keeps it) — never silently merged.
+newcomer (a user who already held it keeps it) — never silently merged. A card or PIN an admin
+set (SetCard, ResetPin) is kept when the directory gives that user none; a value the directory
+does give replaces it.
 
 A sync only ever changes users of the source it reads, and local accounts belong to no
 directory: PageLedger itself keeps them, so a sync of the local source has nothing to import
@@ -20,6 +22,7 @@ two syncs within the projection's lag is deactivated one sync later.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
@@ -32,8 +35,10 @@ from adapters.event_store import PageLedger
 from commands.conflicts import retry_on_conflict
 from commands.licensing import Licensing
 from commands.ports import Clock, Directory, UserIndex
+from commands.validation import InvalidRequest
 from domain.users import (
-    BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, REMOVED, ROLE_ADMIN, ROLE_USER, ROLES, User, UserError, user_id,
+    BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, REMOVED, ROLE_ADMIN, ROLE_USER, ROLES, User, UserError, card_problem,
+    pin_problem, user_id,
 )
 
 log = logging.getLogger("pageledger.users")
@@ -118,6 +123,9 @@ class SyncUsers:
         card_owner = _unique_owner("card", {login: du.card for login, du in by_login.items()}, cards, batch_ids,
                                    source, report)
         pin_owner = _unique_owner("pin", digests, pins, batch_ids, source, report)
+        self._keep_admins_values(card_owner, cards, {login: du.card for login, du in by_login.items()}, "card",
+                                 report)
+        self._keep_admins_values(pin_owner, pins, digests, "pin", report)
 
         for login, du in sorted(by_login.items()):
             uid = user_id(source, du.login)
@@ -135,10 +143,10 @@ class SyncUsers:
                 card = du.card if card_owner.get(du.card) == login else (user.card if du.card == user.card else None)
                 if card is not None:
                     changed |= user.assign_card(card, now)
-                elif du.card == "" and user.card:
+                elif du.card == "" and user.card and not user.card_by:  # an admin's card stays
                     changed |= user.assign_card("", now)
                 digest = digests[login]
-                if digest == "" or pin_owner.get(digest) == login:
+                if (digest == "" and not user.pin_by) or pin_owner.get(digest) == login:
                     changed |= user.change_pin(digest, now)
                 self.app.save(user)  # imported or changed concurrently (another sync): load it and redo
                 return is_new, came_back, changed
@@ -162,6 +170,29 @@ class SyncUsers:
             log.warning("user sync (%s): %s", source, warning)
         log.info("user sync (%s): %s", source, report.summary())
         return report
+
+
+    def _keep_admins_values(self, owners: dict[str, str], holders: dict[str, str], wanted: dict[str, str],
+                            field_name: str, report: SyncReport) -> None:
+        """A card or PIN an admin set stays theirs unless the directory gives them one of their own:
+        another user the directory gives it to is reported as a clash instead (owners changed in
+        place)."""
+        for value, login in list(owners.items()):
+            holder = holders.get(value)
+            if holder is None:
+                continue
+            try:
+                other: User = self.app.repository.get(UUID(holder))
+            except AggregateNotFoundError:
+                continue
+            set_by_admin = other.card_by if field_name == "card" else other.pin_by
+            theirs = wanted.get(other.login.lower(), "")
+            if other.login.lower() == login or not set_by_admin or (theirs and owners.get(theirs) ==
+                                                                     other.login.lower()):
+                continue  # the holder's own, or the directory gives the holder a value of their own
+            del owners[value]
+            report.clashes.append(Clash(field_name, tuple(sorted((login, other.login))),
+                                        value if field_name == "card" else ""))
 
 
 def _unique_owner(field_name: str, wanted: dict[str, str], holders: dict[str, str], batch_ids: set[str],
@@ -404,6 +435,122 @@ class RemoveUser:
             return user
 
         return retry_on_conflict(attempt, what="remove the user")
+
+
+class CardTaken(UserError):
+    """Another user holds this card number: a swipe must identify exactly one person."""
+
+
+class PinTaken(UserError):
+    """Another user has this PIN: a PIN identifies its owner at a release station."""
+
+
+def _held_by_another(app: PageLedger, holder_id: str | None, uid: UUID, holds: Callable[[User], bool]) -> User | None:
+    """The other user the read model names as holder, if their aggregate confirms it (they may
+    have given it up a moment ago)."""
+    if holder_id is None or UUID(holder_id) == uid:
+        return None
+    try:
+        other: User = app.repository.get(UUID(holder_id))
+    except AggregateNotFoundError:
+        return None
+    return other if holds(other) else None
+
+
+class SetCard:
+    """An admin sets a user's card number (any source), or clears it with "". A card number held
+    by another user is refused: a swipe releases its holder's jobs, so it must name one person.
+
+    The holder is looked up in the users read model and confirmed on its aggregate, as the
+    directory sync does; two admins giving one card to two users in the same instant can both
+    pass (no aggregate holds every card). A directory sync keeps the admin's card unless the
+    directory gives that user a card of its own (docs/identity.md)."""
+
+    def __init__(self, app: PageLedger, index: UserIndex, clock: Clock) -> None:
+        self.app = app
+        self.index = index
+        self.clock = clock
+
+    def __call__(self, uid: UUID, card: str, *, by: str) -> bool:
+        """False if the user held this card already. Raises InvalidRequest (a bad card number),
+        NoSuchUser, CardTaken (409 `card`), before anything is written."""
+        card = card.strip(" ")
+        problem = card_problem(card)
+        if problem:
+            raise InvalidRequest({"card": [problem]})
+        if card:
+            other = _held_by_another(self.app, self.index.card_holder(card), uid, lambda u: u.card == card)
+            if other is not None:
+                raise CardTaken(f"card {card} is held by {other.login}: clear it there first")
+
+        def attempt() -> bool:
+            user = _existing(self.app, uid)
+            if not user.assign_card(card, self.clock(), by=by):
+                return False
+            self.app.save(user)
+            return True
+
+        changed = retry_on_conflict(attempt, what="set the card")
+        log.info("%s set the card of user %s", by, uid, extra={"by": by})  # never the card: it releases jobs
+        return changed
+
+
+@dataclass(frozen=True)
+class PinReset:
+    login: str
+    generated: str = field(default="", repr=False)  # the PIN made here, shown once to the admin; else ""
+
+
+GENERATED_PIN_LENGTH = 6
+_GENERATION_TRIES = 20
+
+
+class ResetPin:
+    """An admin sets a user's PIN, or has one generated (`secrets`, GENERATED_PIN_LENGTH digits)
+    and shown to them once. Only its keyed digest is kept (adapters.pins); the PIN is never
+    logged nor put in an event. Where a queue's release code is "predefined", the release code
+    is this PIN: one reset covers both. A PIN another user has is refused (PinTaken) when typed,
+    and never generated."""
+
+    def __init__(self, app: PageLedger, index: UserIndex, pin_digest: Callable[[str], str], clock: Clock) -> None:
+        self.app = app
+        self.index = index
+        self.pin_digest = pin_digest
+        self.clock = clock
+
+    def __call__(self, uid: UUID, pin: str | None, *, by: str) -> PinReset:
+        """`pin` None generates one. Raises InvalidRequest (a bad PIN), NoSuchUser, PinTaken,
+        before anything is written."""
+        if pin is not None:
+            problem = pin_problem(pin)
+            if problem:
+                raise InvalidRequest({"pin": [problem]})
+            digest = self.pin_digest(pin)
+            if self._taken(digest, uid):
+                raise PinTaken("another user has this PIN: choose another, or leave it empty to have one generated")
+            generated = ""
+        else:
+            for _ in range(_GENERATION_TRIES):
+                generated = "".join(secrets.choice("0123456789") for _ in range(GENERATED_PIN_LENGTH))
+                digest = self.pin_digest(generated)
+                if not self._taken(digest, uid):
+                    break
+            else:  # pragma: no cover - a million PINs and nearly all of them taken
+                raise PinTaken("could not generate a PIN no other user has: type one")
+
+        def attempt() -> str:
+            user = _existing(self.app, uid)
+            if user.change_pin(digest, self.clock(), by=by):
+                self.app.save(user)
+            return user.login
+
+        login = retry_on_conflict(attempt, what="reset the PIN")
+        log.info("%s reset the PIN of %s", by, login, extra={"by": by})
+        return PinReset(login, generated)
+
+    def _taken(self, digest: str, uid: UUID) -> bool:
+        return _held_by_another(self.app, self.index.pin_holder(digest), uid,
+                                lambda u: u.pin_digest == digest) is not None
 
 
 def ensure_directory_user(app: PageLedger, source: str, du: DirectoryUser, *, role: str, clock: Clock) -> User:

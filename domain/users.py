@@ -37,6 +37,28 @@ REMOVED = "removed"  # why a removed account is Inactive (read models show it as
 
 LOCAL_SOURCE = "local"
 
+# What an admin may set as a card number: what a card reader's swipe can carry (letters and
+# digits, as agent.card_readers normalises them; the users read model holds 64 characters).
+CARD_MAX_LENGTH = 64
+# A PIN an admin sets: digits, as long as a release code may be (domain.printers, 4 to 12).
+PIN_MIN_LENGTH, PIN_MAX_LENGTH = 4, 12
+
+
+def card_problem(card: str) -> str:
+    """Why `card` cannot be a card number ("" when it can; "" itself clears a card)."""
+    if len(card) > CARD_MAX_LENGTH:
+        return f"at most {CARD_MAX_LENGTH} characters"
+    if not all(c.isascii() and c.isalnum() for c in card):
+        return "a card number is letters and digits only, as the card reader sends it"
+    return ""
+
+
+def pin_problem(pin: str) -> str:
+    """Why `pin` cannot be a PIN ("" when it can)."""
+    if not (pin.isascii() and pin.isdigit()) or not PIN_MIN_LENGTH <= len(pin) <= PIN_MAX_LENGTH:
+        return f"{PIN_MIN_LENGTH} to {PIN_MAX_LENGTH} digits"
+    return ""
+
 
 def user_id(source: str, login: str) -> UUID:
     """The id of the user `login` of the directory source `source` (logins are case-insensitive)."""
@@ -66,7 +88,9 @@ class User(Aggregate):
         self.deactivated_reason = ""
         self.imported_at = at
         self.card = ""
+        self.card_by = ""  # the admin who set the card; "" when the directory sync did
         self.pin_digest = ""
+        self.pin_by = ""  # the admin who reset the PIN; "" when the directory sync did
         self.password_hash = ""
         self.profile = dict(profile)
         self.removed = False
@@ -119,27 +143,52 @@ class User(Aggregate):
         self.active = False
         self.deactivated_reason = reason
 
-    def assign_card(self, card: str, now: int) -> bool:
-        """Uniqueness across users is checked by the caller, which can see every user."""
+    def assign_card(self, card: str, now: int, by: str = "") -> bool:
+        """Uniqueness across users is checked by the caller, which can see every user. `by`: the
+        admin who set it ("" for the directory sync, which may then clear it again)."""
+        self._refuse_if_removed()
         card = card.strip()
-        if card == self.card:
+        if card == self.card and (not by or self.card_by):  # the sync never takes over an admin's card
             return False
-        self._card_assigned(at=now, card=card)
+        self._card_assigned(at=now, card=card, by=by)
         return True
 
-    @event("CardAssigned")
-    def _card_assigned(self, at: int, card: str) -> None:
+    class CardAssigned(Aggregate.Event):
+        """`by` was appended (events stored before it are the directory sync's)."""
+
+        at: int
+        card: str
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(CardAssigned)
+    def _card_assigned(self, at: int, card: str, by: str = "") -> None:
         self.card = card
+        self.card_by = by if card else ""
 
-    def change_pin(self, pin_digest: str, now: int) -> bool:
-        if pin_digest == self.pin_digest:
+    def change_pin(self, pin_digest: str, now: int, by: str = "") -> bool:
+        """`pin_digest`: the keyed digest (adapters.pins), never the PIN. `by`: the admin who reset
+        it ("" for the directory sync)."""
+        self._refuse_if_removed()
+        if pin_digest == self.pin_digest and (not by or self.pin_by):
             return False
-        self._pin_changed(at=now, pin_digest=pin_digest)
+        self._pin_changed(at=now, pin_digest=pin_digest, by=by)
         return True
 
-    @event("PinChanged")
-    def _pin_changed(self, at: int, pin_digest: str) -> None:
+    class PinChanged(Aggregate.Event):
+        """`by` was appended (events stored before it are the directory sync's)."""
+
+        at: int
+        pin_digest: str
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(PinChanged)
+    def _pin_changed(self, at: int, pin_digest: str, by: str = "") -> None:
         self.pin_digest = pin_digest
+        self.pin_by = by if pin_digest else ""
 
     def change_role(self, role: str, now: int) -> bool:
         self._refuse_if_removed()
@@ -185,7 +234,9 @@ class User(Aggregate):
         self.deactivated_reason = REMOVED
         self.password_hash = ""
         self.card = ""
+        self.card_by = ""
         self.pin_digest = ""
+        self.pin_by = ""
 
     def add_again(self, *, role: str, profile: dict, now: int) -> None:
         """A removed local account created again under its login: Active, with a new role and

@@ -47,7 +47,8 @@ from api.client_address import ClientAddress
 from commands.setup import CheckDirectoryConnection, CompleteSetup, DirectoryTargets, is_set_up
 from commands.site_settings import ChangeSetting, SiteSettingsReader
 from commands.users import (
-    AddLocalUser, ChangePassword, ChangeRole, ImportLegacyUsers, RemoveUser, SetUserActive, SyncUsers,
+    AddLocalUser, ChangePassword, ChangeRole, ImportLegacyUsers, RemoveUser, ResetPin, SetCard, SetUserActive,
+    SyncUsers,
 )
 from domain.costs import CostSchedule
 from adapters.personal_keys import PersonalKeys, erasures_table, keys_table
@@ -448,6 +449,14 @@ class Runtime:
     @cached_property
     def change_role(self) -> ChangeRole:
         return ChangeRole(self.app, self.users, self.clock)
+
+    @cached_property
+    def set_card(self) -> SetCard:
+        return SetCard(self.app, self.users, self.clock)
+
+    @cached_property
+    def reset_pin(self) -> ResetPin:
+        return ResetPin(self.app, self.users, self.pin_digest, self.clock)
 
     @cached_property
     def remove_user(self) -> RemoveUser:

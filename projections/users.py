@@ -118,6 +118,13 @@ def pin_holders(conn: sa.Connection) -> dict[str, str]:
             for r in conn.execute(sa.select(users.c.pin_digest, users.c.user_id).where(users.c.pin_digest != ""))}
 
 
+def holder_of(conn: sa.Connection, column: str, value: str) -> str | None:
+    """The user_id of a user (Active or not) whose `card` or `pin_digest` is `value`."""
+    if not value:
+        return None
+    return conn.execute(sa.select(users.c.user_id).where(users.c[column] == value).limit(1)).scalar()
+
+
 def users_with_login(conn: sa.Connection, login: str) -> list[UserRow]:
     """The users (one per source, removed accounts left out) whose login is `login`."""
     return [_row(r) for r in conn.execute(
@@ -198,6 +205,14 @@ class UsersReadModel:
     def pin_holders(self) -> dict[str, str]:
         with self.engine.connect() as conn:
             return pin_holders(conn)
+
+    def card_holder(self, card: str) -> str | None:
+        with self.engine.connect() as conn:
+            return holder_of(conn, "card", card)
+
+    def pin_holder(self, pin_digest: str) -> str | None:
+        with self.engine.connect() as conn:
+            return holder_of(conn, "pin_digest", pin_digest)
 
     def active_admins(self) -> list[UserRow]:
         with self.engine.connect() as conn:

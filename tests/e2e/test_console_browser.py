@@ -4,7 +4,9 @@ is not localhost (console.pageledger.test, resolved by chromium to 127.0.0.2).
 
 One server and one browser for the module; the tests run in order, as an admin would: the setup
 wizard on a fresh install, a job in Job Accounting, a settings field saved alone, a user who may
-not see what is not theirs, CSRF refused, logout ending the session, axe-core on every page.
+not see what is not theirs, CSRF refused, logout ending the session, axe-core on every page, a held
+job released from Secure Print, a secure queue's release settings set (and bad ones refused) on Printers,
+a user's card number set and PIN reset (and bad ones refused) on Users.
 Jobs are posted through /Services/jobs with the agent token, as the agent posts them (the CUPS
 path itself is covered by tests/integration/test_agent_cups.py). Screenshots of every page land
 in the test's tmp dir (and in $PAGELEDGER_CONSOLE_SHOTS when set, e.g. docs/console).
@@ -437,3 +439,101 @@ def test_a_held_job_is_released_from_secure_print_on_a_phone_and_reports_and_aud
     expect(desk.get_by_role("heading", name="Admin changes")).to_be_visible()
     shoot(desk, shots, "audit")
     desk.context.close()
+
+
+def test_a_queues_hold_time_code_mode_and_group_are_set_on_printers_and_a_bad_hold_time_refused_beside_it(
+        server, browser, shots):
+    page = new_page(browser, viewport={"width": 360, "height": 740})
+    log_in(page, server, ADMIN, ADMIN_PW)
+    page.goto(base(server) + "/printers")
+    queue = page.locator("section.printer", has=page.get_by_role("heading", name="secure-mfp", exact=True))
+    settings = queue.locator("form.queue", has_text="Release settings")
+    for bad, said in (("0", "greater than or equal to 60"), ("soon", "Not a valid integer.")):
+        settings.get_by_label("Hold time").fill(bad)
+        settings.get_by_label("Printer group").fill("floor-2")
+        with page.expect_response(lambda r: r.url.endswith("/printers") and r.request.method == "POST") as answer:
+            settings.get_by_role("button", name="Save release settings").click()
+        assert answer.value.status == 400
+        field = settings.get_by_label("Hold time")
+        expect(field).to_have_attribute("aria-invalid", "true")
+        expect(settings.locator(".field-error", has_text=said)).to_be_visible()
+        expect(settings.get_by_label("Printer group")).to_have_value("floor-2")  # what was entered stays
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    settings.get_by_label("Hold time").fill("7200")
+    settings.get_by_label("Release code").select_option("generated")
+    settings.get_by_label("Code length").fill("8")
+    settings.get_by_label("Printer group").fill("floor-2")
+    settings.get_by_role("button", name="Save release settings").click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    expect(queue.locator(".queue-summary")).to_contain_text("Hold time: 7200 s")
+
+    # The API reads the same settings (an empty PUT changes nothing and answers what is in force) ...
+    r = requests.put(server.url + "/api/v1/printers/secure-mfp/release", json={},
+                     headers=server.headers(server.admin_token), timeout=10)
+    assert r.status_code == 200, r.text
+    assert {k: r.json()[k] for k in ("hold_seconds", "code_mode", "code_length", "group")} == \
+        {"hold_seconds": 7200, "code_mode": "generated", "code_length": 8, "group": "floor-2"}
+    # ... and the next job on the queue is held two hours with an 8-digit code of its own.
+    deadline, result, document = time.monotonic() + 10, {}, ""
+    while time.monotonic() < deadline:  # the other worker's printer cache keeps the old settings 2 s
+        document = f"Two hours {time.time_ns()}.pdf"
+        result = post_job(server, user=ADMIN, printer="secure-mfp", document=document, job_key=f"held/{document}")
+        if len(result.get("release_code", "")) == 8:
+            break
+        time.sleep(0.5)
+    assert result["decision"] == "hold" and len(result["release_code"]) == 8, result
+    held = wait_for_held_job(server, document)
+    waits = datetime.fromisoformat(held["expires_at"]) - datetime.fromisoformat(held["submitted_at"])
+    assert abs(waits.total_seconds() - 7200) < 60, held
+    page.context.close()
+
+
+def test_an_admin_sets_a_card_and_resets_a_pin_on_users_at_360_px_and_bad_ones_are_refused_beside_them(
+        server, browser, shots):
+    admin = server.headers(server.admin_token)
+    r = requests.post(server.url + "/api/v1/users", json={"login": "pat", "password": "pat-pw-12345", "role": "user"},
+                      headers=admin, timeout=10)
+    assert r.status_code == 201, r.text
+
+    def pat() -> dict | None:
+        users = requests.get(server.url + "/api/v1/users", headers=admin, timeout=10).json()["users"]
+        return next((u for u in users if u["login"] == "pat"), None)
+
+    deadline = time.monotonic() + 10
+    while pat() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    page = new_page(browser, viewport={"width": 360, "height": 740})
+    log_in(page, server, ADMIN, ADMIN_PW)
+    page.goto(base(server) + "/users")
+    row = page.locator("tr", has=page.get_by_role("cell", name="pat", exact=True))
+    card = row.get_by_label("Card number of pat")
+    card.fill("CA FE")
+    with page.expect_response(lambda r: "/card" in r.url and r.request.method == "POST") as answer:
+        row.get_by_role("button", name="Set card of pat").click()
+    assert answer.value.status == 400
+    row = page.locator("tr", has=page.get_by_role("cell", name="pat", exact=True))
+    expect(row.get_by_label("Card number of pat")).to_have_attribute("aria-invalid", "true")
+    expect(row.locator(".field-error", has_text="letters and digits only")).to_be_visible()
+    expect(row.get_by_label("Card number of pat")).to_have_value("CA FE")  # what was entered stays
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    row.get_by_label("Card number of pat").fill("CAFE01")
+    row.get_by_role("button", name="Set card of pat").click()
+    expect(page.get_by_text("Saved.")).to_be_visible()
+    assert pat()["card"] == "CAFE01"
+
+    row = page.locator("tr", has=page.get_by_role("cell", name="pat", exact=True))
+    row.get_by_label("New PIN of pat").fill("12")
+    with page.expect_response(lambda r: "/pin" in r.url and r.request.method == "POST") as answer:
+        row.get_by_role("button", name="Reset PIN of pat").click()
+    assert answer.value.status == 400
+    row = page.locator("tr", has=page.get_by_role("cell", name="pat", exact=True))
+    expect(row.locator(".field-error", has_text="4 to 12 digits")).to_be_visible()
+    row.get_by_role("button", name="Reset PIN of pat").click()  # empty: one is generated
+    notice = page.get_by_role("status")
+    expect(notice).to_contain_text("New PIN for pat:")
+    pin = re.search(r"New PIN for pat: (\d{6})\.", notice.inner_text()).group(1)
+    shoot(page, shots, "phone-users-pin")
+    assert pat()["has_pin"] is True
+    page.goto(base(server) + "/users")
+    assert pin not in page.content()  # shown once
+    page.context.close()

@@ -237,3 +237,53 @@ def test_audit_shows_the_event_history_paged_and_the_admin_changes(console, runt
     bad = console.simulate_get("/audit", headers=auditor, query_string="type=No.Such")
     assert bad.status_code == 400 and "unknown event type" in bad.text
     assert console.simulate_get("/audit", headers=admin).status_code == 200
+
+
+def test_a_queues_release_settings_and_card_reader_are_set_from_the_page_as_the_api_would(console, runtime):
+    post_job(runtime, "uma", "a.pdf")
+    cookie, csrf = login(console, "root", "root-pw-123")
+    form = f"csrf_token={csrf}&printer=office&change=release"
+    r = console.simulate_post("/printers", headers={**cookie, **FORM},
+                              body=f"{form}&hold_seconds=0&code_mode=generated&code_length=6&group=floor-2")
+    api = console.simulate_put("/api/v1/printers/office/release", headers={**cookie, "X-CSRF-Token": csrf},
+                               json={"hold_seconds": 0})
+    assert r.status_code == 400 and api.status_code == 400
+    # The page says what the API says, beside the field, and keeps what was entered.
+    said = api.json["errors"]["hold_seconds"][0]
+    assert f'<span class="field-error" id="p1-hold-error">{said}</span>' in r.text
+    assert 'aria-invalid="true" aria-describedby="p1-hold-error"' in r.text and 'value="floor-2"' in r.text
+    r = console.simulate_post("/printers", headers={**cookie, **FORM},
+                              body=f"{form}&hold_seconds=soon&code_mode=generated&code_length=6&group=x")
+    assert r.status_code == 400 and "Not a valid integer." in r.text
+    r = console.simulate_post("/printers", headers={**cookie, **FORM},
+                              body=f"{form}&hold_seconds=7200&code_mode=generated&code_length=8&group=%3Cb%3Efloor")
+    assert r.status_code == 303
+    p = runtime.app.repository.get(runtime.printers.for_names(["office"])[0]["office"].id)
+    assert (p.hold_seconds, p.code_mode, p.code_length, p.group) == (7200, "generated", 8, "<b>floor")
+    page = console.simulate_get("/printers", headers=cookie).text
+    assert "&lt;b&gt;floor" in page and "<b>floor" not in page
+
+    reader = f"csrf_token={csrf}&printer=office&change=reader"
+    r = console.simulate_post("/printers", headers={**cookie, **FORM},
+                              body=f"{reader}&reader_host=10.0.0.5&reader_port=99999&reader_format=hex")
+    assert r.status_code == 400 and "p1-port-error" in r.text
+    r = console.simulate_post("/printers", headers={**cookie, **FORM},
+                              body=f"{reader}&reader_host=10.0.0.5&reader_port=4001&reader_format=hex")
+    assert r.status_code == 303
+    p = runtime.app.repository.get(p.id)
+    assert (p.card_reader["host"], p.card_reader["port"], p.card_reader["format"]) == ("10.0.0.5", 4001, "hex")
+    r = console.simulate_post("/printers", headers={**cookie, **FORM}, body=f"{reader}&reader_host=&reader_port=")
+    assert r.status_code == 303 and runtime.app.repository.get(p.id).card_reader == {}
+
+
+def test_the_cost_schedule_history_shows_each_version_with_its_prices(console, runtime):
+    post_job(runtime, "uma", "a.pdf")
+    cookie, csrf = login(console, "root", "root-pw-123")
+    for mono in ("0.05", "0.07"):
+        assert console.simulate_post("/printers", headers={**cookie, **FORM},
+                                     body=f"csrf_token={csrf}&printer=office&change=prices&mono_page={mono}"
+                                          f"&colour_page=0.25").status_code == 303
+    page = console.simulate_get("/printers", headers=cookie).text
+    history = page.split("<summary>Cost schedule history")[1].split("</details>")[0]
+    rows = re.findall(r'<tr><td class="num">(\d+)</td><td>([^<]+)</td><td class="num">([^<]+)</td>', history)
+    assert [(v, mono) for v, _, mono in rows] == [("3", "0.0700"), ("2", "0.0500"), ("1", rows[-1][2])]

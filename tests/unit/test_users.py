@@ -95,3 +95,35 @@ def test_a_removed_account_can_be_added_again_under_its_login():
 def test_directory_users_are_removed_in_their_directory_not_here():
     with pytest.raises(UserError, match="comes from the directory 'ldap'"):
         alice().remove(T0)
+
+
+def test_a_card_or_pin_an_admin_set_is_marked_theirs_and_the_sync_never_takes_it_over():
+    user = alice()
+    assert user.assign_card("0042", T0, by="root") and (user.card, user.card_by) == ("0042", "root")
+    assert not user.assign_card("0042", T0)  # the sync giving the same card records nothing
+    assert not user.assign_card("0042", T0, by="other-admin")
+    assert user.assign_card("", T0, by="root") and (user.card, user.card_by) == ("", "")
+    assert user.change_pin("digest", T0, by="root") and user.pin_by == "root"
+    assert not user.change_pin("digest", T0)
+    assert user.change_pin("other", T0) and user.pin_by == ""  # the directory's PIN replaces it
+    local = User.import_(source=LOCAL_SOURCE, login="kim", profile={}, now=T0)
+    local.remove(T0)
+    with pytest.raises(UserError, match="was removed"):
+        local.assign_card("1", T0, by="root")
+
+
+def test_cards_and_pins_recorded_before_their_author_was_kept_replay_as_the_directorys():
+    from adapters.codec import CompactMapper, MsgpackTranscoder
+    from eventsourcing.persistence import StoredEvent
+
+    user = alice()
+    user.assign_card("0042", T0, by="root")
+    user.change_pin("digest", T0, by="root")
+    mapper = CompactMapper(transcoder=MsgpackTranscoder())
+    for recorded in user.collect_events()[1:]:
+        stored = mapper.to_stored_event(recorded)
+        values = MsgpackTranscoder().decode(stored.state)
+        assert values[-1] == "root"
+        older = StoredEvent(originator_id=stored.originator_id, originator_version=stored.originator_version,
+                            topic=stored.topic, state=MsgpackTranscoder().encode(values[:-1]))
+        assert mapper.to_domain_event(older).by == ""

@@ -21,7 +21,7 @@ from commands.job_reports import NAME
 from commands.printers import ReleaseSettings, SetReleaseSettings
 from commands.release import (MAX_JOBS, Caller, CodeThrottled, DeleteJobs, RecordReleaseOutcome, ReleaseJobs)
 from commands.validation import InvalidRequest
-from domain.printers import CODE_MODES, MAX_HOLD_SECONDS, Printer, release_queue_name
+from domain.printers import CODE_MODES, MAX_HOLD_SECONDS, RELEASE_SUFFIX, Printer, release_queue_name
 from domain.units import format_money, from_micros
 from projections.held_jobs import HeldJob, release_orders, waiting_jobs
 
@@ -188,9 +188,19 @@ class DeleteRequestResource(_Jobs):
 
 # --- the release service (agent token) ------------------------------------------------------
 
+MAX_RELEASE_QUEUES = 64  # a print server's release queues per request (the request line stays under 4 KB)
+MAX_QUEUE_NAME = 127  # CUPS's own limit on a queue name
+
+
 class OrdersQuerySchema(Schema):
     wait = fields.Float(load_default=0.0, validate=validate.Range(0, MAX_WAIT_SECONDS),
                         metadata={"description": "seconds to wait for an order when there is none (long poll)"})
+    queue = fields.List(
+        fields.String(validate=[validate.Length(1, MAX_QUEUE_NAME), validate.Regexp(NAME, error="not a queue name"),
+                                validate.Regexp(rf"(?i).+{RELEASE_SUFFIX}\Z", error="not a release queue")]),
+        validate=validate.Length(1, MAX_RELEASE_QUEUES),
+        metadata={"description": "the release queues this release service serves (repeat: queue=a-release&"
+                                 "queue=b-release): only their orders are answered; none named: every order"})
 
 
 class OrderSchema(Schema):
@@ -209,22 +219,29 @@ class OrdersReplySchema(Schema):
 
 
 class ReleaseOrdersResource:
-    """GET /Services/releases: the released jobs to print, oldest first (long-polled)."""
+    """GET /Services/releases: the released jobs to print, oldest first (long-polled); with
+    ``queue=...``, only those that go to the release queues named (each print server's release
+    service names its own, so that two print servers never take each other's orders)."""
 
     roles = ("agent",)
     openapi = {"get": Operation("Released jobs for the release service to print (long poll with wait)",
-                                query=OrdersQuerySchema, reply=OrdersReplySchema, responses={200: "The orders"})}
+                                query=OrdersQuerySchema, reply=OrdersReplySchema,
+                                responses={200: "The orders", 400: "A bad wait or queue list (the field is named)"})}
 
     def __init__(self, reader: sa.Engine, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.reader = reader
         self.monotonic = monotonic
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        wait = load(OrdersQuerySchema(), dict(req.params))["wait"]
-        deadline = self.monotonic() + wait
+        params = dict(req.params)
+        if isinstance(params.get("queue"), str):
+            params["queue"] = [params["queue"]]
+        query = load(OrdersQuerySchema(), params)
+        printers = [q[:-len(RELEASE_SUFFIX)] for q in query["queue"]] if "queue" in query else None
+        deadline = self.monotonic() + query["wait"]
         while True:
             with self.reader.connect() as conn:
-                orders = release_orders(conn)
+                orders = release_orders(conn, printers=printers)
             if orders or self.monotonic() >= deadline:
                 break
             time.sleep(ORDER_POLL_SECONDS)

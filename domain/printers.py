@@ -20,9 +20,12 @@ CODE_MODES = (CODE_NONE, CODE_PREDEFINED, CODE_GENERATED, CODE_ENTERED)
 DEFAULT_CODE_LENGTH = 6
 
 
+RELEASE_SUFFIX = "-release"
+
+
 def release_queue_name(queue: str) -> str:
     """The raw, unshared CUPS queue the agent install creates beside a secure queue."""
-    return f"{queue}-release"
+    return f"{queue}{RELEASE_SUFFIX}"
 
 
 def printer_id(server_id: str, name: str) -> UUID:

@@ -80,9 +80,13 @@ def held_job(conn: sa.Connection, job_id: str) -> HeldJob | None:
     return _row(r) if r is not None else None
 
 
-def release_orders(conn: sa.Connection, limit: int = 100) -> list[HeldJob]:
-    """Released jobs the release service has not reported printed or failed, oldest first."""
+def release_orders(conn: sa.Connection, limit: int = 100, *, printers: list[str] | None = None) -> list[HeldJob]:
+    """Released jobs the release service has not reported printed or failed, oldest first; with
+    `printers`, only those to print there (CUPS queue names: any case)."""
     q = _select().where(held_jobs.c.status == JOB_RELEASED).order_by(held_jobs.c.changed_at, held_jobs.c.seq)
+    if printers is not None:
+        where = sa.func.coalesce(sa.func.nullif(held_jobs.c.released_to, ""), printer_keys.c.name)
+        q = q.where(sa.func.lower(where).in_(sorted({p.lower() for p in printers})))
     return [_row(r) for r in conn.execute(q.limit(limit))]
 
 

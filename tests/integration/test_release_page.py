@@ -92,3 +92,39 @@ def _form(fields: dict) -> str:
     from urllib.parse import urlencode
 
     return urlencode({k: v for k, v in fields.items()})
+
+
+def test_each_release_service_gets_only_the_orders_of_the_release_queues_it_names(runtime, client):
+    """Two print servers, one release service each: an order goes only to the service that serves
+    the release queue it prints on (pull printing included); one that names no queue gets all."""
+    from tests.integration.test_release_commands import ADMIN
+
+    _, token = runtime.issue_token(name="printsrv", role="agent")
+    agent = {"Authorization": f"Bearer {token}"}
+    [at_vault], _ = held(runtime, document="to vault")
+    [pulled], _ = held(runtime, document="sent to vault, printed at lobby")
+    [at_lobby], _ = held(runtime, printer="lobby", document="to lobby")
+    runtime.release_jobs([at_vault, at_lobby], ADMIN)
+    runtime.release_jobs([pulled], ADMIN, printer="lobby")
+    runtime.catch_up()
+
+    def orders(query: str) -> list[str]:
+        r = client.simulate_get("/Services/releases", query_string=query, headers=agent)
+        assert r.status_code == 200, r.text
+        return sorted(o["job_id"] for o in r.json["orders"])
+
+    assert orders("queue=vault-release") == [at_vault]
+    assert orders("queue=LOBBY-release&queue=annex-release") == sorted([pulled, at_lobby])  # CUPS names: any case
+    assert orders("queue=annex-release") == []
+    assert orders("wait=0") == sorted([at_vault, pulled, at_lobby])  # an older service names none: every order
+
+    def refused(query: str) -> list[str]:
+        r = client.simulate_get("/Services/releases", query_string=query, headers=agent)
+        assert r.status_code == 400, (query, r.text)
+        return list(r.json["errors"])
+
+    assert any(k.startswith("queue") for k in refused("queue=vault"))  # not a release queue
+    assert any(k.startswith("queue") for k in refused("queue=vault%01-release"))  # a control character
+    assert any(k.startswith("queue") for k in refused("queue=" + "v" * 128 + "-release"))  # too long
+    assert any(k.startswith("queue") for k in refused("queue="))  # empty
+    assert any(k.startswith("queue") for k in refused("&".join(f"queue=p{i}-release" for i in range(65))))

@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.secure_queues import is_release_queue
+
 RELEASE_JOB_OPTION = "pageledger-job"
 PRINTER_STATES = {"3": "idle", "4": "processing", "5": "stopped"}
 JOB_STATES = {"3": "pending", "4": "pending-held", "5": "processing", "6": "processing-stopped",
@@ -138,6 +140,19 @@ class CupsRelease:
             path.write_text(text)
             self._tests[name] = path
         return path
+
+    def release_queues(self) -> list[str]:
+        """The release queues (``<queue>-release``) this cupsd has, sorted: what the release
+        service serves. CupsUnavailable when cupsd does not answer."""
+        argv = ["lpstat"] + (["-h", self.server] if self.server else []) + ["-v"]
+        result = self._run(argv)
+        if result.returncode != 0:
+            if "No destinations added" in result.stdout + result.stderr:
+                return []
+            raise CupsUnavailable(f"lpstat -v: {(result.stderr or result.stdout).strip()[:300]}")
+        names = (line[len("device for "):].split(":", 1)[0] for line in result.stdout.splitlines()
+                 if line.startswith("device for "))
+        return sorted(name for name in names if is_release_queue(name))
 
     def printer_state(self, queue: str) -> PrinterState:
         result = self._run(["ipptool", "-t", self._uri(queue), str(self._test("printer", _PRINTER_TEST))])

@@ -42,6 +42,7 @@ from urllib.parse import quote
 from agent.card_readers import BadCardLine, CardFormat, CardReaderConnection, normalise
 from agent.config import ConfigError, load_config, state_dir_from_environment
 from agent.cups_release import CupsJobRef, CupsRefused, CupsRelease, CupsUnavailable
+from agent.secure_queues import release_queue_name
 from agent.server import ServerError, ServerRejectedJobs, ServerUnreachable, ServicesClient, _refusal
 
 log = logging.getLogger("pageledger.release_service")
@@ -52,17 +53,26 @@ CHUNK = 1 << 20
 RETRY_PAUSES = (0.5, 1, 2, 5, 10, 30)
 REPORT_AGAIN_SECONDS = 30.0
 READERS_REFRESH_SECONDS = 30.0
+QUEUES_REFRESH_SECONDS = 10.0  # a release queue added to CUPS is served within this time
+MAX_QUEUES_PER_REQUEST = 64  # the server's bound (api.release.MAX_RELEASE_QUEUES)
+QUERY_BYTES = 3000  # gunicorn refuses request lines over 4 KB
 
 
 class ReleaseClient(ServicesClient):
     """The release service's side of /Services."""
 
-    def orders(self, wait: float) -> list[dict]:
-        _status, payload = self._request("GET", f"/Services/releases?wait={wait:g}", timeout=wait + 10)
-        orders = payload.get("orders")
-        if not isinstance(orders, list):
-            raise ServerUnreachable("GET /Services/releases: no orders in the answer")
-        return orders
+    def orders(self, wait: float, queues: list[str] | None = None) -> list[dict]:
+        """The orders for `queues` (release queue names; None: every order), long-polled up to
+        `wait` s. Many queues are asked for in groups, each request line short enough for the server."""
+        found: list[dict] = []
+        for i, group in enumerate(_query_groups(queues) if queues else [""]):
+            path = f"/Services/releases?wait={(0 if i or found else wait):g}{group}"
+            _status, payload = self._request("GET", path, timeout=wait + 10)
+            orders = payload.get("orders")
+            if not isinstance(orders, list):
+                raise ServerUnreachable("GET /Services/releases: no orders in the answer")
+            found.extend(orders)
+        return found
 
     def fetch(self, job_id: str, sha256: str, dest: Path) -> int:
         """The held bytes into `dest`, checked against their SHA-256."""
@@ -102,6 +112,18 @@ class ReleaseClient(ServicesClient):
         body = json.dumps({"printer": printer, "card": card, "problem": problem}).encode()
         _status, payload = self._request("POST", "/Services/card-swipes", body, {"Content-Type": "application/json"})
         return payload
+
+
+def _query_groups(queues: list[str]) -> list[str]:
+    """``&queue=...`` query strings of at most MAX_QUEUES_PER_REQUEST queues and QUERY_BYTES each."""
+    groups, current, count = [], "", 0
+    for queue in queues:
+        part = f"&queue={quote(queue, safe='')}"
+        if current and (count == MAX_QUEUES_PER_REQUEST or len(current) + len(part) > QUERY_BYTES):
+            groups.append(current)
+            current, count = "", 0
+        current, count = current + part, count + 1
+    return groups + [current] if current else groups
 
 
 class Journal:
@@ -179,6 +201,8 @@ class ReleaseService:
         self.work_dir = Path(work_dir)
         self.clock = clock
         self.stats = Stats()
+        self._queues: list[str] = []
+        self._queues_at = float("-inf")
         self.on_submitted: Callable[[str, float], None] | None = None  # job id, monotonic time (benchmarks)
 
     # -- one turn of the loop ------------------------------------------------------------
@@ -189,9 +213,33 @@ class ReleaseService:
         self.follow_jobs()
         return n
 
+    def release_queues(self) -> list[str]:
+        """The release queues this service serves: those of its cupsd (``lpstat -v``), asked
+        again every QUEUES_REFRESH_SECONDS, and at every turn while there are none. Routing by what
+        CUPS has, not by a list to keep up to date: a print server's service is only ever handed
+        the orders it can print, and two print servers never take each other's."""
+        now = self.clock()
+        if self._queues and now - self._queues_at < QUEUES_REFRESH_SECONDS:
+            return self._queues
+        try:
+            queues = self.cups.release_queues()
+        except CupsUnavailable as exc:
+            log.warning("CUPS does not answer (%s): release queues not listed now", exc)
+            return self._queues
+        if queues != self._queues:
+            log.info("serving the release queues of CUPS %s: %s", self.cups.server_name,
+                     ", ".join(queues) or "none (no orders are taken until one is created)")
+        self._queues, self._queues_at = queues, now
+        return queues
+
     def take_orders(self, wait: float) -> int:
-        """Long-poll the server for orders (up to `wait` s) and deliver the new ones."""
-        orders = self.client.orders(wait)
+        """Long-poll the server for the orders of this service's release queues (up to `wait` s)
+        and deliver the new ones; with no release queue, wait and take none."""
+        queues = self.release_queues()
+        if not queues:
+            time.sleep(wait)
+            return 0
+        orders = self.client.orders(wait, queues)
         for order in orders:
             self._order(order)
         return len(orders)
@@ -340,7 +388,10 @@ class ReleaseService:
             except ServerError as exc:
                 log.debug("card readers not listed now: %s", exc)
                 readers = []
+            ours = {q.lower() for q in self.release_queues()}
             for reader in readers:
+                if release_queue_name(str(reader.get("printer", ""))).lower() not in ours:
+                    continue  # another print server's reader
                 key = (reader.get("printer"), reader.get("host"), reader.get("port"), json.dumps(reader, sort_keys=True))
                 if key in running and running[key].is_alive():
                     continue

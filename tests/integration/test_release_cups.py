@@ -284,6 +284,9 @@ def test_a_restarted_release_service_submits_nothing_twice(cups, live_server, tm
     assert release(live_server, admin, [job_id]).status_code == 200
     state = tmp_path / "rs"
     state.mkdir()
+    # The service serves the release queues its cupsd has (lpstat -v), and only those.
+    served = CupsRelease(cups.server, state).release_queues()
+    assert "vault-release" in served and all(q.endswith("-release") for q in served)
 
     def service() -> Service:
         return Service(ReleaseClient(live_server.url, live_server.agent_token, timeout=10),

@@ -1,4 +1,5 @@
-"""``pageledger-agent``: count a document, install/uninstall the backend, flush the outbox, status.
+"""``pageledger-agent``: count a document, install/uninstall the backend, flush the outbox, status,
+run the release service.
 
 Exit codes: 0 done; 1 error (message on stderr); 2 bad usage; 3 ``count`` could not tell
 the format (the JSON is still printed, with ``pages`` null).
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     inst.add_argument("--secure-offline", choices=("retry", "refuse"),
                       help="a secure queue's job while the server cannot be reached: kept by CUPS and retried "
                            "(default), or refused")
+    inst.add_argument("--release-service", action="store_true",
+                      help="also run the release service here, as the systemd unit pageledger-release.service "
+                           "(for a print server apart from the PageLedger server)")
+    inst.add_argument("--systemd-dir", type=Path, default=Path("/etc/systemd/system"),
+                      help="where --release-service writes its unit (default /etc/systemd/system)")
     state_option(inst)
 
     uninst = sub.add_parser("uninstall", help="restore the queues' device URIs and remove the backend",
@@ -75,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     state_option(flush)
     status = sub.add_parser("status", help="print the agent's state as JSON")
     state_option(status)
+
+    release = sub.add_parser("release-service", help="print released jobs through this print server's CUPS",
+                             description="Takes the orders of this cupsd's release queues from the server "
+                                         "(the agent's ServicesUrl and token, from the state dir) and prints them.")
+    release.add_argument("--cups-server", default="", help="host:port of cupsd (default: the local one)")
+    release.add_argument("--services-url", default="", help="overrides the agent's ServicesUrl")
+    state_option(release)
     return parser
 
 
@@ -98,6 +111,7 @@ def _count(args) -> int:
 
 def _install(args) -> int:
     from agent.install import CupsAdmin, install
+    from agent.systemd_unit import Systemd
 
     properties = {}
     if args.package_ini:
@@ -108,7 +122,8 @@ def _install(args) -> int:
     queues = [q.strip() for q in args.queues.split(",") if q.strip()] if args.queues else None
     secure = [q.strip() for q in args.secure_queues.split(",") if q.strip()] if args.secure_queues else None
     install(config, server_bin=args.server_bin, cups=CupsAdmin(args.cups_server), queues=queues, bin_dir=args.bin_dir,
-            secure_queues=secure, secure_offline=args.secure_offline)
+            secure_queues=secure, secure_offline=args.secure_offline,
+            release_service=Systemd(args.systemd_dir) if args.release_service else None)
     print(f"pageledger-agent {agent.__version__} installed")
     return 0
 
@@ -148,6 +163,13 @@ def _status(args) -> int:
     return 0
 
 
+def _release_service(args) -> int:
+    from agent import release_service
+
+    argv = ["--cups-server", args.cups_server, "--services-url", args.services_url]
+    return release_service.main(argv + (["--state-dir", str(args.state_dir)] if args.state_dir else []))
+
+
 def _uninstall(args) -> int:
     from agent.install import CupsAdmin, uninstall
 
@@ -170,7 +192,8 @@ def _installed_state_dir(args) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"count": _count, "install": _install, "uninstall": _uninstall, "flush": _flush, "status": _status}
+    handlers = {"count": _count, "install": _install, "uninstall": _uninstall, "flush": _flush, "status": _status,
+                "release-service": _release_service}
     try:
         return handlers[args.command](args)
     except ConfigError as err:

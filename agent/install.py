@@ -16,6 +16,10 @@ with ``lpadmin``. Running it again with the same version repairs (rewrites the f
 what is not wrapped), with a newer version upgrades, and with an older version refuses.
 ``uninstall`` gives the queues their original URIs back and removes the backend; the
 outbox and configuration stay unless purged, so no unposted job is lost.
+
+With ``--release-service`` the install also writes the release service's systemd unit
+(``agent.systemd_unit``), for a print server apart from the PageLedger server; uninstall
+stops and removes it.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from agent.policy_cache import PolicyStore
 from agent.secure_queues import (RELEASE_SUFFIX, SecureQueueStore, create_release_queues, release_queue_name,
                                   remove_release_queues)
 from agent.server import ServerError, ServerRefusedToken, ServicesClient
+from agent.systemd_unit import Systemd
 
 BACKEND_NAME = "pageledger"
 RECORD_FILE = "installed.json"
@@ -96,6 +101,7 @@ class InstallRecord:
     shortcut_path: str = ""
     queues: dict[str, str] = field(default_factory=dict)  # queue -> original device URI
     release_queues: dict[str, str] = field(default_factory=dict)  # release queue -> the real printer's URI
+    release_unit: str = ""  # the release service's systemd unit (install --release-service)
 
     @classmethod
     def load(cls, state_dir: Path) -> "InstallRecord | None":
@@ -235,7 +241,10 @@ def _site_packages(env: Path) -> Path:
 def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups: CupsAdmin | None = None,
             queues: list[str] | None = None,
             bin_dir: Path = Path("/usr/local/bin"), say: Callable[[str], None] = print,
-            secure_queues: list[str] | None = None, secure_offline: str | None = None) -> InstallRecord:
+            secure_queues: list[str] | None = None, secure_offline: str | None = None,
+            release_service: Systemd | None = None) -> InstallRecord:
+    """Install (or repair, or upgrade) the agent; with `release_service`, also the release
+    service as a systemd unit there (a unit installed before is kept on a later install)."""
     cups = cups or CupsAdmin()
     if not config.services_url:
         raise ConfigError("ServicesUrl is required (in package.ini [Properties] or SERVICESURL=...)")
@@ -292,7 +301,8 @@ def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups:
 
     record = InstallRecord(agent.__version__, str(server_bin), str(backend_path), str(launcher_path),
                            shortcut_path, dict(previous.queues) if previous else {},
-                           dict(previous.release_queues) if previous else {})
+                           dict(previous.release_queues) if previous else {},
+                           previous.release_unit if previous else "")
     current = cups.device_uris()
     chosen = list(current) if queues is None else queues
     chosen = _without_release_queues(chosen, record, explicit=queues is not None)
@@ -336,6 +346,9 @@ def install(config: AgentConfig, *, server_bin: Path = DEFAULT_SERVER_BIN, cups:
         raise
     if secure_queues is not None or secure_offline is not None:
         _install_secure_queues(config.state_dir, cups, record, secure_queues or [], secure_offline, say)
+    if release_service is not None:
+        record.release_unit = str(release_service.install_release_unit(
+            launcher_path, config.state_dir, cups.server, say, upgrade=bool(record.release_unit)))
     record.save(config.state_dir)
     return record
 
@@ -378,7 +391,7 @@ def _flush_before_leaving(state_dir: Path, say: Callable[[str], None]) -> int:
 
 
 def uninstall(state_dir: Path, *, cups: CupsAdmin | None = None, purge: bool = False,
-              say: Callable[[str], None] = print) -> None:
+              say: Callable[[str], None] = print, systemd: Systemd | None = None) -> None:
     cups = cups or CupsAdmin()
     record = InstallRecord.load(state_dir)
     if record is None:
@@ -399,6 +412,8 @@ def uninstall(state_dir: Path, *, cups: CupsAdmin | None = None, purge: bool = F
         restored = original if original and uri == PREFIX + original else uri[len(PREFIX):]
         cups.set_device_uri(queue, restored)
         say(f"queue {queue}: {uri} -> {restored}")
+    if record.release_unit:
+        (systemd or Systemd()).remove_unit(Path(record.release_unit), say)
     if record.release_queues:
         remove_release_queues(cups, list(record.release_queues), say)
     for path in (record.backend_path, record.launcher_path, record.shortcut_path):

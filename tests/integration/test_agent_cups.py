@@ -200,8 +200,14 @@ def test_install_repairs_refuses_a_downgrade_and_uninstall_restores_the_device_u
     assert queue.install(live_server.url, live_server.agent_token).returncode == 0
     backend = cups.server_bin / "backend" / "pageledger"
     assert backend.stat().st_mode & 0o777 == 0o700
-    repaired = queue.install(live_server.url, live_server.agent_token)
+    units = tmp_path / "systemd"
+    repaired = queue.install(live_server.url, live_server.agent_token, "--release-service", "--systemd-dir", str(units))
     assert repaired.returncode == 0 and "repairing agent" in repaired.stdout
+    # The release service as a systemd unit: written, and (no systemd runs here) the commands to start it.
+    unit = (units / "pageledger-release.service").read_text()
+    assert (f"ExecStart={queue.install_dir.resolve() / 'pageledger-agent'} release-service --state-dir {queue.state}"
+            f" --cups-server {cups.server}\n") in unit
+    assert "systemctl daemon-reload && systemctl enable --now pageledger-release.service" in repaired.stdout
     assert "already wrapped" in repaired.stdout
     assert cups.device_uri("lifecycle") == f"pageledger:{original}"  # not wrapped twice
     lpinfo = subprocess.run(["lpinfo", "-h", cups.server, "-v"], capture_output=True, text=True)
@@ -220,7 +226,7 @@ def test_install_repairs_refuses_a_downgrade_and_uninstall_restores_the_device_u
     removed = queue.uninstall()
     assert removed.returncode == 0, removed.stderr
     assert cups.device_uri("lifecycle") == original
-    assert not backend.exists()
+    assert not backend.exists() and not (units / "pageledger-release.service").exists()
 
 
 def test_install_reads_package_ini_with_the_command_line_winning_and_upgrades_an_older_agent(cups, live_server, tmp_path):

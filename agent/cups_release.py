@@ -19,9 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.secure_queues import is_release_queue
+from agent.secure_queues import RELEASE_JOB_OPTION, is_release_queue
 
-RELEASE_JOB_OPTION = "pageledger-job"
 PRINTER_STATES = {"3": "idle", "4": "processing", "5": "stopped"}
 JOB_STATES = {"3": "pending", "4": "pending-held", "5": "processing", "6": "processing-stopped",
               "7": "canceled", "8": "aborted", "9": "completed"}

@@ -203,6 +203,7 @@ class ReleaseService:
         self.stats = Stats()
         self._queues: list[str] = []
         self._queues_at = float("-inf")
+        self._cups_down = False
         self.on_submitted: Callable[[str, float], None] | None = None  # job id, monotonic time (benchmarks)
 
     # -- one turn of the loop ------------------------------------------------------------
@@ -224,8 +225,15 @@ class ReleaseService:
         try:
             queues = self.cups.release_queues()
         except CupsUnavailable as exc:
-            log.warning("CUPS does not answer (%s): release queues not listed now", exc)
+            if not self._cups_down:  # once an outage, not every turn
+                log.warning("CUPS does not answer (%s): release queues not listed now", exc)
+            self._cups_down = True
+            if self._queues:
+                self._queues_at = now  # ask again after QUEUES_REFRESH_SECONDS, not every turn
             return self._queues
+        if self._cups_down:
+            log.info("CUPS %s answers again", self.cups.server_name)
+        self._cups_down = False
         if queues != self._queues:
             log.info("serving the release queues of CUPS %s: %s", self.cups.server_name,
                      ", ".join(queues) or "none (no orders are taken until one is created)")

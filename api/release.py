@@ -188,7 +188,9 @@ class DeleteRequestResource(_Jobs):
 
 # --- the release service (agent token) ------------------------------------------------------
 
-MAX_RELEASE_QUEUES = 64  # a print server's release queues per request (the request line stays under 4 KB)
+# A print server's release queues per request. The release service groups them so that each
+# request line stays under gunicorn's 4 KB limit (agent.release_service); this bounds any client.
+MAX_RELEASE_QUEUES = 64
 MAX_QUEUE_NAME = 127  # CUPS's own limit on a queue name
 
 

@@ -124,8 +124,8 @@ class SyncUsers:
                                    source, report)
         pin_owner = _unique_owner("pin", digests, pins, batch_ids, source, report)
         self._keep_admins_values(card_owner, cards, {login: du.card for login, du in by_login.items()}, "card",
-                                 report)
-        self._keep_admins_values(pin_owner, pins, digests, "pin", report)
+                                 source, report)
+        self._keep_admins_values(pin_owner, pins, digests, "pin", source, report)
 
         for login, du in sorted(by_login.items()):
             uid = user_id(source, du.login)
@@ -173,14 +173,14 @@ class SyncUsers:
 
 
     def _keep_admins_values(self, owners: dict[str, str], holders: dict[str, str], wanted: dict[str, str],
-                            field_name: str, report: SyncReport) -> None:
+                            field_name: str, source: str, report: SyncReport) -> None:
         """A card or PIN an admin set stays theirs unless the directory gives them one of their own:
         another user the directory gives it to is reported as a clash instead (owners changed in
         place)."""
         for value, login in list(owners.items()):
             holder = holders.get(value)
-            if holder is None:
-                continue
+            if holder is None or holder == str(user_id(source, login)):
+                continue  # nobody holds it, or its own owner does: nothing to load (most users, on a re-sync)
             try:
                 other: User = self.app.repository.get(UUID(holder))
             except AggregateNotFoundError:
@@ -474,7 +474,7 @@ class SetCard:
     def __call__(self, uid: UUID, card: str, *, by: str) -> bool:
         """False if the user held this card already. Raises InvalidRequest (a bad card number),
         NoSuchUser, CardTaken (409 `card`), before anything is written."""
-        card = card.strip(" ")
+        card = card.strip(" ").upper()  # as agent.card_readers sends it: hex in capitals
         problem = card_problem(card)
         if problem:
             raise InvalidRequest({"card": [problem]})

@@ -148,7 +148,8 @@ class User(Aggregate):
         admin who set it ("" for the directory sync, which may then clear it again)."""
         self._refuse_if_removed()
         card = card.strip()
-        if card == self.card and (not by or self.card_by):  # the sync never takes over an admin's card
+        # The sync never takes over an admin's card; clearing an empty card changes nothing.
+        if card == self.card and (not by or self.card_by or not card):
             return False
         self._card_assigned(at=now, card=card, by=by)
         return True

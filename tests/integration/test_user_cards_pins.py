@@ -282,3 +282,23 @@ def test_a_sync_keeps_an_admins_card_and_pin_when_the_directory_gives_none(runti
     assert ("card", ("bob", "erin")) in {(c.field, c.logins) for c in report.clashes}
     assert runtime.app.repository.get(bob).card == "B0B"
     assert runtime.app.repository.get(user_id("ldap", "erin")).card == ""
+
+
+def test_a_card_typed_in_small_letters_matches_what_a_hex_reader_sends_and_clearing_twice_records_once(runtime):
+    from agent.card_readers import CardFormat, normalise
+
+    kim = local_user(runtime, "kim")
+    runtime.set_secure_hold("vault", True)
+    runtime.catch_up()
+    assert runtime.set_card(kim, "a1b2c", by="root") is True  # typed from a badge's label
+    runtime.catch_up()
+    job = held(runtime, "kim")
+    swiped = normalise("a1b2c\r\n", CardFormat(format="hex", output="hex"))  # what the reader's line becomes
+    assert runtime.card_holder(swiped) == "kim"
+    outcome = runtime.swipe_card("vault", swiped)
+    assert (outcome.outcome, list(outcome.jobs)) == ("released", [job])
+
+    assert runtime.set_card(kim, "", by="root") is True
+    head = runtime.app.recorder.max_notification_id()
+    assert runtime.set_card(kim, "", by="root") is False  # already empty: nothing recorded
+    assert runtime.app.recorder.max_notification_id() == head

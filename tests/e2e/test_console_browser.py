@@ -104,27 +104,17 @@ def post_job(server, **fields) -> dict:
     return r.json()["results"][0]
 
 
-def wait_for_job(server, document: str) -> dict:
+def wait_for_job(server, document: str, listing: str = "/api/v1/jobs") -> dict:
+    """The job in `listing` once its projection applied it (a held job is on /api/v1/held-jobs,
+    and so on Secure Print, once Held is applied): wait for that, not for a page's timeout."""
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        jobs = requests.get(server.url + "/api/v1/jobs", headers=server.headers(server.admin_token), timeout=10).json()
+        jobs = requests.get(server.url + listing, headers=server.headers(server.admin_token), timeout=10).json()
         found = [j for j in jobs["jobs"] if j["document"] == document]
         if found:
             return found[0]
         time.sleep(0.1)
-    raise AssertionError(f"job {document!r} never reached the read model")
-
-
-def wait_for_held_job(server, document: str) -> dict:
-    """A held job is on Secure Print once its projection applied Held: wait for that, not a page's timeout."""
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        held = requests.get(server.url + "/api/v1/held-jobs", headers=server.headers(server.admin_token), timeout=10).json()
-        found = [j for j in held["jobs"] if j["document"] == document]
-        if found:
-            return found[0]
-        time.sleep(0.1)
-    raise AssertionError(f"held job {document!r} never reached the held-jobs read model")
+    raise AssertionError(f"job {document!r} never reached {listing}")
 
 
 def test_https_serves_the_self_signed_certificate_whose_fingerprint_the_console_printed(server):
@@ -412,7 +402,7 @@ def test_a_held_job_is_released_from_secure_print_on_a_phone_and_reports_and_aud
     requests.put(f"{server.url}/Services/jobs/{result['job_id']}/spool", data=data, timeout=10,
                  headers={**server.headers(server.agent_token), "Content-Type": "application/octet-stream",
                           "X-Content-SHA256": hashlib.sha256(data).hexdigest()}).raise_for_status()
-    wait_for_held_job(server, "Held contract.pdf")
+    wait_for_job(server, "Held contract.pdf", listing="/api/v1/held-jobs")
     page.goto(base(server) + "/secure-print")
     job = page.locator("li.held-job", has_text="Held contract.pdf")
     expect(job).to_be_visible()
@@ -482,7 +472,7 @@ def test_a_queues_hold_time_code_mode_and_group_are_set_on_printers_and_a_bad_ho
             break
         time.sleep(0.5)
     assert result["decision"] == "hold" and len(result["release_code"]) == 8, result
-    held = wait_for_held_job(server, document)
+    held = wait_for_job(server, document, listing="/api/v1/held-jobs")
     waits = datetime.fromisoformat(held["expires_at"]) - datetime.fromisoformat(held["submitted_at"])
     assert abs(waits.total_seconds() - 7200) < 60, held
     page.context.close()

@@ -12,7 +12,8 @@ from adapters.licence_keys import HostIdentity
 from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SessionSigner
 from api.audit import (
-    AdminChangesResource, AsOfResource, ErasureResource, EventsResource, JobHistoryResource, OwnJobsCsvResource,
+    AdminChangesResource, AsOfReportResource, AsOfResource, ErasureResource, EventsResource, JobHistoryResource,
+    OwnJobsCsvResource,
 )
 from api.auth import TokenAuth
 from api.client_address import ClientAddress
@@ -207,6 +208,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/events", EventsResource(w.event_history))
         route("/api/v1/jobs/{job}/history", JobHistoryResource(w.event_history))
         route("/api/v1/audit/as-of", AsOfResource(w.audit, w.clock))
+        route("/api/v1/audit/as-of/{name}", AsOfReportResource(w.audit, w.site_settings, w.report_sources))
         route("/api/v1/audit/changes", AdminChangesResource(w.audit))
         route("/api/v1/me/jobs.csv", OwnJobsCsvResource(w.reader))
         route("/api/v1/privacy/erasures", ErasureResource(w.erase_person))

@@ -13,6 +13,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from api.errors import InvalidInput, load
 from api.openapi import Operation
+from api.report_catalogue import ReportQuerySchema, ReportReplySchema, report_parameters
 from api.reports import MAX_JOB_NUMBER, usage_json
 from commands.job_reports import NAME
 from domain.units import day_iso, format_money, from_micros, iso, to_micros
@@ -21,6 +22,8 @@ from projections.audit import Audit
 from projections.erasure import UnknownPerson
 from projections.event_history import EventFilter, EventHistory, HistoryEvent, known_topic
 from projections.jobs import JobFilter, list_jobs
+from projections.report_formats import MEDIA_TYPES, render, report_json
+from projections.reports import ReportSources
 from projections.usage_daily import GROUPS
 
 AUDIT_ROLES = ("admin", "auditor")
@@ -111,6 +114,15 @@ class AsOfReplySchema(Schema):
     group_by = fields.String(required=True)
     events_replayed = fields.Integer(required=True)
     totals = fields.List(fields.Nested(AsOfTotalSchema), required=True)
+
+
+class AsOfReportQuerySchema(ReportQuerySchema):
+    at = fields.String(required=True, metadata={"description": "the instant, ISO 8601 with offset"})
+
+
+class AsOfReportReplySchema(ReportReplySchema):
+    as_of = fields.String(required=True, metadata={"description": "the instant the figures stood at"})
+    events_replayed = fields.Integer(required=True)
 
 
 class ChangesQuerySchema(_Period):
@@ -214,6 +226,43 @@ class AsOfResource:
         resp.media = {"at": iso(at) or from_micros(0).isoformat(), "report": q["report"], "group_by": q["group_by"],
                       "events_replayed": read, "totals": [usage_json(_usage_row(q["group_by"], t), q["group_by"])
                                                           for t in totals]}
+
+
+class AsOfReportResource:
+    """Any report of the catalogue as it stood at an instant (GET /api/v1/reports/{name}'s
+    parameters, plus `at`): the read models are rebuilt from the events recorded by then."""
+
+    roles = AUDIT_ROLES
+    openapi = {"get": Operation("A report as it stood at an instant: every read model replayed from the events "
+                                "recorded by then; format json, csv, xlsx, pdf or html",
+                                query=AsOfReportQuerySchema, reply=AsOfReportReplySchema,
+                                responses={200: "The report as of the instant (JSON, or the file asked for)",
+                                           404: "No such report"})}
+
+    def __init__(self, audit: Audit, site_settings: Any, sources: ReportSources) -> None:
+        self.audit = audit
+        self.site_settings = site_settings
+        self.sources = sources
+        self.at = AsOfQuerySchema()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        raw = {k: v if isinstance(v, str) else str(v[-1]) for k, v in req.params.items()}
+        fmt = raw.pop("format", "json")
+        errors: dict[str, list[str]] = {}
+        at = 0
+        try:
+            at = to_micros(self.at.load({"at": raw.pop("at", None)} if "at" in raw else {})["at"])
+        except ValidationError as exc:
+            errors.update({k: v for k, v in exc.normalized_messages().items() if k == "at"})
+        p = report_parameters(self.site_settings, at, req, name, raw, fmt, errors)
+        report, read = self.audit.report_as_of(at, name, p, self.sources)
+        if fmt == "json":
+            resp.media = {**report_json(report), "as_of": iso(at), "events_replayed": read}
+            return
+        resp.content_type = MEDIA_TYPES[fmt]
+        if fmt != "html":
+            resp.downloadable_as = f"{name}-as-of.{fmt}"
+        resp.stream = render(report, fmt)
 
 
 class AdminChangesResource:

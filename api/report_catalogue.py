@@ -119,24 +119,33 @@ def prepare_report(reader: sa.Engine, site_settings: SiteSettingsReader, sources
     """Check the parameters `raw` of report `name` for the caller (a user's are bound to their
     own jobs) and run it: GET /api/v1/reports/{name} and the console's report page both do so.
     Bad parameters raise InvalidInput naming each field."""
-    spec = report_spec(req, name)
-    principal = req.context.principal
-    try:
-        p = parse_parameters(raw, site_timezone=str(site_settings["timezone"]), now=clock(),
-                             allowed=spec.parameters)
-    except ReportInputError as exc:
-        errors = dict(exc.errors)
-        if fmt not in FORMATS:
-            errors["format"] = [f"one of: {', '.join(FORMATS)}"]
-        raise InvalidInput(errors) from None
-    if fmt not in FORMATS:
-        raise InvalidInput({"format": [f"one of: {', '.join(FORMATS)}"]})
-    if principal.role == "user":
-        p = p.bound_to(principal.subject)
+    p = report_parameters(site_settings, clock(), req, name, raw, fmt)
     try:
         return run_report(reader, name, p, sources), p
     except ReportInputError as exc:
         raise InvalidInput(exc.errors) from None
+
+
+def report_parameters(site_settings: SiteSettingsReader, now: int, req: falcon.Request, name: str,
+                      raw: dict[str, str], fmt: str = "json",
+                      extra_errors: dict[str, list[str]] | None = None) -> ReportParameters:
+    """The checked parameters `raw` of report `name` for the caller (a user's are bound to their
+    own jobs); `now` (µs) is where a period left open ends. InvalidInput names every bad field,
+    with `extra_errors` the caller found in its own parameters."""
+    spec = report_spec(req, name)
+    errors = dict(extra_errors or {})
+    p = None
+    try:
+        p = parse_parameters(raw, site_timezone=str(site_settings["timezone"]), now=now, allowed=spec.parameters)
+    except ReportInputError as exc:
+        errors.update(exc.errors)
+    if fmt not in FORMATS:
+        errors["format"] = [f"one of: {', '.join(FORMATS)}"]
+    if errors or p is None:
+        raise InvalidInput(errors)
+    if req.context.principal.role == "user":
+        p = p.bound_to(req.context.principal.subject)
+    return p
 
 
 class ReportResource:

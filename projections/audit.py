@@ -12,10 +12,13 @@ from eventsourcing.application import Application
 from adapters.event_seals import RawLog, SealReport, check_seals
 from projections.admin_changes import AdminChange, admin_changes
 from projections.event_history import EventHistory
+from projections.follower import all_projections
 from projections.replay import Progress, ReadModelReport, Scratch, replay_as_of, verify_read_models
+from projections.report_period import ReportParameters
+from projections.reports import CATALOGUE, Report, ReportSources, run_report
 from projections.usage_daily import UsageTotal, usage_totals
 
-AS_OF_REPORTS = ("usage",)
+AS_OF_REPORTS = tuple(CATALOGUE)  # every report of the catalogue
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,17 @@ class Audit:
             read = replay_as_of(self.app, self.reader, instant_us, ["usage_daily"], scratch, progress)
             with scratch.engine.connect() as conn:
                 return usage_totals(conn, group_by, user=user, since_day=since_day, until_day=until_day), read
+
+    def report_as_of(self, instant_us: int, name: str, p: ReportParameters, sources: ReportSources,
+                     progress: Progress | None = None) -> tuple[Report, int]:
+        """Report `name` as it stood at `instant_us`: every read model is rebuilt into scratch
+        tables from the events recorded up to then, and the report runs on those, by the same
+        code as on the live tables. The site settings and cost schedules are today's (`sources`).
+        Returns the report and the number of events read."""
+        with Scratch(self.scratch_dir) as scratch:
+            read = replay_as_of(self.app, self.reader, instant_us, [projection.name for projection in all_projections()], scratch,
+                                progress)
+            return run_report(scratch.engine, name, p, sources), read
 
     def verify(self, progress_log: Callable[[int], None] | None = None,
                progress_replay: Progress | None = None) -> Verification:

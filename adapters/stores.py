@@ -1,7 +1,9 @@
 """One database URL picks the store: the event store's environment and the read-model engine."""
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 import zlib
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -13,6 +15,8 @@ from sqlalchemy.engine import URL, make_url
 
 from adapters.private_files import PRIVATE_FILE, make_private_directory, make_private_file, restrict_if_present
 from adapters.sqlite_writes import write_lock
+
+log = logging.getLogger("pageledger.privacy")
 
 
 class StoreConfigError(ValueError):
@@ -220,5 +224,33 @@ def rewrite_freed_pages(url: str, tables: list[str]) -> None:
                 conn.close()
         return
     with pg_connect(url) as conn:
+        _wait_for_older_snapshots(conn)
         for table in tables:
             conn.execute(f'VACUUM FULL "{table}"')
+
+
+# How long an erasure waits for transactions that may still see the erased rows.
+OLDER_SNAPSHOTS_WAIT_S = 120.0
+
+
+def _wait_for_older_snapshots(conn: psycopg.Connection, wait_s: float = OLDER_SNAPSHOTS_WAIT_S) -> None:
+    """VACUUM FULL copies a row version that some open transaction may still see, and such a
+    transaction can be in any database of the server (a long report or COPY elsewhere): wait
+    until every transaction that was open when the erasure committed has ended, so that the
+    rewrite leaves no old copy behind. After `wait_s` it goes on, and says which are open."""
+    horizon = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint").fetchone()[0]
+    deadline = time.monotonic() + wait_s
+    while True:
+        oldest = conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0]
+        older = conn.execute(
+            "SELECT pid, datname FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL "
+            "AND age(backend_xmin) > age(((%s::bigint %% 4294967296)::text)::xid)", (horizon,)).fetchall()
+        if oldest >= horizon and not older:
+            return
+        if time.monotonic() >= deadline:
+            log.warning("erasure: %d transaction(s) opened before the erasure are still running (%s); old copies "
+                        "of the erased rows may stay in the database files until they end and the tables are "
+                        "rewritten again (VACUUM FULL)", len(older),
+                        ", ".join(f"pid {pid} on {db}" for pid, db in older[:5]) or "writers")
+            return
+        time.sleep(0.2)

@@ -36,6 +36,12 @@ class Principal:
     subject: str
     csrf: str = ""  # a web session's CSRF token (the console's pages echo it)
 
+    @property
+    def author(self) -> str:
+        """Who an admin change is recorded as made by: the login, or the token's name for an
+        API token that acts for no one."""
+        return self.subject or f"token {self.name}"
+
 
 class TokenAuth:
     """Falcon middleware: puts the caller's Principal in req.context.principal, or refuses."""

@@ -116,7 +116,7 @@ class LicenceSettingsResource:
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
         try:
-            self.licensing.set_track_unlicensed(data["track_unlicensed"], by=req.context.principal.subject)
+            self.licensing.set_track_unlicensed(data["track_unlicensed"], by=req.context.principal.author)
         except NotInstalled as exc:
             raise RefusedChange({"track_unlicensed": [str(exc)]}, title="No licence installed") from None
         resp.media = {"track_unlicensed": data["track_unlicensed"]}

@@ -345,7 +345,8 @@ class PrinterReleaseResource:
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         if not 1 <= len(name) <= 255 or any(not c.isprintable() for c in name):
             raise InvalidRequest({"name": ["not a printer name"]})
-        p = self.set_release_settings(name, release_settings(req.get_media(default_when_empty={}) or {}))
+        p = self.set_release_settings(name, release_settings(req.get_media(default_when_empty={}) or {}),
+                                      by=req.context.principal.author)
         resp.media = release_settings_json(p)
 
 

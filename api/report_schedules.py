@@ -86,12 +86,12 @@ class ScheduleResource:
         try:
             self.define(ScheduleDefinition(name, data["report"], data["parameters"], data["format"], data["cron"],
                                            tuple(data["recipients"]), data["period"]),
-                        by=req.context.principal.subject)
+                        by=req.context.principal.author)
         except InvalidRequest as exc:
             raise InvalidInput(exc.errors) from None
         resp.status = falcon.HTTP_204
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        if not self.remove(name, by=req.context.principal.subject):
+        if not self.remove(name, by=req.context.principal.author):
             raise falcon.HTTPNotFound(title="No such schedule", description=f"there is no schedule {name[:100]!r}")
         resp.status = falcon.HTTP_204

@@ -81,7 +81,7 @@ class SettingResource:
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
         extra = {"expected": data["expected"]} if "expected" in data else {}
         try:
-            result = self.change(field, data["value"], by=req.context.principal.subject, **extra)
+            result = self.change(field, data["value"], by=req.context.principal.author, **extra)
         except SettingError as exc:
             raise InvalidInput({"value": [str(exc)]}) from None
         except StaleSetting as exc:

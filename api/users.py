@@ -239,7 +239,7 @@ class UserRoleResource:
         uid = _user_id(user_id)
         data = load(self.schema, req.get_media(default_when_empty=None) or {})
         try:
-            changed = self.change_role(uid, data["role"])
+            changed = self.change_role(uid, data["role"], by=req.context.principal.author)
         except NoSuchUser:
             raise falcon.HTTPNotFound(title="No such user") from None
         except UserError as exc:  # LastActiveAdmin

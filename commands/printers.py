@@ -91,13 +91,13 @@ class SetCostSchedule:
         self.app = app
         self.printers = printers
 
-    def __call__(self, name: str, schedule: CostSchedule) -> int:
-        """Returns the schedule's version."""
+    def __call__(self, name: str, schedule: CostSchedule, by: str = "") -> int:
+        """Returns the schedule's version. `by`: the admin (login, or "cli")."""
         def attempt() -> Printer:
             pid = printer_id(self.app.server_id, name)
             if pid in self.app.repository:
                 printer: Printer = self.app.repository.get(pid)
-                printer.change_cost_schedule(schedule.to_dict())
+                printer.change_cost_schedule(schedule.to_dict(), by=by)
             else:
                 printer = Printer.register(pid, name, schedule)
             self.app.save(printer)
@@ -115,11 +115,11 @@ class SetSecureHold:
         self.app = app
         self.printers = printers
 
-    def __call__(self, name: str, secure: bool) -> None:
+    def __call__(self, name: str, secure: bool, by: str = "") -> None:
         def attempt() -> None:
             printer = _load_or_register(self.app, name, self.printers.default_schedule)
             if printer.secure != secure:
-                printer.change_secure_hold(secure)
+                printer.change_secure_hold(secure, by=by)
             self.app.save(printer)
 
         retry_on_conflict(attempt, what=f"change secure hold of printer {name}")
@@ -146,7 +146,7 @@ class SetReleaseSettings:
         self.app = app
         self.printers = printers
 
-    def __call__(self, name: str, s: ReleaseSettings) -> Printer:
+    def __call__(self, name: str, s: ReleaseSettings, by: str = "") -> Printer:
         errors: dict[str, list[str]] = {}
         if s.hold_seconds is not None and not 60 <= s.hold_seconds <= MAX_HOLD_SECONDS:
             errors["hold_seconds"] = [f"between 60 and {MAX_HOLD_SECONDS} seconds"]
@@ -162,15 +162,15 @@ class SetReleaseSettings:
         def attempt() -> Printer:
             p = _load_or_register(self.app, name, self.printers.default_schedule)
             if s.hold_seconds is not None and s.hold_seconds != p.hold_seconds:
-                p.change_hold_time(s.hold_seconds)
+                p.change_hold_time(s.hold_seconds, by=by)
             mode = s.code_mode if s.code_mode is not None else p.code_mode
             length = s.code_length if s.code_length is not None else p.code_length
             if (mode, length) != (p.code_mode, p.code_length):
-                p.change_release_code_mode(mode, length)
+                p.change_release_code_mode(mode, length, by=by)
             if s.group is not None and s.group.strip() != p.group:
-                p.change_group(s.group.strip())
+                p.change_group(s.group.strip(), by=by)
             if s.card_reader is not None and s.card_reader != p.card_reader:
-                p.associate_card_reader(s.card_reader)
+                p.associate_card_reader(s.card_reader, by=by)
             self.app.save(p)
             return p
 

@@ -398,8 +398,9 @@ class ChangeRole:
         self.guard = AdminGuard(app, index)
         self.clock = clock
 
-    def __call__(self, uid: UUID, role: str) -> bool:
-        """False if the user had this role already. Raises NoSuchUser, LastActiveAdmin, UserError."""
+    def __call__(self, uid: UUID, role: str, by: str = "") -> bool:
+        """False if the user had this role already. Raises NoSuchUser, LastActiveAdmin, UserError.
+        `by`: the admin (login, or "cli")."""
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}")
 
@@ -407,7 +408,7 @@ class ChangeRole:
             user = _existing(self.app, uid)
             if role != user.role:
                 self.guard.check(user, what=f"make them {role}")
-            if not user.change_role(role, self.clock()):
+            if not user.change_role(role, self.clock(), by=by):
                 return False
             self.app.save(user)
             return True

@@ -51,31 +51,71 @@ class Printer(Aggregate):
     def register(cls, printer_id: UUID, name: str, schedule: CostSchedule) -> "Printer":
         return cls._create(cls.Registered, id=printer_id, name=name, schedule=schedule.to_dict())
 
-    @event("CostScheduleChanged")
-    def change_cost_schedule(self, schedule: dict) -> None:
+    # An admin's changes name their author (`by`: the login, or "cli"). It was appended to each
+    # of these events: those stored before it say "" (not recorded).
+
+    class CostScheduleChanged(Aggregate.Event):
+        schedule: dict
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(CostScheduleChanged)
+    def change_cost_schedule(self, schedule: dict, by: str = "") -> None:
         self.schedule = CostSchedule.from_dict(schedule)
         self.schedule_version += 1
 
-    @event("SecureHoldChanged")
-    def change_secure_hold(self, secure: bool) -> None:
+    class SecureHoldChanged(Aggregate.Event):
+        secure: bool
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(SecureHoldChanged)
+    def change_secure_hold(self, secure: bool, by: str = "") -> None:
         self.secure = secure
 
-    @event("HoldTimeChanged")
-    def change_hold_time(self, seconds: int) -> None:
+    class HoldTimeChanged(Aggregate.Event):
+        seconds: int
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(HoldTimeChanged)
+    def change_hold_time(self, seconds: int, by: str = "") -> None:
         self.hold_seconds = seconds
 
-    @event("ReleaseCodeModeChanged")
-    def change_release_code_mode(self, mode: str, length: int) -> None:
+    class ReleaseCodeModeChanged(Aggregate.Event):
+        mode: str
+        length: int
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(ReleaseCodeModeChanged)
+    def change_release_code_mode(self, mode: str, length: int, by: str = "") -> None:
         self.code_mode = mode
         self.code_length = length
 
-    @event("PrinterGroupChanged")
-    def change_group(self, group: str) -> None:
+    class PrinterGroupChanged(Aggregate.Event):
+        group: str
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(PrinterGroupChanged)
+    def change_group(self, group: str, by: str = "") -> None:
         """Printers of one group release each other's jobs (pull printing); "" for none."""
         self.group = group
 
-    @event("CardReaderAssociated")
-    def associate_card_reader(self, reader: dict) -> None:
+    class CardReaderAssociated(Aggregate.Event):
+        reader: dict
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(CardReaderAssociated)
+    def associate_card_reader(self, reader: dict, by: str = "") -> None:
         """{host, port, format...} of the network card reader at this printer; {} for none."""
         self.card_reader = dict(reader)
 

@@ -191,17 +191,27 @@ class User(Aggregate):
         self.pin_digest = pin_digest
         self.pin_by = by if pin_digest else ""
 
-    def change_role(self, role: str, now: int) -> bool:
+    def change_role(self, role: str, now: int, by: str = "") -> bool:
+        """`by`: the admin who changed it ("" for the setup and the directory sync)."""
         self._refuse_if_removed()
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}")
         if role == self.role:
             return False
-        self._role_changed(at=now, role=role)
+        self._role_changed(at=now, role=role, by=by)
         return True
 
-    @event("RoleChanged")
-    def _role_changed(self, at: int, role: str) -> None:
+    class RoleChanged(Aggregate.Event):
+        """`by` was appended (events stored before it say "": not recorded)."""
+
+        at: int
+        role: str
+        by: str = ""
+
+        APPENDED_DEFAULTS = {"by": ""}
+
+    @event(RoleChanged)
+    def _role_changed(self, at: int, role: str, by: str = "") -> None:
         self.role = role
 
     def set_password_hash(self, password_hash: str, now: int) -> None:

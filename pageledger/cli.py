@@ -486,14 +486,14 @@ def cmd_printers_set_cost(settings: Settings, args: argparse.Namespace) -> int:
         print(f"pageledger: {exc}", file=sys.stderr)
         return 2
     with _runtime(settings) as runtime:
-        version = runtime.set_cost_schedule(args.printer, schedule)
+        version = runtime.set_cost_schedule(args.printer, schedule, by="cli")
     print(f"cost schedule version {version} in force on {args.printer}")
     return 0
 
 
 def cmd_printers_secure(settings: Settings, args: argparse.Namespace) -> int:
     with _runtime(settings) as runtime:
-        runtime.set_secure_hold(args.printer, args.state == "on")
+        runtime.set_secure_hold(args.printer, args.state == "on", by="cli")
     print(f"{args.printer}: secure hold {args.state}")
     return 0
 
@@ -556,7 +556,7 @@ def cmd_printers_release(settings: Settings, args: argparse.Namespace) -> int:
                              card_reader=reader)
     with _runtime(settings) as runtime:
         try:
-            p = runtime.set_release_settings(args.printer, wanted)
+            p = runtime.set_release_settings(args.printer, wanted, by="cli")
         except InvalidRequest as exc:
             for name, messages in exc.errors.items():
                 print(f"{name}: {' '.join(messages)}", file=sys.stderr)

@@ -219,7 +219,8 @@ def cmd_users_passwd(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_users_role(settings: Settings, args: argparse.Namespace) -> int:
-    code, login, changed = _change_user(settings, args.login, lambda runtime, uid: runtime.change_role(uid, args.role))
+    code, login, changed = _change_user(settings, args.login,
+                                        lambda runtime, uid: runtime.change_role(uid, args.role, by="cli"))
     if not code:
         print(f"{login} is now {args.role}" if changed else f"{login} was {args.role} already")
     return code

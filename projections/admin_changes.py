@@ -2,9 +2,10 @@
 
 Read from the log itself (admin changes are few; a read model would be one more thing to
 trust): every event of settings, printers (costs, secure queues), users, access tokens, the
-licence and the setup, in log order. An event that names its author (`by`: site settings, the
-licence's unlicensed-tracking switch) says who; the others were not recorded with their author
-and say so ("not recorded"). Old values come from the event itself (`SiteSettings.FieldChanged`
+licence and the setup, in log order. An event that names its author (`by`: site settings,
+printers' costs and release settings, roles, cards and PINs, the licence's unlicensed-tracking
+switch; events stored before `by` was appended to them have "") says who; the others were not
+recorded with their author and say so ("not recorded"). Old values come from the event itself (`SiteSettings.FieldChanged`
 carries old and new) or, for events that only carry the new value, from the aggregate's
 previous event in the same walk of the log.
 """
@@ -26,6 +27,7 @@ NOT_RECORDED = "not recorded"
 
 ADMIN_EVENTS = (
     SiteSettings.FieldChanged, Printer.Registered, Printer.CostScheduleChanged, Printer.SecureHoldChanged,
+    Printer.HoldTimeChanged, Printer.ReleaseCodeModeChanged, Printer.PrinterGroupChanged, Printer.CardReaderAssociated,
     User.Imported, User.ProfileChanged, User.Activated, User.Deactivated, User.CardAssigned, User.PinChanged,
     User.RoleChanged, User.PasswordChanged, User.Removed, User.Readded,
     AccessToken.Issued, AccessToken.Revoked,

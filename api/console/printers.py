@@ -95,16 +95,16 @@ class PrintersPage:
         if change == "secure":
             if data.get("secure") not in ("on", "off"):
                 return self._show(req, resp, falcon.HTTP_400, {"secure": ["on or off"]}, (name, change))
-            self.set_secure_hold(name, data["secure"] == "on")
+            self.set_secure_hold(name, data["secure"] == "on", by=req.context.principal.author)
         elif change == "prices":
             schedule, errors = _schedule(data)
             if schedule is None:
                 return self._show(req, resp, falcon.HTTP_400, errors, (name, change), data)
-            self.set_cost_schedule(name, schedule)
+            self.set_cost_schedule(name, schedule, by=req.context.principal.author)
         else:
             body = _release_body(data) if change == "release" else _reader_body(data, self.printers, name)
             try:
-                self.set_release_settings(name, release_settings(body))
+                self.set_release_settings(name, release_settings(body), by=req.context.principal.author)
             except InvalidInput as exc:
                 return self._show(req, resp, falcon.HTTP_400, exc.field_errors, (name, change), data)
             except InvalidRequest as exc:

@@ -118,7 +118,7 @@ class UserChangePage:
             if change == "active":
                 self.set_user_active(uid, load(ActiveSchema(), data)["active"])
             elif change == "role":
-                self.change_role(uid, load(RoleSchema(), data)["role"])
+                self.change_role(uid, load(RoleSchema(), data)["role"], by=req.context.principal.author)
             else:
                 raise falcon.HTTPNotFound(title="No such change")
         except NoSuchUser:

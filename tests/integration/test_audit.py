@@ -258,22 +258,22 @@ def test_the_admin_change_log_holds_role_secure_hold_and_licence_changes(runtime
     from projections.admin_changes import NOT_RECORDED
 
     carol = runtime.add_local_user(login="carol", password="carol-pw-4567", role="user", profile={})
-    assert runtime.change_role(carol.id, "auditor")
-    runtime.set_secure_hold("vault", True)
-    runtime.set_secure_hold("vault", False)
+    assert runtime.change_role(carol.id, "auditor", by="dave")
+    runtime.set_secure_hold("vault", True, by="erin")
+    runtime.set_secure_hold("vault", False)  # no author given: the log says so
     runtime.licensing.install_trial()
     runtime.licensing.set_track_unlicensed(True, by="alice")
     runtime.licensing.set_track_unlicensed(False, by="bob")
     changes = list(runtime.audit.changes())
 
-    # The role change, old and new; User.RoleChanged carries no author, and the log says so.
+    # The role change, old and new, and who made it.
     roles = [(c.subject, c.field, c.old, c.new, c.by) for c in changes if c.change == "User.RoleChanged"]
-    assert roles == [("carol", "role", "user", "auditor", NOT_RECORDED)]
-    # The secure hold, on and off (no author recorded either). The first change's old value is
-    # not known to the log: Printer.Registered does not carry `secure`.
+    assert roles == [("carol", "role", "user", "auditor", "dave")]
+    # The secure hold, on and off, by erin and by nobody recorded. The first change's old value
+    # is not known to the log: Printer.Registered does not carry `secure`.
     hold = [(c.area, c.subject, c.field, c.new, c.by) for c in changes if c.change == "Printer.SecureHoldChanged"]
-    assert hold == [("printers", "vault", "secure", True, NOT_RECORDED), ("printers", "vault", "secure", False,
-                                                                            NOT_RECORDED)]
+    assert hold == [("printers", "vault", "secure", True, "erin"), ("printers", "vault", "secure", False,
+                                                                      NOT_RECORDED)]
     assert [c.old for c in changes if c.change == "Printer.SecureHoldChanged"][1] is True
     # The licence: its installation, and the "track unlicensed users" switch with who flipped it.
     installed = {c.field: c.new for c in changes if c.change == "Licence.Installed"}
@@ -284,6 +284,18 @@ def test_the_admin_change_log_holds_role_secure_hold_and_licence_changes(runtime
     assert switch[0][3:] == (True, "alice")
 
     client, tokens = client_and_tokens(runtime)
+    # Through the API, the author is the caller.
+    r = client.simulate_put("/api/v1/printers/vault/release", json={"hold_seconds": 7200, "group": "floor-2"},
+                            headers=bearer(tokens["admin"]))
+    assert r.status_code == 200, r.text
+    r = client.simulate_put(f"/api/v1/users/{carol.id}/role", json={"role": "user"}, headers=bearer(tokens["admin"]))
+    assert r.status_code == 200, r.text
+    # The admin token's subject is its name (t-admin-): its changes are recorded as its.
+    by_api = {(c.change, c.field): c.by for c in runtime.audit.changes()
+              if c.area != "tokens" and c.position > changes[-1].position}
+    assert by_api == {("Printer.HoldTimeChanged", "seconds"): "t-admin-",
+                      ("Printer.PrinterGroupChanged", "group"): "t-admin-",
+                      ("User.RoleChanged", "role"): "t-admin-"}
     for area, change in (("users", "User.RoleChanged"), ("printers", "Printer.SecureHoldChanged"),
                          ("licence", "Licence.UnlicensedTrackingChanged")):
         r = client.simulate_get("/api/v1/audit/changes", params={"area": area}, headers=bearer(tokens["auditor"]))
@@ -511,3 +523,39 @@ def test_every_report_as_of_now_equals_the_live_report_and_leaves_out_later_even
     assert as_csv.returncode == 0 and as_csv.stdout, as_csv.stderr
     bad = cli(runtime, "audit", "as-of", at, "--report", "savings", "--param", "colour=purple")
     assert bad.returncode == 2 and "colour" in bad.stderr
+
+
+def test_an_erasure_on_postgresql_waits_for_a_transaction_in_another_database_that_could_see_the_rows(
+        pg_database_url, tmp_path):
+    """VACUUM FULL keeps a row version that an open transaction anywhere on the server may
+    still see: the erasure waits for such transactions before it rewrites the tables, so no
+    copy of the names is left in the files."""
+    import threading
+
+    from pageledger.bootstrap import build_runtime
+    from pageledger.settings import Settings
+    from tests.conftest import PG_ADMIN_URL
+
+    runtime = build_runtime(Settings.load(environ={}, database_url=pg_database_url, data_dir=tmp_path / "var"))
+    try:
+        reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix="w"))), user="zed",
+                                                       client_host=SECRET_HOST, document=SECRET_DOCUMENT)]}).encode())
+        TrackJobs(runtime.app, runtime.printers, personal=runtime.personal_keys)(reports)
+        runtime.catch_up()
+        other = sa.create_engine(PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://"))
+        held_s = 3.0
+        with other.connect() as conn:  # in the `postgres` database, not the site's
+            conn.execute(sa.text("SELECT pg_current_xact_id()")).scalar()  # an open transaction with an xid
+            ended = threading.Timer(held_s, conn.rollback)
+            started = time.monotonic()
+            ended.start()
+            erased = runtime.erase_person("zed")
+            took = time.monotonic() - started
+            ended.join()
+        other.dispose()
+        assert erased.jobs == 1
+        assert took >= held_s - 0.2, f"the erasure did not wait for the open transaction ({took:.1f}s)"
+        raw = database_bytes(runtime)
+        assert SECRET_HOST.encode() not in raw and SECRET_DOCUMENT.encode() not in raw
+    finally:
+        runtime.close()

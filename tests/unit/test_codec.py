@@ -161,3 +161,29 @@ def test_a_job_stored_before_legacy_id_was_appended_reads_as_an_agents_job():
     view = decode_view("PrintJob.Tracked", old_state)
     assert (view.document, view.legacy_id, view.billing_code) == ("report.pdf", "", "")
     assert isinstance(event, PrintJob.Tracked)
+
+
+def test_admin_changes_stored_before_their_author_was_appended_decode_with_none_recorded():
+    # Printer and role changes gained `by` at the end; events stored without it read as "".
+    from uuid import uuid4
+
+    import msgspec
+    from eventsourcing.persistence import StoredEvent
+
+    from adapters.codec import CompactMapper, MsgpackTranscoder
+
+    codec = CompactMapper(transcoder=MsgpackTranscoder())
+    old = {"Printer.SecureHoldChanged": [1_700_000_000_000_000, True],
+           "Printer.HoldTimeChanged": [1_700_000_000_000_000, 3600],
+           "Printer.ReleaseCodeModeChanged": [1_700_000_000_000_000, "random", 6],
+           "Printer.PrinterGroupChanged": [1_700_000_000_000_000, "floor-2"],
+           "Printer.CardReaderAssociated": [1_700_000_000_000_000, {"host": "10.0.0.9"}],
+           "Printer.CostScheduleChanged": [1_700_000_000_000_000, {"mono_page": 500}],
+           "User.RoleChanged": [1_700_000_000_000_000, 1_700_000_000_000_000, "auditor"]}
+    for topic, values in old.items():
+        stored = StoredEvent(originator_id=uuid4(), originator_version=2, topic=topic,
+                             state=msgspec.msgpack.encode(values))
+        event = codec.to_domain_event(stored)
+        assert event.by == "", topic
+        again = codec.to_stored_event(event)
+        assert msgspec.msgpack.decode(again.state) == values + [""], topic

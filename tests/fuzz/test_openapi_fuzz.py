@@ -35,7 +35,7 @@ from commands.setup import SetupRequest
 
 pytestmark = pytest.mark.fuzz
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 15  # 25 took 80-95 s a run here (4 runs); 15 keeps every operation, role and mode
 SEED = 14
 BUDGET_SECONDS = 120.0  # the whole run on one store and state; a run took 15-20 s here (2 cores)
 ROLES = ("admin", "agent", "user")

@@ -70,6 +70,7 @@ def test_the_setup_wizard_passes_axe_on_each_step(server, browser, shots):
     page.get_by_role("button", name="Continue").click()
     expect(page.get_by_role("group", name="Step 1: network type")).to_be_visible()
     checked["step 1"] = _axe(page)
+    shoot(page, shots, "setup-wizard-step-1")
     page.get_by_label("Local accounts (no directory)").check()
     page.get_by_role("button", name="Next: licence").click()
     expect(page.get_by_role("group", name="Step 2: licence")).to_be_visible()
@@ -83,6 +84,7 @@ def test_the_setup_wizard_passes_axe_on_each_step(server, browser, shots):
     page.get_by_role("button", name="Next: first administrator").click()
     expect(page.get_by_role("group", name="Step 3: first administrator")).to_be_visible()
     checked["step 3"] = _axe(page)
+    shoot(page, shots, "setup-wizard-step-3")
     page.locator("input[name=admin_login]").fill(ADMIN)
     page.locator("input[name=admin_password]").fill(ADMIN_PW)
     page.get_by_role("button", name="Finish setup").click()
@@ -176,4 +178,113 @@ def test_acceptance_a_job_printed_through_cups_is_in_job_accounting_and_the_repo
         assert (figures["jobs"], figures["impressions"], figures["sheets"]) == (1, 6, 6), figures
         assert Decimal(str(figures["cost"])) == cost, figures
     book.close()
+    page.context.close()
+
+
+PHONE = {"width": 360, "height": 740}
+HOLDER, HOLDER_PW, CARD, PIN = "erin", "erin-pw-12345", "E1B2C3", "739146"
+
+
+def _cli(server, *args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "pageledger.cli", *args], cwd=server.workdir, env=server.env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def _card_login(page, card: str, pin: str) -> int:
+    page.get_by_label("Card number", exact=True).fill(card)
+    page.get_by_label("PIN", exact=True).fill(pin)
+    with page.expect_response(lambda r: r.url.endswith("/release/login") and r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Log in with card").click()
+    return answer.value.status
+
+
+def test_a_held_job_is_released_from_release_on_a_phone_after_a_card_and_pin_login_and_wrong_pins_are_throttled(
+        server, browser, shots):
+    admin = server.headers(server.admin_token)
+    r = requests.post(server.url + "/api/v1/users", json={"login": HOLDER, "password": HOLDER_PW, "role": "user"},
+                      headers=admin, timeout=10)
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    for path, body in (("card", {"card": CARD}), ("pin", {"pin": PIN})):
+        deadline = time.monotonic() + 10
+        while True:  # the users read model may not have the new user yet: a card's holder is checked there
+            r = requests.put(f"{server.url}/api/v1/users/{uid}/{path}", json=body, headers=admin, timeout=10)
+            if r.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert r.status_code == 200, r.text
+    # Two secure printers of one group; the job is sent to the first, the phone stands at the second.
+    _cli(server, "printers", "set-cost", "phone-mfp", "--mono", "0.10", "--colour", "0.50")
+    for name in ("phone-mfp", "phone-mfp-2"):
+        _cli(server, "printers", "secure", name, "on")
+        r = requests.put(f"{server.url}/api/v1/printers/{name}/release", json={"group": "floor-9"}, headers=admin,
+                         timeout=10)
+        assert r.status_code == 200, r.text
+    deadline, result = time.monotonic() + 10, {}
+    while time.monotonic() < deadline:  # each server process keeps a printer's settings 2 s
+        result = post_job(server, user=HOLDER, printer="phone-mfp", document="Erin's boarding pass.pdf", pages=2,
+                          copies=1, job_key=f"phone/{time.time_ns()}")
+        if result["decision"] == "hold":
+            break
+        time.sleep(0.5)
+    assert result["decision"] == "hold", result
+    data = b"%PDF-1.4\n% boarding pass\n%%EOF\n"
+    requests.put(f"{server.url}/Services/jobs/{result['job_id']}/spool", data=data, timeout=10,
+                 headers={**server.headers(server.agent_token), "Content-Type": "application/octet-stream",
+                          "X-Content-SHA256": hashlib.sha256(data).hexdigest()}).raise_for_status()
+    held = wait_for_job(server, "Erin's boarding pass.pdf", listing="/api/v1/held-jobs")
+    assert Decimal(held["cost"]) == Decimal("0.20")
+
+    # The phone at phone-mfp-2 opens /release: its own login page, card and PIN or login and password.
+    page = new_page(browser, bypass_csp=True, viewport=PHONE)
+    page.goto(base(server) + "/release?printer=phone-mfp-2")
+    assert page.url == base(server) + "/release/login?printer=phone-mfp-2"
+    expect(page.get_by_role("heading", name="With your card and PIN")).to_be_visible()
+    checked = {"/release/login": _axe(page)}
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    shoot(page, shots, "phone-release-login")
+    assert _card_login(page, CARD, "000000") == 401  # a wrong PIN
+    expect(page.get_by_role("alert")).to_have_text("wrong card number or PIN")
+    checked["/release/login (refused)"] = _axe(page)
+    assert not [c for c in page.context.cookies() if c["name"] == "pl_session"]
+    assert _card_login(page, CARD.lower(), PIN) == 303  # a card is read in capitals
+    expect(page.get_by_role("heading", name="Release your print jobs")).to_be_visible()
+    assert page.url == base(server) + "/release?printer=phone-mfp-2"
+
+    job = page.locator("li.held-job", has_text="Erin's boarding pass.pdf")
+    expect(job).to_contain_text("phone-mfp · 2 page(s) · " + held["cost"])
+    expect(page.get_by_label("Print on")).to_have_value("phone-mfp-2")  # the printer the phone stands at
+    checked["/release"] = _axe(page)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 380
+    shoot(page, shots, "phone-release")
+    job.get_by_role("checkbox").check()
+    page.get_by_role("button", name="Release").click()
+    expect(page.get_by_role("status")).to_have_text("Released: collect the jobs at the printer.")
+    expect(page.locator("li.held-job", has_text="Erin's boarding pass.pdf")).to_have_count(0)
+    checked["/release (released)"] = _axe(page)
+    shoot(page, shots, "phone-release-done")
+    assert {p: v for p, v in checked.items() if v} == {}
+    page.context.close()
+
+    # The release is recorded: the job is released (not held), and its order goes to phone-mfp-2.
+    jobs = requests.get(server.url + "/api/v1/jobs", headers=admin, timeout=10).json()["jobs"]
+    assert [j["status"] for j in jobs if j["document"] == "Erin's boarding pass.pdf"] == ["released"]
+    assert requests.get(server.url + "/api/v1/held-jobs", headers=admin, timeout=10).json()["jobs"] == []
+    orders = requests.get(server.url + "/Services/releases", headers=server.headers(server.agent_token),
+                          timeout=10).json()["orders"]
+    assert [(o["job_id"], o["printer"], o["user"]) for o in orders] == [(held["job_id"], "phone-mfp-2", HOLDER)]
+
+    # Wrong PINs are throttled like wrong passwords: after five, even the right PIN waits.
+    page = new_page(browser, viewport=PHONE)
+    page.goto(base(server) + "/release/login")
+    assert [_card_login(page, CARD, f"11110{i}") for i in range(5)] == [401] * 5
+    assert _card_login(page, CARD, PIN) == 429
+    expect(page.get_by_role("alert")).to_have_text("too many failed attempts: try again later")
+    assert not [c for c in page.context.cookies() if c["name"] == "pl_session"]
+    # Logging in with the login and password still works, and lands on /release.
+    page.get_by_label("Login", exact=True).fill(HOLDER)
+    page.get_by_label("Password", exact=True).fill(HOLDER_PW)
+    page.get_by_role("button", name="Log in with password").click()
+    expect(page.get_by_text("No held jobs of yours.")).to_be_visible()
     page.context.close()

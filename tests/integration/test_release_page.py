@@ -74,6 +74,27 @@ def test_the_page_lists_only_your_jobs_escaped_and_releases_them_with_the_csrf_t
     assert theirs not in client.simulate_get("/release", cookies=admin).text
 
 
+def test_a_user_deletes_their_held_job_from_the_page_and_a_tick_is_required(runtime, client):
+    [mine], _ = held(runtime, document="draft to bin")
+    [kept], _ = held(runtime, document="keep me")
+    cookies, csrf = login(runtime, "alice")
+    head = runtime.app.recorder.max_notification_id()
+    none = client.simulate_post("/release", cookies=cookies, headers=FORM,
+                                body=_form({"action": "delete", "csrf_token": csrf}))
+    assert none.status_code == 400 and "tick at least one job" in none.text
+    odd = client.simulate_post("/release", cookies=cookies, headers=FORM,
+                               body=_form({"action": "shred", "job": mine, "csrf_token": csrf}))
+    assert odd.status_code == 400 and "action: release or delete" in odd.text
+    assert runtime.app.recorder.max_notification_id() == head  # refused: nothing written
+    done = client.simulate_post("/release", cookies=cookies, headers=FORM,
+                                body=_form({"action": "delete", "job": mine, "csrf_token": csrf}))
+    assert done.status_code == 303 and done.headers["location"] == "/release?done=deleted"
+    runtime.catch_up()
+    assert [j.job_id for j in held_jobs(runtime)] == [kept]
+    page = client.simulate_get("/release", cookies=cookies, query_string="done=deleted")
+    assert "Deleted." in page.text and "draft to bin" not in page.text and "keep me" in page.text
+
+
 def held_jobs(runtime):
     from projections.held_jobs import waiting_jobs
 

@@ -1,7 +1,7 @@
 """Secure release over HTTP: users list, release and delete their held jobs (JSON; the console's
-Secure Print and the phone's /release page are in api/console); the release service takes its orders and reports what printed;
-admins set a queue's release settings. A user never sees another user's job: a job of someone
-else is answered as an unknown one.
+Secure Print and the phone's /release page are in api/console); the release service takes its
+orders and reports what printed; admins set a queue's release settings. A user never sees
+another user's job: a job of someone else is answered as an unknown one.
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ from api.report_schedules import ScheduleListResource, ScheduleResource
 from api.reports import JobListResource, UsageResource
 from api.services import JobsResource, PolicyResource, SpoolResource
 from api.release import (CardReadersResource, CardSwipeResource, DeleteRequestResource, HeldJobsResource, PrinterReleaseResource, ReleaseOrdersResource,
-                         ReleaseOutcomeResource, ReleasePageResource, ReleaseRequestResource)
+                         ReleaseOutcomeResource, ReleaseRequestResource)
 from commands.printers import SetReleaseSettings
 from commands.release import CardReaders, DeleteJobs, HeldData, RecordReleaseOutcome, ReleaseJobs, SwipeCard
 from api.setup import NetworkSetupResource, SetupCodeCheck
@@ -44,6 +44,7 @@ from api.console.jobs import JobPage, JobsCsv, JobsPage, MyJobsPage
 from api.console.printers import PrintersPage
 from api.console.render import Renderer
 from api.console.reports import ReportPage, ReportsPage
+from api.console.release_page import ReleaseLoginPage, ReleasePage
 from api.console.secure_print import SecurePrintPage
 from api.console.settings import LicensingPage, SettingsPage
 from api.console.static import StaticResource
@@ -54,7 +55,7 @@ from api.users import (
 )
 from commands.jobs import HoldJob, TrackJobs
 from commands.licensing import Licensing
-from commands.logins import LogIn
+from commands.logins import LogIn, LogInWithCard
 from commands.printers import PrinterCache, SetCostSchedule, SetSecureHold
 from commands.setup import CheckDirectoryConnection, CompleteSetup
 from commands.site_settings import ChangeSetting, SiteSettingsReader
@@ -80,6 +81,7 @@ class Wiring(Protocol):
     track_jobs: TrackJobs
     hold_job: HoldJob
     log_in: LogIn
+    log_in_with_card: LogInWithCard
     check_directory_connection: CheckDirectoryConnection
     complete_setup: CompleteSetup
     set_user_active: SetUserActive
@@ -144,7 +146,6 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         # They have HTML forms too.
         "/Authentication/Login": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
         "/Setup/NetworkSetup": BodyRule((JSON, FORM), limits.json_bytes, limits.depth),
-        "/release": BodyRule((FORM,), limits.json_bytes, limits.depth),
     }
     # The console's forms (api.console): form bodies, checked for their CSRF token by FormCsrf.
     console_form = BodyRule((FORM,), limits.json_bytes, limits.depth)
@@ -203,7 +204,6 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/held-jobs/release", ReleaseRequestResource(w.reader, w.release_jobs))
         route("/api/v1/held-jobs/delete", DeleteRequestResource(w.reader, w.delete_jobs))
         route("/api/v1/printers/{name}/release", PrinterReleaseResource(w.set_release_settings))
-        route("/release", ReleasePageResource(w.reader, w.release_jobs, w.delete_jobs, w.sessions))
         # audit and privacy (docs/audit-privacy.md)
         route("/api/v1/events", EventsResource(w.event_history))
         route("/api/v1/jobs/{job}/history", JobHistoryResource(w.event_history))
@@ -235,6 +235,9 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
                                         w.set_release_settings, w.event_history))
         route("/admin/settings", SettingsPage(renderer, w.site_settings))
         route("/admin/licensing", LicensingPage(renderer, w.reader, w.clock, host, w.licensing, w.progress))
+        route("/release", ReleasePage(renderer, w.reader, w.printers, w.release_jobs, w.delete_jobs, w.progress))
+        route("/release/login", ReleaseLoginPage(renderer, w.log_in, w.log_in_with_card, w.sessions,
+                                                 w.client_address))
         route("/secure-print", SecurePrintPage(renderer, w.reader, w.printers, w.release_jobs, w.delete_jobs,
                                                w.progress))
         route("/reports", ReportsPage(renderer))
@@ -244,4 +247,5 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
 
 
 # Console routes that take a form post (their CSRF token is a form field).
-CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing", "/secure-print")
+CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing", "/secure-print",
+                 "/release", "/release/login")

@@ -106,14 +106,12 @@ class TokenAuth:
 
     def _session_principal(self, req: falcon.Request, resource: object = None) -> Principal:
         """A web login's cookie. A request that changes something must echo its CSRF token
-        (in X-CSRF-Token; a console form in its csrf_token field, checked by FormCsrf; a
-        `csrf_in_form` resource, api/release.py, checks its form's field itself)."""
+        (in X-CSRF-Token; a console form in its csrf_token field, checked by FormCsrf)."""
         session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
         if session is None or (self.revocations is not None and self.revocations.is_revoked(session.session_id)):
             raise falcon.HTTPUnauthorized(title="Session expired", description="Log in again.",
                                           challenges=["Bearer"])
-        csrf_in_form = getattr(resource, "csrf_in_form", False)
-        if req.method not in ("GET", "HEAD", "OPTIONS") and not csrf_in_form and not same_token(
+        if req.method not in ("GET", "HEAD", "OPTIONS") and not same_token(
                 req.get_header("X-CSRF-Token"), session.csrf):
             if not (getattr(resource, "form_csrf", False) and (req.content_type or "").startswith(FORM_TYPE)):
                 raise falcon.HTTPForbidden(title="CSRF token missing or wrong",

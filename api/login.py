@@ -9,7 +9,7 @@ from __future__ import annotations
 import falcon
 from marshmallow import Schema, fields, validate
 
-from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, same_token
+from adapters.sessions import CSRF_COOKIE, SESSION_COOKIE, Session, SessionSigner, same_token
 from adapters.session_revocations import SessionRevocations
 from api.client_address import ClientAddress
 from api.errors import load
@@ -18,10 +18,10 @@ from api.console.render import Renderer
 from api.pages import form_csrf, is_form, is_json
 from api.transport import is_https
 from api.users import validate_login
-from commands.logins import LogIn
+from commands.logins import LogIn, LoginResult
 from domain.logins import BAD_CREDENTIALS, NOT_ALLOWED, THROTTLED
 
-_STATUS = {BAD_CREDENTIALS: falcon.HTTP_401, THROTTLED: falcon.HTTP_429, NOT_ALLOWED: falcon.HTTP_503}
+REFUSED_STATUS = {BAD_CREDENTIALS: falcon.HTTP_401, THROTTLED: falcon.HTTP_429, NOT_ALLOWED: falcon.HTTP_503}
 
 
 class LoginSchema(Schema):
@@ -77,7 +77,7 @@ class LoginResource:
         client = self.client_address(req.remote_addr or "", req.get_header("X-Forwarded-For"))
         result = self.log_in(login=data["login"], password=data["password"], remote_addr=client)
         if not result.ok:
-            resp.status = _STATUS.get(result.outcome, falcon.HTTP_403)
+            resp.status = REFUSED_STATUS.get(result.outcome, falcon.HTTP_403)
             if result.retry_after:
                 resp.set_header("Retry-After", str(result.retry_after))
             if form:
@@ -85,13 +85,20 @@ class LoginResource:
             else:
                 resp.media = {"title": "Login refused", "outcome": result.outcome, "description": result.message}
             return
-        cookie, session = self.sessions.issue(result.login, result.role)
-        resp.set_cookie(SESSION_COOKIE, cookie, secure=is_https(req), http_only=True, same_site="Strict", path="/",
-                        max_age=self.sessions.lifetime)
+        session = start_session(self.sessions, req, resp, result)
         if form:
             resp.status = falcon.HTTP_303
             resp.location = safe_next(req.get_param("next"))
         resp.media = {"login": result.login, "role": result.role, "csrf_token": session.csrf}
+
+
+def start_session(sessions: SessionSigner, req: falcon.Request, resp: falcon.Response, result: LoginResult) -> Session:
+    """A successful login (password, or card and PIN on /release) gets its session cookie:
+    Secure exactly when served over HTTPS, HttpOnly, SameSite=Strict."""
+    cookie, session = sessions.issue(result.login, result.role)
+    resp.set_cookie(SESSION_COOKIE, cookie, secure=is_https(req), http_only=True, same_site="Strict", path="/",
+                    max_age=sessions.lifetime)
+    return session
 
 
 class LogoutResource:

@@ -1,26 +1,11 @@
-"""The few server-rendered HTML pages (login, setup wizard). Every value is HTML-escaped."""
+"""Helpers of the pre-login forms (login, the setup wizard, /release/login) and of form bodies."""
 from __future__ import annotations
 
 import secrets
-from html import escape
 
 import falcon
 
 from adapters.sessions import CSRF_COOKIE
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} - PageLedger</title></head>
-<body><main><h1>{title}</h1>{body}</main></body></html>"""
-
-
-def page(title: str, body_html: str) -> str:
-    """`body_html` must already be escaped where it holds data (use `e`)."""
-    return _PAGE.format(title=escape(title), body=body_html)
-
-
-def e(value: object) -> str:
-    return escape(str(value), quote=True)
 
 
 def form_csrf(req: falcon.Request, resp: falcon.Response) -> str:

@@ -1,7 +1,7 @@
-"""Secure release over HTTP: users list, release and delete their held jobs (JSON and the plain
-phone-friendly /release page); the release service takes its orders and reports what printed;
-admins set a queue's release settings. A user never sees another user's job: a job of someone
-else is answered as an unknown one.
+"""Secure release over HTTP: users list, release and delete their held jobs (JSON; the console's
+Secure Print and the phone's /release page are in api/console); the release service takes its
+orders and reports what printed; admins set a queue's release settings. A user never sees
+another user's job: a job of someone else is answered as an unknown one.
 """
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ import falcon
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from adapters.sessions import SESSION_COOKIE, SessionSigner, same_token
 from api.errors import load
 from api.openapi import Operation
-from api.pages import e, is_form, page
 from commands.job_reports import NAME
 from commands.printers import ReleaseSettings, SetReleaseSettings
 from commands.release import (MAX_JOBS, Caller, CodeThrottled, DeleteJobs, RecordReleaseOutcome, ReleaseJobs)
@@ -348,79 +346,6 @@ class PrinterReleaseResource:
         p = self.set_release_settings(name, release_settings(req.get_media(default_when_empty={}) or {}),
                                       by=req.context.principal.author)
         resp.media = release_settings_json(p)
-
-
-# --- the phone-friendly page ----------------------------------------------------------------
-
-class ReleasePageResource(_Jobs):
-    """GET/POST /release: a plain, server-rendered page; every value escaped; the form carries the
-    session's CSRF token (checked here: TokenAuth leaves form posts of this page to it)."""
-
-    roles = ("admin", "user")
-    csrf_in_form = True
-    openapi = {"get": Operation("The release page (HTML): your held jobs, release or delete them"),
-               "post": Operation("The release page's form (action=release or delete, job=..., printer, code, "
-                                 "csrf_token)", responses={200: "The page again, saying what happened",
-                                                           400: "A bad selection (the page names it)",
-                                                           403: "CSRF token missing or wrong",
-                                                           415: "Not the page's form (urlencoded)",
-                                                           429: "Too many wrong codes"})}
-
-    def __init__(self, reader: sa.Engine, release_jobs: ReleaseJobs, delete_jobs: DeleteJobs,
-                 sessions: SessionSigner) -> None:
-        super().__init__(reader)
-        self.release_jobs = release_jobs
-        self.delete_jobs = delete_jobs
-        self.sessions = sessions
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._render(req, resp)
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not is_form(req):
-            raise falcon.HTTPUnsupportedMediaType(title="Send the page's form")
-        form = req.get_media(default_when_empty={}) or {}
-        session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
-        token = form.get("csrf_token")
-        if session is None or isinstance(token, list) or not same_token(token, session.csrf):
-            raise falcon.HTTPForbidden(title="CSRF token missing or wrong", description="Reload the page.")
-        picked = form.get("job", [])
-        picked = [picked] if isinstance(picked, str) else list(picked)
-        action, printer, code = (_one(form, "action"), _one(form, "printer") or None, _one(form, "code") or None)
-        try:
-            message = release_or_delete(self.release_jobs, self.delete_jobs, action, picked, _caller(req), printer,
-                                        code)
-        except InvalidRequest as exc:
-            resp.status = falcon.HTTP_400
-            message = "Not done: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.errors.items())
-        self._render(req, resp, message)
-
-    def _render(self, req: falcon.Request, resp: falcon.Response, message: str = "") -> None:
-        jobs = held_jobs_of(self.reader, _caller(req), limit=200)
-        session = self.sessions.read(req.cookies.get(SESSION_COOKIE))
-        csrf = session.csrf if session else ""
-        rows = "".join(
-            f'<li><label><input type="checkbox" name="job" value="{e(j.job_id)}"> {e(j.document or "(untitled)")}'
-            f' — {e(j.printer)}, {j.pages * j.copies} page(s), {e(format_money(j.cost))}'
-            f'{", " + e(j.reason) if j.reason else ""}{"" if j.has_data else " (arriving)"}</label></li>'
-            for j in jobs)
-        notice = f'<p role="status">{e(message)}</p>' if message else ""
-        body = (f"{notice}<form method=\"post\" action=\"/release\">"
-                f'<input type="hidden" name="csrf_token" value="{e(csrf)}">'
-                f"<ul>{rows or '<li>No held jobs.</li>'}</ul>"
-                '<label>Printer (optional) <input name="printer" autocomplete="off"></label> '
-                '<label>Release code <input name="code" inputmode="numeric" autocomplete="off"></label> '
-                '<button name="action" value="release">Release</button> '
-                '<button name="action" value="delete">Delete</button></form>')
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = page("Release your print jobs", body)
-
-
-def _one(form: dict, name: str) -> str:
-    value = form.get(name, "")
-    if isinstance(value, list):
-        raise InvalidRequest({name: ["given more than once"]})
-    return str(value).strip()[:255]
 
 
 # --- card readers (the release service, agent token) ------------------------------------------

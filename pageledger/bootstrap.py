@@ -37,7 +37,7 @@ from adapters.throttle import LoginThrottle
 from commands.access_tokens import IssueToken, RevokeToken
 from commands.jobs import HoldJob, RecordMigratedJobs, TrackJobs
 from commands.licensing import Licensing
-from commands.logins import LogIn
+from commands.logins import LogIn, LogInWithCard
 from commands.ports import Directory
 from commands.printers import (PrinterCache, ReplayLegacySchedules, SetCostSchedule, SetReleaseSettings,
                                SetSecureHold)
@@ -465,6 +465,10 @@ class Runtime:
     @cached_property
     def log_in(self) -> LogIn:
         return LogIn(self.app, self.directory, self.licensing, self.throttle, self.clock)
+
+    @cached_property
+    def log_in_with_card(self) -> LogInWithCard:
+        return LogInWithCard(self.app, self.users, self.pin_digest, self.licensing, self.throttle, self.clock)
 
     @cached_property
     def check_directory_connection(self) -> CheckDirectoryConnection:

@@ -10,6 +10,9 @@ import falcon
 from api.console.render import Renderer
 
 
+LOGIN_PAGE = "/Authentication/Login"  # a page may name its own (`login_page`: /release has its phone login)
+
+
 def is_console(req: falcon.Request) -> bool:
     return bool(getattr(req.context, "console", False))
 
@@ -20,6 +23,7 @@ class ConsoleMarker:
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object, params: dict) -> None:
         if getattr(resource, "page", False):
             req.context.console = True
+            req.context.login_page = getattr(resource, "login_page", LOGIN_PAGE)
 
 
 class HtmlErrors:
@@ -32,7 +36,12 @@ class HtmlErrors:
         if isinstance(ex, falcon.HTTPUnauthorized):
             target = req.relative_uri if req.method == "GET" else "/"
             resp.status = falcon.HTTP_303
-            resp.location = "/Authentication/Login?next=" + quote(target, safe="")
+            login_page = getattr(req.context, "login_page", LOGIN_PAGE)
+            if login_page == LOGIN_PAGE:
+                resp.location = login_page + "?next=" + quote(target, safe="")
+            else:  # a page's own login page goes back to it, with the page's query (e.g. /release?printer=)
+                query = req.query_string if req.method == "GET" else ""
+                resp.location = login_page + ("?" + query if query else "")
             return
         for key, value in (ex.headers or {}).items():
             resp.set_header(key, value)

@@ -15,10 +15,27 @@ from api.release import caller_of, held_jobs_of, release_or_delete
 from commands.printers import PrinterCache
 from commands.release import DeleteJobs, ReleaseJobs
 from commands.validation import InvalidRequest
+from projections.held_jobs import HeldJob
 from projections.jobs import printer_names
 
 MAX_SHOWN = 200
 DONE = {"released": "Released: collect the jobs at the printer.", "deleted": "Deleted."}
+
+
+def release_targets(reader: sa.Engine, printers: PrinterCache, jobs: list[HeldJob],
+                    also: tuple[str, ...] = ()) -> list[str]:
+    """Printers the held `jobs` may print on besides their own queues: the secure printers of
+    their queues' groups (pull printing; ReleaseJobs refuses any other). `also`: names to consider
+    besides the printers that have had jobs (the printer a phone came from)."""
+    queues = sorted({j.printer for j in jobs})
+    found, _ = printers.for_names(queues) if queues else ({}, [])
+    groups = {p.group for p in found.values() if p.group}
+    if not groups:
+        return []
+    with reader.connect() as conn:
+        names = printer_names(conn)[:500]
+    others, _ = printers.for_names(sorted(set(names) | set(also)))
+    return sorted({p.name for p in others.values() if p.secure and p.group in groups} - set(queues))
 
 
 class SecurePrintPage:
@@ -45,14 +62,7 @@ class SecurePrintPage:
     def _show(self, req: falcon.Request, resp: falcon.Response, status: str = falcon.HTTP_200,
               errors: dict | None = None, picked: tuple[str, ...] = ()) -> None:
         jobs = held_jobs_of(self.reader, caller_of(req), limit=MAX_SHOWN)
-        queues = sorted({j.printer for j in jobs})
-        found, _ = self.printers.for_names(queues) if queues else ({}, [])
-        groups = {p.group for p in found.values() if p.group}
-        # Printers a ticked job may print on: its own queue, or a secure printer of its group.
-        with self.reader.connect() as conn:
-            names = printer_names(conn)[:500]
-        others, _ = self.printers.for_names(names) if groups else ({}, [])
-        targets = sorted({p.name for p in others.values() if p.secure and p.group in groups} - set(queues))
+        targets = release_targets(self.reader, self.printers, jobs)
         self.renderer.page(resp, "secure_print.html", req, status=status, title="Secure Print", jobs=jobs,
                            targets=targets, errors=errors or {}, picked=set(picked),
                            total_pages=sum(j.pages * j.copies for j in jobs), total_cost=sum(j.cost for j in jobs),

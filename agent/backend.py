@@ -18,13 +18,10 @@ decides (see ``policy_cache``). Every step is told to the CUPS error log on stde
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, TextIO
 
 from agent import __version__
 from agent.config import AgentConfig, ConfigError, load_config, state_dir_from_environment
@@ -59,7 +56,7 @@ COPY_CHUNK = 1 << 20
 class BackendLog:
     """Lines for the CUPS error log; cupsd reads the prefix to pick the log level."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream):
         self._stream = stream
 
     def _line(self, prefix: str, message: str) -> None:
@@ -182,6 +179,8 @@ def _drop_privileges_for(backend_path: Path, log: BackendLog) -> None:
         return
     if backend_path.stat().st_mode & 0o005 != 0o005:
         return
+    import pwd
+
     try:
         user = pwd.getpwnam("lp")
     except KeyError:
@@ -197,7 +196,7 @@ class Backend:
 
     def __init__(self, config: AgentConfig, log: BackendLog, environ: dict[str, str],
                  client: ServicesClient | None = None,
-                 exec_backend: Callable[[str, list[str], dict[str, str]], None] = os.execve):
+                 exec_backend=os.execve):
         self.config = config
         self.log = log
         self.environ = environ
@@ -263,7 +262,7 @@ class Backend:
             self.log.warning(f"PageLedger: could not read the document ({counts.error})")
         if counts.pages is None:
             self.log.warning(f"PageLedger: unknown document format ({counts.bytes} bytes): recorded with 0 pages and pdl 'unknown'")
-        submitted_at = (job.created_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+        submitted_at = job.created_at or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         record = job_record(job, counts, printer=printer, host=self.config.client_host, submitted_at=submitted_at)
         self.log.info(f"PageLedger: job {job.job_id} by {job.user}: {counts.format}, {record['pages']} pages x "
                       f"{counts.copies} copies, {counts.sheets if counts.sheets is not None else '?'} sheets"
@@ -339,6 +338,7 @@ class Backend:
         else:
             self.log.warning(f"PageLedger: server unreachable ({err})")
         if action == "print":
+            outbox.queue_pending()
             self.log.info(f"PageLedger: printing offline; job kept in the outbox ({outbox.count()} waiting)")
             return None
         outbox.remove([record["job_key"]])
@@ -381,7 +381,7 @@ class Backend:
             self.policies.record_connection(policy["offline"])
 
     def _flush_backlog(self, outbox: Outbox, current_key: str) -> None:
-        if outbox.count() == 0:
+        if not outbox.has_backlog():
             return
         try:
             report = outbox.flush(self.client, self.config.batch_size, BACKLOG_BATCHES_PER_JOB, exclude=(current_key,))

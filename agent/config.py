@@ -8,7 +8,7 @@ file. No other agent module reads configuration files or environment variables.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from collections import namedtuple
 from pathlib import Path
 
 DEFAULT_STATE_DIR = Path("/var/lib/pageledger-agent")
@@ -48,34 +48,37 @@ def _parse_bool(name: str, value: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
 
 
-class _Settings(NamedTuple):
-    state_dir: Path = DEFAULT_STATE_DIR
-    services_url: str = ""
-    agent_token: str = ""
-    install_dir: Path = Path("/opt/pageledger-agent")
-    suppress_reboots: bool = True
-    suppress_add_remove: bool = False
-    suppress_shortcuts: bool = False
-    # 1: print while the server cannot be reached and post the job later; 0: refuse until
-    # the agent has reached the server once (then the server's offline policy applies).
-    ignore_disconnected: bool = True
-    server_timeout: float = 3.0
-    client_host: str | None = None  # None: this host's name
-    batch_size: int = 500
-    # Seconds Ghostscript may take on one job's document (PostScript, PDFs the parsers cannot
-    # settle) before its count is given up as unknown (the job still prints).
-    interpreter_timeout: float = 20.0
-
-
+# Field -> (how its property's value is parsed, its default). ignore_disconnected 1: print
+# while the server cannot be reached and post the job later; 0: refuse until the agent has
+# reached the server once (then the server's offline policy applies). client_host None: this
+# host's name. interpreter_timeout: seconds Ghostscript may take on one job's document
+# (PostScript, PDFs the parsers cannot settle) before its count is given up as unknown (the
+# job still prints). (A namedtuple, not typing.NamedTuple: importing typing costs every
+# backend process milliseconds.)
+_FIELDS = {
+    "state_dir": ("Path", DEFAULT_STATE_DIR),
+    "services_url": ("str", ""),
+    "agent_token": ("str", ""),
+    "install_dir": ("Path", Path("/opt/pageledger-agent")),
+    "suppress_reboots": ("bool", True),
+    "suppress_add_remove": ("bool", False),
+    "suppress_shortcuts": ("bool", False),
+    "ignore_disconnected": ("bool", True),
+    "server_timeout": ("float", 3.0),
+    "client_host": ("str", None),
+    "batch_size": ("int", 500),
+    "interpreter_timeout": ("float", 20.0),
+}
+_Settings = namedtuple("_Settings", list(_FIELDS), defaults=[default for _, default in _FIELDS.values()])
 _CLIENT_HOST = _Settings._fields.index("client_host")
-# Field -> its annotation's text ("bool", "Path"...): how a property's value is parsed.
-_FIELD_TYPES = {name: getattr(kind, "__forward_arg__", kind) for name, kind in _Settings.__annotations__.items()}
+# Field -> its type's name ("bool", "Path"...): how a property's value is parsed.
+_FIELD_TYPES = {name: kind for name, (kind, _) in _FIELDS.items()}
 
 
 class AgentConfig(_Settings):
     """The agent's settings, as install wrote them to ``<state dir>/agent.ini``.
 
-    An immutable record checked when it is made (a NamedTuple, not a dataclass: importing
+    An immutable record checked when it is made (a namedtuple, not a dataclass: importing
     dataclasses costs every backend process ~9 ms); ``replace`` makes a checked copy.
     """
 

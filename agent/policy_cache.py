@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import NamedTuple
+from collections import namedtuple
 from pathlib import Path
 
 POLICY_FILE = "policy.json"
@@ -17,12 +17,11 @@ POLICY_FILE = "policy.json"
 POLICY_MAX_AGE = 600.0
 
 
-class CachedPolicy(NamedTuple):
-    """When the agent first reached the server, and the offline policy it last heard."""
+class CachedPolicy(namedtuple("CachedPolicy", "connected_at offline fetched_at", defaults=(None, None, None))):
+    """When the agent first reached the server, and the offline policy it last heard
+    (``offline``: "print" | "refuse", as the server said; None before it said)."""
 
-    connected_at: float | None = None
-    offline: str | None = None  # "print" | "refuse", as the server said
-    fetched_at: float | None = None
+    __slots__ = ()
 
     @property
     def connected_once(self) -> bool:
@@ -61,6 +60,8 @@ class PolicyStore:
 
     def record_connection(self, offline: str | None = None) -> CachedPolicy:
         current = self.load()
+        if offline is None and current.connected_at is not None:
+            return current  # nothing new to keep: no file written on every job
         now = time.time()
         updated = CachedPolicy(current.connected_at or now,
                                offline if offline is not None else current.offline,

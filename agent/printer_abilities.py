@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import NamedTuple
+from collections import namedtuple
 from pathlib import Path
 
 CACHE_FILE = "abilities.json"
@@ -23,10 +23,10 @@ _COLOUR_DEVICE = re.compile(rb"^\*ColorDevice:\s*(\w+)", re.M)
 _DUPLEX_CHOICE = re.compile(rb"^\*Duplex\s+(DuplexNoTumble|DuplexTumble)\b", re.M)
 
 
-class Abilities(NamedTuple):
-    colour: bool = True
-    duplex: bool = True
-    source: str = "no PPD: assumed able"
+class Abilities(namedtuple("Abilities", "colour duplex source", defaults=(True, True, "no PPD: assumed able"))):
+    """Whether the device prints colour and both sides, and where that was learnt."""
+
+    __slots__ = ()
 
 
 def read_ppd(path: str) -> Abilities:

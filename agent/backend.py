@@ -31,6 +31,7 @@ from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
 from agent.printer_abilities import abilities
 from agent.secure_queues import RELEASE_JOB_OPTION, SecureQueueStore, is_release_job
+from agent.lazy_pattern import LazyPattern
 from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerRejectedJobs, ServerUnreachable,
                           ServicesClient, SpoolTooLargeForServer, SpoolUploadDamaged, SpoolUploadUnsupported)
 
@@ -47,7 +48,7 @@ CUPS_BACKEND_RETRY_CURRENT = 7
 SCHEME = "pageledger"
 DISCOVERY_LINE = f'network {SCHEME} "Unknown" "PageLedger accounting"'
 OFFLINE_STATE = "com.pageledger-server-unreachable-warning"
-_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.\-]*$")
+_SCHEME_RE = LazyPattern(r"^[a-z][a-z0-9+.\-]*$")
 # Backlog batches posted before a job is printed (bounded so a big backlog cannot delay it).
 BACKLOG_BATCHES_PER_JOB = 2
 COPY_CHUNK = 1 << 20
@@ -123,7 +124,7 @@ def spool_stdin(stdin_fd: int) -> str:
 # control characters but TAB, DEL, C1, and the lone surrogates a title that is not UTF-8 decodes
 # to. A title is chosen by whoever prints, so it is cleaned here rather than refused there: a
 # refused job would escape accounting.
-_UNPRINTABLE_IN_TITLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNPRINTABLE_IN_TITLE = LazyPattern("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_TITLE = 1024
 
 

@@ -161,22 +161,55 @@ class AgentConfig(_Settings):
         os.replace(tmp, self.config_path)
 
 
+def _simple_ini_properties(text: str) -> dict[str, str] | None:
+    """The [Properties] of an ini file made only of ``name = value`` lines, comments and blank
+    lines in that one section (as ``save`` writes it), read without ``configparser``, whose
+    import costs every backend process milliseconds; None for anything else (continuation
+    lines, other sections...), which configparser then reads."""
+    properties: dict[str, str] = {}
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if raw[0] in " \t":
+            return None
+        if line.startswith("["):
+            if section is not None or line != f"[{SECTION}]":
+                return None
+            section = SECTION
+            continue
+        if section is None or "=" not in line:
+            return None
+        name, _, value = line.partition("=")
+        name = name.strip()
+        if ":" in name or not name or name.upper() in {n.upper() for n in properties}:
+            return None
+        properties[name] = value.strip()
+    return properties if section is not None else None
+
+
 def read_ini_properties(path: Path) -> dict[str, str]:
     """The [Properties] of an ini file, with names spelt as documented (matching ignores case)."""
-    import configparser
-
-    parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            parser.read_file(handle)
+            text = handle.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except configparser.Error as err:
-        raise ConfigError(f"{path}: {err}") from None
-    if not parser.has_section(SECTION):
-        raise ConfigError(f"{path}: no [{SECTION}] section")
+    items = _simple_ini_properties(text)
+    if items is None:
+        import configparser
+
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(text, source=str(path))
+        except configparser.Error as err:
+            raise ConfigError(f"{path}: {err}") from None
+        if not parser.has_section(SECTION):
+            raise ConfigError(f"{path}: no [{SECTION}] section")
+        items = dict(parser.items(SECTION))
     properties = {}
-    for name, value in parser.items(SECTION):
+    for name, value in items.items():
         canonical = _BY_UPPER.get(name.upper())
         if canonical is None:
             raise ConfigError(f"{path}: unknown property {name!r} (known: {', '.join(PROPERTIES)})")

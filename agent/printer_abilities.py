@@ -17,10 +17,12 @@ import re
 from collections import namedtuple
 from pathlib import Path
 
+from agent.lazy_pattern import LazyPattern
+
 CACHE_FILE = "abilities.json"
 MAX_PPD_BYTES = 4 << 20
-_COLOUR_DEVICE = re.compile(rb"^\*ColorDevice:\s*(\w+)", re.M)
-_DUPLEX_CHOICE = re.compile(rb"^\*Duplex\s+(DuplexNoTumble|DuplexTumble)\b", re.M)
+_COLOUR_DEVICE = LazyPattern(rb"^\*ColorDevice:\s*(\w+)", re.M)
+_DUPLEX_CHOICE = LazyPattern(rb"^\*Duplex\s+(DuplexNoTumble|DuplexTumble)\b", re.M)
 
 
 class Abilities(namedtuple("Abilities", "colour duplex source", defaults=(True, True, "no PPD: assumed able"))):

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
+from agent.lazy_pattern import LazyPattern
 
 HEAD_BYTES = 64 * 1024
 UEL = b"\x1b%-12345X"
 
-_PJL_ENTER = re.compile(rb"@PJL\s+ENTER\s+LANGUAGE\s*=\s*([A-Za-z0-9]+)", re.IGNORECASE)
+_PJL_ENTER = LazyPattern(rb"@PJL\s+ENTER\s+LANGUAGE\s*=\s*([A-Za-z0-9]+)", re.IGNORECASE)
 _PJL_LANGUAGES = {b"PCL": "pcl5", b"PCLXL": "pclxl", b"POSTSCRIPT": "postscript", b"PDF": "pdf"}
 
 

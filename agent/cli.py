@@ -6,7 +6,6 @@ the format (the JSON is still printed, with ``pages`` null).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,6 +20,8 @@ from agent.pagecount import count_job
 
 
 def _positive_int(text: str) -> int:
+    import argparse
+
     try:
         value = int(text)
     except ValueError:
@@ -30,7 +31,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser():
+    import argparse  # with its gettext and the sub-commands' help: not for a plain ``count``
+
     parser = argparse.ArgumentParser(prog="pageledger-agent", description="PageLedger print accounting agent for CUPS")
     parser.add_argument("--version", action="version", version=f"pageledger-agent {agent.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--duplex", action="store_true", default=None)
     count.add_argument("--number-up", type=_positive_int, default=1)
 
-    def state_option(p: argparse.ArgumentParser) -> None:
+    def state_option(p) -> None:
         p.add_argument("--state-dir", type=Path, default=None,
                        help="agent state (config, outbox, policy); default $PAGELEDGER_AGENT_STATE_DIR or /var/lib/pageledger-agent")
 
@@ -190,8 +193,40 @@ def _installed_state_dir(args) -> Path:
     return named if named is not None else state
 
 
+class _CountArguments:
+    """``count FILE [--copies N] [--duplex] [--number-up N]``, as argparse would give them."""
+
+    command = "count"
+
+    def __init__(self, file: str, copies: int, duplex: bool | None, number_up: int):
+        self.file, self.copies, self.duplex, self.number_up = file, copies, duplex, number_up
+
+
+def _plain_count(argv: list[str]) -> _CountArguments | None:
+    """A well-formed ``count`` command line, read without argparse (whose import is most of what
+    ``count`` of a small document would cost); None for anything else, which argparse reads
+    (and explains, for a bad one)."""
+    if len(argv) < 2 or argv[0] != "count" or argv[1].startswith("-"):
+        return None
+    copies, duplex, number_up = 1, None, 1
+    rest = argv[2:]
+    while rest:
+        option = rest.pop(0)
+        if option == "--duplex":
+            duplex = True
+        elif option in ("--copies", "--number-up") and rest and rest[0].isdigit() and int(rest[0]) >= 1:
+            if option == "--copies":
+                copies = int(rest.pop(0))
+            else:
+                number_up = int(rest.pop(0))
+        else:
+            return None
+    return _CountArguments(argv[1], copies, duplex, number_up)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _plain_count(argv) or _parser().parse_args(argv)
     handlers = {"count": _count, "install": _install, "uninstall": _uninstall, "flush": _flush, "status": _status,
                 "release-service": _release_service}
     try:

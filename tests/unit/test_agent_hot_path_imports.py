@@ -32,8 +32,22 @@ def test_the_backend_imports_nothing_a_pdf_job_does_not_need():
 
 def test_counting_a_pdf_with_colour_imports_neither_pypdf_nor_the_interpreter_runner(tmp_path):
     pdf = docs.pdf(tmp_path / "d.pdf", 3, colour_pages=(1,))
-    modules = imported_after(f"from agent.cli import main; main(['count', {str(pdf)!r}])")
-    assert not modules & set(NEVER_ON_THE_HOT_PATH), modules & set(NEVER_ON_THE_HOT_PATH)
+    modules = imported_after(f"from agent.cli import main; main(['count', {str(pdf)!r}, '--copies', '2', '--duplex'])")
+    assert not modules & set(NEVER_ON_THE_HOT_PATH + ("argparse",)), modules & set(NEVER_ON_THE_HOT_PATH)
+
+
+def test_count_reads_its_plain_command_line_as_argparse_would():
+    from agent.cli import _parser, _plain_count
+
+    for argv in (["count", "f.pdf"], ["count", "f.pdf", "--copies", "3", "--duplex", "--number-up", "2"],
+                 ["count", "f.pdf", "--number-up", "4"]):
+        fast, full = _plain_count(argv), _parser().parse_args(argv)
+        assert (fast.file, fast.copies, fast.duplex, fast.number_up) == (full.file, full.copies, full.duplex,
+                                                                         full.number_up)
+    # Anything else is left to argparse, which explains it.
+    for argv in (["count"], ["count", "f.pdf", "--copies", "0"], ["count", "f.pdf", "--copies=2"],
+                 ["count", "--help"], ["count", "f.pdf", "--bogus"], ["status"]):
+        assert _plain_count(argv) is None
 
 
 def test_a_whole_printed_job_posts_and_prints_without_http_client_sqlite_or_ssl(tmp_path):

@@ -231,7 +231,7 @@ class Backend:
         if spool_path is None:
             temp_spool = spool_path = spool_stdin(stdin_fd)
         try:
-            code = self._account(job, printer, spool_path, started)
+            code = self._account(job, printer, spool_path, started, real_uri)
             if code is not None:
                 return code
             return self._print(argv0, job, real_uri, real_backend, temp_spool)
@@ -239,23 +239,30 @@ class Backend:
             if temp_spool and os.path.exists(temp_spool):
                 os.unlink(temp_spool)
 
-    def _account(self, job: CupsJob, printer: str, spool_path: str, started: float) -> int | None:
+    def _account(self, job: CupsJob, printer: str, spool_path: str, started: float,
+                 real_uri: str | None = None) -> int | None:
         """Count, record and ask the server. None means: go on and print."""
         # On a filtered queue (data on stdin, a final content type) CUPS filters have already
         # applied N-up and page ranges; on a raw queue the data is as the client sent it.
         final_type = self.environ.get("FINAL_CONTENT_TYPE", "")
         imposed = job.file is None or (bool(final_type) and final_type != "application/vnd.cups-raw")
         number_up, page_ranges = self._layout_options(job)
-        device = abilities(printer, self.environ.get("PPD"), self.config.state_dir)
+        device = abilities(printer, self.environ.get("PPD"), self.config.state_dir, real_uri)
         # print-color-mode is applied by the filters of a filtered queue; on a raw queue nothing
         # applies it (CUPS even sets it to monochrome by default there) and the printer prints
         # the client's bytes as they are: their colour is what the data says.
         counts = count_job(spool_path, copies=job.copies, duplex=job.duplex, number_up=number_up,
                            imposed=imposed, monochrome=job.monochrome and imposed, page_ranges=page_ranges,
-                           timeout=self.config.interpreter_timeout, device_colour=device.colour,
+                           timeout=self.config.interpreter_timeout, device_colour=device.colour is not False,
                            device_duplex=device.duplex)
+        if device.colour is None and counts.colour_known and counts.colour_pages:
+            # Colour in the data, on a device nobody could ask: it may print it in grey.
+            counts = counts._replace(colour_known=False, unknown_reason=counts.unknown_reason or (
+                f"the data has {counts.colour_pages} colour pages; whether the device prints colour is not "
+                f"known ({device.source})"))
         if not device.colour or not device.duplex:
-            self.log.debug(f"PageLedger: the device prints {'colour' if device.colour else 'monochrome only'}, "
+            colour_words = {True: "colour", False: "monochrome only", None: "colour not known"}[device.colour]
+            self.log.debug(f"PageLedger: the device prints {colour_words}, "
                            f"{'both sides' if device.duplex else 'one side only'} ({device.source})")
         if counts.pages is not None and not counts.pages_known:
             self.log.warning(f"PageLedger: page count not sure ({counts.unknown_reason}): recorded as such")

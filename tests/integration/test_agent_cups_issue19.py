@@ -49,6 +49,41 @@ def test_a_mono_simplex_printer_records_no_colour_and_no_duplex_whatever_the_job
     assert "monochrome only, one side only" in cups.error_log()
 
 
+def test_a_raw_queue_without_ppd_asks_its_ipp_device_once_and_an_unaskable_one_leaves_colour_unknown(
+        cups, live_server, tmp_path):
+    """Colour data sent raw to a mono IPP printer is not charged as colour: the device was asked
+    (IPP Get-Printer-Attributes: color-supported false, one-sided only), once for the queue.
+    The same data to an AppSocket printer, which nobody can ask, is recorded as colour not known."""
+    mono_uri = cups.start_mono_printer()
+    cups.run("lpadmin", "-h", cups.server, "-p", "raw-mono", "-E", "-v", mono_uri, "-m", "raw")
+    cups.run("cupsenable", "-h", cups.server, "raw-mono", check=False)
+    socket_queue = WrappedQueue(cups, tmp_path, "raw-socket", raw=True)
+    mono = WrappedQueue.__new__(WrappedQueue)
+    mono.cups, mono.name, mono.state, mono.install_dir = cups, "raw-mono", socket_queue.state, socket_queue.install_dir
+    assert mono.install(live_server.url, live_server.agent_token).returncode == 0
+    assert socket_queue.install(live_server.url, live_server.agent_token).returncode == 0
+    chart = docs.pdf(tmp_path / "chart.pdf", 4, colour_pages=(0, 2))
+    # No job options: the printer itself refuses a two-sided job (Validate-Job), and a raw queue
+    # prints the data as it is, whose two pages are in colour.
+    options: dict[str, str] = {}
+    for user in ("nina", "omar"):
+        _job, state = mono.print(chart, user=user, title="Chart raw on mono", options=options)
+        assert state["job-state"] == "completed", (state, cups.error_log()[-3000:])
+    _job, state = socket_queue.print(chart, user="pia", title="Chart raw on a socket", options=options)
+    assert state["job-state"] == "completed", (state, cups.error_log()[-3000:])
+    jobs = {job["user"]: job for job in recorded_jobs(live_server, 3)}
+    for user in ("nina", "omar"):
+        assert (jobs[user]["pages"], jobs[user]["colour_pages"], jobs[user]["duplex"], jobs[user]["sheets"]) == (
+            4, 0, False, 4)
+        assert "colour not known" not in jobs[user].get("uncertain", "")
+    assert (jobs["pia"]["pages"], jobs["pia"]["colour_pages"]) == (4, 2)
+    assert "colour not known" in jobs["pia"]["uncertain"], jobs["pia"]
+    log = cups.error_log()
+    assert "device ipp:// asked (IPP Get-Printer-Attributes)" in log
+    assert "device ipp:// answered (cached)" in log  # the second job did not ask again
+    assert "socket: device cannot be asked: colour not known" in log
+
+
 def test_raw_queue_postscript_is_counted_by_the_interpreter_with_page_ranges_and_n_up(cups, live_server, tmp_path):
     queue = WrappedQueue(cups, tmp_path, "raw-ps", raw=True)
     assert queue.install(live_server.url, live_server.agent_token).returncode == 0

@@ -53,9 +53,14 @@ def _looks_like_text(data: bytes) -> bool:
     return printable >= 0.95 * len(text)
 
 
+# PWG raster (RaS2), and CUPS raster v2 (compressed) and v3 (uncompressed) in either byte order
+# (Ghostscript's cups device writes 3SaR): one reader, agent.pagecount.pwg_raster.
+RASTER_SYNCS = (b"RaS2", b"2SaR", b"RaS3", b"3SaR")
+
+
 def detect_format(head: bytes) -> str:
     """One of pdf, postscript, pcl5, pclxl, pwg-raster, urf, text, unknown."""
-    if head.startswith(b"RaS2"):
+    if head[:4] in RASTER_SYNCS:
         return "pwg-raster"
     if head.startswith(b"UNIRAST\x00"):
         return "urf"

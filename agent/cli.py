@@ -7,12 +7,10 @@ the format (the JSON is still printed, with ``pages`` null).
 from __future__ import annotations
 
 import json
+import os
 import sys
-from pathlib import Path
 
 import agent
-from agent.config import (DEFAULT_SERVER_BIN, AgentConfig, ConfigError, load_config, parse_name_value_arguments,
-                          read_ini_properties, state_dir_from_environment)
 from agent.pagecount import count_job
 
 # The other sub-commands' modules (install, outbox, server) are imported by their handlers:
@@ -33,6 +31,9 @@ def _positive_int(text: str) -> int:
 
 def _parser():
     import argparse  # with its gettext and the sub-commands' help: not for a plain ``count``
+    from pathlib import Path
+
+    from agent.config import DEFAULT_SERVER_BIN
 
     parser = argparse.ArgumentParser(prog="pageledger-agent", description="PageLedger print accounting agent for CUPS")
     parser.add_argument("--version", action="version", version=f"pageledger-agent {agent.__version__}")
@@ -95,12 +96,12 @@ def _parser():
 
 
 def _count(args) -> int:
-    path = Path(args.file)
-    if not path.is_file():
+    path = args.file
+    if not os.path.isfile(path):
         print(f"pageledger-agent: error: {path}: no such file", file=sys.stderr)
         return 1
     try:
-        result = count_job(str(path), copies=args.copies, duplex=args.duplex, number_up=args.number_up)
+        result = count_job(path, copies=args.copies, duplex=args.duplex, number_up=args.number_up)
     except OSError as err:
         print(f"pageledger-agent: error: {path}: {err.strerror}", file=sys.stderr)
         return 1
@@ -113,6 +114,7 @@ def _count(args) -> int:
 
 
 def _install(args) -> int:
+    from agent.config import AgentConfig, parse_name_value_arguments, read_ini_properties, state_dir_from_environment
     from agent.install import CupsAdmin, install
     from agent.systemd_unit import Systemd
 
@@ -132,6 +134,7 @@ def _install(args) -> int:
 
 
 def _flush(args) -> int:
+    from agent.config import load_config, state_dir_from_environment
     from agent.outbox import Outbox
     from agent.policy_cache import PolicyStore
     from agent.server import ServerError, ServicesClient
@@ -153,6 +156,7 @@ def _flush(args) -> int:
 
 
 def _status(args) -> int:
+    from agent.config import load_config, state_dir_from_environment
     from agent.outbox import Outbox
     from agent.policy_cache import PolicyStore
 
@@ -180,8 +184,9 @@ def _uninstall(args) -> int:
     return 0
 
 
-def _installed_state_dir(args) -> Path:
-    """Where the install to undo keeps its state: as told, else where its record is."""
+def _installed_state_dir(args):
+    """Where the install to undo keeps its state (a Path): as told, else where its record is."""
+    from agent.config import state_dir_from_environment
     from agent.install import BACKEND_NAME, RECORD_FILE, state_dir_of_backend
 
     if args.state_dir:
@@ -231,13 +236,11 @@ def main(argv: list[str] | None = None) -> int:
                 "release-service": _release_service}
     try:
         return handlers[args.command](args)
-    except ConfigError as err:
-        print(f"pageledger-agent: error: {err}", file=sys.stderr)
-        return 1
-    except Exception as err:
+    except Exception as err:  # config and install errors are imported only when one happens
+        from agent.config import ConfigError
         from agent.install import InstallError
 
-        if not isinstance(err, InstallError):
+        if not isinstance(err, (ConfigError, InstallError)):
             raise
         print(f"pageledger-agent: error: {err}", file=sys.stderr)
         return 1

@@ -21,10 +21,9 @@ import os
 import re
 import sys
 import time
-from pathlib import Path
 
 from agent import __version__
-from agent.config import AgentConfig, ConfigError, load_config, state_dir_from_environment
+from agent.config import STATE_DIR, STATE_DIR_ENV, AgentConfig, ConfigError, load_config
 from agent.job_options import BadJobArguments, CupsJob
 from agent.outbox import Outbox
 from agent.pagecount import JobCount, count_job, pages_in_ranges
@@ -173,12 +172,12 @@ def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submi
     return record
 
 
-def _drop_privileges_for(backend_path: Path, log: BackendLog) -> None:
+def _drop_privileges_for(backend_path: str, log: BackendLog) -> None:
     """Run the real backend as cupsd would (backend(7)): as root unless it has world read and
     execute permissions, then as lp."""
     if os.geteuid() != 0:
         return
-    if backend_path.stat().st_mode & 0o005 != 0o005:
+    if os.stat(backend_path).st_mode & 0o005 != 0o005:
         return
     import pwd
 
@@ -214,8 +213,8 @@ class Backend:
             device_uri = _uri_for_log(self.environ.get("DEVICE_URI") or argv0)
             self.log.error(f"PageLedger: device URI {device_uri!r} is not pageledger:<real device URI>")
             return CUPS_BACKEND_STOP
-        server_bin = Path(self.environ.get("CUPS_SERVERBIN") or "/usr/lib/cups")
-        real_backend = server_bin / "backend" / scheme
+        server_bin = self.environ.get("CUPS_SERVERBIN") or "/usr/lib/cups"
+        real_backend = os.path.join(server_bin, "backend", scheme)
         if not os.access(real_backend, os.X_OK):
             self.log.error(f"PageLedger: no CUPS backend for '{scheme}' at {real_backend}")
             return CUPS_BACKEND_STOP
@@ -279,7 +278,7 @@ class Backend:
                       f", {record['paper']}")
         self.log.debug(f"PageLedger: counted in {(time.perf_counter() - started) * 1000:.1f} ms; job_key {record['job_key']}")
 
-        with Outbox(self.config.state_dir / "outbox.sqlite3", warn=self.log.warning) as outbox:
+        with Outbox(os.path.join(self.config.state_dir, "outbox.sqlite3"), warn=self.log.warning) as outbox:
             outbox.add(record)
             try:
                 results, rejected = outbox.post_batch(self.client, [record])
@@ -372,7 +371,7 @@ class Backend:
                       "and is held for release once the server answers (not printed)")
         return CUPS_BACKEND_RETRY
 
-    def _print_release(self, argv0: str, job: CupsJob, real_uri: str, real_backend: Path, released: str) -> int:
+    def _print_release(self, argv0: str, job: CupsJob, real_uri: str, real_backend: str, released: str) -> int:
         """A job the release service submitted (pageledger-job=ID): accounted when it was
         tracked and when it printed, so it goes to the printer untouched, never held again."""
         self.log.info(f"PageLedger: released job {released}: printing, not tracked again")
@@ -441,7 +440,7 @@ class Backend:
         self.log.info(f"PageLedger: job held for release (server job {result.job_id}){told}; not printed now")
         return CUPS_BACKEND_OK
 
-    def _print(self, argv0: str, job: CupsJob, real_uri: str, real_backend: Path, temp_spool: str | None) -> int:
+    def _print(self, argv0: str, job: CupsJob, real_uri: str, real_backend: str, temp_spool: str | None) -> int:
         env = dict(self.environ)
         env["DEVICE_URI"] = real_uri
         args = [argv0[len(SCHEME) + 1:] if argv0.startswith(SCHEME + ":") else _uri_for_log(real_uri),
@@ -460,7 +459,7 @@ class Backend:
         return CUPS_BACKEND_OK  # only reached when exec_backend is not a real exec
 
 
-def main(argv: list[str] | None = None, *, state_dir: str | Path | None = None) -> int:
+def main(argv: list[str] | None = None, *, state_dir=None) -> int:
     argv = list(sys.argv if argv is None else argv)
     log = BackendLog(sys.stderr)
     if len(argv) == 1:
@@ -472,7 +471,8 @@ def main(argv: list[str] | None = None, *, state_dir: str | Path | None = None) 
         print(f"Usage: {SCHEME} job-id user title copies options [file]", file=sys.stderr)
         log.error(f"PageLedger: {err}")
         return CUPS_BACKEND_FAILED
-    state = Path(state_dir) if state_dir else state_dir_from_environment()
+    # A str, not a Path: the backend does not import pathlib (its config's paths are str too).
+    state = os.fspath(state_dir) if state_dir else (os.environ.get(STATE_DIR_ENV) or STATE_DIR)
     try:
         config = load_config(state)
     except ConfigError as err:

@@ -28,7 +28,6 @@ import os
 import time
 from collections import namedtuple
 from contextlib import contextmanager
-from pathlib import Path
 
 from agent.server import JobResult, ServerRejectedJobs, ServicesClient
 
@@ -73,13 +72,13 @@ class Outbox:
 
     def __init__(self, path, warn=None):
         """`warn` tells what needs an admin's eye (the backend's CUPS log, the CLI's stderr)."""
-        self.path = Path(path)
+        self.path = os.fspath(path)  # a str: a backend process does not import pathlib
         self._warn = warn or (lambda message: None)
-        self._pending_dir = str(self.path) + ".pending"
-        self._backlog_mark = str(self.path) + ".backlog"
+        self._pending_dir = self.path + ".pending"
+        self._backlog_mark = self.path + ".backlog"
         self._handle = None
         self._files: dict[str, str] = {}  # job_key -> this outbox's pending file
-        os.makedirs(self.path.parent, exist_ok=True)
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
 
     @property
     def _db(self):
@@ -116,7 +115,7 @@ class Outbox:
             return
         if not os.path.isdir(self._pending_dir):
             os.makedirs(self._pending_dir, mode=0o700, exist_ok=True)
-            _fsync_directory(str(self.path.parent))
+            _fsync_directory(os.path.dirname(self.path) or ".")
         path = os.path.join(self._pending_dir, f"{os.getpid()}-{time.monotonic_ns()}.json")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -269,7 +268,7 @@ class Outbox:
         """Yields True when this process holds the flush lock, False when another one does."""
         import fcntl
 
-        fd = os.open(str(self.path) + ".flush-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.path + ".flush-lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -10,7 +10,6 @@ import json
 import os
 import time
 from collections import namedtuple
-from pathlib import Path
 
 POLICY_FILE = "policy.json"
 # Fetch the policy again after this long (seconds) when the server answers.
@@ -41,21 +40,25 @@ class CachedPolicy(namedtuple("CachedPolicy", "connected_at offline fetched_at",
 class PolicyStore:
     """``policy.json`` in the state dir, replaced atomically."""
 
-    def __init__(self, state_dir: Path):
-        self.path = Path(state_dir) / POLICY_FILE
+    def __init__(self, state_dir):
+        # os.path, not pathlib: a backend process does not import pathlib.
+        self.path = os.path.join(os.fspath(state_dir), POLICY_FILE)
 
     def load(self) -> CachedPolicy:
         try:
-            data = json.loads(self.path.read_text())
+            with open(self.path, encoding="utf-8") as handle:
+                data = json.loads(handle.read())
         except (FileNotFoundError, ValueError):
             return CachedPolicy()
         return CachedPolicy(data.get("connected_at"), data.get("offline"), data.get("fetched_at"))
 
     def save(self, policy: CachedPolicy) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{POLICY_FILE}.{os.getpid()}")
-        tmp.write_text(json.dumps({"connected_at": policy.connected_at, "offline": policy.offline,
-                                   "fetched_at": policy.fetched_at}))
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".{POLICY_FILE}.{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"connected_at": policy.connected_at, "offline": policy.offline,
+                                     "fetched_at": policy.fetched_at}))
         os.replace(tmp, self.path)
 
     def record_connection(self, offline: str | None = None) -> CachedPolicy:

@@ -23,7 +23,6 @@ import os
 import re
 import time
 from collections import namedtuple
-from pathlib import Path
 
 from agent.lazy_pattern import LazyPattern
 
@@ -53,24 +52,26 @@ def read_ppd(path: str) -> Abilities:
                      duplex=_DUPLEX_CHOICE.search(text) is not None, source=f"PPD {path}")
 
 
-def _load_cache(cache_path: Path) -> dict:
+def _load_cache(cache_path: str) -> dict:
     try:
-        cache = json.loads(cache_path.read_text())
+        with open(cache_path, encoding="utf-8") as handle:
+            cache = json.loads(handle.read())
     except (OSError, ValueError):
         return {}
     return cache if isinstance(cache, dict) else {}
 
 
-def _save_cache(cache_path: Path, cache: dict) -> None:
+def _save_cache(cache_path: str, cache: dict) -> None:
     try:
-        tmp = cache_path.with_name(f".{CACHE_FILE}.{os.getpid()}")
-        tmp.write_text(json.dumps(cache))
+        tmp = os.path.join(os.path.dirname(cache_path), f".{CACHE_FILE}.{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(cache))
         os.replace(tmp, cache_path)
     except OSError:
         pass  # a cache that cannot be written costs a PPD read (or a question) next time, nothing more
 
 
-def abilities(printer: str, ppd: str | None, state_dir: Path, device_uri: str | None = None,
+def abilities(printer: str, ppd: str | None, state_dir, device_uri: str | None = None,
               timeout: float = DEVICE_TIMEOUT) -> Abilities:
     """The queue's abilities, from the cache when its PPD (or, without one, its device URI) has
     not changed since."""
@@ -84,7 +85,7 @@ def abilities(printer: str, ppd: str | None, state_dir: Path, device_uri: str | 
     except OSError:
         return Abilities(source=f"PPD {ppd} not readable: assumed able")
     stamp = [stat.st_size, stat.st_mtime_ns, ppd]
-    cache_path = state_dir / CACHE_FILE
+    cache_path = os.path.join(os.fspath(state_dir), CACHE_FILE)
     cache = _load_cache(cache_path)
     entry = cache.get(printer)
     if isinstance(entry, dict) and entry.get("stamp") == stamp:
@@ -98,7 +99,7 @@ def abilities(printer: str, ppd: str | None, state_dir: Path, device_uri: str | 
     return found
 
 
-def _device_abilities(printer: str, device_uri: str | None, state_dir: Path, timeout: float) -> Abilities:
+def _device_abilities(printer: str, device_uri: str | None, state_dir, timeout: float) -> Abilities:
     """A raw queue's device, asked over IPP (cached), or not known."""
     from agent import ipp_device
 
@@ -108,7 +109,7 @@ def _device_abilities(printer: str, device_uri: str | None, state_dir: Path, tim
     if scheme not in ("ipp", "ipps", "http", "https"):
         return Abilities(colour=None, source=f"no PPD, a {scheme}: device cannot be asked: colour not known")
     stamp = ["device", device_uri]
-    cache_path = state_dir / CACHE_FILE
+    cache_path = os.path.join(os.fspath(state_dir), CACHE_FILE)
     cache = _load_cache(cache_path)
     entry = cache.get(printer)
     now = time.time()

@@ -14,7 +14,7 @@ NEVER_ON_THE_HOT_PATH = ("agent.install", "urllib.request", "pypdf", "dataclasse
                          "subprocess", "hashlib", "configparser")
 # What a job the server answers at once (print) over http does not need either.
 NOT_FOR_A_PRINTED_JOB = ("http.client", "email.parser", "ssl", "socket", "sqlite3", "typing", "datetime",
-                         "configparser", "encodings.idna", "fcntl", "select")
+                         "configparser", "encodings.idna", "fcntl", "select", "pathlib", "urllib.parse")
 
 
 def imported_after(code: str, env: dict | None = None) -> set[str]:
@@ -66,9 +66,9 @@ def test_a_whole_printed_job_posts_and_prints_without_http_client_sqlite_or_ssl(
         code = (f"import os; os.environ.update(DEVICE_URI='pageledger:sink://p', PRINTER='q', "
                 f"CUPS_SERVERBIN={str(tmp_path)!r}, FINAL_CONTENT_TYPE='application/pdf', TMPDIR={str(tmp_path)!r}); "
                 f"from agent.backend import Backend, BackendLog; from agent.config import load_config; "
-                f"from agent.job_options import CupsJob; from pathlib import Path; "
+                f"from agent.job_options import CupsJob; "
                 f"handed = []; "
-                f"b = Backend(load_config(Path({str(state)!r})), BackendLog(sys.stderr), dict(os.environ), "
+                f"b = Backend(load_config({str(state)!r}), BackendLog(sys.stderr), dict(os.environ), "
                 f"exec_backend=lambda *a: handed.append(a)); "
                 f"fd = os.open({str(pdf)!r}, os.O_RDONLY); "
                 f"code = b.run('pageledger:sink://p', CupsJob.from_argv(['7', 'alice', 't', '1', "

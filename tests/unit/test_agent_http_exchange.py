@@ -122,3 +122,51 @@ def test_urls_it_cannot_use_are_refused(url):
 def test_the_host_header_brackets_an_ipv6_address():
     assert split_url("http://[::1]:8080").host_header == "[::1]:8080"
     assert http_exchange.Url("http", "h", None, "").host_header == "h"
+
+
+def test_https_checks_the_certificate_and_its_host_name(tmp_path):
+    """TLS with the default context: a certificate the client trusts (SSL_CERT_FILE) for the
+    host asked is accepted; the same server under another name is refused."""
+    import ssl
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                           "/CN=localhost", "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key),
+                           "-out", str(cert)], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+
+    def serve() -> None:
+        for _ in range(2):
+            conn, _ = listener.accept()
+            try:
+                with context.wrap_socket(conn, server_side=True) as tls:
+                    tls.settimeout(5)
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        request += tls.recv(65536)
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n{\"offline\": \"x\"}")
+            except (ssl.SSLError, OSError):
+                pass  # the client refused the certificate
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from agent.http_exchange import exchange, split_url\n"
+            "try:\n    print(exchange(split_url(sys.argv[2]), 'GET', '/p', b'', {}, 5))\n"
+            "except OSError as err:\n    print('refused', type(err).__name__)\n")
+    env = {"SSL_CERT_FILE": str(cert), "PATH": "/usr/bin:/bin"}
+    trusted = subprocess.run([sys.executable, "-I", "-c", code, str(root), f"https://localhost:{port}"],
+                             capture_output=True, text=True, timeout=30, env=env)
+    assert trusted.stdout.strip() == "(200, b'{\"offline\": \"x\"}')", trusted.stderr
+    other_name = subprocess.run([sys.executable, "-I", "-c", code, str(root), f"https://127.0.0.1:{port}"],
+                                capture_output=True, text=True, timeout=30, env=env)
+    assert other_name.stdout.strip() == "refused SSLCertVerificationError", other_name.stderr
+    thread.join(10)

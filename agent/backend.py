@@ -18,22 +18,19 @@ decides (see ``policy_cache``). Every step is told to the CUPS error log on stde
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Callable, TextIO
 
 from agent import __version__
-from agent.config import AgentConfig, ConfigError, load_config, state_dir_from_environment
+from agent.config import STATE_DIR, STATE_DIR_ENV, AgentConfig, ConfigError, load_config
 from agent.job_options import BadJobArguments, CupsJob
 from agent.outbox import Outbox
 from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
 from agent.printer_abilities import abilities
 from agent.secure_queues import RELEASE_JOB_OPTION, SecureQueueStore, is_release_job
+from agent.lazy_pattern import LazyPattern
 from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerRejectedJobs, ServerUnreachable,
                           ServicesClient, SpoolTooLargeForServer, SpoolUploadDamaged, SpoolUploadUnsupported)
 
@@ -50,7 +47,7 @@ CUPS_BACKEND_RETRY_CURRENT = 7
 SCHEME = "pageledger"
 DISCOVERY_LINE = f'network {SCHEME} "Unknown" "PageLedger accounting"'
 OFFLINE_STATE = "com.pageledger-server-unreachable-warning"
-_SCHEME_RE = re.compile(r"^[a-z][a-z0-9+.\-]*$")
+_SCHEME_RE = LazyPattern(r"^[a-z][a-z0-9+.\-]*$")
 # Backlog batches posted before a job is printed (bounded so a big backlog cannot delay it).
 BACKLOG_BATCHES_PER_JOB = 2
 COPY_CHUNK = 1 << 20
@@ -59,7 +56,7 @@ COPY_CHUNK = 1 << 20
 class BackendLog:
     """Lines for the CUPS error log; cupsd reads the prefix to pick the log level."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream):
         self._stream = stream
 
     def _line(self, prefix: str, message: str) -> None:
@@ -126,7 +123,7 @@ def spool_stdin(stdin_fd: int) -> str:
 # control characters but TAB, DEL, C1, and the lone surrogates a title that is not UTF-8 decodes
 # to. A title is chosen by whoever prints, so it is cleaned here rather than refused there: a
 # refused job would escape accounting.
-_UNPRINTABLE_IN_TITLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNPRINTABLE_IN_TITLE = LazyPattern("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
 MAX_TITLE = 1024
 
 
@@ -175,13 +172,15 @@ def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submi
     return record
 
 
-def _drop_privileges_for(backend_path: Path, log: BackendLog) -> None:
+def _drop_privileges_for(backend_path: str, log: BackendLog) -> None:
     """Run the real backend as cupsd would (backend(7)): as root unless it has world read and
     execute permissions, then as lp."""
     if os.geteuid() != 0:
         return
-    if backend_path.stat().st_mode & 0o005 != 0o005:
+    if os.stat(backend_path).st_mode & 0o005 != 0o005:
         return
+    import pwd
+
     try:
         user = pwd.getpwnam("lp")
     except KeyError:
@@ -197,7 +196,7 @@ class Backend:
 
     def __init__(self, config: AgentConfig, log: BackendLog, environ: dict[str, str],
                  client: ServicesClient | None = None,
-                 exec_backend: Callable[[str, list[str], dict[str, str]], None] = os.execve):
+                 exec_backend=os.execve):
         self.config = config
         self.log = log
         self.environ = environ
@@ -214,8 +213,8 @@ class Backend:
             device_uri = _uri_for_log(self.environ.get("DEVICE_URI") or argv0)
             self.log.error(f"PageLedger: device URI {device_uri!r} is not pageledger:<real device URI>")
             return CUPS_BACKEND_STOP
-        server_bin = Path(self.environ.get("CUPS_SERVERBIN") or "/usr/lib/cups")
-        real_backend = server_bin / "backend" / scheme
+        server_bin = self.environ.get("CUPS_SERVERBIN") or "/usr/lib/cups"
+        real_backend = os.path.join(server_bin, "backend", scheme)
         if not os.access(real_backend, os.X_OK):
             self.log.error(f"PageLedger: no CUPS backend for '{scheme}' at {real_backend}")
             return CUPS_BACKEND_STOP
@@ -231,7 +230,7 @@ class Backend:
         if spool_path is None:
             temp_spool = spool_path = spool_stdin(stdin_fd)
         try:
-            code = self._account(job, printer, spool_path, started)
+            code = self._account(job, printer, spool_path, started, real_uri)
             if code is not None:
                 return code
             return self._print(argv0, job, real_uri, real_backend, temp_spool)
@@ -239,23 +238,30 @@ class Backend:
             if temp_spool and os.path.exists(temp_spool):
                 os.unlink(temp_spool)
 
-    def _account(self, job: CupsJob, printer: str, spool_path: str, started: float) -> int | None:
+    def _account(self, job: CupsJob, printer: str, spool_path: str, started: float,
+                 real_uri: str | None = None) -> int | None:
         """Count, record and ask the server. None means: go on and print."""
         # On a filtered queue (data on stdin, a final content type) CUPS filters have already
         # applied N-up and page ranges; on a raw queue the data is as the client sent it.
         final_type = self.environ.get("FINAL_CONTENT_TYPE", "")
         imposed = job.file is None or (bool(final_type) and final_type != "application/vnd.cups-raw")
         number_up, page_ranges = self._layout_options(job)
-        device = abilities(printer, self.environ.get("PPD"), self.config.state_dir)
+        device = abilities(printer, self.environ.get("PPD"), self.config.state_dir, real_uri)
         # print-color-mode is applied by the filters of a filtered queue; on a raw queue nothing
         # applies it (CUPS even sets it to monochrome by default there) and the printer prints
         # the client's bytes as they are: their colour is what the data says.
         counts = count_job(spool_path, copies=job.copies, duplex=job.duplex, number_up=number_up,
                            imposed=imposed, monochrome=job.monochrome and imposed, page_ranges=page_ranges,
-                           timeout=self.config.interpreter_timeout, device_colour=device.colour,
+                           timeout=self.config.interpreter_timeout, device_colour=device.colour is not False,
                            device_duplex=device.duplex)
+        if device.colour is None and counts.colour_known and counts.colour_pages:
+            # Colour in the data, on a device nobody could ask: it may print it in grey.
+            counts = counts._replace(colour_known=False, unknown_reason=counts.unknown_reason or (
+                f"the data has {counts.colour_pages} colour pages; whether the device prints colour is not "
+                f"known ({device.source})"))
         if not device.colour or not device.duplex:
-            self.log.debug(f"PageLedger: the device prints {'colour' if device.colour else 'monochrome only'}, "
+            colour_words = {True: "colour", False: "monochrome only", None: "colour not known"}[device.colour]
+            self.log.debug(f"PageLedger: the device prints {colour_words}, "
                            f"{'both sides' if device.duplex else 'one side only'} ({device.source})")
         if counts.pages is not None and not counts.pages_known:
             self.log.warning(f"PageLedger: page count not sure ({counts.unknown_reason}): recorded as such")
@@ -263,7 +269,7 @@ class Backend:
             self.log.warning(f"PageLedger: could not read the document ({counts.error})")
         if counts.pages is None:
             self.log.warning(f"PageLedger: unknown document format ({counts.bytes} bytes): recorded with 0 pages and pdl 'unknown'")
-        submitted_at = (job.created_at or datetime.now(timezone.utc)).isoformat(timespec="seconds")
+        submitted_at = job.created_at or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         record = job_record(job, counts, printer=printer, host=self.config.client_host, submitted_at=submitted_at)
         self.log.info(f"PageLedger: job {job.job_id} by {job.user}: {counts.format}, {record['pages']} pages x "
                       f"{counts.copies} copies, {counts.sheets if counts.sheets is not None else '?'} sheets"
@@ -272,7 +278,7 @@ class Backend:
                       f", {record['paper']}")
         self.log.debug(f"PageLedger: counted in {(time.perf_counter() - started) * 1000:.1f} ms; job_key {record['job_key']}")
 
-        with Outbox(self.config.state_dir / "outbox.sqlite3", warn=self.log.warning) as outbox:
+        with Outbox(os.path.join(self.config.state_dir, "outbox.sqlite3"), warn=self.log.warning) as outbox:
             outbox.add(record)
             try:
                 results, rejected = outbox.post_batch(self.client, [record])
@@ -339,6 +345,7 @@ class Backend:
         else:
             self.log.warning(f"PageLedger: server unreachable ({err})")
         if action == "print":
+            outbox.queue_pending()
             self.log.info(f"PageLedger: printing offline; job kept in the outbox ({outbox.count()} waiting)")
             return None
         outbox.remove([record["job_key"]])
@@ -364,7 +371,7 @@ class Backend:
                       "and is held for release once the server answers (not printed)")
         return CUPS_BACKEND_RETRY
 
-    def _print_release(self, argv0: str, job: CupsJob, real_uri: str, real_backend: Path, released: str) -> int:
+    def _print_release(self, argv0: str, job: CupsJob, real_uri: str, real_backend: str, released: str) -> int:
         """A job the release service submitted (pageledger-job=ID): accounted when it was
         tracked and when it printed, so it goes to the printer untouched, never held again."""
         self.log.info(f"PageLedger: released job {released}: printing, not tracked again")
@@ -381,7 +388,7 @@ class Backend:
             self.policies.record_connection(policy["offline"])
 
     def _flush_backlog(self, outbox: Outbox, current_key: str) -> None:
-        if outbox.count() == 0:
+        if not outbox.has_backlog():
             return
         try:
             report = outbox.flush(self.client, self.config.batch_size, BACKLOG_BATCHES_PER_JOB, exclude=(current_key,))
@@ -433,7 +440,7 @@ class Backend:
         self.log.info(f"PageLedger: job held for release (server job {result.job_id}){told}; not printed now")
         return CUPS_BACKEND_OK
 
-    def _print(self, argv0: str, job: CupsJob, real_uri: str, real_backend: Path, temp_spool: str | None) -> int:
+    def _print(self, argv0: str, job: CupsJob, real_uri: str, real_backend: str, temp_spool: str | None) -> int:
         env = dict(self.environ)
         env["DEVICE_URI"] = real_uri
         args = [argv0[len(SCHEME) + 1:] if argv0.startswith(SCHEME + ":") else _uri_for_log(real_uri),
@@ -452,7 +459,7 @@ class Backend:
         return CUPS_BACKEND_OK  # only reached when exec_backend is not a real exec
 
 
-def main(argv: list[str] | None = None, *, state_dir: str | Path | None = None) -> int:
+def main(argv: list[str] | None = None, *, state_dir=None) -> int:
     argv = list(sys.argv if argv is None else argv)
     log = BackendLog(sys.stderr)
     if len(argv) == 1:
@@ -464,7 +471,8 @@ def main(argv: list[str] | None = None, *, state_dir: str | Path | None = None) 
         print(f"Usage: {SCHEME} job-id user title copies options [file]", file=sys.stderr)
         log.error(f"PageLedger: {err}")
         return CUPS_BACKEND_FAILED
-    state = Path(state_dir) if state_dir else state_dir_from_environment()
+    # A str, not a Path: the backend does not import pathlib (its config's paths are str too).
+    state = os.fspath(state_dir) if state_dir else (os.environ.get(STATE_DIR_ENV) or STATE_DIR)
     try:
         config = load_config(state)
     except ConfigError as err:

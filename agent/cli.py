@@ -6,14 +6,11 @@ the format (the JSON is still printed, with ``pages`` null).
 """
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import sys
-from pathlib import Path
 
 import agent
-from agent.config import (DEFAULT_SERVER_BIN, AgentConfig, ConfigError, load_config, parse_name_value_arguments,
-                          read_ini_properties, state_dir_from_environment)
 from agent.pagecount import count_job
 
 # The other sub-commands' modules (install, outbox, server) are imported by their handlers:
@@ -21,6 +18,8 @@ from agent.pagecount import count_job
 
 
 def _positive_int(text: str) -> int:
+    import argparse
+
     try:
         value = int(text)
     except ValueError:
@@ -30,7 +29,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser():
+    import argparse  # with its gettext and the sub-commands' help: not for a plain ``count``
+    from pathlib import Path
+
+    from agent.config import DEFAULT_SERVER_BIN
+
     parser = argparse.ArgumentParser(prog="pageledger-agent", description="PageLedger print accounting agent for CUPS")
     parser.add_argument("--version", action="version", version=f"pageledger-agent {agent.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -41,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     count.add_argument("--duplex", action="store_true", default=None)
     count.add_argument("--number-up", type=_positive_int, default=1)
 
-    def state_option(p: argparse.ArgumentParser) -> None:
+    def state_option(p) -> None:
         p.add_argument("--state-dir", type=Path, default=None,
                        help="agent state (config, outbox, policy); default $PAGELEDGER_AGENT_STATE_DIR or /var/lib/pageledger-agent")
 
@@ -92,12 +96,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _count(args) -> int:
-    path = Path(args.file)
-    if not path.is_file():
+    path = args.file
+    if not os.path.isfile(path):
         print(f"pageledger-agent: error: {path}: no such file", file=sys.stderr)
         return 1
     try:
-        result = count_job(str(path), copies=args.copies, duplex=args.duplex, number_up=args.number_up)
+        result = count_job(path, copies=args.copies, duplex=args.duplex, number_up=args.number_up)
     except OSError as err:
         print(f"pageledger-agent: error: {path}: {err.strerror}", file=sys.stderr)
         return 1
@@ -110,6 +114,7 @@ def _count(args) -> int:
 
 
 def _install(args) -> int:
+    from agent.config import AgentConfig, parse_name_value_arguments, read_ini_properties, state_dir_from_environment
     from agent.install import CupsAdmin, install
     from agent.systemd_unit import Systemd
 
@@ -129,6 +134,7 @@ def _install(args) -> int:
 
 
 def _flush(args) -> int:
+    from agent.config import load_config, state_dir_from_environment
     from agent.outbox import Outbox
     from agent.policy_cache import PolicyStore
     from agent.server import ServerError, ServicesClient
@@ -150,6 +156,7 @@ def _flush(args) -> int:
 
 
 def _status(args) -> int:
+    from agent.config import load_config, state_dir_from_environment
     from agent.outbox import Outbox
     from agent.policy_cache import PolicyStore
 
@@ -177,8 +184,9 @@ def _uninstall(args) -> int:
     return 0
 
 
-def _installed_state_dir(args) -> Path:
-    """Where the install to undo keeps its state: as told, else where its record is."""
+def _installed_state_dir(args):
+    """Where the install to undo keeps its state (a Path): as told, else where its record is."""
+    from agent.config import state_dir_from_environment
     from agent.install import BACKEND_NAME, RECORD_FILE, state_dir_of_backend
 
     if args.state_dir:
@@ -190,19 +198,49 @@ def _installed_state_dir(args) -> Path:
     return named if named is not None else state
 
 
+class _CountArguments:
+    """``count FILE [--copies N] [--duplex] [--number-up N]``, as argparse would give them."""
+
+    command = "count"
+
+    def __init__(self, file: str, copies: int, duplex: bool | None, number_up: int):
+        self.file, self.copies, self.duplex, self.number_up = file, copies, duplex, number_up
+
+
+def _plain_count(argv: list[str]) -> _CountArguments | None:
+    """A well-formed ``count`` command line, read without argparse (whose import is most of what
+    ``count`` of a small document would cost); None for anything else, which argparse reads
+    (and explains, for a bad one)."""
+    if len(argv) < 2 or argv[0] != "count" or argv[1].startswith("-"):
+        return None
+    copies, duplex, number_up = 1, None, 1
+    rest = argv[2:]
+    while rest:
+        option = rest.pop(0)
+        if option == "--duplex":
+            duplex = True
+        elif option in ("--copies", "--number-up") and rest and rest[0].isdigit() and int(rest[0]) >= 1:
+            if option == "--copies":
+                copies = int(rest.pop(0))
+            else:
+                number_up = int(rest.pop(0))
+        else:
+            return None
+    return _CountArguments(argv[1], copies, duplex, number_up)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _plain_count(argv) or _parser().parse_args(argv)
     handlers = {"count": _count, "install": _install, "uninstall": _uninstall, "flush": _flush, "status": _status,
                 "release-service": _release_service}
     try:
         return handlers[args.command](args)
-    except ConfigError as err:
-        print(f"pageledger-agent: error: {err}", file=sys.stderr)
-        return 1
-    except Exception as err:
+    except Exception as err:  # config and install errors are imported only when one happens
+        from agent.config import ConfigError
         from agent.install import InstallError
 
-        if not isinstance(err, InstallError):
+        if not isinstance(err, (ConfigError, InstallError)):
             raise
         print(f"pageledger-agent: error: {err}", file=sys.stderr)
         return 1

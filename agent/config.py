@@ -8,11 +8,21 @@ file. No other agent module reads configuration files or environment variables.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
-from pathlib import Path
+from collections import namedtuple
 
-DEFAULT_STATE_DIR = Path("/var/lib/pageledger-agent")
-DEFAULT_SERVER_BIN = Path("/usr/lib/cups")  # CUPS ServerBin: its backend/ holds the wrapper
+STATE_DIR = "/var/lib/pageledger-agent"
+SERVER_BIN = "/usr/lib/cups"  # CUPS ServerBin: its backend/ holds the wrapper
+INSTALL_DIR = "/opt/pageledger-agent"
+
+
+def __getattr__(name: str):
+    """``DEFAULT_STATE_DIR`` and ``DEFAULT_SERVER_BIN`` as Paths, made when first asked for:
+    the backend uses the strings and does not import pathlib (PEP 562)."""
+    if name in ("DEFAULT_STATE_DIR", "DEFAULT_SERVER_BIN"):
+        from pathlib import Path
+
+        return Path(STATE_DIR if name == "DEFAULT_STATE_DIR" else SERVER_BIN)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 CONFIG_FILE = "agent.ini"
 SECTION = "Properties"
 # Environment variable that points the backend and CLI at another state dir (tests, packaging).
@@ -48,41 +58,55 @@ def _parse_bool(name: str, value: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0, not {value!r}")
 
 
-class _Settings(NamedTuple):
-    state_dir: Path = DEFAULT_STATE_DIR
-    services_url: str = ""
-    agent_token: str = ""
-    install_dir: Path = Path("/opt/pageledger-agent")
-    suppress_reboots: bool = True
-    suppress_add_remove: bool = False
-    suppress_shortcuts: bool = False
-    # 1: print while the server cannot be reached and post the job later; 0: refuse until
-    # the agent has reached the server once (then the server's offline policy applies).
-    ignore_disconnected: bool = True
-    server_timeout: float = 3.0
-    client_host: str | None = None  # None: this host's name
-    batch_size: int = 500
-    # Seconds Ghostscript may take on one job's document (PostScript, PDFs the parsers cannot
-    # settle) before its count is given up as unknown (the job still prints).
-    interpreter_timeout: float = 20.0
-
-
+# Field -> (how its property's value is parsed, its default). ignore_disconnected 1: print
+# while the server cannot be reached and post the job later; 0: refuse until the agent has
+# reached the server once (then the server's offline policy applies). client_host None: this
+# host's name. interpreter_timeout: seconds Ghostscript may take on one job's document
+# (PostScript, PDFs the parsers cannot settle) before its count is given up as unknown (the
+# job still prints). (A namedtuple, not typing.NamedTuple: importing typing costs every
+# backend process milliseconds.)
+_FIELDS = {
+    "state_dir": ("Path", None),  # None: STATE_DIR
+    "services_url": ("str", ""),
+    "agent_token": ("str", ""),
+    "install_dir": ("Path", None),  # None: INSTALL_DIR
+    "suppress_reboots": ("bool", True),
+    "suppress_add_remove": ("bool", False),
+    "suppress_shortcuts": ("bool", False),
+    "ignore_disconnected": ("bool", True),
+    "server_timeout": ("float", 3.0),
+    "client_host": ("str", None),
+    "batch_size": ("int", 500),
+    "interpreter_timeout": ("float", 20.0),
+}
+_Settings = namedtuple("_Settings", list(_FIELDS), defaults=[default for _, default in _FIELDS.values()])
 _CLIENT_HOST = _Settings._fields.index("client_host")
-# Field -> its annotation's text ("bool", "Path"...): how a property's value is parsed.
-_FIELD_TYPES = {name: getattr(kind, "__forward_arg__", kind) for name, kind in _Settings.__annotations__.items()}
+_PATH_DEFAULTS = {"state_dir": STATE_DIR, "install_dir": INSTALL_DIR}
+# Field -> its type's name ("bool", "Path"...): how a property's value is parsed.
+_FIELD_TYPES = {name: kind for name, (kind, _) in _FIELDS.items()}
 
 
 class AgentConfig(_Settings):
     """The agent's settings, as install wrote them to ``<state dir>/agent.ini``.
 
-    An immutable record checked when it is made (a NamedTuple, not a dataclass: importing
+    An immutable record checked when it is made (a namedtuple, not a dataclass: importing
     dataclasses costs every backend process ~9 ms); ``replace`` makes a checked copy.
+
+    Path fields (``state_dir``, ``install_dir``) are of the kind ``state_dir`` is given as: a
+    ``pathlib.Path`` (install, the CLI, tests; the default) or a ``str`` (the backend, which does
+    not import pathlib).
     """
 
     __slots__ = ()
 
     def __new__(cls, *args, **kwargs) -> "AgentConfig":
         self = super().__new__(cls, *args, **kwargs)
+        if self.state_dir is None or self.install_dir is None:
+            path = str if isinstance(self.state_dir, str) else _pathlib_path()
+            values = self._asdict()
+            for name, default in _PATH_DEFAULTS.items():
+                values[name] = path(values[name] if values[name] is not None else default)
+            self = tuple.__new__(cls, tuple(values.values()))
         if self.client_host is None:
             self = tuple.__new__(cls, (*self[:_CLIENT_HOST], os.uname().nodename, *self[_CLIENT_HOST + 1:]))
         if self.services_url and not self.services_url.startswith(("http://", "https://")):
@@ -104,7 +128,10 @@ class AgentConfig(_Settings):
         return AgentConfig(**{**self._asdict(), **changes})
 
     @property
-    def config_path(self) -> Path:
+    def config_path(self):
+        """``<state dir>/agent.ini``, of the state dir's kind (Path or str)."""
+        if isinstance(self.state_dir, str):
+            return os.path.join(self.state_dir, CONFIG_FILE)
         return self.state_dir / CONFIG_FILE
 
     def with_properties(self, properties: dict[str, str]) -> "AgentConfig":
@@ -127,7 +154,7 @@ class AgentConfig(_Settings):
                 except ValueError:
                     raise ConfigError(f"{name} must be a whole number, not {value!r}") from None
             elif kind == "Path":
-                changes[attr] = Path(value)
+                changes[attr] = value if isinstance(self.state_dir, str) else _pathlib_path()(value)
             else:
                 changes[attr] = value.strip()
         if "services_url" in changes:
@@ -143,13 +170,13 @@ class AgentConfig(_Settings):
 
     def save(self) -> None:
         """Write agent.ini, readable by its owner only (it holds the agent token)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.state_dir, exist_ok=True)
         import configparser  # only where a file is read or written: not for `count`
 
         parser = configparser.ConfigParser(interpolation=None)
         parser.optionxform = str
         parser[SECTION] = self.to_properties()
-        tmp = self.config_path.with_suffix(".tmp")
+        tmp = os.path.splitext(os.fspath(self.config_path))[0] + ".tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             parser.write(handle)
@@ -158,22 +185,55 @@ class AgentConfig(_Settings):
         os.replace(tmp, self.config_path)
 
 
-def read_ini_properties(path: Path) -> dict[str, str]:
-    """The [Properties] of an ini file, with names spelt as documented (matching ignores case)."""
-    import configparser
+def _simple_ini_properties(text: str) -> dict[str, str] | None:
+    """The [Properties] of an ini file made only of ``name = value`` lines, comments and blank
+    lines in that one section (as ``save`` writes it), read without ``configparser``, whose
+    import costs every backend process milliseconds; None for anything else (continuation
+    lines, other sections...), which configparser then reads."""
+    properties: dict[str, str] = {}
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if raw[0] in " \t":
+            return None
+        if line.startswith("["):
+            if section is not None or line != f"[{SECTION}]":
+                return None
+            section = SECTION
+            continue
+        if section is None or "=" not in line:
+            return None
+        name, _, value = line.partition("=")
+        name = name.strip()
+        if ":" in name or not name or name.upper() in {n.upper() for n in properties}:
+            return None
+        properties[name] = value.strip()
+    return properties if section is not None else None
 
-    parser = configparser.ConfigParser(interpolation=None)
+
+def read_ini_properties(path) -> dict[str, str]:
+    """The [Properties] of an ini file, with names spelt as documented (matching ignores case)."""
     try:
         with open(path, encoding="utf-8-sig") as handle:
-            parser.read_file(handle)
+            text = handle.read()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except configparser.Error as err:
-        raise ConfigError(f"{path}: {err}") from None
-    if not parser.has_section(SECTION):
-        raise ConfigError(f"{path}: no [{SECTION}] section")
+    items = _simple_ini_properties(text)
+    if items is None:
+        import configparser
+
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read_string(text, source=str(path))
+        except configparser.Error as err:
+            raise ConfigError(f"{path}: {err}") from None
+        if not parser.has_section(SECTION):
+            raise ConfigError(f"{path}: no [{SECTION}] section")
+        items = dict(parser.items(SECTION))
     properties = {}
-    for name, value in parser.items(SECTION):
+    for name, value in items.items():
         canonical = _BY_UPPER.get(name.upper())
         if canonical is None:
             raise ConfigError(f"{path}: unknown property {name!r} (known: {', '.join(PROPERTIES)})")
@@ -194,14 +254,22 @@ def parse_name_value_arguments(arguments: list[str]) -> dict[str, str]:
     return properties
 
 
-def state_dir_from_environment(default: Path = DEFAULT_STATE_DIR) -> Path:
-    return Path(os.environ.get(STATE_DIR_ENV) or default)
+def state_dir_from_environment(default=STATE_DIR):
+    """The state dir (a Path) named by ``$PAGELEDGER_AGENT_STATE_DIR``, else ``default``."""
+    return _pathlib_path()(os.environ.get(STATE_DIR_ENV) or default)
 
 
-def load_config(state_dir: Path) -> AgentConfig:
-    """The configuration ``install`` wrote into ``state_dir``."""
+def _pathlib_path():
+    from pathlib import Path
+
+    return Path
+
+
+def load_config(state_dir) -> AgentConfig:
+    """The configuration ``install`` wrote into ``state_dir`` (its paths of the same kind: Path
+    or str)."""
     base = AgentConfig(state_dir=state_dir)
     path = base.config_path
-    if not path.exists():
+    if not os.path.exists(path):
         raise ConfigError(f"{path} does not exist: run 'pageledger-agent install' first")
     return base.with_properties(read_ini_properties(path))

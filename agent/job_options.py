@@ -6,8 +6,8 @@ by spaces, values optionally quoted or braced (collections), backslash escapes, 
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-from datetime import datetime, timezone
+import time
+from collections import namedtuple
 
 from agent.pagecount.paper import paper_from_media_name
 
@@ -74,16 +74,12 @@ def _parse_int(name: str, value: str, minimum: int) -> int:
     return number
 
 
-class CupsJob(NamedTuple):
-    """One job handed to the backend by cupsd."""
+class CupsJob(namedtuple("CupsJob", "job_id user title copies options file options_text", defaults=("",))):
+    """One job handed to the backend by cupsd: ``job_id`` and ``copies`` ints, ``options`` the
+    parsed options, ``file`` the spool file of a raw queue (None: the data is on stdin),
+    ``options_text`` argv[5] as cupsd gave it."""
 
-    job_id: int
-    user: str
-    title: str
-    copies: int
-    options: dict[str, str]
-    file: str | None
-    options_text: str = ""
+    __slots__ = ()
 
     @classmethod
     def from_argv(cls, argv: list[str]) -> "CupsJob":
@@ -134,11 +130,12 @@ class CupsJob(NamedTuple):
         return "unknown"
 
     @property
-    def created_at(self) -> datetime | None:
-        """When cupsd created the job (its ``time-at-creation`` option), if it says."""
+    def created_at(self) -> str | None:
+        """When cupsd created the job (its ``time-at-creation`` option), if it says, as an
+        ISO 8601 UTC time to the second (formatted with ``time``: no datetime import per job)."""
         value = self.options.get("time-at-creation", "")
-        if value.isdigit() and int(value) > 0:
-            return datetime.fromtimestamp(int(value), timezone.utc)
+        if value.isdigit() and 0 < int(value) < 253402300800:
+            return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(int(value)))
         return None
 
     @property

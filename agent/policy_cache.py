@@ -9,20 +9,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import NamedTuple
-from pathlib import Path
+from collections import namedtuple
 
 POLICY_FILE = "policy.json"
 # Fetch the policy again after this long (seconds) when the server answers.
 POLICY_MAX_AGE = 600.0
 
 
-class CachedPolicy(NamedTuple):
-    """When the agent first reached the server, and the offline policy it last heard."""
+class CachedPolicy(namedtuple("CachedPolicy", "connected_at offline fetched_at", defaults=(None, None, None))):
+    """When the agent first reached the server, and the offline policy it last heard
+    (``offline``: "print" | "refuse", as the server said; None before it said)."""
 
-    connected_at: float | None = None
-    offline: str | None = None  # "print" | "refuse", as the server said
-    fetched_at: float | None = None
+    __slots__ = ()
 
     @property
     def connected_once(self) -> bool:
@@ -42,25 +40,31 @@ class CachedPolicy(NamedTuple):
 class PolicyStore:
     """``policy.json`` in the state dir, replaced atomically."""
 
-    def __init__(self, state_dir: Path):
-        self.path = Path(state_dir) / POLICY_FILE
+    def __init__(self, state_dir):
+        # os.path, not pathlib: a backend process does not import pathlib.
+        self.path = os.path.join(os.fspath(state_dir), POLICY_FILE)
 
     def load(self) -> CachedPolicy:
         try:
-            data = json.loads(self.path.read_text())
+            with open(self.path, encoding="utf-8") as handle:
+                data = json.loads(handle.read())
         except (FileNotFoundError, ValueError):
             return CachedPolicy()
         return CachedPolicy(data.get("connected_at"), data.get("offline"), data.get("fetched_at"))
 
     def save(self, policy: CachedPolicy) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{POLICY_FILE}.{os.getpid()}")
-        tmp.write_text(json.dumps({"connected_at": policy.connected_at, "offline": policy.offline,
-                                   "fetched_at": policy.fetched_at}))
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, exist_ok=True)
+        tmp = os.path.join(directory, f".{POLICY_FILE}.{os.getpid()}")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"connected_at": policy.connected_at, "offline": policy.offline,
+                                     "fetched_at": policy.fetched_at}))
         os.replace(tmp, self.path)
 
     def record_connection(self, offline: str | None = None) -> CachedPolicy:
         current = self.load()
+        if offline is None and current.connected_at is not None:
+            return current  # nothing new to keep: no file written on every job
         now = time.time()
         updated = CachedPolicy(current.connected_at or now,
                                offline if offline is not None else current.offline,

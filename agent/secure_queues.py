@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 SECURE_FILE = "secure.json"
 RELEASE_JOB_OPTION = "pageledger-job"
@@ -61,21 +60,24 @@ class SecureQueues:
 class SecureQueueStore:
     """``secure.json``, replaced atomically (the backend runs as root: the state dir is private)."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / SECURE_FILE
+    def __init__(self, state_dir) -> None:
+        # os.path, not pathlib: a backend process does not import pathlib.
+        self.path = os.path.join(os.fspath(state_dir), SECURE_FILE)
 
     def load(self) -> SecureQueues:
         try:
-            data = json.loads(self.path.read_text())
+            with open(self.path, encoding="utf-8") as handle:
+                data = json.loads(handle.read())
         except (OSError, ValueError):
             return SecureQueues()
         offline = data.get("offline") if data.get("offline") in OFFLINE_MODES else "retry"
         return SecureQueues({str(q).lower() for q in data.get("queues", []) if isinstance(q, str)}, offline)
 
     def save(self, secure: SecureQueues) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"queues": sorted(secure.queues), "offline": secure.offline}))
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = os.path.splitext(self.path)[0] + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps({"queues": sorted(secure.queues), "offline": secure.offline}))
         os.replace(tmp, self.path)
 
     def learn(self, queue: str, secure: bool) -> None:

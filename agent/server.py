@@ -10,13 +10,11 @@ a kind of ``ServerUnreachable``, send it again) and ``SpoolTooLargeForServer`` (
 """
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import select
-import socket
-from typing import Iterator, NamedTuple
-from urllib.parse import quote, urlsplit
+from collections import namedtuple
+
+from agent import http_exchange
 
 SPOOL_CHUNK = 1 << 20
 DIGEST_HEADER = "X-Content-SHA256"
@@ -76,18 +74,14 @@ class SpoolTooLargeForServer(ServerError):
     """413: the job's data is over the server's limit; sending it again would fail again."""
 
 
-class JobResult(NamedTuple):
-    """The server's answer for one posted job (a NamedTuple, not a dataclass: importing
-    dataclasses costs every backend process ~9 ms)."""
+class JobResult(namedtuple("JobResult", "job_key job_id status decision sheets cost message fields",
+                           defaults=((),))):
+    """The server's answer for one posted job: ``status`` is tracked | denied | duplicate |
+    conflict (re-posted with other figures), ``fields`` a conflict's figures that differ from the
+    job as recorded. (A plain namedtuple: importing dataclasses or typing costs every backend
+    process milliseconds.)"""
 
-    job_key: str
-    job_id: str
-    status: str  # tracked | denied | duplicate | conflict (re-posted with other figures)
-    decision: str
-    sheets: int | None
-    cost: str
-    message: str
-    fields: tuple[str, ...] = ()  # a conflict's figures that differ from the job as recorded
+    __slots__ = ()
 
 
 def _refusal(method: str, path: str, code: int, raw: bytes) -> ServerError:
@@ -114,8 +108,10 @@ def _refusal(method: str, path: str, code: int, raw: bytes) -> ServerError:
     return ServerUnreachable(f"{method} {path}: HTTP {code}")
 
 
-def _answered(sock: socket.socket | None, wait: float = 0.0) -> bool:
+def _answered(sock, wait: float = 0.0) -> bool:
     """Whether the server has answered (or closed) before the whole body is sent."""
+    import select
+
     if sock is None:
         return False
     if getattr(sock, "pending", lambda: 0)():
@@ -131,9 +127,10 @@ class ServicesClient:
         if not base_url:
             raise ValueError("no ServicesUrl configured")
         self._base = base_url.rstrip("/")
-        self._url = urlsplit(self._base)
-        if self._url.scheme not in ("http", "https") or not self._url.hostname:
-            raise ValueError(f"ServicesUrl {base_url!r} is not an http(s) URL")
+        try:
+            self._url = http_exchange.split_url(self._base)
+        except ValueError:
+            raise ValueError(f"ServicesUrl {base_url!r} is not an http(s) URL") from None
         self._path = self._url.path.rstrip("/")
         self._token = token
         self._timeout = timeout
@@ -141,32 +138,31 @@ class ServicesClient:
     def __repr__(self) -> str:  # never shows the token
         return f"ServicesClient({self._base!r})"
 
-    def _request(self, method: str, path: str, body=None, headers: dict | None = None,
+    def _request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None,
                  timeout: float | None = None):
         all_headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json",
                        "User-Agent": "pageledger-agent"}
         all_headers.update(headers or {})
-        # http.client, not urllib.request: a backend is a new process per job and urllib's
-        # import (its handlers, email, cookies...) cost more than the request.
-        connection = self._connection(timeout or self._timeout)
+        # Not http.client (nor urllib): a backend is a new process per job, and http.client's
+        # imports (email.parser, ssl...) cost it more than the request itself (issue 19).
         try:
-            connection.request(method, self._path + path, body=body, headers=all_headers)
-            response = connection.getresponse()
-            raw = response.read()
-        except (http.client.HTTPException, socket.timeout, TimeoutError, ConnectionError, OSError) as err:
+            status, raw = http_exchange.exchange(self._url, method, self._path + path, body, all_headers,
+                                                 timeout or self._timeout)
+        except (http_exchange.BadAnswer, OSError) as err:
             raise ServerUnreachable(f"{method} {self._base}{path}: {err or type(err).__name__}") from None
-        finally:
-            connection.close()
-        if response.status >= 400:
-            raise _refusal(method, path, response.status, raw)
-        if response.status >= 300:
-            raise ServerUnreachable(f"{method} {self._base}{path}: HTTP {response.status} (redirects are not followed)")
+        if status >= 400:
+            raise _refusal(method, path, status, raw)
+        if status >= 300:
+            raise ServerUnreachable(f"{method} {self._base}{path}: HTTP {status} (redirects are not followed)")
         try:
-            return response.status, (json.loads(raw) if raw else {})
+            return status, (json.loads(raw) if raw else {})
         except ValueError as err:
             raise ServerUnreachable(f"{method} {path}: answer is not JSON ({err})") from None
 
-    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+    def _connection(self, timeout: float):
+        """An http.client connection (for the held job's upload only: a rare, long request)."""
+        import http.client
+
         if self._url.scheme == "https":
             return http.client.HTTPSConnection(self._url.hostname, self._url.port, timeout=timeout)
         return http.client.HTTPConnection(self._url.hostname, self._url.port, timeout=timeout)
@@ -197,7 +193,9 @@ class ServicesClient:
         declared length) and close; urllib would only report the broken pipe. This waits briefly
         for such an answer after the headers and first 32 KiB, stops sending once an answer is waiting or the
         connection breaks, and reads the answer."""
-        import hashlib  # only a held job needs it: not on every job's import path
+        import hashlib  # only a held job needs these: not on every job's import path
+        import http.client
+        from urllib.parse import quote
 
         request_path = f"/Services/jobs/{quote(job_id, safe='')}/spool"
         url = self._url

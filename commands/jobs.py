@@ -80,15 +80,17 @@ class TrackJobs:
     """
 
     def __init__(self, app: PageLedger, printers: PrinterCache, gate: SeatGate | None = None,
-                 unknown_colour_charge: str = "colour",
+                 unknown_colour_charge: str | Callable[[], str] = "colour",
                  codes: CodeDigest | None = None, clock: Callable[[], int] = system_clock,
                  tell_code: Callable[[str, str, str, str], None] | None = None,
                  document_policy: DocumentPolicy = lambda: KEEP, personal: PersonalKeys | None = None) -> None:
         self.app = app
         self.printers = printers
         self.gate = gate
-        # A job whose colour the agent could not tell: every page priced as colour, or as reported.
-        self.unknown_colour_charge = unknown_colour_charge
+        # A job whose colour the agent could not tell: every page priced as colour, or as reported
+        # (the site setting `unknown_colour_charge` in force when the job arrives).
+        self._unknown_colour_charge = (unknown_colour_charge if callable(unknown_colour_charge)
+                                       else lambda: unknown_colour_charge)
         self.codes = codes  # release codes' keyed digest (adapters.pins.PinDigester)
         self.clock = clock  # a held job's expiry counts from its arrival
         self.tell_code = tell_code  # (user, code, printer, document): e-mails a generated release code
@@ -96,6 +98,10 @@ class TrackJobs:
         # When given, each job's client host and document name are sealed with its user's key
         # (adapters.personal_keys): erasing the key makes them unreadable for good.
         self.personal = personal
+
+    @property
+    def unknown_colour_charge(self) -> str:
+        return self._unknown_colour_charge()
 
     def __call__(self, reports: Sequence[JobReport]) -> list[TrackOutcome]:
         app = self.app

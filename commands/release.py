@@ -230,12 +230,18 @@ class RecordReleaseOutcome:
     printer is stopped or refused it for now: the user sees why) or failed for good."""
 
     def __init__(self, app: PageLedger, printers: PrinterCache, spool_remover: SpoolRemover, clock: Clock,
-                 unknown_colour_charge: str = "colour") -> None:
-        self.unknown_colour_charge = unknown_colour_charge  # priced as when it was tracked (commands.jobs)
+                 unknown_colour_charge: str | Callable[[], str] = "colour") -> None:
+        # The site setting in force, as commands.jobs prices a job when it is tracked.
+        self._unknown_colour_charge = (unknown_colour_charge if callable(unknown_colour_charge)
+                                       else lambda: unknown_colour_charge)
         self.app = app
         self.printers = printers
         self.remove_spools = spool_remover
         self.clock = clock
+
+    @property
+    def unknown_colour_charge(self) -> str:
+        return self._unknown_colour_charge()
 
     def printed(self, job_id: UUID, *, cups_job: str) -> PrintJob:
         def attempt() -> tuple[PrintJob, bool]:

@@ -129,6 +129,17 @@ PRIVACY = (
                  "masked (only the extension is kept) or omitted", ("keep", "mask", "omit"), "keep"),
 )
 
+# Pricing (commands.jobs): how a job is charged when the agent could not tell its colour
+# (colour_known false: an encrypted or damaged document, an interpreter out of time, colour
+# data sent to a raw queue's device that could not be asked). "colour", the safer choice,
+# never undercharges: every page at the colour price; "mono": the pages the agent reported as
+# colour at the colour price, the rest mono.
+PRICING = (
+    choice_field("unknown_colour_charge", "How a job is charged when the agent could not tell its colour: every "
+                 "page as colour (never undercharges), or as the agent reported it (mono)", ("colour", "mono"),
+                 "colour"),
+)
+
 # Reports (projections.reports): the environmental factors (shown in the report with their
 # source, see projections.reports.FACTOR_SOURCES) and what counts as a workflow issue.
 REPORTS = (
@@ -147,7 +158,7 @@ REPORTS = (
                  "unusually large (workflow issues)", 500, 1, 1_000_000_000, integer=True),
 )
 
-FIELDS: dict[str, SettingField] = {f.name: f for f in (*SITE, *PRIVACY, *REPORTS)}
+FIELDS: dict[str, SettingField] = {f.name: f for f in (*SITE, *PRIVACY, *PRICING, *REPORTS)}
 
 
 def check_value(field: str, value: object) -> Value:

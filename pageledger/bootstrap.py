@@ -278,6 +278,10 @@ class Runtime:
         """The `document_names` privacy setting now: keep, mask or omit."""
         return str(self.site_settings["document_names"])
 
+    def unknown_colour_charge(self) -> str:
+        """The `unknown_colour_charge` site setting now: colour or mono (pricing, commands.jobs)."""
+        return str(self.site_settings["unknown_colour_charge"])
+
     @cached_property
     def event_history(self) -> EventHistory:
         return EventHistory(self.app, lambda name: shown_document(name, self.document_policy()))
@@ -314,8 +318,15 @@ class Runtime:
 
     @cached_property
     def track_jobs(self) -> TrackJobs:
+        if self.settings.unknown_colour_charge != "colour":
+            # The server setting of that name came first; the site setting (an admin's, with
+            # its history) is what prices jobs now.
+            log.warning("the server setting unknown_colour_charge=%s is no longer read: jobs whose colour is "
+                        "not known are priced by the site setting unknown_colour_charge (now %s); set it in "
+                        "the console's Settings or with 'pageledger settings set'",
+                        self.settings.unknown_colour_charge, self.unknown_colour_charge())
         return TrackJobs(self.app, self.printers, gate=self.licensing.gate_jobs,
-                         unknown_colour_charge=self.settings.unknown_colour_charge, codes=self.pin_digest,
+                         unknown_colour_charge=self.unknown_colour_charge, codes=self.pin_digest,
                          clock=self.clock, tell_code=self.release_code_mailer,
                          document_policy=self.document_policy, personal=self.personal_keys)
 
@@ -388,7 +399,7 @@ class Runtime:
     @cached_property
     def release_outcome(self) -> RecordReleaseOutcome:
         return RecordReleaseOutcome(self.app, self.printers, self.spool_remover, self.clock,
-                                    unknown_colour_charge=self.settings.unknown_colour_charge)
+                                    unknown_colour_charge=self.unknown_colour_charge)
 
     @cached_property
     def expire_jobs(self) -> ExpireJobs:

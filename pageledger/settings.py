@@ -46,10 +46,9 @@ class Settings:
     currency: str = "EUR"
     # What an agent does with a job while it cannot reach the server: "print" or "refuse".
     offline_policy: str = "print"
-    # How a job's pages are priced when the agent could not tell their colour (colour_known
-    # false: a damaged or encrypted document, an interpreter that timed out): "colour" (every
-    # page at the colour price: never undercharges) or "mono" (the pages reported as colour
-    # at colour price, the rest mono).
+    # Replaced by the site setting of the same name (domain.site_settings.PRICING: an admin's,
+    # saved from the console with who/old/new). Still accepted so that an existing
+    # configuration loads; a value other than "colour" is warned about and not read.
     unknown_colour_charge: str = "colour"
     # How often (seconds) the in-process projection runner polls an idle log.
     projection_poll_seconds: float = 0.05

@@ -333,7 +333,16 @@ def usage_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -
         Section("denied", "Denied jobs (never charged, not in the usage figures)", denied,
                 _totals(denied, ("denied_jobs", "denied_impressions", "denied_sheets"))),
         Section("colour_mono", "Colour and mono impressions", mix, None),
-    ], notes=[_grain_note(p, scope)], charts=tuple(charts))
+    ], notes=[_grain_note(p, scope), unknown_colour_note(src.settings())], charts=tuple(charts))
+
+
+def unknown_colour_note(settings: Mapping[str, Any]) -> str:
+    """How jobs whose colour the agent could not tell are charged: the site setting, in words."""
+    charge = str(settings.get("unknown_colour_charge", "colour"))
+    how = ("every page at the colour price" if charge == "colour" else
+           "as the agent reported them: its colour pages at the colour price, the rest mono")
+    return (f"Jobs whose colour the agent could not tell are charged {how} (site setting unknown_colour_charge = "
+            f"{charge}); each job's cost is as priced when it was tracked.")
 
 
 def _grain_note(p: ReportParameters, scope: Scope) -> str:
@@ -355,7 +364,7 @@ def user_summary_report(conn: sa.Connection, p: ReportParameters, src: ReportSou
     return Report("user-printing-summary", "User Printing summary", p, [
         Section("users", "Each user's printing", frame.reset_index(drop=True),
                 _totals(frame, (*MEASURES, "denied_jobs", "denied_impressions")))],
-        notes=[_grain_note(replace_group(p, "user"), scope)],
+        notes=[_grain_note(replace_group(p, "user"), scope), unknown_colour_note(src.settings())],
         charts=(Chart("top_users", "Top users by impressions", "barh", "users", "user", ("impressions",)),))
 
 
@@ -372,7 +381,7 @@ def printer_summary_report(conn: sa.Connection, p: ReportParameters, src: Report
     return Report("printer-usage-summary", "Printer Usage summary", p, [
         Section("printers", "Each printer's use", frame.reset_index(drop=True),
                 _totals(frame, (*MEASURES, "denied_jobs", "denied_impressions")))],
-        notes=[_grain_note(replace_group(p, "printer"), scope)],
+        notes=[_grain_note(replace_group(p, "printer"), scope), unknown_colour_note(src.settings())],
         charts=(Chart("top_printers", "Top printers by impressions", "barh", "printers", "printer", ("impressions",)),))
 
 
@@ -716,7 +725,7 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
                             note="Printers in error are not recorded; a release refused because its printer was "
                                  "stopped keeps the job held, with the reason on the Secure Print list."))
     return Report("workflow-issues", "Workflow issues", p, sections, notes=[
-        f"Lists show at most {MAX_ROWS_LISTED} jobs each; totals count them all."])
+        f"Lists show at most {MAX_ROWS_LISTED} jobs each; totals count them all.", unknown_colour_note(settings)])
 
 
 MAX_ROWS_LISTED = 1000

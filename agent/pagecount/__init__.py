@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from typing import NamedTuple
+from collections import namedtuple
 
 from agent.pagecount.detect import detect_format, read_head
 from agent.pagecount.facts import DocumentFacts
@@ -27,28 +27,18 @@ COUNTERS = {
 }
 
 
-class JobCount(NamedTuple):
+class JobCount(namedtuple("JobCount", "format pages sheets colour_pages colour_known paper_size bytes copies duplex "
+                                     "document_pages error paper_counts pages_known unknown_reason",
+                          defaults=("", {}, True, ""))):
     """A job's counts as the server wants them.
 
     ``pages`` are impressions per copy (after N-up), ``sheets`` the paper used by all copies,
     ``colour_pages`` colour impressions per copy. ``pages`` is None for an unknown format.
+    ``paper_counts``: paper name -> (impressions, colour impressions) per copy; their sums are
+    pages/colour_pages (the shared default {} is never mutated).
     """
 
-    format: str
-    pages: int | None
-    sheets: int | None
-    colour_pages: int
-    colour_known: bool
-    paper_size: str
-    bytes: int
-    copies: int
-    duplex: bool
-    document_pages: int | None
-    error: str = ""
-    # Paper name -> (impressions, colour impressions) per copy; their sums are pages/colour_pages.
-    paper_counts: dict[str, tuple[int, int]] = {}  # never mutated: a shared default is safe
-    pages_known: bool = True
-    unknown_reason: str = ""
+    __slots__ = ()
 
     def as_json(self) -> dict:
         return {"format": self.format, "pages": self.pages, "sheets": self.sheets,

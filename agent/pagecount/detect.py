@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
+from agent.lazy_pattern import LazyPattern
 
 HEAD_BYTES = 64 * 1024
 UEL = b"\x1b%-12345X"
 
-_PJL_ENTER = re.compile(rb"@PJL\s+ENTER\s+LANGUAGE\s*=\s*([A-Za-z0-9]+)", re.IGNORECASE)
+_PJL_ENTER = LazyPattern(rb"@PJL\s+ENTER\s+LANGUAGE\s*=\s*([A-Za-z0-9]+)", re.IGNORECASE)
 _PJL_LANGUAGES = {b"PCL": "pcl5", b"PCLXL": "pclxl", b"POSTSCRIPT": "postscript", b"PDF": "pdf"}
 
 
@@ -52,9 +53,14 @@ def _looks_like_text(data: bytes) -> bool:
     return printable >= 0.95 * len(text)
 
 
+# PWG raster (RaS2), and CUPS raster v2 (compressed) and v3 (uncompressed) in either byte order
+# (Ghostscript's cups device writes 3SaR): one reader, agent.pagecount.pwg_raster.
+RASTER_SYNCS = (b"RaS2", b"2SaR", b"RaS3", b"3SaR")
+
+
 def detect_format(head: bytes) -> str:
     """One of pdf, postscript, pcl5, pclxl, pwg-raster, urf, text, unknown."""
-    if head.startswith(b"RaS2"):
+    if head[:4] in RASTER_SYNCS:
         return "pwg-raster"
     if head.startswith(b"UNIRAST\x00"):
         return "urf"

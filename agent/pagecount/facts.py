@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import mmap
+from collections import namedtuple
 from contextlib import contextmanager
-from typing import NamedTuple
-from typing import Iterator
 
 
-class DocumentFacts(NamedTuple):
+class DocumentFacts(namedtuple("DocumentFacts", "format pages colour_pages colour_known paper_size data_copies "
+                                               "data_duplex page_papers pages_known unknown_reason colour_page_numbers",
+                               defaults=(0, False, "unknown", None, None, None, True, "", None))):
     """Facts read from the bytes of one document.
 
     ``pages`` is the number of page images in the data (None when the format is unknown:
@@ -19,19 +20,10 @@ class DocumentFacts(NamedTuple):
     ``paper_size``). ``pages_known`` False means ``pages`` is the best figure found, not a sure
     count (a damaged file, an interpreter that failed or ran out of time), with the reason in
     ``unknown_reason``, which also says why colour is not known when it is not.
+    ``colour_page_numbers`` are the colour pages (1-based), when told page by page.
     """
 
-    format: str
-    pages: int | None
-    colour_pages: int = 0
-    colour_known: bool = False
-    paper_size: str = "unknown"
-    data_copies: int | None = None
-    data_duplex: bool | None = None
-    page_papers: list[str] | None = None
-    pages_known: bool = True
-    unknown_reason: str = ""
-    colour_page_numbers: frozenset[int] | None = None  # 1-based, when told page by page
+    __slots__ = ()
 
     def papers(self) -> list[str]:
         """One paper name per page."""
@@ -49,7 +41,7 @@ def job_paper(page_papers: list[str]) -> str:
 
 
 @contextmanager
-def mapped(path: str) -> Iterator[mmap.mmap | None]:
+def mapped(path: str):
     """The file's bytes, mapped read-only (a 400 MB job is never read into memory); None for
     an empty file, which mmap cannot map."""
     with open(path, "rb") as handle:

@@ -1,7 +1,7 @@
 """Naming paper sizes from their dimensions or from PWG self-describing media names."""
 from __future__ import annotations
 
-import re
+from agent.lazy_pattern import LazyPattern
 
 POINTS_PER_MM = 72 / 25.4
 
@@ -28,7 +28,7 @@ PAPER_SIZES_MM: dict[str, tuple[float, float]] = {
 # Tolerance covers rounding of sizes to whole points or pixels.
 TOLERANCE_MM = 2.5
 
-_PWG_NAME = re.compile(r"^[a-z0-9]+_[a-z0-9.\-]+_(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)(mm|in)$")
+_PWG_NAME = LazyPattern(r"^[a-z0-9]+_[a-z0-9.\-]+_(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)(mm|in)$")
 _PPD_NAMES = {name.lower(): name for name in PAPER_SIZES_MM}
 _PPD_NAMES.update({"ledger": "Tabloid", "11x17": "Tabloid", "env10": "Envelope-10",
                    "envdl": "Envelope-DL", "envc5": "Envelope-C5", "dl": "Envelope-DL"})

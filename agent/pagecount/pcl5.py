@@ -15,15 +15,15 @@ pages use colour is not told: 0 with ``colour_known`` False.
 """
 from __future__ import annotations
 
-import re
 
 from agent.pagecount.facts import DocumentFacts, mapped
+from agent.lazy_pattern import LazyPattern
 
 ESC, FF = 0x1B, 0x0C
-_NEXT_CONTROL = re.compile(rb"[\x1b\x0c]")
-_MARK = re.compile(rb"[\x21-\x7e\x80-\xff]")
-_VALUE = re.compile(rb"[+-]?[0-9]*(?:\.[0-9]*)?")
-_HPGL_PG = re.compile(rb"(?:^|[;\s])PG[\s\d,]*(?:;|$)")
+_NEXT_CONTROL = LazyPattern(rb"[\x1b\x0c]")
+_MARK = LazyPattern(rb"[\x21-\x7e\x80-\xff]")
+_VALUE = LazyPattern(rb"[+-]?[0-9]*(?:\.[0-9]*)?")
+_HPGL_PG = LazyPattern(rb"(?:^|[;\s])PG[\s\d,]*(?:;|$)")
 # ESC &l#A page size codes.
 _PAGE_SIZES = {1: "Executive", 2: "Letter", 3: "Legal", 6: "Tabloid", 25: "A5", 26: "A4",
                27: "A3", 45: "JIS-B5", 46: "JIS-B4", 81: "Envelope-10", 90: "Envelope-DL",

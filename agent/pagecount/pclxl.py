@@ -8,12 +8,12 @@ a ``PageCopies`` attribute; ``BeginPage`` carries the media size and duplex mode
 """
 from __future__ import annotations
 
-import re
 import struct
 
 from agent.pagecount.facts import DocumentFacts, mapped
+from agent.lazy_pattern import LazyPattern
 
-_STREAM_HEADER = re.compile(rb"[)(] HP-PCL XL[^\n]*\n")
+_STREAM_HEADER = LazyPattern(rb"[)(] HP-PCL XL[^\n]*\n")
 _WHITESPACE = {0x00, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20}
 # Data type tag -> size in bytes of one value (single, xy and box types).
 _SCALARS = {0xC0: 1, 0xC1: 2, 0xC2: 4, 0xC3: 2, 0xC4: 4, 0xC5: 4,

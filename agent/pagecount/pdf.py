@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import io
 import os
-import re
 
 from agent.pagecount import ghostscript, pdf_structure
 from agent.pagecount.pdf_colour import COLOUR_SPACES, GREY_INKS, has_colour_ops
 from agent.pagecount.pdf_structure import COLOUR, GREY, UNSETTLED
 from agent.pagecount.facts import DocumentFacts, job_paper, mapped
 from agent.pagecount.paper import paper_from_points
+from agent.lazy_pattern import LazyPattern
 
 # Pages whose content streams together exceed this are not analysed for colour (speed cap).
 COLOUR_SCAN_LIMIT_BYTES = 256 * 1024 * 1024
 
 _COLOUR_SPACES = {"/" + name for name in COLOUR_SPACES}
-_PAGE_OBJECT = re.compile(rb"/Type\s*/Page(?![a-zA-Z])")
+_PAGE_OBJECT = LazyPattern(rb"/Type\s*/Page(?![a-zA-Z])")
 
 
 def _is_colour_space(space, depth: int = 0) -> bool:
@@ -94,7 +94,7 @@ def _page_colour(page) -> tuple[str, int]:
 
 # Where a PDF starts right after another one ends: a job of several documents reaches the
 # backend of a filtered queue as their PDFs one after the other on stdin.
-_NEXT_DOCUMENT = re.compile(rb"%%EOF[ \t\r\n]*(?=%PDF-)")
+_NEXT_DOCUMENT = LazyPattern(rb"%%EOF[ \t\r\n]*(?=%PDF-)")
 
 
 def count(path: str, colour: bool = True, timeout: float = ghostscript.DEFAULT_TIMEOUT) -> DocumentFacts:
@@ -254,7 +254,7 @@ class _as_file:
             os.unlink(self.temp)
 
 
-_MEDIA_BOX = re.compile(rb"/MediaBox\s*\[\s*([-+\d.]+)\s+([-+\d.]+)\s+([-+\d.]+)\s+([-+\d.]+)\s*\]")
+_MEDIA_BOX = LazyPattern(rb"/MediaBox\s*\[\s*([-+\d.]+)\s+([-+\d.]+)\s+([-+\d.]+)\s+([-+\d.]+)\s*\]")
 
 
 def _count_damaged(source: str | bytes, colour: bool, timeout: float) -> DocumentFacts:

@@ -8,11 +8,11 @@ here: their pixels may still be grey (``pdf`` has Ghostscript render them).
 """
 from __future__ import annotations
 
-import re
+from agent.lazy_pattern import LazyPattern
 
 _NUM = rb"([-+]?(?:\d+\.?\d*|\.\d+))"
-_RGB_OP = re.compile(_NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+(?:rg|RG|sc|SC|scn|SCN)\b")
-_CMYK_OP = re.compile(_NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+(?:k|K|sc|SC|scn|SCN)\b")
+_RGB_OP = LazyPattern(_NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+(?:rg|RG|sc|SC|scn|SCN)\b")
+_CMYK_OP = LazyPattern(_NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+" + _NUM + rb"\s+(?:k|K|sc|SC|scn|SCN)\b")
 # Colour space families whose values are colours (a Separation or DeviceN is judged by its inks).
 COLOUR_SPACES = {"DeviceRGB", "DeviceCMYK", "CalRGB", "Lab", "DeviceN", "Separation"}
 GREY_INKS = {"Black", "All", "None"}

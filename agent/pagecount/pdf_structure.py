@@ -10,11 +10,11 @@ reads ``/Count`` the same way.
 from __future__ import annotations
 
 import mmap
-import re
 import zlib
 
 from agent.pagecount.paper import paper_from_points
 from agent.pagecount.pdf_colour import COLOUR_SPACES, GREY_INKS, has_colour_ops
+from agent.lazy_pattern import LazyPattern
 
 
 class Unsupported(Exception):
@@ -39,12 +39,12 @@ class Stream:
 
 _WHITESPACE = b" \t\r\n\f\x00"
 _DELIMITERS = b"()<>[]{}/%"
-_NUMBER = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)")
-_REF_TAIL = re.compile(rb"\s+(\d+)\s+R(?![A-Za-z0-9])")
-_OBJ_HEADER = re.compile(rb"\s*(\d+)\s+(\d+)\s+obj")
-_XREF_SUBSECTION = re.compile(rb"\s*(\d+)\s+(\d+)\s*\r?\n?")
-_XREF_ENTRY = re.compile(rb"(\d{10}) (\d{5}) ([nf])")
-_STARTXREF = re.compile(rb"startxref\s+(\d+)")
+_NUMBER = LazyPattern(rb"[+-]?(?:\d+\.?\d*|\.\d+)")
+_REF_TAIL = LazyPattern(rb"\s+(\d+)\s+R(?![A-Za-z0-9])")
+_OBJ_HEADER = LazyPattern(rb"\s*(\d+)\s+(\d+)\s+obj")
+_XREF_SUBSECTION = LazyPattern(rb"\s*(\d+)\s+(\d+)\s*\r?\n?")
+_XREF_ENTRY = LazyPattern(rb"(\d{10}) (\d{5}) ([nf])")
+_STARTXREF = LazyPattern(rb"startxref\s+(\d+)")
 MAX_DEPTH = 64
 
 
@@ -441,7 +441,7 @@ def _content(pdf: PdfStructure, contents, budget: list[int]) -> bytes:
 
 
 # An inline image (BI ... ID) in a colour space: its pixels are for the interpreter to tell.
-_INLINE_COLOUR_IMAGE = re.compile(rb"\bBI\b[\s\S]{0,300}?/(?:CS|ColorSpace)\s*"
+_INLINE_COLOUR_IMAGE = LazyPattern(rb"\bBI\b[\s\S]{0,300}?/(?:CS|ColorSpace)\s*"
                                   rb"/(?:RGB|CMYK|DeviceRGB|DeviceCMYK|I\b|Indexed)")
 
 

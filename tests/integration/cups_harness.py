@@ -236,7 +236,9 @@ class CupsHarness:
 
     def start_mono_printer(self) -> str:
         """A second virtual printer that prints neither colour nor both sides (``-s`` without a
-        colour speed, no ``-2``); its URI. Stopped with the others."""
+        colour speed, no ``-2``); its URI. Stopped with the others; started once per harness."""
+        if getattr(self, "mono_printer_uri", None):
+            return self.mono_printer_uri
         port = free_port()
         spool = self.dir / "ippeveprinter-mono"
         spool.mkdir()
@@ -249,6 +251,7 @@ class CupsHarness:
             "PageLedger Mono Printer"], env)
         self._wait("ippeveprinter-mono", lambda: subprocess.run(
             ["ipptool", "-q", uri, "get-printer-attributes.test"], capture_output=True).returncode == 0)
+        self.mono_printer_uri = uri
         return uri
 
     def _private_server_bin(self) -> None:

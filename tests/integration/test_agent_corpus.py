@@ -160,6 +160,14 @@ def pwg_mixed(d: Path) -> Path:
     return gs("pwgraster", source, d / "mixed.pwg", "-r50", "-dcupsColorSpace=18", "-dcupsBitsPerColor=8")
 
 
+def cups_raster(d: Path, colour_space: str = "19") -> Path:
+    """Ghostscript's ``cups`` device: CUPS raster v3, little-endian (3SaR), as a CUPS raster
+    driver's filter chain makes it; sRGB 8-bit (19) or its default 1-bit white (0)."""
+    source = write(d / "cups-src.ps", ps_program([(A4, ""), (A4, RED_LOGO), (A3, "")]))
+    return gs("cups", source, d / f"cups-{colour_space}.ras", "-r50", f"-dcupsColorSpace={colour_space}",
+              "-dcupsBitsPerColor=8" if colour_space != "0" else "-dcupsBitsPerColor=1")
+
+
 MANIFEST: dict[str, tuple[Callable[[Path], Path], Truth]] = {
     "DSC-less PostScript, showpage in a loop": (dsc_less_loop, Truth(4, 0, "A4", {"A4": 4})),
     "lying DSC: %%Pages: 2, then three pages appended": (lying_dsc, Truth(5, 0, "A4", {"A4": 5})),
@@ -176,6 +184,10 @@ MANIFEST: dict[str, tuple[Callable[[Path], Path], Truth]] = {
                                                          Truth(2, 1, "A4", {"A4": 2})),
     "long job: 300 pages through ps2write": (long_ps, Truth(300, 0, "A4", {"A4": 300})),
     "PCL XL colour (pxlcolor)": (pxlcolor, Truth(2, 1, "A4", {"A4": 2})),
+    "Ghostscript cups device, sRGB, A4 and A3 (CUPS raster v3)": (cups_raster, Truth(3, 1, "mixed", {"A4": 2, "A3": 1})),
+    "Ghostscript cups device, 1-bit white (CUPS raster v3)": (lambda d: cups_raster(d, "0"),
+                                                             Truth(3, 0, "mixed", {"A4": 2, "A3": 1})),
+    "Ghostscript pwgraster device, grey, A4 and A3": (pwg_mixed, Truth(2, 0, "mixed", {"A4": 1, "A3": 1})),
 }
 
 

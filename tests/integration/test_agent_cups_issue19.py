@@ -12,7 +12,8 @@ import pytest
 
 from tests import sample_documents as docs
 from tests.integration.cups_harness import CupsHarness
-from tests.integration.test_agent_corpus import A3, A4, RED_LOGO, lying_dsc, ps_program
+from tests.integration.test_agent_corpus import (A3, A4, RED_LOGO, colour_ps2write, cups_raster, damaged_xref_pdf,
+                                                 lying_dsc, ps_program, pxlcolor, rich_black_pdf)
 from tests.integration.test_agent_cups import ROOT, WrappedQueue, recorded_jobs
 
 pytestmark = pytest.mark.cups
@@ -47,6 +48,41 @@ def test_a_mono_simplex_printer_records_no_colour_and_no_duplex_whatever_the_job
     # ... while the colour duplex device prints what was asked.
     assert (jobs["judy"]["pages"], jobs["judy"]["colour_pages"], jobs["judy"]["duplex"]) == (4, 2, True)
     assert "monochrome only, one side only" in cups.error_log()
+
+
+def test_a_raw_queue_without_ppd_asks_its_ipp_device_once_and_an_unaskable_one_leaves_colour_unknown(
+        cups, live_server, tmp_path):
+    """Colour data sent raw to a mono IPP printer is not charged as colour: the device was asked
+    (IPP Get-Printer-Attributes: color-supported false, one-sided only), once for the queue.
+    The same data to an AppSocket printer, which nobody can ask, is recorded as colour not known."""
+    mono_uri = cups.start_mono_printer()
+    cups.run("lpadmin", "-h", cups.server, "-p", "raw-mono", "-E", "-v", mono_uri, "-m", "raw")
+    cups.run("cupsenable", "-h", cups.server, "raw-mono", check=False)
+    socket_queue = WrappedQueue(cups, tmp_path, "raw-socket", raw=True)
+    mono = WrappedQueue.__new__(WrappedQueue)
+    mono.cups, mono.name, mono.state, mono.install_dir = cups, "raw-mono", socket_queue.state, socket_queue.install_dir
+    assert mono.install(live_server.url, live_server.agent_token).returncode == 0
+    assert socket_queue.install(live_server.url, live_server.agent_token).returncode == 0
+    chart = docs.pdf(tmp_path / "chart.pdf", 4, colour_pages=(0, 2))
+    # No job options: the printer itself refuses a two-sided job (Validate-Job), and a raw queue
+    # prints the data as it is, whose two pages are in colour.
+    options: dict[str, str] = {}
+    for user in ("nina", "omar"):
+        _job, state = mono.print(chart, user=user, title="Chart raw on mono", options=options)
+        assert state["job-state"] == "completed", (state, cups.error_log()[-3000:])
+    _job, state = socket_queue.print(chart, user="pia", title="Chart raw on a socket", options=options)
+    assert state["job-state"] == "completed", (state, cups.error_log()[-3000:])
+    jobs = {job["user"]: job for job in recorded_jobs(live_server, 3)}
+    for user in ("nina", "omar"):
+        assert (jobs[user]["pages"], jobs[user]["colour_pages"], jobs[user]["duplex"], jobs[user]["sheets"]) == (
+            4, 0, False, 4)
+        assert "colour not known" not in jobs[user].get("uncertain", "")
+    assert (jobs["pia"]["pages"], jobs["pia"]["colour_pages"]) == (4, 2)
+    assert "colour not known" in jobs["pia"]["uncertain"], jobs["pia"]
+    log = cups.error_log()
+    assert "device ipp:// asked (IPP Get-Printer-Attributes)" in log
+    assert "device ipp:// answered (cached)" in log  # the second job did not ask again
+    assert "socket: device cannot be asked: colour not known" in log
 
 
 def test_raw_queue_postscript_is_counted_by_the_interpreter_with_page_ranges_and_n_up(cups, live_server, tmp_path):
@@ -105,3 +141,59 @@ def test_the_installed_agent_runs_from_its_install_dir_after_the_source_is_delet
     # Idempotent: nothing left to undo, and it says so.
     assert again.returncode == 0 and "nothing to undo" in again.stdout, again.stderr
     assert cups.device_uri("standalone") == before
+
+
+def test_corpus_documents_printed_through_cups_are_recorded_exactly(cups, live_server, tmp_path):
+    """Documents of the corpus (tests/integration/test_agent_corpus.py) printed through the real
+    cupsd on filtered and raw queues, to a colour duplex and a mono simplex printer, with copies,
+    duplex, N-up and page ranges: each job's recorded figures are exact."""
+    mono_uri = cups.start_mono_printer()
+    cups.add_queue("corpus-colour")
+    cups.add_queue("corpus-mono", mono_uri)
+    cups.add_raw_queue("corpus-raw")
+    cups.run("lpadmin", "-h", cups.server, "-p", "corpus-raw-mono", "-E", "-v", mono_uri, "-m", "raw")
+    cups.run("cupsenable", "-h", cups.server, "corpus-raw-mono", check=False)
+    queues = {}
+    for name in ("corpus-colour", "corpus-mono", "corpus-raw", "corpus-raw-mono"):
+        queue = WrappedQueue.__new__(WrappedQueue)
+        queue.cups, queue.name = cups, name
+        queue.state, queue.install_dir = tmp_path / "agent-state", tmp_path / "agent-install"
+        queues[name] = queue
+    everything = WrappedQueue.__new__(WrappedQueue)
+    everything.cups, everything.name = cups, ",".join(queues)
+    everything.state, everything.install_dir = tmp_path / "agent-state", tmp_path / "agent-install"
+    installed = everything.install(live_server.url, live_server.agent_token)
+    assert installed.returncode == 0, installed.stderr
+
+    a4 = {"media": "iso_a4_210x297mm"}
+    rich = rich_black_pdf(tmp_path)  # 4 pages: rich black, CMY grey, a red logo, RGB grey
+    jobs = [  # (queue, user, document, copies, options, the truth recorded)
+        ("corpus-colour", "c1", rich, 2, {**a4, "sides": "two-sided-long-edge", "print-color-mode": "color"},
+         dict(pages=4, colour_pages=1, copies=2, duplex=True, sheets=4, paper="A4")),
+        # blank, red logo, RGB grey; two a side: the first side has the logo
+        ("corpus-colour", "c2", colour_ps2write(tmp_path), 1, {**a4, "number-up": "2"},
+         dict(pages=2, colour_pages=1, copies=1, duplex=False, sheets=2, paper="A4")),
+        ("corpus-colour", "c3", damaged_xref_pdf(tmp_path), 1, {**a4, "page-ranges": "2-3"},
+         dict(pages=2, colour_pages=0, copies=1, duplex=False, sheets=2, paper="A4")),
+        ("corpus-mono", "m1", rich, 3, {**a4, "print-color-mode": "color"},
+         dict(pages=4, colour_pages=0, copies=3, duplex=False, sheets=12, paper="A4")),
+        # raw to an AppSocket printer nobody can ask: the data's colour is sent as uncertain
+        ("corpus-raw", "r1", pxlcolor(tmp_path), 2, {},
+         dict(pages=2, colour_pages=1, copies=2, duplex=False, sheets=4, paper="A4")),
+        ("corpus-raw", "r2", cups_raster(tmp_path), 1, {},
+         dict(pages=3, colour_pages=1, copies=1, duplex=False, sheets=3, paper="mixed")),
+        ("corpus-raw", "r3", rich, 2, {"page-ranges": "3-4", "number-up": "2"},
+         dict(pages=1, colour_pages=1, copies=2, duplex=False, sheets=2, paper="A4")),
+        # raw to the mono IPP printer: it was asked, it prints no colour
+        ("corpus-raw-mono", "rm1", rich, 2, {},
+         dict(pages=4, colour_pages=0, copies=2, duplex=False, sheets=8, paper="A4")),
+    ]
+    for queue, user, document, copies, options, _truth in jobs:
+        _job, state = queues[queue].print(document, user=user, title=f"{user} {document.name}", copies=copies,
+                                          options=options)
+        assert state["job-state"] == "completed", (user, state, cups.error_log()[-3000:])
+    recorded = {job["user"]: job for job in recorded_jobs(live_server, len(jobs))}
+    for _queue, user, _document, _copies, _options, truth in jobs:
+        assert {key: recorded[user][key] for key in truth} == truth, (user, recorded[user])
+        unsure = "colour not known" in recorded[user].get("uncertain", "")
+        assert unsure == (user in ("r1", "r2", "r3")), (user, recorded[user])

@@ -59,3 +59,55 @@ def test_unknown_colour_is_charged_as_colour_by_default_and_as_reported_when_the
     assert shown == {4 * 2500: "colour not known: encrypted with a password",
                      4 * 500: "colour not known: encrypted with a password", 3 * 500 + 2500: ""}
     assert [job_json(row).get("uncertain", "") for row in rows] == [row.uncertain for row in rows]
+
+
+def test_the_unknown_colour_charge_is_an_admin_site_setting_that_prices_jobs_and_reports_show(runtime):
+    """Set from the console's field-level save (PATCH /api/v1/settings/{field}): one FieldChanged
+    event with who, old and new; new jobs are priced by it; reports say what is in force."""
+    import falcon.testing
+
+    from api.app import create_app
+    from domain.site_settings import FIELDS, SiteSettings
+    from projections.report_period import parse_parameters
+    from projections.reports import CATALOGUE, ReportSources, run_report
+
+    assert FIELDS["unknown_colour_charge"].default == "colour"  # the safer choice: never undercharges
+    runtime.set_cost_schedule("office", CostSchedule(mono_page=500, colour_page=2500))
+    unsure = dict(pages=4, colour_pages=1, paper="A4", colour_known=False, uncertain="raw queue, device not asked")
+    track = runtime.track_jobs
+    [before] = track([report(job_key="s/1", **unsure)])
+    assert before.cost == 4 * 2500
+
+    runtime.add_local_user(login="ann", password="ann-pw-4567", role="admin", profile={})
+    _, ann = runtime.issue_token(name="ann", role="admin", subject="ann")
+    _, kim = runtime.issue_token(name="kim", role="user", subject="kim")
+    runtime.catch_up()
+    client = falcon.testing.TestClient(create_app(runtime))
+    # A user cannot change it; a bad value is refused naming the field; neither writes anything.
+    refused = client.simulate_patch("/api/v1/settings/unknown_colour_charge", headers={"Authorization": f"Bearer {kim}"},
+                                    json={"value": "mono", "expected": "colour"})
+    assert refused.status_code == 403
+    bad = client.simulate_patch("/api/v1/settings/unknown_colour_charge", headers={"Authorization": f"Bearer {ann}"},
+                                json={"value": "grey", "expected": "colour"})
+    assert (bad.status_code, bad.json["errors"]) == (400, {"value": ["must be one of: colour, mono"]}), bad.json
+    assert runtime.site_settings["unknown_colour_charge"] == "colour"
+    changed = client.simulate_patch("/api/v1/settings/unknown_colour_charge", headers={"Authorization": f"Bearer {ann}"},
+                                    json={"value": "mono", "expected": "colour"})
+    assert (changed.status_code, changed.json["value"]) == (200, "mono"), changed.json
+    settings = runtime.site_settings.load()
+    recorded = [e for e in runtime.app.events.get(settings.id) if isinstance(e, SiteSettings.FieldChanged)]
+    assert [(e.field, e.old, e.new, e.by) for e in recorded] == [("unknown_colour_charge", "colour", "mono", "ann")]
+    page = client.simulate_get("/admin/settings", headers={"Authorization": f"Bearer {ann}"})
+    assert page.status_code == 200 and "unknown_colour_charge" in page.text
+
+    [after] = track([report(job_key="s/2", **unsure)])
+    assert after.cost == 3 * 500 + 2500  # as the agent reported it: one colour page
+    assert before.cost == 4 * 2500  # a job already tracked keeps its price
+
+    runtime.catch_up()
+    p = parse_parameters({"from": "2020-01-01", "to": "2029-12-31"}, site_timezone="UTC", now=runtime.clock(),
+                         allowed=CATALOGUE["usage"].parameters)
+    src = ReportSources(settings=runtime.site_settings.values, schedule_of=runtime.printers.schedule_of)
+    for name in ("usage", "workflow-issues"):
+        shown = run_report(runtime.reader, name, p, src)
+        assert any("unknown_colour_charge = mono" in note for note in shown.notes), shown.notes

@@ -37,9 +37,33 @@ def test_the_answer_is_cached_per_queue_until_the_ppd_changes(tmp_path):
 
 
 def test_no_ppd_or_a_broken_cache_is_taken_as_able_and_never_fails_the_job(tmp_path):
-    assert abilities("raw", None, tmp_path).colour is True
+    # A raw queue whose device cannot be asked: colour not known (neither assumed colour nor grey).
+    assert abilities("raw", None, tmp_path).colour is None
+    assert abilities("raw", None, tmp_path, "socket://10.0.0.9:9100").colour is None
+    assert abilities("raw", None, tmp_path, "socket://10.0.0.9:9100").duplex is True
+    # cupsd names a PPD for every queue: a raw queue's does not exist.
+    assert abilities("gone", str(tmp_path / "missing.ppd"), tmp_path).colour is None
     assert abilities("gone", str(tmp_path / "missing.ppd"), tmp_path).duplex is True
     (tmp_path / CACHE_FILE).write_text("[not a dict")
     ppd = tmp_path / "q.ppd"
     ppd.write_text(MONO_SIMPLEX)
     assert abilities("q", str(ppd), tmp_path).colour is False
+
+
+def test_an_ipp_request_and_answer_are_encoded_as_rfc_8011_says():
+    from agent.ipp_device import parse_response, request
+
+    sent = request("ipp://localhost:631/ipp/print", request_id=7)
+    assert sent[:8] == b"\x02\x00\x00\x0b\x00\x00\x00\x07" and sent.endswith(b"\x03")
+    assert b"\x45\x00\x0bprinter-uri\x00\x1dipp://localhost:631/ipp/print" in sent
+    answer = (b"\x02\x00\x00\x00\x00\x00\x00\x07\x01\x04"
+              b"\x22\x00\x0fcolor-supported\x00\x01\x00"
+              b"\x44\x00\x0fsides-supported\x00\x09one-sided"
+              b"\x44\x00\x00\x00\x13two-sided-long-edge\x03")
+    assert parse_response(answer) == {"color-supported": [False], "sides-supported": ["one-sided", "two-sided-long-edge"]}
+    import pytest
+
+    with pytest.raises(ValueError):
+        parse_response(answer[:30])  # cut short
+    with pytest.raises(ValueError):
+        parse_response(b"\x02\x00\x04\x06\x00\x00\x00\x07\x03")  # client-error-not-found

@@ -223,7 +223,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/", DashboardPage(renderer, w.reader, w.clock))
         route("/jobs", JobsPage(renderer, w.reader, w.clock))
         route("/jobs.csv", JobsCsv(w.reader, w.clock))
-        route("/jobs/{job}", JobPage(renderer, w.reader))
+        route("/jobs/{job}", JobPage(renderer, w.reader, w.event_history))
         route("/my/jobs", MyJobsPage(renderer, w.reader, w.clock))
         users_page = UsersPage(renderer, w.reader, w.add_local_user, w.progress)
         route("/users", users_page)

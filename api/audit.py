@@ -181,11 +181,19 @@ class JobHistoryResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, job: str) -> None:
         if not _JOB_NUMBER.fullmatch(job) or not 1 <= int(job) <= MAX_JOB_NUMBER:
             raise InvalidInput({"job": ["must be a job number (1 or more)"]})
-        found = self.history.of_job(int(job))
-        principal = req.context.principal
-        if found is None or (principal.role == "user" and found[0].get("user") != principal.subject):
+        events = job_history(self.history, req.context.principal, int(job))
+        if events is None:
             raise falcon.HTTPNotFound(title="No such job", description=f"there is no job {job} you may see")
-        resp.media = {"job": int(job), "events": [event_json(e) for e in found[1]]}
+        resp.media = {"job": int(job), "events": [event_json(e) for e in events]}
+
+
+def job_history(history: EventHistory, principal: Any, job: int) -> list[HistoryEvent] | None:
+    """Every event of job number `job`, decoded; None when there is no such job or the caller (a
+    `user`) may not see it. GET /api/v1/jobs/{job}/history and the console's job page."""
+    found = history.of_job(job)
+    if found is None or (principal.role == "user" and found[0].get("user") != principal.subject):
+        return None
+    return found[1]
 
 
 def _usage_row(group_by: str, t: Any) -> dict[str, Any]:

@@ -261,6 +261,7 @@ class JobFilter:
     denied: bool | None = None  # only denied (True) or only tracked (False) jobs
     oldest_first: bool = False  # then the cursor is `after_seq`
     after_seq: int | None = None  # keyset cursor, oldest first: rows with a larger job number
+    status: int | None = None  # only jobs in this state (a STATUS_NAMES code)
 
 
 @dataclass(frozen=True)
@@ -309,6 +310,8 @@ def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | No
         q = q.where(jobs.c.seq > f.after_seq)
     if f.denied is not None:
         q = q.where(jobs.c.status == JOB_DENIED) if f.denied else q.where(jobs.c.status != JOB_DENIED)
+    if f.status is not None:
+        q = q.where(jobs.c.status == f.status)
     order = jobs.c.seq.asc() if f.oldest_first else jobs.c.seq.desc()
     rows = conn.execute(q.order_by(order).limit(f.limit + 1)).mappings().all()
     page = [_job_row(r) for r in rows[: f.limit]]

@@ -13,6 +13,7 @@ from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SessionSigner
 from api.audit import (
     AdminChangesResource, AsOfResource, ErasureResource, EventsResource, JobHistoryResource, OwnJobsCsvResource,
+    VerificationResource, VerificationsResource,
 )
 from api.auth import TokenAuth
 from api.client_address import ClientAddress
@@ -36,6 +37,7 @@ from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.site_settings import SettingResource, SettingsResource
 from api.transport import TransportSecurity
 from api.console.audit import AuditPage
+from api.console.audit_verify import AuditVerifyPage, AuditVerifyRunPage
 from api.console.dashboard import DashboardPage
 from api.console.errors import ConsoleMarker, HtmlErrors
 from api.console.forms import FormCsrf
@@ -67,6 +69,7 @@ from projections.follower import ReadModelProgress
 from projections.reports import ReportSources
 from commands.report_schedules import DefineSchedule, RemoveSchedule
 from projections.background_reports import BackgroundReports
+from projections.background_verify import BackgroundVerifications
 
 
 class Wiring(Protocol):
@@ -115,6 +118,7 @@ class Wiring(Protocol):
     define_schedule: DefineSchedule
     remove_schedule: RemoveSchedule
     background_reports: BackgroundReports
+    background_verifications: BackgroundVerifications
 
     def is_set_up(self) -> bool: ...
 
@@ -208,6 +212,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/jobs/{job}/history", JobHistoryResource(w.event_history))
         route("/api/v1/audit/as-of", AsOfResource(w.audit, w.clock))
         route("/api/v1/audit/changes", AdminChangesResource(w.audit))
+        route("/api/v1/audit/verifications", VerificationsResource(w.background_verifications))
+        route("/api/v1/audit/verifications/{run_id}", VerificationResource(w.background_verifications))
         route("/api/v1/me/jobs.csv", OwnJobsCsvResource(w.reader))
         route("/api/v1/privacy/erasures", ErasureResource(w.erase_person))
         # Reports (projections.reports): the catalogue and each report in every format.
@@ -238,8 +244,11 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/reports", ReportsPage(renderer))
         route("/reports/{name}", ReportPage(renderer, w.reader, w.site_settings, w.report_sources, w.clock))
         route("/audit", AuditPage(renderer, w.event_history, w.audit))
+        route("/audit/verify", AuditVerifyPage(w.background_verifications))
+        route("/audit/verify/{run_id}", AuditVerifyRunPage(renderer, w.background_verifications))
     return app
 
 
 # Console routes that take a form post (their CSRF token is a form field).
-CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing", "/secure-print")
+CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing", "/secure-print",
+                 "/audit/verify")

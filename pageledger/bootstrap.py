@@ -71,6 +71,7 @@ from projections.reports import CATALOGUE, ReportSources
 from workers.scheduled_reports import ScheduledRuns, ScheduleLoop
 from adapters.report_runs import ReportRunStore
 from projections.background_reports import BackgroundReports
+from projections.background_verify import BackgroundVerifications
 from concurrent.futures import ThreadPoolExecutor
 from redis import Redis
 from rq import Queue
@@ -267,6 +268,26 @@ class Runtime:
                 pool.submit(reports.execute, run_id)
         reports = BackgroundReports(self.reader, self.report_sources, store, submit)
         return reports
+
+    @cached_property
+    def background_verifications(self) -> BackgroundVerifications:
+        """`audit verify` started from the console: run as the background reports are (rq on
+        Redis, else one thread of this process), its state beside theirs under the data directory."""
+        store = ReportRunStore(self.settings.data_dir / "audit-verify-runs")
+        if self.settings.redis_url:
+            queue = Queue(queue_name(self.settings), connection=Redis.from_url(self.settings.redis_url))
+
+            def submit(run_id: str) -> None:
+                queue.enqueue("pageledger.worker.run_audit_verify_job", run_id, job_timeout=4 * 3600,
+                              result_ttl=3600)
+        else:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-verify")
+
+            def submit(run_id: str) -> None:
+                pool.submit(verifications.execute, run_id)
+        verifications = BackgroundVerifications(self.audit, store, submit,
+                                                lambda: int(self.app.recorder.max_notification_id() or 0))
+        return verifications
 
     def denied_since(self, since: int) -> list[str]:
         with self.reader.connect() as conn:

@@ -45,6 +45,8 @@ from api.console.jobs import JobPage, JobsCsv, JobsPage, MyJobsPage
 from api.console.printers import PrintersPage
 from api.console.render import Renderer
 from api.console.reports import ReportPage, ReportsPage
+from api.console.report_runs import ReportRunPage, ReportRunStartPage
+from api.console.report_schedules import ReportSchedulesPage
 from api.console.secure_print import SecurePrintPage
 from api.console.settings import LicensingPage, SettingsPage
 from api.console.static import StaticResource
@@ -243,6 +245,10 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
                                                w.progress))
         route("/reports", ReportsPage(renderer))
         route("/reports/{name}", ReportPage(renderer, w.reader, w.site_settings, w.report_sources, w.clock))
+        route("/report-schedules", ReportSchedulesPage(renderer, w.reader, w.define_schedule, w.remove_schedule,
+                                                       w.progress))
+        route("/reports/{name}/runs", ReportRunStartPage(w.background_reports, w.site_settings, w.clock))
+        route("/report-runs/{run_id}", ReportRunPage(renderer, w.background_reports))
         route("/audit", AuditPage(renderer, w.event_history, w.audit))
         route("/audit/verify", AuditVerifyPage(w.background_verifications))
         route("/audit/verify/{run_id}", AuditVerifyRunPage(renderer, w.background_verifications))
@@ -251,4 +257,4 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
 
 # Console routes that take a form post (their CSRF token is a form field).
 CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing", "/secure-print",
-                 "/audit/verify")
+                 "/audit/verify", "/report-schedules", "/reports/{name}/runs")

@@ -226,11 +226,22 @@ class Runtime:
     def schedule_runs(self) -> ScheduleRuns:
         return ScheduleRuns(self.app, self.clock)
 
-    def mailer_to(self, recipients: tuple[str, ...]) -> SmtpMailer:
+    def smtp_settings(self, recipients: tuple[str, ...]) -> SmtpSettings:
+        """The SMTP server in force now: the site settings' (Settings → Mail, field by field) once
+        their `smtp_host` is set, else this server's configuration (PAGELEDGER_SMTP_*)."""
+        site = self.site_settings.values()
+        if site["smtp_host"]:
+            s = self.settings
+            return SmtpSettings(host=str(site["smtp_host"]), port=int(site["smtp_port"]),
+                                sender=str(site["smtp_sender"] or s.smtp_sender), recipients=recipients,
+                                starttls=bool(site["smtp_starttls"]), username=str(site["smtp_username"]),
+                                password=str(site["smtp_password"]))
         s = self.settings
-        return SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=recipients,
-                                       starttls=bool(s.smtp_starttls), username=s.smtp_username,
-                                       password=s.smtp_password))
+        return SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=recipients,
+                            starttls=bool(s.smtp_starttls), username=s.smtp_username, password=s.smtp_password)
+
+    def mailer_to(self, recipients: tuple[str, ...]) -> SmtpMailer:
+        return SmtpMailer(lambda: self.smtp_settings(recipients))
 
     @property
     def admin_recipients(self) -> tuple[str, ...]:
@@ -373,8 +384,7 @@ class Runtime:
 
     @cached_property
     def release_code_mailer(self) -> ReleaseCodeMailer:
-        s = self.settings
-        mailer = SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=()))
+        mailer = SmtpMailer(lambda: self.smtp_settings(()))
         return ReleaseCodeMailer(self.email_of, mailer)
 
     def email_of(self, login: str) -> str:
@@ -513,8 +523,7 @@ class Runtime:
     def send_denial_notice(self) -> SendDenialNotice:
         s = self.settings
         recipients = tuple(a.strip() for a in s.admin_emails.split(",") if a.strip())
-        mailer = SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender,
-                                         recipients=recipients))
+        mailer = SmtpMailer(lambda: self.smtp_settings(recipients))
         return SendDenialNotice(self.licensing, self.denied_since, mailer)
 
     # --- projections ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ log = logging.getLogger("pageledger.audit")
 
 SHOWN_FINDINGS = 50
 PROGRESS_EVERY = 0.5  # seconds between two progress writes
+STALE_SECONDS = 600.0  # a queued or running verification whose state has not moved for this long is dead
 
 
 def verification_json(result: Verification, seconds: float) -> dict[str, Any]:
@@ -48,18 +49,35 @@ class BackgroundVerifications:
         self.clock = clock
 
     def start(self, by: str) -> str:
+        """A new run, or the one already queued or running: a verification reads the whole log and
+        rebuilds every read model, so a second one at the same time would only halve both."""
+        active = self.active()
+        if active is not None:
+            return active
         run_id = self.store.new({"kind": "audit-verify", "by": by, "state": "queued", "progress": 0.0,
                                  "phase": "", "error": "", "created_at": self.clock(), "finished_at": None,
                                  "result": None})
         self.submit(run_id)
         return run_id
 
+    def active(self) -> str | None:
+        """The run queued or running now, if any (one that has not moved for STALE_SECONDS is dead:
+        its process was stopped)."""
+        if not self.store.root.is_dir():
+            return None
+        for entry in self.store.root.iterdir():
+            state = self.load(entry.name)
+            if state is not None and state["state"] in ("queued", "running") and (
+                    self.clock() - state.get("updated_at", state["created_at"]) < STALE_SECONDS):
+                return entry.name
+        return None
+
     def load(self, run_id: str) -> dict[str, Any] | None:
         state = self.store.load(run_id)
         return state if state is not None and state.get("kind") == "audit-verify" else None
 
     def _update(self, run_id: str, **changes: Any) -> None:
-        self.store.save(run_id, {**(self.store.load(run_id) or {}), **changes})
+        self.store.save(run_id, {**(self.store.load(run_id) or {}), **changes, "updated_at": self.clock()})
 
     def execute(self, run_id: str) -> None:
         state = self.load(run_id)

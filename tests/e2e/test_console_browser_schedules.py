@@ -1,0 +1,94 @@
+"""The console's job history, report schedules and audit verify in a real browser (Debian's
+chromium, Playwright, `pageledger up` over HTTPS, reached as console.pageledger.test): a job's
+page shows its state and its events; on a report's page "Schedule this report" opens the form with
+its filters, a bad cron and a bad recipient are refused beside their fields, the fixed schedule is
+listed and the API has it; "Verify the log" on Audit follows the background verification to its
+result per check. Its own server, set up through the API (the wizard is
+tests/e2e/test_console_browser.py's)."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.conftest import free_port, make_live_server
+from tests.e2e.test_console_browser import (  # noqa: F401 - module-scoped fixtures, one browser for this module
+    ADMIN, ADMIN_PW, USER, base, browser, log_in, new_page, post_job, shoot, shots, wait_for_job,
+)
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("console-schedules")
+    https_port = free_port()
+    s = make_live_server(tmp, command=("up", "--https-port", str(https_port)))
+    s.https_port = https_port
+    s.start()
+    # Over HTTPS (plain HTTP sends browsers there); its self-signed certificate is checked by
+    # test_console_browser.py against the fingerprint `up` printed.
+    setup = requests.post(f"https://127.0.0.1:{https_port}/Setup/NetworkSetup", json={
+        "setup_code": s.setup_code, "network_type": "local", "licence_mode": "trial", "admin_login": ADMIN,
+        "admin_password": ADMIN_PW}, timeout=30, verify=False)
+    assert setup.status_code == 201, setup.text
+    yield s
+    s.stop()
+
+
+def test_a_job_page_shows_its_state_and_history_then_a_report_is_scheduled_and_the_log_verified(server, browser, shots):
+    post_job(server, document="Quarterly <plan>.pdf")
+    job = wait_for_job(server, "Quarterly <plan>.pdf")
+    page = new_page(browser)
+    log_in(page, server, ADMIN, ADMIN_PW)
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+    page.goto(base(server) + f"/jobs/{job['job']}")
+    expect(page.locator("dd.state")).to_have_text("tracked")
+    history = page.get_by_role("region", name="Job history table")
+    expect(history).to_contain_text("PrintJob.Tracked")
+    expect(history).to_contain_text("Quarterly <plan>.pdf")  # escaped: shown as text
+    shoot(page, shots, "job-history")
+    page.goto(base(server) + "/jobs")
+    page.get_by_label("State").select_option("printed")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_role("cell", name="No jobs.")).to_be_visible()
+
+    page.goto(base(server) + "/reports/usage?printer=office-mfp")
+    page.get_by_role("link", name="Schedule this report").click()
+    expect(page.get_by_label("Printer (filter)")).to_have_value("office-mfp")
+    page.get_by_label("Name").fill("weekly office")
+    page.get_by_label("Format").select_option("xlsx")
+    page.get_by_label("When (cron").fill("0 25 * * 1")
+    page.get_by_label("Recipients").fill("boss@example.org, not-an-address")
+    page.get_by_role("button", name="Save the schedule").click()
+    expect(page.locator("#sched-cron-error")).to_contain_text("hour")
+    expect(page.locator("#sched-recipients-error")).to_contain_text("not-an-address")
+    expect(page.get_by_label("When (cron")).to_have_attribute("aria-invalid", "true")
+    shoot(page, shots, "report-schedule-refused")
+    listed = requests.get(server.url + "/api/v1/report-schedules", headers=server.headers(server.admin_token),
+                          timeout=10).json()["schedules"]
+    assert all(s["name"] != "weekly office" for s in listed)
+    page.get_by_label("When (cron").fill("0 7 * * 1")
+    page.get_by_label("Recipients").fill("boss@example.org, it@example.org")
+    page.get_by_role("button", name="Save the schedule").click()
+    expect(page.get_by_role("status")).to_have_text("Schedule saved.")
+    expect(page.get_by_role("region", name="Scheduled reports table")).to_contain_text("weekly office")
+    shoot(page, shots, "report-schedules")
+    [saved] = [s for s in requests.get(server.url + "/api/v1/report-schedules",
+                                       headers=server.headers(server.admin_token), timeout=10).json()["schedules"]
+               if s["name"] == "weekly office"]
+    assert (saved["report"], saved["format"], saved["cron"], saved["parameters"], saved["recipients"]) == (
+        "usage", "xlsx", "0 7 * * 1", {"printer": "office-mfp"}, ["boss@example.org", "it@example.org"])
+
+    page.goto(base(server) + "/audit")
+    page.get_by_role("button", name="Verify the log").click()
+    expect(page).to_have_url(re.compile(r"/audit/verify/[0-9a-f]{32}$"))
+    expect(page.get_by_text("All verified")).to_be_visible(timeout=60_000)  # progress.js reloads when done
+    checks = page.get_by_role("region", name="Verification checks")
+    expect(checks.locator("tr", has_text="Event log seals").locator("td.result")).to_have_text("verified")
+    expect(checks.locator("tr", has_text="Read model jobs").locator("td.result")).to_have_text("verified")
+    shoot(page, shots, "audit-verify")

@@ -79,9 +79,6 @@ jobs = sa.Table(
     # Reports read the jobs of a period (projections.reports: the partial days at its edges,
     # and every job where the daily totals cannot answer).
     sa.Index("ix_jobs_submitted_at", "submitted_at"),
-    # Job Accounting filtered by a user and a period (and a printer): the user's jobs of that
-    # period only, instead of walking all their jobs back from the newest (docs/console.md).
-    sa.Index("ix_jobs_user_submitted", "user_id", "submitted_at"),
     # Jobs of secure queues (held, released, printed, failed, expired, deleted) are few among
     # tracked ones: Job Accounting's state filter finds them here (its query repeats the
     # `status >= 2` so that SQLite, which only matches a partial index's terms, uses it too).

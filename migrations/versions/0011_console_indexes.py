@@ -1,6 +1,6 @@
-"""Job Accounting's filters over many jobs (docs/console.md, bench/console_bench.py): a user's jobs
-of a period (`ix_jobs_user_submitted`), and the few jobs of secure queues by state
-(`ix_jobs_secure_seq`, partial: only rows with status >= 2).
+"""Job Accounting's state filter over many jobs (docs/console.md, bench/console_bench.py): the few
+jobs of secure queues by state (`ix_jobs_secure_seq`, partial: only rows with status >= 2, so it
+costs nothing where no queue is secure).
 
 Revision ID: 0011_console_indexes
 """
@@ -14,11 +14,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_jobs_user_submitted", "jobs", ["user_id", "submitted_at"])
     op.create_index("ix_jobs_secure_seq", "jobs", ["seq"], sqlite_where=sa.text("status >= 2"),
                     postgresql_where=sa.text("status >= 2"))
 
 
 def downgrade() -> None:
     op.drop_index("ix_jobs_secure_seq", table_name="jobs")
-    op.drop_index("ix_jobs_user_submitted", table_name="jobs")

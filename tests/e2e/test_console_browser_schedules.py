@@ -2,7 +2,7 @@
 chromium, Playwright, `pageledger up` over HTTPS, reached as console.pageledger.test): a job's
 page shows its state and its events; on a report's page "Schedule this report" opens the form with
 its filters, a bad cron and a bad recipient are refused beside their fields, the fixed schedule is
-listed and the API has it; "Verify the log" on Audit follows the background verification to its
+listed and the API has it; the SMTP password saved alone and never shown back; "Verify the log" on Audit follows the background verification to its
 result per check. Its own server, set up through the API (the wizard is
 tests/e2e/test_console_browser.py's)."""
 from __future__ import annotations
@@ -84,7 +84,25 @@ def test_a_job_page_shows_its_state_and_history_then_a_report_is_scheduled_and_t
     assert (saved["report"], saved["format"], saved["cron"], saved["parameters"], saved["recipients"]) == (
         "usage", "xlsx", "0 7 * * 1", {"printer": "office-mfp"}, ["boss@example.org", "it@example.org"])
 
+    # Settings → Mail: the SMTP password saved on its own, never shown back.
+    page.goto(base(server) + "/admin/settings")
+    password = page.locator("#setting-smtp_password")
+    password.fill("smtp-Secret-42")
+    password.press("Tab")  # change: field-level save
+    expect(page.locator("#setting-smtp_password-status")).to_have_text("Saved.")
+    expect(password).to_have_value("")
+    expect(page.locator("#setting-smtp_password-state")).to_have_text("set")
+    page.reload()
+    assert "smtp-Secret-42" not in page.content()
+    expect(page.locator("#setting-smtp_password-state")).to_have_text("set")
+    settings = requests.get(server.url + "/api/v1/settings", headers=server.headers(server.admin_token),
+                            timeout=10).json()["settings"]
+    assert {s["name"]: s["value"] for s in settings}["smtp_password"] == "set"
+    shoot(page, shots, "settings-mail")
+
     page.goto(base(server) + "/audit")
+    expect(page.get_by_role("region", name="Admin changes table")).to_contain_text("smtp_password")
+    assert "smtp-Secret-42" not in page.content()
     page.get_by_role("button", name="Verify the log").click()
     expect(page).to_have_url(re.compile(r"/audit/verify/[0-9a-f]{32}$"))
     expect(page.get_by_text("All verified")).to_be_visible(timeout=60_000)  # progress.js reloads when done

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import free_port, make_live_server
 from tests.e2e.test_console_browser import (  # noqa: F401 - module-scoped fixtures, one browser for this module
-    ADMIN, ADMIN_PW, USER, base, browser, log_in, new_page, post_job, shoot, shots, wait_for_job,
+    ADMIN, ADMIN_PW, USER, _axe, base, browser, log_in, new_page, post_job, shoot, shots, wait_for_job,
 )
 
 pytestmark = pytest.mark.timeout(240)
@@ -110,3 +110,40 @@ def test_a_job_page_shows_its_state_and_history_then_a_report_is_scheduled_and_t
     expect(checks.locator("tr", has_text="Event log seals").locator("td.result")).to_have_text("verified")
     expect(checks.locator("tr", has_text="Read model jobs").locator("td.result")).to_have_text("verified")
     shoot(page, shots, "audit-verify")
+
+
+def test_the_new_pages_pass_axe_and_fit_360_px_and_a_report_run_shows_its_file(server, browser, shots):
+    job = wait_for_job(server, "Quarterly <plan>.pdf")
+    page = new_page(browser, bypass_csp=True, viewport={"width": 360, "height": 740})  # axe is injected
+    log_in(page, server, ADMIN, ADMIN_PW)
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    checked = {}
+
+    def check(name: str) -> None:
+        checked[name] = _axe(page)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 380, f"{name} is {width}px wide at 360px"
+
+    page.goto(base(server) + f"/jobs/{job['job']}")
+    check("job page")
+    page.goto(base(server) + "/report-schedules")
+    page.get_by_label("Name").fill("bad one")
+    page.get_by_label("When (cron").fill("every day")
+    page.get_by_label("Recipients").fill("nobody")
+    page.get_by_role("button", name="Save the schedule").click()  # refused beside the fields
+    expect(page.locator("#sched-cron-error")).to_be_visible()
+    check("schedules, refused")
+    page.goto(base(server) + "/reports/jobs")
+    page.get_by_label("Run in the background as").select_option("csv")
+    page.get_by_role("button", name="Run", exact=True).last.click()
+    expect(page).to_have_url(re.compile(r"/report-runs/[0-9a-f]{32}$"))
+    expect(page.get_by_role("link", name="Download the CSV")).to_be_visible(timeout=60_000)
+    check("report run, done")
+    shoot(page, shots, "phone-report-run")
+    page.goto(base(server) + "/audit")
+    page.get_by_role("button", name="Verify the log").click()
+    expect(page.get_by_text("All verified")).to_be_visible(timeout=60_000)
+    check("verify, done")
+    serious = {p: v for p, v in checked.items() if v}
+    assert serious == {}, serious
+    page.context.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import smtplib
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Callable
 
 
 class MailNotSent(RuntimeError):
@@ -23,8 +24,15 @@ class SmtpSettings:
 
 
 class SmtpMailer:
-    def __init__(self, settings: SmtpSettings) -> None:
-        self.settings = settings
+    """`settings` may be a function giving the SMTP settings in force when a message is sent (an
+    admin can change them in the console while the server runs)."""
+
+    def __init__(self, settings: SmtpSettings | Callable[[], SmtpSettings]) -> None:
+        self._settings = settings
+
+    @property
+    def settings(self) -> SmtpSettings:
+        return self._settings() if callable(self._settings) else self._settings
 
     @property
     def sender(self) -> str:

@@ -13,7 +13,7 @@ from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SessionSigner
 from api.audit import (
     AdminChangesResource, AsOfReportResource, AsOfResource, ErasureResource, EventsResource, JobHistoryResource,
-    OwnJobsCsvResource,
+    OwnJobsCsvResource, VerificationResource, VerificationsResource,
 )
 from api.auth import TokenAuth
 from api.client_address import ClientAddress
@@ -37,6 +37,7 @@ from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.site_settings import SettingResource, SettingsResource
 from api.transport import TransportSecurity
 from api.console.audit import AuditPage
+from api.console.audit_verify import AuditVerifyPage, AuditVerifyRunPage
 from api.console.dashboard import DashboardPage
 from api.console.errors import ConsoleMarker, HtmlErrors
 from api.console.forms import FormCsrf
@@ -45,6 +46,8 @@ from api.console.printers import PrintersPage
 from api.console.render import Renderer
 from api.console.reports import ReportPage, ReportsPage
 from api.console.release_page import ReleaseLoginPage, ReleasePage
+from api.console.report_runs import ReportRunPage, ReportRunStartPage
+from api.console.report_schedules import ReportSchedulesPage
 from api.console.secure_print import SecurePrintPage
 from api.console.settings import LicensingPage, SettingsPage
 from api.console.static import StaticResource
@@ -69,6 +72,7 @@ from projections.follower import ReadModelProgress
 from projections.reports import ReportSources
 from commands.report_schedules import DefineSchedule, RemoveSchedule
 from projections.background_reports import BackgroundReports
+from projections.background_verify import BackgroundVerifications
 
 
 class Wiring(Protocol):
@@ -118,6 +122,7 @@ class Wiring(Protocol):
     define_schedule: DefineSchedule
     remove_schedule: RemoveSchedule
     background_reports: BackgroundReports
+    background_verifications: BackgroundVerifications
 
     def is_set_up(self) -> bool: ...
 
@@ -210,6 +215,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/audit/as-of", AsOfResource(w.audit, w.clock))
         route("/api/v1/audit/as-of/{name}", AsOfReportResource(w.audit, w.site_settings, w.report_sources))
         route("/api/v1/audit/changes", AdminChangesResource(w.audit))
+        route("/api/v1/audit/verifications", VerificationsResource(w.background_verifications))
+        route("/api/v1/audit/verifications/{run_id}", VerificationResource(w.background_verifications))
         route("/api/v1/me/jobs.csv", OwnJobsCsvResource(w.reader))
         route("/api/v1/privacy/erasures", ErasureResource(w.erase_person))
         # Reports (projections.reports): the catalogue and each report in every format.
@@ -225,7 +232,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/", DashboardPage(renderer, w.reader, w.clock))
         route("/jobs", JobsPage(renderer, w.reader, w.clock))
         route("/jobs.csv", JobsCsv(w.reader, w.clock))
-        route("/jobs/{job}", JobPage(renderer, w.reader))
+        route("/jobs/{job}", JobPage(renderer, w.reader, w.event_history))
         route("/my/jobs", MyJobsPage(renderer, w.reader, w.clock))
         users_page = UsersPage(renderer, w.reader, w.add_local_user, w.progress)
         route("/users", users_page)
@@ -242,10 +249,16 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
                                                w.progress))
         route("/reports", ReportsPage(renderer))
         route("/reports/{name}", ReportPage(renderer, w.reader, w.site_settings, w.report_sources, w.clock))
+        route("/report-schedules", ReportSchedulesPage(renderer, w.reader, w.define_schedule, w.remove_schedule,
+                                                       w.progress))
+        route("/reports/{name}/runs", ReportRunStartPage(w.background_reports, w.site_settings, w.clock))
+        route("/report-runs/{run_id}", ReportRunPage(renderer, w.background_reports))
         route("/audit", AuditPage(renderer, w.event_history, w.audit))
+        route("/audit/verify", AuditVerifyPage(w.background_verifications))
+        route("/audit/verify/{run_id}", AuditVerifyRunPage(renderer, w.background_verifications))
     return app
 
 
 # Console routes that take a form post (their CSRF token is a form field).
 CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing", "/secure-print",
-                 "/release", "/release/login")
+                 "/release", "/release/login", "/audit/verify", "/report-schedules", "/reports/{name}/runs")

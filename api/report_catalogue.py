@@ -212,25 +212,38 @@ class ReportRunsResource:
         self.clock = clock
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        spec = report_spec(req, name)
-        principal = req.context.principal
         raw = {k: v if isinstance(v, str) else str(v[-1]) for k, v in req.params.items()}
-        fmt = raw.pop("format", "csv")
-        errors: dict[str, list[str]] = {}
-        try:
-            parse_parameters(raw, site_timezone=str(self.site_settings["timezone"]), now=self.clock(),
-                             allowed=spec.parameters)
-        except ReportInputError as exc:
-            errors.update(exc.errors)
-        if fmt not in FORMATS or fmt == "json":
-            errors["format"] = ["one of: csv, xlsx, pdf, html"]
-        if errors:
-            raise InvalidInput(errors)
-        run_id = self.runs.start(name, raw, fmt, owner=principal.subject,
-                                 bound_to=principal.subject if principal.role == "user" else None)
+        run_id = start_report_run(self.runs, self.site_settings, self.clock, req, name, raw)
         resp.status = falcon.HTTP_202
         resp.location = f"/api/v1/report-runs/{run_id}"
         resp.media = run_json(self.runs.store.load(run_id) or {})
+
+
+def start_report_run(runs: BackgroundReports, site_settings: SiteSettingsReader, clock: Callable[[], int],
+                     req: falcon.Request, name: str, raw: dict[str, str]) -> str:
+    """Check report `name`'s parameters `raw` (with `format`, default csv) for the caller and start
+    it in the background: POST /api/v1/reports/{name}/runs and the console's "run in the
+    background" both do so. InvalidInput names each bad field; a user's run is bound to them."""
+    spec = report_spec(req, name)
+    principal = req.context.principal
+    raw = dict(raw)
+    fmt = raw.pop("format", "csv")
+    errors: dict[str, list[str]] = {}
+    try:
+        parse_parameters(raw, site_timezone=str(site_settings["timezone"]), now=clock(), allowed=spec.parameters)
+    except ReportInputError as exc:
+        errors.update(exc.errors)
+    if fmt not in FORMATS or fmt == "json":
+        errors["format"] = ["one of: csv, xlsx, pdf, html"]
+    if errors:
+        raise InvalidInput(errors)
+    return runs.start(name, raw, fmt, owner=principal.subject,
+                      bound_to=principal.subject if principal.role == "user" else None)
+
+
+def own_run(runs: BackgroundReports, req: falcon.Request, run_id: str) -> dict[str, Any]:
+    """A background run's state, if the caller may see it (a user: their own runs), else 404."""
+    return _own_run(runs, req, run_id)
 
 
 def _own_run(runs: BackgroundReports, req: falcon.Request, run_id: str) -> dict[str, Any]:

@@ -58,6 +58,17 @@ def schedule_json(r: ScheduleRow) -> dict[str, Any]:
             "last_attempts": r.last_attempts, "last_error": r.last_error}
 
 
+def define_schedule(define: DefineSchedule, name: str, body: dict[str, Any], *, by: str) -> None:
+    """Check a schedule's definition whole and save it (PUT /api/v1/report-schedules/{name} and
+    the console's Reports → Schedules form); InvalidInput names every bad field."""
+    data = load(ScheduleBodySchema(), body)
+    try:
+        define(ScheduleDefinition(name, data["report"], data["parameters"], data["format"], data["cron"],
+                                  tuple(data["recipients"]), data["period"]), by=by)
+    except InvalidRequest as exc:
+        raise InvalidInput(exc.errors) from None
+
+
 class ScheduleListResource:
     roles = ("admin", "auditor")
     openapi = {"get": Operation("The scheduled reports and how each one's last run went", reply=ScheduleListSchema)}
@@ -82,13 +93,8 @@ class ScheduleResource:
         self.schema = ScheduleBodySchema()
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        data = load(self.schema, req.get_media(default_when_empty=None) or {})
-        try:
-            self.define(ScheduleDefinition(name, data["report"], data["parameters"], data["format"], data["cron"],
-                                           tuple(data["recipients"]), data["period"]),
+        define_schedule(self.define, name, req.get_media(default_when_empty=None) or {},
                         by=req.context.principal.author)
-        except InvalidRequest as exc:
-            raise InvalidInput(exc.errors) from None
         resp.status = falcon.HTTP_204
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:

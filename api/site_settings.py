@@ -14,7 +14,7 @@ from marshmallow import Schema, fields
 from api.errors import InvalidInput, RefusedChange, load
 from api.openapi import Operation
 from commands.site_settings import ChangeSetting, SiteSettingsReader
-from domain.site_settings import FIELDS, SettingError, StaleSetting
+from domain.site_settings import FIELDS, SettingError, StaleSetting, shown_value
 
 
 class SettingChangeSchema(Schema):
@@ -42,7 +42,7 @@ class SettingsListSchema(Schema):
 def setting_json(name: str, value: Any) -> dict[str, Any]:
     spec = FIELDS[name]
     out: dict[str, Any] = {"name": name, "description": spec.description, "kind": spec.kind,
-                           "value": value, "default": spec.default}
+                           "value": shown_value(name, value), "default": shown_value(name, spec.default)}
     if spec.choices:
         out["choices"] = list(spec.choices)
     if spec.minimum is not None:

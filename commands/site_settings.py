@@ -13,7 +13,7 @@ from typing import Callable
 
 from adapters.event_store import PageLedger
 from commands.conflicts import retry_on_conflict
-from domain.site_settings import FIELDS, SiteSettings, Value, check_value, site_settings_id
+from domain.site_settings import FIELDS, SiteSettings, Value, check_value, shown_value, site_settings_id
 
 log = logging.getLogger("pageledger.settings")
 
@@ -82,5 +82,6 @@ class ChangeSetting:
         result = retry_on_conflict(attempt, what=f"change the setting {field}")
         self.reader.invalidate()
         if result.changed:
-            log.info("setting %s changed from %r to %r by %s", field, result.old, result.new, by)
+            log.info("setting %s changed from %r to %r by %s", field, shown_value(field, result.old),
+                     shown_value(field, result.new), by)
         return result

@@ -63,6 +63,7 @@ class SettingField:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    secret: bool = False  # never shown back nor logged: only whether it is set (shown_value)
 
 
 def text_field(name: str, description: str, default: str = "", max_length: int = MAX_TEXT) -> SettingField:
@@ -158,7 +159,65 @@ REPORTS = (
                  "unusually large (workflow issues)", 500, 1, 1_000_000_000, integer=True),
 )
 
-FIELDS: dict[str, SettingField] = {f.name: f for f in (*SITE, *PRIVACY, *PRICING, *REPORTS)}
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\]")
+_ADDRESS = re.compile(r"[^@\s<>(),;:\\\"\[\]]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+")
+
+
+def _check_host(value: object) -> Value:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    value = value.strip()
+    if value and (len(value) > 253 or not _HOST.fullmatch(value)):
+        raise ValueError("must be a host name or an address, such as mail.example.com (empty: the server's "
+                         "configuration)")
+    return value
+
+
+def _check_sender(value: object) -> Value:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    value = value.strip()
+    if value and (len(value) > 254 or not _ADDRESS.fullmatch(value)):
+        raise ValueError("must be one e-mail address, such as pageledger@example.com")
+    return value
+
+
+def _check_password(value: object) -> Value:
+    if not isinstance(value, str):
+        raise ValueError("must be text")
+    if len(value) > 256:
+        raise ValueError("at most 256 characters")
+    if _CONTROL.search(value):
+        raise ValueError("control characters are not allowed")
+    if not value.isascii():
+        raise ValueError("only ASCII characters: the SMTP login is sent as ASCII")
+    return value  # as typed: spaces may be part of it
+
+
+# Mail (adapters.mail): the SMTP server the scheduled reports and the notices are sent through.
+# While `smtp_host` is empty the server's own configuration (PAGELEDGER_SMTP_*) is used; once it
+# is set, these fields are. The password is write-only: shown and logged only as "set".
+MAIL = (
+    SettingField("smtp_host", "SMTP server that sends the scheduled reports and notices (empty: the server's "
+                 "configuration, PAGELEDGER_SMTP_*)", "", "text", _check_host),
+    number_field("smtp_port", "SMTP port (25, 587 for submission with STARTTLS)", 25, 1, 65535, integer=True),
+    boolean_field("smtp_starttls", "Use STARTTLS before sending (and before logging in)", False),
+    text_field("smtp_username", "SMTP login (empty: send without logging in)", "", max_length=254),
+    SettingField("smtp_password", "SMTP password (never shown: only whether it is set)", "", "password",
+                 _check_password, secret=True),
+    SettingField("smtp_sender", "The From address of the mail sent (empty: the server's configuration)", "",
+                 "text", _check_sender),
+)
+
+FIELDS: dict[str, SettingField] = {f.name: f for f in (*SITE, *PRIVACY, *PRICING, *REPORTS, *MAIL)}
+SECRET_SETTINGS = frozenset(name for name, spec in FIELDS.items() if spec.secret)
+
+
+def shown_value(field: str, value: Value) -> Value:
+    """A value as it may be shown or logged: a secret field's is only "set" or "" (not set)."""
+    if field in SECRET_SETTINGS:
+        return "set" if value else ""
+    return value
 
 
 def check_value(field: str, value: object) -> Value:
@@ -190,8 +249,9 @@ class SiteSettings(Aggregate):
         """Change one field; False when it already holds that value (nothing recorded)."""
         value = check_value(field, new)
         current = self.value(field)
-        if check_expected and expected != current:
-            raise StaleSetting(field, current)
+        # A secret is changed from what was shown of it ("set" or ""), never from the secret itself.
+        if check_expected and expected != shown_value(field, current):
+            raise StaleSetting(field, shown_value(field, current))
         if value == current and type(value) is type(current):
             return False
         self._field_changed(field=field, old=current, new=value, by=by)

@@ -71,6 +71,7 @@ from projections.reports import CATALOGUE, ReportSources
 from workers.scheduled_reports import ScheduledRuns, ScheduleLoop
 from adapters.report_runs import ReportRunStore
 from projections.background_reports import BackgroundReports
+from projections.background_verify import BackgroundVerifications
 from concurrent.futures import ThreadPoolExecutor
 from redis import Redis
 from rq import Queue
@@ -225,11 +226,22 @@ class Runtime:
     def schedule_runs(self) -> ScheduleRuns:
         return ScheduleRuns(self.app, self.clock)
 
-    def mailer_to(self, recipients: tuple[str, ...]) -> SmtpMailer:
+    def smtp_settings(self, recipients: tuple[str, ...]) -> SmtpSettings:
+        """The SMTP server in force now: the site settings' (Settings → Mail, field by field) once
+        their `smtp_host` is set, else this server's configuration (PAGELEDGER_SMTP_*)."""
+        site = self.site_settings.values()
+        if site["smtp_host"]:
+            s = self.settings
+            return SmtpSettings(host=str(site["smtp_host"]), port=int(site["smtp_port"]),
+                                sender=str(site["smtp_sender"] or s.smtp_sender), recipients=recipients,
+                                starttls=bool(site["smtp_starttls"]), username=str(site["smtp_username"]),
+                                password=str(site["smtp_password"]))
         s = self.settings
-        return SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=recipients,
-                                       starttls=bool(s.smtp_starttls), username=s.smtp_username,
-                                       password=s.smtp_password))
+        return SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=recipients,
+                            starttls=bool(s.smtp_starttls), username=s.smtp_username, password=s.smtp_password)
+
+    def mailer_to(self, recipients: tuple[str, ...]) -> SmtpMailer:
+        return SmtpMailer(lambda: self.smtp_settings(recipients))
 
     @property
     def admin_recipients(self) -> tuple[str, ...]:
@@ -267,6 +279,26 @@ class Runtime:
                 pool.submit(reports.execute, run_id)
         reports = BackgroundReports(self.reader, self.report_sources, store, submit)
         return reports
+
+    @cached_property
+    def background_verifications(self) -> BackgroundVerifications:
+        """`audit verify` started from the console: run as the background reports are (rq on
+        Redis, else one thread of this process), its state beside theirs under the data directory."""
+        store = ReportRunStore(self.settings.data_dir / "audit-verify-runs")
+        if self.settings.redis_url:
+            queue = Queue(queue_name(self.settings), connection=Redis.from_url(self.settings.redis_url))
+
+            def submit(run_id: str) -> None:
+                queue.enqueue("pageledger.worker.run_audit_verify_job", run_id, job_timeout=4 * 3600,
+                              result_ttl=3600)
+        else:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-verify")
+
+            def submit(run_id: str) -> None:
+                pool.submit(verifications.execute, run_id)
+        verifications = BackgroundVerifications(self.audit, store, submit,
+                                                lambda: int(self.app.recorder.max_notification_id() or 0))
+        return verifications
 
     def denied_since(self, since: int) -> list[str]:
         with self.reader.connect() as conn:
@@ -363,8 +395,7 @@ class Runtime:
 
     @cached_property
     def release_code_mailer(self) -> ReleaseCodeMailer:
-        s = self.settings
-        mailer = SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=()))
+        mailer = SmtpMailer(lambda: self.smtp_settings(()))
         return ReleaseCodeMailer(self.email_of, mailer)
 
     def email_of(self, login: str) -> str:
@@ -507,8 +538,7 @@ class Runtime:
     def send_denial_notice(self) -> SendDenialNotice:
         s = self.settings
         recipients = tuple(a.strip() for a in s.admin_emails.split(",") if a.strip())
-        mailer = SmtpMailer(SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender,
-                                         recipients=recipients))
+        mailer = SmtpMailer(lambda: self.smtp_settings(recipients))
         return SendDenialNotice(self.licensing, self.denied_since, mailer)
 
     # --- projections ------------------------------------------------------------------------

@@ -499,17 +499,17 @@ def cmd_printers_secure(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_settings_show(settings: Settings, args: argparse.Namespace) -> int:
-    from domain.site_settings import FIELDS
+    from domain.site_settings import FIELDS, shown_value
 
     with _runtime(settings) as runtime:
         values = runtime.site_settings.values()
     for name, spec in FIELDS.items():
-        print(f"{name} = {values[name]!r}    # {spec.description}")
+        print(f"{name} = {shown_value(name, values[name])!r}    # {spec.description}")
     return 0
 
 
 def cmd_settings_set(settings: Settings, args: argparse.Namespace) -> int:
-    from domain.site_settings import FIELDS, SettingError, check_value
+    from domain.site_settings import FIELDS, SettingError, check_value, shown_value
 
     spec = FIELDS.get(args.field)
     if spec is None:
@@ -533,7 +533,7 @@ def cmd_settings_set(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     with _runtime(settings) as runtime:
         result = runtime.change_setting(args.field, value, by="cli")
-    print(f"{args.field} = {result.new!r}" + ("" if result.changed else " (unchanged)"))
+    print(f"{args.field} = {shown_value(args.field, result.new)!r}" + ("" if result.changed else " (unchanged)"))
     return 0
 
 

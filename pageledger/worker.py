@@ -40,6 +40,14 @@ def run_report_job(run_id: str) -> None:
     _runtime.background_reports.execute(run_id)
 
 
+def run_audit_verify_job(run_id: str) -> None:
+    """The rq job of `audit verify` started from the console (projections.background_verify)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime(Settings.load(), migrate=False)
+    _runtime.background_verifications.execute(run_id)
+
+
 def enqueue_tick(queue: Queue, now: float, interval: float) -> bool:
     """Enqueue this interval's tick unless another worker did (one job id per interval)."""
     job_id = f"pageledger-tick-{int(now // interval)}"

@@ -25,12 +25,14 @@ from adapters.codec import domain_event_topics, short_topic
 from adapters.event_seals import RawEvent, RawLog
 from adapters.personal_keys import PersonalKeys, open_job_views
 from domain.jobs import PrintJob
+from domain.site_settings import SECRET_SETTINGS, SiteSettings, shown_value
 from domain.units import iso, to_micros
 
 SCAN_LIMIT = 20_000
 REDACTED = "[redacted]"
 SECRET_FIELDS = frozenset({"password_hash", "pin_digest", "secret_hash", "key"})
 TIME_FIELDS = frozenset({"at", "submitted_at", "installed_at", "expires_at"})
+SETTING_CHANGED = short_topic(SiteSettings.FieldChanged)
 JOB_TOPICS = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied), short_topic(PrintJob.Secured))
 _ENVELOPE = frozenset({"originator_id", "originator_version", "originator_topic", "timestamp"})
 
@@ -103,6 +105,9 @@ class EventHistory:
                   if f.name not in _ENVELOPE}
         if topic in JOB_TOPICS and "document" in values:
             values["document"] = self.document_shown(values["document"])
+        if topic == SETTING_CHANGED and values.get("field") in SECRET_SETTINGS:  # e.g. the SMTP password
+            values["old"] = shown_value(values["field"], values["old"])
+            values["new"] = shown_value(values["field"], values["new"])
         recorded = to_micros(event.timestamp)
         return HistoryEvent(nid, str(event.originator_id), version, topic, iso(recorded), recorded, values)
 

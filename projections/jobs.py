@@ -79,6 +79,11 @@ jobs = sa.Table(
     # Reports read the jobs of a period (projections.reports: the partial days at its edges,
     # and every job where the daily totals cannot answer).
     sa.Index("ix_jobs_submitted_at", "submitted_at"),
+    # Jobs of secure queues (held, released, printed, failed, expired, deleted) are few among
+    # tracked ones: Job Accounting's state filter finds them here (its query repeats the
+    # `status >= 2` so that SQLite, which only matches a partial index's terms, uses it too).
+    sa.Index("ix_jobs_secure_seq", "seq", sqlite_where=sa.text("status >= 2"),
+             postgresql_where=sa.text("status >= 2")),
     # Denied jobs are rare: a partial index finds a period's few without reading its every job.
     sa.Index("ix_jobs_denied_at", "submitted_at", sqlite_where=sa.text("status = 1"),
              postgresql_where=sa.text("status = 1")),
@@ -261,6 +266,7 @@ class JobFilter:
     denied: bool | None = None  # only denied (True) or only tracked (False) jobs
     oldest_first: bool = False  # then the cursor is `after_seq`
     after_seq: int | None = None  # keyset cursor, oldest first: rows with a larger job number
+    status: int | None = None  # only jobs in this state (a STATUS_NAMES code)
 
 
 @dataclass(frozen=True)
@@ -309,6 +315,10 @@ def list_jobs(conn: sa.Connection, f: JobFilter) -> tuple[list[JobRow], int | No
         q = q.where(jobs.c.seq > f.after_seq)
     if f.denied is not None:
         q = q.where(jobs.c.status == JOB_DENIED) if f.denied else q.where(jobs.c.status != JOB_DENIED)
+    if f.status is not None:
+        q = q.where(jobs.c.status == f.status)
+        if f.status >= JOB_HELD:
+            q = q.where(jobs.c.status >= JOB_HELD)  # the partial index ix_jobs_secure_seq
     order = jobs.c.seq.asc() if f.oldest_first else jobs.c.seq.desc()
     rows = conn.execute(q.order_by(order).limit(f.limit + 1)).mappings().all()
     page = [_job_row(r) for r in rows[: f.limit]]

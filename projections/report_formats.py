@@ -329,13 +329,14 @@ td,th{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}td.n{text-align:
 HTML_ROWS = 500
 
 
-def html_body(r: Report) -> Markup:
+def html_body(r: Report, rows: int = HTML_ROWS) -> Markup:
     """The report as an HTML fragment (its period, charts, tables, notes; every value escaped):
-    the body of the html format, and what the web console shows inside its own layout."""
+    the body of the html format, and what the web console shows inside its own layout (with
+    fewer `rows` a table, to keep its page light: the rest are in the CSV and XLSX)."""
     data = report_json(r)
     for s in data["sections"]:
-        s["truncated"] = max(0, len(s["rows"]) - HTML_ROWS)
-        s["rows"] = s["rows"][:HTML_ROWS]
+        s["truncated"] = max(0, len(s["rows"]) - rows)
+        s["rows"] = s["rows"][:rows]
     charts = [{"title": c.title, "png": base64.b64encode(chart_png(r, c)).decode()} for c in r.charts]
     return Markup(_HTML_BODY.render(r=r, period=data["period"], sections=data["sections"], charts=charts,
                                     definitions=DEFINITIONS))

@@ -5,6 +5,7 @@ their own jobs, here as there; another user's job number answers 404, as a missi
 from __future__ import annotations
 
 import csv
+import json
 from datetime import date, timedelta
 import io
 from dataclasses import replace
@@ -16,20 +17,27 @@ import sqlalchemy as sa
 from marshmallow import fields, validate
 
 from api.console.render import EVERYONE, READERS, Renderer
+from api.audit import job_history
 from api.errors import InvalidInput, load
 from api.openapi import Operation
 from api.reports import MAX_JOB_NUMBER, NEVER_CHARGED, JobQuerySchema, job_filter
 from domain.units import format_money, from_micros
-from projections.jobs import JobFilter, JobRow, find_job, list_jobs, printer_names
+from projections.event_history import EventHistory
+from projections.held_jobs import held_job
+from projections.jobs import STATUS_CODES, STATUS_NAMES, JobFilter, JobRow, find_job, list_jobs, printer_names
 
 PAGE_SIZE = 50
 CSV_MAX_ROWS = 1_000_000
 CSV_CHUNK = 1000
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "|", "%")
+# Every state the jobs read model holds, in the words the pages use (projections.jobs.STATUS_NAMES).
+STATE_LABELS = {"tracked": "tracked", "denied": "denied", "held": "held", "released": "released",
+                "printed": "printed", "failed": "release failed", "expired": "expired", "deleted": "deleted"}
+assert set(STATE_LABELS) == set(STATUS_NAMES.values())
 
 
 class ConsoleJobQuerySchema(JobQuerySchema):
-    state = fields.String(load_default="all", validate=validate.OneOf(("all", "tracked", "denied")))
+    state = fields.String(load_default="all", validate=validate.OneOf(("all", *STATE_LABELS)))
     sort = fields.String(load_default="newest", validate=validate.OneOf(("newest", "oldest")))
 
 
@@ -56,7 +64,8 @@ def _day_after(day: str) -> str:
 
 def _filter(req: falcon.Request, q: dict[str, Any], limit: int) -> JobFilter:
     f = job_filter(req, {**q, "limit": limit})
-    f = replace(f, denied={"all": None, "tracked": False, "denied": True}[q["state"]])
+    if q["state"] != "all":
+        f = replace(f, status=STATUS_CODES[q["state"]])
     if q["sort"] == "oldest":
         f = replace(f, oldest_first=True, before_seq=None, after_seq=q.get("cursor"))
     return f
@@ -104,7 +113,7 @@ class JobsPage:
         next_url = f"{req.path}?{urlencode({**keep, 'cursor': cursor})}" if cursor else ""
         csv_url = "/jobs.csv" + (f"?{urlencode(keep)}" if keep else "")
         self.renderer.page(resp, "jobs.html", req, status=falcon.HTTP_400 if errors else falcon.HTTP_200,
-                           title="My jobs" if self.mine else "Job Accounting", rows=rows, given=shown, given_to=shown.get("to", "")[:10],
+                           title="My jobs" if self.mine else "Job Accounting", rows=rows, states=STATE_LABELS, given=shown, given_to=shown.get("to", "")[:10],
                            errors=errors, printers=printers, next_url=next_url, csv_url=csv_url, mine=self.mine,
                            page_cost=sum(r.cost for r in rows), page_pages=sum(r.pages * r.copies for r in rows))
 
@@ -116,25 +125,52 @@ class MyJobsPage(JobsPage):
 
 
 class JobPage:
+    """One job: its row in the read model (its state now) and its full event history, decoded by
+    the query of GET /api/v1/jobs/{job}/history (api.audit.job_history); a secure job adds where
+    it was released, why a release failed and when it expires (projections.held_jobs)."""
+
     page = True
     roles = EVERYONE
-    openapi = {"get": Operation("One job's details (HTML); users: their own only",
+    openapi = {"get": Operation("One job's details, state and event history (HTML); users: their own only",
                                 responses={200: "The page", 303: "To the login page", 404: "No such job"},
                                 path_patterns={"job": r"^[0-9]{1,19}$"})}
 
-    def __init__(self, renderer: Renderer, reader: sa.Engine) -> None:
+    def __init__(self, renderer: Renderer, reader: sa.Engine, history: EventHistory) -> None:
         self.renderer = renderer
         self.reader = reader
+        self.history = history
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, job: str) -> None:
+        missing = falcon.HTTPNotFound(title="No such job", description="There is no job with that number.")
         if not job.isdigit() or not 0 < int(job) <= MAX_JOB_NUMBER:
-            raise falcon.HTTPNotFound(title="No such job", description="There is no job with that number.")
+            raise missing
         with self.reader.connect() as conn:
             row = find_job(conn, int(job))
         principal = req.context.principal
         if row is None or (principal.role not in READERS and row.user != principal.subject):
-            raise falcon.HTTPNotFound(title="No such job", description="There is no job with that number.")
-        self.renderer.page(resp, "job.html", req, title=f"Job {row.seq}", job=row)
+            raise missing
+        events = job_history(self.history, principal, row.seq)
+        if events is None:
+            if principal.role not in READERS:
+                raise missing  # the job's own events do not name this user
+            events = []  # a row without its events (never expected): the page still shows the row
+        held = None
+        if events:
+            with self.reader.connect() as conn:
+                held = held_job(conn, events[0].aggregate)
+        self.renderer.page(resp, "job.html", req, title=f"Job {row.seq}", job=row, events=events, held=held,
+                           state=STATE_LABELS.get(row.status, row.status), charged=not (
+                               row.denied or row.status in NEVER_CHARGED), show=_show,
+                           back="/jobs" if principal.role in READERS else "/my/jobs")
+
+
+def _show(value: object) -> str:
+    """An event field's value as text (the template escapes it)."""
+    if value is None:
+        return "—"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, default=str)[:500]
+    return str(value)[:500]
 
 
 CSV_COLUMNS = ("job", "submitted_at", "user", "printer", "client_host", "document", "pages", "copies", "sheets",

@@ -24,7 +24,7 @@ from api.licence import ActivateSchema, activate
 from api.openapi import Operation
 from commands.licensing import Licensing
 from commands.site_settings import SiteSettingsReader
-from domain.site_settings import FIELDS
+from domain.site_settings import FIELDS, shown_value
 from projections.licence_seats import licence_summary
 
 LICENCE_FILE_MAX = 100_000
@@ -42,7 +42,7 @@ class SettingsPage:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         values = self.reader.values()
-        fields = [(spec, values[name]) for name, spec in FIELDS.items()]
+        fields = [(spec, shown_value(name, values[name])) for name, spec in FIELDS.items()]
         self.renderer.page(resp, "settings.html", req, title="Settings", fields=fields,
                            editable=req.context.principal.role in ADMINS)
 

@@ -16,7 +16,7 @@ class StaticResource:
     public = True
     openapi = {"get": Operation("The console's stylesheet and script", responses={304: "Not modified",
                                                                                  404: "No such file"},
-                                path_patterns={"name": r"^console\.(css|js)$"})}
+                                path_patterns={"name": r"^(console\.(css|js)|progress\.js)$"})}
 
     def __init__(self) -> None:
         self.files: dict[str, tuple[bytes, str, str]] = {}

@@ -24,7 +24,13 @@
   }
 
   function show(input, value) {
-    if (input.getAttribute("data-kind") === "boolean") input.checked = !!value; else input.value = String(value);
+    var kind = input.getAttribute("data-kind");
+    if (kind === "password") {
+      // A secret is never shown back: only whether it is set.
+      input.value = "";
+      var state = document.getElementById(input.id + "-state");
+      if (state) state.textContent = value ? "set" : "not set";
+    } else if (kind === "boolean") input.checked = !!value; else input.value = String(value);
     input.setAttribute("data-expected", String(value));
   }
 

@@ -116,6 +116,8 @@ class Scope:
     printer_ids: tuple[int, ...] | None
     colour: str | None
     pdl: str | None
+    # SQLite only: the first and last job's time (see `_job_where`).
+    span: tuple[int, int] | None = None
 
     @property
     def daily_allowed(self) -> bool:
@@ -153,7 +155,23 @@ def resolve_scope(conn: sa.Connection, p: ReportParameters) -> Scope:
         if value is not None:
             ids = _ids(conn, printer_keys, printer_keys.c.name, value, key, "printer queue")
             printer_ids = tuple(set(ids) & set(printer_ids)) if printer_ids is not None else ids
-    return Scope(user_ids, printer_ids, p.colour, p.document_type)
+    span = None
+    if conn.dialect.name == "sqlite":
+        first, last = conn.execute(sa.select(sa.func.min(jobs.c.submitted_at), sa.func.max(jobs.c.submitted_at))).one()
+        span = (int(first), int(last)) if first is not None else None
+    return Scope(user_ids, printer_ids, p.colour, p.document_type, span)
+
+
+def _reads_most_jobs(scope: Scope, since: int, until: int) -> bool:
+    """Whether [since, until) spans more than a quarter of the time the jobs span (SQLite only).
+    SQLite keeps no histogram, so it reads a period through ix_jobs_submitted_at however much of
+    the table the period holds: a row fetched by rowid for every entry, several times slower
+    than reading the table straight through once most of it is wanted (1,000,000 jobs: 5.9 s
+    against 0.4 s)."""
+    if scope.span is None:
+        return False
+    first, last = scope.span
+    return (min(until, last + 1) - max(since, first)) * 4 > (last + 1 - first)
 
 
 CHARGED = "charged"  # tracked jobs, and held jobs once printed (secure release): what usage counts
@@ -161,7 +179,9 @@ CHARGED = "charged"  # tracked jobs, and held jobs once printed (secure release)
 
 def _job_where(scope: Scope, since: int, until: int, status: int | str | None = CHARGED) -> list[Any]:
     j = jobs.c
-    where: list[Any] = [j.submitted_at >= since, j.submitted_at < until, *_scope_where(scope)]
+    # `submitted_at + 0` is the same instant that no index can serve: SQLite then reads the table.
+    at = j.submitted_at + 0 if status != JOB_DENIED and _reads_most_jobs(scope, since, until) else j.submitted_at
+    where: list[Any] = [at >= since, at < until, *_scope_where(scope)]
     if status == CHARGED:
         where.append(j.status.in_([sa.literal(JOB_TRACKED, literal_execute=True),
                                    sa.literal(JOB_PRINTED, literal_execute=True)]))
@@ -570,11 +590,10 @@ def _previous_print(conn: sa.Connection, p: ReportParameters, scope: Scope, *col
 
     One sort of the period's jobs, by user and document: the window a repeat needs. On PostgreSQL
     the document is compared bytewise (COLLATE "C": equality is the same, the sort several times
-    cheaper than the locale's), and the sort is given the memory to stay off the disk."""
+    cheaper than the locale's). Measured on a loaded 2-core machine, the default work_mem with
+    parallel workers sorting in runs beat a work_mem big enough for one in-memory sort."""
     j = jobs.c
     document = j.document.collate("C") if conn.dialect.name == "postgresql" else j.document
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SET LOCAL work_mem = '128MB'"))
     return (sa.select(*columns, j.submitted_at, j.document,
                       sa.func.lag(j.submitted_at).over(partition_by=(j.user_id, document),
                                                        order_by=(j.submitted_at, j.seq)).label("before"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -203,6 +204,7 @@ def main() -> int:
                 print(f"{store:<11} kept: {url}", flush=True)
             else:
                 drop()
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

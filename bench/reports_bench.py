@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -169,6 +170,9 @@ def main() -> int:
     ap.add_argument("--stores", default="sqlite,postgresql")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-csv", action="store_true")
+    ap.add_argument("--reports", default="", help="only these (comma-separated names, e.g. usage,savings)")
+    ap.add_argument("--keep", action="store_true", help="keep the PostgreSQL database and print its URL "
+                                                         "(for bench.csv_memory_bench --database-url)")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()}, {os.cpu_count()} cores, {args.jobs:,} jobs over November 2026")
     for store in args.stores.split(","):
@@ -183,6 +187,8 @@ def main() -> int:
             for name, params in (("usage", {**edges, "group_by": "user"}), ("usage", {**edges, "group_by": "day"}),
                                  ("user-printing-summary", edges), ("savings", edges), ("environment", edges),
                                  ("workflow-issues", edges), ("habits", edges)):
+                if args.reports and name not in args.reports.split(","):
+                    continue
                 runs = timed(engine, name, params, args.repeat)
                 label = f"{name}[{params.get('group_by', '')}]" if "group_by" in params else name
                 print(f"{store:<11} {label:<28} median {statistics.median(runs):.3f} s  runs "
@@ -194,7 +200,11 @@ def main() -> int:
                       f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
             engine.dispose()
         finally:
-            drop()
+            if args.keep and store == "postgresql":
+                print(f"{store:<11} kept: {url}", flush=True)
+            else:
+                drop()
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -206,6 +206,30 @@ def test_workflow_issues_list_exactly_the_jobs_in_question(seeded):
     assert workflow.section("release").frame.empty
 
 
+def test_a_period_holding_most_jobs_gives_the_same_exact_figures_read_straight_through(seeded):
+    """November holds most of the jobs' time span (the held jobs start on 15 October), so SQLite
+    reads the table straight through instead of through ix_jobs_submitted_at: same figures."""
+    from projections.reports import _reads_most_jobs, resolve_scope
+
+    period = {"from": "2026-11-01", "to": "2026-11-30"}
+    since, until = us("2026-11-01T00:00:00+00:00"), us("2026-12-01T00:00:00+00:00")
+    p = parse_parameters(period, site_timezone="UTC", now=NOW, allowed=CATALOGUE["usage"].parameters)
+    with seeded.reader.connect() as conn:
+        scope = resolve_scope(conn, p)
+        assert _reads_most_jobs(scope, since, until) is (seeded.reader.dialect.name == "sqlite")
+        assert not _reads_most_jobs(scope, us("2026-11-28T00:00:00+00:00"), us("2026-11-29T00:00:00+00:00"))
+    usage = run(seeded, "usage", **period, group_by="user")
+    assert rows(usage.section("usage"), "user") == expected(JOBS, since, until, lambda j: j.user)
+    want = habits(JOBS, since, until, "UTC")
+    report = run(seeded, "habits", **period)
+    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types"):
+        assert [tuple(r) for r in report.section(name).frame.itertuples(index=False)] == want[name], name
+    again = repeats(JOBS, since, until, minutes=10)
+    savings = run(seeded, "savings", **period).section("savings").frame.set_index("measure")
+    assert tuple(savings.loc["No repeats within 10 min", ["jobs_affected", "sheets_saved", "cost_saved"]]) == (
+        len(again), sum(j.sheets for j in again), sum(j.cost for j in again))
+
+
 def test_workflow_issues_list_held_jobs_not_printed_by_state(seeded):
     since, until = us("2026-10-01T00:00:00+00:00"), us("2026-11-01T00:00:00+00:00")
     workflow = run(seeded, "workflow-issues", **{"from": "2026-10-01", "to": "2026-10-31"})

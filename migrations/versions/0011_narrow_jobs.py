@@ -1,8 +1,10 @@
-"""Narrower jobs rows: a job's pages, sheets and colour pages as 4-byte integers.
+"""Narrower jobs rows: a job's pages and colour pages (per copy) as 4-byte integers.
 
-Each is at most 1,000,000 (domain.costs.MAX_IMPRESSIONS, checked at ingest and by the legacy
-migration), and after the three 4-byte ids they leave no alignment padding: 16 bytes less per
-row on PostgreSQL (SQLite stores integers by value and is unchanged). On PostgreSQL the primary
+Each is at most 1,000,000 (checked at ingest and by the legacy migration); `pages` fills the
+4 bytes of alignment padding after the three 4-byte ids, and `colour_pages` sits beside the
+small integers: 12 bytes less per row on PostgreSQL (SQLite stores integers by value and is
+unchanged). `sheets` (all copies) stays 8 bytes: events stored before the impressions limit
+hold up to 10^10. On PostgreSQL the primary
 key `jobs_pkey` (the log position: strictly increasing) is also built full (fillfactor 100):
 its pages only ever split at the right edge, so the 10% the default keeps free is never used.
 The types change in place; PostgreSQL rewrites the table once.
@@ -17,7 +19,7 @@ down_revision = "0010_printed_at"
 branch_labels = None
 depends_on = None
 
-NARROWED = ("pages", "sheets", "colour_pages")
+NARROWED = ("pages", "colour_pages")
 
 
 def upgrade() -> None:

@@ -111,24 +111,24 @@ def test_0010_gives_the_held_jobs_printed_before_it_the_time_they_printed(databa
 
 
 def test_0011_narrows_job_figures_keeping_the_rows(database_url):
-    """A job's pages, sheets and colour pages become 4-byte integers; the rows stay as they were."""
+    """A job's pages and colour pages become 4-byte integers; the rows stay as they were."""
     from adapters.stores import read_model_engine
 
     engine = read_model_engine(database_url, writer=True)
     try:
         migrations.upgrade(engine, "0010_printed_at")
         with engine.begin() as conn:
-            conn.execute(sa.text("INSERT INTO jobs VALUES (7, 1, 2, 3, 4, 5, 6, 1000000, 1000000, 999999, 1, 0,"
+            conn.execute(sa.text("INSERT INTO jobs VALUES (7, 1, 2, 3, 4, 5, 6, 1000000, 10000000000, 999999, 1, 0,"
                                  " false, 'A4', 'pdf', 'd', '')"))
         migrations.upgrade(engine, "0011_narrow_jobs")
         with engine.begin() as conn:
             assert conn.execute(sa.text("SELECT seq, pages, sheets, colour_pages, document FROM jobs")).all() == [
-                (7, 1_000_000, 1_000_000, 999_999, "d")]
+                (7, 1_000_000, 10**10, 999_999, "d")]
             if engine.dialect.name == "postgresql":
                 types = dict(conn.execute(sa.text(
                     "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'jobs' "
                     "AND column_name IN ('pages', 'sheets', 'colour_pages', 'seq')")).all())
-                assert types == {"seq": "bigint", "pages": "integer", "sheets": "integer", "colour_pages": "integer"}
+                assert types == {"seq": "bigint", "pages": "integer", "sheets": "bigint", "colour_pages": "integer"}
                 options = conn.execute(sa.text("SELECT reloptions FROM pg_class WHERE relname = 'jobs_pkey'")).scalar()
                 assert options == ["fillfactor=100"]
     finally:

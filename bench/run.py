@@ -44,6 +44,7 @@ from pageledger.settings import Settings  # noqa: E402
 from tools.sample_jobs import sample_jobs  # noqa: E402
 
 PG_BASE = os.environ.get("PAGELEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+DB_PREFIX = os.environ.get("PAGELEDGER_BENCH_DB_PREFIX", "pl_bench")  # the bench's databases (dropped after)
 BATCH = 500
 READY_SECONDS = 120.0  # a first start on a busy machine migrates, issues tokens, installs the trial
 
@@ -69,7 +70,7 @@ class Database:
         if store == "sqlite":
             self.url = f"sqlite:///{self.tmp / 'pageledger.db'}"
         else:
-            self.name = f"pl_bench_{uuid.uuid4().hex[:8]}"
+            self.name = f"{DB_PREFIX}_{uuid.uuid4().hex[:8]}"
             self._admin(f'CREATE DATABASE "{self.name}"')
             self.url = f"{PG_BASE}/{self.name}"
 

@@ -22,10 +22,12 @@ class PageLedger(Application):
     def __init__(self, env: dict[str, str], server_id: str = "pageledger") -> None:
         super().__init__(env=env)
         self.server_id = server_id
-        # Users' own personal fields are sealed with their key as they are stored (adapters.personal_keys).
-        lock = write_lock(self.recorder.datastore.pool.db_name) if isinstance(self.recorder, LockingSQLiteRecorder) \
-            else nullcontext()
-        self.mapper.subjects = SubjectKeys(PersonalKeys(self.recorder, lock))  # type: ignore[attr-defined]
+        # Users' own personal fields are sealed with their key as they are stored (adapters.personal_keys),
+        # in a database (an in-memory store, for unit tests, keeps them as they are).
+        if hasattr(self.recorder, "events_table_name"):
+            lock = write_lock(self.recorder.datastore.pool.db_name) \
+                if isinstance(self.recorder, LockingSQLiteRecorder) else nullcontext()
+            self.mapper.subjects = SubjectKeys(PersonalKeys(self.recorder, lock))  # type: ignore[attr-defined]
 
     def record(self, *aggregates: Aggregate, events: Sequence[Any] = ()) -> None:
         """Store the aggregates' pending events and ready-made `events` in ONE transaction.

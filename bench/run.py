@@ -447,7 +447,8 @@ def report_disk(db: Database, store: str) -> None:
     models = {k: v for k, v in sizes.items() if k in ("jobs", "usage_daily", "user_keys", "printer_keys", "host_keys")}
     # The event store's own side tables: the seals (adapters.event_seals), the personal keys and
     # erasures, the people and the Users' keys (adapters.personal_keys).
-    models.update({k: v for k, v in sizes.items() if k.endswith(("_events_seals", "_events_keys", "_events_erasures", "_events_people", "_events_subjects"))})
+    side_tables = ("_events_seals", "_events_keys", "_events_erasures", "_events_people", "_events_subjects")
+    models.update({k: v for k, v in sizes.items() if k.endswith(side_tables)})
     total = events + sum(models.values())
     line("disk", store, f"{total:.0f} B/job total", "target ≤ 350 (SQLite) / ≤ 450 (PG); PA ~500, PaperCut ~850")
     line("disk.events", store, f"{events:.0f} B/job")

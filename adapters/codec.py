@@ -25,6 +25,7 @@ from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic, resolve_topic
 
+from adapters.personal_keys import PERSONAL_USER_FIELDS
 from domain.units import from_micros, to_micros
 
 _SKIPPED = frozenset({"originator_id", "originator_version", "originator_topic"})
@@ -130,12 +131,23 @@ def resolve_short_topic(topic: str) -> type:
 
 
 class CompactMapper(Mapper):
-    """Maps eventsourcing events to compact stored events and back (see module docstring)."""
+    """Maps eventsourcing events to compact stored events and back (see module docstring).
+
+    With `subjects` set (adapters.event_store does), the personal fields of Users' own events
+    are sealed with the User's key as they are stored and opened as they are read
+    (adapters.personal_keys.SubjectKeys)."""
+
+    subjects: Any = None
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         cls = type(domain_event)
         shape = _shape(cls)
         values = [getattr(domain_event, n) for n in shape.names]
+        topic = short_topic(cls)
+        if self.subjects is not None and topic in PERSONAL_USER_FIELDS:
+            named = dict(zip(shape.names, values))
+            self.subjects.seal(topic, domain_event.originator_id, named)
+            values = [named[n] for n in shape.names]
         if shape.timestamp_index >= 0:
             values[shape.timestamp_index] = to_micros(values[shape.timestamp_index])
         state = self.transcoder.encode(values)
@@ -146,7 +158,7 @@ class CompactMapper(Mapper):
         return StoredEvent(
             originator_id=domain_event.originator_id,
             originator_version=domain_event.originator_version,
-            topic=short_topic(cls),
+            topic=topic,
             state=state,
         )
 
@@ -168,6 +180,8 @@ class CompactMapper(Mapper):
             kwargs["timestamp"] = from_micros(kwargs["timestamp"])
         originator_id = stored_event.originator_id
         kwargs["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+        if self.subjects is not None and stored_event.topic in PERSONAL_USER_FIELDS:
+            self.subjects.open(stored_event.topic, kwargs["originator_id"], kwargs)
         kwargs["originator_version"] = stored_event.originator_version
         if shape.aggregate_topic is not None:
             kwargs["originator_topic"] = shape.aggregate_topic

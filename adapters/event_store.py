@@ -2,6 +2,7 @@
 with the compact mapper (adapters.codec) and the recorder the database URL picked (adapters.stores)."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any, Sequence
 
 from eventsourcing.application import Application
@@ -9,6 +10,8 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Mapper
 
 from adapters.codec import CompactMapper, MsgpackTranscoder
+from adapters.personal_keys import PersonalKeys, SubjectKeys
+from adapters.sqlite_writes import LockingSQLiteRecorder, write_lock
 
 
 class PageLedger(Application):
@@ -19,6 +22,12 @@ class PageLedger(Application):
     def __init__(self, env: dict[str, str], server_id: str = "pageledger") -> None:
         super().__init__(env=env)
         self.server_id = server_id
+        # Users' own personal fields are sealed with their key as they are stored (adapters.personal_keys),
+        # in a database (an in-memory store, for unit tests, keeps them as they are).
+        if hasattr(self.recorder, "events_table_name"):
+            lock = write_lock(self.recorder.datastore.pool.db_name) \
+                if isinstance(self.recorder, LockingSQLiteRecorder) else nullcontext()
+            self.mapper.subjects = SubjectKeys(PersonalKeys(self.recorder, lock))  # type: ignore[attr-defined]
 
     def record(self, *aggregates: Aggregate, events: Sequence[Any] = ()) -> None:
         """Store the aggregates' pending events and ready-made `events` in ONE transaction.

@@ -7,11 +7,20 @@ key, unique, and never recorded twice: a re-post records nothing), so nothing is
 the ciphertext: it is exactly as long as the two names (+2 bytes of framing). Integrity is the
 seal chain's work (adapters.event_seals), so no tag is stored either.
 
-Keys live in their own table beside the events (`<events>_keys`, created by the recorders),
-one row per login. Erasing a person deletes their row: the ciphertexts in the log stay where
-they are, immutable and sealed, and can never be read again. The erasure itself is kept in
-`<events>_erasures` as a number and a SHA-256 of the login (never the login), so that every
-later read of the log shows that person as "erased user #N".
+The login is personal too. Since version 2 (`person` > 0 on PrintJob.Tracked and Denied) a
+job's event carries no login: its `user` field is empty and `person` names a row of
+`<events>_people` — a number, the person's key, the login sealed with that key (nonce: the
+first 16 bytes of the login's SHA-256, never a job id: uuid5 ids carry version bits) and that
+SHA-256 to find the row from a login. Erasing the person clears the row to just its number and
+the erasure's number (`erased`): the key, the sealed login and the digest are gone, so neither
+the login nor the names of any of their jobs can be read again, and every read shows "erased
+user #N". Jobs on secure queues (PrintJob.Secured) still carry the login in clear: the release
+checks their owner from the event.
+
+Version 1 (events stored before: `user` = the login, `person` = 0) keeps working: their keys
+are in `<events>_keys`, one row per login, and an erasure deletes that row too and records the
+login's SHA-256 in `<events>_erasures` (never the login) so that their `user` reads as
+"erased user #N". Both tables live beside the events, created by the recorders.
 """
 from __future__ import annotations
 
@@ -20,7 +29,7 @@ import os
 from contextlib import AbstractContextManager, nullcontext
 import threading
 import time
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, NamedTuple, Sequence
 from uuid import UUID
 
 import msgspec
@@ -42,7 +51,26 @@ def login_digest(login: str) -> bytes:
 
 
 def _stream(key: bytes, job_id: UUID, data: bytes) -> bytes:
-    return Cipher(algorithms.ChaCha20(key, job_id.bytes), mode=None).encryptor().update(data)
+    return _cipher(key, job_id.bytes, data)
+
+
+def _cipher(key: bytes, nonce: bytes, data: bytes) -> bytes:
+    return Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor().update(data)
+
+
+def seal_login(key: bytes, login: str) -> bytes:
+    return _cipher(key, login_digest(login)[:16], login.encode("utf-8"))
+
+
+def open_login(key: bytes, digest: bytes, sealed: bytes) -> str:
+    return _cipher(key, bytes(digest)[:16], bytes(sealed)).decode("utf-8")
+
+
+class Person(NamedTuple):
+    """What a job is sealed with: the person's number (the event's `person`) and key."""
+
+    number: int
+    key: bytes
 
 
 def seal_fields(key: bytes, job_id: UUID, client_host: str, document: str) -> bytes:
@@ -61,17 +89,27 @@ def erasures_table(events_table: str) -> str:
     return f"{events_table}_erasures"
 
 
+def people_table(events_table: str) -> str:
+    return f"{events_table}_people"
+
+
 def sqlite_create_statements(events_table: str) -> list[str]:
     return [f"CREATE TABLE IF NOT EXISTS {keys_table(events_table)} (login TEXT PRIMARY KEY, key BLOB NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {erasures_table(events_table)} (n INTEGER PRIMARY KEY, "
-            "digest BLOB NOT NULL UNIQUE, at INTEGER NOT NULL)"]
+            "digest BLOB NOT NULL UNIQUE, at INTEGER NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {people_table(events_table)} (person INTEGER PRIMARY KEY, "
+            "digest BLOB UNIQUE, key BLOB, login BLOB, erased INTEGER)",
+            subjects_sqlite_statement(events_table)]
 
 
 def postgres_create_statements(schema: str, events_table: str) -> list[str]:
     return [f'CREATE TABLE IF NOT EXISTS "{schema}"."{keys_table(events_table)}" (login text PRIMARY KEY, '
             "key bytea NOT NULL)",
             f'CREATE TABLE IF NOT EXISTS "{schema}"."{erasures_table(events_table)}" (n bigserial PRIMARY KEY, '
-            "digest bytea NOT NULL UNIQUE, at bigint NOT NULL)"]
+            "digest bytea NOT NULL UNIQUE, at bigint NOT NULL)",
+            f'CREATE TABLE IF NOT EXISTS "{schema}"."{people_table(events_table)}" (person bigserial PRIMARY KEY, '
+            "digest bytea UNIQUE, key bytea, login bytea, erased bigint)",
+            subjects_postgres_statement(schema, events_table)]
 
 
 class PersonalKeys:
@@ -86,10 +124,13 @@ class PersonalKeys:
             schema = recorder.datastore.schema
             self.keys = f'"{schema}"."{keys_table(events)}"'
             self.erasures = f'"{schema}"."{erasures_table(events)}"'
+            self.people = f'"{schema}"."{people_table(events)}"'
         else:
-            self.keys, self.erasures = keys_table(events), erasures_table(events)
+            self.keys, self.erasures, self.people = keys_table(events), erasures_table(events), people_table(events)
         self.p = "%s" if self.postgres else "?"
         self._cache: dict[str, tuple[float, bytes | None]] = {}
+        self._people_cache: dict[str, tuple[float, Person]] = {}  # login -> its person (writer's side)
+        self._by_number: dict[int, tuple[float, tuple[str, bytes] | int]] = {}  # -> (login, key) or erasure
         self._erased: tuple[float, dict[bytes, int]] = (0.0, {})
         self._guard = threading.Lock()
 
@@ -145,6 +186,63 @@ class PersonalKeys:
             found.update(fresh)
         return found
 
+    def people_for(self, logins: Iterable[str]) -> dict[str, Person]:
+        """Each login's person (number and key), made now for a login that has none — also after
+        an erasure: a person who prints again is a new person, with a new number."""
+        wanted = list(dict.fromkeys(logins))
+        now = time.monotonic()
+        found = {n: c[1] for n in wanted if (c := self._people_cache.get(n)) and c[0] > now}
+        missing = [n for n in wanted if n not in found]
+        if missing:
+            fresh = self._select_people(missing)
+            new = [n for n in missing if n not in fresh]
+            if new:
+                rows = []
+                for login in new:
+                    key = os.urandom(KEY_BYTES)
+                    rows.append((login_digest(login), key, seal_login(key, login)))
+                self._run(f"INSERT INTO {self.people} (digest, key, login) VALUES ({self.p}, {self.p}, {self.p}) "
+                          "ON CONFLICT (digest) DO NOTHING", rows, write=True, many=True)
+                fresh = self._select_people(missing)  # another writer's row wins a race
+            with self._guard:
+                for login, person in fresh.items():
+                    self._people_cache[login] = (now + CACHE_SECONDS, person)
+            found.update(fresh)
+        return found
+
+    def _select_people(self, logins: Sequence[str]) -> dict[str, Person]:
+        by_digest = {login_digest(n): n for n in logins}
+        digests = list(by_digest)
+        found: dict[str, Person] = {}
+        for i in range(0, len(digests), 500):
+            part = digests[i:i + 500]
+            rows = self._run(f"SELECT digest, person, key FROM {self.people} "
+                             f"WHERE digest IN ({', '.join([self.p] * len(part))})", part)
+            found.update({by_digest[bytes(d)]: Person(int(n), bytes(k)) for d, n, k in rows})
+        return found
+
+    def people_by_number(self, numbers: Iterable[int]) -> dict[int, tuple[str, bytes] | int]:
+        """Each person's (login, key), or the number of their erasure when they were erased."""
+        wanted = list(dict.fromkeys(numbers))
+        now = time.monotonic()
+        found = {n: c[1] for n in wanted if (c := self._by_number.get(n)) and c[0] > now}
+        missing = [n for n in wanted if n not in found]
+        for i in range(0, len(missing), 500):
+            part = missing[i:i + 500]
+            rows = self._run(f"SELECT person, digest, key, login, erased FROM {self.people} "
+                             f"WHERE person IN ({', '.join([self.p] * len(part))})", part)
+            fresh: dict[int, tuple[str, bytes] | int] = {}
+            for number, digest, key, login, erased in rows:
+                if key is None:
+                    fresh[int(number)] = int(erased or 0)
+                else:
+                    fresh[int(number)] = (open_login(bytes(key), bytes(digest), bytes(login)), bytes(key))
+            with self._guard:
+                for n, v in fresh.items():
+                    self._by_number[n] = (now + CACHE_SECONDS, v)
+            found.update(fresh)
+        return found
+
     # --- the readers' side ---
     def existing(self, logins: Iterable[str]) -> dict[str, bytes]:
         wanted = list(dict.fromkeys(logins))
@@ -166,6 +264,11 @@ class PersonalKeys:
             found.update(fresh)
         return found
 
+    def knows(self, login: str) -> bool:
+        """Whether a key was ever made for `login` (and not erased)."""
+        return bool(self.existing([login])) or bool(
+            self._run(f"SELECT person FROM {self.people} WHERE digest = {self.p}", [login_digest(login)]))
+
     def erased_numbers(self) -> dict[bytes, int]:
         """SHA-256 of each erased login -> its erasure number."""
         now = time.monotonic()
@@ -183,14 +286,21 @@ class PersonalKeys:
         self._run(f"INSERT INTO {self.erasures} (digest, at) VALUES ({self.p}, {self.p}) "
                   "ON CONFLICT (digest) DO NOTHING", [digest, now_us], write=True)
         [(n,)] = self._run(f"SELECT n FROM {self.erasures} WHERE digest = {self.p}", [digest])
+        # The person's row keeps only its number and the erasure's: key, sealed login and digest go.
+        had = bool(self._run(f"UPDATE {self.people} SET digest = NULL, key = NULL, login = NULL, erased = {self.p} "
+                             f"WHERE digest = {self.p} RETURNING person", [int(n), digest], write=True)) or had
         with self._guard:
             self._cache.pop(login, None)
+            self._people_cache.pop(login, None)
+            self._by_number.clear()
             self._erased = (0.0, {})
         return int(n), had
 
     def forget_cache(self) -> None:
         with self._guard:
             self._cache.clear()
+            self._people_cache.clear()
+            self._by_number.clear()
             self._erased = (0.0, {})
 
 
@@ -200,6 +310,23 @@ def open_job_views(keys: PersonalKeys, views: Sequence[Any]) -> None:
     erased person by "erased user #N"."""
     if not views:
         return
+    # Version 2: no login in the event, only the person's number (see the module docstring).
+    pseudonymous = [v for v in views if getattr(v, "person", 0)]
+    if pseudonymous:
+        people = keys.people_by_number(v.person for v in pseudonymous)
+        for v in pseudonymous:
+            found = people.get(v.person)
+            if isinstance(found, tuple):
+                login, key = found
+                host, document = open_fields(key, _uuid(v.originator_id), v.document)
+            else:
+                login, host, document = erased_user(found or 0), ERASED_HOST, ""
+            _set(v, "user", login)
+            _set(v, "client_host", host)
+            _set(v, "document", document)
+        views = [v for v in views if not getattr(v, "person", 0)]
+        if not views:
+            return
     sealed = [v for v in views if isinstance(getattr(v, "document", None), (bytes, bytearray))]
     erased = keys.erased_numbers()
     if sealed:
@@ -232,3 +359,136 @@ def _set(obj: Any, name: str, value: Any) -> None:
         setattr(obj, name, value)
     except (AttributeError, TypeError):  # a frozen domain event
         obj.__dict__[name] = value
+
+
+# --- Users' own events: the login and the profile, sealed with a key per User aggregate ------
+# A User's personal fields (login; full name, e-mail, department in `profile`) are sealed when
+# the event is stored (adapters.codec.CompactMapper), with a key per User aggregate id kept in
+# `<events>_subjects`, and opened when it is read (the mapper, the log reader). Erasing the
+# person clears that key: their User events then read as "erased user #N" with an empty profile.
+# Each sealed value is 16 random bytes of nonce followed by the ciphertext (User events are few:
+# the bytes do not matter, and a random nonce needs neither the event's version nor its position).
+
+PERSONAL_USER_FIELDS = {"User.Imported": ("login", "profile"), "User.ProfileChanged": ("profile",),
+                        "User.Readded": ("profile",)}
+_encode_any = msgspec.msgpack.Encoder().encode
+_decode_profile = msgspec.msgpack.Decoder(dict[str, str]).decode
+
+
+def subjects_table(events_table: str) -> str:
+    return f"{events_table}_subjects"
+
+
+def subjects_sqlite_statement(events_table: str) -> str:
+    return (f"CREATE TABLE IF NOT EXISTS {subjects_table(events_table)} (subject BLOB PRIMARY KEY, key BLOB, "
+            "erased INTEGER)")
+
+
+def subjects_postgres_statement(schema: str, events_table: str) -> str:
+    return (f'CREATE TABLE IF NOT EXISTS "{schema}"."{subjects_table(events_table)}" (subject uuid PRIMARY KEY, '
+            "key bytea, erased bigint)")
+
+
+def seal_value(key: bytes, name: str, value: Any) -> bytes:
+    nonce = os.urandom(16)
+    data = value.encode("utf-8") if name == "login" else _encode_any(value)
+    return nonce + _cipher(key, nonce, data)
+
+
+def open_value(key: bytes, name: str, sealed: bytes) -> Any:
+    sealed = bytes(sealed)
+    data = _cipher(key, sealed[:16], sealed[16:])
+    return data.decode("utf-8") if name == "login" else _decode_profile(data)
+
+
+class SubjectKeys:
+    """The keys of Users' own events, by User aggregate id, through the event store's datastore
+    (PersonalKeys' connection handling)."""
+
+    def __init__(self, keys: PersonalKeys) -> None:
+        self.keys = keys
+        events = keys.recorder.events_table_name
+        self.table = (f'"{keys.recorder.datastore.schema}"."{subjects_table(events)}"' if keys.postgres
+                      else subjects_table(events))
+        self._cache: dict[UUID, tuple[float, bytes | int]] = {}
+        self._guard = threading.Lock()
+
+    def _param(self, subject: UUID) -> Any:
+        return subject if self.keys.postgres else subject.bytes
+
+    def key_for(self, subject: UUID) -> bytes | int:
+        """The subject's key, made now if it has none; the erasure's number if it was erased."""
+        found = self.lookup(subject)
+        if found is not None:
+            return found
+        p = self.keys.p
+        self.keys._run(f"INSERT INTO {self.table} (subject, key) VALUES ({p}, {p}) ON CONFLICT (subject) DO NOTHING",
+                       [self._param(subject), os.urandom(KEY_BYTES)], write=True)
+        self._cache.pop(subject, None)
+        found = self.lookup(subject)
+        assert found is not None
+        return found
+
+    def lookup(self, subject: UUID) -> bytes | int | None:
+        now = time.monotonic()
+        c = self._cache.get(subject)
+        if c and c[0] > now:
+            return c[1]
+        rows = self.keys._run(f"SELECT key, erased FROM {self.table} WHERE subject = {self.keys.p}",
+                              [self._param(subject)])
+        if not rows:
+            return None
+        key, erased = rows[0]
+        value: bytes | int = bytes(key) if key is not None else int(erased or 0)
+        with self._guard:
+            self._cache[subject] = (now + CACHE_SECONDS, value)
+        return value
+
+    def erase(self, subjects: Sequence[UUID], number: int) -> int:
+        """Clear the keys of `subjects` (their erasure is `number`); how many had one."""
+        p = self.keys.p
+        cleared = 0
+        for subject in subjects:
+            cleared += len(self.keys._run(f"UPDATE {self.table} SET key = NULL, erased = {p} WHERE subject = {p} "
+                                          "AND key IS NOT NULL RETURNING subject", [number, self._param(subject)],
+                                          write=True))
+        self.forget_cache()
+        return cleared
+
+    def forget_cache(self) -> None:
+        with self._guard:
+            self._cache.clear()
+
+    # --- the mapper's and the log reader's side ---
+    def seal(self, topic: str, subject: UUID, values: dict[str, Any]) -> None:
+        """Seal, in place, the personal fields of one User event about to be stored."""
+        key = self.key_for(subject)
+        if isinstance(key, int):  # an erased person recorded again: kept unreadable
+            key = os.urandom(KEY_BYTES)
+        for name in PERSONAL_USER_FIELDS[topic]:
+            if not isinstance(values.get(name), (bytes, bytearray)):
+                values[name] = seal_value(key, name, values[name])
+
+    def open(self, topic: str, subject: UUID, values: dict[str, Any]) -> None:
+        """Open, in place, the sealed personal fields of one User event, or show them erased."""
+        names = [n for n in PERSONAL_USER_FIELDS.get(topic, ()) if isinstance(values.get(n), (bytes, bytearray))]
+        if not names:
+            return
+        key = self.lookup(subject)
+        for name in names:
+            if isinstance(key, bytes):
+                values[name] = open_value(key, name, values[name])
+            else:
+                values[name] = erased_user(key or 0) if name == "login" else {}
+
+
+def open_user_views(subjects: SubjectKeys, topics_and_views: Sequence[tuple[str, Any]]) -> None:
+    """Open the sealed personal fields of User event views in place (see SubjectKeys.open)."""
+    for topic, view in topics_and_views:
+        names = PERSONAL_USER_FIELDS.get(topic)
+        if not names:
+            continue
+        values = {n: getattr(view, n) for n in names}
+        subjects.open(topic, _uuid(view.originator_id), values)
+        for n in names:
+            _set(view, n, values[n])

@@ -44,12 +44,21 @@ from pageledger.settings import Settings  # noqa: E402
 from tools.sample_jobs import sample_jobs  # noqa: E402
 
 PG_BASE = os.environ.get("PAGELEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432")
+DB_PREFIX = os.environ.get("PAGELEDGER_BENCH_DB_PREFIX", "pl_bench")  # the bench's databases (dropped after)
 BATCH = 500
 READY_SECONDS = 120.0  # a first start on a busy machine migrates, issues tokens, installs the trial
 
 
+def loadavg() -> str:
+    """The 1-minute load average, printed beside every figure: the machine is shared."""
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def line(name: str, store: str, value: str, ceiling: str = "") -> None:
-    print(f"{name:<18} {store:<11} {value:<40} {ceiling}", flush=True)
+    print(f"{name:<18} {store:<11} {value:<40} {ceiling}  [load {loadavg()}]", flush=True)
 
 
 class Database:
@@ -61,7 +70,7 @@ class Database:
         if store == "sqlite":
             self.url = f"sqlite:///{self.tmp / 'pageledger.db'}"
         else:
-            self.name = f"pl_bench_{uuid.uuid4().hex[:8]}"
+            self.name = f"{DB_PREFIX}_{uuid.uuid4().hex[:8]}"
             self._admin(f'CREATE DATABASE "{self.name}"')
             self.url = f"{PG_BASE}/{self.name}"
 
@@ -337,9 +346,12 @@ def ceiling_insert(db: Database, n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-def disk_bytes(db: Database) -> dict[str, float]:
+def disk_bytes(db: Database) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """Bytes per job of each table (everything: heap, TOAST, indexes), and of each table's parts
+    (its heap, each index)."""
     eng = db.engine()
     sizes: dict[str, int] = {}
+    parts: dict[tuple[str, str], int] = {}
     try:
         if db.store == "sqlite":
             raw = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
@@ -351,16 +363,27 @@ def disk_bytes(db: Database) -> dict[str, float]:
             for name, size in rows:
                 table = owners.get(name, name)
                 sizes[table] = sizes.get(table, 0) + size
+                parts[(table, "heap" if name == table else name)] = size
         else:
             with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
                 c.execute(sa.text("VACUUM FULL"))
                 for (table,) in c.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname='public'")):
                     sizes[table] = int(c.execute(sa.text(f"SELECT pg_total_relation_size('\"{table}\"')")).scalar())
+                # Where each table's bytes go: its heap (with TOAST) and each of its indexes.
+                for table, part, size in c.execute(sa.text(
+                        "SELECT t.relname, 'heap', pg_table_size(t.oid) FROM pg_class t "
+                        "JOIN pg_namespace n ON n.oid = t.relnamespace "
+                        "WHERE n.nspname = 'public' AND t.relkind = 'r' "
+                        "UNION ALL SELECT t.relname, i.relname, pg_relation_size(i.oid) FROM pg_index x "
+                        "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
+                        "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'")):
+                    parts[(table, part)] = int(size)
         with eng.connect() as c:
             jobs = int(c.execute(sa.text("SELECT count(*) FROM jobs")).scalar())
     finally:
         eng.dispose()
-    return {t: s / jobs for t, s in sizes.items() if s}
+    return ({t: s / jobs for t, s in sizes.items() if s},
+            {k: s / jobs for k, s in parts.items() if s})
 
 
 def rebuild_rate(db: Database) -> tuple[float, float, float]:
@@ -419,17 +442,21 @@ def _runs(rates: list[float], failed: int) -> str:
 
 
 def report_disk(db: Database, store: str) -> None:
-    sizes = disk_bytes(db)
+    sizes, parts = disk_bytes(db)
     events = sum(v for k, v in sizes.items() if k in ("stored_events", "pageledger_events"))
     models = {k: v for k, v in sizes.items() if k in ("jobs", "usage_daily", "user_keys", "printer_keys", "host_keys")}
     # The event store's own side tables: the seals (adapters.event_seals), the personal keys and
-    # erasures (adapters.personal_keys).
-    models.update({k: v for k, v in sizes.items() if k.endswith(("_events_seals", "_events_keys", "_events_erasures"))})
+    # erasures, the people and the Users' keys (adapters.personal_keys).
+    side_tables = ("_events_seals", "_events_keys", "_events_erasures", "_events_people", "_events_subjects")
+    models.update({k: v for k, v in sizes.items() if k.endswith(side_tables)})
     total = events + sum(models.values())
     line("disk", store, f"{total:.0f} B/job total", "target ≤ 350 (SQLite) / ≤ 450 (PG); PA ~500, PaperCut ~850")
     line("disk.events", store, f"{events:.0f} B/job")
     for k, v in sorted(models.items()):
         line(f"disk.{k}", store, f"{v:.1f} B/job")
+    for (table, part), v in sorted(parts.items()):
+        if table in models or table in ("stored_events", "pageledger_events"):
+            line(f"disk.part", store, f"{table} {part}: {v:.1f} B/job")
 
 
 def report_rebuild(db: Database, store: str) -> None:

@@ -21,7 +21,7 @@ import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.event_store import PageLedger
-from adapters.personal_keys import PersonalKeys, open_job_views, seal_fields
+from adapters.personal_keys import Person, PersonalKeys, open_job_views, seal_fields
 from commands.conflicts import retry_on_conflict
 from commands.job_reports import JobReport
 from adapters.spool import SpoolMismatch, SpoolTooLarge
@@ -112,7 +112,11 @@ class TrackJobs:
             reports = [msgspec.structs.replace(r, document=shown_document(r.document, policy)) for r in reports]
         ids = [job_id(app.server_id, r.job_key) for r in reports]
         verdicts: Mapping[str, Verdict] = self.gate(list(dict.fromkeys(r.user for r in reports))) if self.gate else {}
-        keys = self.personal.keys_for(r.user for r in reports) if self.personal else None
+        # Tracked and denied jobs are sealed with their person's key, the login among the sealed
+        # fields; jobs on secure queues keep the login (the release checks it) and use the
+        # login's key (adapters.personal_keys).
+        keys = self.personal.people_for(r.user for r in reports) if self.personal else None
+        personal = self.personal
         known: set[UUID] = set()
         new_printers: list[Printer] = []
         conflicts: list[_Conflict] = []
@@ -148,7 +152,8 @@ class TrackJobs:
                     code, digest, told = release_code_for(printer, report.release_code, self.codes)
                     event = _recorded(jid, report, printer, secured=(self.clock() + printer.hold_seconds
                                                                      * MICROS_PER_SECOND, digest),
-                                      unknown_colour=self.unknown_colour_charge, keys=keys)
+                                      unknown_colour=self.unknown_colour_charge,
+                                      login_keys=personal.keys_for([report.user]) if personal else None)
                     outcome = TrackOutcome(report.job_key, jid, "tracked", "hold", event.sheets, event.cost, told,
                                            release_code=code)
                 else:
@@ -190,6 +195,7 @@ class TrackJobs:
         if not isinstance(getattr(recorded, "document", None), (bytes, bytearray)) or self.personal is None:
             return recorded
         copy = SimpleNamespace(**{name: getattr(recorded, name) for name in (*SENT_FIGURES, "sheets", "cost")},
+                               person=getattr(recorded, "person", 0),
                                originator_id=getattr(recorded, "originator_id", None) or recorded.id)
         open_job_views(self.personal, [copy])
         return copy
@@ -263,14 +269,21 @@ def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:
 
 def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None,
               unknown_colour: str = "colour", secured: tuple[int, str] | None = None,
-              keys: Mapping[str, bytes] | None = None) -> PrintJob.Tracked:
+              keys: Mapping[str, Person] | None = None,
+              login_keys: Mapping[str, bytes] | None = None) -> PrintJob.Tracked:
     if secured is not None:
         record = partial(PrintJob.secured, expires_at=secured[0], code_digest=secured[1])
     else:
         record = PrintJob.tracked if denied is None else partial(PrintJob.denied, reason=denied)
     figures = _sent_figures(r, printer)
-    if keys is not None:
-        figures["document"] = seal_fields(keys[r.user], jid, r.client_host, r.document)
+    if keys is not None and secured is None:
+        person = keys[r.user]
+        figures["document"] = seal_fields(person.key, jid, r.client_host, r.document)
+        figures["client_host"] = ""
+        figures["user"] = ""
+        figures["person"] = person.number
+    elif login_keys is not None:
+        figures["document"] = seal_fields(login_keys[r.user], jid, r.client_host, r.document)
         figures["client_host"] = ""
     return record(
         jid, **figures,
@@ -401,17 +414,20 @@ class RecordMigratedJobs:
         app = self.app
         by_name, new_printers = self.printers.for_names({j.printer for j in jobs})
         policy = self.document_policy()
-        keys = self.personal.keys_for(j.user for j in jobs) if self.personal else None
+        keys = self.personal.people_for(j.user for j in jobs) if self.personal else None
         events = []
         for j in jobs:
             printer = by_name[j.printer.lower()]
             jid = job_id(app.server_id, migrated_job_key(migration, j.legacy_id))
             document = j.document if policy == KEEP else shown_document(j.document, policy)
-            client_host = j.client_host
-            if keys is not None:
-                document, client_host = seal_fields(keys[j.user], jid, client_host, document), ""
+            client_host, user, person = j.client_host, j.user, 0
+            if keys is not None:  # sealed as a live job is (TrackJobs)
+                sealer = keys[j.user]
+                document, client_host, user, person = seal_fields(sealer.key, jid, client_host, document), "", "", \
+                    sealer.number
             events.append(PrintJob.tracked(
-                jid, user=j.user, printer=printer.name, client_host=client_host, submitted_at=j.submitted_at,
+                jid, user=user, person=person, printer=printer.name, client_host=client_host,
+                submitted_at=j.submitted_at,
                 pages=j.pages, copies=j.copies, sheets=sheets_for(pages=j.pages, copies=j.copies, duplex=j.duplex),
                 colour_pages=j.colour_pages, duplex=j.duplex, paper=j.paper, size=0, pdl="unknown", cost=j.cost,
                 schedule=j.schedule or printer.schedule_version, document=document, legacy_id=j.legacy_id,

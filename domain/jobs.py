@@ -59,6 +59,10 @@ class PrintJob(Aggregate):
         replayed from a legacy database (tools/pa6_migrate) ``legacy_id``, the legacy row's id
         ("" for a job an agent reported: the mark of a migrated job), and its ``billing_code``.
         A migrated job's cost and schedule are the legacy system's, as charged, never re-priced.
+        ``person`` > 0: the number of the person whose key seals the job's personal fields, the
+        login among them — ``user`` and ``client_host`` are then empty and ``document`` holds
+        the sealed fields (adapters.personal_keys); 0 on events stored before it, whose ``user``
+        is the login.
         """
 
         document: str  # personal field (see Recorded): the last of the first version's fields
@@ -68,9 +72,10 @@ class PrintJob(Aggregate):
         uncertain: str = ""
         legacy_id: str = ""
         billing_code: str = ""
+        person: int = 0
 
         APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": "",
-                             "legacy_id": "", "billing_code": ""}
+                             "legacy_id": "", "billing_code": "", "person": 0}
 
     class Denied(Recorded):
         """A job refused when it was tracked (e.g. its user has no licence seat).
@@ -85,8 +90,10 @@ class PrintJob(Aggregate):
         pages_known: bool = True
         colour_known: bool = True
         uncertain: str = ""
+        person: int = 0  # as on Tracked
 
-        APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": ""}
+        APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": "",
+                             "person": 0}
 
         def apply(self, aggregate: "PrintJob") -> None:
             super().apply(aggregate)

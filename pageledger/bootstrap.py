@@ -51,7 +51,7 @@ from commands.users import (
     SyncUsers,
 )
 from domain.costs import CostSchedule
-from adapters.personal_keys import PersonalKeys, erasures_table, keys_table
+from adapters.personal_keys import PersonalKeys, erasures_table, keys_table, people_table, subjects_table
 from adapters.stores import rewrite_freed_pages
 from domain.privacy import shown_document
 from projections.audit import Audit
@@ -63,7 +63,7 @@ from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
 from projections.held_jobs import spools_in_use, waiting_jobs
 from projections.names import printer_keys
-from projections.users import find_user, users as users_table
+from projections.users import UsersProjection, find_user, users as users_table
 from projections.licence_seats import denied_since
 from commands.report_schedules import DefineSchedule, RemoveSchedule, ScheduleDefinition, ScheduleRuns
 from projections.report_period import ReportInputError, parse_parameters
@@ -330,10 +330,15 @@ class Runtime:
         def jobs_follower() -> Follower:  # a fresh one: its log reader must not trust cached keys
             return Follower(self.app, self.writer, JobsProjection(), batch_size=5000, writes_lock=writes_lock(url))
 
-        def compact(tables: list[str]) -> None:
-            rewrite_freed_pages(url, [*tables, keys_table(events), erasures_table(events)])
+        def users_follower() -> Follower:
+            return Follower(self.app, self.writer, UsersProjection(), batch_size=5000, writes_lock=writes_lock(url))
 
-        return ErasePerson(self.personal_keys, self.writer, jobs_follower, compact, self.clock)
+        def compact(tables: list[str]) -> None:
+            rewrite_freed_pages(url, [*tables, keys_table(events), erasures_table(events), people_table(events),
+                                      subjects_table(events)])
+
+        return ErasePerson(self.personal_keys, self.writer, jobs_follower, compact, self.clock,
+                           users_follower=users_follower, subjects=self.app.mapper.subjects)
 
     @cached_property
     def audit(self) -> Audit:

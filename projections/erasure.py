@@ -20,10 +20,13 @@ from typing import Callable
 
 import sqlalchemy as sa
 
-from adapters.personal_keys import PersonalKeys, erased_user
+from uuid import UUID
+
+from adapters.personal_keys import PersonalKeys, SubjectKeys, erased_user
 from projections.follower import Follower
 from projections.jobs import jobs
 from projections.names import host_keys, user_keys
+from projections.users import users
 
 log = logging.getLogger("pageledger.privacy")
 
@@ -43,19 +46,27 @@ class UnknownPerson(LookupError):
 
 class ErasePerson:
     def __init__(self, keys: PersonalKeys, writer: sa.Engine, jobs_follower: Callable[[], Follower],
-                 compact: Callable[[list[str]], None], clock: Callable[[], int]) -> None:
+                 compact: Callable[[list[str]], None], clock: Callable[[], int],
+                 users_follower: Callable[[], Follower] | None = None, subjects: SubjectKeys | None = None) -> None:
         self.keys = keys
         self.writer = writer
         self.jobs_follower = jobs_follower
+        self.users_follower = users_follower
+        self.subjects = subjects if subjects is not None else SubjectKeys(keys)
         self.compact = compact
         self.clock = clock
 
     def __call__(self, login: str, progress: Callable[[int, int], None] | None = None) -> Erased:
         with self.writer.connect() as conn:
             known = conn.execute(sa.select(user_keys.c.id).where(user_keys.c.login == login)).scalar() is not None
-        if not known and not self.keys.existing([login]):
+            # The person's User aggregates (one per directory source), whose login and profile
+            # are sealed with their own keys.
+            subjects = [UUID(u) for (u,) in conn.execute(sa.select(users.c.user_id).where(
+                users.c.login_key == login.strip().lower()))]
+        if not known and not subjects and not self.keys.knows(login):
             raise UnknownPerson(f"no job or key was ever recorded for {login!r}")
         number, had_key = self.keys.erase(login, self.clock())
+        had_key = bool(self.subjects.erase(subjects, number)) or had_key
         placeholder = erased_user(number)
         with self.writer.begin() as conn:
             uid = conn.execute(sa.select(user_keys.c.id).where(user_keys.c.login == login)).scalar()
@@ -73,7 +84,9 @@ class ErasePerson:
                 hosts = len(only_theirs)
         self.keys.forget_cache()
         self.jobs_follower().rebuild(progress)
-        self.compact([jobs.name, user_keys.name, host_keys.name])
+        if self.users_follower is not None and subjects:
+            self.users_follower().rebuild(progress)  # their login and profile now read as erased
+        self.compact([jobs.name, user_keys.name, host_keys.name, users.name])
         log.info("erased user #%d: their key is deleted, %d jobs and %d hosts show as erased", number, count, hosts,
                  extra={"erasure": number})
         return Erased(had_key or uid is not None, number, count, hosts)

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from eventsourcing.application import Application
 
 from adapters.codec import EventView, decode_view, short_topic
-from adapters.personal_keys import PersonalKeys, open_job_views
+from adapters.personal_keys import PERSONAL_USER_FIELDS, PersonalKeys, SubjectKeys, open_job_views, open_user_views
 from domain.jobs import PrintJob
 
 JOB_TOPICS = frozenset({short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied),
@@ -29,6 +29,7 @@ class LogReader:
         if getattr(app.mapper, "cipher", None) or getattr(app.mapper, "compressor", None):
             raise ValueError("LogReader reads plain stored state; this application encrypts or compresses it")
         self.personal = PersonalKeys(self.recorder)
+        self.subjects = SubjectKeys(self.personal)
 
     def read(self, after: int, limit: int, topics: Sequence[str] = ()) -> list[tuple[int, str, EventView]]:
         """Up to `limit` events after notification id `after`, optionally of `topics` only."""
@@ -37,6 +38,8 @@ class LogReader:
         # A job's personal fields are sealed with its user's key: projections get them opened,
         # or as erased when the key is gone (adapters.personal_keys).
         open_job_views(self.personal, [view for _, topic, view in decoded if topic in JOB_TOPICS])
+        # So are Users' login and profile, with the User's own key.
+        open_user_views(self.subjects, [(topic, view) for _, topic, view in decoded if topic in PERSONAL_USER_FIELDS])
         return decoded
 
     def _rows(self, after: int, limit: int, topics: Sequence[str]) -> list[tuple[int, str, Any, bytes]]:

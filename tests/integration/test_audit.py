@@ -407,23 +407,43 @@ def database_bytes(runtime) -> bytes:
     return b"".join(out)
 
 
+SECRET_LOGIN = "zedlogin-5521"
+SECRET_PROFILE = {"full_name": "Zebedee Quuxworth-Farnsby", "email": "zebedee.q7@example.org",
+                  "department": "Dept-Zyx-448"}
+
+
 def test_erasure_shreds_a_persons_names_keeps_the_totals_and_still_verifies(runtime):
+    from domain.users import User
+    from projections.users import users
+
     track(runtime, 30, key_prefix="a")
-    reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix=f"z{i}"))), user="zed",
-                                                   client_host=SECRET_HOST, document=SECRET_DOCUMENT)
+    # The person is a user too (an imported profile, changed later), and prints three jobs.
+    person = User.import_(source="local", login=SECRET_LOGIN, now=to_micros(JAN),
+                          profile={**SECRET_PROFILE, "email": "old-zebedee@example.org"})
+    person.change_profile(SECRET_PROFILE, to_micros(JAN) + 1)
+    runtime.app.save(person)
+    reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix=f"z{i}"))),
+                                                   user=SECRET_LOGIN, client_host=SECRET_HOST,
+                                                   document=SECRET_DOCUMENT)
                                                for i in range(3)]}).encode())
     TrackJobs(runtime.app, runtime.printers, personal=runtime.personal_keys)(reports)
     runtime.catch_up()
+    secrets = [SECRET_HOST, SECRET_DOCUMENT, SECRET_LOGIN, *SECRET_PROFILE.values(), "old-zebedee@example.org"]
     with runtime.reader.connect() as conn:
-        zed = [r for r in list_jobs(conn, JobFilter(user="zed"))[0]]
+        zed = [r for r in list_jobs(conn, JobFilter(user=SECRET_LOGIN))[0]]
         totals = conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one()
         count = conn.execute(sa.text("SELECT count(*), sum(cost) FROM jobs")).one()
+        profile = conn.execute(sa.select(users.c.login, users.c.full_name, users.c.email, users.c.department)
+                               .where(users.c.user_id == str(person.id))).one()
     assert [(r.client_host, r.document) for r in zed] == [(SECRET_HOST, SECRET_DOCUMENT)] * 3
+    assert tuple(profile) == (SECRET_LOGIN, *SECRET_PROFILE.values())
     raw = database_bytes(runtime)
-    assert SECRET_HOST.encode() in raw  # in the read model until erased (the log holds only ciphertext)
-    assert SECRET_DOCUMENT.encode() not in b"".join(bytes(e[4]) for e in RawLog(runtime.app.recorder).events(0, 10**6))
+    assert SECRET_HOST.encode() in raw and SECRET_LOGIN.encode() in raw  # in the read models until erased
+    # The log holds none of it in clear: names, hosts, the login and the profile are sealed.
+    log = b"".join(bytes(e[4]) for e in RawLog(runtime.app.recorder).events(0, 10**6))
+    assert [s for s in secrets if s.encode() in log] == []
 
-    erased = runtime.erase_person("zed")
+    erased = runtime.erase_person(SECRET_LOGIN)
     assert erased.number == 1 and erased.jobs == 3 and erased.hosts == 1
 
     with runtime.reader.connect() as conn:
@@ -431,16 +451,19 @@ def test_erasure_shreds_a_persons_names_keeps_the_totals_and_still_verifies(runt
         assert conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one() \
             == totals
         assert conn.execute(sa.text("SELECT count(*), sum(cost) FROM jobs")).one() == count
-        assert list_jobs(conn, JobFilter(user="zed"))[0] == []
+        assert list_jobs(conn, JobFilter(user=SECRET_LOGIN))[0] == []
+        assert tuple(conn.execute(sa.select(users.c.login, users.c.full_name, users.c.email, users.c.department)
+                                  .where(users.c.user_id == str(person.id))).one()) == ("erased user #1", "", "", "")
     assert len(after) == 3 and all(r.document == "" and r.client_host == "erased" for r in after)
     assert [r.cost for r in after] == [r.cost for r in zed]
     raw = database_bytes(runtime)
-    assert SECRET_HOST.encode() not in raw and SECRET_DOCUMENT.encode() not in raw
+    assert [s for s in secrets if s.encode() in raw] == []
     # The log is untouched: verify passes, and a rebuild shows the person as erased.
     result = runtime.audit.verify()
     assert result.ok, ([f.describe() for f in result.seals.findings], [c.shown for c in result.read_models.checks])
     history = runtime.event_history.of_job(after[0].seq)[1]
     assert history[0].fields["user"] == "erased user #1" and history[0].fields["document"] == ""
+    assert runtime.app.repository.get(person.id).login == "erased user #1"
 
 
 def test_erasure_through_the_api_is_the_admins_and_refuses_bad_bodies(runtime):

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 import migrations
 from adapters import session_revocations, throttle
 from adapters.event_seals import seals_table_name
-from adapters.personal_keys import erasures_table, keys_table
+from adapters.personal_keys import erasures_table, keys_table, people_table, subjects_table
 from projections.follower import all_projections, metadata
 
 
@@ -29,8 +29,10 @@ def schema_differences(engine: sa.Engine, event_store_tables: set[str]) -> list:
 
 def event_store_tables(runtime) -> set[str]:
     name = runtime.app.recorder.events_table_name
-    # the events, their seals (adapters.event_seals), the personal keys and erasures (adapters.personal_keys)
-    return {name, seals_table_name(name), keys_table(name), erasures_table(name)}
+    # the events, their seals (adapters.event_seals), the personal keys, people, subjects and erasures
+    # (adapters.personal_keys)
+    return {name, seals_table_name(name), keys_table(name), erasures_table(name), people_table(name),
+            subjects_table(name)}
 
 
 def test_alembic_head_builds_the_schema_the_code_declares(runtime):
@@ -104,5 +106,30 @@ def test_0010_gives_the_held_jobs_printed_before_it_the_time_they_printed(databa
         with engine.begin() as conn:
             assert conn.execute(sa.text("SELECT job_id, printed_at FROM held_jobs ORDER BY job_id")).all() == [
                 ("a", 7000), ("b", None)]
+    finally:
+        engine.dispose()
+
+
+def test_0012_narrows_job_figures_keeping_the_rows(database_url):
+    """A job's pages and colour pages become 4-byte integers; the rows stay as they were."""
+    from adapters.stores import read_model_engine
+
+    engine = read_model_engine(database_url, writer=True)
+    try:
+        migrations.upgrade(engine, "0010_printed_at")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO jobs VALUES (7, 1, 2, 3, 4, 5, 6, 1000000, 10000000000, 999999, 1, 0,"
+                                 " false, 'A4', 'pdf', 'd', '')"))
+        migrations.upgrade(engine, "0012_narrow_jobs")
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT seq, pages, sheets, colour_pages, document FROM jobs")).all() == [
+                (7, 1_000_000, 10**10, 999_999, "d")]
+            if engine.dialect.name == "postgresql":
+                types = dict(conn.execute(sa.text(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'jobs' "
+                    "AND column_name IN ('pages', 'sheets', 'colour_pages', 'seq')")).all())
+                assert types == {"seq": "bigint", "pages": "integer", "sheets": "bigint", "colour_pages": "integer"}
+                options = conn.execute(sa.text("SELECT reloptions FROM pg_class WHERE relname = 'jobs_pkey'")).scalar()
+                assert options == ["fillfactor=100"]
     finally:
         engine.dispose()

@@ -137,7 +137,15 @@ def test_pa6_sqlite_legacy_is_replayed_reconciled_and_a_rerun_adds_nothing(runti
     row = lg.jobs[0]
     local = datetime.fromisoformat(row[5]).replace(tzinfo=ZoneInfo(ZONE))
     assert job.legacy_id == "1" and job.submitted_at == int(local.timestamp() * 1_000_000)
-    assert job.cost == int(Decimal(row[11]) * 10_000) and job.user == f"user{row[1]:04d}"
+    # The login is sealed with the person's key (adapters.personal_keys): the event names a person.
+    from types import SimpleNamespace
+
+    from adapters.personal_keys import open_job_views
+    opened = SimpleNamespace(user=job.user, person=job.person, client_host=job.client_host, document=job.document,
+                             originator_id=job.id)
+    open_job_views(runtime.personal_keys, [opened])
+    assert job.user == "" and job.person > 0
+    assert job.cost == int(Decimal(row[11]) * 10_000) and opened.user == f"user{row[1]:04d}"
     assert job.schedule == (1 if local.year < 2022 else 2)
     printer = runtime.app.repository.get(printer_id(runtime.app.server_id, "hq-printer-01"))
     assert printer.schedule_version == 2 and printer.schedule.mono_page == 600

@@ -118,8 +118,12 @@ def test_the_stored_shape_of_tracked_and_denied_jobs_is_unchanged():
     envelope = ["originator_id", "originator_version", "timestamp", "originator_topic"]
     appended = ["paper_counts", "pages_known", "colour_known", "uncertain"]  # issue 19, at the end
     legacy = ["legacy_id", "billing_code"]  # for migrated jobs (tools/pa6_migrate), after them
-    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == envelope + facts + ["document"] + appended + legacy
-    assert [f.name for f in dataclasses.fields(PrintJob.Denied)] == envelope + facts + ["reason", "document"] + appended
+    person = ["person"]  # whose key seals the personal fields, the login among them (adapters.personal_keys)
+    assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == \
+        envelope + facts + ["document"] + appended + legacy + person
+    assert [f.name for f in dataclasses.fields(PrintJob.Denied)] == \
+        envelope + facts + ["reason", "document"] + appended + person
+    assert PrintJob.Tracked.APPENDED_DEFAULTS["person"] == PrintJob.Denied.APPENDED_DEFAULTS["person"] == 0
     assert (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied)) == ("PrintJob.Tracked", "PrintJob.Denied")
 
 
@@ -134,7 +138,7 @@ def test_a_job_stored_before_paper_counts_existed_still_decodes_with_their_defau
     stored = codec.to_stored_event(event)
     values = msgspec.msgpack.decode(stored.state)
     old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
-                      msgspec.msgpack.encode(values[:-6]))  # as stored before issue 19 (and 18)
+                      msgspec.msgpack.encode(values[:-7]))  # as stored before issue 19 (and 18, and person)
     again = codec.to_domain_event(stored)
     before = codec.to_domain_event(old)
     assert (again.paper_counts, again.colour_known, again.uncertain) == ({"A3": [1, 0], "A4": [2, 1]}, False,
@@ -187,3 +191,26 @@ def test_admin_changes_stored_before_their_author_was_appended_decode_with_none_
         assert event.by == "", topic
         again = codec.to_stored_event(event)
         assert msgspec.msgpack.decode(again.state) == values + [""], topic
+
+
+def test_a_job_stored_with_its_login_reads_with_it_and_no_person():
+    # Events stored before the person number (version 1) carry the login in `user`: they decode
+    # with person 0, which is what sends the log reader to the per-login key.
+    import msgspec
+    from eventsourcing.persistence import StoredEvent
+
+    from domain.jobs import PrintJob
+
+    event = PrintJob.tracked(uuid4(), user="", person=42, printer="p", client_host="", submitted_at=1, pages=3,
+                             copies=1, sheets=3, colour_pages=1, duplex=False, paper="A4", size=10, pdl="pdf",
+                             cost=7, schedule=1, document=b"sealed")
+    codec = mapper()
+    stored = codec.to_stored_event(event)
+    values = msgspec.msgpack.decode(stored.state)
+    assert values[-1] == 42 and values[1] == ""
+    values[1] = "alice"
+    old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
+                      msgspec.msgpack.encode(values[:-1]))
+    before = codec.to_domain_event(old)
+    assert (before.user, before.person, before.document) == ("alice", 0, b"sealed")
+    assert codec.to_domain_event(stored).person == 42

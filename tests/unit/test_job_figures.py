@@ -9,7 +9,7 @@ from domain.jobs import PrintJob
 from pageledger.logs import JsonFormatter
 
 ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic"}
-COMPUTED = {"sheets", "cost", "schedule"}  # the server's own figures, not the agent's
+COMPUTED = {"sheets", "cost", "schedule", "person"}  # the server's own figures (person: whose key seals the job)
 MIGRATED = {"legacy_id", "billing_code"}  # only jobs replayed from a legacy database have them (tools/pa6_migrate)
 
 

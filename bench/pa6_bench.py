@@ -43,8 +43,13 @@ PG = os.environ.get("PAGELEDGER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432
 ZONE = "Europe/Berlin"
 
 
+def load() -> str:
+    """The load averages (1, 5, 15 min) now: the machine is shared, so every figure carries them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def line(name: str, where: str, value: str, note: str = "") -> None:
-    print(f"{name:<16} {where:<24} {value:<34} {note}", flush=True)
+    print(f"{name:<16} {where:<24} {value:<34} load {load():<16} {note}", flush=True)
 
 
 class Databases:
@@ -55,7 +60,7 @@ class Databases:
         self.pg: list[str] = []
 
     def pg_database(self) -> str:
-        name = f"pa6bench_{uuid.uuid4().hex[:10]}"
+        name = f"i18_pa6bench_{uuid.uuid4().hex[:10]}"
         with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.pg.append(name)

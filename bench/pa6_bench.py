@@ -113,9 +113,9 @@ def migrate_once(dbs: Databases, dsn: str, target: str, n: int) -> tuple[float, 
     return n / replay, n / catch_up, n / reconcile
 
 
-def peak_memory(dbs: Databases, n: int) -> tuple[float, float]:
+def peak_memory(dbs: Databases, n: int, target: str) -> tuple[float, float]:
     dsn = dbs.legacy("sqlite", n)
-    settings = dbs.target("sqlite")
+    settings = dbs.target(target)
     build_runtime(settings).close()  # `pageledger db create`
     command = [sys.executable, "-m", "tools.pa6_migrate", "--log-level", "WARNING", "migrate", "--dsn", dsn,
                "--mapping", "pa6-default", "--site-zone", ZONE, "--database-url", settings.resolved_database_url,
@@ -147,6 +147,7 @@ def main() -> int:
     p.add_argument("--target", default="sqlite,postgresql")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--memory", default="", help="sizes for the peak-memory runs, e.g. 100000,1000000")
+    p.add_argument("--memory-target", default="postgresql", help="PageLedger's store for the peak-memory runs")
     args = p.parse_args()
     print(f"PA6 migration benchmark: {args.jobs:,} legacy jobs, medians of {args.repeat}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
@@ -172,8 +173,8 @@ def main() -> int:
                 line("reconcile_read", f"{legacy}", f"{statistics.median(r[2] for r in runs):,.0f} rows/s",
                      "the legacy pass of the reconciliation")
         for size in (int(s) for s in args.memory.split(",") if s):
-            rss, seconds = peak_memory(dbs, size)
-            line("peak_memory", f"sqlite -> sqlite", f"{rss:,.0f} MiB at {size:,} jobs",
+            rss, seconds = peak_memory(dbs, size, args.memory_target)
+            line("peak_memory", f"sqlite -> {args.memory_target}", f"{rss:,.0f} MiB at {size:,} jobs",
                  f"whole command incl. catch-up and reconciliation, {seconds:,.0f} s")
     finally:
         dbs.close()

@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from tqdm import tqdm
 
 from adapters.event_store import PageLedger
+from commands.conflicts import retry_on_conflict
 from commands.jobs import MigratedJob, RecordMigratedJobs
 from commands.printers import ReplayLegacySchedules
 from commands.users import ImportLegacyUsers
@@ -44,6 +45,23 @@ class MigrationMismatch(RuntimeError):
     """The checkpoint was written by a run with other settings than this one."""
 
 
+class ExistingPrinters(RuntimeError):
+    """Legacy cost schedules name printers PageLedger has already, and the operator has not said
+    whether the newest legacy schedule may become their price (--existing-printers)."""
+
+
+EXISTING_PRINTERS = ("refuse", "keep-price", "take-legacy-price")
+
+
+@dataclass
+class LegacyPrinters:
+    """The legacy printers and cost settings as read, before anything is replayed."""
+
+    names: dict[str, str]  # lower-case name -> name as written
+    by_printer: dict[str, list[tuple[int, CostSchedule]]]  # lower-case name -> (from µs, schedule)
+    rejects: list[list[Any]]
+
+
 @dataclass
 class Target:
     """The PageLedger side: the event store and the handlers the live system uses."""
@@ -63,6 +81,7 @@ class Options:
     max_rejects: int = 1000
     dry_run: bool = False
     progress: bool | None = None  # None: a bar when stderr is a terminal
+    existing_printers: str = "refuse"  # one of EXISTING_PRINTERS
 
 
 @dataclass
@@ -97,19 +116,21 @@ class Migrator:
                  "read with the offset before the change" if self.zone.nonexistent == "forward" else "set aside",
                  extra={"migration": opts.name, "site_zone": self.zone.name, "ambiguous": self.zone.ambiguous,
                         "nonexistent": self.zone.nonexistent, "mapping": self.mapping.name, "dry_run": opts.dry_run})
-        for attempt in range(1, 4):
+        printers = self._read_printers()
+        self._check_existing_printers(printers)
+
+        def attempt() -> None:
             migration = self._checkpoint()
-            try:
-                self._users(migration)
-                schedules = self._printers(migration)
-                self._unkeyed(migration)
-                self._jobs(migration, schedules)
-                break
-            except IntegrityError:
-                if attempt == 3:
-                    raise
-                log.warning("another writer saved this migration's checkpoint first (a second run?): reloading it "
-                            "and resuming from where it says")
+            self._users(migration)
+            schedules = self._printers(migration, printers)
+            self._unkeyed(migration)
+            self._jobs(migration, schedules)
+
+        def lost_race() -> None:
+            log.warning("another writer saved this migration's checkpoint first (a second run?): reloading it "
+                        "and resuming from where it says")
+
+        retry_on_conflict(attempt, what=f"replay legacy migration {opts.name}", attempts=3, on_conflict=lost_race)
         self.outcome.migration = None if opts.dry_run else self._load()
         self.outcome.rejects = (self.outcome.migration.rejects if self.outcome.migration else self.rejects)
         self.outcome.seconds = time.monotonic() - started
@@ -192,7 +213,7 @@ class Migrator:
 
     # --- printers and cost schedules --------------------------------------------------------
 
-    def _printers(self, migration: LegacyMigration) -> Schedules:
+    def _read_printers(self) -> LegacyPrinters:
         enc = self.mapping.rules.text_encoding
         names: dict[str, str] = {}
         if self.mapping.printers is not None:
@@ -228,6 +249,33 @@ class Migrator:
                         continue
                     names.setdefault(name.lower(), name)
                     by_printer.setdefault(name.lower(), []).append((start, schedule))
+        return LegacyPrinters(names, by_printer, rejects)
+
+    def _check_existing_printers(self, legacy: LegacyPrinters) -> None:
+        """Refuse, before anything is written, to change the price of a printer PageLedger has
+        already, unless the operator chose what happens to it."""
+        replayed = self._load()
+        done = replayed.printers if replayed is not None else {}
+        priced = [legacy.names[k] for k in sorted(legacy.by_printer) if k not in done]
+        found = self.target.replay_schedules.existing(priced)
+        if not found:
+            return
+        choice = self.options.existing_printers
+        shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+        if choice == "refuse":
+            raise ExistingPrinters(
+                f"{len(found)} printers with legacy cost settings exist in PageLedger already ({shown}): replaying "
+                f"their schedules would make the newest legacy one their price from now on. Run again with "
+                f"--existing-printers keep-price (the legacy schedules are recorded and price the migrated jobs, "
+                f"their current price stays) or --existing-printers take-legacy-price. Nothing was written.")
+        log.warning("%d printers exist in PageLedger already (%s): %s", len(found), shown,
+                    "their current price stays, the legacy schedules are recorded before it" if choice == "keep-price"
+                    else "the newest legacy schedule becomes their price",
+                    extra={"existing_printers": found, "choice": choice})
+
+    def _printers(self, migration: LegacyMigration, legacy: LegacyPrinters) -> Schedules:
+        names, by_printer, rejects = legacy.names, legacy.by_printer, legacy.rejects
+        keep_current = self.options.existing_printers == "keep-price"
         schedules = Schedules()
         if rejects and not migration.printers:
             self._count_rejects(migration, rejects)
@@ -246,7 +294,7 @@ class Migrator:
                     if first_step and rejects:  # the cost-setting rejects go with the first printer's step
                         migration.jobs_replayed(through=migration.through, jobs=0, rejects=rejects)
                         self._rejected(rejects)
-                    got = self.target.replay_schedules(name, priced, migration)
+                    got = self.target.replay_schedules(name, priced, migration, keep_current=keep_current)
                     if got != versions:
                         raise IntegrityError(f"printer {name} changed while its schedules were replayed")
                     log.info("printer %s: %d legacy cost schedules in force as versions %s", name, len(priced),

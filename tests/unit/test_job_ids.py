@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import NAMESPACE_URL, uuid5
 
+import pytest
+
 from domain.jobs import PrintJob, job_id
 
 
@@ -28,7 +30,5 @@ def test_a_migrated_jobs_event_equals_the_tracked_event_with_the_same_facts():
 
 
 def test_a_migrated_job_missing_a_fact_is_refused():
-    import pytest
-
     with pytest.raises(TypeError):
         PrintJob.migrated(job_id("s", "k"), None, user="alice")  # type: ignore[call-arg]

@@ -12,6 +12,8 @@ Steps, each skipped when the checkpoint says it is done:
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -354,6 +356,8 @@ class Migrator:
                    disable=None if opts.progress is None else not opts.progress, mininterval=0.5)
         done = rejected = 0
         started = last_log = time.monotonic()
+        writer = None if opts.dry_run else _BatchWriter(
+            lambda jobs, checkpoint: self.target.record_jobs(opts.name, jobs, checkpoint))
         try:
             pages = src.prefetched(src.query(self.conn, sql, params, batch=opts.batch, what="jobs"))
             for batch in _unsplit(pages, parser.key, opts.batch):
@@ -377,7 +381,7 @@ class Migrator:
                         t[2] += j.cost
                         t[3] += 1
                 else:
-                    self.target.record_jobs(opts.name, jobs, migration)
+                    writer.put(jobs, _Checkpoint(migration.collect_events()))  # type: ignore[union-attr]
                 self.outcome.jobs_recorded += len(jobs)
                 self._rejected(rejects)
                 done += len(batch)
@@ -393,11 +397,65 @@ class Migrator:
                                               "rejected": rejected})
         finally:
             bar.close()
+            if writer is not None:
+                writer.close()  # the batches checked so far are recorded (or its error raised) before this returns
         elapsed = time.monotonic() - started
         log.info("jobs: %s rows read in %.1f s (%s/s): %s %s, %d set aside", f"{done:,}", elapsed,
                  f"{done / elapsed:,.0f}" if elapsed else "-", f"{done - rejected:,}",
                  "would be recorded" if opts.dry_run else "recorded", rejected,
                  extra={"done": done, "seconds": round(elapsed, 2), "rejected": rejected})
+
+
+class _Checkpoint:
+    """The checkpoint events of one batch, taken from the migration aggregate when the batch was
+    checked, so the writer thread saves exactly them with it while the aggregate moves on."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+
+    def collect_events(self) -> list[Any]:
+        events, self.events = self.events, []
+        return events
+
+
+class _BatchWriter:
+    """Records the checked batches in a thread of its own, in order, with at most one waiting:
+    the database stores batch N (PostgreSQL in its own process, SQLite without the interpreter
+    lock) while the migration checks batch N+1. Each batch is still one transaction with its
+    checkpoint, so a kill leaves the same clean resume point. A writer's error is raised in the
+    migration's thread at its next `put` or at `close`; batches queued after it are not written."""
+
+    def __init__(self, record: Callable[[list[MigratedJob], _Checkpoint], object]) -> None:
+        self.record = record
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="legacy-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.record(*item)
+                except BaseException as exc:  # noqa: BLE001 - raised in the migration's thread
+                    self.error = exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def put(self, jobs: list[MigratedJob], checkpoint: _Checkpoint) -> None:
+        self._raise()
+        self.queue.put((jobs, checkpoint))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
 
 
 def _count(value: Any) -> int:

@@ -416,22 +416,25 @@ class RecordMigratedJobs:
         policy = self.document_policy()
         keys = self.personal.people_for(j.user for j in jobs) if self.personal else None
         events = []
+        server, prefix = app.server_id, migrated_job_key(migration, "")
+        recorded_at = PrintJob.Tracked.create_timestamp()  # one for the batch: it is one transaction
+        migrated = PrintJob.migrated
         for j in jobs:
             printer = by_name[j.printer.lower()]
-            jid = job_id(app.server_id, migrated_job_key(migration, j.legacy_id))
+            jid = job_id(server, prefix + j.legacy_id)
             document = j.document if policy == KEEP else shown_document(j.document, policy)
             client_host, user, person = j.client_host, j.user, 0
             if keys is not None:  # sealed as a live job is (TrackJobs)
                 sealer = keys[j.user]
                 document, client_host, user, person = seal_fields(sealer.key, jid, client_host, document), "", "", \
                     sealer.number
-            events.append(PrintJob.tracked(
-                jid, user=user, person=person, printer=printer.name, client_host=client_host,
-                submitted_at=j.submitted_at,
-                pages=j.pages, copies=j.copies, sheets=sheets_for(pages=j.pages, copies=j.copies, duplex=j.duplex),
-                colour_pages=j.colour_pages, duplex=j.duplex, paper=j.paper, size=0, pdl="unknown", cost=j.cost,
-                schedule=j.schedule or printer.schedule_version, document=document, legacy_id=j.legacy_id,
-                billing_code=j.billing_code))
+            pages, copies, duplex = j.pages, j.copies, j.duplex
+            events.append(migrated(
+                jid, recorded_at, user=user, person=person, printer=printer.name, client_host=client_host,
+                submitted_at=j.submitted_at, pages=pages, copies=copies,
+                sheets=sheets_for(pages=pages, copies=copies, duplex=duplex), colour_pages=j.colour_pages, duplex=duplex,
+                paper=j.paper, cost=j.cost, schedule=j.schedule or printer.schedule_version, document=document,
+                legacy_id=j.legacy_id, billing_code=j.billing_code))
         try:
             app.record(progress, *new_printers, events=events)  # type: ignore[arg-type]
         except Exception:

@@ -190,11 +190,21 @@ def _load_or_register(app: PageLedger, name: str, schedule: CostSchedule) -> Pri
 class ReplayLegacySchedules:
     """Put a printer's legacy cost schedules in force, oldest first, as SetCostSchedule does one
     (registering the printer with the first), saved with `progress` (the migration's record of
-    it) in one transaction. Returns the PageLedger version of each schedule, in order."""
+    it) in one transaction. Returns the PageLedger version of each schedule, in order.
+
+    On a printer PageLedger already has, the newest legacy schedule would become its price from
+    now on. The caller decides (tools/pa6_migrate asks the operator, `existing`): with
+    `keep_current` the printer's schedule in force is put back as the newest version after the
+    legacy ones, so they are recorded (and priced the migrated jobs) without changing its price.
+    """
 
     def __init__(self, app: PageLedger, printers: PrinterCache) -> None:
         self.app = app
         self.printers = printers
+
+    def existing(self, names: list[str]) -> list[str]:
+        """Those of `names` that are printers PageLedger has already."""
+        return [n for n in names if printer_id(self.app.server_id, n) in self.app.repository]
 
     def planned_versions(self, name: str, count: int) -> list[int]:
         """The versions `count` schedules will get on the printer as it stands now."""
@@ -205,17 +215,23 @@ class ReplayLegacySchedules:
             start = 1  # registered with the first (or with the default schedule when there is none)
         return list(range(start, start + count))
 
-    def __call__(self, name: str, schedules: list[CostSchedule], progress: object) -> list[int]:
+    def __call__(self, name: str, schedules: list[CostSchedule], progress: object,
+                 keep_current: bool = False) -> list[int]:
         pid = printer_id(self.app.server_id, name)
         if pid in self.app.repository:
             printer: Printer = self.app.repository.get(pid)
+            current = printer.schedule
             for schedule in schedules:
                 printer.change_cost_schedule(schedule.to_dict())
+            versions = list(range(printer.schedule_version - len(schedules) + 1, printer.schedule_version + 1))
+            if keep_current and schedules:
+                printer.change_cost_schedule(current.to_dict())
         else:
             # A printer with no legacy schedule gets the default one, as a job's first sight of it would.
             printer = Printer.register(pid, name, schedules[0] if schedules else self.printers.default_schedule)
             for schedule in schedules[1:]:
                 printer.change_cost_schedule(schedule.to_dict())
+            versions = list(range(1, len(schedules) + 1))
         self.app.record(printer, progress)  # type: ignore[arg-type]
         self.printers.invalidate(name)
-        return list(range(printer.schedule_version - len(schedules) + 1, printer.schedule_version + 1))
+        return versions

@@ -47,6 +47,23 @@ def test_ordinary_times_of_a_zone_with_half_hour_changes_are_exact():
         assert zone.to_micros(local) == int(expected.timestamp() * 1_000_000)
 
 
+def test_the_cached_offsets_agree_with_zoneinfo_on_every_quarter_hour_around_changes():
+    # The offsets are cached by local day: days that hold a change (also at midnight, as in
+    # America/Santiago and Asia/Beirut) must still be read exactly, whichever day came first.
+    for name in ("Europe/Berlin", "America/Santiago", "Asia/Beirut", "Australia/Lord_Howe"):
+        zone = SiteZone(name)
+        days = [datetime(2021, m, d) for m in range(1, 13) for d in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                                                                          15, 24, 25, 26, 27, 28)]
+        random.Random(7).shuffle(days)
+        for day in days:
+            for quarter in range(96):
+                local = day.replace(hour=quarter // 4, minute=quarter % 4 * 15)
+                # fold=0 is the defaults' reading: the earlier occurrence, and a skipped time forward
+                offset = local.replace(tzinfo=zone.zone, fold=0).utcoffset()
+                expected = int((local - datetime(1970, 1, 1) - offset).total_seconds() * 1_000_000)
+                assert zone.to_micros(local) == expected, (name, local)
+
+
 def test_an_unknown_zone_is_refused():
     with pytest.raises(ValueError, match="not a time zone"):
         SiteZone("Mars/Olympus")

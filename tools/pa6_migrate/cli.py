@@ -26,7 +26,9 @@ from tools.pa6_migrate import reconcile as rec
 from tools.pa6_migrate import source as src
 from tools.pa6_migrate.inspect import suggest_mapping
 from tools.pa6_migrate.mapping import SHIPPED, Mapping, MappingError, load_mapping
-from tools.pa6_migrate.replay import MigrationMismatch, Migrator, Options, Target, TooManyRejects
+from commands.conflicts import KeptConflicting
+from tools.pa6_migrate.replay import EXISTING_PRINTERS, ExistingPrinters, MigrationMismatch, Migrator, Options, \
+    Target, TooManyRejects
 from tools.pa6_migrate.rows import SiteZone
 
 log = logging.getLogger("pageledger.pa6_migrate")
@@ -48,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args, dsn) or 0)
-    except (MappingError, SettingsError, StoreConfigError, MigrationMismatch, ValueError) as exc:
+    except (MappingError, SettingsError, StoreConfigError, MigrationMismatch, ExistingPrinters, ValueError) as exc:
         print(f"pageledger-pa6-migrate: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except src.SourceError as exc:
+    except (src.SourceError, KeptConflicting) as exc:
         log.error("%s", exc)
         return EXIT_FAILED
     except TooManyRejects as exc:
@@ -96,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
             c.add_argument("--batch", type=int, default=5000, help="jobs a transaction (default 5000)")
             c.add_argument("--max-rejects", type=int, default=1000,
                            help="stop when more rows than this are set aside (default 1000)")
+            c.add_argument("--existing-printers", choices=EXISTING_PRINTERS, default="refuse",
+                           help="legacy cost settings of a printer PageLedger has already: refuse to run (default), "
+                                "keep-price (record them, keep its current price) or take-legacy-price (the newest "
+                                "legacy schedule becomes its price)")
             c.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                            help="a progress bar (default: when stderr is a terminal)")
     return p
@@ -141,7 +147,7 @@ def cmd_migrate(args: argparse.Namespace, dsn: str) -> int:
         raise ValueError("--batch must be at least 1 and --max-rejects at least 0")
     with build_runtime(settings) as runtime:
         options = Options(name=args.name, batch=args.batch, max_rejects=args.max_rejects, dry_run=args.dry_run,
-                          progress=args.progress)
+                          progress=args.progress, existing_printers=args.existing_printers)
         outcome = Migrator(conn, mapping, zone, _target(runtime), options).run()
         if args.dry_run:
             pageledger, outside = rec.accepted_totals(outcome.accepted), rec.Totals()

@@ -12,6 +12,8 @@ Steps, each skipped when the checkpoint says it is done:
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +23,7 @@ from eventsourcing.persistence import IntegrityError
 from tqdm import tqdm
 
 from adapters.event_store import PageLedger
+from commands.conflicts import retry_on_conflict
 from commands.jobs import MigratedJob, RecordMigratedJobs
 from commands.printers import ReplayLegacySchedules
 from commands.users import ImportLegacyUsers
@@ -44,6 +47,23 @@ class MigrationMismatch(RuntimeError):
     """The checkpoint was written by a run with other settings than this one."""
 
 
+class ExistingPrinters(RuntimeError):
+    """Legacy cost schedules name printers PageLedger has already, and the operator has not said
+    whether the newest legacy schedule may become their price (--existing-printers)."""
+
+
+EXISTING_PRINTERS = ("refuse", "keep-price", "take-legacy-price")
+
+
+@dataclass
+class LegacyPrinters:
+    """The legacy printers and cost settings as read, before anything is replayed."""
+
+    names: dict[str, str]  # lower-case name -> name as written
+    by_printer: dict[str, list[tuple[int, CostSchedule]]]  # lower-case name -> (from µs, schedule)
+    rejects: list[list[Any]]
+
+
 @dataclass
 class Target:
     """The PageLedger side: the event store and the handlers the live system uses."""
@@ -63,6 +83,7 @@ class Options:
     max_rejects: int = 1000
     dry_run: bool = False
     progress: bool | None = None  # None: a bar when stderr is a terminal
+    existing_printers: str = "refuse"  # one of EXISTING_PRINTERS
 
 
 @dataclass
@@ -97,19 +118,21 @@ class Migrator:
                  "read with the offset before the change" if self.zone.nonexistent == "forward" else "set aside",
                  extra={"migration": opts.name, "site_zone": self.zone.name, "ambiguous": self.zone.ambiguous,
                         "nonexistent": self.zone.nonexistent, "mapping": self.mapping.name, "dry_run": opts.dry_run})
-        for attempt in range(1, 4):
+        printers = self._read_printers()
+        self._check_existing_printers(printers)
+
+        def attempt() -> None:
             migration = self._checkpoint()
-            try:
-                self._users(migration)
-                schedules = self._printers(migration)
-                self._unkeyed(migration)
-                self._jobs(migration, schedules)
-                break
-            except IntegrityError:
-                if attempt == 3:
-                    raise
-                log.warning("another writer saved this migration's checkpoint first (a second run?): reloading it "
-                            "and resuming from where it says")
+            self._users(migration)
+            schedules = self._printers(migration, printers)
+            self._unkeyed(migration)
+            self._jobs(migration, schedules)
+
+        def lost_race() -> None:
+            log.warning("another writer saved this migration's checkpoint first (a second run?): reloading it "
+                        "and resuming from where it says")
+
+        retry_on_conflict(attempt, what=f"replay legacy migration {opts.name}", attempts=3, on_conflict=lost_race)
         self.outcome.migration = None if opts.dry_run else self._load()
         self.outcome.rejects = (self.outcome.migration.rejects if self.outcome.migration else self.rejects)
         self.outcome.seconds = time.monotonic() - started
@@ -192,7 +215,7 @@ class Migrator:
 
     # --- printers and cost schedules --------------------------------------------------------
 
-    def _printers(self, migration: LegacyMigration) -> Schedules:
+    def _read_printers(self) -> LegacyPrinters:
         enc = self.mapping.rules.text_encoding
         names: dict[str, str] = {}
         if self.mapping.printers is not None:
@@ -228,6 +251,33 @@ class Migrator:
                         continue
                     names.setdefault(name.lower(), name)
                     by_printer.setdefault(name.lower(), []).append((start, schedule))
+        return LegacyPrinters(names, by_printer, rejects)
+
+    def _check_existing_printers(self, legacy: LegacyPrinters) -> None:
+        """Refuse, before anything is written, to change the price of a printer PageLedger has
+        already, unless the operator chose what happens to it."""
+        replayed = self._load()
+        done = replayed.printers if replayed is not None else {}
+        priced = [legacy.names[k] for k in sorted(legacy.by_printer) if k not in done]
+        found = self.target.replay_schedules.existing(priced)
+        if not found:
+            return
+        choice = self.options.existing_printers
+        shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+        if choice == "refuse":
+            raise ExistingPrinters(
+                f"{len(found)} printers with legacy cost settings exist in PageLedger already ({shown}): replaying "
+                f"their schedules would make the newest legacy one their price from now on. Run again with "
+                f"--existing-printers keep-price (the legacy schedules are recorded and price the migrated jobs, "
+                f"their current price stays) or --existing-printers take-legacy-price. Nothing was written.")
+        log.warning("%d printers exist in PageLedger already (%s): %s", len(found), shown,
+                    "their current price stays, the legacy schedules are recorded before it" if choice == "keep-price"
+                    else "the newest legacy schedule becomes their price",
+                    extra={"existing_printers": found, "choice": choice})
+
+    def _printers(self, migration: LegacyMigration, legacy: LegacyPrinters) -> Schedules:
+        names, by_printer, rejects = legacy.names, legacy.by_printer, legacy.rejects
+        keep_current = self.options.existing_printers == "keep-price"
         schedules = Schedules()
         if rejects and not migration.printers:
             self._count_rejects(migration, rejects)
@@ -246,7 +296,7 @@ class Migrator:
                     if first_step and rejects:  # the cost-setting rejects go with the first printer's step
                         migration.jobs_replayed(through=migration.through, jobs=0, rejects=rejects)
                         self._rejected(rejects)
-                    got = self.target.replay_schedules(name, priced, migration)
+                    got = self.target.replay_schedules(name, priced, migration, keep_current=keep_current)
                     if got != versions:
                         raise IntegrityError(f"printer {name} changed while its schedules were replayed")
                     log.info("printer %s: %d legacy cost schedules in force as versions %s", name, len(priced),
@@ -306,6 +356,8 @@ class Migrator:
                    disable=None if opts.progress is None else not opts.progress, mininterval=0.5)
         done = rejected = 0
         started = last_log = time.monotonic()
+        writer = None if opts.dry_run else _BatchWriter(
+            lambda jobs, checkpoint: self.target.record_jobs(opts.name, jobs, checkpoint))
         try:
             pages = src.prefetched(src.query(self.conn, sql, params, batch=opts.batch, what="jobs"))
             for batch in _unsplit(pages, parser.key, opts.batch):
@@ -329,7 +381,7 @@ class Migrator:
                         t[2] += j.cost
                         t[3] += 1
                 else:
-                    self.target.record_jobs(opts.name, jobs, migration)
+                    writer.put(jobs, _Checkpoint(migration.collect_events()))  # type: ignore[union-attr]
                 self.outcome.jobs_recorded += len(jobs)
                 self._rejected(rejects)
                 done += len(batch)
@@ -345,11 +397,65 @@ class Migrator:
                                               "rejected": rejected})
         finally:
             bar.close()
+            if writer is not None:
+                writer.close()  # the batches checked so far are recorded (or its error raised) before this returns
         elapsed = time.monotonic() - started
         log.info("jobs: %s rows read in %.1f s (%s/s): %s %s, %d set aside", f"{done:,}", elapsed,
                  f"{done / elapsed:,.0f}" if elapsed else "-", f"{done - rejected:,}",
                  "would be recorded" if opts.dry_run else "recorded", rejected,
                  extra={"done": done, "seconds": round(elapsed, 2), "rejected": rejected})
+
+
+class _Checkpoint:
+    """The checkpoint events of one batch, taken from the migration aggregate when the batch was
+    checked, so the writer thread saves exactly them with it while the aggregate moves on."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+
+    def collect_events(self) -> list[Any]:
+        events, self.events = self.events, []
+        return events
+
+
+class _BatchWriter:
+    """Records the checked batches in a thread of its own, in order, with at most one waiting:
+    the database stores batch N (PostgreSQL in its own process, SQLite without the interpreter
+    lock) while the migration checks batch N+1. Each batch is still one transaction with its
+    checkpoint, so a kill leaves the same clean resume point. A writer's error is raised in the
+    migration's thread at its next `put` or at `close`; batches queued after it are not written."""
+
+    def __init__(self, record: Callable[[list[MigratedJob], _Checkpoint], object]) -> None:
+        self.record = record
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="legacy-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.record(*item)
+                except BaseException as exc:  # noqa: BLE001 - raised in the migration's thread
+                    self.error = exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def put(self, jobs: list[MigratedJob], checkpoint: _Checkpoint) -> None:
+        self._raise()
+        self.queue.put((jobs, checkpoint))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
 
 
 def _count(value: Any) -> int:

@@ -166,21 +166,47 @@ def sqlite_dsn(path) -> str:
     return f"DRIVER={{SQLite3}};Database={path};StepAPI=1;"
 
 
-def pg_dsn(dbname: str) -> str:
+def pg_dsn(dbname: str, *, code_page_text: bool = False) -> str:
+    """The PostgreSQL Unicode driver's DSN; with `code_page_text`, the ANSI driver's with
+    client_encoding SQL_ASCII, the one way found to read a SQL_ASCII database whose varchars hold
+    cp1252 bytes (the Unicode driver's UTF-8 client encoding makes the server refuse the whole
+    query: "invalid byte sequence for encoding UTF8"). Through the ANSI driver pyodbc cannot read
+    a NUMERIC column at all (07006 "unsupported type", also in a UTF-8 database): such a
+    database's amounts must be text, or cast to text in the mapping."""
+    if code_page_text:
+        return (f"DRIVER={{PostgreSQL ANSI}};SERVER=127.0.0.1;PORT=5432;DATABASE={dbname};UID=postgres;"
+                f"BoolsAsChar=0;UseDeclareFetch=1;Fetch=10000;ConnSettings=SET client_encoding TO 'SQL_ASCII';")
     return (f"DRIVER={{PostgreSQL Unicode}};SERVER=127.0.0.1;PORT=5432;DATABASE={dbname};UID=postgres;"
             f"BoolsAsChar=0;UseDeclareFetch=1;Fetch=10000;")
 
 
-def to_postgres(lg: Legacy, conninfo: str) -> None:
-    """Write the PA6 layout with real types (timestamp, boolean, numeric) through COPY."""
+def _copy_value(v) -> bytes:
+    if v is None:
+        return b"\\N"
+    if isinstance(v, bool):
+        return b"t" if v else b"f"
+    raw = v if isinstance(v, bytes) else str(v).encode("utf-8")  # bytes: a code page's, as they are
+    return raw.replace(b"\\", b"\\\\").replace(b"\t", b"\\t").replace(b"\n", b"\\n").replace(b"\r", b"\\r")
+
+
+def _copy_rows(conn: psycopg.Connection, table: str, rows: list[tuple]) -> None:
+    """COPY in text format written byte for byte, so that a cp1252 value arrives as its bytes
+    (psycopg's write_row would send a bytes value as bytea text)."""
+    with conn.cursor().copy(f'COPY "{table}" FROM STDIN') as copy:
+        for i in range(0, len(rows), 10_000):
+            copy.write(b"".join(b"\t".join(_copy_value(v) for v in r) + b"\n" for r in rows[i:i + 10_000]))
+
+
+def to_postgres(lg: Legacy, conninfo: str, *, text_columns: bool = False) -> None:
+    """Write the PA6 layout with real types (timestamp, boolean, numeric) through COPY; with
+    `text_columns`, dates and amounts are varchars (a date can then be unparsable), for a
+    SQL_ASCII database that holds cp1252 bytes, read through the ANSI driver (see pg_dsn)."""
+    ddl = SQLITE_DDL.format(ts="VARCHAR(40)" if text_columns else "TIMESTAMP", bool="BOOLEAN")
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(SQLITE_DDL.format(ts="TIMESTAMP", bool="BOOLEAN").replace("INTEGER PRIMARY KEY",
-                                                                               "INTEGER PRIMARY KEY"))
+        conn.execute(ddl.replace("NUMERIC(19,4)", "VARCHAR(40)") if text_columns else ddl)
         for table, rows in (("Departments", lg.departments), ("Users", lg.users), ("Printers", lg.printers),
                             ("CostSettings", lg.cost_settings), ("BillingCodes", lg.billing), ("PrintJobs", lg.jobs)):
-            with conn.cursor().copy(f'COPY "{table}" FROM STDIN') as copy:
-                for r in rows:
-                    copy.write_row(r)
+            _copy_rows(conn, table, rows)
 
 
 # --- the flat Job Manager export --------------------------------------------------------------
@@ -252,9 +278,8 @@ def flat_to_sqlite(flat: Flat, path) -> str:
     return sqlite_dsn(path)
 
 
-def flat_to_postgres(flat: Flat, conninfo: str) -> None:
+def flat_to_postgres(flat: Flat, conninfo: str, *, text_columns: bool = False) -> None:
+    """The export table (cp1252 bytes need a SQL_ASCII database and `text_columns`, see pg_dsn)."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(FLAT_DDL)
-        with conn.cursor().copy('COPY "JobManagerExport" FROM STDIN') as copy:
-            for r in flat.rows:
-                copy.write_row(r)
+        conn.execute(FLAT_DDL.replace("NUMERIC(19,4)", "VARCHAR(40)") if text_columns else FLAT_DDL)
+        _copy_rows(conn, "JobManagerExport", flat.rows)

@@ -28,7 +28,7 @@ from projections.cost_schedule_history import schedule_history
 from projections.event_history import EventHistory
 from projections.jobs import printer_names
 
-MAX_PRINTERS_SHOWN = 500
+PRINTERS_PER_PAGE = 20  # each printer's forms and schedule history weigh ~3.3 KB: a page stays < 150 KB
 HISTORY_SHOWN = 10  # schedule versions shown per printer, newest first
 CHANGES = ("prices", "secure", "release", "reader")
 READER_FORMATS = ("dec", "hex", "wiegand26")
@@ -68,14 +68,22 @@ class PrintersPage:
               errors: dict | None = None, failed: tuple[str, str] | None = None,
               entered: dict | None = None) -> None:
         with self.reader.connect() as conn:
-            names = printer_names(conn)[:MAX_PRINTERS_SHOWN]
+            every = printer_names(conn)
+        pages = max(1, -(-len(every) // PRINTERS_PER_PAGE))
+        if failed and failed[0] in every:  # the page of the printer whose form was refused
+            page = every.index(failed[0]) // PRINTERS_PER_PAGE + 1
+        else:
+            wanted = req.get_param("page") or "1"
+            page = min(int(wanted), pages) if wanted.isdigit() and len(wanted) < 7 and int(wanted) >= 1 else 1
+        names = every[(page - 1) * PRINTERS_PER_PAGE:page * PRINTERS_PER_PAGE]
         found, _ = self.printers.for_names(names)
         rows = [(name, found[name.lower()], schedule_history(self.history, found[name.lower()].id,
                                                               newest=HISTORY_SHOWN)) for name in names]
         self.renderer.page(resp, "printers.html", req, status=status, title="Printers and Queues", printers=rows,
                            errors=errors or {}, failed=failed or ("", ""), entered=entered or {},
                            code_modes=[(m, CODE_MODE_HELP.get(m, m)) for m in CODE_MODES],
-                           reader_formats=READER_FORMATS,
+                           reader_formats=READER_FORMATS, page=page, pages=pages, total=len(every),
+                           per_page=PRINTERS_PER_PAGE,
                            notice="Saved." if req.get_param("done") == "saved" else "")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -121,6 +121,33 @@ def test_a_printers_prices_are_set_from_the_page_and_bad_ones_refused(console, r
     assert r.status_code == 400
 
 
+def test_the_printers_page_shows_twenty_printers_a_page_and_a_refused_form_on_its_own_page(console, runtime):
+    from commands.job_reports import parse_batch
+
+    now = datetime.now(timezone.utc).isoformat()
+    names = [f"q{i:02d}" for i in range(45)]
+    runtime.track_jobs(parse_batch(msgspec.json.encode({"jobs": [
+        {"job_key": f"k/{name}", "user": "uma", "printer": name, "client_host": "h", "document": "d.pdf",
+         "submitted_at": now, "pages": 1, "copies": 1, "colour_pages": 0, "duplex": False, "paper": "A4", "size": 1,
+         "pdl": "pdf"} for name in names]}), runtime.clock()))
+    settled(runtime)
+    cookie, csrf = login(console, "root", "root-pw-123")
+
+    def shown(text: str) -> list[str]:
+        return re.findall(r'<h2 id="printer-\d+">(q\d\d)</h2>', text)
+
+    first = console.simulate_get("/printers", headers=cookie)
+    assert shown(first.text) == names[:20] and "Page 1 of 3" in first.text and "Printers 1–20 of 45" in first.text
+    assert len(first.content) < 150_000
+    assert shown(console.simulate_get("/printers", params={"page": "3"}, headers=cookie).text) == names[40:]
+    for bad, page in (("0", 1), ("abc", 1), ("99", 3), ("-2", 1), ("9" * 30, 1)):
+        r = console.simulate_get("/printers", params={"page": bad}, headers=cookie)
+        assert r.status_code == 200 and shown(r.text) == names[(page - 1) * 20:page * 20], bad
+    r = console.simulate_post("/printers", headers={**cookie, **FORM},
+                              body=f"csrf_token={csrf}&printer=q30&mono_page=-1&colour_page=0.2")
+    assert r.status_code == 400 and shown(r.text) == names[20:40] and "prices cannot be negative" in r.text
+
+
 def _states(runtime, user: str) -> list[str]:
     from projections.jobs import JobFilter, list_jobs
 

@@ -13,7 +13,8 @@ from typing import Callable
 
 from adapters.event_store import PageLedger
 from commands.conflicts import retry_on_conflict
-from domain.site_settings import FIELDS, SiteSettings, Value, check_value, shown_value, site_settings_id
+from domain.site_settings import (FIELDS, SECRET_SETTINGS, SiteSettings, Value, check_value, shown_value,
+                                  site_settings_id)
 
 log = logging.getLogger("pageledger.settings")
 
@@ -64,12 +65,17 @@ class ChangeSetting:
     """Set one field. With `expected`, refuse (StaleSetting) when the field no longer holds it;
     SettingError names a field that does not exist or a value it does not take."""
 
-    def __init__(self, app: PageLedger, reader: SiteSettingsReader) -> None:
+    def __init__(self, app: PageLedger, reader: SiteSettingsReader,
+                 seal: Callable[[str], str] | None = None) -> None:
+        """`seal`: what a secret field's value is recorded as (adapters.setting_secrets)."""
         self.app = app
         self.reader = reader
+        self.seal = seal
 
     def __call__(self, field: str, value: object, *, by: str, expected: object = _UNSET) -> SettingChanged:
-        check_value(field, value)  # refuse a bad value before loading anything
+        value = check_value(field, value)  # refuse a bad value before loading anything
+        if field in SECRET_SETTINGS and self.seal is not None:
+            value = self.seal(str(value))
 
         def attempt() -> SettingChanged:
             settings = self.reader.load() or SiteSettings.create(site_settings_id(self.app.server_id))

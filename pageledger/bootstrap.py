@@ -27,6 +27,7 @@ from adapters.event_store import PageLedger
 from adapters.licence_keys import load_public_key, shipped_public_key, this_host
 from adapters.mail import SmtpMailer, SmtpSettings
 from adapters.pins import PinDigester, load_or_create_secret
+from adapters.setting_secrets import SettingSealer
 from adapters.runner_lock import RunnerLock, runner_lock_is_held
 from adapters.setup_code import SetupCode
 from adapters.session_revocations import SessionRevocations
@@ -235,7 +236,7 @@ class Runtime:
             return SmtpSettings(host=str(site["smtp_host"]), port=int(site["smtp_port"]),
                                 sender=str(site["smtp_sender"] or s.smtp_sender), recipients=recipients,
                                 starttls=bool(site["smtp_starttls"]), username=str(site["smtp_username"]),
-                                password=str(site["smtp_password"]))
+                                password=self.setting_sealer.open(str(site["smtp_password"])))
         s = self.settings
         return SmtpSettings(host=s.smtp_host, port=s.smtp_port, sender=s.smtp_sender, recipients=recipients,
                             starttls=bool(s.smtp_starttls), username=s.smtp_username, password=s.smtp_password)
@@ -377,7 +378,11 @@ class Runtime:
 
     @cached_property
     def change_setting(self) -> ChangeSetting:
-        return ChangeSetting(self.app, self.site_settings)
+        return ChangeSetting(self.app, self.site_settings, seal=self.setting_sealer.seal)
+
+    @cached_property
+    def setting_sealer(self) -> SettingSealer:
+        return SettingSealer(load_or_create_secret(self.settings.data_dir / "settings.key"))
 
     @cached_property
     def set_secure_hold(self) -> SetSecureHold:

@@ -91,6 +91,11 @@ def test_smtp_settings_saved_field_by_field_mail_a_scheduled_report_and_never_sh
     assert shown["smtp_password"] == "set" and shown["smtp_host"] == "127.0.0.1"
     changes = console.simulate_get("/api/v1/audit/changes", headers=admin, query_string="area=settings").json
     assert [(c["old"], c["new"]) for c in changes["changes"] if c["field"] == "smtp_password"] == [("", "set")]
+    # The event log holds the password sealed with the installation's key, never as typed.
+    from adapters.event_seals import RawLog
+
+    stored = b"".join(bytes(e[4]) for e in RawLog(runtime.app.recorder).events(0, 10**6))
+    assert b"sealed:v1:" in stored and PASSWORD.encode() not in stored and b"s3cret" not in stored
     for path in ("/admin/settings", "/audit"):
         text = console.simulate_get(path, headers=admin).text
         assert PASSWORD not in text and "s3cret" not in text, path

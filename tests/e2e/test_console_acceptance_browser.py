@@ -136,7 +136,7 @@ def test_acceptance_a_job_printed_through_cups_is_in_job_accounting_and_the_repo
     page.get_by_role("link", name="Reports").first.click()
     page.get_by_role("link", name="Usage", exact=True).click()
     page.get_by_label("Group by").select_option("printer")
-    page.get_by_role("button", name="Run").click()
+    page.get_by_role("button", name="Run", exact=True).click()
     expect(page.locator("tr.total")).not_to_have_count(0)
     assert "group_by=printer" in page.url
     table = page.locator("table", has=page.locator("th", has_text="impressions")).first

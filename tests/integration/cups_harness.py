@@ -52,7 +52,9 @@ PRINTER_SCRIPT = """#!/bin/sh
 out={out}
 name=$(basename "$1")
 cp "$1" "$out/$name"
-env | grep '^IPP_' > "$out/$name.env"
+# Written aside and renamed: a test waiting for the .env file must never read it half written.
+env | grep '^IPP_' > "$out/.$name.partial.env"
+mv "$out/.$name.partial.env" "$out/$name.env"
 exit 0
 """
 

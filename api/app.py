@@ -38,6 +38,7 @@ from api.site_settings import SettingResource, SettingsResource
 from api.transport import TransportSecurity
 from api.console.audit import AuditPage
 from api.console.audit_verify import AuditVerifyPage, AuditVerifyRunPage
+from api.console.directory_sync import DirectorySyncPage, DirectorySyncRunPage
 from api.console.dashboard import DashboardPage
 from api.console.errors import ConsoleMarker, HtmlErrors
 from api.console.forms import FormCsrf
@@ -54,8 +55,9 @@ from api.console.static import StaticResource
 from api.console.users import UserChangePage, UsersPage
 from api.users import (
     UserActiveResource, UserCardResource, UserListResource, UserPasswordResource, UserPinResource, UserResource,
-    UserRoleResource, UserSyncResource,
+    UserRoleResource, UserSyncResource, UserSyncRunResource, UserSyncRunsResource,
 )
+from commands.directory_sync import BackgroundSyncs
 from commands.jobs import HoldJob, TrackJobs
 from commands.licensing import Licensing
 from commands.logins import LogIn, LogInWithCard
@@ -90,6 +92,7 @@ class Wiring(Protocol):
     complete_setup: CompleteSetup
     set_user_active: SetUserActive
     sync_users: SyncUsers
+    background_syncs: BackgroundSyncs
     add_local_user: AddLocalUser
     change_password: ChangePassword
     change_role: ChangeRole
@@ -197,6 +200,8 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/licence/settings", LicenceSettingsResource(w.licensing))
         route("/api/v1/users", UserListResource(w.reader, w.add_local_user))
         route("/api/v1/users/sync", UserSyncResource(w.sync_users))
+        route("/api/v1/users/syncs", UserSyncRunsResource(w.background_syncs))
+        route("/api/v1/users/syncs/{run_id}", UserSyncRunResource(w.background_syncs))
         route("/api/v1/users/{user_id}", UserResource(w.remove_user))
         route("/api/v1/users/{user_id}/active", UserActiveResource(w.set_user_active))
         route("/api/v1/users/{user_id}/password", UserPasswordResource(w.change_password))
@@ -256,9 +261,12 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/audit", AuditPage(renderer, w.event_history, w.audit))
         route("/audit/verify", AuditVerifyPage(w.background_verifications))
         route("/audit/verify/{run_id}", AuditVerifyRunPage(renderer, w.background_verifications))
+        route("/directory-sync", DirectorySyncPage(w.background_syncs))
+        route("/directory-sync/{run_id}", DirectorySyncRunPage(renderer, w.background_syncs))
     return app
 
 
 # Console routes that take a form post (their CSRF token is a form field).
 CONSOLE_FORMS = ("/users", "/users/{user_id}/{change}", "/printers", "/admin/licensing", "/secure-print",
-                 "/release", "/release/login", "/audit/verify", "/report-schedules", "/reports/{name}/runs")
+                 "/release", "/release/login", "/audit/verify", "/report-schedules", "/reports/{name}/runs",
+                 "/directory-sync")

@@ -25,7 +25,7 @@ import logging
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -88,6 +88,11 @@ class SyncReport:
     def warnings(self) -> list[str]:
         return [*(c.describe() for c in self.clashes), *self.kept_warnings()]
 
+    def as_json(self) -> dict[str, Any]:
+        return {"imported": self.imported, "updated": self.updated, "deactivated": self.deactivated,
+                "reactivated": self.reactivated, "clashes": [c.describe() for c in self.clashes],
+                "kept": self.kept, "warnings": self.warnings(), "summary": self.summary()}
+
 
 class SyncUsers:
     """Import and update every user the directory lists; deactivate those it no longer lists."""
@@ -102,12 +107,16 @@ class SyncUsers:
         self.clock = clock
         self.deactivate = DeactivateUser(app, licensing, AdminGuard(app, index), clock)
 
-    def __call__(self) -> SyncReport:
+    def __call__(self, progress: Callable[[float, str], None] | None = None) -> SyncReport:
+        """`progress(fraction, phase)`, when given, hears how far the sync is (the console's
+        background sync shows it)."""
+        tell = progress or (lambda fraction, phase: None)
         directory = self.directory()
         source = directory.source
         if source == LOCAL_SOURCE:
             log.info("user sync (%s): %s", source, NOTHING_TO_SYNC)
             return SyncReport(note=NOTHING_TO_SYNC)
+        tell(0.0, f"reading the users of the directory ({source})")
         found = list(directory.users())  # a DirectoryError stops the sync before anything is written
         report = SyncReport()
         known = {row.login.lower(): row for row in self.index.of_source(source)}
@@ -127,7 +136,10 @@ class SyncUsers:
                                  source, report)
         self._keep_admins_values(pin_owner, pins, digests, "pin", source, report)
 
-        for login, du in sorted(by_login.items()):
+        total = len(by_login)
+        tell(0.1, f"{total:,} users read from the directory")
+        for done, (login, du) in enumerate(sorted(by_login.items())):
+            tell(0.1 + 0.85 * done / max(1, total), f"{done:,} of {total:,} users saved")
             uid = user_id(source, du.login)
 
             def attempt(du: DirectoryUser = du, uid: UUID = uid, login: str = login) -> tuple[bool, bool, bool]:
@@ -159,6 +171,7 @@ class SyncUsers:
             elif changed:
                 report.updated.append(du.login)
 
+        tell(0.95, "setting Inactive those the directory no longer lists")
         for login, row in sorted(known.items()):
             if login not in by_login and row.active:
                 try:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -79,6 +80,7 @@ from rq import Queue
 from projections.users import UsersReadModel
 from workers.licence_notices import SendDenialNotice
 from workers.release_code_mail import ReleaseCodeMailer
+from commands.directory_sync import BackgroundSyncs
 from workers.release_housekeeping import ReleaseHousekeeping
 
 log = logging.getLogger("pageledger")
@@ -263,43 +265,45 @@ class Runtime:
             if self.schedule_runs.load(name) is None:
                 self.define_schedule(ScheduleDefinition(name, task, {}, "csv", cron, ()), by="pageledger")
 
-    @cached_property
-    def background_reports(self) -> BackgroundReports:
-        """Long reports run in the background: by `pageledger worker` on Redis (sharing this
-        data directory), else by one thread of this process."""
-        store = ReportRunStore(self.settings.data_dir / "report-runs")
+    def _background(self, job: str, thread_name: str, execute: Callable[[str], None],
+                    timeout: int = 4 * 3600) -> Callable[[str], None]:
+        """How a background run is handed over: to `pageledger worker` on Redis (by the rq job
+        `job`, sharing this data directory), else to one thread of this process."""
         if self.settings.redis_url:
             queue = Queue(queue_name(self.settings), connection=Redis.from_url(self.settings.redis_url))
 
-            def submit(run_id: str) -> None:
-                queue.enqueue("pageledger.worker.run_report_job", run_id, job_timeout=3600, result_ttl=3600)
-        else:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="background-report")
+            def enqueue(run_id: str) -> None:
+                queue.enqueue(job, run_id, job_timeout=timeout, result_ttl=3600)
+            return enqueue
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
 
-            def submit(run_id: str) -> None:
-                pool.submit(reports.execute, run_id)
-        reports = BackgroundReports(self.reader, self.report_sources, store, submit)
-        return reports
+        def in_a_thread(run_id: str) -> None:
+            pool.submit(execute, run_id)
+        return in_a_thread
+
+    @cached_property
+    def background_reports(self) -> BackgroundReports:
+        """Long reports run in the background."""
+        return BackgroundReports(self.reader, self.report_sources,
+                                 ReportRunStore(self.settings.data_dir / "report-runs"),
+                                 self._background("pageledger.worker.run_report_job", "background-report",
+                                                  lambda run_id: self.background_reports.execute(run_id), 3600))
 
     @cached_property
     def background_verifications(self) -> BackgroundVerifications:
-        """`audit verify` started from the console: run as the background reports are (rq on
-        Redis, else one thread of this process), its state beside theirs under the data directory."""
-        store = ReportRunStore(self.settings.data_dir / "audit-verify-runs")
-        if self.settings.redis_url:
-            queue = Queue(queue_name(self.settings), connection=Redis.from_url(self.settings.redis_url))
+        """`audit verify` started from the console, its state beside the reports' under the data directory."""
+        return BackgroundVerifications(
+            self.audit, ReportRunStore(self.settings.data_dir / "audit-verify-runs"),
+            self._background("pageledger.worker.run_audit_verify_job", "audit-verify",
+                             lambda run_id: self.background_verifications.execute(run_id)),
+            lambda: int(self.app.recorder.max_notification_id() or 0))
 
-            def submit(run_id: str) -> None:
-                queue.enqueue("pageledger.worker.run_audit_verify_job", run_id, job_timeout=4 * 3600,
-                              result_ttl=3600)
-        else:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-verify")
-
-            def submit(run_id: str) -> None:
-                pool.submit(verifications.execute, run_id)
-        verifications = BackgroundVerifications(self.audit, store, submit,
-                                                lambda: int(self.app.recorder.max_notification_id() or 0))
-        return verifications
+    @cached_property
+    def background_syncs(self) -> BackgroundSyncs:
+        """A directory sync started from the console's Users page."""
+        return BackgroundSyncs(self.sync_users, ReportRunStore(self.settings.data_dir / "directory-sync-runs"),
+                               self._background("pageledger.worker.run_directory_sync_job", "directory-sync",
+                                                lambda run_id: self.background_syncs.execute(run_id)))
 
     def denied_since(self, since: int) -> list[str]:
         with self.reader.connect() as conn:

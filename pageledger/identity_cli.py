@@ -83,9 +83,7 @@ def cmd_users_sync(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         runtime.catch_up()
     if args.json:
-        from api.users import sync_report_json
-
-        print(json.dumps(sync_report_json(report), indent=2))
+        print(json.dumps(report.as_json(), indent=2))
     else:
         print(report.summary())
         for clash in report.clashes:

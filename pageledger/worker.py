@@ -48,6 +48,14 @@ def run_audit_verify_job(run_id: str) -> None:
     _runtime.background_verifications.execute(run_id)
 
 
+def run_directory_sync_job(run_id: str) -> None:
+    """The rq job of a directory sync started from the console (commands.directory_sync)."""
+    global _runtime
+    if _runtime is None:
+        _runtime = build_runtime(Settings.load(), migrate=False)
+    _runtime.background_syncs.execute(run_id)
+
+
 def enqueue_tick(queue: Queue, now: float, interval: float) -> bool:
     """Enqueue this interval's tick unless another worker did (one job id per interval)."""
     job_id = f"pageledger-tick-{int(now // interval)}"

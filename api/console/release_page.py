@@ -14,24 +14,21 @@ import re
 from urllib.parse import urlencode
 
 import falcon
-import sqlalchemy as sa
 from marshmallow import Schema, fields, validate
 
 from adapters.sessions import CSRF_COOKIE, SessionSigner, same_token
 from api.client_address import ClientAddress
-from api.console.forms import Progress, caught_up, form
-from api.console.render import HOLDERS, Renderer
-from api.console.secure_print import release_targets
+from api.console.forms import form
+from api.console.render import Renderer
+from api.console.secure_print import HeldJobsPage, release_targets
 from api.errors import InvalidInput, load
 from api.login import REFUSED_STATUS, LoginSchema, start_session
 from api.openapi import Operation
 from api.pages import form_csrf
-from api.release import caller_of, held_jobs_of, release_or_delete
+from api.release import caller_of, held_jobs_of
 from commands.job_reports import NAME
 from commands.logins import LogIn, LogInWithCard, LoginResult
-from commands.printers import PrinterCache
-from commands.release import Caller, DeleteJobs, ReleaseJobs
-from commands.validation import InvalidRequest
+from commands.release import Caller
 from domain.users import CARD_MAX_LENGTH, PIN_MAX_LENGTH, PIN_MIN_LENGTH
 
 MAX_SHOWN = 200
@@ -115,10 +112,7 @@ class ReleaseLoginPage:
                    entered)
 
 
-class ReleasePage:
-    page = True
-    form_csrf = True
-    roles = HOLDERS
+class ReleasePage(HeldJobsPage):
     login_page = LOGIN_PATH
     openapi = {"get": Operation("The release page for a phone (HTML): your held jobs with pages and cost",
                                 responses={200: "The page", 303: "To /release/login"}),
@@ -127,15 +121,6 @@ class ReleasePage:
                                  responses={303: "Done: back to the list", 400: "Refused (not your job, a wrong "
                                             "code, a printer outside the group): shown beside the form",
                                             403: "CSRF token missing or wrong", 429: "Too many wrong codes"})}
-
-    def __init__(self, renderer: Renderer, reader: sa.Engine, printers: PrinterCache, release_jobs: ReleaseJobs,
-                 delete_jobs: DeleteJobs, progress: Progress) -> None:
-        self.renderer = renderer
-        self.reader = reader
-        self.printers = printers
-        self.release_jobs = release_jobs
-        self.delete_jobs = delete_jobs
-        self.progress = progress
 
     def _show(self, req: falcon.Request, resp: falcon.Response, status: str = falcon.HTTP_200,
               errors: dict | None = None, picked: tuple[str, ...] = (), chosen: str = "") -> None:
@@ -151,30 +136,11 @@ class ReleasePage:
                            total_pages=sum(j.pages * j.copies for j in jobs), total_cost=sum(j.cost for j in jobs),
                            notice=DONE.get(req.get_param("done") or "", ""))
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self._show(req, resp)
-
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        media = req.get_media(default_when_empty={}) or {}
-        media = media if isinstance(media, dict) else {}
-        picked = media.get("job", [])
-        picked = [picked] if isinstance(picked, str) else [p for p in picked if isinstance(p, str)]
-        posted = form(req)
-
-        def one(name: str) -> str:
-            value = posted.get(name, "")
-            return value.strip()[:255] if isinstance(value, str) else ""
-
-        action, printer = one("action"), one("printer")
-        try:
-            if not picked:
-                raise InvalidRequest({"jobs": ["tick at least one job"]})
-            release_or_delete(self.release_jobs, self.delete_jobs, action, picked, caller_of(req),
-                              printer or None, one("code") or None)
-        except InvalidRequest as exc:
-            return self._show(req, resp, falcon.HTTP_400, exc.errors, tuple(picked), printer)
-        caught_up(self.progress, ("jobs",))
-        query = {"done": "released" if action == "release" else "deleted"}
-        if _printer_param(printer):
-            query["printer"] = printer
+        choice = self._release_or_delete(req, resp)
+        if choice is None:
+            return
+        query = {"done": "released" if choice.action == "release" else "deleted"}
+        if _printer_param(choice.printer):
+            query["printer"] = choice.printer
         raise falcon.HTTPSeeOther("/release?" + urlencode(query))

@@ -5,6 +5,8 @@ through api.release.release_or_delete) as /api/v1/held-jobs and /release, so the
 the API refuses, with the same words, shown beside the form."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import falcon
 import sqlalchemy as sa
 
@@ -38,17 +40,23 @@ def release_targets(reader: sa.Engine, printers: PrinterCache, jobs: list[HeldJo
     return sorted({p.name for p in others.values() if p.secure and p.group in groups} - set(queues))
 
 
-class SecurePrintPage:
+@dataclass(frozen=True)
+class HeldJobsChoice:
+    """What a held-jobs form posted: the ticked jobs, the action, the printer and the code."""
+
+    action: str
+    picked: tuple[str, ...]
+    printer: str
+    code: str
+
+
+class HeldJobsPage:
+    """A page of held jobs whose form releases or deletes the ticked ones (Secure Print, and
+    /release for a phone): one parsing of the form and one call of api.release.release_or_delete."""
+
     page = True
     form_csrf = True
     roles = HOLDERS
-    openapi = {"get": Operation("Secure Print (HTML): your held jobs (admins: everyone's) with pages and cost",
-                                responses={200: "The page", 303: "To login"}),
-               "post": Operation("Release or delete the ticked held jobs (HTML form with csrf_token): action="
-                                 "release|delete, job=... (repeated), printer (optional, of the queue's group), code",
-                                 responses={303: "Done: back to the list", 400: "Refused (another user's job, a "
-                                            "wrong code, a printer outside the group): shown beside the form",
-                                            403: "CSRF token missing or wrong", 429: "Too many wrong codes"})}
 
     def __init__(self, renderer: Renderer, reader: sa.Engine, printers: PrinterCache, release_jobs: ReleaseJobs,
                  delete_jobs: DeleteJobs, progress: Progress) -> None:
@@ -59,19 +67,15 @@ class SecurePrintPage:
         self.delete_jobs = delete_jobs
         self.progress = progress
 
-    def _show(self, req: falcon.Request, resp: falcon.Response, status: str = falcon.HTTP_200,
-              errors: dict | None = None, picked: tuple[str, ...] = ()) -> None:
-        jobs = held_jobs_of(self.reader, caller_of(req), limit=MAX_SHOWN)
-        targets = release_targets(self.reader, self.printers, jobs)
-        self.renderer.page(resp, "secure_print.html", req, status=status, title="Secure Print", jobs=jobs,
-                           targets=targets, errors=errors or {}, picked=set(picked),
-                           total_pages=sum(j.pages * j.copies for j in jobs), total_cost=sum(j.cost for j in jobs),
-                           notice=DONE.get(req.get_param("done") or "", ""))
-
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self._show(req, resp)
 
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+    def _show(self, req: falcon.Request, resp: falcon.Response, status: str = falcon.HTTP_200,
+              errors: dict | None = None, picked: tuple[str, ...] = (), chosen: str = "") -> None:
+        raise NotImplementedError
+
+    def _release_or_delete(self, req: falcon.Request, resp: falcon.Response) -> HeldJobsChoice | None:
+        """Do what the form asks; None when it was refused (the page is shown with the reason)."""
         media = req.get_media(default_when_empty={}) or {}
         media = media if isinstance(media, dict) else {}
         picked = media.get("job", [])
@@ -81,13 +85,39 @@ class SecurePrintPage:
             value = media.get(name, "")
             return (value[-1] if isinstance(value, list) else str(value)).strip()[:255]
 
-        action = one("action")
+        choice = HeldJobsChoice(one("action"), tuple(picked), one("printer"), one("code"))
         try:
             if not picked:
                 raise InvalidRequest({"jobs": ["tick at least one job"]})
-            release_or_delete(self.release_jobs, self.delete_jobs, action, picked, caller_of(req),
-                              one("printer") or None, one("code") or None)
+            release_or_delete(self.release_jobs, self.delete_jobs, choice.action, picked, caller_of(req),
+                              choice.printer or None, choice.code or None)
         except InvalidRequest as exc:
-            return self._show(req, resp, falcon.HTTP_400, exc.errors, tuple(picked))
+            self._show(req, resp, falcon.HTTP_400, exc.errors, choice.picked, choice.printer)
+            return None
         caught_up(self.progress, ("jobs",))
-        raise falcon.HTTPSeeOther("/secure-print?done=" + ("released" if action == "release" else "deleted"))
+        return choice
+
+
+class SecurePrintPage(HeldJobsPage):
+    openapi = {"get": Operation("Secure Print (HTML): your held jobs (admins: everyone's) with pages and cost",
+                                responses={200: "The page", 303: "To login"}),
+               "post": Operation("Release or delete the ticked held jobs (HTML form with csrf_token): action="
+                                 "release|delete, job=... (repeated), printer (optional, of the queue's group), code",
+                                 responses={303: "Done: back to the list", 400: "Refused (another user's job, a "
+                                            "wrong code, a printer outside the group): shown beside the form",
+                                            403: "CSRF token missing or wrong", 429: "Too many wrong codes"})}
+
+    def _show(self, req: falcon.Request, resp: falcon.Response, status: str = falcon.HTTP_200,
+              errors: dict | None = None, picked: tuple[str, ...] = (), chosen: str = "") -> None:
+        jobs = held_jobs_of(self.reader, caller_of(req), limit=MAX_SHOWN)
+        targets = release_targets(self.reader, self.printers, jobs)
+        self.renderer.page(resp, "secure_print.html", req, status=status, title="Secure Print", jobs=jobs,
+                           targets=targets, chosen_printer="", errors=errors or {}, picked=set(picked),
+                           total_pages=sum(j.pages * j.copies for j in jobs), total_cost=sum(j.cost for j in jobs),
+                           notice=DONE.get(req.get_param("done") or "", ""))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        choice = self._release_or_delete(req, resp)
+        if choice is not None:
+            raise falcon.HTTPSeeOther("/secure-print?done=" + ("released" if choice.action == "release"
+                                                               else "deleted"))

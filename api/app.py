@@ -12,8 +12,8 @@ from adapters.licence_keys import HostIdentity
 from adapters.session_revocations import SessionRevocations
 from adapters.sessions import SessionSigner
 from api.audit import (
-    AdminChangesResource, AsOfReportResource, AsOfResource, ErasureResource, EventsResource, JobHistoryResource,
-    OwnJobsCsvResource, VerificationResource, VerificationsResource,
+    AUDIT_ROLES, AdminChangesResource, AsOfReportResource, AsOfResource, ErasureResource, EventsResource,
+    JobHistoryResource, OwnJobsCsvResource, VerificationStateSchema,
 )
 from api.auth import TokenAuth
 from api.client_address import ClientAddress
@@ -37,14 +37,14 @@ from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.site_settings import SettingResource, SettingsResource
 from api.transport import TransportSecurity
 from api.console.audit import AuditPage
-from api.console.audit_verify import AuditVerifyPage, AuditVerifyRunPage
-from api.console.directory_sync import DirectorySyncPage, DirectorySyncRunPage
+from api.background_runs import RunStateResource, StartRunResource
+from api.console.background_runs import RunPage, StartRunPage
 from api.console.dashboard import DashboardPage
 from api.console.errors import ConsoleMarker, HtmlErrors
 from api.console.forms import FormCsrf
 from api.console.jobs import JobPage, JobsCsv, JobsPage, MyJobsPage
 from api.console.printers import PrintersPage
-from api.console.render import Renderer
+from api.console.render import ADMINS, READERS, Renderer
 from api.console.reports import ReportPage, ReportsPage
 from api.console.release_page import ReleaseLoginPage, ReleasePage
 from api.console.report_runs import ReportRunPage, ReportRunStartPage
@@ -55,7 +55,7 @@ from api.console.static import StaticResource
 from api.console.users import UserChangePage, UsersPage
 from api.users import (
     UserActiveResource, UserCardResource, UserListResource, UserPasswordResource, UserPinResource, UserResource,
-    UserRoleResource, UserSyncResource, UserSyncRunResource, UserSyncRunsResource,
+    UserRoleResource, UserSyncResource, SyncRunSchema,
 )
 from commands.directory_sync import BackgroundSyncs
 from commands.jobs import HoldJob, TrackJobs
@@ -200,8 +200,13 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/licence/settings", LicenceSettingsResource(w.licensing))
         route("/api/v1/users", UserListResource(w.reader, w.add_local_user))
         route("/api/v1/users/sync", UserSyncResource(w.sync_users))
-        route("/api/v1/users/syncs", UserSyncRunsResource(w.background_syncs))
-        route("/api/v1/users/syncs/{run_id}", UserSyncRunResource(w.background_syncs))
+        # A directory sync in the background (commands.directory_sync), as the console's Users page starts it.
+        route("/api/v1/users/syncs", StartRunResource(
+            w.background_syncs, ADMINS, "/api/v1/users/syncs",
+            "Import and update users from the directory in the background (one sync at a time); poll the URL answered"))
+        route("/api/v1/users/syncs/{run_id}", RunStateResource(
+            w.background_syncs, ADMINS, "directory sync",
+            "A background directory sync's state, progress and, once done, its report", SyncRunSchema))
         route("/api/v1/users/{user_id}", UserResource(w.remove_user))
         route("/api/v1/users/{user_id}/active", UserActiveResource(w.set_user_active))
         route("/api/v1/users/{user_id}/password", UserPasswordResource(w.change_password))
@@ -220,8 +225,14 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/audit/as-of", AsOfResource(w.audit, w.clock))
         route("/api/v1/audit/as-of/{name}", AsOfReportResource(w.audit, w.site_settings, w.report_sources))
         route("/api/v1/audit/changes", AdminChangesResource(w.audit))
-        route("/api/v1/audit/verifications", VerificationsResource(w.background_verifications))
-        route("/api/v1/audit/verifications/{run_id}", VerificationResource(w.background_verifications))
+        # `audit verify` in the background (projections.background_verify), as the console's Audit page starts it.
+        route("/api/v1/audit/verifications", StartRunResource(
+            w.background_verifications, AUDIT_ROLES, "/api/v1/audit/verifications",
+            "Verify the log's seals and rebuild every read model to compare it, in the background (as "
+            "`pageledger audit verify`); poll the URL answered"))
+        route("/api/v1/audit/verifications/{run_id}", RunStateResource(
+            w.background_verifications, AUDIT_ROLES, "verification",
+            "A verification's state, progress and, once done, its result per check", VerificationStateSchema))
         route("/api/v1/me/jobs.csv", OwnJobsCsvResource(w.reader))
         route("/api/v1/privacy/erasures", ErasureResource(w.erase_person))
         # Reports (projections.reports): the catalogue and each report in every format.
@@ -259,10 +270,16 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/reports/{name}/runs", ReportRunStartPage(w.background_reports, w.site_settings, w.clock))
         route("/report-runs/{run_id}", ReportRunPage(renderer, w.background_reports))
         route("/audit", AuditPage(renderer, w.event_history, w.audit))
-        route("/audit/verify", AuditVerifyPage(w.background_verifications))
-        route("/audit/verify/{run_id}", AuditVerifyRunPage(renderer, w.background_verifications))
-        route("/directory-sync", DirectorySyncPage(w.background_syncs))
-        route("/directory-sync/{run_id}", DirectorySyncRunPage(renderer, w.background_syncs))
+        route("/audit/verify", StartRunPage(w.background_verifications, READERS, "/audit/verify",
+                                            "Start `audit verify` (HTML form with csrf_token)"))
+        route("/audit/verify/{run_id}", RunPage(renderer, w.background_verifications, READERS, "audit_verify.html",
+                                                "Audit: verify the log", "/api/v1/audit/verifications",
+                                                "verification"))
+        route("/directory-sync", StartRunPage(w.background_syncs, ADMINS, "/directory-sync",
+                                              "Start a directory sync (HTML form with csrf_token)"))
+        route("/directory-sync/{run_id}", RunPage(renderer, w.background_syncs, ADMINS, "directory_sync.html",
+                                                  "Users: sync with the directory", "/api/v1/users/syncs",
+                                                  "directory sync"))
     return app
 
 

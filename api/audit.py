@@ -11,6 +11,7 @@ import falcon
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from api.background_runs import RunStateSchema
 from api.errors import InvalidInput, load
 from api.openapi import Operation
 from api.report_catalogue import ReportQuerySchema, ReportReplySchema, report_parameters
@@ -19,7 +20,6 @@ from commands.job_reports import NAME
 from domain.units import day_iso, format_money, from_micros, iso, to_micros
 from projections.admin_changes import AREAS
 from projections.audit import Audit
-from projections.background_verify import BackgroundVerifications
 from projections.erasure import UnknownPerson
 from projections.event_history import EventFilter, EventHistory, HistoryEvent, known_topic
 from projections.jobs import JobFilter, list_jobs
@@ -385,51 +385,9 @@ class ErasureResource:
                       "known": result.login_known}
 
 
-class VerificationStateSchema(Schema):
-    id = fields.String(required=True)
-    state = fields.String(required=True, validate=validate.OneOf(("queued", "running", "done", "failed")))
+class VerificationStateSchema(RunStateSchema):
     progress = fields.Float(required=True, metadata={"description": "0 to 1: the seals are the first half, "
                                                                     "rebuilding the read models the second"})
-    phase = fields.String(required=True, metadata={"description": "what it is doing now, in words"})
-    error = fields.String(required=True)
     result = fields.Dict(required=True, allow_none=True, metadata={
         "description": "once done: ok, seconds, seals {ok, events, seals, head_digest, findings}, read_models "
                        "[{name, ok, rows, position, differences, shown}]"})
-
-
-def verification_state_json(state: dict[str, Any]) -> dict[str, Any]:
-    return {"id": state["id"], "state": state["state"], "progress": float(state["progress"]),
-            "phase": state.get("phase", ""), "error": state["error"], "result": state.get("result")}
-
-
-class VerificationsResource:
-    """POST: run `audit verify` (as `pageledger audit verify` does) in the background."""
-
-    roles = AUDIT_ROLES
-    openapi = {"post": Operation("Verify the log's seals and rebuild every read model to compare it, in the "
-                                 "background (as `pageledger audit verify`); poll the URL answered",
-                                 responses={202: "Started: the run's state (as GET /api/v1/audit/verifications/{id})"})}
-
-    def __init__(self, runs: BackgroundVerifications) -> None:
-        self.runs = runs
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        run_id = self.runs.start(by=req.context.principal.subject)
-        resp.status = falcon.HTTP_202
-        resp.location = f"/api/v1/audit/verifications/{run_id}"
-        resp.media = verification_state_json(self.runs.load(run_id) or {})
-
-
-class VerificationResource:
-    roles = AUDIT_ROLES
-    openapi = {"get": Operation("A verification's state, progress and, once done, its result per check",
-                                reply=VerificationStateSchema, responses={404: "No such verification"})}
-
-    def __init__(self, runs: BackgroundVerifications) -> None:
-        self.runs = runs
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: str) -> None:
-        state = self.runs.load(run_id)
-        if state is None:
-            raise falcon.HTTPNotFound(title="No such verification", description="no verification with this id")
-        resp.media = verification_state_json(state)

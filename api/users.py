@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate
 
 from adapters.directory import MIN_PASSWORD_LENGTH, DirectoryError
+from api.background_runs import RunStateSchema
 from api.errors import InvalidInput, RefusedChange, load
 from api.openapi import Operation
-from commands.directory_sync import BackgroundSyncs
 from commands.users import (
     AddLocalUser, CardTaken, ChangePassword, ChangeRole, LastActiveAdmin, LoginTaken, NoSuchUser, PinReset, PinTaken,
     RemoveUser, ResetPin, SetCard, SetUserActive, SyncUsers,
@@ -316,50 +316,7 @@ class UserSyncResource:
         resp.media = report.as_json()
 
 
-class SyncRunSchema(Schema):
-    id = fields.String(required=True)
-    state = fields.String(required=True, validate=validate.OneOf(("queued", "running", "done", "failed")))
-    progress = fields.Float(required=True, metadata={"description": "0 to 1"})
-    phase = fields.String(required=True, metadata={"description": "what the sync is doing, in words"})
-    error = fields.String(required=True)
+class SyncRunSchema(RunStateSchema):
     result = fields.Dict(required=True, allow_none=True, metadata={
         "description": "once done: the sync report (imported, updated, deactivated, reactivated, clashes, kept, "
                        "warnings, summary; lists cut at 200 logins) and counts of each"})
-
-
-def sync_run_json(state: dict[str, Any]) -> dict[str, Any]:
-    return {"id": state["id"], "state": state["state"], "progress": float(state["progress"]),
-            "phase": state.get("phase", ""), "error": state["error"], "result": state.get("result")}
-
-
-class UserSyncRunsResource:
-    """POST: sync with the directory in the background (the console's Users page does)."""
-
-    roles = ("admin",)
-    openapi = {"post": Operation("Import and update users from the directory in the background (one sync at a "
-                                 "time); poll the URL answered",
-                                 responses={202: "Started, or the sync already running: its state"})}
-
-    def __init__(self, syncs: BackgroundSyncs) -> None:
-        self.syncs = syncs
-
-    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        run_id = self.syncs.start(by=req.context.principal.author)
-        resp.status = falcon.HTTP_202
-        resp.location = f"/api/v1/users/syncs/{run_id}"
-        resp.media = sync_run_json(self.syncs.load(run_id) or {})
-
-
-class UserSyncRunResource:
-    roles = ("admin",)
-    openapi = {"get": Operation("A background directory sync's state, progress and, once done, its report",
-                                reply=SyncRunSchema, responses={404: "No such sync"})}
-
-    def __init__(self, syncs: BackgroundSyncs) -> None:
-        self.syncs = syncs
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, run_id: str) -> None:
-        state = self.syncs.load(run_id)
-        if state is None:
-            raise falcon.HTTPNotFound(title="No such sync", description="no directory sync with this id")
-        resp.media = sync_run_json(state)

@@ -189,6 +189,16 @@ def make_live_server(tmp_path: Path, database_url: str | None = None, *, name: s
     return LiveServer(workdir=workdir, port=free_port(), env=server_env, command=command)
 
 
+def started_https_server(tmp_path: Path) -> LiveServer:
+    """`pageledger up` with an HTTPS port beside its HTTP one (browsers are sent there), started;
+    its port is `https_port`."""
+    https_port = free_port()
+    server = make_live_server(tmp_path, command=("up", "--https-port", str(https_port)))
+    server.https_port = https_port
+    server.start()
+    return server
+
+
 def descendants(pid: int) -> set[int]:
     """Every process below `pid` (children, their children, ...)."""
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()

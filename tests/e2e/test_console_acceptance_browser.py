@@ -29,7 +29,7 @@ from openpyxl import load_workbook
 from playwright.sync_api import expect
 
 from tests import sample_documents as docs
-from tests.conftest import free_port, make_live_server
+from tests.conftest import started_https_server
 from tests.e2e.test_console_browser import (_axe, base, browser, log_in, new_page, post_job, shoot,  # noqa: F401
                                             shots, wait_for_job)
 from tests.integration.cups_harness import CupsHarness
@@ -44,11 +44,7 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.cups]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("console-acceptance")
-    https_port = free_port()
-    s = make_live_server(tmp, command=("up", "--https-port", str(https_port)))
-    s.https_port = https_port
-    s.start()
+    s = started_https_server(tmp_path_factory.mktemp("console-acceptance"))
     yield s
     s.stop()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port, make_live_server
+from tests.conftest import started_https_server
 
 CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
@@ -45,11 +45,7 @@ def shots(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("console")
-    https_port = free_port()
-    s = make_live_server(tmp, command=("up", "--https-port", str(https_port)))
-    s.https_port = https_port
-    s.start()
+    s = started_https_server(tmp_path_factory.mktemp("console"))
     yield s
     s.stop()
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.conftest import free_port, make_live_server
+from tests.conftest import started_https_server
 from tests.e2e.test_console_browser import (  # noqa: F401 - module-scoped fixtures, one browser for this module
     ADMIN, ADMIN_PW, USER, _axe, base, browser, log_in, new_page, post_job, shoot, shots, wait_for_job,
 )
@@ -24,14 +24,10 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("console-schedules")
-    https_port = free_port()
-    s = make_live_server(tmp, command=("up", "--https-port", str(https_port)))
-    s.https_port = https_port
-    s.start()
+    s = started_https_server(tmp_path_factory.mktemp("console-schedules"))
     # Over HTTPS (plain HTTP sends browsers there); its self-signed certificate is checked by
     # test_console_browser.py against the fingerprint `up` printed.
-    setup = requests.post(f"https://127.0.0.1:{https_port}/Setup/NetworkSetup", json={
+    setup = requests.post(f"https://127.0.0.1:{s.https_port}/Setup/NetworkSetup", json={
         "setup_code": s.setup_code, "network_type": "local", "licence_mode": "trial", "admin_login": ADMIN,
         "admin_password": ADMIN_PW}, timeout=30, verify=False)
     assert setup.status_code == 201, setup.text

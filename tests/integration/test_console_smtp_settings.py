@@ -7,35 +7,14 @@ to a real SMTP server (aiosmtpd) that demands STARTTLS and a login."""
 from __future__ import annotations
 
 import logging
-import ssl
-from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from aiosmtpd.smtp import AuthResult
 
 from tests.integration.test_console_pages import FORM, console, login, post_job, settled  # noqa: F401 - fixtures
-from tests.integration.test_scheduled_reports import Inbox, smtp  # noqa: F401 - fixtures
+from tests.integration.test_scheduled_reports import Inbox, smtp, tls_context  # noqa: F401 - fixtures
 
 PASSWORD = "s3cret pass-<&>"
-
-
-def tls_context(tmp_path) -> ssl.SSLContext:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(datetime.now(timezone.utc) - timedelta(days=1))
-            .not_valid_after(datetime.now(timezone.utc) + timedelta(days=1)).sign(key, hashes.SHA256()))
-    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                       serialization.NoEncryption()))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
-    return context
 
 
 def patch(console, cookie, csrf, field, value, expected):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import email
+import ssl
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email import policy
 
 import pytest
@@ -181,10 +182,8 @@ def test_two_workers_run_a_due_report_once(rt, smtp):
     assert len(inbox.messages) == 1
 
 
-def test_smtp_with_starttls_and_login(rt, smtp, tmp_path):
-    import ssl
-    from datetime import timedelta
-
+def tls_context(tmp_path) -> ssl.SSLContext:
+    """A self-signed certificate for 127.0.0.1, for an SMTP server that offers STARTTLS."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -200,6 +199,11 @@ def test_smtp_with_starttls_and_login(rt, smtp, tmp_path):
                                                        serialization.NoEncryption()))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    return context
+
+
+def test_smtp_with_starttls_and_login(rt, smtp, tmp_path):
+    context = tls_context(tmp_path)
     logins = []
 
     def authenticate(server, session, envelope, mechanism, auth_data):

@@ -583,3 +583,27 @@ def test_workflow_issues_list_the_printers_in_error_during_the_period(history):
     later = run(history, "workflow-issues", now=utc("2026-04-03T00:00:00"),
                 **{"from": "2026-04-01", "to": "2026-04-01"})
     assert list(later.section("printer_errors").frame["printer"]) == ["attic"]
+
+
+@pytest.mark.parametrize("name,params", [
+    ("licence-usage", {"from": "2026-03-27", "to": "2026-03-31", "timezone": "Europe/Paris"}),
+    ("workflow-issues", {"from": "2026-03-28T00:00:00Z", "to": "2026-03-29T00:00:00Z"}),
+])
+def test_seats_and_printer_errors_render_in_every_format(history, name, params):
+    """Empty cells (a seat still held, a printer still in error) in CSV, XLSX, PDF and HTML."""
+    import io
+
+    import openpyxl
+    from projections.report_formats import render
+
+    report = run(history, name, now=utc("2026-04-03T00:00:00"), **params)
+    csv_text = b"".join(render(report, "csv")).decode()
+    book = openpyxl.load_workbook(io.BytesIO(b"".join(render(report, "xlsx"))), read_only=True)
+    html = b"".join(render(report, "html")).decode()
+    assert b"".join(render(report, "pdf")).startswith(b"%PDF")
+    if name == "licence-usage":
+        assert "gus,2026-03-30T08:00:00" in csv_text and "seats_over_time" in " ".join(book.sheetnames)
+        assert "2026-03-31" in html and "data:image/png;base64," in html  # the seats chart
+    else:
+        assert "attic,2026-03-28T23:00:00" in csv_text and "printer_errors" in " ".join(book.sheetnames)
+        assert "Load paper" in html and "jammed" in html and "Printers in error" in html

@@ -91,6 +91,8 @@ def _parser():
                                          "(the agent's ServicesUrl and token, from the state dir) and prints them.")
     release.add_argument("--cups-server", default="", help="host:port of cupsd (default: the local one)")
     release.add_argument("--services-url", default="", help="overrides the agent's ServicesUrl")
+    release.add_argument("--printer-poll-seconds", type=float, default=None,
+                         help="how often CUPS is asked for the printers' states (default: PrinterPollSeconds, 30)")
     state_option(release)
     return parser
 
@@ -174,6 +176,8 @@ def _release_service(args) -> int:
     from agent import release_service
 
     argv = ["--cups-server", args.cups_server, "--services-url", args.services_url]
+    if args.printer_poll_seconds is not None:
+        argv += ["--printer-poll-seconds", str(args.printer_poll_seconds)]
     return release_service.main(argv + (["--state-dir", str(args.state_dir)] if args.state_dir else []))
 
 

@@ -41,6 +41,7 @@ PROPERTIES = {
     "ClientHost": "client_host",
     "BatchSize": "batch_size",
     "InterpreterTimeout": "interpreter_timeout",
+    "PrinterPollSeconds": "printer_poll_seconds",
 }
 _BY_UPPER = {name.upper(): name for name in PROPERTIES}
 
@@ -78,6 +79,7 @@ _FIELDS = {
     "client_host": ("str", None),
     "batch_size": ("int", 500),
     "interpreter_timeout": ("float", 20.0),
+    "printer_poll_seconds": ("float", 30.0),  # the release service asks CUPS for its printers' states
 }
 _Settings = namedtuple("_Settings", list(_FIELDS), defaults=[default for _, default in _FIELDS.values()])
 _CLIENT_HOST = _Settings._fields.index("client_host")
@@ -117,6 +119,8 @@ class AgentConfig(_Settings):
             raise ConfigError("BatchSize must be at least 1")
         if not 0 < self.interpreter_timeout <= 3600:
             raise ConfigError("InterpreterTimeout must be a number of seconds between 0 and 3600")
+        if not 1 <= self.printer_poll_seconds <= 3600:
+            raise ConfigError("PrinterPollSeconds must be a number of seconds between 1 and 3600")
         return self
 
     def __repr__(self) -> str:  # never shows the token

@@ -56,6 +56,17 @@ _JOB_TEST = """{
   DISPLAY job-printer-state-message
 }
 """
+_PRINTERS_TEST = """{
+  NAME "printers"
+  OPERATION CUPS-Get-Printers
+  GROUP operation-attributes-tag
+  ATTR charset attributes-charset utf-8
+  ATTR naturalLanguage attributes-natural-language en
+  ATTR keyword requested-attributes printer-name,printer-state,printer-state-reasons,printer-state-message,printer-is-accepting-jobs
+  DISPLAY printer-name
+}
+"""
+_SEPARATOR = "-- separator --"
 _LINE = re.compile(r"^\s*([a-z-]+) \([^)]*\) = (.*)$", re.M)
 
 
@@ -70,6 +81,12 @@ class PrinterState:
     reasons: tuple[str, ...]
     message: str
     accepting: bool
+
+    @property
+    def in_error(self) -> bool:
+        """Stopped, or reporting an error reason (``media-empty-error``); warnings and reports
+        (``toner-low-warning``) are not errors. The server's domain.printers.is_error_state agrees."""
+        return self.state == "stopped" or any(r.endswith("-error") for r in self.reasons)
 
     @property
     def why_not_ready(self) -> str:
@@ -166,6 +183,31 @@ class CupsRelease:
                             found.get("printer-state-message", "").strip(),
                             found.get("printer-is-accepting-jobs", "true").strip() == "true")
 
+    def printer_states(self) -> list[PrinterState]:
+        """Every printer of this cupsd with its state, in one CUPS-Get-Printers (ipptool's
+        verbose output separates the printers; its plain output does not)."""
+        result = self._run(["ipptool", "-tv", f"ipp://{self.server or 'localhost'}/",
+                            str(self._test("printers", _PRINTERS_TEST))])
+        text = result.stdout
+        status = re.search(r"^\s*status-code = (\S+)", text, re.M)
+        if status is None or not status.group(1).startswith("successful-ok"):
+            if status is not None and "not-found" in status.group(1):
+                return []  # no printers at all
+            raise CupsUnavailable(f"CUPS-Get-Printers: {(result.stderr or text).strip()[-300:] or 'no answer'}")
+        states = []
+        for block in text[status.end():].split(_SEPARATOR):
+            found = {k: _unescaped(v) for k, v in _LINE.findall(block)}
+            name = found.get("printer-name", "").strip()
+            if not name:
+                continue
+            state = found.get("printer-state", "").strip()
+            states.append(PrinterState(name, PRINTER_STATES.get(state, state or "unknown"),
+                                       tuple(r.strip() for r in found.get("printer-state-reasons", "none").split(",")
+                                             if r.strip()),
+                                       found.get("printer-state-message", "").strip(),
+                                       found.get("printer-is-accepting-jobs", "true").strip() == "true"))
+        return sorted(states, key=lambda p: p.queue)
+
     def submit(self, queue: str, path: Path, *, user: str, title: str, pageledger_job: str) -> CupsJobRef:
         """One raw Print-Job of the file as `user`, titled `title`, carrying the PageLedger job id."""
         argv = ["lp"] + (["-h", self.server] if self.server else []) + [
@@ -203,3 +245,8 @@ class CupsRelease:
 
 class CupsRefused(Exception):
     """cupsd refused the Print-Job (queue missing, not accepting, ...): the reason in CUPS's words."""
+
+
+def _unescaped(value: str) -> str:
+    """ipptool's display of a text value: quotes and backslashes come escaped."""
+    return re.sub(r"\\(.)", r"\1", value)

@@ -29,19 +29,21 @@ import hashlib
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
 from agent.card_readers import BadCardLine, CardFormat, CardReaderConnection, normalise
 from agent.config import ConfigError, load_config, state_dir_from_environment
-from agent.cups_release import CupsJobRef, CupsRefused, CupsRelease, CupsUnavailable
+from agent.cups_release import CupsJobRef, CupsRefused, CupsRelease, CupsUnavailable, PrinterState
 from agent.secure_queues import release_queue_name
 from agent.server import ServerError, ServerRejectedJobs, ServerUnreachable, ServicesClient, _refusal
 
@@ -56,6 +58,12 @@ READERS_REFRESH_SECONDS = 30.0
 QUEUES_REFRESH_SECONDS = 10.0  # a release queue added to CUPS is served within this time
 MAX_QUEUES_PER_REQUEST = 64  # the server's bound (api.release.MAX_RELEASE_QUEUES)
 QUERY_BYTES = 3000  # gunicorn refuses request lines over 4 KB
+PRINTER_POLL_SECONDS = 30.0  # agent.ini PrinterPollSeconds
+MAX_PRINTERS_PER_POST = 200  # under the server's bound of 500 (api.services.MAX_PRINTERS_PER_REPORT) and its 1 MB body limit
+MAX_REASONS = 32
+MAX_MESSAGE = 1000
+_KEYWORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
 class ReleaseClient(ServicesClient):
@@ -103,6 +111,13 @@ class ReleaseClient(ServicesClient):
                       {"Content-Type": "application/json"})
 
 
+    def printer_states(self, printers: list[dict]) -> list[dict]:
+        """Printers whose state changed (POST /Services/printer-states); the server's results."""
+        body = json.dumps({"printers": printers}).encode()
+        _status, payload = self._request("POST", "/Services/printer-states", body, {"Content-Type": "application/json"})
+        results = payload.get("results")
+        return results if isinstance(results, list) else []
+
     def card_readers(self) -> list[dict]:
         _status, payload = self._request("GET", "/Services/card-readers")
         readers = payload.get("readers")
@@ -124,6 +139,84 @@ def _query_groups(queues: list[str]) -> list[str]:
             current, count = "", 0
         current, count = current + part, count + 1
     return groups + [current] if current else groups
+
+
+class PrinterWatch:
+    """Printers in error, for the server's workflow report: CUPS is asked for every printer's
+    state every PrinterPollSeconds (one CUPS-Get-Printers), and only changes are posted (into
+    error, out of it, or other reasons or message while in error; idle <-> processing is no
+    change). The first poll after a start posts every printer, since what changed while the
+    service was down is not known; the server records only what is news to it. A change that
+    could not be posted is sent again at the next poll, with the time it was first seen."""
+
+    def __init__(self, client: ReleaseClient, cups: CupsRelease,
+                 wall_clock: Callable[[], float] = time.time) -> None:
+        self.client = client
+        self.cups = cups
+        self.wall_clock = wall_clock
+        self.posted: dict[str, tuple] = {}  # queue -> its state as the server has it
+        self.pending: dict[str, tuple[tuple, dict]] = {}  # queue -> (state, what to post)
+        self._cups_down = False
+
+    @staticmethod
+    def _key(p: PrinterState) -> tuple:
+        return (True, p.state, p.reasons, p.message) if p.in_error else (False,)
+
+    def poll(self) -> int:
+        """Ask CUPS, post the changes; how many printers were posted."""
+        try:
+            states = self.cups.printer_states()
+        except CupsUnavailable as exc:
+            if not self._cups_down:
+                log.warning("CUPS does not answer (%s): printers' states not read now", exc)
+            self._cups_down = True
+            return 0
+        self._cups_down = False
+        now = datetime.fromtimestamp(self.wall_clock(), timezone.utc).isoformat()
+        seen = {p.queue for p in states}
+        for p in states:
+            key = self._key(p)
+            if self.posted.get(p.queue) == key:
+                self.pending.pop(p.queue, None)
+            elif p.queue not in self.pending or self.pending[p.queue][0] != key:
+                self.pending[p.queue] = (key, _printer_json(p, now))
+        for queue, key in list(self.posted.items()):
+            if queue not in seen:  # removed from CUPS: an error it was in is over
+                del self.posted[queue]
+                if key[0]:
+                    self.pending[queue] = ((False,), {"printer": queue, "state": "unknown", "reasons": [],
+                                                      "message": "no longer in CUPS", "seen_at": now})
+        return self._post()
+
+    def _post(self) -> int:
+        sent = 0
+        items = sorted(self.pending.items())
+        for i in range(0, len(items), MAX_PRINTERS_PER_POST):
+            group = items[i:i + MAX_PRINTERS_PER_POST]
+            try:
+                self.client.printer_states([body for _, (_, body) in group])
+            except ServerRejectedJobs as exc:
+                # Refused as it stands (the server names the field): sending it again would not help.
+                log.warning("printers' states refused by the server (%s): not sent again", exc.reasons())
+            except ServerError as exc:
+                log.warning("printers' states not posted yet (%s): trying again at the next poll", exc)
+                return sent
+            for queue, (key, body) in group:
+                self.posted[queue] = key
+                self.pending.pop(queue, None)
+                if key[0]:
+                    log.warning("printer %s in error: %s", queue, ", ".join(body["reasons"]) or body["state"])
+            sent += len(group)
+        return sent
+
+
+def _printer_json(p: PrinterState, seen_at: str) -> dict:
+    """A printer's state as the server takes it (api.services.PrinterStateSchema): reasons that
+    are not IPP keywords and control characters are left out, the message cut to its bound."""
+    reasons = [r for r in p.reasons if r != "none" and _KEYWORD.match(r)][:MAX_REASONS]
+    message = _CONTROL.sub(" ", p.message)[:MAX_MESSAGE]
+    state = p.state if p.state in ("idle", "processing", "stopped") else "unknown"
+    return {"printer": p.queue, "state": state, "reasons": reasons, "message": message, "seen_at": seen_at}
 
 
 class Journal:
@@ -194,8 +287,11 @@ class Stats:
 
 class ReleaseService:
     def __init__(self, client: ReleaseClient, cups: CupsRelease, journal: Journal, work_dir: Path,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 printer_poll_seconds: float = PRINTER_POLL_SECONDS) -> None:
         self.client = client
+        self.printer_watch = PrinterWatch(client, cups)
+        self.printer_poll_seconds = printer_poll_seconds
         self.cups = cups
         self.journal = journal
         self.work_dir = Path(work_dir)
@@ -358,6 +454,7 @@ class ReleaseService:
         follower = threading.Thread(target=self._follow_loop, args=(stop,), name="release-follower", daemon=True)
         follower.start()
         threading.Thread(target=self._readers_loop, args=(stop,), name="card-readers", daemon=True).start()
+        threading.Thread(target=self._printers_loop, args=(stop,), name="printer-states", daemon=True).start()
         failures = 0
         log.info("release service started (CUPS %s)", self.cups.server_name)
         while not stop.is_set():
@@ -412,6 +509,14 @@ class ReleaseService:
                 running[key].start()
             stop.wait(READERS_REFRESH_SECONDS)
 
+    def _printers_loop(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.printer_watch.poll()
+            except Exception:  # noqa: BLE001 - the next poll tries again
+                log.exception("reading the printers' states failed; trying again")
+            stop.wait(self.printer_poll_seconds)
+
     def _follow_loop(self, stop: threading.Event) -> None:
         while not stop.wait(POLL_SECONDS):
             try:
@@ -426,23 +531,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=None, help="the agent's state dir (agent.ini)")
     parser.add_argument("--cups-server", default="", help="host:port of cupsd (default: the local one)")
     parser.add_argument("--services-url", default="", help="overrides the agent's ServicesUrl")
+    parser.add_argument("--printer-poll-seconds", type=float, default=None,
+                        help="how often CUPS is asked for the printers' states (default: the agent's "
+                             f"PrinterPollSeconds, else {PRINTER_POLL_SECONDS:g})")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     state_dir = args.state_dir or state_dir_from_environment()
     token = os.environ.get("PAGELEDGER_RELEASE_TOKEN", "")
     url = args.services_url
-    if not (token and url):
+    poll = args.printer_poll_seconds
+    if not (token and url and poll):
         try:
             config = load_config(state_dir)
         except ConfigError as exc:
-            print(f"pageledger-release-service: {exc}", file=sys.stderr)
-            return 2
-        token, url = token or config.agent_token, url or config.services_url
+            if token and url:  # no agent.ini needed (``pageledger up``, tests)
+                config = None
+            else:
+                print(f"pageledger-release-service: {exc}", file=sys.stderr)
+                return 2
+        if config is not None:
+            token, url = token or config.agent_token, url or config.services_url
+            poll = poll or config.printer_poll_seconds
+    if not 1 <= (poll or PRINTER_POLL_SECONDS) <= 3600:
+        print("pageledger-release-service: --printer-poll-seconds must be between 1 and 3600", file=sys.stderr)
+        return 2
     journal = Journal(state_dir / "release-journal.sqlite3")
     work = state_dir / "release-work"
     work.mkdir(parents=True, exist_ok=True)
     service = ReleaseService(ReleaseClient(url, token, timeout=30), CupsRelease(args.cups_server, work), journal,
-                             work)
+                             work, printer_poll_seconds=poll or PRINTER_POLL_SECONDS)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -28,10 +28,11 @@ from api.report_catalogue import (
 )
 from api.report_schedules import ScheduleListResource, ScheduleResource
 from api.reports import JobListResource, UsageResource
-from api.services import JobsResource, PolicyResource, SpoolResource
+from api.services import JobsResource, PolicyResource, PrinterStatesResource, SpoolResource
 from api.release import (CardReadersResource, CardSwipeResource, DeleteRequestResource, HeldJobsResource, PrinterReleaseResource, ReleaseOrdersResource,
                          ReleaseOutcomeResource, ReleaseRequestResource)
 from commands.printers import SetReleaseSettings
+from commands.printer_status import RecordPrinterStates
 from commands.release import CardReaders, DeleteJobs, HeldData, RecordReleaseOutcome, ReleaseJobs, SwipeCard
 from api.setup import NetworkSetupResource, SetupCodeCheck
 from api.site_settings import SettingResource, SettingsResource
@@ -117,6 +118,7 @@ class Wiring(Protocol):
     held_data: HeldData
     set_release_settings: SetReleaseSettings
     swipe_card: SwipeCard
+    record_printer_states: RecordPrinterStates
     card_readers: CardReaders
     event_history: EventHistory
     audit: Audit
@@ -188,6 +190,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
     route("/Services/jobs/{job_id}/release-outcome", ReleaseOutcomeResource(w.release_outcome))
     route("/Services/card-readers", CardReadersResource(w.card_readers))
     route("/Services/card-swipes", CardSwipeResource(w.swipe_card))
+    route("/Services/printer-states", PrinterStatesResource(w.record_printer_states))
     if role != "services":
         route("/api/v1/jobs", JobListResource(w.reader, w.clock, w.site_settings))
         route("/api/v1/usage", UsageResource(w.reader, w.clock, w.site_settings))

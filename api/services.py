@@ -7,14 +7,16 @@ from typing import BinaryIO, Callable
 from uuid import UUID
 
 import falcon
+from marshmallow import Schema, fields, validate
 
 from adapters.spool import SpoolMismatch, SpoolTooLarge
-from commands.job_reports import parse_batch
+from api.errors import load
 from api.openapi import Operation
-from commands.job_reports import TrackJobsSchema
+from commands.job_reports import NAME, TEXT, TrackJobsSchema, parse_batch
+from commands.printer_status import PrinterObservation, RecordPrinterStates
 from commands.jobs import HoldJob, TrackJobs, TrackOutcome, UnknownJob
 from commands.validation import InvalidRequest
-from domain.units import format_money
+from domain.units import format_money, to_micros
 
 
 def outcome_json(o: TrackOutcome) -> dict:
@@ -124,3 +126,65 @@ def declared_sha256(req: falcon.Request) -> str:
     if len(value) != 64 or not HEX.issuperset(value):
         raise InvalidRequest({DIGEST_HEADER: ["not a SHA-256: 64 hex digits expected"]})
     return value
+
+
+# --- printers' states (the release service) ---------------------------------------------------
+
+MAX_PRINTERS_PER_REPORT = 500
+MAX_REASONS = 32
+KEYWORD = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"  # an IPP keyword (printer-state-reasons; vendors add dots)
+
+
+class PrinterStateSchema(Schema):
+    printer = fields.String(required=True, validate=[validate.Length(1, 255),
+                                                     validate.Regexp(NAME, error="not a printer name")],
+                            metadata={"description": "the CUPS queue"})
+    state = fields.String(required=True, validate=validate.OneOf(("idle", "processing", "stopped", "unknown")),
+                          metadata={"description": "printer-state"})
+    reasons = fields.List(fields.String(validate=validate.Regexp(KEYWORD, error="not an IPP keyword")),
+                          load_default=list, validate=validate.Length(0, MAX_REASONS),
+                          metadata={"description": "printer-state-reasons; one ending in -error, or the state "
+                                                   "stopped, is an error"})
+    message = fields.String(load_default="", validate=[validate.Length(0, 1000),
+                                                       validate.Regexp(TEXT, error="control characters")],
+                            metadata={"description": "printer-state-message"})
+    seen_at = fields.AwareDateTime(required=True, metadata={"description": "when the release service saw it "
+                                                                           "(at most 30 days ago, 5 minutes ahead)"})
+
+
+class PrinterStatesSchema(Schema):
+    printers = fields.List(fields.Nested(PrinterStateSchema), required=True,
+                           validate=validate.Length(1, MAX_PRINTERS_PER_REPORT))
+
+
+class PrinterStateOutcomeSchema(Schema):
+    printer = fields.String(required=True)
+    in_error = fields.Boolean(required=True)
+    recorded = fields.Boolean(required=True, metadata={"description": "false: no change from what was recorded"})
+
+
+class PrinterStatesReplySchema(Schema):
+    results = fields.List(fields.Nested(PrinterStateOutcomeSchema), required=True)
+
+
+class PrinterStatesResource:
+    """POST /Services/printer-states: printers whose state changed, as the release service saw
+    them in CUPS. Changes only; the same state again records nothing."""
+
+    roles = ("agent",)
+    openapi = {"post": Operation("The release service reports printers whose CUPS state changed (in error: "
+                                 "stopped, or an -error reason; or out of it)",
+                                 body=PrinterStatesSchema, reply=PrinterStatesReplySchema,
+                                 responses={200: "One result per printer, in order",
+                                            400: "A bad field, named (nothing recorded)"})}
+
+    def __init__(self, record_printer_states: RecordPrinterStates) -> None:
+        self.record_printer_states = record_printer_states
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = load(PrinterStatesSchema(), req.get_media(default_when_empty={}) or {})
+        outcomes = self.record_printer_states([
+            PrinterObservation(p["printer"], p["state"], tuple(p["reasons"]), p["message"], to_micros(p["seen_at"]))
+            for p in data["printers"]])
+        resp.media = {"results": [{"printer": o.printer, "in_error": o.in_error, "recorded": o.recorded}
+                                  for o in outcomes]}

@@ -123,3 +123,62 @@ class Printer(Aggregate):
     def record_unmatched_swipe(self, card: str, reason: str, at: int) -> None:
         """A swipe at this printer's reader that released nothing: an unknown card, nothing held,
         or a line that holds no card number (audited; the card number as the reader sent it)."""
+
+
+def printer_status_id(server_id: str, name: str) -> UUID:
+    """The id of one CUPS queue's PrinterStatus (queue names are case-insensitive in CUPS)."""
+    return uuid5(NAMESPACE_URL, f"pageledger:{server_id}:printer-status:{name.lower()}")
+
+
+def is_error_state(state: str, reasons: tuple[str, ...] | list[str]) -> bool:
+    """A printer CUPS has stopped, or one that reports an error reason (``media-empty-error``);
+    warnings and reports (``toner-low-warning``) are not errors."""
+    return state == "stopped" or any(r.endswith("-error") for r in reasons)
+
+
+class PrinterStatus(Aggregate):
+    """What the release service saw of a CUPS printer: when it went into error, with which
+    reasons and message, and when it came out. Only changes are events: a printer that stays
+    in error with the same reasons and message records nothing more. Each event names the
+    printer, so a projection needs no other event to place it."""
+
+    @event("Registered")
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.in_error = False
+        self.reasons: tuple[str, ...] = ()
+        self.message = ""
+        self.last_at = 0  # µs of the last change recorded
+
+    @classmethod
+    def register(cls, status_id: UUID, name: str) -> "PrinterStatus":
+        return cls._create(cls.Registered, id=status_id, name=name)
+
+    def observe(self, *, in_error: bool, reasons: list[str], message: str, at: int) -> bool:
+        """Record what was seen at `at` (µs) if it is news; False when nothing changed. A report
+        older than the last change recorded (a late retry from the agent) is not news either."""
+        if at < self.last_at:
+            return False
+        if in_error:
+            if self.in_error and tuple(reasons) == self.reasons and message == self.message:
+                return False
+            self._error_seen(printer=self.name, reasons=list(reasons), message=message, at=at)
+            return True
+        if not self.in_error:
+            return False
+        self._error_cleared(printer=self.name, at=at)
+        return True
+
+    @event("ErrorSeen")
+    def _error_seen(self, printer: str, reasons: list, message: str, at: int) -> None:
+        self.in_error = True
+        self.reasons = tuple(reasons)
+        self.message = message
+        self.last_at = at
+
+    @event("ErrorCleared")
+    def _error_cleared(self, printer: str, at: int) -> None:
+        self.in_error = False
+        self.reasons = ()
+        self.message = ""
+        self.last_at = at

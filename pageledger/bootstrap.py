@@ -43,6 +43,7 @@ from commands.logins import LogIn, LogInWithCard
 from commands.ports import Directory
 from commands.printers import (PrinterCache, ReplayLegacySchedules, SetCostSchedule, SetReleaseSettings,
                                SetSecureHold)
+from commands.printer_status import RecordPrinterStates
 from commands.release import (CardReaders, DeleteJobs, ExpireJobs, HeldData, RecordReleaseOutcome, ReleaseJobs,
                               SpoolRemover, SwipeCard)
 from api.client_address import ClientAddress
@@ -465,6 +466,10 @@ class Runtime:
     @cached_property
     def swipe_card(self) -> SwipeCard:
         return SwipeCard(self.app, self.card_holder, self.waiting_of, self.release_jobs, self.clock)
+
+    @cached_property
+    def record_printer_states(self) -> RecordPrinterStates:
+        return RecordPrinterStates(self.app, self.clock)
 
     @cached_property
     def card_readers(self) -> CardReaders:

@@ -24,11 +24,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import sqlalchemy as sa
 
 from domain.costs import CostSchedule
+from domain.printers import release_queue_name
 from domain.units import MICROS_PER_DAY, first_day_from, iso
 from projections.jobs import (JOB_DELETED, JOB_DENIED, JOB_EXPIRED, JOB_FAILED, JOB_HELD, JOB_PRINTED, JOB_RELEASED,
                               JOB_TRACKED, STATUS_NAMES, held_jobs, jobs)
@@ -37,6 +39,8 @@ from projections.names import host_keys, printer_keys, user_keys
 from projections.report_period import (
     GROUPINGS, PDLS, TIME_GROUPINGS, ReportInputError, ReportParameters,
 )
+from projections.printer_errors import errors_between
+from projections.seat_tenures import allowance_changes, seats_by_day, tenures_between
 from projections.usage_daily import usage_daily
 from projections.users import users
 
@@ -44,7 +48,8 @@ QUARTER_HOUR_US = 900 * 1_000_000
 QUARTERS_PER_DAY = 96
 MEASURES = ("jobs", "impressions", "sheets", "colour_impressions", "mono_impressions", "cost")
 MONEY_COLUMNS = frozenset({"cost", "cost_saved", "mono_price", "colour_price"})
-TIME_COLUMNS = frozenset({"submitted_at", "assigned_at", "first_job", "last_job", "denied_at"})
+TIME_COLUMNS = frozenset({"submitted_at", "assigned_at", "first_job", "last_job", "denied_at", "taken_at", "released_at",
+                          "started_at", "ended_at"})
 UTC_NAMES = ("UTC", "Etc/UTC", "Etc/UCT", "UCT", "Etc/Universal", "Universal", "Zulu", "Etc/Zulu")
 
 # Where each environmental factor comes from (shown in the report beside its value).
@@ -815,8 +820,9 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
                           columns=["state", "jobs", "impressions"])
     sections.append(Section("release", "Held jobs not printed: expired (never released), release failed, deleted, "
                                        "still waiting", states, _totals(states, ("jobs", "impressions")),
-                            note="Printers in error are not recorded; a release refused because its printer was "
-                                 "stopped keeps the job held, with the reason on the Secure Print list."))
+                            note="A release refused because its printer was stopped keeps the job held, with the "
+                                 "reason on the Secure Print list."))
+    sections.append(_printer_errors_section(conn, p))
     return Report("workflow-issues", "Workflow issues", p, sections, notes=[
         f"Lists show at most {MAX_ROWS_LISTED} jobs each; totals count them all.", unknown_colour_note(settings)])
 
@@ -824,26 +830,62 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
 MAX_ROWS_LISTED = 1000
 
 
+def _printer_errors_section(conn: sa.Connection, p: ReportParameters) -> Section:
+    """The periods a CUPS printer was in error (stopped, or an error reason) that overlap the
+    report's period, as the release service saw them (projections.printer_errors)."""
+    wanted = None
+    names = [n for n in (p.printer, p.queue) if n is not None]
+    if names:  # a secure queue's printer is its release queue on the print server
+        wanted = sorted({v for n in names for v in (n.lower(), release_queue_name(n).lower())})
+    found = errors_between(conn, p.since, p.until, wanted, limit=MAX_ROWS_LISTED + 1)
+    rows = [(e.printer, e.started_at, e.ended_at, e.reasons, e.message,
+             round(((e.ended_at if e.ended_at is not None else p.until) - e.started_at) / 60e6, 1),
+             round((min(e.ended_at if e.ended_at is not None else p.until, p.until) - max(e.started_at, p.since))
+                   / 60e6, 1))
+            for e in found[:MAX_ROWS_LISTED]]
+    frame = pd.DataFrame(rows, columns=["printer", "started_at", "ended_at", "reasons", "message", "minutes",
+                                        "minutes_in_period"])
+    frame["ended_at"] = frame["ended_at"].astype("Int64")
+    return Section("printer_errors", "Printers in error (stopped, or reporting an error) during the period", frame,
+                   {"minutes_in_period": round(float(frame["minutes_in_period"].sum()), 1)} if len(frame) else None,
+                   note="As the release service saw them (it asks CUPS every 30 s by default). ended_at empty: "
+                        "still in error; its minutes run to the end of the period. minutes: the whole error, "
+                        "minutes_in_period: the part inside the period."
+                        + (f" The first {MAX_ROWS_LISTED} listed." if len(found) > MAX_ROWS_LISTED else ""))
+
+
 def licence_report(conn: sa.Connection, p: ReportParameters, src: ReportSources) -> Report:
     state = conn.execute(sa.select(licence_state)).mappings().first()
     seats = pd.DataFrame(conn.execute(sa.select(licence_seats.c.login_key, licence_seats.c.assigned_at).order_by(
         licence_seats.c.assigned_at)).all(), columns=["user", "assigned_at"])
     allowed = int(state["seats"]) if state else 0
-    over_time = seats.assign(day=pd.to_datetime(seats["assigned_at"], unit="us", utc=True).dt.tz_convert(
-        p.timezone).dt.strftime("%Y-%m-%d")).groupby("day", as_index=False).size().rename(columns={"size": "assigned"})
-    over_time["seats_used"] = over_time["assigned"].cumsum()
-    over_time["seats_allowed"] = allowed
+    held = tenures_between(conn, p.since, p.until)
+    days = seats_by_day(held, allowance_changes(conn, p.until), p.since, p.until, ZoneInfo(p.timezone))
+    over_time = pd.DataFrame([(d.day, d.seats_max, d.seats_at_end, d.seats_allowed, d.taken, d.released)
+                              for d in days],
+                             columns=["day", "seats_max", "seats_at_end", "seats_allowed", "taken", "released"])
+    tenures = pd.DataFrame([(t.login_key, t.taken_at, t.released_at, t.ended_by) for t in held[:MAX_ROWS_LISTED]],
+                           columns=["user", "taken_at", "released_at", "ended_by"])
+    tenures["released_at"] = tenures["released_at"].astype("Int64")
     d = seat_denials.c
     den = pd.DataFrame(conn.execute(sa.select(d.at, d.login_key).where(d.at >= p.since, d.at < p.until)).all(),
                        columns=["at", "user"])
     per_day = den.assign(day=pd.to_datetime(den["at"], unit="us", utc=True).dt.tz_convert(p.timezone).dt.strftime(
         "%Y-%m-%d")).groupby("day", as_index=False).agg(denials=("user", "size"), users=("user", "nunique"))
     return Report("licence-usage", "Licence usage", p, [
-        Section("seats", f"Who holds each seat, and since when ({len(seats)} of {allowed} in use)", seats, None),
-        Section("seats_over_time", "Seats in use by the day they were taken", over_time, None,
-                note="From the seats held now: a seat released since is not in the read model's history."),
+        Section("seats", f"Who holds each seat now, and since when ({len(seats)} of {allowed} in use)", seats, None),
+        Section("seats_over_time", "Seats in use per day: the most held at once, and held at the end of the day; "
+                                   "the seats the licence allowed at the end of the day; seats taken and given back",
+                over_time, _totals(over_time, ("taken", "released")),
+                note="Days in the report's time zone, the first and last cut to the period. A seat given back and "
+                     "taken again within the day counts in both taken and released."),
+        Section("tenures", "Who held a seat during the period, from when until when", tenures, None,
+                note="released_at empty: still held. ended_by: the reason recorded when the seat was given back "
+                     "(the user set Inactive, with the reason given; removed: the account was removed)."
+                     + (f" The first {MAX_ROWS_LISTED} of {len(held)} listed." if len(held) > MAX_ROWS_LISTED else "")),
         Section("denials", "Denials per day", per_day, _totals(per_day, ("denials",))),
-    ], charts=(Chart("seats_over_time", "Seats in use", "line", "seats_over_time", "day", ("seats_used", "seats_allowed")),))
+    ], charts=(Chart("seats_over_time", "Seats in use", "line", "seats_over_time", "day",
+                     ("seats_max", "seats_allowed")),))
 
 
 def iter_jobs(engine: sa.Engine, p: ReportParameters, privacy: str, chunk: int = 5000) -> Iterator[pd.DataFrame]:

@@ -466,6 +466,81 @@ def test_erasure_shreds_a_persons_names_keeps_the_totals_and_still_verifies(runt
     assert runtime.app.repository.get(person.id).login == "erased user #1"
 
 
+def test_erasure_leaves_the_seat_history_as_it_leaves_the_seats_and_still_verifies(runtime):
+    """The licence's seat events carry the login in clear (docs/audit-privacy.md, "What erasure
+    does not reach"): the seats held now (licence_seats) and every tenure of a seat
+    (seat_tenures) are rebuilt from them, so erasure leaves both as the log says, alike, and
+    audit verify still finds every read model as a rebuild makes it."""
+    from projections.licence_seats import licence_seats
+    from projections.seat_tenures import seat_tenures
+
+    runtime.licensing.install_trial()
+    login = "zedseat-4410"
+    lic = runtime.licensing.get()
+    t = to_micros(JAN)
+    lic.claim_seat(login, t)
+    lic.release_seat(login, t + 1000, reason="inactive")
+    lic.claim_seat(login, t + 2000)
+    runtime.app.save(lic)
+    reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix="s"))), user=login)]}).encode())
+    TrackJobs(runtime.app, runtime.printers, personal=runtime.personal_keys)(reports)
+    runtime.catch_up()
+
+    def seat_rows():
+        with runtime.reader.connect() as conn:
+            return ([tuple(r) for r in conn.execute(sa.select(licence_seats))],
+                    [tuple(r) for r in conn.execute(sa.select(seat_tenures).order_by(seat_tenures.c.taken_at))])
+
+    before = seat_rows()
+    assert before == ([(login, t + 2000)], [(login, t, t + 1000, "inactive"), (login, t + 2000, None, "")])
+    assert runtime.erase_person(login).jobs == 1
+    assert seat_rows() == before  # as licence_seats: the seat key as the licence's events hold it
+    result = runtime.audit.verify()
+    assert result.ok, [c.shown for c in result.read_models.checks]
+    assert {c.name for c in result.read_models.checks} >= {"licence_seats", "seat_tenures", "printer_errors"}
+
+
+def test_seats_over_time_and_printers_in_error_as_of_an_instant_leave_out_later_events(runtime):
+    """The licence usage and workflow reports rebuilt from the log into scratch tables give the
+    live answer; as of an earlier instant they leave out the seat taken and the printer error
+    recorded after it."""
+    from commands.printer_status import PrinterObservation
+    from projections.report_formats import report_json
+    from projections.report_period import parse_parameters
+    from projections.reports import CATALOGUE, run_report
+
+    def now():
+        return to_micros(datetime.now(timezone.utc))
+
+    runtime.licensing.install_trial()
+    runtime.licensing.claim_seat("ann")
+    runtime.record_printer_states([PrinterObservation("hall", "stopped", ("paused",), "jam", now())])
+    time.sleep(0.01)
+    instant = now()
+    time.sleep(0.01)
+    runtime.licensing.claim_seat("bob")
+    runtime.record_printer_states([PrinterObservation("hall", "idle", (), "", now()),
+                                   PrinterObservation("lab", "idle", ("media-empty-error",), "", now())])
+    runtime.catch_up()
+    at = now()
+    day = datetime.now(timezone.utc).date()
+    raw = {"from": (day - timedelta(days=1)).isoformat(), "to": (day + timedelta(days=1)).isoformat()}
+    for name in ("licence-usage", "workflow-issues"):
+        p = parse_parameters(raw, site_timezone="UTC", now=at, allowed=CATALOGUE[name].parameters)
+        live = report_json(run_report(runtime.reader, name, p, runtime.report_sources))
+        rebuilt, _ = runtime.audit.report_as_of(at, name, p, runtime.report_sources)
+        assert report_json(rebuilt) == live, name
+        then, _ = runtime.audit.report_as_of(instant, name, p, runtime.report_sources)
+        if name == "licence-usage":
+            assert list(then.section("tenures").frame["user"]) == ["ann"]
+            assert [s["rows"] for s in live["sections"] if s["name"] == "tenures"][0][1]["user"] == "bob"
+        else:
+            rows = then.section("printer_errors").frame
+            assert list(rows["printer"]) == ["hall"] and rows["ended_at"].isna().all()
+            assert [r["printer"] for s in live["sections"] if s["name"] == "printer_errors" for r in s["rows"]] == [
+                "hall", "lab"]
+
+
 def test_erasure_through_the_api_is_the_admins_and_refuses_bad_bodies(runtime):
     reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix="z"))), user="zed",
                                                    client_host=SECRET_HOST, document=SECRET_DOCUMENT)]}).encode())

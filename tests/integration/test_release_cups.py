@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -47,12 +48,12 @@ def user_token(server, login: str) -> str:
 class ReleaseService:
     """`python -m agent.release_service` against the live server and the private cupsd."""
 
-    def __init__(self, server, cups: CupsHarness, state: Path):
+    def __init__(self, server, cups: CupsHarness, state: Path, *extra: str):
         self.log = state / "release-service.log"
         state.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.release_service", "--state-dir", str(state), "--cups-server", cups.server,
-             "--services-url", server.url],
+             "--services-url", server.url, *extra],
             env={**os.environ, "PYTHONPATH": str(ROOT), "PAGELEDGER_RELEASE_TOKEN": server.agent_token},
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -343,3 +344,40 @@ def test_up_runs_the_release_service_beside_the_server(cups, tmp_path):
     assert children and not any(os.path.exists(f"/proc/{pid}") and
                                 "release_service" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
                                 for pid in children)
+
+
+def printer_errors(server, since: str, until: str) -> list[dict]:
+    r = requests.get(server.url + "/api/v1/reports/workflow-issues", params={"from": since, "to": until},
+                     headers=server.headers(server.admin_token), timeout=10)
+    r.raise_for_status()
+    return next(s for s in r.json()["sections"] if s["name"] == "printer_errors")["rows"]
+
+
+def test_a_printer_disabled_in_cups_is_recorded_in_error_until_it_is_enabled(cups, live_server, tmp_path):
+    """The release service asks cupsd for every printer's state (every second here) and posts
+    the changes: `cupsdisable` opens an error period in the workflow report, `cupsenable` ends it."""
+    cups.add_queue("dock")
+    service = ReleaseService(live_server, cups, tmp_path / "release-service", "--printer-poll-seconds", "1")
+    since = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    until = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        time.sleep(2)  # the first poll: every printer posted, none in error
+        assert printer_errors(live_server, since, until) == []
+        cups.run("cupsdisable", "-h", cups.server, "-r", "paper jam in tray 2", "dock")
+        disabled = datetime.now(timezone.utc)
+        [row] = wait_until(lambda: printer_errors(live_server, since, until), timeout=20)
+        assert row["printer"] == "dock" and row["ended_at"] is None
+        assert row["reasons"] == "paused" and row["message"] == "paper jam in tray 2"
+        started = datetime.fromisoformat(row["started_at"])
+        assert abs((started - disabled).total_seconds()) < 5
+        time.sleep(2.5)  # polled again, unchanged: nothing more recorded
+        assert printer_errors(live_server, since, until) == [row]
+        cups.run("cupsenable", "-h", cups.server, "dock")
+        [ended] = wait_until(lambda: [r for r in printer_errors(live_server, since, until) if r["ended_at"]],
+                             timeout=20)
+        assert ended["started_at"] == row["started_at"]
+        assert 0 < (datetime.fromisoformat(ended["ended_at"]) - started).total_seconds() < 30
+    finally:
+        service.stop()
+        cups.run("cupsenable", "-h", cups.server, "dock", check=False)
+    assert "printer dock in error: paused" in service.text()

@@ -286,8 +286,11 @@ def test_licence_usage_shows_each_seat_and_each_denial(seeded):
     seats = licence.section("seats").frame
     assert sorted(zip(seats["user"], seats["assigned_at"])) == [(u, DECIDED_AT) for u in sorted(SEATED)]
     day = local_time(DECIDED_AT, "UTC").strftime("%Y-%m-%d")
+    # every day of the period: the five seats taken on the first, held on every later one
     assert [tuple(r) for r in licence.section("seats_over_time").frame.itertuples(index=False)] == [
-        (day, len(SEATED), len(SEATED), 5)]
+        (day, len(SEATED), len(SEATED), 5, len(SEATED), 0), ("2026-11-28", 5, 5, 5, 0, 0),
+        ("2026-11-29", 5, 5, 5, 0, 0), ("2026-11-30", 5, 5, 5, 0, 0), ("2026-12-01", 5, 5, 5, 0, 0)]
+    assert sorted(licence.section("tenures").frame["user"]) == sorted(SEATED)
     denials = licence.section("denials")
     assert [tuple(r) for r in denials.frame.itertuples(index=False)] == [(day, len(DENIED), len(DENIED))]
     assert denials.totals == {"denials": len(DENIED)}
@@ -457,3 +460,150 @@ def test_the_job_list_names_impressions_and_shows_no_cost_for_a_denied_job(http)
     for job in r.json["jobs"]:
         assert job["impressions"] == job["impressions_per_copy"] * job["copies"]
         assert (job["cost"] is None) == (job["status"] == "denied")
+
+
+# --- the licence's seats over time and printers in error, on a runtime of their own ----------
+
+def utc(text: str) -> int:
+    return to_micros(datetime.fromisoformat(text).replace(tzinfo=timezone.utc))
+
+
+@pytest.fixture(scope="module", params=STORES)
+def history(request, tmp_path_factory):
+    """A licence whose seats are taken, given back and denied around the change to summer time
+    in Paris (29 March 2026), then activated with more seats; and printers going into error and
+    out of it, reported as the release service would."""
+    from commands.printer_status import PrinterObservation
+    from domain.licence import ACTIVATED_BY_FILE, SUITE
+    from pageledger.bootstrap import build_runtime
+    from pageledger.settings import Settings
+    from tests.report_data import Job, SetClock, batch
+
+    tmp = tmp_path_factory.mktemp(f"history-{request.param}")
+    url = new_database_url(request.param, tmp, request)
+    rt = build_runtime(Settings.load(environ={}, database_url=url, data_dir=tmp / "var"))
+    rt.clock = clock = SetClock(utc("2026-03-20T09:00:00"))
+    rt.licensing.install_trial()  # five seats
+
+    def licence(at: str, change) -> None:
+        lic = rt.licensing.get()
+        change(lic, utc(at))
+        rt.app.save(lic)
+
+    for login in ("ann", "bob", "cat"):
+        licence("2026-03-26T10:00:00", lambda lic, t, login=login: lic.claim_seat(login, t))
+    licence("2026-03-27T23:30:00", lambda lic, t: lic.claim_seat("dan", t))  # 00:30 on the 28th in Paris
+    licence("2026-03-28T12:00:00", lambda lic, t: lic.release_seat("bob", t, reason="left the company"))
+    licence("2026-03-28T13:00:00", lambda lic, t: lic.claim_seat("eve", t))
+    licence("2026-03-28T14:00:00", lambda lic, t: lic.claim_seat("fay", t))
+    licence("2026-03-28T15:00:00", lambda lic, t: lic.claim_seat("gus", t))  # the sixth: denied
+    licence("2026-03-29T22:30:00", lambda lic, t: lic.activate(  # 00:30 on the 30th in Paris (CEST)
+        key="k", company="Acme", method=ACTIVATED_BY_FILE, host="h", mac="m", type=SUITE, seats=10, expires_at=0,
+        now=t))
+    licence("2026-03-30T08:00:00", lambda lic, t: lic.claim_seat("gus", t))
+    licence("2026-03-31T21:30:00", lambda lic, t: lic.release_seat("ann", t, reason="removed"))  # 23:30 in Paris
+    licence("2026-04-02T08:00:00", lambda lic, t: lic.claim_seat("hal", t))  # after the period
+
+    # One job on "hall", so that the report's printer filter knows the queue.
+    clock.now = utc("2026-03-28T09:00:00")
+    rt.track_jobs(batch([Job("hist-1", "cat", "hall", utc("2026-03-28T08:00:00"), 1, 1, 0, False, "pdf", "a.pdf")]))
+
+    def seen(at: str, printer: str, state: str, reasons=(), message="") -> list:
+        clock.now = utc(at) + 1_000_000
+        return [o.recorded for o in rt.record_printer_states(
+            [PrinterObservation(printer, state, tuple(reasons), message, utc(at))])]
+
+    assert seen("2026-03-20T08:00:00", "old", "stopped", ["paused"]) == [True]
+    assert seen("2026-03-21T08:00:00", "old", "idle", ["none"]) == [True]
+    assert seen("2026-03-27T20:00:00", "lab", "idle", ["media-empty-error"], "Load paper") == [True]
+    assert seen("2026-03-28T01:00:00", "lab", "processing", ["none"]) == [True]
+    assert seen("2026-03-28T10:00:00", "hall-release", "stopped", ["paused"], "toner low") == [True]
+    assert seen("2026-03-28T10:00:30", "hall-release", "stopped", ["paused"], "toner low") == [False]  # no news
+    assert seen("2026-03-28T10:30:00", "hall-release", "idle", ["toner-low-warning"]) == [True]
+    assert seen("2026-03-28T11:00:00", "hall-release", "idle", ["none"]) == [False]  # no error to end
+    assert seen("2026-03-28T23:00:00", "attic", "stopped", ["paused"], "jammed") == [True]  # never cleared
+    assert seen("2026-03-28T23:10:00", "cellar", "idle", ["none"]) == [False]  # healthy: nothing recorded
+    rt.catch_up()
+    yield rt
+    rt.close()
+
+
+def test_licence_usage_shows_the_seats_of_every_local_day_and_who_held_them(history):
+    licence = run(history, "licence-usage", now=utc("2026-04-03T00:00:00"),
+                  **{"from": "2026-03-27", "to": "2026-03-31", "timezone": "Europe/Paris"})
+    # Worked out by hand from the fixture's story: Paris days, 29 March is 23 hours long.
+    assert [tuple(r) for r in licence.section("seats_over_time").frame.itertuples(index=False)] == [
+        # day, most held at once, held at the end of the day, allowed then, taken, given back
+        ("2026-03-27", 3, 3, 5, 0, 0),
+        ("2026-03-28", 5, 5, 5, 3, 1),  # dan (00:30), bob gives his back, eve, fay; gus refused
+        ("2026-03-29", 5, 5, 5, 0, 0),
+        ("2026-03-30", 6, 6, 10, 1, 0),  # the ten-seat licence from 00:30, then gus
+        ("2026-03-31", 6, 5, 10, 0, 1),  # ann's account removed at 23:30
+    ]
+    assert licence.section("seats_over_time").totals == {"taken": 4, "released": 2}
+    tenures = [tuple(r) for r in licence.section("tenures").frame.astype(object).where(
+        licence.section("tenures").frame.notna(), None).itertuples(index=False)]
+    assert tenures == [
+        ("ann", utc("2026-03-26T10:00:00"), utc("2026-03-31T21:30:00"), "removed"),
+        ("bob", utc("2026-03-26T10:00:00"), utc("2026-03-28T12:00:00"), "left the company"),
+        ("cat", utc("2026-03-26T10:00:00"), None, ""),
+        ("dan", utc("2026-03-27T23:30:00"), None, ""),
+        ("eve", utc("2026-03-28T13:00:00"), None, ""),
+        ("fay", utc("2026-03-28T14:00:00"), None, ""),
+        ("gus", utc("2026-03-30T08:00:00"), None, ""),
+    ]
+    assert [tuple(r) for r in licence.section("denials").frame.itertuples(index=False)] == [("2026-03-28", 1, 1)]
+    # Now: hal too, ann gone; seven of ten.
+    assert sorted(licence.section("seats").frame["user"]) == ["cat", "dan", "eve", "fay", "gus", "hal"]
+    # The same period in UTC: dan's seat and the new licence fall a day earlier.
+    in_utc = run(history, "licence-usage", now=utc("2026-04-03T00:00:00"),
+                 **{"from": "2026-03-27", "to": "2026-03-31", "timezone": "UTC"})
+    assert [tuple(r)[:6] for r in in_utc.section("seats_over_time").frame.itertuples(index=False)] == [
+        ("2026-03-27", 4, 4, 5, 1, 0), ("2026-03-28", 5, 5, 5, 2, 1), ("2026-03-29", 5, 5, 10, 0, 0),
+        ("2026-03-30", 6, 6, 10, 1, 0), ("2026-03-31", 6, 5, 10, 0, 1)]
+
+
+def test_workflow_issues_list_the_printers_in_error_during_the_period(history):
+    workflow = run(history, "workflow-issues", now=utc("2026-04-03T00:00:00"),
+                   **{"from": "2026-03-28T00:00:00Z", "to": "2026-03-29T00:00:00Z"})
+    section = workflow.section("printer_errors")
+    frame = section.frame.astype(object).where(section.frame.notna(), None)
+    assert [tuple(r) for r in frame.itertuples(index=False)] == [
+        # printer, started, ended, reasons, message, minutes (all of it), minutes in the period
+        ("lab", utc("2026-03-27T20:00:00"), utc("2026-03-28T01:00:00"), "media-empty-error", "Load paper", 300.0, 60.0),
+        ("hall-release", utc("2026-03-28T10:00:00"), utc("2026-03-28T10:30:00"), "paused", "toner low", 30.0, 30.0),
+        ("attic", utc("2026-03-28T23:00:00"), None, "paused", "jammed", 60.0, 60.0),  # still in error
+    ]
+    assert section.totals == {"minutes_in_period": 150.0}
+    # The secure queue "hall" prints through its release queue "hall-release".
+    hall = run(history, "workflow-issues", now=utc("2026-04-03T00:00:00"),
+               **{"from": "2026-03-28T00:00:00Z", "to": "2026-03-29T00:00:00Z", "printer": "hall"})
+    assert list(hall.section("printer_errors").frame["printer"]) == ["hall-release"]
+    # A period after the errors ended lists only the one still open.
+    later = run(history, "workflow-issues", now=utc("2026-04-03T00:00:00"),
+                **{"from": "2026-04-01", "to": "2026-04-01"})
+    assert list(later.section("printer_errors").frame["printer"]) == ["attic"]
+
+
+@pytest.mark.parametrize("name,params", [
+    ("licence-usage", {"from": "2026-03-27", "to": "2026-03-31", "timezone": "Europe/Paris"}),
+    ("workflow-issues", {"from": "2026-03-28T00:00:00Z", "to": "2026-03-29T00:00:00Z"}),
+])
+def test_seats_and_printer_errors_render_in_every_format(history, name, params):
+    """Empty cells (a seat still held, a printer still in error) in CSV, XLSX, PDF and HTML."""
+    import io
+
+    import openpyxl
+    from projections.report_formats import render
+
+    report = run(history, name, now=utc("2026-04-03T00:00:00"), **params)
+    csv_text = b"".join(render(report, "csv")).decode()
+    book = openpyxl.load_workbook(io.BytesIO(b"".join(render(report, "xlsx"))), read_only=True)
+    html = b"".join(render(report, "html")).decode()
+    assert b"".join(render(report, "pdf")).startswith(b"%PDF")
+    if name == "licence-usage":
+        assert "gus,2026-03-30T08:00:00" in csv_text and "seats_over_time" in " ".join(book.sheetnames)
+        assert "2026-03-31" in html and "data:image/png;base64," in html  # the seats chart
+    else:
+        assert "attic,2026-03-28T23:00:00" in csv_text and "printer_errors" in " ".join(book.sheetnames)
+        assert "Load paper" in html and "jammed" in html and "Printers in error" in html

@@ -176,9 +176,11 @@ def test_habits_are_exact_in_the_sites_time_zone(seeded, tz):
     since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
     report = run(seeded, "habits", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z", "timezone": tz})
     want = habits(JOBS, since, until, tz)
-    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types"):
+    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types", "applications"):
         got = [tuple(r) for r in report.section(name).frame.itertuples(index=False)]
         assert got == want[name], name
+    assert {a for a, *_ in want["applications"]} == {"LibreOffice", "Mozilla Firefox", "Microsoft\u00ae Word", "unknown"}
+    assert report.section("applications").totals["jobs"] == sum(n for _, n, _ in want["applications"])
 
 
 def test_workflow_issues_list_exactly_the_jobs_in_question(seeded):
@@ -222,7 +224,7 @@ def test_a_period_holding_most_jobs_gives_the_same_exact_figures_read_straight_t
     assert rows(usage.section("usage"), "user") == expected(JOBS, since, until, lambda j: j.user)
     want = habits(JOBS, since, until, "UTC")
     report = run(seeded, "habits", **period)
-    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types"):
+    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types", "applications"):
         assert [tuple(r) for r in report.section(name).frame.itertuples(index=False)] == want[name], name
     again = repeats(JOBS, since, until, minutes=10)
     savings = run(seeded, "savings", **period).section("savings").frame.set_index("measure")

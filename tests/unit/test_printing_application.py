@@ -56,6 +56,15 @@ def made(tmp_path_factory) -> dict[str, Path]:
     assert data.count(b"/Info ") == 1
     files["xmp.pdf"] = d / "xmp.pdf"
     files["xmp.pdf"].write_bytes(data.replace(b"/Info ", b"/Xnfo "))
+    # What a filtered queue's backend gets: cups-filters' pdftopdf keeps the information
+    # dictionary; pdftops makes PostScript that names the converter.
+    for name, filter_ in (("pdftopdf.pdf", "pdftopdf"), ("pdftops.ps", "pdftops")):
+        files[name] = d / name
+        assert Path(f"/usr/lib/cups/filter/{filter_}").exists(), "cups-filters is needed"
+        with open(files[name], "wb") as out:
+            subprocess.run([f"/usr/lib/cups/filter/{filter_}", "1", "alice", "t", "1", "number-up=2",
+                            str(files["office.pdf"])], stdout=out, stderr=subprocess.DEVNULL, check=True, timeout=60,
+                           env={"PATH": "/usr/bin:/bin", "CONTENT_TYPE": "application/pdf"})
     return files
 
 
@@ -69,6 +78,8 @@ def made(tmp_path_factory) -> dict[str, Path]:
     ("xmp.pdf", "pdf", "LibreOffice"),  # xmp:CreatorTool
     ("encrypted.pdf", "pdf", ""),  # its strings are encrypted: not read
     ("bare.ps", "postscript", ""),  # no %%Creator: unknown
+    ("pdftopdf.pdf", "pdf", "LibreOffice"),
+    ("pdftops.ps", "postscript", "GPL Ghostscript"),
 ])
 def test_the_application_is_what_the_document_says_made_it(made, name, pdl, application):
     assert printing_application({}, str(made[name]), pdl) == application

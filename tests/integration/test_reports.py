@@ -283,6 +283,25 @@ def test_a_held_job_printed_the_next_day_is_counted_once_when_it_printed(seeded,
     assert summary.section("users").totals["jobs"] == len(want)
 
 
+def test_a_held_job_is_in_the_daily_totals_on_the_day_it_printed_not_the_day_it_was_sent(seeded):
+    """The daily aggregate itself (what GET /api/v1/usage and the whole days of every usage
+    report read) holds the held job on the day it printed; the job list keeps its sending time."""
+    from domain.units import day_of
+    from projections.usage_daily import usage_totals
+    from tests.report_data import HELD_PRINTED, HELD_SENT
+
+    [printed] = [h.job for h in HELD if h.state == "printed"]
+    assert day_of(HELD_SENT) + 1 == day_of(HELD_PRINTED)  # sent one day, printed the next
+    with seeded.reader.connect() as conn:
+        days = {t.key: (t.jobs, t.pages, t.cost) for t in usage_totals(
+            conn, "day", user=printed.user, since_day=day_of(HELD_SENT) - 1, until_day=day_of(HELD_PRINTED) + 2)}
+    assert days == {day_of(HELD_PRINTED): (1, printed.impressions, printed.impressions * 500)}  # the vault's price
+    jobs = run(seeded, "jobs", **{"from": "2026-10-15", "to": "2026-10-16", "user": printed.user})
+    frame = jobs.section("jobs").frame
+    assert list(frame[frame["status"] == "printed"]["submitted_at"]) == [printed.at]
+    assert day_of(printed.at) == day_of(HELD_SENT)
+
+
 def test_licence_usage_shows_each_seat_and_each_denial(seeded):
     licence = run(seeded, "licence-usage", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"})
     seats = licence.section("seats").frame

@@ -29,6 +29,7 @@ from agent.outbox import Outbox
 from agent.pagecount import JobCount, count_job, pages_in_ranges
 from agent.policy_cache import PolicyStore
 from agent.printer_abilities import abilities
+from agent.printing_application import printing_application
 from agent.secure_queues import RELEASE_JOB_OPTION, SecureQueueStore, is_release_job
 from agent.lazy_pattern import LazyPattern
 from agent.server import (JobResult, ServerError, ServerRefusedToken, ServerRejectedJobs, ServerUnreachable,
@@ -132,8 +133,10 @@ def printable_title(title: str) -> str:
     return _UNPRINTABLE_IN_TITLE.sub("\ufffd", title)[:MAX_TITLE]
 
 
-def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submitted_at: str) -> dict:
-    """The job as ``POST /Services/jobs`` wants it."""
+def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submitted_at: str,
+               application: str = "") -> dict:
+    """The job as ``POST /Services/jobs`` wants it; `application` the printing application
+    (agent.printing_application), left out when not known."""
     pages = counts.pages if counts.pages is not None else 0
     paper = counts.paper_size if counts.paper_size != "unknown" else job.paper
     paper_counts: dict[str, list[int]] = {}
@@ -169,6 +172,8 @@ def job_record(job: CupsJob, counts: JobCount, *, printer: str, host: str, submi
         record["uncertain"] = printable_title(reason)[:255]
     if job.release_code:
         record["release_code"] = job.release_code
+    if application:
+        record["application"] = application
     return record
 
 
@@ -270,12 +275,13 @@ class Backend:
         if counts.pages is None:
             self.log.warning(f"PageLedger: unknown document format ({counts.bytes} bytes): recorded with 0 pages and pdl 'unknown'")
         submitted_at = job.created_at or time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-        record = job_record(job, counts, printer=printer, host=self.config.client_host, submitted_at=submitted_at)
+        record = job_record(job, counts, printer=printer, host=self.config.client_host, submitted_at=submitted_at,
+                            application=printing_application(job.options, spool_path, counts.format))
         self.log.info(f"PageLedger: job {job.job_id} by {job.user}: {counts.format}, {record['pages']} pages x "
                       f"{counts.copies} copies, {counts.sheets if counts.sheets is not None else '?'} sheets"
                       f"{' duplex' if counts.duplex else ''}, "
                       f"{self._colour_words(record, counts)}"
-                      f", {record['paper']}")
+                      f", {record['paper']}, application {record.get('application') or 'unknown'}")
         self.log.debug(f"PageLedger: counted in {(time.perf_counter() - started) * 1000:.1f} ms; job_key {record['job_key']}")
 
         with Outbox(os.path.join(self.config.state_dir, "outbox.sqlite3"), warn=self.log.warning) as outbox:

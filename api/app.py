@@ -226,7 +226,7 @@ def create_app(w: Wiring, role: str = "all", limits: BodyLimits = BodyLimits(),
         route("/api/v1/events", EventsResource(w.event_history))
         route("/api/v1/jobs/{job}/history", JobHistoryResource(w.event_history))
         route("/api/v1/audit/as-of", AsOfResource(w.audit, w.clock))
-        route("/api/v1/audit/as-of/{name}", AsOfReportResource(w.audit, w.site_settings, w.report_sources))
+        route("/api/v1/audit/as-of/{name}", AsOfReportResource(w.audit))
         route("/api/v1/audit/changes", AdminChangesResource(w.audit))
         # `audit verify` in the background (projections.background_verify), as the console's Audit page starts it.
         route("/api/v1/audit/verifications", StartRunResource(

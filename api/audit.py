@@ -24,7 +24,6 @@ from projections.erasure import UnknownPerson
 from projections.event_history import EventFilter, EventHistory, HistoryEvent, known_topic
 from projections.jobs import JobFilter, list_jobs
 from projections.report_formats import MEDIA_TYPES, render, report_json
-from projections.reports import ReportSources
 from projections.usage_daily import GROUPS
 
 AUDIT_ROLES = ("admin", "auditor")
@@ -248,10 +247,8 @@ class AsOfReportResource:
                                 responses={200: "The report as of the instant (JSON, or the file asked for)",
                                            404: "No such report"})}
 
-    def __init__(self, audit: Audit, site_settings: Any, sources: ReportSources) -> None:
+    def __init__(self, audit: Audit) -> None:
         self.audit = audit
-        self.site_settings = site_settings
-        self.sources = sources
         self.at = AsOfQuerySchema()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
@@ -263,8 +260,10 @@ class AsOfReportResource:
             at = to_micros(self.at.load({"at": raw.pop("at", None)} if "at" in raw else {})["at"])
         except ValidationError as exc:
             errors.update({k: v for k, v in exc.normalized_messages().items() if k == "at"})
-        p = report_parameters(self.site_settings, at, req, name, raw, fmt, errors)
-        report, read = self.audit.report_as_of(at, name, p, self.sources)
+        # The report's dates are read in the site's time zone as it stood at the instant, as
+        # every other setting the report reads (Audit.report_as_of).
+        p = report_parameters(self.audit.settings_as_of(at), at, req, name, raw, fmt, errors)
+        report, read = self.audit.report_as_of(at, name, p)
         if fmt == "json":
             resp.media = {**report_json(report), "as_of": iso(at), "events_replayed": read}
             return

@@ -7,7 +7,7 @@ sense for one person, bound to their own jobs; the organisation-wide ones answer
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import falcon
 import sqlalchemy as sa
@@ -126,7 +126,7 @@ def prepare_report(reader: sa.Engine, site_settings: SiteSettingsReader, sources
         raise InvalidInput(exc.errors) from None
 
 
-def report_parameters(site_settings: SiteSettingsReader, now: int, req: falcon.Request, name: str,
+def report_parameters(site_settings: SiteSettingsReader | Mapping[str, Any], now: int, req: falcon.Request, name: str,
                       raw: dict[str, str], fmt: str = "json",
                       extra_errors: dict[str, list[str]] | None = None) -> ReportParameters:
     """The checked parameters `raw` of report `name` for the caller (a user's are bound to their

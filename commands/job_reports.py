@@ -23,6 +23,7 @@ from domain.units import MICROS_PER_DAY, from_micros
 
 PDLS = ("pdf", "postscript", "pcl5", "pclxl", "pwg-raster", "urf", "text", "unknown")
 MAX_BATCH = 5000
+MAX_APPLICATION = 128  # characters of a printing application's name
 
 # Characters no identifier or name may hold: controls (C0, DEL, C1: Cc), format characters
 # (Cf: zero-width spaces, bidi overrides, the BOM, soft hyphen — invisible, so two logins that
@@ -88,6 +89,8 @@ class JobReport(msgspec.Struct, frozen=True):
     pages_known: bool = True
     colour_known: bool = True
     uncertain: Annotated[str, msgspec.Meta(max_length=255)] = ""
+    # The application the job was printed from (agent/printing_application.py); "" not known.
+    application: Annotated[str, msgspec.Meta(max_length=MAX_APPLICATION)] = ""
 
     def __post_init__(self) -> None:
         # Named field by field by the marshmallow face; msgspec only needs to refuse. The
@@ -95,7 +98,7 @@ class JobReport(msgspec.Struct, frozen=True):
         # a msgspec `pattern` per field took ~5 µs a job, this ~3 (~1.2 without character checks).
         if (_FORBIDDEN.search(f"{self.job_key}{self.user}{self.printer}{self.client_host}{self.paper}"
                               f"{self.release_code or ''}")
-                or _FORBIDDEN_IN_TEXT.search(self.document)
+                or _FORBIDDEN_IN_TEXT.search(f"{self.document}{self.application}")
                 or not (self.job_key.strip() and self.user.strip() and self.printer.strip() and self.paper.strip())
                 or (self.release_code is not None and not self.release_code.strip())):
             raise ValueError("a name is blank or holds a forbidden character")
@@ -214,6 +217,11 @@ class JobReportSchema(Schema):
     uncertain = fields.String(load_default="", validate=[
         validate.Length(0, 255), _pattern(TEXT, "holds a control character other than TAB, or an unpaired surrogate")],
         metadata={"description": "why pages or colour are not known"})
+    application = fields.String(load_default="", validate=[
+        validate.Length(0, MAX_APPLICATION),
+        _pattern(TEXT, "holds a control character other than TAB, or an unpaired surrogate")],
+        metadata={"description": "the application the job was printed from (e.g. the PDF's Creator, the "
+                                 "PostScript %%Creator comment); empty when the agent could not tell"})
 
     # Run also when other fields are bad, so the one 400 answer names every bad field. A field
     # that failed its own checks is absent from `data`: figures are compared only when valid.

@@ -41,7 +41,8 @@ log = logging.getLogger("pageledger.jobs")
 # them to be a duplicate. The server's own figures (sheets, cost, schedule, a denial's
 # reason) are left out: they follow from these and the printer's prices at the time.
 SENT_FIGURES = ("user", "printer", "client_host", "submitted_at", "pages", "copies", "colour_pages", "duplex",
-                "paper", "size", "pdl", "document", "paper_counts", "pages_known", "colour_known", "uncertain")
+                "paper", "size", "pdl", "document", "paper_counts", "pages_known", "colour_known", "uncertain",
+                "application")
 # Never written to the log, whose lines name a job by its key only.
 PERSONAL_FIGURES = frozenset({"user", "client_host", "document"})
 
@@ -264,7 +265,8 @@ def _sent_figures(r: JobReport, printer: Printer) -> dict[str, object]:
                 size=r.size, pdl=r.pdl, document=r.document,
                 paper_counts=None if r.paper_counts is None else
                 {name: [count.pages, count.colour_pages] for name, count in sorted(r.paper_counts.items())},
-                pages_known=r.pages_known, colour_known=r.colour_known, uncertain=r.uncertain)
+                pages_known=r.pages_known, colour_known=r.colour_known, uncertain=r.uncertain,
+                application=r.application)
 
 
 def _recorded(jid: UUID, r: JobReport, printer: Printer, denied: str | None = None,

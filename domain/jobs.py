@@ -74,7 +74,9 @@ class PrintJob(Aggregate):
         ``person`` > 0: the number of the person whose key seals the job's personal fields, the
         login among them — ``user`` and ``client_host`` are then empty and ``document`` holds
         the sealed fields (adapters.personal_keys); 0 on events stored before it, whose ``user``
-        is the login.
+        is the login. ``application``: the application the job was printed from, as the agent
+        read it from the job (agent/printing_application.py); "" when it could not tell, and on
+        events stored before it. Not personal: it names software, not a person or a document.
         """
 
         document: str  # personal field (see Recorded): the last of the first version's fields
@@ -85,9 +87,10 @@ class PrintJob(Aggregate):
         legacy_id: str = ""
         billing_code: str = ""
         person: int = 0
+        application: str = ""
 
         APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": "",
-                             "legacy_id": "", "billing_code": "", "person": 0}
+                             "legacy_id": "", "billing_code": "", "person": 0, "application": ""}
 
     class Denied(Recorded):
         """A job refused when it was tracked (e.g. its user has no licence seat).
@@ -103,9 +106,10 @@ class PrintJob(Aggregate):
         colour_known: bool = True
         uncertain: str = ""
         person: int = 0  # as on Tracked
+        application: str = ""  # as on Tracked
 
         APPENDED_DEFAULTS = {"paper_counts": None, "pages_known": True, "colour_known": True, "uncertain": "",
-                             "person": 0}
+                             "person": 0, "application": ""}
 
         def apply(self, aggregate: "PrintJob") -> None:
             super().apply(aggregate)
@@ -126,6 +130,9 @@ class PrintJob(Aggregate):
         pages_known: bool = True
         colour_known: bool = True
         uncertain: str = ""
+        application: str = ""  # as on Tracked (appended: events stored before it decode with "")
+
+        APPENDED_DEFAULTS = {"application": ""}
 
         def apply(self, aggregate: "PrintJob") -> None:
             super().apply(aggregate)
@@ -166,7 +173,7 @@ class PrintJob(Aggregate):
                               colour_pages=colour_pages, duplex=duplex, paper=paper, size=0, pdl="unknown", cost=cost,
                               schedule=schedule, document=document, paper_counts=None, pages_known=True,
                               colour_known=True, uncertain="", legacy_id=legacy_id, billing_code=billing_code,
-                              person=person)
+                              person=person, application="")
         return event
 
     @classmethod

@@ -23,6 +23,12 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         command.upgrade(_config(connection), revision)
 
 
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Take the read-model schema back to `revision`."""
+    with engine.begin() as connection:
+        command.downgrade(_config(connection), revision)
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

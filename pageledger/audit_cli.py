@@ -134,15 +134,15 @@ def _report_as_of(runtime: Any, instant: int, args: argparse.Namespace) -> int:
             return 2
         params[key] = value
     try:
-        p = parse_parameters(params, site_timezone=str(runtime.site_settings["timezone"]), now=instant,
+        # Dates in the site's time zone as it stood at the instant, as every setting the report reads.
+        p = parse_parameters(params, site_timezone=str(runtime.audit.settings_as_of(instant)["timezone"]), now=instant,
                              allowed=CATALOGUE[args.report].parameters)
     except ReportInputError as exc:
         for field, messages in exc.errors.items():
             print(f"pageledger: {field}: {' '.join(messages)}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    report, read = runtime.audit.report_as_of(instant, args.report, p, runtime.report_sources,
-                                              progress=_progress("replaying"))
+    report, read = runtime.audit.report_as_of(instant, args.report, p, progress=_progress("replaying"))
     print(f"{report.title} as of {iso(instant)}, from the events recorded by then ({read:,} events replayed in "
           f"{time.perf_counter() - started:.1f}s)", file=sys.stderr)
     if args.json:

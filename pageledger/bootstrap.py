@@ -348,7 +348,7 @@ class Runtime:
 
     @cached_property
     def audit(self) -> Audit:
-        return Audit(self.app, self.reader, self.event_history,
+        return Audit(self.app, self.reader, self.event_history, self.default_schedule,
                      scratch_dir=None if is_postgres(self.settings.resolved_database_url) else self.settings.data_dir)
 
     # --- handlers: one per use case ---------------------------------------------------------

@@ -15,7 +15,9 @@ from projections.event_history import EventHistory
 from projections.follower import all_projections
 from projections.replay import Progress, ReadModelReport, Scratch, replay_as_of, verify_read_models
 from projections.report_period import ReportParameters
-from projections.reports import CATALOGUE, Report, ReportSources, run_report
+from domain.costs import CostSchedule
+from projections.reports import CATALOGUE, Report, run_report
+from projections.sources_as_of import settings_at, sources_at
 from projections.usage_daily import UsageTotal, usage_totals
 
 AS_OF_REPORTS = tuple(CATALOGUE)  # every report of the catalogue
@@ -33,8 +35,9 @@ class Verification:
 
 class Audit:
     def __init__(self, app: Application, reader: sa.Engine, history: EventHistory,
-                 scratch_dir: Path | None = None) -> None:
+                 default_schedule: CostSchedule, scratch_dir: Path | None = None) -> None:
         self.app = app
+        self.default_schedule = default_schedule  # what a printer not registered by an instant is priced with
         self.reader = reader
         self.history = history
         self.scratch_dir = scratch_dir
@@ -49,12 +52,20 @@ class Audit:
             with scratch.engine.connect() as conn:
                 return usage_totals(conn, group_by, user=user, since_day=since_day, until_day=until_day), read
 
-    def report_as_of(self, instant_us: int, name: str, p: ReportParameters, sources: ReportSources,
+    def settings_as_of(self, instant_us: int) -> dict[str, object]:
+        """The site settings as they stood at `instant_us` (e.g. the time zone a report's dates
+        are read in)."""
+        return settings_at(self.app, self.app.server_id, instant_us)
+
+    def report_as_of(self, instant_us: int, name: str, p: ReportParameters,
                      progress: Progress | None = None) -> tuple[Report, int]:
         """Report `name` as it stood at `instant_us`: every read model is rebuilt into scratch
         tables from the events recorded up to then, and the report runs on those, by the same
-        code as on the live tables. The site settings and cost schedules are today's (`sources`).
-        Returns the report and the number of events read."""
+        code as on the live tables, with the site settings (time zone, document-name privacy,
+        repeat minutes, environmental factors, ...) and each printer's cost schedule as they
+        stood then too (projections.sources_as_of): a change made after the instant changes
+        nothing of it. Returns the report and the number of events read."""
+        sources = sources_at(self.app, self.app.server_id, instant_us, self.default_schedule)
         with Scratch(self.scratch_dir) as scratch:
             read = replay_as_of(self.app, self.reader, instant_us, [projection.name for projection in all_projections()], scratch,
                                 progress)

@@ -18,7 +18,7 @@ from domain.privacy import KEEP, OMIT, shown_document
 from domain.site_settings import SiteSettings
 from domain.units import MICROS_PER_DAY
 from projections.follower import Projection, metadata
-from projections.names import KeyTable, host_keys, printer_keys, user_keys
+from projections.names import KeyTable, application_keys, host_keys, printer_keys, user_keys
 from projections.sql import insert_rows, storable_text
 
 # The times a report shows: a stored time outside them (year 1 or 9999 from a client's broken
@@ -75,6 +75,9 @@ jobs = sa.Table(
     sa.Column("document", sa.Text, nullable=False),
     # What the agent could not be sure of ("colour: ..." / "pages: ..."), "" when sure (issue 19).
     sa.Column("uncertain", sa.String(300), nullable=False, server_default=""),
+    # The printing application (application_keys.id; 0: not known). Last, as the migration that
+    # added it put it; 2 bytes on PostgreSQL, and none at all on SQLite for a 0.
+    sa.Column("app_id", sa.SmallInteger, nullable=False, server_default="0"),
     # A user's own jobs, newest first, keyset-paged: the most frequent query (the user portal).
     sa.Index("ix_jobs_user_seq", "user_id", "seq"),
     # By printer: few distinct keys, so PostgreSQL's btree deduplication keeps this ~7 B a job.
@@ -124,7 +127,9 @@ held_jobs = sa.Table(
 )
 
 COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host_id", "pages", "sheets",
-           "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document", "uncertain")
+           "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document", "uncertain", "app_id")
+UNKNOWN_APPLICATION = 0  # app_id of a job whose application the agent could not tell
+MAX_APPLICATION_ID = 32767
 
 
 LIFECYCLE = (PrintJob.Held, PrintJob.Released, PrintJob.Printed, PrintJob.ReleaseFailed, PrintJob.Deleted,
@@ -150,7 +155,8 @@ class JobsProjection(Projection):
         self.users = KeyTable(user_keys, "login")
         self.printers = KeyTable(printer_keys, "name")
         self.hosts = KeyTable(host_keys, "name")
-        self.key_tables = (self.users, self.printers, self.hosts)
+        self.applications = KeyTable(application_keys, "name")
+        self.key_tables = (self.users, self.printers, self.hosts, self.applications)
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         # Runs of new jobs go in together (the hot path: one COPY); a lifecycle event, or a change
@@ -177,11 +183,12 @@ class JobsProjection(Projection):
         user_ids = self.users.ids(conn, {e.user for _, e in events})
         printer_ids = self.printers.ids(conn, {e.printer for _, e in events})
         host_ids = self.hosts.ids(conn, {e.client_host for _, e in events})
+        app_ids = self._application_ids(conn, {e.application for _, e in events})
         insert_rows(conn, jobs, COLUMNS, [
             (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
              e.pages, e.sheets, e.colour_pages, e.copies, _status_of(e), e.duplex, storable_text(e.paper, 32),
              storable_text(LEGACY_PDL if getattr(e, "legacy_id", "") else e.pdl, 16), storable_text(e.document),
-             storable_text(uncertainty(e), 300))
+             storable_text(uncertainty(e), 300), app_ids[e.application])
             for seq, e in events
         ])
         secured = [(seq, e) for seq, e in events if e.event_class is PrintJob.Secured]
@@ -190,6 +197,14 @@ class JobsProjection(Projection):
                 (str(UUID(str(e.originator_id))), seq, e.expires_at, e.timestamp, user_ids[e.user],
                  printer_ids[e.printer], JOB_HELD, False, "", e.code_digest, "", "", "")
                 for seq, e in secured])
+
+    def _application_ids(self, conn: sa.Connection, names: set[str]) -> dict[str, int]:
+        """app_id of each name: 0 for "" — and for a name past the 32,767 a 2-byte column holds,
+        so that a flood of made-up names cannot stop the projection (agents send a few dozen)."""
+        ids = {n: (i if i <= MAX_APPLICATION_ID else UNKNOWN_APPLICATION)
+               for n, i in self.applications.ids(conn, names - {""}).items()}
+        ids[""] = UNKNOWN_APPLICATION
+        return ids
 
     def _lifecycle(self, conn: sa.Connection, seq: int, e: Any) -> None:
         job_id = str(UUID(str(e.originator_id)))

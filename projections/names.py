@@ -1,4 +1,5 @@
-"""Small int ids for the names that many rows repeat: logins, printer queues, client hosts.
+"""Small int ids for the names that many rows repeat: logins, printer queues, client hosts,
+printing applications.
 
 Read models store these ids instead of the strings (a jobs row stays narrow). The key tables
 are shared by every projection that names users, printers or hosts, and are never emptied by
@@ -27,6 +28,14 @@ printer_keys = sa.Table(
 
 host_keys = sa.Table(
     "host_keys", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+)
+
+# The applications jobs were printed from (PrintJob.Tracked `application`). A job row holds the
+# id as a 2-byte integer, 0 for "not known" (no row here: SQLite stores a 0 in no bytes at all).
+application_keys = sa.Table(
+    "application_keys", metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(255), nullable=False, unique=True),
 )

@@ -29,11 +29,11 @@ from eventsourcing.application import Application
 
 from projections.follower import Projection, all_projections, metadata, projection_positions, projection_skips
 from projections.log_reader import LogReader
-from projections.names import host_keys, printer_keys, user_keys
+from projections.names import application_keys, host_keys, printer_keys, user_keys
 
 log = logging.getLogger("pageledger.audit")
 
-KEY_TABLES = (user_keys, printer_keys, host_keys)
+KEY_TABLES = (user_keys, printer_keys, host_keys, application_keys)
 # Events are recorded in notification order, but two writers' clocks race by the length of a
 # transaction: a scan for an instant reads on until the log is this far past it.
 RECORDED_SLACK_US = 60 * 1_000_000

@@ -26,6 +26,7 @@ DENIED = ("fay", "gus")  # no seat left: their jobs are denied
 DEPARTMENTS = {"ann": "Sales", "bob": "Sales", "cat": "Lab", "dan": "Lab"}  # eve has none
 DOCUMENTS = ("report.pdf", "minutes.docx", "poster.png", "thesis draft.pdf", "=HYPERLINK(\"x\").txt")
 PDLS = ("pdf", "postscript", "pcl5", "unknown")
+APPLICATIONS = ("LibreOffice", "Mozilla Firefox", "", "Microsoft\u00ae Word", "LibreOffice")  # "": not known
 # The runtime's clock while seeding: the instant the licence takes its seats and refuses them.
 DECIDED_AT = to_micros(datetime(2026, 11, 27, 5, 30, tzinfo=timezone.utc))
 # A secure queue whose held jobs wait in October, outside every period the usage tests read:
@@ -58,6 +59,7 @@ class Job:
     duplex: bool
     pdl: str
     document: str
+    application: str = ""
 
     @property
     def denied(self) -> bool:
@@ -114,7 +116,8 @@ def generate(seed: int = 16) -> list[Job]:
         colour = rng.choice((0, 0, 0, min(pages, rng.randrange(1, 4))))
         document = rng.choice(DOCUMENTS)
         jobs.append(Job(f"rep-{seed}-{n}", user, rng.choice(tuple(SCHEDULES)), to_micros(at), pages,
-                        rng.choice((1, 1, 1, 2, 5)), colour, rng.random() < 0.4, rng.choice(PDLS), document))
+                        rng.choice((1, 1, 1, 2, 5)), colour, rng.random() < 0.4, rng.choice(PDLS), document,
+                        APPLICATIONS[n % len(APPLICATIONS)]))
     # a repeated print: the same document by the same user two minutes apart
     first = datetime(2026, 11, 28, 10, tzinfo=timezone.utc)
     for k, delay in enumerate((0, 120)):
@@ -165,10 +168,11 @@ def habits(jobs: list[Job], since: int, until: int, tz: str, limit: int = 20) ->
     weekdays = {d: [0, 0] for d in WEEKDAYS}
     documents: dict[str, list[int]] = {}
     pdls: dict[str, list[int]] = {}
+    applications: dict[str, list[int]] = {}
     for j in tracked:
         t = local_time(j.at, tz)
         for table, key in ((hours, t.hour), (weekdays, WEEKDAYS[t.weekday()]), (documents, j.document),
-                           (pdls, j.pdl)):
+                           (pdls, j.pdl), (applications, j.application or "unknown")):
             row = table.setdefault(key, [0, 0])
             row[0] += 1
             row[1] += j.impressions
@@ -186,6 +190,7 @@ def habits(jobs: list[Job], since: int, until: int, tz: str, limit: int = 20) ->
                   for label, low, high in SIZES],
         "documents": [(d, *v) for d, v in top],
         "document_types": sorted((p, *v) for p, v in pdls.items()),
+        "applications": [(a, *v) for a, v in sorted(applications.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))],
     }
 
 
@@ -224,7 +229,8 @@ def batch(jobs: list[Job]):
         "job_key": j.key, "user": j.user, "printer": j.printer,
         "submitted_at": datetime.fromtimestamp(j.at / 1e6, tz=timezone.utc).isoformat(),
         "pages": j.pages, "copies": j.copies, "colour_pages": j.colour_pages, "duplex": j.duplex, "pdl": j.pdl,
-        "document": j.document, "client_host": "ws-1", "paper": "A4", "size": 1000} for j in jobs]}).encode())
+        "document": j.document, "client_host": "ws-1", "paper": "A4", "size": 1000,
+        **({"application": j.application} if j.application else {})} for j in jobs]}).encode())
 
 
 def expected(jobs: list[Job], since: int, until: int, key=lambda j: "all", *, denied: bool = False) -> dict:

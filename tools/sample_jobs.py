@@ -16,6 +16,10 @@ _WORDS = ("Quarterly", "Report", "Invoice", "Minutes", "Draft", "Budget", "Contr
 _EXT = (".pdf", ".docx", ".xlsx", ".pptx", ".txt", "")
 _PAPERS = ("A4",) * 8 + ("Letter", "A3")
 _PDLS = ("pdf",) * 6 + ("postscript", "pcl5", "pclxl", "text")
+# The printing application as the agent reads it (agent/printing_application.py), skewed as an
+# office's are; "" (not known: PCL, raster, text jobs) is left out of the report, as the agent does.
+_APPLICATIONS = ("Microsoft\u00ae Word",) * 5 + ("Microsoft\u00ae Excel",) * 3 + ("Mozilla Firefox",) * 2 + (
+    "LibreOffice", "Writer", "Calc", "Chromium", "Skia/PDF", "cairo", "Acrobat Reader", "GPL Ghostscript", "", "", "")
 
 
 def sample_jobs(n: int, *, seed: int = 1, users: int = 500, printers: int = 40, hosts: int = 8,
@@ -54,4 +58,6 @@ def sample_jobs(n: int, *, seed: int = 1, users: int = 500, printers: int = 40, 
             "paper": rnd.choice(_PAPERS),
             "size": pages * rnd.randint(20_000, 120_000),
             "pdl": rnd.choice(_PDLS),
+            # from the job's number, not `rnd`: the other figures stay what they were for a seed
+            **({"application": app} if (app := _APPLICATIONS[(i * 5 + seed) % len(_APPLICATIONS)]) else {}),
         }

@@ -25,6 +25,10 @@ class Name(str):
     """A PDF name (``/Type``), told apart from strings."""
 
 
+class HexString(bytes):
+    """A hex string's digits (``<48656C6C6F>``), told apart from a literal string's body."""
+
+
 class Ref(tuple):
     """An indirect reference ``(object number, generation)``."""
 
@@ -96,7 +100,7 @@ class PdfStructure:
             close = data.find(b">", pos)
             if close < 0:
                 raise Unsupported("unterminated hex string")
-            return bytes(data[pos + 1:close]), close + 1
+            return HexString(data[pos + 1:close]), close + 1
         if c == 0x5B:  # [ array ]
             pos += 1
             items = []

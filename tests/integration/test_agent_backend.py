@@ -373,3 +373,31 @@ def test_held_data_the_server_received_cut_short_is_retried(rig, services, tmp_p
     retry = rig.run(*argv, data=data, printer="secure")
     assert retry.returncode == 0, retry.stderr.decode()
     assert rig.printed() is None and services.uploads
+
+
+def test_the_printing_application_is_sent_with_the_job_when_the_job_tells_it(rig, services, tmp_path):
+    """A PDF made by Ghostscript from a LibreOffice PostScript file names LibreOffice (its /Creator);
+    the macOS print dialog's option names the application before the document does; a PCL job
+    tells none, and its record carries no application at all (what an older agent sends)."""
+    import shutil
+
+    assert shutil.which("gs"), "ghostscript (gs) is needed"
+    ps = tmp_path / "office.ps"
+    ps.write_text("%!PS-Adobe-3.0\n%%Creator: (LibreOffice 7.5.3.2)\n%%Pages: 1\n%%EndComments\n"
+                  "/Helvetica findfont 12 scalefont setfont 72 720 moveto (hi) show showpage\n")
+    pdf = tmp_path / "office.pdf"
+    subprocess.run(["gs", "-q", "-dBATCH", "-dNOPAUSE", "-dSAFER", "-sDEVICE=pdfwrite", f"-sOutputFile={pdf}", str(ps)],
+                   check=True, timeout=60)
+    result = rig.run("51", "alice", "Minutes", "1", "job-uuid=urn:uuid:51", data=pdf.read_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    assert services.jobs["printsrv1/51/urn:uuid:51"]["application"] == "LibreOffice"
+    assert "application LibreOffice" in result.stderr.decode()
+    result = rig.run("52", "alice", "Minutes", "1",
+                     "job-uuid=urn:uuid:52 com.apple.print.JobInfo.PMApplicationName=Pages", data=pdf.read_bytes())
+    assert result.returncode == 0, result.stderr.decode()
+    assert services.jobs["printsrv1/52/urn:uuid:52"]["application"] == "Pages"
+    spool = docs.pcl5(tmp_path / "d00053-001", 2)
+    result = rig.run("53", "bob", "raw job", "1", "job-uuid=urn:uuid:53", str(spool), final_type="")
+    assert result.returncode == 0, result.stderr.decode()
+    assert "application" not in services.jobs["printsrv1/53/urn:uuid:53"]
+    assert "application unknown" in result.stderr.decode()

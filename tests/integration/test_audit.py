@@ -584,11 +584,11 @@ def test_every_report_as_of_now_equals_the_live_report_and_leaves_out_later_even
         p = parse_parameters({k: v for k, v in raw.items() if k in spec.parameters}, site_timezone="UTC", now=now,
                              allowed=spec.parameters)
         live = report_json(run_report(runtime.reader, name, p, runtime.report_sources))
-        rebuilt, read = runtime.audit.report_as_of(now, name, p, runtime.report_sources)
+        rebuilt, read = runtime.audit.report_as_of(now, name, p)
         assert report_json(rebuilt) == live, name
         assert read >= 37
     p = parse_parameters(raw, site_timezone="UTC", now=now, allowed=CATALOGUE["user-printing-summary"].parameters)
-    then, _ = runtime.audit.report_as_of(instant, "user-printing-summary", p, runtime.report_sources)
+    then, _ = runtime.audit.report_as_of(instant, "user-printing-summary", p)
     live = run_report(runtime.reader, "user-printing-summary", p, runtime.report_sources)
     assert then.sections[0].totals["jobs"] == 30 and live.sections[0].totals["jobs"] == 37
 
@@ -621,6 +621,72 @@ def test_every_report_as_of_now_equals_the_live_report_and_leaves_out_later_even
     assert as_csv.returncode == 0 and as_csv.stdout, as_csv.stderr
     bad = cli(runtime, "audit", "as-of", at, "--report", "savings", "--param", "colour=purple")
     assert bad.returncode == 2 and "colour" in bad.stderr
+
+
+def test_a_report_as_of_an_instant_uses_the_settings_and_cost_schedules_as_they_stood_then(runtime):
+    """Settings and cost schedules changed after the instant (time zone, document-name privacy,
+    repeat minutes, environmental factors, a printer's prices) leave the report as of the
+    instant unchanged, though they change the live one."""
+    from domain.costs import CostSchedule
+    from projections.report_formats import report_json
+    from projections.report_period import parse_parameters
+    from projections.reports import CATALOGUE, run_report
+
+    track(runtime, 30, key_prefix="a", start=JAN)
+    runtime.change_setting("report_co2e_grams_per_sheet", 20.0, by="admin", expected=12.7)
+    runtime.catch_up()
+    time.sleep(0.01)
+    instant = to_micros(datetime.now(timezone.utc))
+    time.sleep(0.01)
+    raw = {"from": "2026-01-01", "to": "2026-01-31"}
+    names = ("environment", "savings", "printer-list", "workflow-issues", "habits", "jobs", "usage")
+    params = {name: parse_parameters({k: v for k, v in raw.items() if k in CATALOGUE[name].parameters},
+                                     site_timezone="UTC", now=instant, allowed=CATALOGUE[name].parameters)
+              for name in names}
+    first = {name: report_json(runtime.audit.report_as_of(instant, name, p)[0]) for name, p in params.items()}
+
+    changes = {"timezone": "Asia/Tokyo", "document_names": "omit", "report_repeat_minutes": 600,
+               "report_co2e_grams_per_sheet": 99.0, "report_sheets_per_tree": 10.0, "unknown_colour_charge": "mono"}
+    for field, value in changes.items():
+        runtime.change_setting(field, value, by="admin", expected=runtime.site_settings[field])
+    with runtime.reader.connect() as conn:
+        printers = [r[0] for r in conn.execute(sa.text("SELECT name FROM printer_keys ORDER BY name"))]
+    before = {name: runtime.printers.schedule_of(name) for name in printers}
+    for name in printers:
+        runtime.set_cost_schedule(name, CostSchedule(mono_page=7777, colour_page=88888, duplex_discount_pct=50))
+    runtime.site_settings.invalidate()
+    runtime.printers.invalidate()
+    runtime.catch_up()
+    assert runtime.audit.settings_as_of(instant)["timezone"] == "UTC"
+    assert runtime.audit.settings_as_of(instant)["report_co2e_grams_per_sheet"] == 20.0
+    now = to_micros(datetime.now(timezone.utc))
+    assert {k: runtime.audit.settings_as_of(now)[k] for k in changes} == changes
+    for name, p in params.items():
+        assert report_json(runtime.audit.report_as_of(instant, name, p)[0]) == first[name], name
+    assert any(row["document"] for row in first["jobs"]["sections"][0]["rows"])  # names kept as of the instant
+    # ... and the changes do change today's reports: the as-of ones are not blind to settings.
+    p = parse_parameters(raw, site_timezone="UTC", now=now, allowed=CATALOGUE["environment"].parameters)
+    live = report_json(run_report(runtime.reader, "environment", p, runtime.report_sources))
+    then = report_json(runtime.audit.report_as_of(instant, "environment", p)[0])
+    assert {f["setting"]: f["value"] for f in then["factors"]}["report_co2e_grams_per_sheet"] == 20.0
+    assert {f["setting"]: f["value"] for f in live["factors"]}["report_co2e_grams_per_sheet"] == 99.0
+    p = parse_parameters(raw, site_timezone="UTC", now=now, allowed=CATALOGUE["printer-list"].parameters)
+    live = run_report(runtime.reader, "printer-list", p, runtime.report_sources).section("printers").frame
+    then = runtime.audit.report_as_of(instant, "printer-list", p)[0].section("printers").frame
+    assert set(live["mono_price"]) == {7777}
+    assert list(then["mono_price"]) == [before[n].mono_page for n in then["printer"]]
+
+    # The API and the CLI read dates in the time zone of the instant (UTC), not today's (Tokyo).
+    client, tokens = client_and_tokens(runtime)
+    at = datetime.fromtimestamp(instant / 1e6, timezone.utc).isoformat()
+    r = client.simulate_get("/api/v1/audit/as-of/environment", params={**raw, "at": at},
+                            headers=bearer(tokens["auditor"]))
+    assert r.status_code == 200, r.text
+    assert r.json["period"]["timezone"] == "UTC" and r.json["period"]["from"].startswith("2026-01-01T00:00:00")
+    assert {f["setting"]: f["value"] for f in r.json["factors"]}["report_co2e_grams_per_sheet"] == 20.0
+    as_json = cli(runtime, "audit", "as-of", at, "--report", "environment", "--param", "from=2026-01-01", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["period"]["timezone"] == "UTC"
 
 
 def test_an_erasure_on_postgresql_waits_for_a_transaction_in_another_database_that_could_see_the_rows(

@@ -6,6 +6,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import timedelta, timezone
+from uuid import UUID
 
 import falcon.testing
 import msgspec
@@ -284,3 +285,63 @@ def test_a_conflict_naming_another_printer_keeps_the_decision_of_the_printer_it_
     [again] = TrackJobs(runtime.app, runtime.printers)([msgspec.structs.replace(r, printer="open-plan")])
     assert (held.decision, again.status, again.decision, again.fields) == ("hold", "conflict", "hold", ("printer",))
     assert events_after(runtime, head) == 0  # not even the printer only the conflict names
+
+
+def test_the_printing_application_is_recorded_on_tracked_denied_and_held_jobs_and_kept_compact(runtime):
+    """An agent's `application` goes into the job's one event (Tracked, Denied or Secured); the
+    jobs rows hold a small id of it (0 when not known), the name once in application_keys; a
+    re-post naming another application is a conflict; a bad one is a 400 naming the field."""
+    from projections.names import application_keys
+
+    _, secret = runtime.issue_token(name="printsrv1", role="agent")
+    runtime.set_secure_hold("vault", True)
+    runtime.licensing.install_trial()  # five seats
+    runtime.catch_up()
+    client = falcon.testing.TestClient(create_app(runtime))
+    jobs_ = [dict(job, user="user0") for job in sample_jobs(4, seed=5)]
+    jobs_[0]["application"] = "LibreOffice"
+    jobs_[1]["application"] = "LibreOffice"
+    jobs_[2].pop("application", None)  # an older agent: not known
+    jobs_[3].update(application="Mozilla Firefox", printer="vault")
+
+    def post(*batch):
+        return client.simulate_post("/Services/jobs", json={"jobs": list(batch)},
+                                    headers={"Authorization": f"Bearer {secret}"})
+
+    r = post(*jobs_)
+    assert r.status_code == 200, r.text
+    assert [x["decision"] for x in r.json["results"]] == ["print", "print", "print", "hold"]
+    for result, job in zip(r.json["results"], jobs_):
+        assert runtime.app.repository.get(UUID(result["job_id"])).application == job.get("application", "")
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        names = dict(conn.execute(sa.select(application_keys.c.id, application_keys.c.name)).all())
+        ids = conn.execute(sa.select(jobs.c.app_id).order_by(jobs.c.seq)).scalars().all()
+    assert sorted(names.values()) == ["LibreOffice", "Mozilla Firefox"]
+    assert [names.get(i, "") for i in ids] == ["LibreOffice", "LibreOffice", "", "Mozilla Firefox"]
+    assert ids[2] == 0
+
+    [again] = post(dict(jobs_[0], application="Writer")).json["results"]
+    assert (again["status"], again["fields"]) == ("conflict", ["application"])
+    [same] = post(jobs_[0]).json["results"]
+    assert same["status"] == "duplicate"
+    before = events_after(runtime, 0)
+    bad = post(dict(jobs_[0], job_key="new-1", application="Writer\x07"), dict(jobs_[1], job_key="new-2",
+                                                                                application="x" * 129))
+    assert bad.status_code == 400, bad.text
+    assert {"jobs.0.application", "jobs.1.application"} <= set(bad.json["errors"])
+    assert events_after(runtime, 0) == before  # nothing written
+
+    # A denied job carries it too (user5 finds no seat left), and a rebuild gives the same rows and ids.
+    decisions = [post(dict(jobs_[0], job_key=f"seat-{n}", user=f"user{n}", application="Evince")).json["results"][0]
+                 for n in range(6)]
+    assert decisions[-1]["decision"] == "deny"
+    assert runtime.app.repository.get(UUID(decisions[-1]["job_id"])).application == "Evince"
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        statuses = conn.execute(sa.select(jobs.c.status, application_keys.c.name).join(
+            application_keys, application_keys.c.id == jobs.c.app_id).where(application_keys.c.name == "Evince")).all()
+    assert {s for s, _ in statuses} == {0, 1}  # tracked and denied, both with their application
+    rows = table_rows(runtime.writer, jobs)
+    assert runtime.followers["jobs"].rebuild() > 0
+    assert table_rows(runtime.writer, jobs) == rows

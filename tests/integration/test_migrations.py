@@ -133,3 +133,27 @@ def test_0012_narrows_job_figures_keeping_the_rows(database_url):
                 assert options == ["fillfactor=100"]
     finally:
         engine.dispose()
+
+
+def test_0016_gives_the_jobs_recorded_before_it_no_application_and_goes_back(database_url):
+    """Existing job rows take app_id 0 (not known), as their events decode; downgrading removes
+    the column and the application names."""
+    from adapters.stores import read_model_engine
+
+    engine = read_model_engine(database_url, writer=True)
+    try:
+        migrations.upgrade(engine, "0012_narrow_jobs")
+        with engine.begin() as conn:
+            conn.execute(sa.text("INSERT INTO jobs VALUES (7, 1, 2, 3, 4, 5, 6, 10, 10, 0, 1, 0,"
+                                 " false, 'A4', 'pdf', 'd', '')"))
+        migrations.upgrade(engine, "0016_job_applications")
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT seq, app_id, document FROM jobs")).all() == [(7, 0, "d")]
+            conn.execute(sa.text("INSERT INTO application_keys (name) VALUES ('LibreOffice')"))
+        migrations.downgrade(engine, "0012_narrow_jobs")
+        with engine.begin() as conn:
+            assert "app_id" not in [c["name"] for c in sa.inspect(conn).get_columns("jobs")]
+            assert not sa.inspect(conn).has_table("application_keys")
+            assert conn.execute(sa.text("SELECT seq, pages, document FROM jobs")).all() == [(7, 10, "d")]
+    finally:
+        engine.dispose()

@@ -176,9 +176,11 @@ def test_habits_are_exact_in_the_sites_time_zone(seeded, tz):
     since, until = us("2026-11-27T00:00:00+00:00"), us("2026-12-01T09:00:00+00:00")
     report = run(seeded, "habits", **{"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z", "timezone": tz})
     want = habits(JOBS, since, until, tz)
-    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types"):
+    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types", "applications"):
         got = [tuple(r) for r in report.section(name).frame.itertuples(index=False)]
         assert got == want[name], name
+    assert {a for a, *_ in want["applications"]} == {"LibreOffice", "Mozilla Firefox", "Microsoft\u00ae Word", "unknown"}
+    assert report.section("applications").totals["jobs"] == sum(n for _, n, _ in want["applications"])
 
 
 def test_workflow_issues_list_exactly_the_jobs_in_question(seeded):
@@ -222,7 +224,7 @@ def test_a_period_holding_most_jobs_gives_the_same_exact_figures_read_straight_t
     assert rows(usage.section("usage"), "user") == expected(JOBS, since, until, lambda j: j.user)
     want = habits(JOBS, since, until, "UTC")
     report = run(seeded, "habits", **period)
-    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types"):
+    for name in ("shares", "hours", "weekdays", "sizes", "documents", "document_types", "applications"):
         assert [tuple(r) for r in report.section(name).frame.itertuples(index=False)] == want[name], name
     again = repeats(JOBS, since, until, minutes=10)
     savings = run(seeded, "savings", **period).section("savings").frame.set_index("measure")
@@ -279,6 +281,25 @@ def test_a_held_job_printed_the_next_day_is_counted_once_when_it_printed(seeded,
     summary = run(seeded, "user-printing-summary", **{"from": since, "to": until,
                                                       **{k: v for k, v in params.items() if k != "group_by"}})
     assert summary.section("users").totals["jobs"] == len(want)
+
+
+def test_a_held_job_is_in_the_daily_totals_on_the_day_it_printed_not_the_day_it_was_sent(seeded):
+    """The daily aggregate itself (what GET /api/v1/usage and the whole days of every usage
+    report read) holds the held job on the day it printed; the job list keeps its sending time."""
+    from domain.units import day_of
+    from projections.usage_daily import usage_totals
+    from tests.report_data import HELD_PRINTED, HELD_SENT
+
+    [printed] = [h.job for h in HELD if h.state == "printed"]
+    assert day_of(HELD_SENT) + 1 == day_of(HELD_PRINTED)  # sent one day, printed the next
+    with seeded.reader.connect() as conn:
+        days = {t.key: (t.jobs, t.pages, t.cost) for t in usage_totals(
+            conn, "day", user=printed.user, since_day=day_of(HELD_SENT) - 1, until_day=day_of(HELD_PRINTED) + 2)}
+    assert days == {day_of(HELD_PRINTED): (1, printed.impressions, printed.impressions * 500)}  # the vault's price
+    jobs = run(seeded, "jobs", **{"from": "2026-10-15", "to": "2026-10-16", "user": printed.user})
+    frame = jobs.section("jobs").frame
+    assert list(frame[frame["status"] == "printed"]["submitted_at"]) == [printed.at]
+    assert day_of(printed.at) == day_of(HELD_SENT)
 
 
 def test_licence_usage_shows_each_seat_and_each_denial(seeded):

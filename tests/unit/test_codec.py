@@ -8,7 +8,7 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import StoredEvent
 
 from domain.jobs import PrintJob, job_id
-from adapters.codec import CompactMapper, MsgpackTranscoder, from_micros, to_micros
+from adapters.codec import CompactMapper, MsgpackTranscoder, decode_view, from_micros, to_micros
 
 
 def mapper() -> CompactMapper:
@@ -119,10 +119,13 @@ def test_the_stored_shape_of_tracked_and_denied_jobs_is_unchanged():
     appended = ["paper_counts", "pages_known", "colour_known", "uncertain"]  # issue 19, at the end
     legacy = ["legacy_id", "billing_code"]  # for migrated jobs (tools/pa6_migrate), after them
     person = ["person"]  # whose key seals the personal fields, the login among them (adapters.personal_keys)
+    application = ["application"]  # the printing application (issue 16), last
     assert [f.name for f in dataclasses.fields(PrintJob.Tracked)] == \
-        envelope + facts + ["document"] + appended + legacy + person
+        envelope + facts + ["document"] + appended + legacy + person + application
     assert [f.name for f in dataclasses.fields(PrintJob.Denied)] == \
-        envelope + facts + ["reason", "document"] + appended + person
+        envelope + facts + ["reason", "document"] + appended + person + application
+    assert [f.name for f in dataclasses.fields(PrintJob.Secured)] == \
+        envelope + facts + ["expires_at", "code_digest", "document"] + appended + application
     assert PrintJob.Tracked.APPENDED_DEFAULTS["person"] == PrintJob.Denied.APPENDED_DEFAULTS["person"] == 0
     assert (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied)) == ("PrintJob.Tracked", "PrintJob.Denied")
 
@@ -138,13 +141,34 @@ def test_a_job_stored_before_paper_counts_existed_still_decodes_with_their_defau
     stored = codec.to_stored_event(event)
     values = msgspec.msgpack.decode(stored.state)
     old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
-                      msgspec.msgpack.encode(values[:-7]))  # as stored before issue 19 (and 18, and person)
+                      msgspec.msgpack.encode(values[:-8]))  # as stored before issue 19 (and 18, person, application)
     again = codec.to_domain_event(stored)
     before = codec.to_domain_event(old)
     assert (again.paper_counts, again.colour_known, again.uncertain) == ({"A3": [1, 0], "A4": [2, 1]}, False,
                                                                          "encrypted")
     assert (before.paper_counts, before.pages_known, before.colour_known, before.uncertain) == (None, True, True, "")
     assert before.pages == 3 and before.document == "d"
+
+
+@pytest.mark.parametrize("make", ["tracked", "denied", "secured"])
+def test_a_job_stored_before_its_application_was_appended_decodes_with_none_known(make):
+    import msgspec
+
+    extra = {"denied": {"reason": "no seat"}, "secured": {"expires_at": 9, "code_digest": ""}}.get(make, {})
+    event = getattr(PrintJob, make)(uuid4(), user="alice", printer="p", client_host="h", submitted_at=1, pages=3,
+                                    copies=1, sheets=3, colour_pages=1, duplex=False, paper="A4", size=10, pdl="pdf",
+                                    cost=7, schedule=1, document="d", application="LibreOffice", **extra)
+    codec = mapper()
+    stored = codec.to_stored_event(event)
+    values = msgspec.msgpack.decode(stored.state)
+    assert values[-1] == "LibreOffice"
+    old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
+                      msgspec.msgpack.encode(values[:-1]))  # as stored before the application was appended
+    assert codec.to_domain_event(stored).application == "LibreOffice"
+    before = codec.to_domain_event(old)
+    assert (before.application, before.document, before.pages) == ("", "d", 3)
+    assert decode_view(old.topic, old.state, old.originator_id).application == ""
+    assert decode_view(stored.topic, stored.state, stored.originator_id).application == "LibreOffice"
 
 
 def test_a_job_stored_before_legacy_id_was_appended_reads_as_an_agents_job():
@@ -207,10 +231,10 @@ def test_a_job_stored_with_its_login_reads_with_it_and_no_person():
     codec = mapper()
     stored = codec.to_stored_event(event)
     values = msgspec.msgpack.decode(stored.state)
-    assert values[-1] == 42 and values[1] == ""
+    assert values[-2:] == [42, ""] and values[1] == ""  # person, then the application
     values[1] = "alice"
     old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
-                      msgspec.msgpack.encode(values[:-1]))
+                      msgspec.msgpack.encode(values[:-2]))
     before = codec.to_domain_event(old)
     assert (before.user, before.person, before.document) == ("alice", 0, b"sealed")
     assert codec.to_domain_event(stored).person == 42

@@ -105,6 +105,14 @@ CASES = [
     ({"pages_known": 0}, "jobs.0.pages_known"),
     ({"uncertain": "a\x1bb"}, "jobs.0.uncertain"),
     ({"uncertain": "x" * 256}, "jobs.0.uncertain"),
+    # The printing application (issue 16): checked as a document name is, at most 128 characters.
+    ({"application": "Libre\x00Office"}, "jobs.0.application"),
+    ({"application": "Writer\n"}, "jobs.0.application"),
+    ({"application": "\x85"}, "jobs.0.application"),
+    ({"application": "\ud800"}, "jobs.0.application"),
+    ({"application": "x" * 129}, "jobs.0.application"),
+    ({"application": 7}, "jobs.0.application"),
+    ({"application": None}, "jobs.0.application"),
 ]
 
 
@@ -138,7 +146,9 @@ ACCEPTED = [{"pages": 3, "colour_pages": 3}, {"pages": 0, "colour_pages": 0}, {"
             {"pages": 3, "colour_pages": 1, "paper_counts": {"A4": {"pages": 2, "colour_pages": 1}, "A3": {"pages": 1}},
              "paper": "mixed"},
             {"pages": 0, "colour_pages": 0, "paper_counts": {}}, {"paper_counts": None},
-            {"colour_known": False, "pages_known": False, "uncertain": "Ghostscript took longer than 20 s"}]
+            {"colour_known": False, "pages_known": False, "uncertain": "Ghostscript took longer than 20 s"},
+            {"application": ""}, {"application": "x" * 128}, {"application": "Microsoft\u00ae Word"},
+            {"application": "Skia/PDF m120"}, {"application": "\u200f\u05d5\u05d5\u05e8\u05d3"}]
 
 
 @pytest.mark.parametrize("change,field", CASES)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_job_applications"
-down_revision = "0012_narrow_jobs"
+down_revision = "0015_seat_printer_history"
 branch_labels = None
 depends_on = None
 

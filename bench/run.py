@@ -37,8 +37,10 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from adapters.codec import short_topic, stored_spellings  # noqa: E402
 from commands.job_reports import parse_batch  # noqa: E402
 from commands.jobs import TrackJobs  # noqa: E402
+from domain.jobs import PrintJob  # noqa: E402
 from pageledger.bootstrap import build_runtime  # noqa: E402
 from pageledger.settings import Settings  # noqa: E402
 from tools.sample_jobs import sample_jobs  # noqa: E402
@@ -198,9 +200,11 @@ def _last_tracked(db: Database) -> int:
     eng = db.engine()
     with eng.connect() as c:
         if db.store == "sqlite":
-            sql = "SELECT coalesce(max(rowid),0) FROM stored_events WHERE topic='PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(rowid),0) FROM stored_events WHERE topic IN ({})"
         else:
-            sql = "SELECT coalesce(max(notification_id),0) FROM pageledger_events WHERE topic='PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(notification_id),0) FROM pageledger_events WHERE topic IN ({})"
+        # A tracked job's topic as stored: its code, or spelt out (adapters.codec).
+        sql = sql.format(", ".join(f"'{t}'" for t in stored_spellings([short_topic(PrintJob.Tracked)])))
         v = int(c.execute(sa.text(sql)).scalar())
     eng.dispose()
     return v

@@ -133,3 +133,54 @@ def test_0012_narrows_job_figures_keeping_the_rows(database_url):
                 assert options == ["fillfactor=100"]
     finally:
         engine.dispose()
+
+
+def _job_indexes(conn: sa.Connection) -> dict[str, str]:
+    """The jobs table's indexes: name -> definition as the database holds it."""
+    if conn.dialect.name == "postgresql":
+        return dict(conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs'")).all())
+    return {name: sql or "" for name, sql in conn.execute(sa.text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'")).all()}
+
+
+def test_0014_leaner_job_indexes_keep_the_rows_and_go_back(database_url):
+    """ix_jobs_user_seq becomes ix_jobs_user; on PostgreSQL ix_jobs_submitted_at becomes BRIN
+    (SQLite keeps its btree). The rows stay, the period and user queries answer the same, and a
+    downgrade gives the old indexes back."""
+    from alembic import command
+
+    from adapters.stores import read_model_engine
+    from projections.jobs import summarize_new_jobs
+
+    engine = read_model_engine(database_url, writer=True)
+    postgres = engine.dialect.name == "postgresql"
+    row = ("INSERT INTO jobs VALUES ({seq}, {at}, 2, 3, {user}, 5, 6, 1, 1, 0, 1, 0, false, 'A4', 'pdf', 'd', '')")
+    try:
+        migrations.upgrade(engine, "0012_narrow_jobs")
+        with engine.begin() as conn:
+            for seq in range(1, 301):
+                conn.execute(sa.text(row.format(seq=seq, at=seq * 1000, user=seq % 3)))
+        migrations.upgrade(engine, "0014_lean_jobs_indexes")
+        with engine.begin() as conn:
+            indexes = _job_indexes(conn)
+            assert "ix_jobs_user_seq" not in indexes and "(user_id)" in indexes["ix_jobs_user"].replace('"', "")
+            assert ("USING brin" in indexes["ix_jobs_submitted_at"]) == postgres
+            if postgres:
+                assert "autosummarize='on'" in indexes["ix_jobs_submitted_at"]
+            for seq in range(301, 401):  # rows added after the index was built, then summarised
+                conn.execute(sa.text(row.format(seq=seq, at=seq * 1000, user=seq % 3)))
+            summarize_new_jobs(conn)
+            assert conn.execute(sa.text("SELECT count(*) FROM jobs WHERE submitted_at >= 150000 "
+                                        "AND submitted_at < 350000")).scalar() == 200
+            assert conn.execute(sa.text("SELECT seq FROM jobs WHERE user_id = 1 ORDER BY seq DESC LIMIT 3")
+                                ).scalars().all() == [400, 397, 394]
+        with engine.begin() as conn:
+            command.downgrade(migrations._config(conn), "0012_narrow_jobs")
+        with engine.begin() as conn:
+            indexes = _job_indexes(conn)
+            assert "ix_jobs_user" not in indexes
+            assert "(user_id, seq)" in indexes["ix_jobs_user_seq"].replace('"', "")
+            assert "brin" not in indexes["ix_jobs_submitted_at"].lower()
+            assert conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar() == 400
+    finally:
+        engine.dispose()

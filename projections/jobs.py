@@ -128,6 +128,7 @@ held_jobs = sa.Table(
              postgresql_where=sa.text("printed_at IS NOT NULL")),
 )
 
+
 def summarize_new_jobs(conn: sa.Connection) -> None:
     """Summarise the pages of jobs added since the BRIN index of `submitted_at` last looked
     (PostgreSQL; nothing on SQLite). Until then a period's query reads those pages whatever

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 from uuid import UUID
 
+from adapters.codec import stored_spellings
+
 DIGEST_BYTES = 16
 HASH_BYTES = 4
 GENESIS = bytes(DIGEST_BYTES)
@@ -209,7 +211,8 @@ class RawLog:
 
     def select(self, *, after: int, limit: int, upto: int | None = None, topics: Sequence[str] = (),
                originator: UUID | None = None) -> list[RawEvent]:
-        """Events after `after` (and at most `upto`), of `topics` and `originator` when given."""
+        """Events after `after` (and at most `upto`), of `topics` (short topics) and `originator`
+        when given. Rows are as stored: their topic may be a code (adapters.codec.topic_of)."""
         events, _ = self._names()
         p = "%s" if self.postgres else "?"
         where, params = ["{n} > " + p], [after]
@@ -217,8 +220,9 @@ class RawLog:
             where.append("{n} <= " + p)
             params.append(upto)
         if topics:
-            where.append(f"topic IN ({', '.join([p] * len(topics))})")
-            params.extend(topics)
+            spellings = stored_spellings(topics)  # a short topic, and its code where it has one
+            where.append(f"topic IN ({', '.join([p] * len(spellings))})")
+            params.extend(spellings)
         if originator is not None:
             where.append("originator_id = " + p)
             params.append(originator if self.postgres else originator.hex)

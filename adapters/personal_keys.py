@@ -174,7 +174,9 @@ class PersonalKeys:
         missing = [n for n in wanted if n not in found]
         if missing:
             fresh = self._select_keys(missing)
-            new = [(n, os.urandom(KEY_BYTES)) for n in missing if n not in fresh]
+            # Sorted by the unique key: two writers inserting the same new logins then take their
+            # row locks in the same order, and one waits for the other instead of deadlocking.
+            new = sorted((n, os.urandom(KEY_BYTES)) for n in missing if n not in fresh)
             if new:
                 conflict = "ON CONFLICT (login) DO NOTHING"
                 self._run(f"INSERT INTO {self.keys} (login, key) VALUES ({self.p}, {self.p}) {conflict}", new,
@@ -201,6 +203,9 @@ class PersonalKeys:
                 for login in new:
                     key = os.urandom(KEY_BYTES)
                     rows.append((login_digest(login), key, seal_login(key, login)))
+                # By digest, the unique key: concurrent batches with the same new logins lock their
+                # rows in the same order (in any order, two such batches deadlocked: a 500).
+                rows.sort(key=lambda row: row[0])
                 self._run(f"INSERT INTO {self.people} (digest, key, login) VALUES ({self.p}, {self.p}, {self.p}) "
                           "ON CONFLICT (digest) DO NOTHING", rows, write=True, many=True)
                 fresh = self._select_people(missing)  # another writer's row wins a race

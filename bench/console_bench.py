@@ -46,7 +46,7 @@ from api.app import create_app  # noqa: E402
 from domain.units import MICROS_PER_DAY, day_of  # noqa: E402
 from pageledger.bootstrap import build_runtime  # noqa: E402
 from pageledger.settings import Settings  # noqa: E402
-from projections.jobs import jobs as jobs_table  # noqa: E402
+from projections.jobs import jobs as jobs_table, summarize_new_jobs  # noqa: E402
 from projections.names import host_keys, printer_keys, user_keys  # noqa: E402
 from projections.usage_daily import usage_daily  # noqa: E402
 
@@ -135,6 +135,7 @@ def fill(engine: sa.Engine, n: int, now_us: int) -> dict[str, str]:
                   "jobs": t[3], "cost": t[4]} for (d, u, p), t in usage.items()]
         for first in range(0, len(items), CHUNK):
             conn.execute(usage_daily.insert(), items[first:first + CHUNK])
+        summarize_new_jobs(conn)  # a bulk load: the BRIN index of job times learns the new pages
         if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("ANALYZE")
         else:
@@ -287,7 +288,7 @@ def main() -> int:
         if rt.writer.dialect.name == "postgresql":
             with rt.reader.connect() as conn:
                 sizes = conn.exec_driver_sql(
-                    "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname IN ('jobs', 'ix_jobs_user_seq', "
+                    "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname IN ('jobs', 'ix_jobs_user', "
                     "'ix_jobs_secure_seq', 'ix_jobs_submitted_at') ORDER BY relname").all()
                 count = conn.execute(sa.select(sa.func.count()).select_from(jobs_table)).scalar_one()
             print("sizes on PostgreSQL (bytes a job): " + ", ".join(f"{n} {b / count:.1f}" for n, b in sizes))

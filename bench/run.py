@@ -7,7 +7,8 @@ Figures (medians of --repeat runs where it says so):
   ingest_commands  the same through commands.jobs.TrackJobs directly (with and without validation)
   ceiling_insert   plain executemany of the same rows into a plain table, 500 a transaction
   post_latency     single-job POST p50/p99 at a fixed 200 requests/s
-  disk             bytes per job after --jobs realistic jobs (VACUUMed): events and each read model
+  disk             bytes per job after --jobs realistic jobs (VACUUMed), everything the database holds:
+                   SQLite's whole file, every relation of PostgreSQL's schemas; the empty database apart
   rebuild          projection rebuild rate, beside reading+decoding the log alone
 This is not a test: it asserts nothing and prints what it measured. A figure that fails is
 printed as FAILED with the reason, the next figure is measured all the same, and the exit
@@ -20,6 +21,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import statistics
@@ -37,8 +39,10 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from adapters.codec import short_topic, stored_spellings  # noqa: E402
 from commands.job_reports import parse_batch  # noqa: E402
 from commands.jobs import TrackJobs  # noqa: E402
+from domain.jobs import PrintJob  # noqa: E402
 from pageledger.bootstrap import build_runtime  # noqa: E402
 from pageledger.settings import Settings  # noqa: E402
 from tools.sample_jobs import sample_jobs  # noqa: E402
@@ -198,9 +202,11 @@ def _last_tracked(db: Database) -> int:
     eng = db.engine()
     with eng.connect() as c:
         if db.store == "sqlite":
-            sql = "SELECT coalesce(max(rowid),0) FROM stored_events WHERE topic='PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(rowid),0) FROM stored_events WHERE topic IN ({})"
         else:
-            sql = "SELECT coalesce(max(notification_id),0) FROM pageledger_events WHERE topic='PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(notification_id),0) FROM pageledger_events WHERE topic IN ({})"
+        # A tracked job's topic as stored: its code, or spelt out (adapters.codec).
+        sql = sql.format(", ".join(f"'{t}'" for t in stored_spellings([short_topic(PrintJob.Tracked)])))
         v = int(c.execute(sa.text(sql)).scalar())
     eng.dispose()
     return v
@@ -346,44 +352,96 @@ def ceiling_insert(db: Database, n: int) -> float:
         return n / (time.perf_counter() - started)
 
 
-def disk_bytes(db: Database) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
-    """Bytes per job of each table (everything: heap, TOAST, indexes), and of each table's parts
-    (its heap, each index)."""
-    eng = db.engine()
-    sizes: dict[str, int] = {}
-    parts: dict[tuple[str, str], int] = {}
-    try:
-        if db.store == "sqlite":
-            raw = sqlite3.connect(db.url.removeprefix("sqlite:///"), isolation_level=None)
-            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            raw.execute("VACUUM")
-            rows = raw.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
-            owners = dict(raw.execute("SELECT name, tbl_name FROM sqlite_master").fetchall())
-            raw.close()
-            for name, size in rows:
-                table = owners.get(name, name)
-                sizes[table] = sizes.get(table, 0) + size
-                parts[(table, "heap" if name == table else name)] = size
-        else:
+SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
+_UNREMOVABLE = re.compile(r"(\d+) dead row versions cannot be removed yet")
+
+
+def disk_bytes(db: Database) -> dict:
+    """Everything the database holds, in bytes, and where it goes.
+
+    SQLite: the whole files (the database, its -wal and -shm) as the server left them, then the
+    database file alone after a checkpoint and VACUUM (`whole`: it then holds everything; its
+    pages, sqlite_schema's among them, are attributed to their tables by dbstat).
+    PostgreSQL: every relation of every schema of the database that is not the system's
+    (tables, their TOAST tables and every index, sequences; every fork: heap, free space map,
+    visibility map), as left and after VACUUM FULL (`whole`); beside it, pg_database_size(),
+    which also counts the system catalogues' rows of our tables and functions."""
+    out: dict = {"sizes": {}, "parts": {}}
+    sizes, parts = out["sizes"], out["parts"]
+    if db.store == "sqlite":
+        path = Path(db.url.removeprefix("sqlite:///"))
+        out["as_left"] = sum(f.stat().st_size for f in path.parent.glob(path.name + "*") if f.is_file())
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        raw.execute("VACUUM")
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        rows = raw.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
+        owners = dict(raw.execute("SELECT name, tbl_name FROM sqlite_master").fetchall())
+        jobs = int(raw.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        raw.close()
+        out["whole"] = sum(f.stat().st_size for f in path.parent.glob(path.name + "*") if f.is_file())
+        for name, size in rows:
+            table = owners.get(name, name)
+            sizes[table] = sizes.get(table, 0) + size
+            parts[(table, "heap" if name == table else name)] = size
+    else:
+        every = (f"SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                 f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN {SYSTEM_SCHEMAS} "
+                 "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' AND c.relkind IN ('r', 'm', 'S')")
+        eng = db.engine()
+        try:
             with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-                c.execute(sa.text("VACUUM FULL"))
-                for (table,) in c.execute(sa.text("SELECT tablename FROM pg_tables WHERE schemaname='public'")):
-                    sizes[table] = int(c.execute(sa.text(f"SELECT pg_total_relation_size('\"{table}\"')")).scalar())
-                # Where each table's bytes go: its heap (with TOAST) and each of its indexes.
+                out["as_left"] = int(c.execute(sa.text(every)).scalar())
+                # Row versions another transaction may still see stay, even through VACUUM FULL:
+                # counted from its report, so that a figure they inflate says so.
+                kept = []
+                c.connection.dbapi_connection.add_notice_handler(lambda d: kept.extend(
+                    int(m.group(1)) for m in [_UNREMOVABLE.search(d.message_detail or "")] if m))
+                c.execute(sa.text("VACUUM (FULL, VERBOSE)"))
+                out["unremovable"] = sum(kept)
+                out["whole"] = int(c.execute(sa.text(every)).scalar())
+                out["database_size"] = int(c.execute(sa.text("SELECT pg_database_size(current_database())")).scalar())
+                # Each table (and sequence) with all its relations; then its heap (with TOAST) and each index.
+                for table, size in c.execute(sa.text(
+                        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+                        f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN {SYSTEM_SCHEMAS} "
+                        "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' "
+                        "AND c.relkind IN ('r', 'm', 'S')")):
+                    sizes[table] = int(size)
                 for table, part, size in c.execute(sa.text(
                         "SELECT t.relname, 'heap', pg_table_size(t.oid) FROM pg_class t "
                         "JOIN pg_namespace n ON n.oid = t.relnamespace "
-                        "WHERE n.nspname = 'public' AND t.relkind = 'r' "
+                        f"WHERE n.nspname NOT IN {SYSTEM_SCHEMAS} AND t.relkind = 'r' "
                         "UNION ALL SELECT t.relname, i.relname, pg_relation_size(i.oid) FROM pg_index x "
                         "JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid "
-                        "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'")):
+                        f"JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname NOT IN {SYSTEM_SCHEMAS}")):
                     parts[(table, part)] = int(size)
-        with eng.connect() as c:
-            jobs = int(c.execute(sa.text("SELECT count(*) FROM jobs")).scalar())
+                jobs = int(c.execute(sa.text("SELECT count(*) FROM jobs")).scalar())
+        finally:
+            eng.dispose()
+    out["jobs"] = jobs
+    return out
+
+
+def empty_disk_bytes(store: str) -> dict:
+    """disk_bytes() of a database as a first start leaves it, before any job: the fixed part."""
+    db = Database(store)
+    try:
+        Server(db).stop()
+        found = disk_bytes(db)
+        if store == "postgresql":  # what CREATE DATABASE alone costs (the copied template's catalogues)
+            bare = Database(store)
+            try:
+                eng = bare.engine()
+                with eng.connect() as c:
+                    found["bare_database_size"] = int(c.execute(
+                        sa.text("SELECT pg_database_size(current_database())")).scalar())
+                eng.dispose()
+            finally:
+                bare.drop()
+        return found
     finally:
-        eng.dispose()
-    return ({t: s / jobs for t, s in sizes.items() if s},
-            {k: s / jobs for k, s in parts.items() if s})
+        db.drop()
 
 
 def rebuild_rate(db: Database) -> tuple[float, float, float]:
@@ -442,22 +500,36 @@ def _runs(rates: list[float], failed: int) -> str:
 
 
 def report_disk(db: Database, store: str) -> None:
-    sizes, parts = disk_bytes(db)
+    found = disk_bytes(db)
+    empty = empty_disk_bytes(store)
+    n = found["jobs"]
+    whole, fixed = found["whole"], empty["whole"]
+    # The headline counts everything the database holds (see disk_bytes), the fixed part too.
+    line("disk", store, f"{whole / n:.0f} B/job total, everything included",
+         "target ≤ 350 (SQLite) / ≤ 450 (PG); PA ~500, PaperCut ~850")
+    line("disk.per_job", store, f"{(whole - fixed) / n:.0f} B/job beyond the empty database",
+         f"empty database {fixed / 1024:.0f} KiB = {fixed / n:.1f} B/job at {n:,} jobs")
+    line("disk.as_left", store, f"{found['as_left'] / n:.0f} B/job before "
+         f"{'checkpoint+VACUUM' if store == 'sqlite' else 'VACUUM FULL'}",
+         "(SQLite: database, -wal and -shm files)" if store == "sqlite" else "")
+    if found.get("unremovable"):
+        line("disk.CAVEAT", store, f"{found['unremovable']:,} dead row versions kept through VACUUM FULL",
+             "a transaction elsewhere on the server could still see them: the figures count their bytes")
+    if store == "postgresql":
+        base = empty["bare_database_size"]
+        line("disk.pg_database", store, f"{(found['database_size'] - base) / n:.0f} B/job",
+             f"pg_database_size() minus a bare CREATE DATABASE's ({base / 1024:.0f} KiB): the catalogues' rows too")
+    sizes = {k: v / n for k, v in found["sizes"].items() if v}
     events = sum(v for k, v in sizes.items() if k in ("stored_events", "pageledger_events"))
-    models = {k: v for k, v in sizes.items()
-              if k in ("jobs", "usage_daily", "user_keys", "printer_keys", "host_keys", "application_keys")}
-    # The event store's own side tables: the seals (adapters.event_seals), the personal keys and
-    # erasures, the people and the Users' keys (adapters.personal_keys).
-    side_tables = ("_events_seals", "_events_keys", "_events_erasures", "_events_people", "_events_subjects")
-    models.update({k: v for k, v in sizes.items() if k.endswith(side_tables)})
-    total = events + sum(models.values())
-    line("disk", store, f"{total:.0f} B/job total", "target ≤ 350 (SQLite) / ≤ 450 (PG); PA ~500, PaperCut ~850")
     line("disk.events", store, f"{events:.0f} B/job")
-    for k, v in sorted(models.items()):
-        line(f"disk.{k}", store, f"{v:.1f} B/job")
-    for (table, part), v in sorted(parts.items()):
-        if table in models or table in ("stored_events", "pageledger_events"):
-            line(f"disk.part", store, f"{table} {part}: {v:.1f} B/job")
+    for k, v in sorted(sizes.items()):
+        if k not in ("stored_events", "pageledger_events") and v >= 0.05:
+            line(f"disk.{k}", store, f"{v:.1f} B/job")
+    small = sum(v for k, v in sizes.items() if v < 0.05)
+    line("disk.other", store, f"{small:.1f} B/job", f"{sum(1 for v in sizes.values() if v < 0.05)} smaller tables")
+    for (table, part), v in sorted(found["parts"].items()):
+        if v / n >= 0.5:
+            line("disk.part", store, f"{table} {part}: {v / n:.1f} B/job")
 
 
 def report_rebuild(db: Database, store: str) -> None:

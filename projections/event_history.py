@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import StoredEvent
 
-from adapters.codec import domain_event_topics, short_topic
+from adapters.codec import domain_event_topics, short_topic, topic_of
 from adapters.event_seals import RawEvent, RawLog
 from adapters.personal_keys import PersonalKeys, open_job_views
 from domain.jobs import PrintJob
@@ -95,10 +95,11 @@ class EventHistory:
         self.document_shown = document_shown
 
     def decode(self, raw: RawEvent) -> HistoryEvent:
-        nid, originator, version, topic, state = raw
+        nid, originator, version, stored, state = raw
         event = self.app.mapper.to_domain_event(StoredEvent(
             originator_id=originator if isinstance(originator, UUID) else UUID(str(originator)),
-            originator_version=version, topic=topic, state=bytes(state)))
+            originator_version=version, topic=stored, state=bytes(state)))
+        topic = topic_of(stored)  # "T" is shown as PrintJob.Tracked (adapters.codec)
         if topic in JOB_TOPICS:
             open_job_views(self.personal, [event])  # sealed personal fields, opened or erased
         values = {f.name: _plain(f.name, getattr(event, f.name)) for f in dataclasses.fields(event)

@@ -139,6 +139,10 @@ class Projection:
         for table in self.tables:
             conn.execute(table.delete())
 
+    def loaded(self, conn: sa.Connection) -> None:
+        """Called after a catch-up that applied many events at once (a rebuild, the legacy
+        migration): work the steady state leaves to the database, e.g. summarising a BRIN index."""
+
     def committed(self) -> None:
         """Called after a transaction that applied events committed."""
         for keys in self.key_tables:
@@ -375,15 +379,20 @@ class Follower:
         return tuple(sorted({t for p in chosen for t in p.topics}))
 
     def catch_up(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Apply everything in the log now. Returns the number of notifications consumed."""
+        """Apply everything in the log now, then let the projections finish a bulk load
+        (`Projection.loaded`). Returns the number of notifications consumed."""
         self.ensure_tracking_row()
         total = 0
         while True:
             n = self.run_once()
             if n == 0:
-                if self.failures and not self._healthy_behind():
-                    return total  # the rest waits on an operator (see `failures`)
-                if self.position() >= self.head() or not self._more_after_position():
+                if (self.failures and not self._healthy_behind()) or \
+                        self.position() >= self.head() or not self._more_after_position():
+                    # done, or the rest waits on an operator (see `failures`)
+                    if total:
+                        with self.writes_lock, self.engine.begin() as conn:
+                            for projection in self.projections:
+                                projection.loaded(conn)
                     return total
                 continue
             total += n

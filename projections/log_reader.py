@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 from eventsourcing.application import Application
 
-from adapters.codec import EventView, decode_view, short_topic
+from adapters.codec import EventView, decode_view, short_topic, stored_spellings, topic_of
 from adapters.personal_keys import PERSONAL_USER_FIELDS, PersonalKeys, SubjectKeys, open_job_views, open_user_views
 from domain.jobs import PrintJob
 
@@ -32,9 +32,11 @@ class LogReader:
         self.subjects = SubjectKeys(self.personal)
 
     def read(self, after: int, limit: int, topics: Sequence[str] = ()) -> list[tuple[int, str, EventView]]:
-        """Up to `limit` events after notification id `after`, optionally of `topics` only."""
-        rows = self._rows(after, limit, topics)
-        decoded = [(nid, topic, decode_view(topic, bytes(state), originator)) for nid, topic, originator, state in rows]
+        """Up to `limit` events after notification id `after`, optionally of `topics` only (short
+        topics; each row comes with its short topic, however it is stored: adapters.codec)."""
+        rows = self._rows(after, limit, stored_spellings(topics))
+        decoded = [(nid, topic_of(topic), decode_view(topic, bytes(state), originator))
+                   for nid, topic, originator, state in rows]
         # A job's personal fields are sealed with its user's key: projections get them opened,
         # or as erased when the key is gone (adapters.personal_keys).
         open_job_views(self.personal, [view for _, topic, view in decoded if topic in JOB_TOPICS])

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0015_seat_printer_history"
-down_revision = "0012_narrow_jobs"
+down_revision = "0014_lean_jobs_indexes"
 branch_labels = None
 depends_on = None
 

@@ -64,10 +64,12 @@ def test_sigkill_mid_batch_keeps_whole_batches_and_projections_catch_up_without_
 
 
 def _last_job_event(engine) -> int:
-    """Notification id of the newest tracked job in the event store."""
+    """Notification id of the newest tracked job in the event store (its topic stored as the
+    code "T", or spelt out by a database written before the codes: adapters.codec)."""
     with engine.connect() as conn:
         if engine.dialect.name == "sqlite":
-            sql = "SELECT coalesce(max(rowid), 0) FROM stored_events WHERE topic = 'PrintJob.Tracked'"
+            sql = "SELECT coalesce(max(rowid), 0) FROM stored_events WHERE topic IN ('T', 'PrintJob.Tracked')"
         else:
-            sql = "SELECT coalesce(max(notification_id), 0) FROM pageledger_events WHERE topic = 'PrintJob.Tracked'"
+            sql = ("SELECT coalesce(max(notification_id), 0) FROM pageledger_events "
+                   "WHERE topic IN ('T', 'PrintJob.Tracked')")
         return int(conn.execute(sa.text(sql)).scalar())

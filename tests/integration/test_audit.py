@@ -16,6 +16,8 @@ import falcon.testing
 import pytest
 import sqlalchemy as sa
 
+from adapters import codec
+from adapters.codec import topic_of
 from adapters.event_seals import RawLog, check_seals
 from api.app import create_app
 from commands.job_reports import parse_batch
@@ -60,7 +62,7 @@ def findings(runtime):
 
 def a_job_event(runtime, nth=5):
     log = RawLog(runtime.app.recorder)
-    return [r for r in log.events(0, 10_000) if r[3] == "PrintJob.Tracked"][nth]
+    return [r for r in log.events(0, 10_000) if topic_of(r[3]) == "PrintJob.Tracked"][nth]
 
 
 def test_an_untouched_log_and_read_models_verify(runtime):
@@ -723,3 +725,35 @@ def test_an_erasure_on_postgresql_waits_for_a_transaction_in_another_database_th
         assert SECRET_HOST.encode() not in raw and SECRET_DOCUMENT.encode() not in raw
     finally:
         runtime.close()
+
+
+def test_jobs_stored_spelt_out_before_the_topic_codes_read_filter_and_verify_beside_coded_ones(runtime, monkeypatch):
+    """A database written before the one-character topic codes holds `PrintJob.Tracked` spelt
+    out: those events and the coded ones ("T") after them project, filter by type, show their
+    history and verify their seals alike (adapters.codec)."""
+    with monkeypatch.context() as m:
+        m.setattr(codec, "TOPIC_CODES", {})  # as stored before the codes existed
+        track(runtime, 4, key_prefix="old")
+    track(runtime, 3, key_prefix="new")
+    stored = [r[3] for r in RawLog(runtime.app.recorder).events(0, 10_000) if topic_of(r[3]) == "PrintJob.Tracked"]
+    assert stored == ["PrintJob.Tracked"] * 4 + ["T"] * 3
+    runtime.catch_up()
+    with runtime.reader.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar() == 7
+    runtime.followers["jobs"].rebuild()
+    with runtime.reader.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar() == 7
+    result = runtime.audit.verify()
+    assert result.seals.findings == [] and result.read_models.ok
+    client, tokens = client_and_tokens(runtime)
+    events = client.simulate_get("/api/v1/events", params={"type": "PrintJob.Tracked"},
+                                 headers=bearer(tokens["auditor"])).json["events"]
+    assert [e["type"] for e in events] == ["PrintJob.Tracked"] * 7
+    both = client.simulate_get("/api/v1/events", params={"type": "PrintJob.Tracked,SiteSettings.FieldChanged"},
+                               headers=bearer(tokens["auditor"])).json["events"]
+    assert len(both) == 7
+    with runtime.reader.connect() as conn:
+        rows, _ = list_jobs(conn, JobFilter(limit=10, oldest_first=True))
+    for row in (rows[0], rows[-1]):  # one of each spelling
+        history = client.simulate_get(f"/api/v1/jobs/{row.seq}/history", headers=bearer(tokens["auditor"])).json
+        assert [e["type"] for e in history["events"]] == ["PrintJob.Tracked"]

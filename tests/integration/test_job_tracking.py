@@ -345,3 +345,32 @@ def test_the_printing_application_is_recorded_on_tracked_denied_and_held_jobs_an
     rows = table_rows(runtime.writer, jobs)
     assert runtime.followers["jobs"].rebuild() > 0
     assert table_rows(runtime.writer, jobs) == rows
+
+
+def test_a_catch_up_and_a_rebuild_summarise_the_brin_index_of_job_times_at_their_end(runtime, monkeypatch):
+    """On PostgreSQL `ix_jobs_submitted_at` is BRIN (migration 0014): a catch-up or a rebuild,
+    which fill many pages at once, call summarize_new_jobs at their end (Projection.loaded);
+    the runner's steady passes leave it to autovacuum. (What the call does to the index:
+    tests/integration/test_migrations.py.)"""
+    import projections.jobs as jobs_module
+
+    calls = []
+    real = jobs_module.summarize_new_jobs
+
+    def counted(conn):
+        calls.append(conn.dialect.name)
+        real(conn)
+
+    monkeypatch.setattr(jobs_module, "summarize_new_jobs", counted)
+    follower = runtime.followers["jobs"]
+    TrackJobs(runtime.app, runtime.printers)(reports(30))
+    assert follower.run_once() > 0 and calls == []
+    TrackJobs(runtime.app, runtime.printers)(reports(30, key_prefix="more"))
+    follower.catch_up()
+    assert calls == [runtime.writer.dialect.name]
+    follower.catch_up()  # nothing new: nothing to summarise
+    assert len(calls) == 1
+    follower.rebuild()
+    assert len(calls) == 2
+    with runtime.reader.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar() == 60

@@ -155,5 +155,103 @@ def test_0016_gives_the_jobs_recorded_before_it_no_application_and_goes_back(dat
             assert "app_id" not in [c["name"] for c in sa.inspect(conn).get_columns("jobs")]
             assert not sa.inspect(conn).has_table("application_keys")
             assert conn.execute(sa.text("SELECT seq, pages, document FROM jobs")).all() == [(7, 10, "d")]
+
+
+def _job_indexes(conn: sa.Connection) -> dict[str, str]:
+    """The jobs table's indexes: name -> definition as the database holds it."""
+    if conn.dialect.name == "postgresql":
+        return dict(conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'jobs'")).all())
+    return {name: sql or "" for name, sql in conn.execute(sa.text(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'jobs'")).all()}
+
+
+def _brin_pages_read_for_a_narrow_period(conn: sa.Connection) -> int | None:
+    """Heap pages PostgreSQL reads through the BRIN index for one millisecond of job times
+    (None: it did not use the index)."""
+    import json
+
+    conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+    plan = conn.execute(sa.text("EXPLAIN (ANALYZE, FORMAT JSON) SELECT count(*) FROM jobs "
+                                "WHERE submitted_at >= 1000000 AND submitted_at < 1001000")).scalar()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", []):
+            yield from nodes(child)
+    for node in nodes(plan[0]["Plan"]):
+        if node["Node Type"] == "Bitmap Heap Scan":
+            return node.get("Exact Heap Blocks", 0) + node.get("Lossy Heap Blocks", 0)
+    return None
+
+
+def test_summarising_the_brin_index_of_job_times_lets_a_period_skip_the_pages_of_other_times(database_url):
+    """A bulk load's new pages are unsummarised: a period's query reads them all, whatever their
+    times, until summarize_new_jobs (what a catch-up calls at its end) summarises them."""
+    from adapters.stores import read_model_engine
+    from projections.jobs import summarize_new_jobs
+
+    engine = read_model_engine(database_url, writer=True)
+    try:
+        migrations.upgrade(engine)
+        with engine.begin() as conn:
+            if engine.dialect.name != "postgresql":
+                summarize_new_jobs(conn)  # SQLite's btree needs nothing: a no-op
+                return
+            # 60,000 jobs a millisecond apart, in time order: a few hundred pages, several ranges.
+            conn.execute(sa.text("INSERT INTO jobs SELECT g, g * 1000, 2, 3, g % 7, 5, 6, 1, 1, 0, 1, 0, false, "
+                                 "'A4', 'pdf', 'd', '' FROM generate_series(1, 60000) AS g"))
+        with engine.begin() as conn:
+            before = _brin_pages_read_for_a_narrow_period(conn)
+        with engine.begin() as conn:
+            summarize_new_jobs(conn)
+        with engine.begin() as conn:
+            after = _brin_pages_read_for_a_narrow_period(conn)
+            pages = conn.execute(sa.text("SELECT pg_relation_size('jobs') / 8192")).scalar()
+        assert before is not None and before >= pages - 1  # every page, as none was summarised
+        assert after is not None and after <= 128  # one range of 128 pages (the default)
+    finally:
+        engine.dispose()
+
+
+def test_0014_leaner_job_indexes_keep_the_rows_and_go_back(database_url):
+    """ix_jobs_user_seq becomes ix_jobs_user; on PostgreSQL ix_jobs_submitted_at becomes BRIN
+    (SQLite keeps its btree). The rows stay, the period and user queries answer the same, and a
+    downgrade gives the old indexes back."""
+    from alembic import command
+
+    from adapters.stores import read_model_engine
+    from projections.jobs import summarize_new_jobs
+
+    engine = read_model_engine(database_url, writer=True)
+    postgres = engine.dialect.name == "postgresql"
+    row = ("INSERT INTO jobs VALUES ({seq}, {at}, 2, 3, {user}, 5, 6, 1, 1, 0, 1, 0, false, 'A4', 'pdf', 'd', '')")
+    try:
+        migrations.upgrade(engine, "0012_narrow_jobs")
+        with engine.begin() as conn:
+            for seq in range(1, 301):
+                conn.execute(sa.text(row.format(seq=seq, at=seq * 1000, user=seq % 3)))
+        migrations.upgrade(engine, "0014_lean_jobs_indexes")
+        with engine.begin() as conn:
+            indexes = _job_indexes(conn)
+            assert "ix_jobs_user_seq" not in indexes and "(user_id)" in indexes["ix_jobs_user"].replace('"', "")
+            assert ("USING brin" in indexes["ix_jobs_submitted_at"]) == postgres
+            if postgres:
+                assert "autosummarize='on'" in indexes["ix_jobs_submitted_at"]
+            for seq in range(301, 401):  # rows added after the index was built, then summarised
+                conn.execute(sa.text(row.format(seq=seq, at=seq * 1000, user=seq % 3)))
+            summarize_new_jobs(conn)
+            assert conn.execute(sa.text("SELECT count(*) FROM jobs WHERE submitted_at >= 150000 "
+                                        "AND submitted_at < 350000")).scalar() == 200
+            assert conn.execute(sa.text("SELECT seq FROM jobs WHERE user_id = 1 ORDER BY seq DESC LIMIT 3")
+                                ).scalars().all() == [400, 397, 394]
+        with engine.begin() as conn:
+            command.downgrade(migrations._config(conn), "0012_narrow_jobs")
+        with engine.begin() as conn:
+            indexes = _job_indexes(conn)
+            assert "ix_jobs_user" not in indexes
+            assert "(user_id, seq)" in indexes["ix_jobs_user_seq"].replace('"', "")
+            assert "brin" not in indexes["ix_jobs_submitted_at"].lower()
+            assert conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar() == 400
     finally:
         engine.dispose()

@@ -302,14 +302,14 @@ def _checkpointed(settings) -> int:
 
         try:
             db = sqlite3.connect(f"file:{url.removeprefix('sqlite:///')}?mode=ro", uri=True, timeout=1)
-            n = db.execute("SELECT COUNT(*) FROM stored_events WHERE topic = 'PrintJob.Tracked'").fetchone()[0]
+            n = db.execute("SELECT COUNT(*) FROM stored_events WHERE topic IN ('T', 'PrintJob.Tracked')").fetchone()[0]
             db.close()
             return n
         except sqlite3.Error:
             return 0
     try:
         with psycopg.connect(url, connect_timeout=2) as conn:
-            return conn.execute("SELECT COUNT(*) FROM pageledger_events WHERE topic = 'PrintJob.Tracked'"
+            return conn.execute("SELECT COUNT(*) FROM pageledger_events WHERE topic IN ('T', 'PrintJob.Tracked')"
                                 ).fetchone()[0]
     except psycopg.Error:
         return 0

@@ -628,3 +628,25 @@ def test_seats_and_printer_errors_render_in_every_format(history, name, params):
     else:
         assert "attic,2026-03-28T23:00:00" in csv_text and "printer_errors" in " ".join(book.sheetnames)
         assert "Load paper" in html and "jammed" in html and "Printers in error" in html
+
+
+@pytest.mark.parametrize("params", [
+    {"from": "2026-11-20", "to": "2026-12-01T09:00:00Z"},
+    {"from": "2026-11-27T08:00:00Z", "to": "2026-12-01T09:00:00Z", "user": "bob"},
+    {"from": "2016-12-01", "to": "2026-12-01T09:00:00Z"},  # mostly empty: many windows before the first job
+])
+def test_the_job_list_is_the_first_jobs_of_the_period_read_window_by_window(seeded, params):
+    """The JSON job list reads its period in windows of time (projections.reports.first_jobs):
+    for any limit it is exactly the head of every job of the period, oldest first."""
+    import pandas as pd
+
+    from projections.reports import iter_jobs
+
+    p = parse_parameters({**params, "limit": "1"}, site_timezone="UTC", now=NOW, allowed=CATALOGUE["jobs"].parameters)
+    every = pd.concat(list(iter_jobs(seeded.reader, p, "keep")), ignore_index=True)
+    assert len(every) > 20
+    for limit in (1, 7, 20, len(every) - 1, len(every), len(every) + 5):
+        got = run(seeded, "jobs", **params, limit=limit).section("jobs").frame
+        want = every.head(limit)
+        assert got["job"].tolist() == want["job"].tolist(), limit
+        assert got["submitted_at"].tolist() == want["submitted_at"].tolist() == sorted(want["submitted_at"])

@@ -155,6 +155,8 @@ def test_0016_gives_the_jobs_recorded_before_it_no_application_and_goes_back(dat
             assert "app_id" not in [c["name"] for c in sa.inspect(conn).get_columns("jobs")]
             assert not sa.inspect(conn).has_table("application_keys")
             assert conn.execute(sa.text("SELECT seq, pages, document FROM jobs")).all() == [(7, 10, "d")]
+    finally:
+        engine.dispose()
 
 
 def _job_indexes(conn: sa.Connection) -> dict[str, str]:

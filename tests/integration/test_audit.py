@@ -530,9 +530,9 @@ def test_seats_over_time_and_printers_in_error_as_of_an_instant_leave_out_later_
     for name in ("licence-usage", "workflow-issues"):
         p = parse_parameters(raw, site_timezone="UTC", now=at, allowed=CATALOGUE[name].parameters)
         live = report_json(run_report(runtime.reader, name, p, runtime.report_sources))
-        rebuilt, _ = runtime.audit.report_as_of(at, name, p, runtime.report_sources)
+        rebuilt, _ = runtime.audit.report_as_of(at, name, p)
         assert report_json(rebuilt) == live, name
-        then, _ = runtime.audit.report_as_of(instant, name, p, runtime.report_sources)
+        then, _ = runtime.audit.report_as_of(instant, name, p)
         if name == "licence-usage":
             assert list(then.section("tenures").frame["user"]) == ["ann"]
             assert [s["rows"] for s in live["sections"] if s["name"] == "tenures"][0][1]["user"] == "bob"

@@ -62,7 +62,7 @@ class LoginThrottle:
         """Count this attempt as a failure now, unless the limit is reached (then say how long
         to wait and count nothing): check and count in one serialised step."""
         now = self.clock()
-        keys = {_key("l", login): self.per_login, _key("a", address): self.per_address}
+        keys = {throttle_key("l", login): self.per_login, throttle_key("a", address): self.per_address}
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 for key in sorted(keys):  # always in the same order: two logins never deadlock
@@ -85,8 +85,8 @@ class LoginThrottle:
     def retry_after(self, login: str, address: str) -> int:
         """Seconds until another attempt is allowed; 0 = allowed now (a look, not a reservation)."""
         with self.engine.connect() as conn:
-            return self._wait(conn, {_key("l", login): self.per_login, _key("a", address): self.per_address},
-                              self.clock())
+            return self._wait(conn, {throttle_key("l", login): self.per_login,
+                                     throttle_key("a", address): self.per_address}, self.clock())
 
     def _wait(self, conn: sa.Connection, limits: dict[str, int], now: float) -> int:
         waits = []
@@ -102,14 +102,15 @@ class LoginThrottle:
     def failed(self, login: str, address: str) -> None:
         now = self.clock()
         with self.engine.begin() as conn:
-            conn.execute(login_failures.insert(), [{"key": _key("l", login), "at": now},
-                                                   {"key": _key("a", address), "at": now}])
+            conn.execute(login_failures.insert(), [{"key": throttle_key("l", login), "at": now},
+                                                   {"key": throttle_key("a", address), "at": now}])
             conn.execute(login_failures.delete().where(login_failures.c.at <= now - self.window))
 
     def succeeded(self, login: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(login_failures.delete().where(login_failures.c.key == _key("l", login)))
+            conn.execute(login_failures.delete().where(login_failures.c.key == throttle_key("l", login)))
 
 
-def _key(kind: str, value: str) -> str:
+def throttle_key(kind: str, value: str) -> str:
+    """The key failures are counted under: "l" and a login, or "a" and a client address."""
     return f"{kind}:{value.strip().lower()}"[:300]

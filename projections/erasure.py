@@ -6,7 +6,9 @@
 2. The read models are brought in line: the person's row in the shared key table of logins is
    renamed "erased user #N" (its id kept, so every total stays where it was), the hosts only
    they printed from are renamed "erased host #ID", and the jobs read model is rebuilt from the
-   log, where their names now read as erased.
+   log, where their names now read as erased; so are the licence seats and the login audit,
+   where their login (stored as their person number) now reads "erased user #N", and the login
+   throttle's failures counted against their login are deleted.
 3. The freed pages are rewritten so that no old copy of a name is left in the database files:
    SQLite is checkpointed and VACUUMed; the PostgreSQL tables concerned are rewritten (VACUUM
    FULL). PostgreSQL's write-ahead log and any backup still hold older pages until they age
@@ -16,13 +18,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import sqlalchemy as sa
 
 from uuid import UUID
 
 from adapters.personal_keys import PersonalKeys, SubjectKeys, erased_user
+from adapters.throttle import login_failures, throttle_key
 from projections.follower import Follower
 from projections.jobs import jobs
 from projections.names import host_keys, user_keys
@@ -47,8 +50,10 @@ class UnknownPerson(LookupError):
 class ErasePerson:
     def __init__(self, keys: PersonalKeys, writer: sa.Engine, jobs_follower: Callable[[], Follower],
                  compact: Callable[[list[str]], None], clock: Callable[[], int],
-                 users_follower: Callable[[], Follower] | None = None, subjects: SubjectKeys | None = None) -> None:
+                 users_follower: Callable[[], Follower] | None = None, subjects: SubjectKeys | None = None,
+                 other_followers: Sequence[Callable[[], Follower]] = ()) -> None:
         self.keys = keys
+        self.other_followers = other_followers  # read models naming people by login (seats, login audit)
         self.writer = writer
         self.jobs_follower = jobs_follower
         self.users_follower = users_follower
@@ -82,11 +87,18 @@ class ErasePerson:
                     conn.execute(host_keys.update().where(host_keys.c.id == host_id)
                                  .values(name=f"erased host #{host_id}"))
                 hosts = len(only_theirs)
+            # The throttle's failures counted against their login (its own state, not a read model).
+            conn.execute(login_failures.delete().where(login_failures.c.key == throttle_key("l", login)))
         self.keys.forget_cache()
         self.jobs_follower().rebuild(progress)
         if self.users_follower is not None and subjects:
             self.users_follower().rebuild(progress)  # their login and profile now read as erased
-        self.compact([jobs.name, user_keys.name, host_keys.name, users.name])
+        rebuilt = []
+        for follower in self.other_followers:
+            f = follower()
+            f.rebuild(progress)
+            rebuilt.extend(t.name for p in f.projections for t in p.tables)
+        self.compact([jobs.name, user_keys.name, host_keys.name, users.name, login_failures.name, *rebuilt])
         log.info("erased user #%d: their key is deleted, %d jobs and %d hosts show as erased", number, count, hosts,
                  extra={"erasure": number})
         return Erased(had_key or uid is not None, number, count, hosts)

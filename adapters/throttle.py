@@ -111,6 +111,23 @@ class LoginThrottle:
             conn.execute(login_failures.delete().where(login_failures.c.key == throttle_key("l", login)))
 
 
+RELEASE_CODE_PREFIX = "release-code:"  # wrong release codes are counted under this prefix and the login
+
+
+def forget_login(conn: sa.Connection, login: str) -> int:
+    """Delete the failures counted against `login` (passwords and release codes), and the
+    address rows recorded with them (the same attempt, the same instant): erasing a person
+    (projections.erasure) leaves nothing here that names them or where they were. How many
+    rows went."""
+    keys = [throttle_key("l", login), throttle_key("l", RELEASE_CODE_PREFIX + login)]
+    ats = [at for (at,) in conn.execute(sa.select(login_failures.c.at).where(login_failures.c.key.in_(keys)))]
+    gone = conn.execute(login_failures.delete().where(login_failures.c.key.in_(keys))).rowcount
+    for i in range(0, len(ats), 500):
+        gone += conn.execute(login_failures.delete().where(login_failures.c.key.like("a:%"),
+                                                           login_failures.c.at.in_(ats[i:i + 500]))).rowcount
+    return gone
+
+
 def throttle_key(kind: str, value: str) -> str:
     """The key failures are counted under: "l" and a login, or "a" and a client address."""
     return f"{kind}:{value.strip().lower()}"[:300]

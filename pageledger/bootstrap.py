@@ -326,8 +326,9 @@ class Runtime:
 
     @cached_property
     def personal_keys(self) -> PersonalKeys:
-        return PersonalKeys(self.app.recorder, writes_lock(self.settings.resolved_database_url),
-                            secret=self.app.privacy_secret)
+        # The event store's own (its mapper stores logins as person numbers): one cache per
+        # process, so an erasure here is seen at once by this process's writer and readers.
+        return self.app.mapper.people
 
     @cached_property
     def erase_person(self) -> ErasePerson:

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from uuid import UUID
 
 from adapters.personal_keys import PersonalKeys, SubjectKeys, erased_user
-from adapters.throttle import login_failures, throttle_key
+from adapters.throttle import forget_login, login_failures
 from projections.follower import Follower
-from projections.jobs import jobs
+from projections.jobs import held_jobs, jobs
 from projections.names import host_keys, user_keys
 from projections.users import users
 
@@ -88,7 +88,7 @@ class ErasePerson:
                                  .values(name=f"erased host #{host_id}"))
                 hosts = len(only_theirs)
             # The throttle's failures counted against their login (its own state, not a read model).
-            conn.execute(login_failures.delete().where(login_failures.c.key == throttle_key("l", login)))
+            forget_login(conn, login)
         self.keys.forget_cache()
         self.jobs_follower().rebuild(progress)
         if self.users_follower is not None and subjects:
@@ -98,7 +98,8 @@ class ErasePerson:
             f = follower()
             f.rebuild(progress)
             rebuilt.extend(t.name for p in f.projections for t in p.tables)
-        self.compact([jobs.name, user_keys.name, host_keys.name, users.name, login_failures.name, *rebuilt])
+        self.compact([jobs.name, held_jobs.name, user_keys.name, host_keys.name, users.name, login_failures.name,
+                      *rebuilt])
         log.info("erased user #%d: their key is deleted, %d jobs and %d hosts show as erased", number, count, hosts,
                  extra={"erasure": number})
         return Erased(had_key or uid is not None, number, count, hosts)

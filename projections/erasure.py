@@ -28,6 +28,8 @@ from adapters.personal_keys import PersonalKeys, SubjectKeys, erased_user
 from adapters.throttle import forget_login, login_failures
 from projections.follower import Follower
 from projections.jobs import held_jobs, jobs
+from projections.licence_seats import licence_seats
+from projections.login_audit import login_audit
 from projections.names import host_keys, user_keys
 from projections.users import users
 
@@ -43,8 +45,8 @@ class Erased:
 
 
 class UnknownPerson(LookupError):
-    """Neither a key nor a job was ever recorded for the login: nothing to erase (and no
-    erasure recorded, which would show a future user of that login as erased)."""
+    """Neither a key, a job, a login attempt nor a seat was ever recorded for the login: nothing
+    to erase (and no erasure recorded, which would show a future user of that login as erased)."""
 
 
 class ErasePerson:
@@ -64,6 +66,11 @@ class ErasePerson:
     def __call__(self, login: str, progress: Callable[[int, int], None] | None = None) -> Erased:
         with self.writer.connect() as conn:
             known = conn.execute(sa.select(user_keys.c.id).where(user_keys.c.login == login)).scalar() is not None
+            # ... or a login attempt or a seat (events stored before person numbers name them in clear).
+            known = known or conn.execute(sa.select(login_audit.c.seq).where(login_audit.c.login == login)
+                                          .limit(1)).first() is not None
+            known = known or conn.execute(sa.select(licence_seats.c.login_key).where(
+                licence_seats.c.login_key == login.strip().lower())).first() is not None
             # The person's User aggregates (one per directory source), whose login and profile
             # are sealed with their own keys.
             subjects = [UUID(u) for (u,) in conn.execute(sa.select(users.c.user_id).where(

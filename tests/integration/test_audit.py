@@ -580,6 +580,52 @@ def test_erasure_leaves_no_login_in_any_event_that_named_the_person(runtime):
     assert result.ok, ([f.describe() for f in result.seals.findings], [c.shown for c in result.read_models.checks])
 
 
+def test_logins_stored_in_clear_before_person_numbers_still_read_and_are_found_to_erase(runtime):
+    import hashlib
+    import stat
+    import uuid
+
+    from adapters.personal_keys import PersonalKeys
+    from domain.logins import LoginAttempt
+
+    rt = runtime
+    # The digests that find a person's rows are keyed by the site's privacy key, made 0600.
+    key_file = rt.settings.data_dir / "privacy.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and rt.app.privacy_secret == key_file.read_bytes()
+    # A person whose row was made before that key (plain SHA-256 digest) is found, not made again.
+    before = PersonalKeys(rt.app.recorder, secret=None).people_for(["wombat-7"])["wombat-7"]
+    assert rt.personal_keys.people_for(["wombat-7"])["wombat-7"] == before
+    assert rt.personal_keys.people_for(["numbat-8"])["numbat-8"].number != before.number
+
+    # An event stored by the version before person numbers: the login in clear.
+    people, rt.app.mapper.people = rt.app.mapper.people, None
+    try:
+        rt.app.save(LoginAttempt.record(uuid.uuid4(), login="oldstyle-3301", outcome="bad_credentials",
+                                        remote_addr="10.3.3.1", at=rt.clock()))
+    finally:
+        rt.app.mapper.people = people
+    rt.app.save(LoginAttempt.record(uuid.uuid4(), login="newstyle-3302", outcome="bad_credentials",
+                                    remote_addr="10.3.3.2", at=rt.clock()))
+    log = b"".join(bytes(e[4]) for e in RawLog(rt.app.recorder).events(0, 10**6))
+    assert b"oldstyle-3301" in log and b"newstyle-3302" not in log
+    rt.catch_up()
+    with rt.reader.connect() as conn:
+        rows = {tuple(r) for r in conn.execute(sa.text("SELECT login, remote_addr FROM login_audit"))}
+    assert rows == {("oldstyle-3301", "10.3.3.1"), ("newstyle-3302", "10.3.3.2")}
+
+    erased = rt.erase_person("oldstyle-3301")
+    with rt.reader.connect() as conn:
+        rows = {tuple(r) for r in conn.execute(sa.text("SELECT login, remote_addr FROM login_audit"))}
+        # The erasure is recorded under the keyed digest, not the plain SHA-256 of the login.
+        digests = {bytes(d) for (d,) in conn.execute(sa.text(f"SELECT digest FROM {rt.app.recorder.events_table_name}"
+                                                             "_erasures"))}
+    assert ("erased user #%d" % erased.number, "10.3.3.1") in rows  # an old event's address was never sealed
+    assert hashlib.sha256(b"oldstyle-3301").digest() not in digests and len(digests) == 1
+    history = [h.fields for h in rt.event_history.page(EventFilter(limit=100))[0] if h.type == "LoginAttempt.Recorded"]
+    assert [h["login"] for h in history] == ["erased user #%d" % erased.number, "newstyle-3302"]
+    assert rt.audit.verify().ok
+
+
 def test_erasure_through_the_api_is_the_admins_and_refuses_bad_bodies(runtime):
     reports = parse_batch(json.dumps({"jobs": [dict(next(iter(sample_jobs(1, key_prefix="z"))), user="zed",
                                                    client_host=SECRET_HOST, document=SECRET_DOCUMENT)]}).encode())

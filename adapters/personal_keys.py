@@ -10,16 +10,18 @@ seal chain's work (adapters.event_seals), so no tag is stored either.
 The login is personal too. Since version 2 (`person` > 0 on PrintJob.Tracked and Denied) a
 job's event carries no login: its `user` field is empty and `person` names a row of
 `<events>_people` — a number, the person's key, the login sealed with that key (nonce: the
-first 16 bytes of the login's SHA-256, never a job id: uuid5 ids carry version bits) and that
-SHA-256 to find the row from a login. Erasing the person clears the row to just its number and
+first 16 bytes of the row's digest of the login, never a job id: uuid5 ids carry version bits)
+and that digest to find the row from a login. Erasing the person clears the row to just its number and
 the erasure's number (`erased`): the key, the sealed login and the digest are gone, so neither
 the login nor the names of any of their jobs can be read again, and every read shows "erased
-user #N". Jobs on secure queues (PrintJob.Secured) still carry the login in clear: the release
-checks their owner from the event.
+user #N". The logins other events name (a secure job's owner, who released it, seats, login
+attempts, admins' changes: PERSON_FIELDS below) are stored as that same person number by the
+compact mapper. A row is found by a digest of the login keyed with the site's privacy key
+(`<data_dir>/privacy.key`), or by its plain SHA-256 for rows made before that key.
 
 Version 1 (events stored before: `user` = the login, `person` = 0) keeps working: their keys
 are in `<events>_keys`, one row per login, and an erasure deletes that row too and records the
-login's SHA-256 in `<events>_erasures` (never the login) so that their `user` reads as
+login's digest in `<events>_erasures` (never the login) so that their `user` reads as
 "erased user #N". Both tables live beside the events, created by the recorders.
 """
 from __future__ import annotations

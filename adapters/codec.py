@@ -148,11 +148,12 @@ class CompactMapper(Mapper):
         names (a batch of seat changes would otherwise cost a query each)."""
         if self.people is None:
             return
+        naming = [(e, topic) for e in domain_events if (topic := short_topic(type(e))) in PERSON_FIELDS]
+        if len(naming) < 2:  # one event looks its people up itself, as cheaply
+            return
         logins = []
-        for e in domain_events:
-            topic = short_topic(type(e))
-            if topic in PERSON_FIELDS:
-                logins.extend(logins_to_store(topic, {n: getattr(e, n, None) for n in PERSON_FIELDS[topic]}))
+        for e, topic in naming:
+            logins.extend(logins_to_store(topic, {n: getattr(e, n, None) for n in PERSON_FIELDS[topic]}))
         if logins:
             self.people.people_for(logins)
 
@@ -161,11 +162,12 @@ class CompactMapper(Mapper):
         holds one seat event per person)."""
         if self.people is None:
             return
+        naming = [s for s in stored_events if s.topic in PERSON_FIELDS]
+        if len(naming) < 2:  # one event (a job's owner) looks its person up itself, as cheaply
+            return
         numbers = []
-        for s in stored_events:
-            if s.topic in PERSON_FIELDS:
-                view = decode_view(s.topic, s.state)
-                numbers.extend(stored_numbers(s.topic, view))
+        for s in naming:
+            numbers.extend(stored_numbers(s.topic, decode_view(s.topic, s.state)))
         if numbers:
             self.people.people_by_number(numbers)
 

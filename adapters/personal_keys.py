@@ -619,32 +619,41 @@ def open_people(keys: PersonalKeys, topics_and_values: Sequence[tuple[str, Any]]
     chosen = [(t, v) for t, v in topics_and_values if t in PERSON_FIELDS]
     if not chosen:
         return
-    people = keys.people_by_number(n for t, v in chosen for n in stored_numbers(t, v))
+    numbers = [n for t, v in chosen for n in stored_numbers(t, v)]
+    people = keys.people_by_number(numbers) if numbers else {}
     erased = keys.erased_numbers()
-
-    def login_of(value: Any) -> Any:
-        if isinstance(value, int) and not isinstance(value, bool):
-            found = people.get(value)
-            return found[0] if isinstance(found, tuple) else erased_user(found or 0)
-        if erased and isinstance(value, str) and value not in NOT_A_PERSON:
-            n = erased_number(keys, erased, value)
-            return value if n is None else erased_user(n)
-        return value
-
     for topic, view in chosen:
-        get = view.get if isinstance(view, dict) else (lambda name, view=view: getattr(view, name, None))
-        put = view.__setitem__ if isinstance(view, dict) else (lambda name, value, view=view: _set(view, name, value))
+        is_dict = isinstance(view, dict)
         for name, person_field in SEALED_WITH_PERSON.get(topic, {}).items():
-            sealed = get(name)
+            sealed = view.get(name) if is_dict else getattr(view, name, None)
             if isinstance(sealed, (bytes, bytearray)):
-                found = people.get(get(person_field))
-                put(name, open_text(found[1], sealed) if isinstance(found, tuple) else ERASED_HOST)
+                found = people.get(view.get(person_field) if is_dict else getattr(view, person_field, None))
+                _put(view, is_dict, name, open_text(found[1], sealed) if isinstance(found, tuple) else ERASED_HOST)
         for name in PERSON_FIELDS[topic]:
-            value = get(name)
+            value = view.get(name) if is_dict else getattr(view, name, None)
             if isinstance(value, (list, tuple)):
-                put(name, [login_of(v) for v in value])
+                _put(view, is_dict, name, [_login_of(keys, people, erased, v) for v in value])
             else:
-                put(name, login_of(value))
+                shown = _login_of(keys, people, erased, value)
+                if shown is not value:
+                    _put(view, is_dict, name, shown)
+
+
+def _login_of(keys: PersonalKeys, people: dict, erased: dict[bytes, int], value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        found = people.get(value)
+        return found[0] if isinstance(found, tuple) else erased_user(found or 0)
+    if erased and isinstance(value, str) and value not in NOT_A_PERSON:
+        n = erased_number(keys, erased, value)
+        return value if n is None else erased_user(n)
+    return value
+
+
+def _put(view: Any, is_dict: bool, name: str, value: Any) -> None:
+    if is_dict:
+        view[name] = value
+    else:
+        _set(view, name, value)
 
 
 def seal_text(key: bytes, text: str) -> bytes:

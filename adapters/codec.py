@@ -24,7 +24,7 @@ import pkgutil
 import typing
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 from uuid import UUID
 
 import msgspec
@@ -32,7 +32,8 @@ from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder, Transcoding
 from eventsourcing.utils import get_topic, resolve_topic
 
-from adapters.personal_keys import PERSONAL_USER_FIELDS
+from adapters.personal_keys import (PERSON_FIELDS, PERSONAL_USER_FIELDS, logins_to_store, open_people, stored_numbers,
+                                    store_people)
 from domain.units import from_micros, to_micros
 
 _SKIPPED = frozenset({"originator_id", "originator_version", "originator_topic"})
@@ -170,9 +171,40 @@ class CompactMapper(Mapper):
 
     With `subjects` set (adapters.event_store does), the personal fields of Users' own events
     are sealed with the User's key as they are stored and opened as they are read
-    (adapters.personal_keys.SubjectKeys)."""
+    (adapters.personal_keys.SubjectKeys). With `people` set (adapters.event_store does), the
+    logins other events name (adapters.personal_keys.PERSON_FIELDS) are stored as person
+    numbers and read back as logins, or as "erased user #N"."""
 
     subjects: Any = None
+    people: Any = None
+
+    def prepare_people(self, domain_events: Sequence[Any]) -> None:
+        """Look up, in one go, the people of every login a batch of events about to be stored
+        names (a batch of seat changes would otherwise cost a query each)."""
+        if self.people is None:
+            return
+        naming = [(e, topic) for e in domain_events if (topic := short_topic(type(e))) in PERSON_FIELDS]
+        if len(naming) < 2:  # one event looks its people up itself, as cheaply
+            return
+        logins = []
+        for e, topic in naming:
+            logins.extend(logins_to_store(topic, {n: getattr(e, n, None) for n in PERSON_FIELDS[topic]}))
+        if logins:
+            self.people.people_for(logins)
+
+    def prepare_numbers(self, stored_events: Sequence[Any]) -> None:
+        """Read, in one go, the people that stored events about to be loaded name (the licence
+        holds one seat event per person)."""
+        if self.people is None:
+            return
+        naming = [(topic, s) for s in stored_events if (topic := topic_of(s.topic)) in PERSON_FIELDS]
+        if len(naming) < 2:  # one event (a job's owner) looks its person up itself, as cheaply
+            return
+        numbers = []
+        for topic, s in naming:
+            numbers.extend(stored_numbers(topic, decode_view(topic, s.state)))
+        if numbers:
+            self.people.people_by_number(numbers)
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         cls = type(domain_event)
@@ -182,6 +214,10 @@ class CompactMapper(Mapper):
         if self.subjects is not None and topic in PERSONAL_USER_FIELDS:
             named = dict(zip(shape.names, values))
             self.subjects.seal(topic, domain_event.originator_id, named)
+            values = [named[n] for n in shape.names]
+        if self.people is not None and topic in PERSON_FIELDS:
+            named = dict(zip(shape.names, values))
+            store_people(self.people, topic, named)
             values = [named[n] for n in shape.names]
         if shape.timestamp_index >= 0:
             values[shape.timestamp_index] = to_micros(values[shape.timestamp_index])
@@ -215,8 +251,11 @@ class CompactMapper(Mapper):
             kwargs["timestamp"] = from_micros(kwargs["timestamp"])
         originator_id = stored_event.originator_id
         kwargs["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
-        if self.subjects is not None and topic_of(stored_event.topic) in PERSONAL_USER_FIELDS:
-            self.subjects.open(topic_of(stored_event.topic), kwargs["originator_id"], kwargs)
+        topic = topic_of(stored_event.topic)
+        if self.subjects is not None and topic in PERSONAL_USER_FIELDS:
+            self.subjects.open(topic, kwargs["originator_id"], kwargs)
+        if self.people is not None and topic in PERSON_FIELDS:
+            open_people(self.people, [(topic, kwargs)])
         kwargs["originator_version"] = stored_event.originator_version
         if shape.aggregate_topic is not None:
             kwargs["originator_topic"] = shape.aggregate_topic

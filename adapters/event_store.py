@@ -3,15 +3,31 @@ with the compact mapper (adapters.codec) and the recorder the database URL picke
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import EventStore, Mapper
 
 from adapters.codec import CompactMapper, MsgpackTranscoder
 from adapters.personal_keys import PersonalKeys, SubjectKeys
 from adapters.sqlite_writes import LockingSQLiteRecorder, write_lock
+
+
+class PeopleEventStore(EventStore):
+    """The library's event store, looking up the people a batch of events names in one query
+    each way (adapters.codec.CompactMapper.prepare_people / prepare_numbers)."""
+
+    def put(self, domain_events: Sequence[Any], **kwargs: Any) -> Any:
+        self.mapper.prepare_people(domain_events)  # type: ignore[attr-defined]
+        return super().put(domain_events, **kwargs)
+
+    def get(self, originator_id: Any, *, gt: int | None = None, lte: int | None = None, desc: bool = False,
+            limit: int | None = None) -> Iterator[Any]:
+        stored = list(self.recorder.select_events(originator_id=originator_id, gt=gt, lte=lte, desc=desc,
+                                                  limit=limit))
+        self.mapper.prepare_numbers(stored)  # type: ignore[attr-defined]
+        return map(self.mapper.to_domain_event, stored)
 
 
 class PageLedger(Application):
@@ -19,15 +35,20 @@ class PageLedger(Application):
 
     name = "pageledger"
 
-    def __init__(self, env: dict[str, str], server_id: str = "pageledger") -> None:
+    def __init__(self, env: dict[str, str], server_id: str = "pageledger", privacy_secret: bytes | None = None) -> None:
         super().__init__(env=env)
         self.server_id = server_id
+        # The site's privacy key (<data_dir>/privacy.key): digests of logins are keyed with it.
+        self.privacy_secret = privacy_secret
         # Users' own personal fields are sealed with their key as they are stored (adapters.personal_keys),
         # in a database (an in-memory store, for unit tests, keeps them as they are).
         if hasattr(self.recorder, "events_table_name"):
             lock = write_lock(self.recorder.datastore.pool.db_name) \
                 if isinstance(self.recorder, LockingSQLiteRecorder) else nullcontext()
-            self.mapper.subjects = SubjectKeys(PersonalKeys(self.recorder, lock))  # type: ignore[attr-defined]
+            people = PersonalKeys(self.recorder, lock, secret=privacy_secret)
+            self.mapper.subjects = SubjectKeys(people)  # type: ignore[attr-defined]
+            # ... and the logins other events name are stored as person numbers.
+            self.mapper.people = people  # type: ignore[attr-defined]
 
     def record(self, *aggregates: Aggregate, events: Sequence[Any] = ()) -> None:
         """Store the aggregates' pending events and ready-made `events` in ONE transaction.
@@ -39,6 +60,9 @@ class PageLedger(Application):
         pending.extend(events)
         if pending:
             self.events.put(pending)
+
+    def construct_event_store(self) -> EventStore:
+        return PeopleEventStore(mapper=self.mapper, recorder=self.recorder)
 
     def construct_mapper(self) -> Mapper:
         return self.factory.mapper(transcoder=MsgpackTranscoder(), mapper_class=CompactMapper)

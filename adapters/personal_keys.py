@@ -10,21 +10,24 @@ seal chain's work (adapters.event_seals), so no tag is stored either.
 The login is personal too. Since version 2 (`person` > 0 on PrintJob.Tracked and Denied) a
 job's event carries no login: its `user` field is empty and `person` names a row of
 `<events>_people` — a number, the person's key, the login sealed with that key (nonce: the
-first 16 bytes of the login's SHA-256, never a job id: uuid5 ids carry version bits) and that
-SHA-256 to find the row from a login. Erasing the person clears the row to just its number and
+first 16 bytes of the row's digest of the login, never a job id: uuid5 ids carry version bits)
+and that digest to find the row from a login. Erasing the person clears the row to just its number and
 the erasure's number (`erased`): the key, the sealed login and the digest are gone, so neither
 the login nor the names of any of their jobs can be read again, and every read shows "erased
-user #N". Jobs on secure queues (PrintJob.Secured) still carry the login in clear: the release
-checks their owner from the event.
+user #N". The logins other events name (a secure job's owner, who released it, seats, login
+attempts, admins' changes: PERSON_FIELDS below) are stored as that same person number by the
+compact mapper. A row is found by a digest of the login keyed with the site's privacy key
+(`<data_dir>/privacy.key`), or by its plain SHA-256 for rows made before that key.
 
 Version 1 (events stored before: `user` = the login, `person` = 0) keeps working: their keys
 are in `<events>_keys`, one row per login, and an erasure deletes that row too and records the
-login's SHA-256 in `<events>_erasures` (never the login) so that their `user` reads as
+login's digest in `<events>_erasures` (never the login) so that their `user` reads as
 "erased user #N". Both tables live beside the events, created by the recorders.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from contextlib import AbstractContextManager, nullcontext
 import threading
@@ -47,7 +50,14 @@ def erased_user(n: int) -> str:
 
 
 def login_digest(login: str) -> bytes:
+    """The plain SHA-256 of a login: how rows were found before the site's privacy key."""
     return hashlib.sha256(login.encode("utf-8")).digest()
+
+
+def keyed_login_digest(secret: bytes, login: str) -> bytes:
+    """HMAC-SHA-256 of a login under the site's privacy key (`<data_dir>/privacy.key`): a copy
+    of the database alone cannot test a guessed login against it."""
+    return hmac.new(secret, login.encode("utf-8"), hashlib.sha256).digest()
 
 
 def _stream(key: bytes, job_id: UUID, data: bytes) -> bytes:
@@ -58,8 +68,10 @@ def _cipher(key: bytes, nonce: bytes, data: bytes) -> bytes:
     return Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor().update(data)
 
 
-def seal_login(key: bytes, login: str) -> bytes:
-    return _cipher(key, login_digest(login)[:16], login.encode("utf-8"))
+def seal_login(key: bytes, login: str, digest: bytes | None = None) -> bytes:
+    """The login sealed with its person's key; the nonce is the first 16 bytes of the row's
+    `digest` (stored beside it, so `open_login` needs nothing else)."""
+    return _cipher(key, (digest or login_digest(login))[:16], login.encode("utf-8"))
 
 
 def open_login(key: bytes, digest: bytes, sealed: bytes) -> str:
@@ -115,8 +127,10 @@ def postgres_create_statements(schema: str, events_table: str) -> list[str]:
 class PersonalKeys:
     """The keys table and the erasures, through the event store's own datastore."""
 
-    def __init__(self, recorder: Any, writes_lock: AbstractContextManager = nullcontext()) -> None:
+    def __init__(self, recorder: Any, writes_lock: AbstractContextManager = nullcontext(),
+                 secret: bytes | None = None) -> None:
         self.recorder = recorder
+        self.secret = secret  # the site's privacy key; None: plain SHA-256 digests (as before it)
         self.writes_lock = writes_lock  # PageLedger's SQLite write lock (adapters.stores.writes_lock)
         self.postgres = type(recorder).__module__.startswith(("eventsourcing.postgres", "adapters.pg_"))
         events = recorder.events_table_name
@@ -133,6 +147,16 @@ class PersonalKeys:
         self._by_number: dict[int, tuple[float, tuple[str, bytes] | int]] = {}  # -> (login, key) or erasure
         self._erased: tuple[float, dict[bytes, int]] = (0.0, {})
         self._guard = threading.Lock()
+
+    # --- digests of logins ---
+    def digest(self, login: str) -> bytes:
+        """The digest a new row of `login` is stored under."""
+        return keyed_login_digest(self.secret, login) if self.secret else login_digest(login)
+
+    def digests(self, login: str) -> tuple[bytes, ...]:
+        """Every digest a row of `login` may be stored under: keyed, and plain SHA-256 (rows
+        made before the privacy key)."""
+        return (keyed_login_digest(self.secret, login), login_digest(login)) if self.secret else (login_digest(login),)
 
     # --- raw access ---
     def _run(self, sql: str, params: Sequence[Any] = (), *, write: bool = False, many: bool = False) -> list[tuple]:
@@ -202,7 +226,8 @@ class PersonalKeys:
                 rows = []
                 for login in new:
                     key = os.urandom(KEY_BYTES)
-                    rows.append((login_digest(login), key, seal_login(key, login)))
+                    digest = self.digest(login)
+                    rows.append((digest, key, seal_login(key, login, digest)))
                 # By digest, the unique key: concurrent batches with the same new logins lock their
                 # rows in the same order (in any order, two such batches deadlocked: a 500).
                 rows.sort(key=lambda row: row[0])
@@ -216,7 +241,7 @@ class PersonalKeys:
         return found
 
     def _select_people(self, logins: Sequence[str]) -> dict[str, Person]:
-        by_digest = {login_digest(n): n for n in logins}
+        by_digest = {d: n for n in logins for d in reversed(self.digests(n))}  # the keyed digest wins
         digests = list(by_digest)
         found: dict[str, Person] = {}
         for i in range(0, len(digests), 500):
@@ -271,11 +296,10 @@ class PersonalKeys:
 
     def knows(self, login: str) -> bool:
         """Whether a key was ever made for `login` (and not erased)."""
-        return bool(self.existing([login])) or bool(
-            self._run(f"SELECT person FROM {self.people} WHERE digest = {self.p}", [login_digest(login)]))
+        return bool(self.existing([login])) or bool(self._select_people([login]))
 
     def erased_numbers(self) -> dict[bytes, int]:
-        """SHA-256 of each erased login -> its erasure number."""
+        """Digest (keyed, or SHA-256 before the privacy key) of each erased login -> its erasure number."""
         now = time.monotonic()
         if self._erased[0] > now:
             return self._erased[1]
@@ -286,17 +310,26 @@ class PersonalKeys:
     def erase(self, login: str, now_us: int) -> tuple[int, bool]:
         """Delete `login`'s key and record the erasure; returns its number and whether a key
         was deleted (False: nothing was encrypted for that login)."""
-        digest = login_digest(login)
+        digests = self.digests(login)
         had = bool(self._run(f"DELETE FROM {self.keys} WHERE login = {self.p} RETURNING login", [login], write=True))
-        self._run(f"INSERT INTO {self.erasures} (digest, at) VALUES ({self.p}, {self.p}) "
-                  "ON CONFLICT (digest) DO NOTHING", [digest, now_us], write=True)
-        [(n,)] = self._run(f"SELECT n FROM {self.erasures} WHERE digest = {self.p}", [digest])
-        # The person's row keeps only its number and the erasure's: key, sealed login and digest go.
+        earlier = self._run(f"SELECT n FROM {self.erasures} WHERE digest IN ({', '.join([self.p] * len(digests))})",
+                            list(digests))
+        if not earlier:
+            self._run(f"INSERT INTO {self.erasures} (digest, at) VALUES ({self.p}, {self.p}) "
+                      "ON CONFLICT (digest) DO NOTHING", [digests[0], now_us], write=True)
+            earlier = self._run(f"SELECT n FROM {self.erasures} WHERE digest = {self.p}", [digests[0]])
+        n = min(int(r[0]) for r in earlier)
+        # The person's row keeps only its number and the erasure's: key, sealed login and digest
+        # go. Logins are case-insensitive, and seats are recorded lower-cased: that spelling's
+        # row is the same person's.
+        spellings = list(dict.fromkeys([login, login.strip().lower()]))
+        rows = [d for spelling in spellings for d in self.digests(spelling)]
         had = bool(self._run(f"UPDATE {self.people} SET digest = NULL, key = NULL, login = NULL, erased = {self.p} "
-                             f"WHERE digest = {self.p} RETURNING person", [int(n), digest], write=True)) or had
+                             f"WHERE digest IN ({', '.join([self.p] * len(rows))}) RETURNING person",
+                             [n, *rows], write=True)) or had
         with self._guard:
             self._cache.pop(login, None)
-            self._people_cache.pop(login, None)
+            self._people_cache.clear()
             self._by_number.clear()
             self._erased = (0.0, {})
         return int(n), had
@@ -346,9 +379,19 @@ def open_job_views(keys: PersonalKeys, views: Sequence[Any]) -> None:
             _set(v, "document", document)
     if erased:
         for v in views:
-            n = erased.get(login_digest(v.user))
+            n = erased_number(keys, erased, v.user)
             if n is not None:
                 _set(v, "user", erased_user(n))
+
+
+def erased_number(keys: PersonalKeys, erased: dict[bytes, int], login: str) -> int | None:
+    """The erasure number of a login stored in clear (events recorded before person numbers),
+    or None."""
+    for digest in keys.digests(login):
+        n = erased.get(digest)
+        if n is not None:
+            return n
+    return None
 
 
 def _uuid(value: Any) -> UUID:
@@ -497,3 +540,133 @@ def open_user_views(subjects: SubjectKeys, topics_and_views: Sequence[tuple[str,
         subjects.open(topic, _uuid(view.originator_id), values)
         for n in names:
             _set(view, n, values[n])
+
+
+# --- Logins in other events: stored as person numbers ----------------------------------------
+# Events other than a job's record name people too: a secure job's owner, who released or
+# deleted a job, whose seat was assigned, who tried to log in, which admin changed a setting.
+# The compact mapper (adapters.codec) stores each such login as the number of its person (the
+# row of `<events>_people` that jobs use, made on first use) and reads it back as the login, or
+# as "erased user #N" once the person is erased. Fields that are personal but not a login (a
+# login attempt's remote address) are sealed with the person's key. Events stored before hold
+# the login in clear (a str): read as they are, or as "erased user #N" if it was erased.
+
+PERSON_FIELDS: dict[str, tuple[str, ...]] = {
+    "PrintJob.Secured": ("user",), "PrintJob.Printed": ("user",),
+    "PrintJob.Released": ("by",), "PrintJob.Deleted": ("by",), "PrintJob.ReleaseCodeRefused": ("by",),
+    "Licence.SeatAssigned": ("user",), "Licence.SeatReleased": ("user",), "Licence.SeatDenied": ("user",),
+    "Licence.DenialNoticeSent": ("users",), "Licence.UnlicensedTrackingChanged": ("by",),
+    "LoginAttempt.Recorded": ("login",),
+    "SiteSettings.FieldChanged": ("by",),
+    "Printer.CostScheduleChanged": ("by",), "Printer.SecureHoldChanged": ("by",), "Printer.HoldTimeChanged": ("by",),
+    "Printer.ReleaseCodeModeChanged": ("by",), "Printer.PrinterGroupChanged": ("by",),
+    "Printer.CardReaderAssociated": ("by",),
+    "User.CardAssigned": ("by",), "User.PinChanged": ("by",), "User.RoleChanged": ("by",),
+    "ReportSchedule.Defined": ("by",), "ReportSchedule.Redefined": ("by",), "ReportSchedule.Removed": ("by",),
+    "Installation.SetupCompleted": ("admin",),
+}
+# Personal fields that are not logins, sealed with the key of the person named in another field.
+SEALED_WITH_PERSON: dict[str, dict[str, str]] = {"LoginAttempt.Recorded": {"remote_addr": "login"}}
+# Authors that are no person: kept as they are.
+NOT_A_PERSON = frozenset({"", "cli"})
+
+
+def _logins_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value not in NOT_A_PERSON else []
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if isinstance(v, str) and v not in NOT_A_PERSON]
+    return []
+
+
+def logins_to_store(topic: str, values: dict[str, Any]) -> list[str]:
+    """The logins an event about to be stored names (to look their people up in one go)."""
+    return [login for name in PERSON_FIELDS.get(topic, ()) for login in _logins_in(values.get(name))]
+
+
+def store_people(keys: PersonalKeys, topic: str, values: dict[str, Any]) -> None:
+    """Replace, in place, the logins of one event about to be stored by their person numbers,
+    and seal its other personal fields with that person's key."""
+    names = PERSON_FIELDS[topic]
+    logins = [login for name in names for login in _logins_in(values.get(name))]
+    if not logins:
+        return
+    people = keys.people_for(logins)
+    for name, person_field in SEALED_WITH_PERSON.get(topic, {}).items():
+        login = values.get(person_field)
+        if isinstance(login, str) and login in people and isinstance(values.get(name), str):
+            values[name] = seal_text(people[login].key, values[name])
+    for name in names:
+        value = values.get(name)
+        if isinstance(value, str):
+            if value not in NOT_A_PERSON:
+                values[name] = people[value].number
+        elif isinstance(value, (list, tuple)):
+            values[name] = [people[v].number if isinstance(v, str) and v not in NOT_A_PERSON else v for v in value]
+
+
+def stored_numbers(topic: str, values: Any) -> list[int]:
+    """The person numbers of one stored event (a dict of values or a view)."""
+    found = []
+    for name in PERSON_FIELDS.get(topic, ()):
+        value = values.get(name) if isinstance(values, dict) else getattr(values, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(v for v in value if isinstance(v, int) and not isinstance(v, bool))
+    return found
+
+
+def open_people(keys: PersonalKeys, topics_and_values: Sequence[tuple[str, Any]]) -> None:
+    """Replace, in place, the person numbers of stored events (dicts of values or views) by
+    their logins, or "erased user #N"; open the fields sealed with their key, or show them as
+    erased; and show a login stored in clear (events stored before) as erased if it was."""
+    chosen = [(t, v) for t, v in topics_and_values if t in PERSON_FIELDS]
+    if not chosen:
+        return
+    numbers = [n for t, v in chosen for n in stored_numbers(t, v)]
+    people = keys.people_by_number(numbers) if numbers else {}
+    erased = keys.erased_numbers()
+    for topic, view in chosen:
+        is_dict = isinstance(view, dict)
+        for name, person_field in SEALED_WITH_PERSON.get(topic, {}).items():
+            sealed = view.get(name) if is_dict else getattr(view, name, None)
+            if isinstance(sealed, (bytes, bytearray)):
+                found = people.get(view.get(person_field) if is_dict else getattr(view, person_field, None))
+                _put(view, is_dict, name, open_text(found[1], sealed) if isinstance(found, tuple) else ERASED_HOST)
+        for name in PERSON_FIELDS[topic]:
+            value = view.get(name) if is_dict else getattr(view, name, None)
+            if isinstance(value, (list, tuple)):
+                _put(view, is_dict, name, [_login_of(keys, people, erased, v) for v in value])
+            else:
+                shown = _login_of(keys, people, erased, value)
+                if shown is not value:
+                    _put(view, is_dict, name, shown)
+
+
+def _login_of(keys: PersonalKeys, people: dict, erased: dict[bytes, int], value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        found = people.get(value)
+        return found[0] if isinstance(found, tuple) else erased_user(found or 0)
+    if erased and isinstance(value, str) and value not in NOT_A_PERSON:
+        n = erased_number(keys, erased, value)
+        return value if n is None else erased_user(n)
+    return value
+
+
+def _put(view: Any, is_dict: bool, name: str, value: Any) -> None:
+    if is_dict:
+        view[name] = value
+    else:
+        _set(view, name, value)
+
+
+def seal_text(key: bytes, text: str) -> bytes:
+    """16 random bytes of nonce and the text sealed with `key` (such fields are few)."""
+    nonce = os.urandom(16)
+    return nonce + _cipher(key, nonce, text.encode("utf-8"))
+
+
+def open_text(key: bytes, sealed: bytes) -> str:
+    sealed = bytes(sealed)
+    return _cipher(key, sealed[:16], sealed[16:]).decode("utf-8")

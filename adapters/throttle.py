@@ -62,7 +62,7 @@ class LoginThrottle:
         """Count this attempt as a failure now, unless the limit is reached (then say how long
         to wait and count nothing): check and count in one serialised step."""
         now = self.clock()
-        keys = {_key("l", login): self.per_login, _key("a", address): self.per_address}
+        keys = {throttle_key("l", login): self.per_login, throttle_key("a", address): self.per_address}
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 for key in sorted(keys):  # always in the same order: two logins never deadlock
@@ -85,8 +85,8 @@ class LoginThrottle:
     def retry_after(self, login: str, address: str) -> int:
         """Seconds until another attempt is allowed; 0 = allowed now (a look, not a reservation)."""
         with self.engine.connect() as conn:
-            return self._wait(conn, {_key("l", login): self.per_login, _key("a", address): self.per_address},
-                              self.clock())
+            return self._wait(conn, {throttle_key("l", login): self.per_login,
+                                     throttle_key("a", address): self.per_address}, self.clock())
 
     def _wait(self, conn: sa.Connection, limits: dict[str, int], now: float) -> int:
         waits = []
@@ -102,14 +102,32 @@ class LoginThrottle:
     def failed(self, login: str, address: str) -> None:
         now = self.clock()
         with self.engine.begin() as conn:
-            conn.execute(login_failures.insert(), [{"key": _key("l", login), "at": now},
-                                                   {"key": _key("a", address), "at": now}])
+            conn.execute(login_failures.insert(), [{"key": throttle_key("l", login), "at": now},
+                                                   {"key": throttle_key("a", address), "at": now}])
             conn.execute(login_failures.delete().where(login_failures.c.at <= now - self.window))
 
     def succeeded(self, login: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(login_failures.delete().where(login_failures.c.key == _key("l", login)))
+            conn.execute(login_failures.delete().where(login_failures.c.key == throttle_key("l", login)))
 
 
-def _key(kind: str, value: str) -> str:
+RELEASE_CODE_PREFIX = "release-code:"  # wrong release codes are counted under this prefix and the login
+
+
+def forget_login(conn: sa.Connection, login: str) -> int:
+    """Delete the failures counted against `login` (passwords and release codes), and the
+    address rows recorded with them (the same attempt, the same instant): erasing a person
+    (projections.erasure) leaves nothing here that names them or where they were. How many
+    rows went."""
+    keys = [throttle_key("l", login), throttle_key("l", RELEASE_CODE_PREFIX + login)]
+    ats = [at for (at,) in conn.execute(sa.select(login_failures.c.at).where(login_failures.c.key.in_(keys)))]
+    gone = conn.execute(login_failures.delete().where(login_failures.c.key.in_(keys))).rowcount
+    for i in range(0, len(ats), 500):
+        gone += conn.execute(login_failures.delete().where(login_failures.c.key.like("a:%"),
+                                                           login_failures.c.at.in_(ats[i:i + 500]))).rowcount
+    return gone
+
+
+def throttle_key(kind: str, value: str) -> str:
+    """The key failures are counted under: "l" and a login, or "a" and a client address."""
     return f"{kind}:{value.strip().lower()}"[:300]

@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.event_store import PageLedger
+from adapters.throttle import RELEASE_CODE_PREFIX
 from commands.conflicts import retry_on_conflict
 from commands.ports import Clock, LoginThrottle
 from commands.printers import PrinterCache
@@ -159,7 +160,7 @@ class ReleaseJobs:
         if not needing:
             return
         given = (code or "").strip()
-        reservation = self.throttle.reserve(f"release-code:{caller.login}", caller.address)
+        reservation = self.throttle.reserve(f"{RELEASE_CODE_PREFIX}{caller.login}", caller.address)
         if reservation.retry_after:
             raise CodeThrottled(reservation.retry_after)
         digest = self.digest(given) if given else ""

@@ -67,7 +67,9 @@ from projections.follower import Follower, ProjectionRunner, ReadModelProgress, 
 from projections.held_jobs import spools_in_use, waiting_jobs
 from projections.names import printer_keys
 from projections.users import UsersProjection, find_user, users as users_table
-from projections.licence_seats import denied_since
+from projections.licence_seats import LicenceSeatsProjection, denied_since
+from projections.login_audit import LoginAuditProjection
+from projections.seat_tenures import SeatTenuresProjection
 from commands.report_schedules import DefineSchedule, RemoveSchedule, ScheduleDefinition, ScheduleRuns
 from projections.report_period import ReportInputError, parse_parameters
 from projections.reports import CATALOGUE, ReportSources
@@ -326,7 +328,9 @@ class Runtime:
 
     @cached_property
     def personal_keys(self) -> PersonalKeys:
-        return PersonalKeys(self.app.recorder, writes_lock(self.settings.resolved_database_url))
+        # The event store's own (its mapper stores logins as person numbers): one cache per
+        # process, so an erasure here is seen at once by this process's writer and readers.
+        return self.app.mapper.people
 
     @cached_property
     def erase_person(self) -> ErasePerson:
@@ -343,8 +347,14 @@ class Runtime:
             rewrite_freed_pages(url, [*tables, keys_table(events), erasures_table(events), people_table(events),
                                       subjects_table(events)])
 
+        def seats_and_logins_follower() -> Follower:  # read models that name people by login
+            return Follower(self.app, self.writer, [LicenceSeatsProjection(), SeatTenuresProjection(),
+                                                    LoginAuditProjection()],
+                            batch_size=5000, writes_lock=writes_lock(url))
+
         return ErasePerson(self.personal_keys, self.writer, jobs_follower, compact, self.clock,
-                           users_follower=users_follower, subjects=self.app.mapper.subjects)
+                           users_follower=users_follower, subjects=self.app.mapper.subjects,
+                           other_followers=[seats_and_logins_follower])
 
     @cached_property
     def audit(self) -> Audit:
@@ -648,7 +658,8 @@ def build_runtime(settings: Settings, *, migrate: bool = True) -> Runtime:
     if not is_postgres(url):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     with event_store_ddl_in_turn(url):
-        app = PageLedger(env=event_store_env(url), server_id=settings.server_id)
+        app = PageLedger(env=event_store_env(url), server_id=settings.server_id,
+                         privacy_secret=load_or_create_secret(settings.data_dir / "privacy.key"))
     writer = read_model_engine(url, writer=True)
     reader = read_model_engine(url)
     if migrate:

@@ -189,7 +189,8 @@ def _runtime(settings: Settings, migrate: bool = True):
 
 
 # Personal data and the keys that protect it, kept in the data directory beside the database.
-PRIVATE_DATA_FILES = ("session.key", "pin.key", "directory.json", "first-tokens.json", "setup-code", "tls-key.pem")
+PRIVATE_DATA_FILES = ("session.key", "pin.key", "privacy.key", "directory.json", "first-tokens.json", "setup-code",
+                      "tls-key.pem")
 
 
 def make_data_directory_private(data_dir: Path) -> None:

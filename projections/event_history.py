@@ -91,7 +91,7 @@ class EventHistory:
     def __init__(self, app: Application, document_shown: DocumentShown = lambda name: name) -> None:
         self.app = app
         self.log = RawLog(app.recorder)
-        self.personal = PersonalKeys(app.recorder)
+        self.personal = PersonalKeys(app.recorder, secret=getattr(app, "privacy_secret", None))
         self.document_shown = document_shown
 
     def decode(self, raw: RawEvent) -> HistoryEvent:

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 from eventsourcing.application import Application
 
 from adapters.codec import EventView, decode_view, short_topic, stored_spellings, topic_of
-from adapters.personal_keys import PERSONAL_USER_FIELDS, PersonalKeys, SubjectKeys, open_job_views, open_user_views
+from adapters.personal_keys import (PERSON_FIELDS, PERSONAL_USER_FIELDS, PersonalKeys, SubjectKeys, open_job_views,
+                                    open_people, open_user_views)
 from domain.jobs import PrintJob
 
 JOB_TOPICS = frozenset({short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied),
@@ -28,7 +29,7 @@ class LogReader:
         self.postgres = type(self.recorder).__module__.startswith(("eventsourcing.postgres", "adapters.pg_"))
         if getattr(app.mapper, "cipher", None) or getattr(app.mapper, "compressor", None):
             raise ValueError("LogReader reads plain stored state; this application encrypts or compresses it")
-        self.personal = PersonalKeys(self.recorder)
+        self.personal = PersonalKeys(self.recorder, secret=getattr(app, "privacy_secret", None))
         self.subjects = SubjectKeys(self.personal)
 
     def read(self, after: int, limit: int, topics: Sequence[str] = ()) -> list[tuple[int, str, EventView]]:
@@ -37,6 +38,9 @@ class LogReader:
         rows = self._rows(after, limit, stored_spellings(topics))
         decoded = [(nid, topic_of(topic), decode_view(topic, bytes(state), originator))
                    for nid, topic, originator, state in rows]
+        # The logins other events name are stored as person numbers (first: a secure job's
+        # fields are then opened with its owner's login).
+        open_people(self.personal, [(topic, view) for _, topic, view in decoded if topic in PERSON_FIELDS])
         # A job's personal fields are sealed with its user's key: projections get them opened,
         # or as erased when the key is gone (adapters.personal_keys).
         open_job_views(self.personal, [view for _, topic, view in decoded if topic in JOB_TOPICS])

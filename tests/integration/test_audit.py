@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from adapters import codec
 from adapters.codec import topic_of
 from adapters.event_seals import RawLog, check_seals
+from adapters.personal_keys import erased_user
 from api.app import create_app
 from commands.job_reports import parse_batch
 from commands.jobs import TrackJobs
@@ -468,11 +469,11 @@ def test_erasure_shreds_a_persons_names_keeps_the_totals_and_still_verifies(runt
     assert runtime.app.repository.get(person.id).login == "erased user #1"
 
 
-def test_erasure_leaves_the_seat_history_as_it_leaves_the_seats_and_still_verifies(runtime):
-    """The licence's seat events carry the login in clear (docs/audit-privacy.md, "What erasure
-    does not reach"): the seats held now (licence_seats) and every tenure of a seat
-    (seat_tenures) are rebuilt from them, so erasure leaves both as the log says, alike, and
-    audit verify still finds every read model as a rebuild makes it."""
+def test_erasure_renames_the_seat_history_as_it_renames_the_seats_and_still_verifies(runtime):
+    """The licence's seat events name the person by number (adapters.personal_keys.PERSON_FIELDS):
+    the seats held now (licence_seats) and every tenure of a seat (seat_tenures) are rebuilt from
+    them by the erasure, so both then show "erased user #N", alike, and audit verify still finds
+    every read model as a rebuild makes it."""
     from projections.licence_seats import licence_seats
     from projections.seat_tenures import seat_tenures
 
@@ -495,8 +496,10 @@ def test_erasure_leaves_the_seat_history_as_it_leaves_the_seats_and_still_verifi
 
     before = seat_rows()
     assert before == ([(login, t + 2000)], [(login, t, t + 1000, "inactive"), (login, t + 2000, None, "")])
-    assert runtime.erase_person(login).jobs == 1
-    assert seat_rows() == before  # as licence_seats: the seat key as the licence's events hold it
+    erased = runtime.erase_person(login)
+    assert erased.jobs == 1
+    gone = erased_user(erased.number)
+    assert seat_rows() == ([(gone, t + 2000)], [(gone, t, t + 1000, "inactive"), (gone, t + 2000, None, "")])
     result = runtime.audit.verify()
     assert result.ok, [c.shown for c in result.read_models.checks]
     assert {c.name for c in result.read_models.checks} >= {"licence_seats", "seat_tenures", "printer_errors"}
@@ -541,6 +544,166 @@ def test_seats_over_time_and_printers_in_error_as_of_an_instant_leave_out_later_
             assert list(rows["printer"]) == ["hall"] and rows["ended_at"].isna().all()
             assert [r["printer"] for s in live["sections"] if s["name"] == "printer_errors" for r in s["rows"]] == [
                 "hall", "lab"]
+
+
+QUOKKA = "quokkalogin-6613"  # lower case: seats are recorded under the lower-cased login
+QUOKKA_ADDRESS = "10.66.13.77"  # where they logged in from
+
+
+def quokka_in_every_event_kind(rt) -> None:
+    """QUOKKA, a local user, logs in (right and wrong password: LoginAttempt, SeatAssigned),
+    holds jobs on a secure queue (Secured) and releases one (Released, Printed), gives a wrong
+    code for another (ReleaseCodeRefused) and deletes it, is denied a seat, named in a denial
+    notice and has their seat released (SeatDenied, DenialNoticeSent, SeatReleased); and as an
+    admin changes a setting, a printer's cost schedule, secure hold and release settings, the
+    licence's unlicensed tracking and a user's role (every admin `by`)."""
+    import hashlib
+    import io
+    import uuid
+
+    from commands.printers import ReleaseSettings
+    from commands.release import Caller
+    from commands.validation import InvalidRequest
+    from domain.costs import CostSchedule
+    from domain.users import LOCAL_SOURCE, user_id
+    from projections.held_jobs import release_orders
+
+    rt.licensing.install_trial()
+    rt.add_local_user(login=QUOKKA, password="a long password 1", role="user", profile={})
+    assert rt.log_in(login=QUOKKA, password="a long password 1", remote_addr=QUOKKA_ADDRESS).outcome == "succeeded"
+    assert rt.log_in(login=QUOKKA, password="wrong password", remote_addr="10.1.1.1").outcome != "succeeded"
+    for name in ("vault", "annex"):
+        rt.set_secure_hold(name, True, by=QUOKKA)
+    rt.set_cost_schedule("vault", CostSchedule(mono_page=500, colour_page=2500), by=QUOKKA)
+    rt.set_release_settings("annex", ReleaseSettings(code_mode="generated", code_length=6), by=QUOKKA)
+    rt.change_setting("report_repeat_minutes", 15, by=QUOKKA)
+    rt.licensing.set_track_unlicensed(True, by=QUOKKA)
+    rt.add_local_user(login="someone-else", password="a long password 2", role="user", profile={})
+    rt.change_role(user_id(LOCAL_SOURCE, "someone-else"), "auditor", by=QUOKKA)
+
+    jobs = [dict(j, job_key=f"quokka/{i}", user=QUOKKA, printer=printer, pages=2, copies=1, colour_pages=0,
+                 duplex=False, paper="A4") for i, (j, printer) in enumerate(zip(sample_jobs(2), ("vault", "annex")))]
+    outcomes = TrackJobs(rt.app, rt.printers, codes=rt.pin_digest, clock=rt.clock,
+                         personal=rt.personal_keys)(parse_batch(json.dumps({"jobs": jobs}).encode()))
+    for o in outcomes:
+        body = b"%PDF-1.7 held\n" + o.job_key.encode()
+        rt.hold_job(o.job_id, io.BytesIO(body), sha256=hashlib.sha256(body).hexdigest(), size=len(body))
+    rt.catch_up()
+    printed, refused = (str(o.job_id) for o in outcomes)
+    caller = Caller(QUOKKA, admin=False, address=QUOKKA_ADDRESS)
+    rt.release_jobs([printed], caller)
+    rt.catch_up()
+    with rt.reader.connect() as conn:
+        [order] = release_orders(conn)
+    assert order.user == QUOKKA
+    rt.release_outcome.printed(uuid.UUID(printed), cups_job="cups:vault-release:7:1700000000")
+    with pytest.raises(InvalidRequest):
+        rt.release_jobs([refused], caller, code="000000" if outcomes[1].release_code != "000000" else "111111")
+    rt.delete_jobs([refused], caller)
+
+    licence = rt.licensing.get()
+    licence._seat_denied(user=QUOKKA, reason="no seat left", at=rt.clock())  # as a full licence records it
+    rt.app.save(licence)
+    rt.licensing.record_denial_notice(lambda since: [QUOKKA])
+    rt.licensing.release_seat(QUOKKA)
+    rt.catch_up()
+
+
+QUOKKA_TOPICS = {"LoginAttempt.Recorded", "Licence.SeatAssigned", "Licence.SeatDenied", "Licence.SeatReleased",
+                 "Licence.DenialNoticeSent", "Licence.UnlicensedTrackingChanged", "PrintJob.Secured",
+                 "PrintJob.Released", "PrintJob.Printed", "PrintJob.ReleaseCodeRefused", "PrintJob.Deleted",
+                 "SiteSettings.FieldChanged", "Printer.CostScheduleChanged", "Printer.SecureHoldChanged",
+                 "Printer.ReleaseCodeModeChanged", "User.RoleChanged"}
+
+
+def test_erasure_leaves_no_login_in_any_event_that_named_the_person(runtime):
+    rt = runtime
+    track(rt, 30, key_prefix="a")
+    quokka_in_every_event_kind(rt)
+    log = list(RawLog(rt.app.recorder).events(0, 10**6))
+    assert QUOKKA_TOPICS <= {e[3] for e in log}
+    # The log holds neither their login nor the address they logged in from in clear ...
+    assert [e[3] for e in log if QUOKKA.encode() in bytes(e[4]) or QUOKKA_ADDRESS.encode() in bytes(e[4])] == []
+    # ... but every reader gets the login back: the admin-change log, the history, the read models.
+    history = {h.type: h.fields for h in rt.event_history.page(EventFilter(limit=1000))[0]}
+    assert history["LoginAttempt.Recorded"]["login"] == QUOKKA
+    assert history["PrintJob.Released"]["by"] == QUOKKA and history["PrintJob.Printed"]["user"] == QUOKKA
+    assert history["Licence.DenialNoticeSent"]["users"] == [QUOKKA]
+    assert history["SiteSettings.FieldChanged"]["by"] == QUOKKA
+    with rt.reader.connect() as conn:
+        audit_rows = conn.execute(sa.text("SELECT login, remote_addr FROM login_audit ORDER BY seq")).all()
+        totals = conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one()
+        count = conn.execute(sa.text("SELECT count(*), sum(cost) FROM jobs")).one()
+    assert (QUOKKA, QUOKKA_ADDRESS) in [tuple(r) for r in audit_rows]
+    assert QUOKKA.encode() in database_bytes(rt)  # in the read models until erased
+
+    erased = rt.erase_person(QUOKKA)
+    placeholder = f"erased user #{erased.number}"
+
+    raw = database_bytes(rt)
+    assert QUOKKA.encode() not in raw and QUOKKA_ADDRESS.encode() not in raw
+    with rt.reader.connect() as conn:
+        assert conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one() \
+            == totals
+        assert conn.execute(sa.text("SELECT count(*), sum(cost) FROM jobs")).one() == count
+        audit_rows = [tuple(r) for r in conn.execute(sa.text("SELECT login, remote_addr FROM login_audit"))]
+        assert (placeholder, "erased") in audit_rows and not any(QUOKKA in r[0] for r in audit_rows)
+        assert conn.execute(sa.text("SELECT count(*) FROM login_failures WHERE key LIKE :k"),
+                            {"k": f"%{QUOKKA}%"}).scalar() == 0
+    history = {h.type: h.fields for h in rt.event_history.page(EventFilter(limit=1000))[0]}
+    for topic, name in [("LoginAttempt.Recorded", "login"), ("PrintJob.Released", "by"), ("PrintJob.Printed", "user"),
+                        ("PrintJob.Deleted", "by"), ("Licence.SeatReleased", "user"),
+                        ("SiteSettings.FieldChanged", "by"), ("User.RoleChanged", "by")]:
+        assert history[topic][name] == placeholder, topic
+    assert history["Licence.DenialNoticeSent"]["users"] == [placeholder]
+    result = rt.audit.verify()
+    assert result.ok, ([f.describe() for f in result.seals.findings], [c.shown for c in result.read_models.checks])
+
+
+def test_logins_stored_in_clear_before_person_numbers_still_read_and_are_found_to_erase(runtime):
+    import hashlib
+    import stat
+    import uuid
+
+    from adapters.personal_keys import PersonalKeys
+    from domain.logins import LoginAttempt
+
+    rt = runtime
+    # The digests that find a person's rows are keyed by the site's privacy key, made 0600.
+    key_file = rt.settings.data_dir / "privacy.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and rt.app.privacy_secret == key_file.read_bytes()
+    # A person whose row was made before that key (plain SHA-256 digest) is found, not made again.
+    before = PersonalKeys(rt.app.recorder, secret=None).people_for(["wombat-7"])["wombat-7"]
+    assert rt.personal_keys.people_for(["wombat-7"])["wombat-7"] == before
+    assert rt.personal_keys.people_for(["numbat-8"])["numbat-8"].number != before.number
+
+    # An event stored by the version before person numbers: the login in clear.
+    people, rt.app.mapper.people = rt.app.mapper.people, None
+    try:
+        rt.app.save(LoginAttempt.record(uuid.uuid4(), login="oldstyle-3301", outcome="bad_credentials",
+                                        remote_addr="10.3.3.1", at=rt.clock()))
+    finally:
+        rt.app.mapper.people = people
+    rt.app.save(LoginAttempt.record(uuid.uuid4(), login="newstyle-3302", outcome="bad_credentials",
+                                    remote_addr="10.3.3.2", at=rt.clock()))
+    log = b"".join(bytes(e[4]) for e in RawLog(rt.app.recorder).events(0, 10**6))
+    assert b"oldstyle-3301" in log and b"newstyle-3302" not in log
+    rt.catch_up()
+    with rt.reader.connect() as conn:
+        rows = {tuple(r) for r in conn.execute(sa.text("SELECT login, remote_addr FROM login_audit"))}
+    assert rows == {("oldstyle-3301", "10.3.3.1"), ("newstyle-3302", "10.3.3.2")}
+
+    erased = rt.erase_person("oldstyle-3301")
+    with rt.reader.connect() as conn:
+        rows = {tuple(r) for r in conn.execute(sa.text("SELECT login, remote_addr FROM login_audit"))}
+        # The erasure is recorded under the keyed digest, not the plain SHA-256 of the login.
+        digests = {bytes(d) for (d,) in conn.execute(sa.text(f"SELECT digest FROM {rt.app.recorder.events_table_name}"
+                                                             "_erasures"))}
+    assert ("erased user #%d" % erased.number, "10.3.3.1") in rows  # an old event's address was never sealed
+    assert hashlib.sha256(b"oldstyle-3301").digest() not in digests and len(digests) == 1
+    history = [h.fields for h in rt.event_history.page(EventFilter(limit=100))[0] if h.type == "LoginAttempt.Recorded"]
+    assert [h["login"] for h in history] == ["erased user #%d" % erased.number, "newstyle-3302"]
+    assert rt.audit.verify().ok
 
 
 def test_erasure_through_the_api_is_the_admins_and_refuses_bad_bodies(runtime):

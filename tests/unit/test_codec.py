@@ -271,3 +271,88 @@ def test_the_codes_collide_with_no_topic():
     assert len(set(TOPIC_CODES.values())) == len(TOPIC_CODES)
     assert not set(TOPIC_CODES.values()) & domain_event_topics()
     assert all(len(code) == 1 and "." not in code and ":" not in code for code in TOPIC_CODES.values())
+
+
+# --- Logins in events are stored as person numbers (adapters.personal_keys.PERSON_FIELDS) -------
+
+# Fields that name a person and are NOT person numbers, each with the reason.
+_NOT_PERSON_NUMBERS = {
+    ("PrintJob.Recorded", "user"): "never stored (the base of Tracked, Denied and Secured)",
+    ("PrintJob.Tracked", "user"): "empty since `person` (the number) was appended",
+    ("PrintJob.Denied", "user"): "empty since `person` (the number) was appended",
+    ("User.Imported", "login"): "sealed with the User's own key (PERSONAL_USER_FIELDS)",
+    ("AccessToken.Issued", "subject"): "not covered: docs/audit-privacy.md, What erasure does not reach",
+}
+
+
+def test_every_event_field_that_names_a_person_is_a_person_number_or_said_why_not():
+    from adapters.codec import _shape, domain_event_topics, resolve_short_topic
+    from adapters.personal_keys import PERSON_FIELDS
+
+    naming = {"user", "users", "login", "by", "admin", "subject"}
+    found = {(t, n) for t in domain_event_topics() for n in _shape(resolve_short_topic(t)).names if n in naming}
+    numbered = {(t, n) for t, names in PERSON_FIELDS.items() for n in names}
+    assert found - numbered == set(_NOT_PERSON_NUMBERS)
+    assert numbered <= found  # no stale entry
+
+
+class _People:
+    """The people table in memory: what adapters.personal_keys.PersonalKeys answers."""
+
+    def __init__(self) -> None:
+        from adapters.personal_keys import Person
+
+        self.Person = Person
+        self.rows: dict[str, object] = {}
+        self.by_number: dict[int, object] = {}
+
+    def people_for(self, logins):
+        for login in logins:
+            if login not in self.rows:
+                person = self.Person(len(self.rows) + 1, bytes(range(32)) if login == "alice" else bytes(32))
+                self.rows[login] = person
+                self.by_number[person.number] = (login, person.key)
+        return {login: self.rows[login] for login in logins}
+
+    def people_by_number(self, numbers):
+        return {n: self.by_number[n] for n in numbers if n in self.by_number}
+
+    def erased_numbers(self):
+        return {}
+
+    def digests(self, login):
+        return ()
+
+
+def test_a_login_attempt_stores_a_person_number_and_a_sealed_address_and_reads_back_or_as_erased():
+    from domain.logins import LoginAttempt
+
+    people = _People()
+    m = mapper()
+    m.people = people
+    attempt = LoginAttempt.record(uuid4(), login="alice", outcome="succeeded", remote_addr="192.0.2.77", at=1)
+    event = attempt.collect_events()[0]
+    stored = m.to_stored_event(event)
+    assert b"alice" not in stored.state and b"192.0.2.77" not in stored.state
+    back = m.to_domain_event(stored)
+    assert (back.login, back.remote_addr, back.outcome) == ("alice", "192.0.2.77", "succeeded")
+    people.by_number[1] = 7  # erased: the row keeps only the erasure's number
+    back = m.to_domain_event(stored)
+    assert (back.login, back.remote_addr) == ("erased user #7", "erased")
+
+
+def test_an_author_that_is_no_person_and_a_login_stored_in_clear_are_kept():
+    from domain.site_settings import SiteSettings
+
+    m = mapper()
+    m.people = _People()
+    settings = SiteSettings.create(uuid4())
+    settings.change("report_repeat_minutes", 15, 10, by="cli")
+    settings.change("report_repeat_minutes", 20, 15, by="bob")
+    _, by_cli, by_bob = [m.to_stored_event(e) for e in settings.collect_events()]
+    assert b"cli" in by_cli.state and b"bob" not in by_bob.state
+    assert (m.to_domain_event(by_cli).by, m.to_domain_event(by_bob).by) == ("cli", "bob")
+    stored_before = mapper().to_stored_event(SiteSettings.FieldChanged(  # the version before: `by` in clear
+        originator_id=uuid4(), originator_version=2, timestamp=datetime.now(timezone.utc), field="f", old=1, new=2,
+        by="carol"))
+    assert m.to_domain_event(stored_before).by == "carol"

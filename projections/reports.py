@@ -37,7 +37,7 @@ from projections.names import host_keys, printer_keys, user_keys
 from projections.report_period import (
     GROUPINGS, PDLS, TIME_GROUPINGS, ReportInputError, ReportParameters,
 )
-from projections.savings_daily import FIGURES, REPEAT_MINUTES, saving_figures, savings_daily
+from projections.savings_daily import FIGURES, REPEAT_MINUTES, saving_figures, savings_daily, savings_daily_site
 from projections.usage_daily import usage_daily
 from projections.users import users
 
@@ -616,6 +616,18 @@ def _is_repeat(inner: sa.Subquery, minutes: int) -> Any:
                    inner.c.submitted_at - inner.c.before <= minutes * 60 * 1_000_000)
 
 
+def _sums_where(scope: Scope, first_day: int, end_day: int) -> tuple[Any, list[Any]]:
+    """The daily savings sums to read for whole days [first_day, end_day) and their filter:
+    without the user (a few rows a day) unless the scope names users."""
+    s = (savings_daily if scope.user_ids is not None else savings_daily_site).c
+    where = [s.day >= first_day, s.day < end_day]
+    if scope.user_ids is not None:
+        where.append(s.user_id.in_(scope.user_ids))
+    if scope.printer_ids is not None:
+        where.append(s.printer_id.in_(scope.printer_ids))
+    return s, where
+
+
 def _repeats_from_sums(p: ReportParameters, scope: Scope, minutes: int) -> bool:
     """Whether the repeated prints of whole days can come from savings_daily: its sums hold the
     default window, for every printer (a print's previous one may be on another printer, so a
@@ -624,7 +636,8 @@ def _repeats_from_sums(p: ReportParameters, scope: Scope, minutes: int) -> bool:
             and first_day_from(p.since) < p.until // MICROS_PER_DAY)
 
 
-def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes: int) -> list[tuple[int, int, int, int]]:
+def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes: int,
+                 use_sums: bool = True) -> list[tuple[int, int, int, int]]:
     """The repeated prints of the period by printer: (printer_id, prints, sheets, cost).
 
     A print is a repeat when the same user printed the same document before *in the period*, at
@@ -645,14 +658,11 @@ def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes
             sa.select(k.printer_id, sa.func.count(), sa.func.sum(k.sheets), sa.func.sum(k.cost))
             .where(_is_repeat(inner, minutes), *(w(k) for w in where)).group_by(k.printer_id))]
 
-    if not _repeats_from_sums(p, scope, minutes):
-        return from_rows(p.since, p.until)
+    if not (use_sums and _repeats_from_sums(p, scope, minutes)):  # use_sums False: the rows only (tests)
+        return sorted(from_rows(p.since, p.until))
     first_day, end_day = first_day_from(p.since), p.until // MICROS_PER_DAY
     start, end = first_day * MICROS_PER_DAY, end_day * MICROS_PER_DAY
-    s = savings_daily.c
-    where = [s.day >= first_day, s.day < end_day]
-    if scope.user_ids is not None:
-        where.append(s.user_id.in_(scope.user_ids))
+    s, where = _sums_where(scope, first_day, end_day)
     parts = [(int(pid), int(n), int(sheets), int(cost)) for pid, n, sheets, cost in conn.execute(
         sa.select(s.printer_id, sa.func.sum(s.r_n), sa.func.sum(s.r_sheets), sa.func.sum(s.r_cost))
         .where(*where).group_by(s.printer_id))]
@@ -682,7 +692,7 @@ def _when(condition: Any, value: Any) -> Any:
     return sa.func.sum(sa.case((condition, value), else_=0))
 
 
-def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope) -> list[tuple[Any, ...]]:
+def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, use_sums: bool = True) -> list[tuple[Any, ...]]:
     """Per printer, paper and duplex, what each measure touches, in exact integers:
     (printer_id, paper, duplex, duplex n/sheets/mono/colour, mono n/mono/colour, 2-up n/sheets/mono
     now/colour now/mono/colour). Whole UTC days from savings_daily when the scope allows; the
@@ -691,7 +701,7 @@ def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope) -> list
     worked out by the same `saving_figures` the daily sums were made with."""
     j = jobs.c
     first_day, end_day = first_day_from(p.since), p.until // MICROS_PER_DAY
-    daily = scope.daily_allowed and first_day < end_day
+    daily = use_sums and scope.daily_allowed and first_day < end_day  # use_sums False: the rows only (tests)
     ranges = ([(p.since, first_day * MICROS_PER_DAY), (end_day * MICROS_PER_DAY, p.until)] if daily
               else [(p.since, p.until)])
     frames = []
@@ -710,12 +720,7 @@ def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope) -> list
             frames.append(pd.DataFrame({"printer_id": kinds["printer_id"], "paper": kinds["paper"],
                                         "duplex": kinds["duplex"].astype(bool), **figures}))
     if daily:
-        s = savings_daily.c
-        where = [s.day >= first_day, s.day < end_day]
-        if scope.user_ids is not None:
-            where.append(s.user_id.in_(scope.user_ids))
-        if scope.printer_ids is not None:
-            where.append(s.printer_id.in_(scope.printer_ids))
+        s, where = _sums_where(scope, first_day, end_day)
         rows = conn.execute(sa.select(s.printer_id, s.paper, s.duplex, *(sa.func.sum(s[c]) for c in FIGURES))
                             .where(*where).group_by(s.printer_id, s.paper, s.duplex)).all()
         if rows:
@@ -832,11 +837,7 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
     # sums say enough of them lie (the whole period when they cannot say, or were not enough).
     until = p.until
     if _repeats_from_sums(p, scope, minutes) and count > MAX_ROWS_LISTED:
-        s = savings_daily.c
-        first_day, end_day = first_day_from(p.since), p.until // MICROS_PER_DAY
-        where = [s.day >= first_day, s.day < end_day]
-        if scope.user_ids is not None:
-            where.append(s.user_id.in_(scope.user_ids))
+        s, where = _sums_where(scope, first_day_from(p.since), p.until // MICROS_PER_DAY)
         seen = 0
         for day, n in conn.execute(sa.select(s.day, sa.func.sum(s.r_n)).where(*where).group_by(s.day).order_by(s.day)):
             seen += int(n)

@@ -41,6 +41,9 @@ FIGURES = ("d_n", "d_sheets", "d_mono", "d_colour", "m_n", "m_mono", "m_colour",
            "u_colour_now", "u_mono", "u_colour")
 REPEATS = ("r_n", "r_sheets", "r_cost")
 KEYS = ("day", "user_id", "printer_id", "paper", "duplex")
+# Bytewise order on PostgreSQL whatever the database's collation, as on SQLite: audit verify
+# compares the live rows with a SQLite rebuild walking both in key order.
+Paper = sa.String(32).with_variant(sa.String(32, collation="C"), "postgresql")
 COLUMNS = (*KEYS, *FIGURES, *REPEATS)
 
 savings_daily = sa.Table(
@@ -48,7 +51,20 @@ savings_daily = sa.Table(
     sa.Column("day", sa.Integer, primary_key=True),  # UTC day of submitted_at (floor of µs / a day's µs)
     sa.Column("user_id", sa.Integer, primary_key=True),
     sa.Column("printer_id", sa.Integer, primary_key=True),
-    sa.Column("paper", sa.String(32), primary_key=True),
+    sa.Column("paper", Paper, primary_key=True),
+    sa.Column("duplex", sa.Boolean, primary_key=True),
+    *(sa.Column(c, sa.BigInteger, nullable=False) for c in (*FIGURES, *REPEATS)),
+    sqlite_with_rowid=False,
+)
+
+# The same sums without the user: what a report of every user reads (a few rows a day for each
+# printer, where savings_daily holds one for each user who printed on it).
+SITE_KEYS = ("day", "printer_id", "paper", "duplex")
+savings_daily_site = sa.Table(
+    "savings_daily_site", metadata,
+    sa.Column("day", sa.Integer, primary_key=True),
+    sa.Column("printer_id", sa.Integer, primary_key=True),
+    sa.Column("paper", Paper, primary_key=True),
     sa.Column("duplex", sa.Boolean, primary_key=True),
     *(sa.Column(c, sa.BigInteger, nullable=False) for c in (*FIGURES, *REPEATS)),
     sqlite_with_rowid=False,
@@ -126,7 +142,7 @@ class SavingsTotals:
             t[-3] += 1
             t[-2] += int(j["sheets"])
             t[-1] += int(j["cost"])
-        add_to_totals(conn, savings_daily, KEYS, COLUMNS, [(*k, *v) for k, v in sorted(totals.items())])
+        add_totals(conn, [(*k, *v) for k, v in sorted(totals.items())])
 
     def _repeats(self, conn: sa.Connection, charged: Sequence[dict[str, Any]], in_run: bool) -> list[dict[str, Any]]:
         """The jobs that become repeated prints: some of `charged`, and the next print after a
@@ -186,14 +202,16 @@ class SavingsTotals:
         """Count every repeated print again from the jobs rows (after their document names were
         rewritten by the privacy setting): the same window the report's row path takes."""
         conn.execute(savings_daily.update().values(r_n=0, r_sheets=0, r_cost=0))
+        conn.execute(savings_daily_site.update().values(r_n=0, r_sheets=0, r_cost=0))
         conn.execute(last_prints.delete())
         c = self.jobs.c
+        # One sort (bytewise on PostgreSQL, as the report's row path) serves both `before` and
+        # whether a print is its document's last (`after` NULL).
+        document = c.document.collate("C") if conn.dialect.name == "postgresql" else c.document
+        window = {"partition_by": (c.user_id, document), "order_by": (c.submitted_at, c.seq)}
         inner = (sa.select(c.seq, c.submitted_at, c.user_id, c.printer_id, c.paper, c.duplex, c.sheets, c.cost,
-                           c.document,
-                           sa.func.lag(c.submitted_at).over(partition_by=(c.user_id, c.document),
-                                                            order_by=(c.submitted_at, c.seq)).label("before"),
-                           sa.func.row_number().over(partition_by=(c.user_id, c.document),
-                                                     order_by=(c.submitted_at.desc(), c.seq.desc())).label("rank"))
+                           c.document, sa.func.lag(c.submitted_at).over(**window).label("before"),
+                           sa.func.lead(c.seq).over(**window).label("after"))
                  .where(c.status.in_(self.charged), c.document != "").subquery())
         k = inner.c
         day = _day_sql(k.submitted_at)
@@ -202,11 +220,10 @@ class SavingsTotals:
                       sa.func.sum(k.cost))
             .where(k.before.is_not(None), k.submitted_at - k.before <= REPEAT_US)
             .group_by(day, k.user_id, k.printer_id, k.paper, k.duplex)).all()
-        add_to_totals(conn, savings_daily, KEYS, COLUMNS,
-                      sorted((int(d), u, pr, pa, bool(du), *([0] * len(FIGURES)), int(n), int(sh), int(co))
+        add_totals(conn, sorted((int(d), u, pr, pa, bool(du), *([0] * len(FIGURES)), int(n), int(sh), int(co))
                              for d, u, pr, pa, du, n, sh, co in repeated))
         latest = [(u, document_digest(doc), t, s) for u, doc, t, s in conn.execute(
-            sa.select(k.user_id, k.document, k.submitted_at, k.seq).where(k.rank == 1))]
+            sa.select(k.user_id, k.document, k.submitted_at, k.seq).where(k.after.is_(None)))]
         replace_rows(conn, last_prints, ("user_id", "digest"), ("user_id", "digest", "submitted_at", "seq"),
                      sorted(latest))
 
@@ -227,9 +244,21 @@ class SavingsTotals:
                 t = totals.setdefault((int(row[0]), row[1], row[2], row[3], bool(row[4])), [0] * len(FIGURES))
                 for k, name in enumerate(FIGURES):
                     t[k] += int(figures[name][i])
-            add_to_totals(conn, savings_daily, KEYS, COLUMNS,
-                          [(*key, *t, 0, 0, 0) for key, t in sorted(totals.items())])
+            add_totals(conn, [(*key, *t, 0, 0, 0) for key, t in sorted(totals.items())])
         self.recount_repeats(conn)
+
+
+def add_totals(conn: sa.Connection, rows: Sequence[tuple]) -> None:
+    """Add rows (in COLUMNS order) to savings_daily, and their sums without the user to
+    savings_daily_site."""
+    add_to_totals(conn, savings_daily, KEYS, COLUMNS, rows)
+    site: dict[tuple, list[int]] = {}
+    for day, _user, printer, paper, duplex, *values in rows:
+        t = site.setdefault((day, printer, paper, duplex), [0] * len(values))
+        for i, v in enumerate(values):
+            t[i] += v
+    add_to_totals(conn, savings_daily_site, SITE_KEYS, (*SITE_KEYS, *FIGURES, *REPEATS),
+                  [(*k, *v) for k, v in sorted(site.items())])
 
 
 ROW_COLUMNS = ("seq", "submitted_at", "user_id", "printer_id", "paper", "duplex", "pages", "colour_pages", "copies",

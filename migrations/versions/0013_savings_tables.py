@@ -1,4 +1,4 @@
-"""The savings report's daily sums (`savings_daily`) and the latest print of each user's
+"""The savings report's daily sums (`savings_daily`, and without the user `savings_daily_site`) and the latest print of each user's
 document (`last_prints`), kept by the jobs projection (projections/savings_daily.py), filled
 here from the jobs rows already recorded so that the report reads the same figures at once.
 
@@ -12,6 +12,7 @@ down_revision = "0012_narrow_jobs"
 branch_labels = None
 depends_on = None
 
+PAPER = sa.String(32).with_variant(sa.String(32, collation="C"), "postgresql")  # bytewise order (audit verify)
 FIGURES = ("d_n", "d_sheets", "d_mono", "d_colour", "m_n", "m_mono", "m_colour", "u_n", "u_sheets", "u_mono_now",
            "u_colour_now", "u_mono", "u_colour", "r_n", "r_sheets", "r_cost")
 
@@ -22,7 +23,16 @@ def upgrade() -> None:
         sa.Column("day", sa.Integer, primary_key=True),
         sa.Column("user_id", sa.Integer, primary_key=True),
         sa.Column("printer_id", sa.Integer, primary_key=True),
-        sa.Column("paper", sa.String(32), primary_key=True),
+        sa.Column("paper", PAPER, primary_key=True),
+        sa.Column("duplex", sa.Boolean, primary_key=True),
+        *(sa.Column(c, sa.BigInteger, nullable=False) for c in FIGURES),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "savings_daily_site",
+        sa.Column("day", sa.Integer, primary_key=True),
+        sa.Column("printer_id", sa.Integer, primary_key=True),
+        sa.Column("paper", PAPER, primary_key=True),
         sa.Column("duplex", sa.Boolean, primary_key=True),
         *(sa.Column(c, sa.BigInteger, nullable=False) for c in FIGURES),
         sqlite_with_rowid=False,
@@ -45,4 +55,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("last_prints")
+    op.drop_table("savings_daily_site")
     op.drop_table("savings_daily")

@@ -833,18 +833,22 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
     sections: list[Section] = []
     by_printer = _repeat_sums(conn, p, scope, minutes)
     count, all_sheets, all_cost = (sum(r[i] for r in by_printer) for i in (1, 2, 3))
-    # The first MAX_ROWS_LISTED repeats: one window from the period's start to where the daily
-    # sums say enough of them lie (the whole period when they cannot say, or were not enough).
-    until = p.until
-    if _repeats_from_sums(p, scope, minutes) and count > MAX_ROWS_LISTED:
-        s, where = _sums_where(scope, first_day_from(p.since), p.until // MICROS_PER_DAY)
-        seen = 0
-        for day, n in conn.execute(sa.select(s.day, sa.func.sum(s.r_n)).where(*where).group_by(s.day).order_by(s.day)):
-            seen += int(n)
-            if seen > 2 * MAX_ROWS_LISTED:
-                until = (int(day) + 1) * MICROS_PER_DAY
-                break
-    for hi in dict.fromkeys((until, p.until)):
+    # The first MAX_ROWS_LISTED repeats: a window over the rows from the period's start to an hour
+    # later, then six, then to where the daily sums say enough of them lie, then the whole period,
+    # until one holds them all (a window over rows is exact for the prints it ends after).
+    ends = [p.until]
+    if count > MAX_ROWS_LISTED:
+        ends[:0] = [p.since + 3_600_000_000, p.since + 6 * 3_600_000_000]
+        if _repeats_from_sums(p, scope, minutes):
+            s, where = _sums_where(scope, first_day_from(p.since), p.until // MICROS_PER_DAY)
+            seen = 0
+            for day, n in conn.execute(sa.select(s.day, sa.func.sum(s.r_n)).where(*where).group_by(s.day)
+                                       .order_by(s.day)):
+                seen += int(n)
+                if seen > 2 * MAX_ROWS_LISTED:
+                    ends.insert(2, (int(day) + 1) * MICROS_PER_DAY)
+                    break
+    for hi in sorted({min(end, p.until) for end in ends}):
         inner = _previous_print(conn, p.since, hi, scope, j.seq, j.user_id, j.printer_id, j.sheets, j.cost)
         k = inner.c
         rows = conn.execute(sa.select(k.seq, k.submitted_at, k.user_id, k.printer_id, k.document, k.before, k.sheets,

@@ -546,7 +546,7 @@ def fresh(request, tmp_path):
     rt.close()
 
 
-def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(fresh):
+def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(fresh, monkeypatch):
     from commands.jobs import TrackJobs
     from domain.costs import CostSchedule
     from tests.report_data import SCHEDULES, Job, batch
@@ -577,6 +577,15 @@ def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(f
 
     check(late)
     assert sums_and_rows(rt, LATE_PERIODS[0])[0]  # whole days came from the sums
+    # More repeats than a list shows: the first ones by time, found in a shorter window.
+    monkeypatch.setattr("projections.reports.MAX_ROWS_LISTED", 2)
+    for period in LATE_PERIODS:
+        p = parse_parameters(period, site_timezone="UTC", now=NOW, allowed=CATALOGUE["savings"].parameters)
+        again = repeats(late, p.since, p.until)
+        listed = run(rt, "workflow-issues", **period).section("repeated")
+        assert list(listed.frame["submitted_at"]) == sorted(j.at for j in again)[:2], period
+        assert listed.totals == {"sheets": sum(j.sheets for j in again), "cost": sum(j.cost for j in again)}
+    monkeypatch.undo()
     assert len(repeats(late, us("2026-11-28T00:00:00+00:00"), us("2026-12-02T00:00:00+00:00"))) == 7
     # Masked names: plan.pdf and budget.pdf are both "*.pdf" now, in the rows and in the sums.
     rt.change_setting("document_names", "mask", by="alice")

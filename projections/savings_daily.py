@@ -133,10 +133,10 @@ class SavingsTotals:
         figures = saving_figures(cols["pages"], cols["colour_pages"], cols["copies"], cols["duplex"],
                                  [1] * len(charged), cols["sheets"])
         totals: dict[tuple, list[int]] = {}
-        for i, j in enumerate(charged):
+        for j, values in zip(charged, zip(*(figures[name].tolist() for name in FIGURES))):
             t = totals.setdefault(_key(j), [0] * (len(FIGURES) + len(REPEATS)))
-            for k, name in enumerate(FIGURES):
-                t[k] += int(figures[name][i])
+            for k, v in enumerate(values):
+                t[k] += v
         for j in self._repeats(conn, charged, in_run):
             t = totals.setdefault(_key(j), [0] * (len(FIGURES) + len(REPEATS)))
             t[-3] += 1

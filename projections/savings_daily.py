@@ -3,7 +3,7 @@ kept by the jobs projection as it records each charged job, so that the savings 
 whole days here and only its partial edge days from the `jobs` rows, as usage does.
 
 Per UTC day (of the job's sending, as the savings report places jobs), user, printer, paper
-and duplex: the integer quantities each measure touches (`saving_figures`: impressions that
+and duplex, and per hour without the user (`savings_hourly`, what a report of every user reads): the integer quantities each measure touches (`saving_figures`: impressions that
 would move from simplex to duplex, from colour to mono, to 2-up, and the sheets saved), never
 money. The report prices the sums with each printer's schedule in force now, grouped by
 printer, paper and duplex, exactly as it prices the jobs rows: both paths give the same figures
@@ -28,7 +28,6 @@ import numpy as np
 import sqlalchemy as sa
 
 from domain.site_settings import FIELDS
-from domain.units import MICROS_PER_DAY
 from projections.follower import metadata
 from projections.sql import add_to_totals, replace_rows
 
@@ -57,12 +56,14 @@ savings_daily = sa.Table(
     sqlite_with_rowid=False,
 )
 
-# The same sums without the user: what a report of every user reads (a few rows a day for each
-# printer, where savings_daily holds one for each user who printed on it).
-SITE_KEYS = ("day", "printer_id", "paper", "duplex")
-savings_daily_site = sa.Table(
-    "savings_daily_site", metadata,
-    sa.Column("day", sa.Integer, primary_key=True),
+# The same sums without the user, by the hour: what a report of every user reads (a few rows an
+# hour for each printer, where savings_daily holds one a day for each user who printed on it), so
+# that its partial edges are at most an hour of job rows each, not a day.
+HOUR_US = 3_600_000_000
+SITE_KEYS = ("hour", "printer_id", "paper", "duplex")
+savings_hourly = sa.Table(
+    "savings_hourly", metadata,
+    sa.Column("hour", sa.Integer, primary_key=True),  # hours since 1970-01-01T00:00Z (floor of µs / an hour's µs)
     sa.Column("printer_id", sa.Integer, primary_key=True),
     sa.Column("paper", Paper, primary_key=True),
     sa.Column("duplex", sa.Boolean, primary_key=True),
@@ -111,8 +112,8 @@ def document_digest(document: str) -> int:
     return int.from_bytes(raw, "big", signed=True)
 
 
-def day_of_us(at: int) -> int:
-    return at // MICROS_PER_DAY
+def hour_of_us(at: int) -> int:
+    return at // HOUR_US
 
 
 class SavingsTotals:
@@ -202,7 +203,7 @@ class SavingsTotals:
         """Count every repeated print again from the jobs rows (after their document names were
         rewritten by the privacy setting): the same window the report's row path takes."""
         conn.execute(savings_daily.update().values(r_n=0, r_sheets=0, r_cost=0))
-        conn.execute(savings_daily_site.update().values(r_n=0, r_sheets=0, r_cost=0))
+        conn.execute(savings_hourly.update().values(r_n=0, r_sheets=0, r_cost=0))
         conn.execute(last_prints.delete())
         c = self.jobs.c
         # One sort (bytewise on PostgreSQL, as the report's row path) serves both `before` and
@@ -214,12 +215,12 @@ class SavingsTotals:
                            sa.func.lead(c.seq).over(**window).label("after"))
                  .where(c.status.in_(self.charged), c.document != "").subquery())
         k = inner.c
-        day = _day_sql(k.submitted_at)
+        hour = _hour_sql(k.submitted_at)
         repeated = conn.execute(
-            sa.select(day, k.user_id, k.printer_id, k.paper, k.duplex, sa.func.count(), sa.func.sum(k.sheets),
+            sa.select(hour, k.user_id, k.printer_id, k.paper, k.duplex, sa.func.count(), sa.func.sum(k.sheets),
                       sa.func.sum(k.cost))
             .where(k.before.is_not(None), k.submitted_at - k.before <= REPEAT_US)
-            .group_by(day, k.user_id, k.printer_id, k.paper, k.duplex)).all()
+            .group_by(hour, k.user_id, k.printer_id, k.paper, k.duplex)).all()
         add_totals(conn, sorted((int(d), u, pr, pa, bool(du), *([0] * len(FIGURES)), int(n), int(sh), int(co))
                              for d, u, pr, pa, du, n, sh, co in repeated))
         latest = [(u, document_digest(doc), t, s) for u, doc, t, s in conn.execute(
@@ -230,11 +231,11 @@ class SavingsTotals:
     def fill(self, conn: sa.Connection) -> None:
         """Sums from the jobs rows already recorded (a database upgraded to these tables)."""
         c = self.jobs.c
-        day = _day_sql(c.submitted_at)
-        kinds = conn.execute(sa.select(day, c.user_id, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages,
+        hour = _hour_sql(c.submitted_at)
+        kinds = conn.execute(sa.select(hour, c.user_id, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages,
                                        c.copies, sa.func.count(), sa.func.sum(c.sheets))
                              .where(c.status.in_(self.charged))
-                             .group_by(day, c.user_id, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages,
+                             .group_by(hour, c.user_id, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages,
                                        c.copies)).all()
         if kinds:
             cols = list(zip(*kinds))
@@ -249,15 +250,17 @@ class SavingsTotals:
 
 
 def add_totals(conn: sa.Connection, rows: Sequence[tuple]) -> None:
-    """Add rows (in COLUMNS order) to savings_daily, and their sums without the user to
-    savings_daily_site."""
-    add_to_totals(conn, savings_daily, KEYS, COLUMNS, rows)
+    """Add rows (in COLUMNS order, but the hour in place of the day) to savings_daily by their
+    day, and without the user to savings_hourly."""
+    daily: dict[tuple, list[int]] = {}
     site: dict[tuple, list[int]] = {}
-    for day, _user, printer, paper, duplex, *values in rows:
-        t = site.setdefault((day, printer, paper, duplex), [0] * len(values))
-        for i, v in enumerate(values):
-            t[i] += v
-    add_to_totals(conn, savings_daily_site, SITE_KEYS, (*SITE_KEYS, *FIGURES, *REPEATS),
+    for hour, user, printer, paper, duplex, *values in rows:
+        for sums, key in ((daily, (hour // 24, user, printer, paper, duplex)), (site, (hour, printer, paper, duplex))):
+            t = sums.setdefault(key, [0] * len(values))
+            for i, v in enumerate(values):
+                t[i] += v
+    add_to_totals(conn, savings_daily, KEYS, COLUMNS, [(*k, *v) for k, v in sorted(daily.items())])
+    add_to_totals(conn, savings_hourly, SITE_KEYS, (*SITE_KEYS, *FIGURES, *REPEATS),
                   [(*k, *v) for k, v in sorted(site.items())])
 
 
@@ -266,9 +269,9 @@ ROW_COLUMNS = ("seq", "submitted_at", "user_id", "printer_id", "paper", "duplex"
 
 
 def _key(j: Any) -> tuple:
-    return (day_of_us(int(j["submitted_at"])), int(j["user_id"]), int(j["printer_id"]), j["paper"], bool(j["duplex"]))
+    return (hour_of_us(int(j["submitted_at"])), int(j["user_id"]), int(j["printer_id"]), j["paper"], bool(j["duplex"]))
 
 
-def _day_sql(at: Any) -> Any:
-    """The UTC day of a µs time in SQL, floored as Python floors (times before 1970 too)."""
-    return sa.case((at >= 0, at // MICROS_PER_DAY), else_=-((-at - 1) // MICROS_PER_DAY) - 1)
+def _hour_sql(at: Any) -> Any:
+    """The hour of a µs time in SQL, floored as Python floors (times before 1970 too)."""
+    return sa.case((at >= 0, at // HOUR_US), else_=-((-at - 1) // HOUR_US) - 1)

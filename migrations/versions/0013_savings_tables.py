@@ -1,4 +1,4 @@
-"""The savings report's daily sums (`savings_daily`, and without the user `savings_daily_site`) and the latest print of each user's
+"""The savings report's daily sums (`savings_daily`, and by the hour without the user `savings_hourly`) and the latest print of each user's
 document (`last_prints`), kept by the jobs projection (projections/savings_daily.py), filled
 here from the jobs rows already recorded so that the report reads the same figures at once.
 
@@ -29,8 +29,8 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_table(
-        "savings_daily_site",
-        sa.Column("day", sa.Integer, primary_key=True),
+        "savings_hourly",
+        sa.Column("hour", sa.Integer, primary_key=True),
         sa.Column("printer_id", sa.Integer, primary_key=True),
         sa.Column("paper", PAPER, primary_key=True),
         sa.Column("duplex", sa.Boolean, primary_key=True),
@@ -55,5 +55,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("last_prints")
-    op.drop_table("savings_daily_site")
+    op.drop_table("savings_hourly")
     op.drop_table("savings_daily")

@@ -160,7 +160,7 @@ def test_0013_fills_the_savings_sums_from_the_jobs_recorded_before_it(database_u
                                         "FROM savings_daily ORDER BY duplex")).all()
             assert [tuple(r) for r in rows] == [
                 (20_000, False, 1, 1, 1, 1, 1, 0, 0, 0), (20_000, True, 0, 0, 0, 1, 0, 1, 1, 50)]
-            assert conn.execute(sa.text("SELECT sum(r_n), sum(d_n) FROM savings_daily_site")).one() == (1, 1)
+            assert conn.execute(sa.text("SELECT sum(r_n), sum(d_n) FROM savings_hourly")).one() == (1, 1)
             assert conn.execute(sa.text("SELECT user_id, digest, submitted_at, seq FROM last_prints")).all() == [
                 (1, document_digest("x.pdf"), day + 39_900_000_000, 4)]
     finally:

@@ -151,13 +151,7 @@ class SavingsTotals:
         named = [(j, document_digest(j["document"])) for j in charged if j["document"] != ""]
         if not named:
             return []
-        keys = sorted({(j["user_id"], d) for j, d in named})
-        lp = last_prints.c
-        known: dict[tuple[int, int], tuple[int, int]] = {}
-        for i in range(0, len(keys), 500):
-            known.update({(u, d): (t, s) for u, d, t, s in conn.execute(
-                sa.select(lp.user_id, lp.digest, lp.submitted_at, lp.seq)
-                .where(sa.tuple_(lp.user_id, lp.digest).in_(keys[i:i + 500])))})
+        known = _last_prints_of(conn, sorted({(j["user_id"], d) for j, d in named}))
         latest: dict[tuple[int, int], tuple[int, int]] = {}
         out: list[dict[str, Any]] = []
         for j, digest in named:
@@ -247,6 +241,26 @@ class SavingsTotals:
                     t[k] += int(figures[name][i])
             add_totals(conn, [(*key, *t, 0, 0, 0) for key, t in sorted(totals.items())])
         self.recount_repeats(conn)
+
+
+def _last_prints_of(conn: sa.Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
+    """The stored latest prints of (user_id, digest) `keys`."""
+    if conn.dialect.name == "postgresql":
+        # Two arrays joined, not a list of pairs: a query with a thousand parameters costs more
+        # to send than to run.
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cur:
+            cur.execute("SELECT l.user_id, l.digest, l.submitted_at, l.seq FROM last_prints l "
+                        "JOIN unnest(%b::int4[], %b::int8[]) AS k(u, d) ON l.user_id = k.u AND l.digest = k.d",
+                        [[u for u, _ in keys], [d for _, d in keys]])
+            return {(u, d): (t, s) for u, d, t, s in cur.fetchall()}
+    lp = last_prints.c
+    known: dict[tuple[int, int], tuple[int, int]] = {}
+    for i in range(0, len(keys), 400):
+        known.update({(u, d): (t, s) for u, d, t, s in conn.execute(
+            sa.select(lp.user_id, lp.digest, lp.submitted_at, lp.seq)
+            .where(sa.tuple_(lp.user_id, lp.digest).in_(keys[i:i + 400])))})
+    return known
 
 
 def add_totals(conn: sa.Connection, rows: Sequence[tuple]) -> None:

@@ -5,7 +5,7 @@ job-list CSV takes while it streams.
 
 The jobs are generated straight into the read-model tables (jobs, usage_daily and the key
 tables), not through events and projections: this measures the reports, not ingest (bench.run
-measures that). The savings report's daily sums (savings_daily, last_prints) are then made from
+measures that). The savings report's sums (savings_daily, savings_hourly, last_prints) are then made from
 the jobs rows by the projection's own code (SavingsTotals.fill, as the migration that adds them
 does), timed apart. Each user prints one of five documents: most prints repeat one within the
 window, the worst case for listing repeats. --database-url measures a database kept before
@@ -120,7 +120,7 @@ def generate(engine: sa.Engine, n: int) -> float:
     start = time.perf_counter()
     with engine.begin() as conn:
         SavingsTotals(jobs, (JOB_TRACKED, JOB_PRINTED)).fill(conn)
-    print(f"savings_daily and last_prints made from the jobs rows in {time.perf_counter() - start:.1f} s", flush=True)
+    print(f"savings sums made from the jobs rows in {time.perf_counter() - start:.1f} s", flush=True)
     with engine.begin() as conn:
         conn.execute(sa.text("ANALYZE"))
     return seconds

@@ -445,7 +445,7 @@ def report_disk(db: Database, store: str) -> None:
     sizes, parts = disk_bytes(db)
     events = sum(v for k, v in sizes.items() if k in ("stored_events", "pageledger_events"))
     models = {k: v for k, v in sizes.items() if k in ("jobs", "usage_daily", "user_keys", "printer_keys", "host_keys",
-                                                      "savings_daily", "savings_hourly", "last_prints")}
+                                                      "savings_daily")}
     # The event store's own side tables: the seals (adapters.event_seals), the personal keys and
     # erasures, the people and the Users' keys (adapters.personal_keys).
     side_tables = ("_events_seals", "_events_keys", "_events_erasures", "_events_people", "_events_subjects")

@@ -26,7 +26,6 @@ from adapters.personal_keys import PersonalKeys, SubjectKeys, erased_user
 from projections.follower import Follower
 from projections.jobs import jobs
 from projections.names import host_keys, user_keys
-from projections.savings_daily import last_prints
 from projections.users import users
 
 log = logging.getLogger("pageledger.privacy")
@@ -87,7 +86,7 @@ class ErasePerson:
         self.jobs_follower().rebuild(progress)
         if self.users_follower is not None and subjects:
             self.users_follower().rebuild(progress)  # their login and profile now read as erased
-        self.compact([jobs.name, user_keys.name, host_keys.name, users.name, last_prints.name])
+        self.compact([jobs.name, user_keys.name, host_keys.name, users.name])
         log.info("erased user #%d: their key is deleted, %d jobs and %d hosts show as erased", number, count, hosts,
                  extra={"erasure": number})
         return Erased(had_key or uid is not None, number, count, hosts)

@@ -19,7 +19,7 @@ from domain.site_settings import SiteSettings
 from domain.units import MICROS_PER_DAY
 from projections.follower import Projection, metadata
 from projections.names import KeyTable, host_keys, printer_keys, user_keys
-from projections.savings_daily import ROW_COLUMNS, SavingsTotals, last_prints, savings_daily, savings_hourly
+from projections.savings_daily import ROW_COLUMNS, SavingsTotals, savings_daily
 from projections.sql import insert_rows, storable_text
 
 # The times a report shows: a stored time outside them (year 1 or 9999 from a client's broken
@@ -145,9 +145,9 @@ class JobsProjection(Projection):
     name = "jobs"
     topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied), short_topic(PrintJob.Secured),
               *(short_topic(c) for c in LIFECYCLE), _SETTING_CHANGED)
-    # savings_daily, savings_hourly and last_prints: the savings report's sums
-    # (projections.savings_daily), kept here because a job's repeat depends on the jobs rows before it.
-    tables = (jobs, held_jobs, savings_daily, savings_hourly, last_prints)
+    # savings_daily: the savings report's sums (projections.savings_daily), kept here because a
+    # job's repeat depends on the jobs rows around it.
+    tables = (jobs, held_jobs, savings_daily)
 
     def __init__(self) -> None:
         self.users = KeyTable(user_keys, "login")

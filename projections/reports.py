@@ -37,7 +37,7 @@ from projections.names import host_keys, printer_keys, user_keys
 from projections.report_period import (
     GROUPINGS, PDLS, TIME_GROUPINGS, ReportInputError, ReportParameters,
 )
-from projections.savings_daily import FIGURES, HOUR_US, REPEAT_MINUTES, saving_figures, savings_daily, savings_hourly
+from projections.savings_daily import FIGURES, REPEAT_MINUTES, read_sums, saving_figures, savings_daily
 from projections.usage_daily import usage_daily
 from projections.users import users
 
@@ -618,46 +618,44 @@ def _is_repeat(inner: sa.Subquery, minutes: int) -> Any:
 
 @dataclass(frozen=True)
 class _SumsGrain:
-    """Which savings sums a scope reads: by the hour without the user (savings_hourly) for every
-    user, else by the day per user (savings_daily); `first`/`end` the whole units of the period
-    ([first, end) in hours or days), `unit` their µs."""
+    """The whole UTC days [first, end) of a period, which a report of every user reads from the
+    savings sums (savings_daily), and the filter on them (a printer)."""
 
-    table: Any  # the table's columns
-    unit: int
     first: int
     end: int
     where: tuple[Any, ...]
 
     @property
     def start_us(self) -> int:
-        return self.first * self.unit
+        return self.first * MICROS_PER_DAY
 
     @property
     def end_us(self) -> int:
-        return self.end * self.unit
+        return self.end * MICROS_PER_DAY
 
 
 def _sums_grain(p: ReportParameters, scope: Scope) -> _SumsGrain:
-    hourly = scope.user_ids is None
-    s, unit = (savings_hourly.c, HOUR_US) if hourly else (savings_daily.c, MICROS_PER_DAY)
-    first, end = -(-p.since // unit), p.until // unit
-    column = s.hour if hourly else s.day
-    where = [column >= first, column < end]
-    if scope.user_ids is not None:
-        where.append(s.user_id.in_(scope.user_ids))
+    s = savings_daily.c
+    first, end = -(-p.since // MICROS_PER_DAY), p.until // MICROS_PER_DAY
+    where = [s.day >= first, s.day < end]
     if scope.printer_ids is not None:
         where.append(s.printer_id.in_(scope.printer_ids))
-    return _SumsGrain(s, unit, first, end, tuple(where))
+    return _SumsGrain(first, end, tuple(where))
+
+
+def _sums_allowed(p: ReportParameters, scope: Scope) -> bool:
+    """The sums hold every user (a report of some users reads their rows, ix_jobs_user_seq: a
+    few thousand a month each), and no colour or document type."""
+    grain = _sums_grain(p, scope)
+    return scope.user_ids is None and scope.daily_allowed and grain.first < grain.end
 
 
 def _repeats_from_sums(p: ReportParameters, scope: Scope, minutes: int) -> bool:
-    """Whether the repeated prints of whole hours or days can come from the savings sums: they
+    """Whether the repeated prints of whole days can come from the savings sums: they
     hold the default window, for every printer (a print's previous one may be on another
     printer, so a printer filter, which hides it, needs the rows), and no colour or document
     type filter."""
-    grain = _sums_grain(p, scope)
-    return (scope.daily_allowed and scope.printer_ids is None and minutes == REPEAT_MINUTES
-            and grain.first < grain.end)
+    return _sums_allowed(p, scope) and scope.printer_ids is None and minutes == REPEAT_MINUTES
 
 
 def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes: int,
@@ -665,7 +663,7 @@ def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes
     """The repeated prints of the period by printer: (printer_id, prints, sheets, cost).
 
     A print is a repeat when the same user printed the same document before *in the period*, at
-    most `minutes` before. From the savings sums for whole hours or days (`_sums_grain`) when
+    most `minutes` before. From the savings sums for whole UTC days (`_sums_grain`) when
     `_repeats_from_sums`: those sums found each print's previous one across all time, so the
     prints of the period's first `minutes` whose previous one was before the period are taken off
     again (read from the rows around the start); the partial edges are read from the rows, the
@@ -685,10 +683,8 @@ def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes
     if not (use_sums and _repeats_from_sums(p, scope, minutes)):  # use_sums False: the rows only (tests)
         return sorted(from_rows(p.since, p.until))
     grain = _sums_grain(p, scope)
-    start, end, s, where = grain.start_us, grain.end_us, grain.table, grain.where
-    parts = [(int(pid), int(n), int(sheets), int(cost)) for pid, n, sheets, cost in conn.execute(
-        sa.select(s.printer_id, sa.func.sum(s.r_n), sa.func.sum(s.r_sheets), sa.func.sum(s.r_cost))
-        .where(*where).group_by(s.printer_id))]
+    start, end = grain.start_us, grain.end_us
+    parts = [(printer, *values[-3:]) for _, printer, _, _, values in read_sums(conn, *grain.where) if values[-3]]
     parts += from_rows(p.since, start)
     parts += from_rows(end - window, p.until, lambda k: k.submitted_at >= end)
     if p.since + window > start:  # whole-unit prints whose previous print was before the period
@@ -718,13 +714,13 @@ def _when(condition: Any, value: Any) -> Any:
 def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, use_sums: bool = True) -> list[tuple[Any, ...]]:
     """Per printer, paper and duplex, what each measure touches, in exact integers:
     (printer_id, paper, duplex, duplex n/sheets/mono/colour, mono n/mono/colour, 2-up n/sheets/mono
-    now/colour now/mono/colour). Whole hours or UTC days from the savings sums (`_sums_grain`)
+    now/colour now/mono/colour). Whole UTC days from the savings sums (`_sums_grain`)
     when the scope allows; the edges (and everything else) from the jobs rows counted by kind (printer, paper, duplex,
     pages, colour pages, copies: thousands of kinds, not millions of jobs), each kind's figures
     worked out by the same `saving_figures` the daily sums were made with."""
     j = jobs.c
     grain = _sums_grain(p, scope)
-    daily = use_sums and scope.daily_allowed and grain.first < grain.end  # use_sums False: the rows only (tests)
+    daily = use_sums and _sums_allowed(p, scope)  # use_sums False: the rows only (tests)
     ranges = [(p.since, grain.start_us), (grain.end_us, p.until)] if daily else [(p.since, p.until)]
     frames = []
     for since, until in ranges:
@@ -742,9 +738,8 @@ def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, use_sum
             frames.append(pd.DataFrame({"printer_id": kinds["printer_id"], "paper": kinds["paper"],
                                         "duplex": kinds["duplex"].astype(bool), **figures}))
     if daily:
-        s, where = grain.table, grain.where
-        rows = conn.execute(sa.select(s.printer_id, s.paper, s.duplex, *(sa.func.sum(s[c]) for c in FIGURES))
-                            .where(*where).group_by(s.printer_id, s.paper, s.duplex)).all()
+        rows = [(printer, paper, duplex, *values[:len(FIGURES)])
+                for _, printer, paper, duplex, values in read_sums(conn, *grain.where)]
         if rows:
             frame = pd.DataFrame(rows, columns=["printer_id", "paper", "duplex", *FIGURES])
             frames.append(frame.astype({"duplex": bool, **{c: "int64" for c in FIGURES}}))
@@ -862,14 +857,14 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
     if count > MAX_ROWS_LISTED:
         ends[:0] = [p.since + 3_600_000_000, p.since + 6 * 3_600_000_000]
         if _repeats_from_sums(p, scope, minutes):
-            grain = _sums_grain(p, scope)
-            unit = grain.table.hour if grain.unit == HOUR_US else grain.table.day
+            per_day: dict[int, int] = {}
+            for day, _, _, _, values in read_sums(conn, *_sums_grain(p, scope).where):
+                per_day[day] = per_day.get(day, 0) + values[-3]
             seen = 0
-            for at, n in conn.execute(sa.select(unit, sa.func.sum(grain.table.r_n)).where(*grain.where)
-                                      .group_by(unit).order_by(unit)):
-                seen += int(n)
+            for day, n in sorted(per_day.items()):
+                seen += n
                 if seen > 2 * MAX_ROWS_LISTED:
-                    ends.append((int(at) + 1) * grain.unit)
+                    ends.append((day + 1) * MICROS_PER_DAY)
                     break
     for hi in sorted({min(end, p.until) for end in ends}):
         inner = _previous_print(conn, p.since, hi, scope, j.seq, j.user_id, j.printer_id, j.sheets, j.cost)

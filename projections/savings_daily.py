@@ -1,35 +1,43 @@
 """Daily sums of what each potential saving would change (projections.reports.savings_report),
-kept by the jobs projection as it records each charged job, so that the savings report reads
-whole days here and only its partial edge days from the `jobs` rows, as usage does.
+kept by the jobs projection as it records each charged job, so that a savings report of every
+user reads whole days here and only its partial edge days from the `jobs` rows, as usage does.
+A report of some users (a user, a department) reads their job rows (ix_jobs_user_seq): a few
+thousand a month each, cheaper to read than to keep sums for.
 
-Per UTC day (of the job's sending, as the savings report places jobs), user, printer, paper
-and duplex, and per hour without the user (`savings_hourly`, what a report of every user reads): the integer quantities each measure touches (`saving_figures`: impressions that
-would move from simplex to duplex, from colour to mono, to 2-up, and the sheets saved), never
-money. The report prices the sums with each printer's schedule in force now, grouped by
-printer, paper and duplex, exactly as it prices the jobs rows: both paths give the same figures
-to the unit.
+One row per UTC day (of the job's sending, as the savings report places jobs) and printer:
+`sums`, zlib-compressed JSON of [paper, duplex, *figures] for each paper and duplex printed
+that day, in key order. The figures are the integer quantities each measure touches
+(`saving_figures`: impressions that would move from simplex to duplex, from colour to mono, to
+2-up, and the sheets saved), never money, then the repeated prints (`REPEATS`). The report
+prices the sums with each printer's schedule in force now, by printer, paper and duplex,
+exactly as it prices the jobs rows: both paths give the same figures to the unit. A row per
+day and printer, not per figure and key: a few dozen bytes a day for each printer, where a
+row of sixteen columns per paper and duplex cost ten bytes a job at 4,500 jobs a day.
 
 Repeated prints (the same user's same document again within `REPEAT_MINUTES` of the previous
-print) are summed here too (`r_n`, `r_sheets`, `r_cost`). The previous print is found when a
-job is recorded, through `last_prints` (the latest print of each user and document digest);
-a job recorded out of time order (an offline agent, another host's clock, a held job printed
-later) is placed among its neighbours by a query on the `jobs` rows around its time, and the
-next print after it counted as a repeat if it now is one. The sums hold for the window of the
-site setting's default only: a report with another window reads the jobs rows (its notes say so).
-A change of the document-name privacy setting rewrites the names, so the repeats are recounted
-from the rows at that point of the log (`recount_repeats`).
+print) are found when a job is recorded, from the `jobs` rows themselves: the charged prints
+within the window either side of the batch's jobs (ix_jobs_submitted_at), grouped by user and
+document. A job recorded out of time order (an offline agent, another host's clock, a held job
+printed later) is placed among its neighbours the same way, and the next print after it counted
+as a repeat if it now is one. The sums hold for the window of the site setting's default only:
+a report with another window reads the jobs rows (its notes say so). A change of the
+document-name privacy setting rewrites the names, so the repeats are recounted from the rows at
+that point of the log (`recount_repeats`).
 """
 from __future__ import annotations
 
-import hashlib
-from typing import Any, Sequence
+import bisect
+import json
+import zlib
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import sqlalchemy as sa
 
 from domain.site_settings import FIELDS
+from domain.units import MICROS_PER_DAY
 from projections.follower import metadata
-from projections.sql import add_to_totals, replace_rows
+from projections.sql import replace_rows
 
 # The window the repeat sums are built with: the setting's default (report_repeat_minutes).
 REPEAT_MINUTES = int(FIELDS["report_repeat_minutes"].default)
@@ -39,48 +47,35 @@ REPEAT_US = REPEAT_MINUTES * 60 * 1_000_000
 FIGURES = ("d_n", "d_sheets", "d_mono", "d_colour", "m_n", "m_mono", "m_colour", "u_n", "u_sheets", "u_mono_now",
            "u_colour_now", "u_mono", "u_colour")
 REPEATS = ("r_n", "r_sheets", "r_cost")
-KEYS = ("day", "user_id", "printer_id", "paper", "duplex")
-# Bytewise order on PostgreSQL whatever the database's collation, as on SQLite: audit verify
-# compares the live rows with a SQLite rebuild walking both in key order.
-Paper = sa.String(32).with_variant(sa.String(32, collation="C"), "postgresql")
-COLUMNS = (*KEYS, *FIGURES, *REPEATS)
+VALUES = (*FIGURES, *REPEATS)
 
 savings_daily = sa.Table(
     "savings_daily", metadata,
     sa.Column("day", sa.Integer, primary_key=True),  # UTC day of submitted_at (floor of µs / a day's µs)
-    sa.Column("user_id", sa.Integer, primary_key=True),
     sa.Column("printer_id", sa.Integer, primary_key=True),
-    sa.Column("paper", Paper, primary_key=True),
-    sa.Column("duplex", sa.Boolean, primary_key=True),
-    *(sa.Column(c, sa.BigInteger, nullable=False) for c in (*FIGURES, *REPEATS)),
+    sa.Column("sums", sa.LargeBinary, nullable=False),  # `encode_sums`
     sqlite_with_rowid=False,
 )
 
-# The same sums without the user, by the hour: what a report of every user reads (a few rows an
-# hour for each printer, where savings_daily holds one a day for each user who printed on it), so
-# that its partial edges are at most an hour of job rows each, not a day.
-HOUR_US = 3_600_000_000
-SITE_KEYS = ("hour", "printer_id", "paper", "duplex")
-savings_hourly = sa.Table(
-    "savings_hourly", metadata,
-    sa.Column("hour", sa.Integer, primary_key=True),  # hours since 1970-01-01T00:00Z (floor of µs / an hour's µs)
-    sa.Column("printer_id", sa.Integer, primary_key=True),
-    sa.Column("paper", Paper, primary_key=True),
-    sa.Column("duplex", sa.Boolean, primary_key=True),
-    *(sa.Column(c, sa.BigInteger, nullable=False) for c in (*FIGURES, *REPEATS)),
-    sqlite_with_rowid=False,
-)
 
-# The latest charged print of each user's named document (by a digest of the stored name):
-# what a job recorded in time order is compared with to tell a repeat.
-last_prints = sa.Table(
-    "last_prints", metadata,
-    sa.Column("user_id", sa.Integer, primary_key=True),
-    sa.Column("digest", sa.BigInteger, primary_key=True),
-    sa.Column("submitted_at", sa.BigInteger, nullable=False),
-    sa.Column("seq", sa.BigInteger, nullable=False),
-    sqlite_with_rowid=False,
-)
+def encode_sums(sums: dict[tuple[str, bool], list[int]]) -> bytes:
+    """A day's sums of one printer, {(paper, duplex): VALUES}, as stored: the same bytes for the
+    same sums (key order; Python orders str by code point, as UTF-8 bytes), so that audit
+    verify compares a rebuild with the live rows."""
+    rows = [[paper, int(duplex), *values] for (paper, duplex), values in sorted(sums.items()) if any(values)]
+    return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 9)
+
+
+def decode_sums(blob: bytes) -> dict[tuple[str, bool], list[int]]:
+    return {(row[0], bool(row[1])): row[2:] for row in json.loads(zlib.decompress(blob))}
+
+
+def read_sums(conn: sa.Connection, *where: Any) -> Iterator[tuple[int, int, str, bool, list[int]]]:
+    """(day, printer_id, paper, duplex, VALUES) of the stored sums matching `where`."""
+    s = savings_daily.c
+    for day, printer, blob in conn.execute(sa.select(s.day, s.printer_id, s.sums).where(*where)):
+        for (paper, duplex), values in decode_sums(blob).items():
+            yield int(day), int(printer), paper, duplex, values
 
 
 def saving_figures(pages: Any, colour_pages: Any, copies: Any, duplex: Any, n: Any, sheets: Any) -> dict[str, Any]:
@@ -106,28 +101,18 @@ def saving_figures(pages: Any, colour_pages: Any, copies: Any, duplex: Any, n: A
     }
 
 
-def document_digest(document: str) -> int:
-    """A signed 64-bit digest of a stored document name (the key of `last_prints`)."""
-    raw = hashlib.blake2b(document.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(raw, "big", signed=True)
-
-
-def hour_of_us(at: int) -> int:
-    return at // HOUR_US
-
-
 class SavingsTotals:
-    """Adds charged jobs to `savings_daily` and keeps `last_prints`; used by the jobs projection
-    inside its transaction, so the sums and the rows never disagree. `jobs` is its jobs table."""
+    """Adds charged jobs to `savings_daily`; used by the jobs projection inside its transaction,
+    so the sums and the rows never disagree. `jobs` is its jobs table."""
 
     def __init__(self, jobs: sa.Table, charged: Sequence[int]) -> None:
         self.jobs = jobs
         self.charged = tuple(charged)
 
     def add(self, conn: sa.Connection, charged: Sequence[dict[str, Any]], *, in_run: bool) -> None:
-        """`charged`: jobs now charged, in log order, each a dict of its jobs row's columns.
-        `in_run`: they were inserted together just now (a row of the same run with a higher seq
-        is not yet known to the log order); else every row in the table is already counted."""
+        """`charged`: jobs now charged, in log order, each a dict of its jobs row's columns (the
+        rows already written). `in_run`: they were inserted together just now; else one job whose
+        row became charged. Either way every other charged row in the table is already counted."""
         if not charged:
             return
         cols = {c: [j[c] for j in charged] for c in ("pages", "colour_pages", "copies", "duplex", "sheets")}
@@ -135,147 +120,131 @@ class SavingsTotals:
                                  [1] * len(charged), cols["sheets"])
         totals: dict[tuple, list[int]] = {}
         for j, values in zip(charged, zip(*(figures[name].tolist() for name in FIGURES))):
-            t = totals.setdefault(_key(j), [0] * (len(FIGURES) + len(REPEATS)))
+            t = totals.setdefault(_key(j), [0] * len(VALUES))
             for k, v in enumerate(values):
                 t[k] += v
-        for j in self._repeats(conn, charged, in_run):
-            t = totals.setdefault(_key(j), [0] * (len(FIGURES) + len(REPEATS)))
+        for j in self._repeats(conn, charged):
+            t = totals.setdefault(_key(j), [0] * len(VALUES))
             t[-3] += 1
             t[-2] += int(j["sheets"])
             t[-1] += int(j["cost"])
-        add_totals(conn, [(*k, *v) for k, v in sorted(totals.items())])
+        add_totals(conn, totals)
 
-    def _repeats(self, conn: sa.Connection, charged: Sequence[dict[str, Any]], in_run: bool) -> list[dict[str, Any]]:
+    def _repeats(self, conn: sa.Connection, charged: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """The jobs that become repeated prints: some of `charged`, and the next print after a
-        job recorded out of time order."""
-        named = [(j, document_digest(j["document"])) for j in charged if j["document"] != ""]
+        job recorded out of time order. Each job is placed, in log order, among the charged
+        prints of its user and document already counted (read from the rows within the window
+        either side of the batch's jobs), as the report's row path orders them: by
+        (submitted_at, seq)."""
+        named = [j for j in charged if j["document"] != ""]
         if not named:
             return []
-        known = _last_prints_of(conn, sorted({(j["user_id"], d) for j, d in named}))
-        latest: dict[tuple[int, int], tuple[int, int]] = {}
-        out: list[dict[str, Any]] = []
-        for j, digest in named:
-            key, me = (j["user_id"], digest), (j["submitted_at"], j["seq"])
-            last = latest.get(key) or known.get(key)
-            if last is None or me > last:  # in time order: the previous print is the latest
-                if last is not None and me[0] - last[0] <= REPEAT_US:
-                    out.append(j)
-                latest[key] = me
-                continue
-            pred, succ = self._neighbours(conn, j, in_run)
-            if pred is not None and me[0] - pred["submitted_at"] <= REPEAT_US:
-                out.append(j)
-            # The next print's previous was `pred`; now it is this job, at most REPEAT_US before it.
-            if succ is not None and not (pred is not None and succ["submitted_at"] - pred["submitted_at"] <= REPEAT_US):
-                out.append(succ)
-        if latest:
-            replace_rows(conn, last_prints, ("user_id", "digest"), ("user_id", "digest", "submitted_at", "seq"),
-                         [(*k, *v) for k, v in sorted(latest.items())])
-        return out
-
-    def _neighbours(self, conn: sa.Connection, j: dict[str, Any], in_run: bool) -> tuple[Any, Any]:
-        """The charged prints of the same user and document just before and just after `j` (in
-        (submitted_at, seq) order) within REPEAT_US of it, as row mappings (None if none)."""
+        ranges: list[list[int]] = []  # the windows around the jobs, merged
+        for at in sorted({int(j["submitted_at"]) for j in named}):
+            if ranges and at - REPEAT_US <= ranges[-1][1]:
+                ranges[-1][1] = at + REPEAT_US
+            else:
+                ranges.append([at - REPEAT_US, at + REPEAT_US])
+        mine = {j["seq"] for j in charged}  # counted as each is placed
+        users = {j["user_id"] for j in named}
         c = self.jobs.c
-        q = (sa.select(*(c[name] for name in ROW_COLUMNS))
-             .where(c.user_id == j["user_id"], c.document == j["document"], c.status.in_(self.charged),
-                    c.submitted_at >= j["submitted_at"] - REPEAT_US, c.submitted_at <= j["submitted_at"] + REPEAT_US,
-                    c.seq != j["seq"]))
-        if in_run:
-            q = q.where(c.seq < j["seq"])
-        me = (j["submitted_at"], j["seq"])
-        pred = succ = None
-        for row in conn.execute(q).mappings():
-            at = (row["submitted_at"], row["seq"])
-            if at < me and (pred is None or at > (pred["submitted_at"], pred["seq"])):
-                pred = dict(row)
-            elif at > me and (succ is None or at < (succ["submitted_at"], succ["seq"])):
-                succ = dict(row)
-        return pred, succ
+        times: dict[tuple[int, str], list[tuple[int, int]]] = {}
+        rows: dict[int, dict[str, Any]] = {}
+        for lo, hi in ranges:
+            q = (sa.select(*(c[name] for name in ROW_COLUMNS))
+                 .where(c.submitted_at >= lo, c.submitted_at <= hi, c.status.in_(self.charged), c.document != ""))
+            for row in conn.execute(q).mappings():
+                if row["user_id"] in users and row["seq"] not in mine:
+                    times.setdefault((row["user_id"], row["document"]), []).append((row["submitted_at"], row["seq"]))
+                    rows[row["seq"]] = dict(row)
+        for known in times.values():
+            known.sort()
+        out: list[dict[str, Any]] = []
+        for j in named:
+            known = times.setdefault((j["user_id"], j["document"]), [])
+            me = (int(j["submitted_at"]), j["seq"])
+            i = bisect.bisect_left(known, me)
+            pred = known[i - 1] if i else None
+            succ = known[i] if i < len(known) else None
+            if pred is not None and me[0] - pred[0] <= REPEAT_US:
+                out.append(j)
+            # The next print's previous was `pred`; now it is this job.
+            if (succ is not None and succ[0] - me[0] <= REPEAT_US
+                    and not (pred is not None and succ[0] - pred[0] <= REPEAT_US)):
+                out.append(rows[succ[1]])
+            known.insert(i, me)
+            rows[j["seq"]] = j
+        return out
 
     def recount_repeats(self, conn: sa.Connection) -> None:
         """Count every repeated print again from the jobs rows (after their document names were
         rewritten by the privacy setting): the same window the report's row path takes."""
-        conn.execute(savings_daily.update().values(r_n=0, r_sheets=0, r_cost=0))
-        conn.execute(savings_hourly.update().values(r_n=0, r_sheets=0, r_cost=0))
-        conn.execute(last_prints.delete())
+        zeroed = []
+        for day, printer, blob in conn.execute(sa.select(savings_daily.c.day, savings_daily.c.printer_id,
+                                                         savings_daily.c.sums)).all():
+            sums = decode_sums(blob)
+            for values in sums.values():
+                values[-len(REPEATS):] = [0] * len(REPEATS)
+            zeroed.append((day, printer, encode_sums(sums)))
+        replace_rows(conn, savings_daily, ("day", "printer_id"), ("day", "printer_id", "sums"), zeroed)
         c = self.jobs.c
-        # One sort (bytewise on PostgreSQL, as the report's row path) serves both `before` and
-        # whether a print is its document's last (`after` NULL).
+        # Bytewise on PostgreSQL, as the report's row path.
         document = c.document.collate("C") if conn.dialect.name == "postgresql" else c.document
         window = {"partition_by": (c.user_id, document), "order_by": (c.submitted_at, c.seq)}
-        inner = (sa.select(c.seq, c.submitted_at, c.user_id, c.printer_id, c.paper, c.duplex, c.sheets, c.cost,
-                           c.document, sa.func.lag(c.submitted_at).over(**window).label("before"),
-                           sa.func.lead(c.seq).over(**window).label("after"))
+        inner = (sa.select(c.submitted_at, c.printer_id, c.paper, c.duplex, c.sheets, c.cost,
+                           sa.func.lag(c.submitted_at).over(**window).label("before"))
                  .where(c.status.in_(self.charged), c.document != "").subquery())
         k = inner.c
-        hour = _hour_sql(k.submitted_at)
+        day = _day_sql(k.submitted_at)
         repeated = conn.execute(
-            sa.select(hour, k.user_id, k.printer_id, k.paper, k.duplex, sa.func.count(), sa.func.sum(k.sheets),
-                      sa.func.sum(k.cost))
+            sa.select(day, k.printer_id, k.paper, k.duplex, sa.func.count(), sa.func.sum(k.sheets), sa.func.sum(k.cost))
             .where(k.before.is_not(None), k.submitted_at - k.before <= REPEAT_US)
-            .group_by(hour, k.user_id, k.printer_id, k.paper, k.duplex)).all()
-        add_totals(conn, sorted((int(d), u, pr, pa, bool(du), *([0] * len(FIGURES)), int(n), int(sh), int(co))
-                             for d, u, pr, pa, du, n, sh, co in repeated))
-        latest = [(u, document_digest(doc), t, s) for u, doc, t, s in conn.execute(
-            sa.select(k.user_id, k.document, k.submitted_at, k.seq).where(k.after.is_(None)))]
-        replace_rows(conn, last_prints, ("user_id", "digest"), ("user_id", "digest", "submitted_at", "seq"),
-                     sorted(latest))
+            .group_by(day, k.printer_id, k.paper, k.duplex)).all()
+        add_totals(conn, {(int(d), pr, pa, bool(du)): [0] * len(FIGURES) + [int(n), int(sh), int(co)]
+                          for d, pr, pa, du, n, sh, co in repeated})
 
     def fill(self, conn: sa.Connection) -> None:
         """Sums from the jobs rows already recorded (a database upgraded to these tables)."""
         c = self.jobs.c
-        hour = _hour_sql(c.submitted_at)
-        kinds = conn.execute(sa.select(hour, c.user_id, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages,
-                                       c.copies, sa.func.count(), sa.func.sum(c.sheets))
+        day = _day_sql(c.submitted_at)
+        kinds = conn.execute(sa.select(day, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies,
+                                       sa.func.count(), sa.func.sum(c.sheets))
                              .where(c.status.in_(self.charged))
-                             .group_by(hour, c.user_id, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages,
-                                       c.copies)).all()
+                             .group_by(day, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies)).all()
         if kinds:
             cols = list(zip(*kinds))
-            figures = saving_figures(cols[5], cols[6], cols[7], cols[4], cols[8], cols[9])
+            figures = saving_figures(cols[4], cols[5], cols[6], cols[3], cols[7], cols[8])
             totals: dict[tuple, list[int]] = {}
             for i, row in enumerate(kinds):
-                t = totals.setdefault((int(row[0]), row[1], row[2], row[3], bool(row[4])), [0] * len(FIGURES))
+                t = totals.setdefault((int(row[0]), row[1], row[2], bool(row[3])), [0] * len(VALUES))
                 for k, name in enumerate(FIGURES):
                     t[k] += int(figures[name][i])
-            add_totals(conn, [(*key, *t, 0, 0, 0) for key, t in sorted(totals.items())])
+            add_totals(conn, totals)
         self.recount_repeats(conn)
 
 
-def _last_prints_of(conn: sa.Connection, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[int, int]]:
-    """The stored latest prints of (user_id, digest) `keys`."""
-    if conn.dialect.name == "postgresql":
-        # Two arrays joined, not a list of pairs: a query with a thousand parameters costs more
-        # to send than to run.
-        driver = conn.connection.driver_connection
-        with driver.cursor() as cur:
-            cur.execute("SELECT l.user_id, l.digest, l.submitted_at, l.seq FROM last_prints l "
-                        "JOIN unnest(%b::int4[], %b::int8[]) AS k(u, d) ON l.user_id = k.u AND l.digest = k.d",
-                        [[u for u, _ in keys], [d for _, d in keys]])
-            return {(u, d): (t, s) for u, d, t, s in cur.fetchall()}
-    lp = last_prints.c
-    known: dict[tuple[int, int], tuple[int, int]] = {}
+def add_totals(conn: sa.Connection, totals: dict[tuple, Sequence[int]]) -> None:
+    """Add {(day, printer_id, paper, duplex): VALUES} to the stored sums."""
+    by_row: dict[tuple[int, int], dict[tuple[str, bool], Sequence[int]]] = {}
+    for (day, printer, paper, duplex), values in totals.items():
+        by_row.setdefault((int(day), int(printer)), {})[(paper, bool(duplex))] = values
+    if not by_row:
+        return
+    keys = sorted(by_row)
+    s = savings_daily.c
+    stored: dict[tuple[int, int], bytes] = {}
     for i in range(0, len(keys), 400):
-        known.update({(u, d): (t, s) for u, d, t, s in conn.execute(
-            sa.select(lp.user_id, lp.digest, lp.submitted_at, lp.seq)
-            .where(sa.tuple_(lp.user_id, lp.digest).in_(keys[i:i + 400])))})
-    return known
-
-
-def add_totals(conn: sa.Connection, rows: Sequence[tuple]) -> None:
-    """Add rows (in COLUMNS order, but the hour in place of the day) to savings_daily by their
-    day, and without the user to savings_hourly."""
-    daily: dict[tuple, list[int]] = {}
-    site: dict[tuple, list[int]] = {}
-    for hour, user, printer, paper, duplex, *values in rows:
-        for sums, key in ((daily, (hour // 24, user, printer, paper, duplex)), (site, (hour, printer, paper, duplex))):
-            t = sums.setdefault(key, [0] * len(values))
+        stored.update({(d, p): b for d, p, b in conn.execute(
+            sa.select(s.day, s.printer_id, s.sums).where(sa.tuple_(s.day, s.printer_id).in_(keys[i:i + 400])))})
+    out = []
+    for key in keys:
+        sums = decode_sums(stored[key]) if key in stored else {}
+        for kind, values in by_row[key].items():
+            t = sums.setdefault(kind, [0] * len(VALUES))
             for i, v in enumerate(values):
-                t[i] += v
-    add_to_totals(conn, savings_daily, KEYS, COLUMNS, [(*k, *v) for k, v in sorted(daily.items())])
-    add_to_totals(conn, savings_hourly, SITE_KEYS, (*SITE_KEYS, *FIGURES, *REPEATS),
-                  [(*k, *v) for k, v in sorted(site.items())])
+                t[i] += int(v)
+        out.append((*key, encode_sums(sums)))
+    replace_rows(conn, savings_daily, ("day", "printer_id"), ("day", "printer_id", "sums"), out)
 
 
 ROW_COLUMNS = ("seq", "submitted_at", "user_id", "printer_id", "paper", "duplex", "pages", "colour_pages", "copies",
@@ -283,9 +252,9 @@ ROW_COLUMNS = ("seq", "submitted_at", "user_id", "printer_id", "paper", "duplex"
 
 
 def _key(j: Any) -> tuple:
-    return (hour_of_us(int(j["submitted_at"])), int(j["user_id"]), int(j["printer_id"]), j["paper"], bool(j["duplex"]))
+    return (int(j["submitted_at"]) // MICROS_PER_DAY, int(j["printer_id"]), j["paper"], bool(j["duplex"]))
 
 
-def _hour_sql(at: Any) -> Any:
-    """The hour of a µs time in SQL, floored as Python floors (times before 1970 too)."""
-    return sa.case((at >= 0, at // HOUR_US), else_=-((-at - 1) // HOUR_US) - 1)
+def _day_sql(at: Any) -> Any:
+    """The UTC day of a µs time in SQL, floored as Python floors (times before 1970 too)."""
+    return sa.case((at >= 0, at // MICROS_PER_DAY), else_=-((-at - 1) // MICROS_PER_DAY) - 1)

@@ -136,10 +136,10 @@ def test_0012_narrows_job_figures_keeping_the_rows(database_url):
 
 
 def test_0013_fills_the_savings_sums_from_the_jobs_recorded_before_it(database_url):
-    """The savings report's daily sums and the latest print of each document are made from the
-    jobs rows already there: charged jobs only (tracked, and held ones once printed)."""
+    """The savings report's daily sums are made from the jobs rows already there: charged jobs
+    only (tracked, and held ones once printed)."""
     from adapters.stores import read_model_engine
-    from projections.savings_daily import document_digest
+    from projections.savings_daily import VALUES, decode_sums
 
     engine = read_model_engine(database_url, writer=True)
     day = 20_000 * 86_400_000_000
@@ -156,12 +156,11 @@ def test_0013_fills_the_savings_sums_from_the_jobs_recorded_before_it(database_u
                                      " 'x.pdf', '')"))
         migrations.upgrade(engine, "0013_savings_tables")
         with engine.begin() as conn:
-            rows = conn.execute(sa.text("SELECT day, duplex, d_n, d_sheets, m_n, u_n, u_sheets, r_n, r_sheets, r_cost "
-                                        "FROM savings_daily ORDER BY duplex")).all()
-            assert [tuple(r) for r in rows] == [
-                (20_000, False, 1, 1, 1, 1, 1, 0, 0, 0), (20_000, True, 0, 0, 0, 1, 0, 1, 1, 50)]
-            assert conn.execute(sa.text("SELECT sum(r_n), sum(d_n) FROM savings_hourly")).one() == (1, 1)
-            assert conn.execute(sa.text("SELECT user_id, digest, submitted_at, seq FROM last_prints")).all() == [
-                (1, document_digest("x.pdf"), day + 39_900_000_000, 4)]
+            rows = conn.execute(sa.text("SELECT day, printer_id, sums FROM savings_daily")).all()
+            assert [(d, p) for d, p, _ in rows] == [(20_000, 1)]
+            sums = {k: dict(zip(VALUES, v)) for k, v in decode_sums(rows[0][2]).items()}
+            picked = ("d_n", "d_sheets", "m_n", "u_n", "u_sheets", "r_n", "r_sheets", "r_cost")
+            assert {k: tuple(v[c] for c in picked) for k, v in sums.items()} == {
+                ("A4", False): (1, 1, 1, 1, 1, 0, 0, 0), ("A4", True): (0, 0, 0, 1, 0, 1, 1, 50)}
     finally:
         engine.dispose()

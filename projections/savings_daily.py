@@ -118,11 +118,11 @@ class SavingsTotals:
         cols = {c: [j[c] for j in charged] for c in ("pages", "colour_pages", "copies", "duplex", "sheets")}
         figures = saving_figures(cols["pages"], cols["colour_pages"], cols["copies"], cols["duplex"],
                                  [1] * len(charged), cols["sheets"])
-        totals: dict[tuple, list[int]] = {}
-        for j, values in zip(charged, zip(*(figures[name].tolist() for name in FIGURES))):
-            t = totals.setdefault(_key(j), [0] * len(VALUES))
-            for k, v in enumerate(values):
-                t[k] += v
+        index: dict[tuple, int] = {}
+        at = np.fromiter((index.setdefault(_key(j), len(index)) for j in charged), dtype=np.intp, count=len(charged))
+        sums = np.zeros((len(index), len(FIGURES)), dtype=np.int64)
+        np.add.at(sums, at, np.column_stack([figures[name] for name in FIGURES]))
+        totals = {key: [*values, 0, 0, 0] for key, values in zip(index, sums.tolist())}
         for j in self._repeats(conn, charged):
             t = totals.setdefault(_key(j), [0] * len(VALUES))
             t[-3] += 1
@@ -149,20 +149,28 @@ class SavingsTotals:
         users = {j["user_id"] for j in named}
         c = self.jobs.c
         times: dict[tuple[int, str], list[tuple[int, int]]] = {}
-        rows: dict[int, dict[str, Any]] = {}
         for lo, hi in ranges:
-            q = (sa.select(*(c[name] for name in ROW_COLUMNS))
+            q = (sa.select(c.user_id, c.document, c.submitted_at, c.seq)
                  .where(c.submitted_at >= lo, c.submitted_at <= hi, c.status.in_(self.charged), c.document != ""))
-            for row in conn.execute(q).mappings():
-                if row["user_id"] in users and row["seq"] not in mine:
-                    times.setdefault((row["user_id"], row["document"]), []).append((row["submitted_at"], row["seq"]))
-                    rows[row["seq"]] = dict(row)
+            for user, document, at, seq in conn.execute(q):
+                if user in users and seq not in mine:
+                    times.setdefault((user, document), []).append((at, seq))
         for known in times.values():
             known.sort()
         out: list[dict[str, Any]] = []
+        later: list[int] = []  # prints made repeats by a job placed before them
+        batch = {j["seq"]: j for j in named}
         for j in named:
-            known = times.setdefault((j["user_id"], j["document"]), [])
-            me = (int(j["submitted_at"]), j["seq"])
+            key, me = (j["user_id"], j["document"]), (int(j["submitted_at"]), j["seq"])
+            known = times.get(key)
+            if known is None:
+                times[key] = [me]
+                continue
+            if me > known[-1]:  # in time order, as most are: the previous print is the latest
+                if me[0] - known[-1][0] <= REPEAT_US:
+                    out.append(j)
+                known.append(me)
+                continue
             i = bisect.bisect_left(known, me)
             pred = known[i - 1] if i else None
             succ = known[i] if i < len(known) else None
@@ -171,9 +179,12 @@ class SavingsTotals:
             # The next print's previous was `pred`; now it is this job.
             if (succ is not None and succ[0] - me[0] <= REPEAT_US
                     and not (pred is not None and succ[0] - pred[0] <= REPEAT_US)):
-                out.append(rows[succ[1]])
+                later.append(succ[1])
             known.insert(i, me)
-            rows[j["seq"]] = j
+        if later:
+            rows = {r["seq"]: dict(r) for r in conn.execute(
+                sa.select(*(c[name] for name in ROW_COLUMNS)).where(c.seq.in_(later))).mappings()}
+            out += [batch.get(seq) or rows[seq] for seq in later]
         return out
 
     def recount_repeats(self, conn: sa.Connection) -> None:

@@ -5,7 +5,7 @@ job-list CSV takes while it streams.
 
 The jobs are generated straight into the read-model tables (jobs, usage_daily and the key
 tables), not through events and projections: this measures the reports, not ingest (bench.run
-measures that). The savings report's sums (savings_daily, savings_hourly, last_prints) are then made from
+measures that). The savings report's sums (savings_daily) are then made from
 the jobs rows by the projection's own code (SavingsTotals.fill, as the migration that adds them
 does), timed apart. Each user prints one of five documents: most prints repeat one within the
 window, the worst case for listing repeats. --database-url measures a database kept before
@@ -199,12 +199,14 @@ def main() -> int:
                 print(f"{store:<11} generated in {seconds:.1f} s (straight into the read-model tables)")
             edges = {"from": "2026-11-01T08:00:00Z", "to": "2026-11-30T17:00:00Z"}
             for name, params in (("usage", {**edges, "group_by": "user"}), ("usage", {**edges, "group_by": "day"}),
-                                 ("user-printing-summary", edges), ("savings", edges), ("environment", edges),
+                                 ("user-printing-summary", edges), ("savings", edges), ("savings", {**edges, "user": "user007"}),
+                                 ("environment", edges),
                                  ("workflow-issues", edges), ("habits", edges)):
                 if args.reports and name not in args.reports.split(","):
                     continue
                 runs = timed(engine, name, params, args.repeat)
-                label = f"{name}[{params.get('group_by', '')}]" if "group_by" in params else name
+                label = (f"{name}[{params.get('group_by', '')}]" if "group_by" in params
+                         else f"{name}[user]" if "user" in params else name)
                 print(f"{store:<11} {label:<28} median {statistics.median(runs):.3f} s  runs "
                       f"{', '.join(f'{r:.3f}' for r in runs)}  load {os.getloadavg()[0]:.1f}", flush=True)
             if not args.no_csv:

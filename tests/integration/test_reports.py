@@ -547,11 +547,14 @@ def fresh(request, tmp_path):
     rt.close()
 
 
-def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(fresh, monkeypatch):
+@pytest.mark.parametrize("few_users", [64, 0], ids=["batch-users-rows", "all-rows-of-the-window"])
+def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(fresh, monkeypatch, few_users):
     from commands.jobs import TrackJobs
     from domain.costs import CostSchedule
+    from projections import reports
     from tests.report_data import SCHEDULES, Job, batch
 
+    monkeypatch.setattr("projections.savings_daily.FEW_USERS", few_users)  # both ways of reading the rows
     rt = fresh
     for printer, (mono, colour, discount) in SCHEDULES.items():
         rt.set_cost_schedule(printer, CostSchedule(mono_page=mono, colour_page=colour, duplex_discount_pct=discount))
@@ -579,6 +582,7 @@ def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(f
     check(late)
     assert sums_and_rows(rt, LATE_PERIODS[0])[0]  # whole days came from the sums
     # More repeats than a list shows: the first ones by time, found in a shorter window.
+    listed_at_most = reports.MAX_ROWS_LISTED
     monkeypatch.setattr("projections.reports.MAX_ROWS_LISTED", 2)
     for period in LATE_PERIODS:
         p = parse_parameters(period, site_timezone="UTC", now=NOW, allowed=CATALOGUE["savings"].parameters)
@@ -586,7 +590,7 @@ def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(f
         listed = run(rt, "workflow-issues", **period).section("repeated")
         assert list(listed.frame["submitted_at"]) == sorted(j.at for j in again)[:2], period
         assert listed.totals == {"sheets": sum(j.sheets for j in again), "cost": sum(j.cost for j in again)}
-    monkeypatch.undo()
+    monkeypatch.setattr("projections.reports.MAX_ROWS_LISTED", listed_at_most)
     assert len(repeats(late, us("2026-11-28T00:00:00+00:00"), us("2026-12-02T00:00:00+00:00"))) == 7
     # Masked names: plan.pdf and budget.pdf are both "*.pdf" now, in the rows and in the sums.
     rt.change_setting("document_names", "mask", by="alice")

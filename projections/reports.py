@@ -37,7 +37,7 @@ from projections.names import host_keys, printer_keys, user_keys
 from projections.report_period import (
     GROUPINGS, PDLS, TIME_GROUPINGS, ReportInputError, ReportParameters,
 )
-from projections.savings_daily import FIGURES, REPEAT_MINUTES, read_sums, saving_figures, savings_daily
+from projections.savings_daily import FIGURES, REPEAT_MINUTES, SPAN_US, read_sums, saving_figures, savings_daily
 from projections.usage_daily import usage_daily
 from projections.users import users
 
@@ -618,8 +618,8 @@ def _is_repeat(inner: sa.Subquery, minutes: int) -> Any:
 
 @dataclass(frozen=True)
 class _SumsGrain:
-    """The whole UTC days [first, end) of a period, which a report of every user reads from the
-    savings sums (savings_daily), and the filter on them (a printer)."""
+    """The whole spans (quarters of a UTC day, SPAN_US) [first, end) of a period, which a report
+    of every user reads from the savings sums (savings_daily), and the filter on them (a printer)."""
 
     first: int
     end: int
@@ -627,17 +627,17 @@ class _SumsGrain:
 
     @property
     def start_us(self) -> int:
-        return self.first * MICROS_PER_DAY
+        return self.first * SPAN_US
 
     @property
     def end_us(self) -> int:
-        return self.end * MICROS_PER_DAY
+        return self.end * SPAN_US
 
 
 def _sums_grain(p: ReportParameters, scope: Scope) -> _SumsGrain:
     s = savings_daily.c
-    first, end = -(-p.since // MICROS_PER_DAY), p.until // MICROS_PER_DAY
-    where = [s.day >= first, s.day < end]
+    first, end = -(-p.since // SPAN_US), p.until // SPAN_US
+    where = [s.span >= first, s.span < end]
     if scope.printer_ids is not None:
         where.append(s.printer_id.in_(scope.printer_ids))
     return _SumsGrain(first, end, tuple(where))
@@ -651,7 +651,7 @@ def _sums_allowed(p: ReportParameters, scope: Scope) -> bool:
 
 
 def _repeats_from_sums(p: ReportParameters, scope: Scope, minutes: int) -> bool:
-    """Whether the repeated prints of whole days can come from the savings sums: they
+    """Whether the repeated prints of whole spans can come from the savings sums: they
     hold the default window, for every printer (a print's previous one may be on another
     printer, so a printer filter, which hides it, needs the rows), and no colour or document
     type filter."""
@@ -663,7 +663,7 @@ def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes
     """The repeated prints of the period by printer: (printer_id, prints, sheets, cost).
 
     A print is a repeat when the same user printed the same document before *in the period*, at
-    most `minutes` before. From the savings sums for whole UTC days (`_sums_grain`) when
+    most `minutes` before. From the savings sums for whole spans (`_sums_grain`) when
     `_repeats_from_sums`: those sums found each print's previous one across all time, so the
     prints of the period's first `minutes` whose previous one was before the period are taken off
     again (read from the rows around the start); the partial edges are read from the rows, the
@@ -714,7 +714,7 @@ def _when(condition: Any, value: Any) -> Any:
 def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, use_sums: bool = True) -> list[tuple[Any, ...]]:
     """Per printer, paper and duplex, what each measure touches, in exact integers:
     (printer_id, paper, duplex, duplex n/sheets/mono/colour, mono n/mono/colour, 2-up n/sheets/mono
-    now/colour now/mono/colour). Whole UTC days from the savings sums (`_sums_grain`)
+    now/colour now/mono/colour). Whole spans (six hours) from the savings sums (`_sums_grain`)
     when the scope allows; the edges (and everything else) from the jobs rows counted by kind (printer, paper, duplex,
     pages, colour pages, copies: thousands of kinds, not millions of jobs), each kind's figures
     worked out by the same `saving_figures` the daily sums were made with."""
@@ -857,14 +857,14 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
     if count > MAX_ROWS_LISTED:
         ends[:0] = [p.since + 3_600_000_000, p.since + 6 * 3_600_000_000]
         if _repeats_from_sums(p, scope, minutes):
-            per_day: dict[int, int] = {}
-            for day, _, _, _, values in read_sums(conn, *_sums_grain(p, scope).where):
-                per_day[day] = per_day.get(day, 0) + values[-3]
+            per_span: dict[int, int] = {}
+            for span, _, _, _, values in read_sums(conn, *_sums_grain(p, scope).where):
+                per_span[span] = per_span.get(span, 0) + values[-3]
             seen = 0
-            for day, n in sorted(per_day.items()):
+            for span, n in sorted(per_span.items()):
                 seen += n
                 if seen > 2 * MAX_ROWS_LISTED:
-                    ends.append((day + 1) * MICROS_PER_DAY)
+                    ends.append((span + 1) * SPAN_US)
                     break
     for hi in sorted({min(end, p.until) for end in ends}):
         inner = _previous_print(conn, p.since, hi, scope, j.seq, j.user_id, j.printer_id, j.sheets, j.cost)

@@ -35,7 +35,6 @@ import numpy as np
 import sqlalchemy as sa
 
 from domain.site_settings import FIELDS
-from domain.units import MICROS_PER_DAY
 from projections.follower import metadata
 from projections.sql import replace_rows
 
@@ -52,9 +51,13 @@ VALUES = (*FIGURES, *REPEATS)
 # batch reads every row of its windows (mostly its own) rather than send a long list.
 FEW_USERS = 64
 
+# The sums' unit of time: a quarter of a UTC day (00:00, 06:00, 12:00, 18:00), so that a report's
+# partial edges are at most six hours of job rows each; a working day spans two or three.
+SPAN_US = 6 * 3_600_000_000
+
 savings_daily = sa.Table(
     "savings_daily", metadata,
-    sa.Column("day", sa.Integer, primary_key=True),  # UTC day of submitted_at (floor of µs / a day's µs)
+    sa.Column("span", sa.Integer, primary_key=True),  # floor of submitted_at's µs / SPAN_US
     sa.Column("printer_id", sa.Integer, primary_key=True),
     sa.Column("sums", sa.LargeBinary, nullable=False),  # `encode_sums`
     sqlite_with_rowid=False,
@@ -74,11 +77,11 @@ def decode_sums(blob: bytes) -> dict[tuple[str, bool], list[int]]:
 
 
 def read_sums(conn: sa.Connection, *where: Any) -> Iterator[tuple[int, int, str, bool, list[int]]]:
-    """(day, printer_id, paper, duplex, VALUES) of the stored sums matching `where`."""
+    """(span, printer_id, paper, duplex, VALUES) of the stored sums matching `where`."""
     s = savings_daily.c
-    for day, printer, blob in conn.execute(sa.select(s.day, s.printer_id, s.sums).where(*where)):
+    for span, printer, blob in conn.execute(sa.select(s.span, s.printer_id, s.sums).where(*where)):
         for (paper, duplex), values in decode_sums(blob).items():
-            yield int(day), int(printer), paper, duplex, values
+            yield int(span), int(printer), paper, duplex, values
 
 
 def saving_figures(pages: Any, colour_pages: Any, copies: Any, duplex: Any, n: Any, sheets: Any) -> dict[str, Any]:
@@ -196,13 +199,13 @@ class SavingsTotals:
         """Count every repeated print again from the jobs rows (after their document names were
         rewritten by the privacy setting): the same window the report's row path takes."""
         zeroed = []
-        for day, printer, blob in conn.execute(sa.select(savings_daily.c.day, savings_daily.c.printer_id,
+        for day, printer, blob in conn.execute(sa.select(savings_daily.c.span, savings_daily.c.printer_id,
                                                          savings_daily.c.sums)).all():
             sums = decode_sums(blob)
             for values in sums.values():
                 values[-len(REPEATS):] = [0] * len(REPEATS)
             zeroed.append((day, printer, encode_sums(sums)))
-        replace_rows(conn, savings_daily, ("day", "printer_id"), ("day", "printer_id", "sums"), zeroed)
+        replace_rows(conn, savings_daily, ("span", "printer_id"), ("span", "printer_id", "sums"), zeroed)
         c = self.jobs.c
         # Bytewise on PostgreSQL, as the report's row path.
         document = c.document.collate("C") if conn.dialect.name == "postgresql" else c.document
@@ -211,7 +214,7 @@ class SavingsTotals:
                            sa.func.lag(c.submitted_at).over(**window).label("before"))
                  .where(c.status.in_(self.charged), c.document != "").subquery())
         k = inner.c
-        day = _day_sql(k.submitted_at)
+        day = _span_sql(k.submitted_at)
         repeated = conn.execute(
             sa.select(day, k.printer_id, k.paper, k.duplex, sa.func.count(), sa.func.sum(k.sheets), sa.func.sum(k.cost))
             .where(k.before.is_not(None), k.submitted_at - k.before <= REPEAT_US)
@@ -222,7 +225,7 @@ class SavingsTotals:
     def fill(self, conn: sa.Connection) -> None:
         """Sums from the jobs rows already recorded (a database upgraded to these tables)."""
         c = self.jobs.c
-        day = _day_sql(c.submitted_at)
+        day = _span_sql(c.submitted_at)
         kinds = conn.execute(sa.select(day, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies,
                                        sa.func.count(), sa.func.sum(c.sheets))
                              .where(c.status.in_(self.charged))
@@ -240,7 +243,7 @@ class SavingsTotals:
 
 
 def add_totals(conn: sa.Connection, totals: dict[tuple, Sequence[int]]) -> None:
-    """Add {(day, printer_id, paper, duplex): VALUES} to the stored sums."""
+    """Add {(span, printer_id, paper, duplex): VALUES} to the stored sums."""
     by_row: dict[tuple[int, int], dict[tuple[str, bool], Sequence[int]]] = {}
     for (day, printer, paper, duplex), values in totals.items():
         by_row.setdefault((int(day), int(printer)), {})[(paper, bool(duplex))] = values
@@ -251,7 +254,7 @@ def add_totals(conn: sa.Connection, totals: dict[tuple, Sequence[int]]) -> None:
     stored: dict[tuple[int, int], bytes] = {}
     for i in range(0, len(keys), 400):
         stored.update({(d, p): b for d, p, b in conn.execute(
-            sa.select(s.day, s.printer_id, s.sums).where(sa.tuple_(s.day, s.printer_id).in_(keys[i:i + 400])))})
+            sa.select(s.span, s.printer_id, s.sums).where(sa.tuple_(s.span, s.printer_id).in_(keys[i:i + 400])))})
     out = []
     for key in keys:
         sums = decode_sums(stored[key]) if key in stored else {}
@@ -260,7 +263,7 @@ def add_totals(conn: sa.Connection, totals: dict[tuple, Sequence[int]]) -> None:
             for i, v in enumerate(values):
                 t[i] += int(v)
         out.append((*key, encode_sums(sums)))
-    replace_rows(conn, savings_daily, ("day", "printer_id"), ("day", "printer_id", "sums"), out)
+    replace_rows(conn, savings_daily, ("span", "printer_id"), ("span", "printer_id", "sums"), out)
 
 
 ROW_COLUMNS = ("seq", "submitted_at", "user_id", "printer_id", "paper", "duplex", "pages", "colour_pages", "copies",
@@ -268,9 +271,9 @@ ROW_COLUMNS = ("seq", "submitted_at", "user_id", "printer_id", "paper", "duplex"
 
 
 def _key(j: Any) -> tuple:
-    return (int(j["submitted_at"]) // MICROS_PER_DAY, int(j["printer_id"]), j["paper"], bool(j["duplex"]))
+    return (int(j["submitted_at"]) // SPAN_US, int(j["printer_id"]), j["paper"], bool(j["duplex"]))
 
 
-def _day_sql(at: Any) -> Any:
-    """The UTC day of a µs time in SQL, floored as Python floors (times before 1970 too)."""
-    return sa.case((at >= 0, at // MICROS_PER_DAY), else_=-((-at - 1) // MICROS_PER_DAY) - 1)
+def _span_sql(at: Any) -> Any:
+    """The span (SPAN_US) of a µs time in SQL, floored as Python floors (times before 1970 too)."""
+    return sa.case((at >= 0, at // SPAN_US), else_=-((-at - 1) // SPAN_US) - 1)

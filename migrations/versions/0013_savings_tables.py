@@ -1,4 +1,4 @@
-"""The savings report's daily sums (`savings_daily`: a row per UTC day and printer), kept by the
+"""The savings report's daily sums (`savings_daily`: a row per quarter of a UTC day and printer), kept by the
 jobs projection (projections/savings_daily.py), filled here from the jobs rows already
 recorded so that the report reads the same figures at once.
 
@@ -16,7 +16,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "savings_daily",
-        sa.Column("day", sa.Integer, primary_key=True),
+        sa.Column("span", sa.Integer, primary_key=True),  # quarters of a UTC day since 1970
         sa.Column("printer_id", sa.Integer, primary_key=True),
         sa.Column("sums", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,

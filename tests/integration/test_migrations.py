@@ -156,8 +156,8 @@ def test_0013_fills_the_savings_sums_from_the_jobs_recorded_before_it(database_u
                                      " 'x.pdf', '')"))
         migrations.upgrade(engine, "0013_savings_tables")
         with engine.begin() as conn:
-            rows = conn.execute(sa.text("SELECT day, printer_id, sums FROM savings_daily")).all()
-            assert [(d, p) for d, p, _ in rows] == [(20_000, 1)]
+            rows = conn.execute(sa.text("SELECT span, printer_id, sums FROM savings_daily")).all()
+            assert [(d, p) for d, p, _ in rows] == [(4 * 20_000 + 1, 1)]  # 10:00–11:05 UTC
             sums = {k: dict(zip(VALUES, v)) for k, v in decode_sums(rows[0][2]).items()}
             picked = ("d_n", "d_sheets", "m_n", "u_n", "u_sheets", "r_n", "r_sheets", "r_cost")
             assert {k: tuple(v[c] for c in picked) for k, v in sums.items()} == {

@@ -251,10 +251,12 @@ def add_totals(conn: sa.Connection, totals: dict[tuple, Sequence[int]]) -> None:
         return
     keys = sorted(by_row)
     s = savings_daily.c
+    # By span (a batch touches one or two, each a row per printer): a short list, not one of pairs.
+    spans = sorted({span for span, _ in keys})
     stored: dict[tuple[int, int], bytes] = {}
-    for i in range(0, len(keys), 400):
+    for i in range(0, len(spans), 400):
         stored.update({(d, p): b for d, p, b in conn.execute(
-            sa.select(s.span, s.printer_id, s.sums).where(sa.tuple_(s.span, s.printer_id).in_(keys[i:i + 400])))})
+            sa.select(s.span, s.printer_id, s.sums).where(s.span.in_(spans[i:i + 400]))) if (d, p) in by_row})
     out = []
     for key in keys:
         sums = decode_sums(stored[key]) if key in stored else {}

@@ -418,7 +418,9 @@ def _set(obj: Any, name: str, value: Any) -> None:
 # the bytes do not matter, and a random nonce needs neither the event's version nor its position).
 
 PERSONAL_USER_FIELDS = {"User.Imported": ("login", "profile"), "User.ProfileChanged": ("profile",),
-                        "User.Readded": ("profile",)}
+                        "User.Readded": ("profile",), "User.CardAssigned": ("card",)}
+# Fields sealed as UTF-8 text (the others are msgpack); what an erased one reads as.
+_TEXT_FIELDS = frozenset({"login", "card"})
 _encode_any = msgspec.msgpack.Encoder().encode
 _decode_profile = msgspec.msgpack.Decoder(dict[str, str]).decode
 
@@ -439,14 +441,14 @@ def subjects_postgres_statement(schema: str, events_table: str) -> str:
 
 def seal_value(key: bytes, name: str, value: Any) -> bytes:
     nonce = os.urandom(16)
-    data = value.encode("utf-8") if name == "login" else _encode_any(value)
+    data = value.encode("utf-8") if name in _TEXT_FIELDS else _encode_any(value)
     return nonce + _cipher(key, nonce, data)
 
 
 def open_value(key: bytes, name: str, sealed: bytes) -> Any:
     sealed = bytes(sealed)
     data = _cipher(key, sealed[:16], sealed[16:])
-    return data.decode("utf-8") if name == "login" else _decode_profile(data)
+    return data.decode("utf-8") if name in _TEXT_FIELDS else _decode_profile(data)
 
 
 class SubjectKeys:
@@ -514,7 +516,7 @@ class SubjectKeys:
         if isinstance(key, int):  # an erased person recorded again: kept unreadable
             key = os.urandom(KEY_BYTES)
         for name in PERSONAL_USER_FIELDS[topic]:
-            if not isinstance(values.get(name), (bytes, bytearray)):
+            if not isinstance(values.get(name), (bytes, bytearray)) and values[name] != "":  # "" clears a card
                 values[name] = seal_value(key, name, values[name])
 
     def open(self, topic: str, subject: UUID, values: dict[str, Any]) -> None:
@@ -527,7 +529,8 @@ class SubjectKeys:
             if isinstance(key, bytes):
                 values[name] = open_value(key, name, values[name])
             else:
-                values[name] = erased_user(key or 0) if name == "login" else {}
+                # An erased person's card reads as none: it no longer names them, nor logs anyone in.
+                values[name] = erased_user(key or 0) if name == "login" else "" if name == "card" else {}
 
 
 def open_user_views(subjects: SubjectKeys, topics_and_views: Sequence[tuple[str, Any]]) -> None:

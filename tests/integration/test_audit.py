@@ -554,6 +554,7 @@ def test_seats_over_time_and_printers_in_error_as_of_an_instant_leave_out_later_
 
 QUOKKA = "quokkalogin-6613"  # lower case: seats are recorded under the lower-cased login
 QUOKKA_ADDRESS = "10.66.13.77"  # where they logged in from
+QUOKKA_CARD = "C0FFEE6613AB"  # their badge
 
 
 def quokka_in_every_event_kind(rt) -> None:
@@ -576,6 +577,7 @@ def quokka_in_every_event_kind(rt) -> None:
 
     rt.licensing.install_trial()
     rt.add_local_user(login=QUOKKA, password="a long password 1", role="user", profile={})
+    assert rt.set_card(user_id(LOCAL_SOURCE, QUOKKA), QUOKKA_CARD, by="cli")  # sealed with their User's key
     assert rt.log_in(login=QUOKKA, password="a long password 1", remote_addr=QUOKKA_ADDRESS).outcome == "succeeded"
     assert rt.log_in(login=QUOKKA, password="wrong password", remote_addr="10.1.1.1").outcome != "succeeded"
     for name in ("vault", "annex"):
@@ -615,7 +617,7 @@ def quokka_in_every_event_kind(rt) -> None:
     rt.catch_up()
 
 
-QUOKKA_TOPICS = {"LoginAttempt.Recorded", "Licence.SeatAssigned", "Licence.SeatDenied", "Licence.SeatReleased",
+QUOKKA_TOPICS = {"LoginAttempt.Recorded", "User.CardAssigned", "Licence.SeatAssigned", "Licence.SeatDenied", "Licence.SeatReleased",
                  "Licence.DenialNoticeSent", "Licence.UnlicensedTrackingChanged", "PrintJob.Secured",
                  "PrintJob.Released", "PrintJob.Printed", "PrintJob.ReleaseCodeRefused", "PrintJob.Deleted",
                  "SiteSettings.FieldChanged", "Printer.CostScheduleChanged", "Printer.SecureHoldChanged",
@@ -629,7 +631,9 @@ def test_erasure_leaves_no_login_in_any_event_that_named_the_person(runtime):
     log = list(RawLog(rt.app.recorder).events(0, 10**6))
     assert QUOKKA_TOPICS <= {e[3] for e in log}
     # The log holds neither their login nor the address they logged in from in clear ...
-    assert [e[3] for e in log if QUOKKA.encode() in bytes(e[4]) or QUOKKA_ADDRESS.encode() in bytes(e[4])] == []
+    assert [e[3] for e in log if any(secret.encode() in bytes(e[4]) for secret in (QUOKKA, QUOKKA_ADDRESS, QUOKKA_CARD))
+            ] == []
+    assert rt.card_holder(QUOKKA_CARD) == QUOKKA  # the users read model opens it
     # ... but every reader gets the login back: the admin-change log, the history, the read models.
     history = {h.type: h.fields for h in rt.event_history.page(EventFilter(limit=1000))[0]}
     assert history["LoginAttempt.Recorded"]["login"] == QUOKKA
@@ -647,7 +651,8 @@ def test_erasure_leaves_no_login_in_any_event_that_named_the_person(runtime):
     placeholder = f"erased user #{erased.number}"
 
     raw = database_bytes(rt)
-    assert QUOKKA.encode() not in raw and QUOKKA_ADDRESS.encode() not in raw
+    assert QUOKKA.encode() not in raw and QUOKKA_ADDRESS.encode() not in raw and QUOKKA_CARD.encode() not in raw
+    assert rt.card_holder(QUOKKA_CARD) is None  # the card no longer names them, nor logs anyone in
     with rt.reader.connect() as conn:
         assert conn.execute(sa.text("SELECT sum(jobs), sum(pages), sum(sheets), sum(cost) FROM usage_daily")).one() \
             == totals

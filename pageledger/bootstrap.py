@@ -105,6 +105,8 @@ class Runtime:
     clock: object = system_clock
     runner: ProjectionRunner | None = None
     _lock: RunnerLock | None = field(default=None, repr=False)
+    # The threads that run background work when there is no Redis (see _background).
+    _pools: list[ThreadPoolExecutor] = field(default_factory=list, repr=False)
 
     # --- adapters ---------------------------------------------------------------------------
 
@@ -279,6 +281,7 @@ class Runtime:
                 queue.enqueue(job, run_id, job_timeout=timeout, result_ttl=3600)
             return enqueue
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=thread_name)
+        self._pools.append(pool)
 
         def in_a_thread(run_id: str) -> None:
             pool.submit(execute, run_id)
@@ -602,6 +605,11 @@ class Runtime:
     def close(self) -> None:
         if self.runner:
             self.runner.stop()
+        # A background run still going (a verify, a report) reads through the engines closed
+        # below: let it end first (closing SQLite under it crashed the process). Runs not yet
+        # started stay queued, and are seen as stale later.
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
         if self._lock:
             self._lock.release()
         self.app.close()

@@ -931,3 +931,19 @@ def test_jobs_stored_spelt_out_before_the_topic_codes_read_filter_and_verify_bes
     for row in (rows[0], rows[-1]):  # one of each spelling
         history = client.simulate_get(f"/api/v1/jobs/{row.seq}/history", headers=bearer(tokens["auditor"])).json
         assert [e["type"] for e in history["events"]] == ["PrintJob.Tracked"]
+
+
+def test_closing_the_runtime_lets_a_background_verification_finish_before_its_engines_close(settings):
+    """Without Redis a verification started from the console or the API runs in a thread of this
+    process; closing the runtime (a server stopping, a test's teardown) waits for it instead of
+    closing the database under it (on SQLite that crashed the whole process)."""
+    from pageledger.bootstrap import build_runtime
+
+    rt = build_runtime(settings)
+    track(rt, 2000, key_prefix="c")
+    rt.catch_up()
+    run_id = rt.background_verifications.start(by="admin")
+    rt.close()
+    state = rt.background_verifications.load(run_id)
+    assert state["state"] == "done", state
+    assert state["result"]["ok"] is True

@@ -142,6 +142,39 @@ def stored_spellings(topics: Iterable[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
+# Printing applications (agent/printing_application.py, as it cleans them) stored as a number:
+# a job's event holds the 1-based position of its application's name here, one byte, instead
+# of the name (16 B for "Microsoft® Word"); any other name is stored as it is, and so are the
+# events stored before this list existed. APPEND ONLY: a position, once stored, names its
+# application for ever. The names most seen in print jobs: what macOS print dialogs send, and
+# what PDF and PostScript documents name as their Creator or Producer, version cut off.
+APPLICATION_CODES: tuple[str, ...] = (
+    "Microsoft® Word", "Microsoft® Excel", "Microsoft® PowerPoint", "Microsoft® Outlook", "Microsoft Word",
+    "Microsoft Excel", "Microsoft PowerPoint", "Microsoft Outlook", "Microsoft Edge", "Microsoft: Print To PDF",
+    "Microsoft® Word for Microsoft 365", "Microsoft® Excel® for Microsoft", "Microsoft® Excel® for Microsoft 365",
+    "Microsoft® PowerPoint® for Microsoft 365", "Microsoft Reporting Services", "Mozilla Firefox", "Firefox",
+    "Google Chrome", "Chromium", "Skia/PDF", "Safari", "Preview", "TextEdit", "Pages", "Numbers", "Keynote",
+    "Quartz PDFContext", "LibreOffice", "Writer", "Calc", "Impress", "Draw", "OpenOffice.org", "cairo",
+    "GPL Ghostscript", "Ghostscript", "Acrobat Reader", "Adobe Acrobat Reader", "Adobe Acrobat",
+    "Adobe Acrobat Pro", "Acrobat PDFMaker", "Adobe PDF Library", "Adobe InDesign", "Adobe Illustrator",
+    "Adobe Photoshop", "PScript5.dll", "Evince", "Okular", "Thunderbird", "WPS Office", "Foxit Reader",
+    "Foxit PDF Reader", "PDFium", "Google Docs Renderer", "iText", "PDFsharp", "Qt", "wkhtmltopdf", "pdfTeX",
+    "LaTeX with hyperref", "ReportLab PDF Library - www.reportlab.com", "Crystal Reports", "AutoCAD",
+    "Microsoft® Visio", "Microsoft® Publisher", "Microsoft OneNote", "Notepad", "WordPad",
+)
+_APPLICATION_CODE = {name: i for i, name in enumerate(APPLICATION_CODES, 1)}
+# Stored topics (codes and spellings) of the events whose last field is `application`.
+_APPLICATION_TOPICS = frozenset({"T", "D", "PrintJob.Tracked", "PrintJob.Denied", "PrintJob.Secured"})
+
+
+def application_name(stored: Any) -> Any:
+    """The application a stored `application` value names: a position in APPLICATION_CODES, or
+    the name itself (any other name, and every event stored before the codes)."""
+    if type(stored) is int:
+        return APPLICATION_CODES[stored - 1] if 0 < stored <= len(APPLICATION_CODES) else ""
+    return stored
+
+
 @lru_cache(maxsize=None)
 def domain_event_topics() -> frozenset[str]:
     """The short topic of every event class of the `domain` package (what a filter may name:
@@ -221,6 +254,8 @@ class CompactMapper(Mapper):
             values = [named[n] for n in shape.names]
         if shape.timestamp_index >= 0:
             values[shape.timestamp_index] = to_micros(values[shape.timestamp_index])
+        if topic in _APPLICATION_TOPICS and (code := _APPLICATION_CODE.get(values[-1])):
+            values[-1] = code  # the application, last field: its number (APPLICATION_CODES)
         state = self.transcoder.encode(values)
         if self.compressor:
             state = self.compressor.compress(state)
@@ -249,6 +284,8 @@ class CompactMapper(Mapper):
         kwargs = dict(zip(shape.names, values))
         if shape.timestamp_index >= 0:
             kwargs["timestamp"] = from_micros(kwargs["timestamp"])
+        if stored_event.topic in _APPLICATION_TOPICS:
+            kwargs["application"] = application_name(kwargs["application"])
         originator_id = stored_event.originator_id
         kwargs["originator_id"] = originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
         topic = topic_of(stored_event.topic)
@@ -295,4 +332,6 @@ def decode_view(topic: str, state: bytes, originator_id: Any = None) -> EventVie
     _, decoder = _view_type(resolve_short_topic(topic))
     view = decoder.decode(state)
     view.originator_id = originator_id
+    if topic in _APPLICATION_TOPICS and type(view.application) is int:
+        view.application = application_name(view.application)
     return view

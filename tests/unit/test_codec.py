@@ -157,18 +157,18 @@ def test_a_job_stored_before_its_application_was_appended_decodes_with_none_know
     extra = {"denied": {"reason": "no seat"}, "secured": {"expires_at": 9, "code_digest": ""}}.get(make, {})
     event = getattr(PrintJob, make)(uuid4(), user="alice", printer="p", client_host="h", submitted_at=1, pages=3,
                                     copies=1, sheets=3, colour_pages=1, duplex=False, paper="A4", size=10, pdl="pdf",
-                                    cost=7, schedule=1, document="d", application="LibreOffice", **extra)
+                                    cost=7, schedule=1, document="d", application="Own Reporting Tool", **extra)
     codec = mapper()
     stored = codec.to_stored_event(event)
     values = msgspec.msgpack.decode(stored.state)
-    assert values[-1] == "LibreOffice"
+    assert values[-1] == "Own Reporting Tool"
     old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
                       msgspec.msgpack.encode(values[:-1]))  # as stored before the application was appended
-    assert codec.to_domain_event(stored).application == "LibreOffice"
+    assert codec.to_domain_event(stored).application == "Own Reporting Tool"
     before = codec.to_domain_event(old)
     assert (before.application, before.document, before.pages) == ("", "d", 3)
     assert decode_view(old.topic, old.state, old.originator_id).application == ""
-    assert decode_view(stored.topic, stored.state, stored.originator_id).application == "LibreOffice"
+    assert decode_view(stored.topic, stored.state, stored.originator_id).application == "Own Reporting Tool"
 
 
 def test_a_job_stored_before_legacy_id_was_appended_reads_as_an_agents_job():
@@ -356,3 +356,44 @@ def test_an_author_that_is_no_person_and_a_login_stored_in_clear_are_kept():
         originator_id=uuid4(), originator_version=2, timestamp=datetime.now(timezone.utc), field="f", old=1, new=2,
         by="carol"))
     assert m.to_domain_event(stored_before).by == "carol"
+
+
+@pytest.mark.parametrize("make", ["tracked", "denied", "secured"])
+def test_a_known_application_is_stored_as_its_number_and_read_back_as_its_name(make):
+    import msgspec
+
+    from adapters.codec import APPLICATION_CODES
+
+    extra = {"denied": {"reason": "no seat"}, "secured": {"expires_at": 9, "code_digest": ""}}.get(make, {})
+
+    def event(application: str):
+        return getattr(PrintJob, make)(uuid4(), user="alice", printer="p", client_host="h", submitted_at=1, pages=3,
+                                       copies=1, sheets=3, colour_pages=1, duplex=False, paper="A4", size=10,
+                                       pdl="pdf", cost=7, schedule=1, document="d", application=application, **extra)
+
+    codec = mapper()
+    known, other = codec.to_stored_event(event("Microsoft® Word")), codec.to_stored_event(event("Dr. Own App"))
+    assert msgspec.msgpack.decode(known.state)[-1] == APPLICATION_CODES.index("Microsoft® Word") + 1
+    assert msgspec.msgpack.decode(other.state)[-1] == "Dr. Own App"  # any other name: as it is
+    # A number takes one byte, as an empty name does; a name, its UTF-8 bytes and one of length.
+    assert len(other.state) - len(known.state) == len("Dr. Own App".encode())
+    assert len(codec.to_stored_event(event("")).state) == len(known.state)
+    for stored, name in ((known, "Microsoft® Word"), (other, "Dr. Own App")):
+        assert codec.to_domain_event(stored).application == name
+        assert decode_view(stored.topic, stored.state, stored.originator_id).application == name
+    # The same event stored under its long topic (a database written before the topic codes).
+    long = StoredEvent(known.originator_id, known.originator_version, f"PrintJob.{make.capitalize()}", known.state)
+    assert codec.to_domain_event(long).application == "Microsoft® Word"
+    assert decode_view(long.topic, long.state).application == "Microsoft® Word"
+
+
+def test_the_application_numbers_are_append_only_and_unique():
+    # A stored number names its application for ever: the first names keep their positions.
+    from adapters.codec import APPLICATION_CODES, application_name
+
+    assert APPLICATION_CODES[:4] == ("Microsoft® Word", "Microsoft® Excel", "Microsoft® PowerPoint",
+                                     "Microsoft® Outlook")
+    assert len(set(APPLICATION_CODES)) == len(APPLICATION_CODES)
+    assert all(0 < len(name) <= 64 and name == name.strip() for name in APPLICATION_CODES)
+    assert application_name(0) == application_name(len(APPLICATION_CODES) + 1) == ""
+    assert application_name("cairo") == "cairo"

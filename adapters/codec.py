@@ -151,8 +151,8 @@ def stored_spellings(topics: Iterable[str]) -> tuple[str, ...]:
 APPLICATION_CODES: tuple[str, ...] = (
     "Microsoft® Word", "Microsoft® Excel", "Microsoft® PowerPoint", "Microsoft® Outlook", "Microsoft Word",
     "Microsoft Excel", "Microsoft PowerPoint", "Microsoft Outlook", "Microsoft Edge", "Microsoft: Print To PDF",
-    "Microsoft® Word for Microsoft 365", "Microsoft® Excel® for Microsoft", "Microsoft® Excel® for Microsoft 365",
-    "Microsoft® PowerPoint® for Microsoft 365", "Microsoft Reporting Services", "Mozilla Firefox", "Firefox",
+    "Microsoft® Word for Microsoft", "Microsoft® Excel® for Microsoft", "Microsoft® PowerPoint® for Microsoft",
+    "Adobe Acrobat Pro DC", "Microsoft Reporting Services", "Mozilla Firefox", "Firefox",
     "Google Chrome", "Chromium", "Skia/PDF", "Safari", "Preview", "TextEdit", "Pages", "Numbers", "Keynote",
     "Quartz PDFContext", "LibreOffice", "Writer", "Calc", "Impress", "Draw", "OpenOffice.org", "cairo",
     "GPL Ghostscript", "Ghostscript", "Acrobat Reader", "Adobe Acrobat Reader", "Adobe Acrobat",
@@ -160,7 +160,8 @@ APPLICATION_CODES: tuple[str, ...] = (
     "Adobe Photoshop", "PScript5.dll", "Evince", "Okular", "Thunderbird", "WPS Office", "Foxit Reader",
     "Foxit PDF Reader", "PDFium", "Google Docs Renderer", "iText", "PDFsharp", "Qt", "wkhtmltopdf", "pdfTeX",
     "LaTeX with hyperref", "ReportLab PDF Library - www.reportlab.com", "Crystal Reports", "AutoCAD",
-    "Microsoft® Visio", "Microsoft® Publisher", "Microsoft OneNote", "Notepad", "WordPad",
+    "Microsoft® Visio", "Microsoft® Publisher", "Microsoft OneNote", "Notepad", "WordPad", "macOS", "Mac OS X",
+    "Foxit Reader PDF Printer", "iText®",
 )
 _APPLICATION_CODE = {name: i for i, name in enumerate(APPLICATION_CODES, 1)}
 # Stored topics (codes and spellings) of the events whose last field is `application`.

@@ -397,3 +397,12 @@ def test_the_application_numbers_are_append_only_and_unique():
     assert all(0 < len(name) <= 64 and name == name.strip() for name in APPLICATION_CODES)
     assert application_name(0) == application_name(len(APPLICATION_CODES) + 1) == ""
     assert application_name("cairo") == "cairo"
+
+
+def test_every_application_number_names_a_name_the_agent_can_send():
+    # The agent cleans names (versions cut off): a listed name it would never send saves nothing.
+    from adapters.codec import APPLICATION_CODES
+    from agent.printing_application import clean_name
+
+    assert [name for name in APPLICATION_CODES if clean_name(name) != name] == []
+    assert "Microsoft® Word for Microsoft" in APPLICATION_CODES  # "... for Microsoft 365", cleaned

@@ -580,7 +580,7 @@ PERSON_FIELDS: dict[str, tuple[str, ...]] = {
     "Printer.ReleaseCodeModeChanged": ("by",), "Printer.PrinterGroupChanged": ("by",),
     "Printer.CardReaderAssociated": ("by",),
     "User.CardAssigned": ("by",), "User.PinChanged": ("by",), "User.RoleChanged": ("by",),
-    "ReportSchedule.Defined": ("by",), "ReportSchedule.Redefined": ("by",), "ReportSchedule.Removed": ("by",),
+    "ReportSchedule.Removed": ("by",),
     "Installation.SetupCompleted": ("admin",),
     # A token's subject: the login it acts for, or its own name for a token that acts for no one.
     "AccessToken.Issued": ("subject",),

@@ -22,7 +22,7 @@ from commands.licensing import Licensing, NotInstalled
 from commands.ports import Clock, Directory, LoginThrottle, UserIndex
 from commands.users import ensure_directory_user
 from domain.logins import BAD_CREDENTIALS, INACTIVE, NO_SEAT, NOT_ALLOWED, SUCCEEDED, THROTTLED, LoginAttempt
-from domain.users import ROLE_AGENT, ROLE_USER, User, card_problem, pin_problem, user_id
+from domain.users import ROLE_AGENT, ROLE_USER, User, card_problem, pin_problem
 
 log = logging.getLogger("pageledger.audit")
 
@@ -72,7 +72,7 @@ class LogIn:
         self.throttle.release(reservation)
         self.throttle.succeeded(login)
         try:
-            user: User = self.app.repository.get(user_id(directory.source, person.login))
+            user: User = self.app.repository.get(self.app.user_id(directory.source, person.login))
         except AggregateNotFoundError:
             user = ensure_directory_user(self.app, directory.source, person, role=ROLE_USER, clock=self.clock)
         return admit(self.app, self.licensing, self.clock, user, remote_addr)

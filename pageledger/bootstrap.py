@@ -62,7 +62,7 @@ from projections.audit import Audit
 from projections.erasure import ErasePerson
 from projections.event_history import EventHistory
 from projections.jobs import JobsProjection
-from domain.users import LOCAL_SOURCE, User, user_id
+from domain.users import LOCAL_SOURCE, User
 from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
 from projections.held_jobs import spools_in_use, waiting_jobs
@@ -180,7 +180,7 @@ class Runtime:
 
         def lookup(login: str) -> LocalAccount | None:
             try:
-                user: User = repository.get(user_id(LOCAL_SOURCE, login))
+                user: User = repository.get(self.app.user_id(LOCAL_SOURCE, login))
             except AggregateNotFoundError:
                 return None
             if not user.password_hash:

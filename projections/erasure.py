@@ -110,6 +110,10 @@ class ErasePerson:
             f = follower()
             f.rebuild(progress)
             rebuilt.extend(t.name for p in f.projections for t in p.tables)
+        if self.revoke_tokens is not None:
+            # A token issued moments ago, not yet in the tokens read model before, is in it now,
+            # rebuilt, under the placeholder: revoked too (the running projections apply it).
+            self.revoke_tokens(placeholder)
         self.compact([jobs.name, held_jobs.name, user_keys.name, host_keys.name, users.name, login_failures.name,
                       *rebuilt])
         log.info("erased user #%d: their key is deleted, %d jobs and %d hosts show as erased", number, count, hosts,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from typing import Any, Iterator, Sequence
+from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
@@ -12,6 +13,7 @@ from eventsourcing.persistence import EventStore, Mapper
 from adapters.codec import CompactMapper, MsgpackTranscoder
 from adapters.personal_keys import PersonalKeys, SubjectKeys
 from adapters.sqlite_writes import LockingSQLiteRecorder, write_lock
+from domain.users import keyed_user_id, user_id
 
 
 class PeopleEventStore(EventStore):
@@ -40,6 +42,7 @@ class PageLedger(Application):
         self.server_id = server_id
         # The site's privacy key (<data_dir>/privacy.key): digests of logins are keyed with it.
         self.privacy_secret = privacy_secret
+        self._known_users: set[UUID] = set()  # User ids found recorded (PageLedger.user_id)
         # Users' own personal fields are sealed with their key as they are stored (adapters.personal_keys),
         # in a database (an in-memory store, for unit tests, keeps them as they are).
         if hasattr(self.recorder, "events_table_name"):
@@ -49,6 +52,24 @@ class PageLedger(Application):
             self.mapper.subjects = SubjectKeys(people)  # type: ignore[attr-defined]
             # ... and the logins other events name are stored as person numbers.
             self.mapper.people = people  # type: ignore[attr-defined]
+
+    def user_id(self, source: str, login: str) -> UUID:
+        """The id of the User `login` of `source`: keyed with the privacy key (domain.users.
+        keyed_user_id) for a user created since keyed ids, or the uuid5 (domain.users.user_id) a
+        user created before has and keeps; the keyed one for a user not created yet. Without a
+        privacy key (an in-memory store), the uuid5."""
+        legacy = user_id(source, login)
+        if self.privacy_secret is None:
+            return legacy
+        keyed = keyed_user_id(self.privacy_secret, source, login)
+        for uid in (keyed, legacy):
+            if uid in self._known_users or self._has_events(uid):
+                self._known_users.add(uid)  # an aggregate, once recorded, is there for ever
+                return uid
+        return keyed
+
+    def _has_events(self, uid: UUID) -> bool:
+        return bool(list(self.recorder.select_events(originator_id=uid, limit=1)))
 
     def record(self, *aggregates: Aggregate, events: Sequence[Any] = ()) -> None:
         """Store the aggregates' pending events and ready-made `events` in ONE transaction.

@@ -60,6 +60,21 @@ def keyed_login_digest(secret: bytes, login: str) -> bytes:
     return hmac.new(secret, login.encode("utf-8"), hashlib.sha256).digest()
 
 
+def card_digest(secret: bytes | None, card: str) -> bytes:
+    """A card number as an unmatched swipe stores it: HMAC-SHA-256 under the site's privacy key,
+    so the same card is recognised across swipes, but a copy of the database alone cannot test
+    numbers against it. b"" without a privacy key (an in-memory store)."""
+    return hmac.new(secret, b"card:" + card.encode("utf-8"), hashlib.sha256).digest()[:16] if secret else b""
+
+
+def masked_card(card: str) -> str:
+    """What an admin sees of a card number: its last 4 characters (`*1234`), only `*` for a
+    number of fewer than 8 (its last 4 would be most of it), "" for none."""
+    if not card:
+        return ""
+    return "*" + card[-4:] if len(card) >= 8 else "*"
+
+
 def _stream(key: bytes, job_id: UUID, data: bytes) -> bytes:
     return _cipher(key, job_id.bytes, data)
 
@@ -565,11 +580,27 @@ PERSON_FIELDS: dict[str, tuple[str, ...]] = {
     "Printer.ReleaseCodeModeChanged": ("by",), "Printer.PrinterGroupChanged": ("by",),
     "Printer.CardReaderAssociated": ("by",),
     "User.CardAssigned": ("by",), "User.PinChanged": ("by",), "User.RoleChanged": ("by",),
-    "ReportSchedule.Defined": ("by",), "ReportSchedule.Redefined": ("by",), "ReportSchedule.Removed": ("by",),
+    "ReportSchedule.Removed": ("by",),
     "Installation.SetupCompleted": ("admin",),
+    # A token's subject: the login it acts for, or its own name for a token that acts for no one.
+    "AccessToken.Issued": ("subject",),
+    # The holder of a known card swiped with nothing to release.
+    "Printer.CardSwipeUnmatched": ("user",),
+    # The users whose addresses a schedule mails ("" for an address of no known user).
+    "ReportSchedule.Defined": ("by", "recipient_users"), "ReportSchedule.Redefined": ("by", "recipient_users"),
 }
 # Personal fields that are not logins, sealed with the key of the person named in another field.
-SEALED_WITH_PERSON: dict[str, dict[str, str]] = {"LoginAttempt.Recorded": {"remote_addr": "login"}}
+# A list is sealed element by element with the key of the person at the same index of the other
+# field (a list too); an element whose person is "" (no known user) stays as it is.
+SEALED_WITH_PERSON: dict[str, dict[str, str]] = {
+    "LoginAttempt.Recorded": {"remote_addr": "login"},
+    "AccessToken.Issued": {"name": "subject"},
+    "ReportSchedule.Defined": {"recipients": "recipient_users"},
+    "ReportSchedule.Redefined": {"recipients": "recipient_users"},
+}
+# What a sealed field reads as once its person is erased (ERASED_HOST for the others): an erased
+# recipient's address is empty, and is mailed no more.
+ERASED_AS: dict[str, str] = {"recipients": ""}
 # Authors that are no person: kept as they are.
 NOT_A_PERSON = frozenset({"", "cli"})
 
@@ -596,9 +627,12 @@ def store_people(keys: PersonalKeys, topic: str, values: dict[str, Any]) -> None
         return
     people = keys.people_for(logins)
     for name, person_field in SEALED_WITH_PERSON.get(topic, {}).items():
-        login = values.get(person_field)
-        if isinstance(login, str) and login in people and isinstance(values.get(name), str):
-            values[name] = seal_text(people[login].key, values[name])
+        login, value = values.get(person_field), values.get(name)
+        if isinstance(login, str) and login in people and isinstance(value, str):
+            values[name] = seal_text(people[login].key, value)
+        elif isinstance(login, (list, tuple)) and isinstance(value, (list, tuple)):
+            values[name] = [seal_text(people[who].key, v) if isinstance(who, str) and who in people
+                            and isinstance(v, str) else v for who, v in zip(login, value)] + list(value[len(login):])
     for name in names:
         value = values.get(name)
         if isinstance(value, str):
@@ -634,9 +668,12 @@ def open_people(keys: PersonalKeys, topics_and_values: Sequence[tuple[str, Any]]
         is_dict = isinstance(view, dict)
         for name, person_field in SEALED_WITH_PERSON.get(topic, {}).items():
             sealed = view.get(name) if is_dict else getattr(view, name, None)
+            who = view.get(person_field) if is_dict else getattr(view, person_field, None)
             if isinstance(sealed, (bytes, bytearray)):
-                found = people.get(view.get(person_field) if is_dict else getattr(view, person_field, None))
-                _put(view, is_dict, name, open_text(found[1], sealed) if isinstance(found, tuple) else ERASED_HOST)
+                _put(view, is_dict, name, _open_sealed(people, who, name, sealed))
+            elif isinstance(sealed, (list, tuple)) and isinstance(who, (list, tuple)):
+                _put(view, is_dict, name, [_open_sealed(people, p, name, v) if isinstance(v, (bytes, bytearray))
+                                           else v for p, v in zip(who, sealed)] + list(sealed[len(who):]))
         for name in PERSON_FIELDS[topic]:
             value = view.get(name) if is_dict else getattr(view, name, None)
             if isinstance(value, (list, tuple)):
@@ -645,6 +682,11 @@ def open_people(keys: PersonalKeys, topics_and_values: Sequence[tuple[str, Any]]
                 shown = _login_of(keys, people, erased, value)
                 if shown is not value:
                     _put(view, is_dict, name, shown)
+
+
+def _open_sealed(people: dict, number: Any, name: str, sealed: bytes) -> str:
+    found = people.get(number) if isinstance(number, int) and not isinstance(number, bool) else None
+    return open_text(found[1], sealed) if isinstance(found, tuple) else ERASED_AS.get(name, ERASED_HOST)
 
 
 def _login_of(keys: PersonalKeys, people: dict, erased: dict[bytes, int], value: Any) -> Any:

@@ -258,9 +258,9 @@ ASSIGN_CARD = """
 import sys
 from pageledger.bootstrap import build_runtime
 from pageledger.settings import Settings
-from domain.users import LOCAL_SOURCE, user_id
+from domain.users import LOCAL_SOURCE
 rt = build_runtime(Settings.load(), migrate=False)
-user = rt.app.repository.get(user_id(LOCAL_SOURCE, sys.argv[1]))
+user = rt.app.repository.get(rt.app.user_id(LOCAL_SOURCE, sys.argv[1]))
 user.assign_card(sys.argv[2], rt.clock())
 rt.app.save(user)
 rt.close()

@@ -17,11 +17,12 @@ from eventsourcing.application import AggregateNotFoundError
 
 from adapters.directory import AuthenticationFailed, DirectoryError
 from adapters.event_store import PageLedger
+from adapters.personal_keys import card_digest
 from commands.licensing import Licensing, NotInstalled
 from commands.ports import Clock, Directory, LoginThrottle, UserIndex
 from commands.users import ensure_directory_user
 from domain.logins import BAD_CREDENTIALS, INACTIVE, NO_SEAT, NOT_ALLOWED, SUCCEEDED, THROTTLED, LoginAttempt
-from domain.users import ROLE_AGENT, ROLE_USER, User, card_problem, pin_problem, user_id
+from domain.users import ROLE_AGENT, ROLE_USER, User, card_problem, pin_problem
 
 log = logging.getLogger("pageledger.audit")
 
@@ -71,7 +72,7 @@ class LogIn:
         self.throttle.release(reservation)
         self.throttle.succeeded(login)
         try:
-            user: User = self.app.repository.get(user_id(directory.source, person.login))
+            user: User = self.app.repository.get(self.app.user_id(directory.source, person.login))
         except AggregateNotFoundError:
             user = ensure_directory_user(self.app, directory.source, person, role=ROLE_USER, clock=self.clock)
         return admit(self.app, self.licensing, self.clock, user, remote_addr)
@@ -114,7 +115,7 @@ CARD_THROTTLE_PREFIX = "card:"  # a card's failures are counted under this key, 
 class LogInWithCard:
     """Log in with a card number and its holder's PIN, as at a release station (the /release page
     on a phone). Throttled as a password login is, in the same table: wrong PINs per card (the key
-    "card:<number>") and per client address; an unknown card, a user without a PIN and a wrong PIN
+    "card:" and the card's keyed digest) and per client address; an unknown card, a user without a PIN and a wrong PIN
     all answer the same "wrong card number or PIN" and count as failures. The holder is looked up
     in the users read model and confirmed on their aggregate (card and PIN digest), then admitted
     as a password login is (Active, not an agent, a seat), and every attempt audited under the
@@ -133,7 +134,8 @@ class LogInWithCard:
         card = card.strip(" ").upper()  # as SetCard stores it and a hex reader sends it
         if not card or card_problem(card):
             card = "?"  # garbage is a wrong card like any other (and throttled as one key)
-        reservation = self.throttle.reserve(CARD_THROTTLE_PREFIX + card, remote_addr)
+        key = self._throttle_key(card)
+        reservation = self.throttle.reserve(key, remote_addr)
         if reservation.retry_after:
             return audit_login(self.app, self.clock, LoginResult(
                 THROTTLED, "card", retry_after=reservation.retry_after,
@@ -145,8 +147,14 @@ class LogInWithCard:
             return audit_login(self.app, self.clock, LoginResult(BAD_CREDENTIALS, user.login if user else "card",
                                                                  message="wrong card number or PIN"), remote_addr)
         self.throttle.release(reservation)
-        self.throttle.succeeded(CARD_THROTTLE_PREFIX + card)
+        self.throttle.succeeded(key)
         return admit(self.app, self.licensing, self.clock, user, remote_addr)
+
+    def _throttle_key(self, card: str) -> str:
+        """The throttle counts a card under its keyed digest, never its number (the site's privacy
+        key; the number itself without one: an in-memory store)."""
+        digest = card_digest(getattr(self.app, "privacy_secret", None), card)
+        return CARD_THROTTLE_PREFIX + (digest.hex() if digest else card)
 
     def _holder(self, card: str) -> User | None:
         holder = self.index.card_holder(card) if card != "?" else None

@@ -17,6 +17,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.event_store import PageLedger
+from adapters.personal_keys import card_digest, masked_card
 from adapters.throttle import RELEASE_CODE_PREFIX
 from commands.conflicts import retry_on_conflict
 from commands.ports import Clock, LoginThrottle
@@ -373,16 +374,20 @@ class SwipeCard:
             return SwipeOutcome("unknown card", "", ())
         ids = self.waiting_of(login, queue.name)
         if not ids:
-            self._unmatched(printer, card[:64], f"nothing to release for {login}")
+            self._unmatched(printer, card[:64], "nothing to release", user=login)
             return SwipeOutcome("nothing to release", login, ())
         jobs = self.release_jobs(ids, Caller(login, admin=False, address=f"card reader of {printer}"),
                                  printer=queue.name, by_card=True)
         return SwipeOutcome("released", login, tuple(str(j.id) for j in jobs))
 
-    def _unmatched(self, printer: str, card: str, reason: str) -> None:
+    def _unmatched(self, printer: str, card: str, reason: str, user: str = "") -> None:
+        # The number itself is never recorded: its keyed digest (the same card is recognised
+        # across swipes) and its last 4 characters for the admin (adapters.personal_keys).
+        digest, masked = card_digest(getattr(self.app, "privacy_secret", None), card), masked_card(card)
+
         def attempt() -> None:
             p = _printer(self.app, printer)
-            p.record_unmatched_swipe(card=card, reason=reason[:200], at=self.clock())
+            p.record_unmatched_swipe(card=masked, reason=reason[:200], at=self.clock(), card_digest=digest, user=user)
             self.app.save(p)
 
         retry_on_conflict(attempt, what=f"record a card swipe at {printer}")

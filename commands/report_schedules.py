@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from email.errors import HeaderParseError
 from email.headerregistry import Address
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from croniter import croniter
 from eventsourcing.application import AggregateNotFoundError
@@ -90,19 +90,28 @@ def check_definition(d: ScheduleDefinition, check_report: Callable[[str, Mapping
 
 
 class DefineSchedule:
-    """Define (or redefine) a scheduled report by name; InvalidRequest names every bad field."""
+    """Define (or redefine) a scheduled report by name; InvalidRequest names every bad field.
+
+    Each recipient address that is a user's (`logins_of_addresses`: lower-cased address -> login)
+    is recorded with that user's login beside it, and the store seals it with their key: once
+    they are erased it reads as "" and is mailed no more. An address of no known user is the
+    admin's configuration, recorded as it is (docs/audit-privacy.md)."""
 
     def __init__(self, app: PageLedger, check_report: Callable[[str, Mapping[str, str]], dict[str, list[str]]],
-                 clock: Callable[[], int]) -> None:
+                 clock: Callable[[], int],
+                 logins_of_addresses: Callable[[Sequence[str]], Mapping[str, str]] = lambda addresses: {}) -> None:
         self.app = app
         self.check_report = check_report
         self.clock = clock
+        self.logins_of_addresses = logins_of_addresses
 
     def __call__(self, d: ScheduleDefinition, *, by: str) -> ReportSchedule:
         check_definition(d, self.check_report)
         sid = report_schedule_id(self.app.server_id, d.name)
+        owners = self.logins_of_addresses(list(d.recipients))
         fields = dict(report=d.report, parameters=dict(d.parameters), format=d.format, cron=d.cron,
-                      recipients=list(d.recipients), period=d.period)
+                      recipients=list(d.recipients), period=d.period,
+                      recipient_users=tuple(owners.get(a.strip().lower(), "") for a in d.recipients))
 
         def attempt() -> ReportSchedule:
             try:
@@ -112,7 +121,8 @@ class DefineSchedule:
             else:
                 if (not schedule.removed and schedule.report == d.report and schedule.parameters == fields["parameters"]
                         and schedule.format == d.format and schedule.cron == d.cron
-                        and schedule.recipients == fields["recipients"] and schedule.period == d.period):
+                        and schedule.recipients == fields["recipients"] and schedule.period == d.period
+                        and tuple(schedule.recipient_users) == fields["recipient_users"]):
                     return schedule  # the same definition: nothing to record
                 schedule.redefine(by=by, at=self.clock(), **fields)
             self.app.save(schedule)

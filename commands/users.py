@@ -38,7 +38,7 @@ from commands.ports import Clock, Directory, UserIndex
 from commands.validation import InvalidRequest
 from domain.users import (
     BY_ADMIN, LEFT_DIRECTORY, LOCAL_SOURCE, REMOVED, ROLE_ADMIN, ROLE_USER, ROLES, User, UserError, card_problem,
-    pin_problem, user_id,
+    pin_problem,
 )
 
 log = logging.getLogger("pageledger.users")
@@ -126,7 +126,8 @@ class SyncUsers:
         by_login: dict[str, DirectoryUser] = {}
         for du in found:
             by_login.setdefault(du.login.lower(), du)  # a login listed twice is one person
-        batch_ids = {str(user_id(source, login)) for login in by_login}
+        ids = {login: self.app.user_id(source, du.login) for login, du in by_login.items()}
+        batch_ids = {str(uid) for uid in ids.values()}
 
         digests = {login: self.pin_digest(du.pin) for login, du in by_login.items()}
         card_owner = _unique_owner("card", {login: du.card for login, du in by_login.items()}, cards, batch_ids,
@@ -140,7 +141,7 @@ class SyncUsers:
         tell(0.1, f"{total:,} users read from the directory")
         for done, (login, du) in enumerate(sorted(by_login.items())):
             tell(0.1 + 0.85 * done / max(1, total), f"{done:,} of {total:,} users saved")
-            uid = user_id(source, du.login)
+            uid = ids[login]
 
             def attempt(du: DirectoryUser = du, uid: UUID = uid, login: str = login) -> tuple[bool, bool, bool]:
                 now = self.clock()
@@ -148,7 +149,8 @@ class SyncUsers:
                     user: User = self.app.repository.get(uid)
                     is_new = False
                 except AggregateNotFoundError:
-                    user = User.import_(source=source, login=du.login, profile=du.profile, now=now, role=ROLE_USER)
+                    user = User.import_(source=source, login=du.login, profile=du.profile, now=now, role=ROLE_USER,
+                                        aggregate_id=uid)
                     is_new = True
                 changed = False if is_new else user.change_profile(du.profile, now)
                 came_back = not user.active and user.deactivated_reason == LEFT_DIRECTORY and user.activate(now)
@@ -192,7 +194,7 @@ class SyncUsers:
         place)."""
         for value, login in list(owners.items()):
             holder = holders.get(value)
-            if holder is None or holder == str(user_id(source, login)):
+            if holder is None or holder == str(self.app.user_id(source, login)):
                 continue  # nobody holds it, or its own owner does: nothing to load (most users, on a re-sync)
             try:
                 other: User = self.app.repository.get(UUID(holder))
@@ -361,14 +363,15 @@ class AddLocalUser:
             raise NoLocalAccounts(f"this server's users come from its directory {source!r}: add them there, "
                                   f"then sync")
         password_hash = hash_password(password)  # slow on purpose: once, outside the retries
-        uid = user_id(LOCAL_SOURCE, login)
+        uid = self.app.user_id(LOCAL_SOURCE, login)
 
         def attempt() -> User:
             now = self.clock()
             try:
                 user: User = self.app.repository.get(uid)
             except AggregateNotFoundError:
-                user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role)
+                user = User.import_(source=LOCAL_SOURCE, login=login, profile=profile, now=now, role=role,
+                                    aggregate_id=uid)
             else:
                 if not user.removed:
                     raise LoginTaken(f"a local user {user.login!r} already exists")
@@ -569,13 +572,14 @@ class ResetPin:
 
 def ensure_directory_user(app: PageLedger, source: str, du: DirectoryUser, *, role: str, clock: Clock) -> User:
     """The User for someone the directory just vouched for (a login), imported if new."""
-    uid = user_id(source, du.login)
+    uid = app.user_id(source, du.login)
 
     def attempt() -> User:
         try:
             user: User = app.repository.get(uid)
         except AggregateNotFoundError:
-            user = User.import_(source=source, login=du.login, profile=du.profile, now=clock(), role=role)
+            user = User.import_(source=source, login=du.login, profile=du.profile, now=clock(), role=role,
+                                aggregate_id=uid)
         else:
             if role != ROLE_USER:  # promotion (the setup wizard's first admin); never a demotion here
                 user.change_role(role, clock())
@@ -589,9 +593,10 @@ def first_admin(app: PageLedger, *, source: str, person: DirectoryUser, password
     """The setup wizard's first administrator, not yet saved (setup saves it with the
     installation): imported if new, made admin and active; a local account gets its password."""
     try:
-        user: User = app.repository.get(user_id(source, person.login))
+        user: User = app.repository.get(uid := app.user_id(source, person.login))
     except AggregateNotFoundError:
-        user = User.import_(source=source, login=person.login, profile=person.profile, now=now, role=ROLE_ADMIN)
+        user = User.import_(source=source, login=person.login, profile=person.profile, now=now, role=ROLE_ADMIN,
+                            aggregate_id=uid)
     if user.removed:
         user.add_again(role=ROLE_ADMIN, profile=person.profile, now=now)
     user.change_role(ROLE_ADMIN, now)
@@ -618,9 +623,11 @@ class ImportLegacyUsers:
         users: list[User] = []
         for login, profile in people:
             key = login.strip().lower()
-            if key in seen or user_id(source, login) in self.app.repository:
+            uid = self.app.user_id(source, login)
+            if key in seen or uid in self.app.repository:
                 continue
             seen.add(key)
-            users.append(User.import_(source=source, login=login, profile=profile, now=now, role=ROLE_USER))
+            users.append(User.import_(source=source, login=login, profile=profile, now=now, role=ROLE_USER,
+                                      aggregate_id=uid))
         self.app.record(*users, progress)  # type: ignore[arg-type]
         return [u.login for u in users]

@@ -119,10 +119,25 @@ class Printer(Aggregate):
         """{host, port, format...} of the network card reader at this printer; {} for none."""
         self.card_reader = dict(reader)
 
-    @event("CardSwipeUnmatched")
-    def record_unmatched_swipe(self, card: str, reason: str, at: int) -> None:
+    class CardSwipeUnmatched(Aggregate.Event):
+        """`card` is the number masked (its last 4 characters: `*1234`) and `card_digest` its
+        keyed digest (adapters.personal_keys.card_digest) since they were appended; events stored before hold
+        the number as the reader sent it. `user`: the holder of a known card with nothing to
+        release ("" otherwise), stored as their person number."""
+
+        card: str
+        reason: str
+        at: int
+        card_digest: bytes = b""
+        user: str = ""
+
+        APPENDED_DEFAULTS = {"card_digest": b"", "user": ""}
+
+    @event(CardSwipeUnmatched)
+    def record_unmatched_swipe(self, card: str, reason: str, at: int, card_digest: bytes = b"",
+                               user: str = "") -> None:
         """A swipe at this printer's reader that released nothing: an unknown card, nothing held,
-        or a line that holds no card number (audited; the card number as the reader sent it)."""
+        or a line that holds no card number (audited)."""
 
 
 def printer_status_id(server_id: str, name: str) -> UUID:

@@ -31,11 +31,31 @@ class ScheduleNotRunnable(ValueError):
 
 
 class ReportSchedule(Aggregate):
-    @event("Defined")
+    """`recipient_users` (appended) holds, at the index of each of `recipients`, the login of the
+    user whose address it is, or "" for an address of no known user: the store seals a user's
+    address with that user's key (adapters.personal_keys), so it reads as "" once they are
+    erased, and is mailed no more (projections.report_schedules)."""
+
+    class Defined(Aggregate.Created):
+        name: str
+        report: str
+        parameters: dict
+        format: str
+        cron: str
+        recipients: list
+        period: str
+        by: str
+        at: int
+        recipient_users: tuple = ()
+
+        APPENDED_DEFAULTS = {"recipient_users": ()}
+
+    @event(Defined)
     def __init__(self, name: str, report: str, parameters: dict, format: str, cron: str, recipients: list,
-                 period: str, by: str, at: int) -> None:
+                 period: str, by: str, at: int, recipient_users: tuple = ()) -> None:
         self.name = name
         self._set(report, parameters, format, cron, recipients, period)
+        self.recipient_users = tuple(recipient_users)
         self.defined_at = at
         self.removed = False
         self.last_due = 0  # the due time of the last run claimed (µs), 0 = none yet
@@ -50,10 +70,24 @@ class ReportSchedule(Aggregate):
         self.report, self.parameters, self.format = report, dict(parameters), format
         self.cron, self.recipients, self.period = cron, list(recipients), period
 
-    @event("Redefined")
+    class Redefined(Aggregate.Event):
+        report: str
+        parameters: dict
+        format: str
+        cron: str
+        recipients: list
+        period: str
+        by: str
+        at: int
+        recipient_users: tuple = ()
+
+        APPENDED_DEFAULTS = {"recipient_users": ()}
+
+    @event(Redefined)
     def redefine(self, report: str, parameters: dict, format: str, cron: str, recipients: list, period: str,
-                 by: str, at: int) -> None:
+                 by: str, at: int, recipient_users: tuple = ()) -> None:
         self._set(report, parameters, format, cron, recipients, period)
+        self.recipient_users = tuple(recipient_users)
         self.removed = False
 
     @event("Removed")

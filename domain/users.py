@@ -1,7 +1,8 @@
 """User: a person PageLedger counts, imported from a directory source or kept locally.
 
-The id is derived from the directory source and the login (see `user_id`), so importing the
-same person twice finds the same aggregate.
+The id is derived from the directory source and the login (`keyed_user_id` under the site's
+privacy key; `user_id`, a uuid5, for users created before), so importing the same person twice
+finds the same aggregate.
 
 Personal fields (full name, e-mail, department) travel in one `profile` mapping, kept last in
 each event, apart from the countable facts (login, source, active, role): a later per-user key
@@ -19,6 +20,8 @@ Directory users are removed in their directory, never here (a sync then deactiva
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -61,8 +64,21 @@ def pin_problem(pin: str) -> str:
 
 
 def user_id(source: str, login: str) -> UUID:
-    """The id of the user `login` of the directory source `source` (logins are case-insensitive)."""
+    """The id users created before keyed ids got (a uuid5 of the source and the login, which
+    are case-insensitive): anyone can compute it from a guessed login. Still how they are found."""
     return uuid5(NAMESPACE_URL, f"pageledger:user:{source}:{login.strip().lower()}")
+
+
+def keyed_user_id(secret: bytes, source: str, login: str) -> UUID:
+    """The id of a user created from keyed ids on: HMAC-SHA-256 of the source and the login
+    under the site's privacy key, as a version-8 UUID (never equal to a uuid5), so a copy of
+    the database cannot test a guessed login against it once the person is erased. Which of the
+    two ids a user has is the event store's to find out (adapters.event_store.PageLedger.user_id)."""
+    digest = bytearray(hmac.new(secret, f"pageledger:user:{source}:{login.strip().lower()}".encode("utf-8"),
+                                hashlib.sha256).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x80  # version 8
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return UUID(bytes=bytes(digest))
 
 
 class UserError(ValueError):
@@ -96,14 +112,16 @@ class User(Aggregate):
         self.removed = False
 
     @classmethod
-    def import_(cls, *, source: str, login: str, profile: dict, now: int, role: str = ROLE_USER) -> "User":
-        """Record a person found in a directory source (or created locally) for the first time."""
+    def import_(cls, *, source: str, login: str, profile: dict, now: int, role: str = ROLE_USER,
+                aggregate_id: UUID | None = None) -> "User":
+        """Record a person found in a directory source (or created locally) for the first time.
+        `aggregate_id`: the event store's id for the login (keyed); the uuid5 `user_id` without it."""
         login = login.strip()
         if not login:
             raise UserError("a user needs a login")
         if role not in ROLES:
             raise UserError(f"unknown role {role!r}")
-        return cls._create(cls.Imported, id=user_id(source, login), source=source, login=login,
+        return cls._create(cls.Imported, id=aggregate_id or user_id(source, login), source=source, login=login,
                            role=role, at=now, profile=clean_profile(profile))
 
     def change_profile(self, profile: dict, now: int) -> bool:

@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
+from uuid import UUID
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -61,14 +62,16 @@ from projections.audit import Audit
 from projections.erasure import ErasePerson
 from projections.event_history import EventHistory
 from projections.jobs import JobsProjection
-from domain.users import LOCAL_SOURCE, User, user_id
+from domain.users import LOCAL_SOURCE, User
 from pageledger.settings import Settings, SettingsError
 from projections.follower import Follower, ProjectionRunner, ReadModelProgress, all_projections
 from projections.held_jobs import spools_in_use, waiting_jobs
 from projections.names import printer_keys
-from projections.users import UsersProjection, find_user, users as users_table
+from projections.users import UsersProjection, find_user, logins_of_addresses, users as users_table
 from projections.licence_seats import LicenceSeatsProjection, denied_since
 from projections.login_audit import LoginAuditProjection
+from projections.access_tokens import AccessTokensProjection, tokens_of_subject
+from projections.report_schedules import ReportSchedulesProjection
 from projections.seat_tenures import SeatTenuresProjection
 from commands.report_schedules import DefineSchedule, RemoveSchedule, ScheduleDefinition, ScheduleRuns
 from projections.report_period import ReportInputError, parse_parameters
@@ -177,7 +180,7 @@ class Runtime:
 
         def lookup(login: str) -> LocalAccount | None:
             try:
-                user: User = repository.get(user_id(LOCAL_SOURCE, login))
+                user: User = repository.get(self.app.user_id(LOCAL_SOURCE, login))
             except AggregateNotFoundError:
                 return None
             if not user.password_hash:
@@ -224,7 +227,11 @@ class Runtime:
 
     @cached_property
     def define_schedule(self) -> DefineSchedule:
-        return DefineSchedule(self.app, self.check_report, self.clock)
+        def owners(addresses: Sequence[str]) -> dict[str, str]:
+            with self.reader.connect() as conn:
+                return logins_of_addresses(conn, addresses)
+
+        return DefineSchedule(self.app, self.check_report, self.clock, owners)
 
     @cached_property
     def remove_schedule(self) -> RemoveSchedule:
@@ -352,12 +359,21 @@ class Runtime:
 
         def seats_and_logins_follower() -> Follower:  # read models that name people by login
             return Follower(self.app, self.writer, [LicenceSeatsProjection(), SeatTenuresProjection(),
-                                                    LoginAuditProjection()],
+                                                    LoginAuditProjection(), AccessTokensProjection(),
+                                                    ReportSchedulesProjection()],
                             batch_size=5000, writes_lock=writes_lock(url))
+
+        def revoke_tokens(login: str) -> int:
+            """Revoke the tokens that act for `login`: an erased person's token stops with them."""
+            with self.writer.connect() as conn:
+                ids = tokens_of_subject(conn, login)
+            for token_id in ids:
+                self.revoke_token(UUID(token_id))
+            return len(ids)
 
         return ErasePerson(self.personal_keys, self.writer, jobs_follower, compact, self.clock,
                            users_follower=users_follower, subjects=self.app.mapper.subjects,
-                           other_followers=[seats_and_logins_follower])
+                           other_followers=[seats_and_logins_follower], revoke_tokens=revoke_tokens)
 
     @cached_property
     def audit(self) -> Audit:

@@ -59,5 +59,11 @@ def find_token(conn: sa.Connection, token_hash: bytes) -> TokenRecord | None:
     return None if row is None else _record(row)
 
 
+def tokens_of_subject(conn: sa.Connection, subject: str) -> list[str]:
+    """The ids of the tokens, not revoked, that act for `subject`."""
+    return [t for (t,) in conn.execute(sa.select(access_tokens.c.token_id).where(access_tokens.c.subject == subject)
+                                       .where(access_tokens.c.revoked.is_(False)))]
+
+
 def list_tokens(conn: sa.Connection) -> list[TokenRecord]:
     return [_record(r) for r in conn.execute(sa.select(access_tokens).order_by(access_tokens.c.issued_at)).mappings()]

@@ -53,8 +53,10 @@ class ErasePerson:
     def __init__(self, keys: PersonalKeys, writer: sa.Engine, jobs_follower: Callable[[], Follower],
                  compact: Callable[[list[str]], None], clock: Callable[[], int],
                  users_follower: Callable[[], Follower] | None = None, subjects: SubjectKeys | None = None,
-                 other_followers: Sequence[Callable[[], Follower]] = ()) -> None:
+                 other_followers: Sequence[Callable[[], Follower]] = (),
+                 revoke_tokens: Callable[[str], int] | None = None) -> None:
         self.keys = keys
+        self.revoke_tokens = revoke_tokens  # login -> how many of the tokens acting for them it revoked
         self.other_followers = other_followers  # read models naming people by login (seats, login audit)
         self.writer = writer
         self.jobs_follower = jobs_follower
@@ -77,6 +79,9 @@ class ErasePerson:
                 users.c.login_key == login.strip().lower()))]
         if not known and not subjects and not self.keys.knows(login):
             raise UnknownPerson(f"no job or key was ever recorded for {login!r}")
+        if self.revoke_tokens is not None:
+            # Before their key goes: the revocation is recorded while the token still names them.
+            self.revoke_tokens(login)
         number, had_key = self.keys.erase(login, self.clock())
         had_key = bool(self.subjects.erase(subjects, number)) or had_key
         placeholder = erased_user(number)
@@ -105,6 +110,10 @@ class ErasePerson:
             f = follower()
             f.rebuild(progress)
             rebuilt.extend(t.name for p in f.projections for t in p.tables)
+        if self.revoke_tokens is not None:
+            # A token issued moments ago, not yet in the tokens read model before, is in it now,
+            # rebuilt, under the placeholder: revoked too (the running projections apply it).
+            self.revoke_tokens(placeholder)
         self.compact([jobs.name, held_jobs.name, user_keys.name, host_keys.name, users.name, login_failures.name,
                       *rebuilt])
         log.info("erased user #%d: their key is deleted, %d jobs and %d hosts show as erased", number, count, hosts,

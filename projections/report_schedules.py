@@ -36,6 +36,11 @@ _TOPICS = (ReportSchedule.Defined, ReportSchedule.Redefined, ReportSchedule.Remo
            ReportSchedule.RunSent, ReportSchedule.RunFailed)
 
 
+def _addresses(recipients: Sequence[str]) -> list[str]:
+    """The addresses to mail: an erased user's address reads as "" (domain.report_schedules)."""
+    return [a for a in recipients if a]
+
+
 class ReportSchedulesProjection(Projection):
     name = "report_schedules"
     topics = tuple(short_topic(t) for t in _TOPICS)
@@ -47,14 +52,14 @@ class ReportSchedulesProjection(Projection):
             if e.event_class is ReportSchedule.Defined:
                 conn.execute(t.insert().values(
                     schedule_id=str(e.originator_id), name=e.name, report=e.report, format=e.format, cron=e.cron,
-                    period=e.period, parameters=json.dumps(e.parameters), recipients=json.dumps(e.recipients),
+                    period=e.period, parameters=json.dumps(e.parameters), recipients=json.dumps(_addresses(e.recipients)),
                     defined_at=e.at, defined_by=e.by[:255], removed=False, last_due=0, last_outcome="",
                     last_attempts=0, last_error="", last_run_at=0))
                 continue
             if e.event_class is ReportSchedule.Redefined:
                 values: dict[str, Any] = dict(report=e.report, format=e.format, cron=e.cron, period=e.period,
                                               parameters=json.dumps(e.parameters),
-                                              recipients=json.dumps(e.recipients), defined_at=e.at,
+                                              recipients=json.dumps(_addresses(e.recipients)), defined_at=e.at,
                                               defined_by=e.by[:255], removed=False)
             elif e.event_class is ReportSchedule.Removed:
                 values = {"removed": True}

@@ -132,6 +132,20 @@ def users_with_login(conn: sa.Connection, login: str) -> list[UserRow]:
         .where(users.c.deactivated_reason != REMOVED).order_by(users.c.source))]
 
 
+def logins_of_addresses(conn: sa.Connection, addresses: Sequence[str]) -> dict[str, str]:
+    """Lower-cased e-mail address -> the login of the user whose address it is (of several, the
+    least login), for the addresses of `addresses` that belong to a user (removed ones too)."""
+    wanted = sorted({a.strip().lower() for a in addresses if a.strip()})
+    if not wanted:
+        return {}
+    found: dict[str, str] = {}
+    rows = conn.execute(sa.select(sa.func.lower(users.c.email), users.c.login)
+                        .where(sa.func.lower(users.c.email).in_(wanted)).order_by(users.c.login))
+    for email, login in rows:
+        found.setdefault(email, login)
+    return found
+
+
 def find_user(conn: sa.Connection, login: str) -> UserRow | None:
     """The user with this login in any source (the first imported wins if two sources share it)."""
     r = conn.execute(sa.select(users).where(users.c.login_key == login.strip().lower())

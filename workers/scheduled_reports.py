@@ -128,6 +128,10 @@ class ScheduledRuns:
                     self.runs.sent(schedule, due, attempt, 0, 0)
                     log.info("scheduled task %s ran: %s", row.name, what)
                     return "sent"
+                if not row.recipients:  # every recipient was an erased user's address: nobody to mail
+                    self.runs.sent(schedule, due, attempt, 0, 0)
+                    log.info("scheduled report %s has no recipient left: not mailed", row.name)
+                    return "sent"
                 rendered = self.render(row, due)
                 self.mailer(tuple(row.recipients)).send(self.message(row, rendered))
                 self.runs.sent(schedule, due, attempt, len(row.recipients), len(rendered.content))

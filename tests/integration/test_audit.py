@@ -566,12 +566,12 @@ def quokka_in_every_event_kind(rt) -> None:
     from commands.release import Caller
     from commands.validation import InvalidRequest
     from domain.costs import CostSchedule
-    from domain.users import LOCAL_SOURCE, user_id
+    from domain.users import LOCAL_SOURCE
     from projections.held_jobs import release_orders
 
     rt.licensing.install_trial()
     rt.add_local_user(login=QUOKKA, password="a long password 1", role="user", profile={})
-    assert rt.set_card(user_id(LOCAL_SOURCE, QUOKKA), QUOKKA_CARD, by="cli")  # sealed with their User's key
+    assert rt.set_card(rt.app.user_id(LOCAL_SOURCE, QUOKKA), QUOKKA_CARD, by="cli")  # sealed with their User's key
     assert rt.log_in(login=QUOKKA, password="a long password 1", remote_addr=QUOKKA_ADDRESS).outcome == "succeeded"
     assert rt.log_in(login=QUOKKA, password="wrong password", remote_addr="10.1.1.1").outcome != "succeeded"
     for name in ("vault", "annex"):
@@ -581,7 +581,7 @@ def quokka_in_every_event_kind(rt) -> None:
     rt.change_setting("report_repeat_minutes", 15, by=QUOKKA)
     rt.licensing.set_track_unlicensed(True, by=QUOKKA)
     rt.add_local_user(login="someone-else", password="a long password 2", role="user", profile={})
-    rt.change_role(user_id(LOCAL_SOURCE, "someone-else"), "auditor", by=QUOKKA)
+    rt.change_role(rt.app.user_id(LOCAL_SOURCE, "someone-else"), "auditor", by=QUOKKA)
 
     jobs = [dict(j, job_key=f"quokka/{i}", user=QUOKKA, printer=printer, pages=2, copies=1, colour_pages=0,
                  duplex=False, paper="A4") for i, (j, printer) in enumerate(zip(sample_jobs(2), ("vault", "annex")))]

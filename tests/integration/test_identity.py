@@ -12,7 +12,6 @@ from aiosmtpd.handlers import Message
 
 from commands.job_reports import parse_batch
 from domain.units import MICROS_PER_DAY
-from domain.users import user_id
 from adapters.mail import SmtpMailer, SmtpSettings
 from adapters.directory import AttributeMap, LdapConfig
 from projections.licence_seats import licence_seats, seat_denials
@@ -205,7 +204,7 @@ def test_a_sync_of_local_accounts_deactivates_nobody_and_says_there_is_nothing_t
 def make_admin(runtime, source, login):
     from domain.users import User
 
-    user: User = runtime.app.repository.get(user_id(source, login))
+    user: User = runtime.app.repository.get(runtime.app.user_id(source, login))
     user.change_role("admin", runtime.clock())
     runtime.app.save(user)
     runtime.catch_up()
@@ -254,7 +253,7 @@ def test_an_inactive_directory_user_with_the_right_password_is_told_it_is_inacti
 
     use_slapd(runtime, slapd_server)
     sync(runtime)
-    runtime.set_user_active(user_id("ldap", "bob"), False)
+    runtime.set_user_active(runtime.app.user_id("ldap", "bob"), False)
     runtime.catch_up()
     right = runtime.log_in(login="bob", password="bob-pw-22", remote_addr="10.0.0.2")
     assert (right.outcome, right.message) == (INACTIVE, "this account is inactive")

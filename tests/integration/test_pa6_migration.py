@@ -27,7 +27,6 @@ from domain.costs import CostSchedule, sheets_for
 from domain.jobs import PrintJob, job_id
 from domain.legacy_migration import LegacyMigration, migration_id
 from domain.printers import printer_id
-from domain.users import user_id
 from projections.jobs import JobFilter, jobs as jobs_table, list_jobs
 from projections.report_period import parse_parameters
 from projections.reports import CATALOGUE, ReportSources, run_report
@@ -151,7 +150,7 @@ def test_pa6_sqlite_legacy_is_replayed_reconciled_and_a_rerun_adds_nothing(runti
     assert printer.schedule_version == 2 and printer.schedule.mono_page == 600
     migration = runtime.app.repository.get(migration_id(runtime.app.server_id, "pa6"))
     assert migration.users == 300 and migration.jobs == 1502 and migration.through == 1515
-    user = runtime.app.repository.get(user_id("local", "user0001"))
+    user = runtime.app.repository.get(runtime.app.user_id("local", "user0001"))
     assert user.profile == {"full_name": "User Number 1", "email": "user1@example.org", "department": "Dept 2"}
     # The hour Berlin skipped is read forward (02:30 → 01:30 UTC); the repeated one as its first.
     gap = runtime.app.repository.get(job_id(runtime.app.server_id, "legacy:pa6:1501"))

@@ -142,8 +142,8 @@ def test_release_codes_in_all_three_modes_and_the_throttle(secure):
     rt.set_release_settings("annex", ReleaseSettings(code_mode="predefined"))
     rt.add_local_user(login="carol", password="a long password 1", role="user", profile={})
     rt.catch_up()
-    from domain.users import LOCAL_SOURCE, user_id
-    carol = rt.app.repository.get(user_id(LOCAL_SOURCE, "carol"))
+    from domain.users import LOCAL_SOURCE
+    carol = rt.app.repository.get(rt.app.user_id(LOCAL_SOURCE, "carol"))
     carol.change_pin(rt.pin_digest("2468"), rt.clock())
     rt.app.save(carol)
     [own], _ = held(rt, printer="annex", user="carol")

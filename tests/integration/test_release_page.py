@@ -119,14 +119,14 @@ def _login_form(client, **fields):
 
 
 def test_a_card_and_its_pin_log_in_a_wrong_pin_is_refused_then_throttled_and_bad_input_writes_nothing(runtime, client):
-    from domain.users import LOCAL_SOURCE, user_id
+    from domain.users import LOCAL_SOURCE
     import sqlalchemy as sa
 
     from projections.login_audit import login_audit
 
     runtime.licensing.install_trial()
     runtime.add_local_user(login="kim", password="kim-password-1", role="user", profile={})
-    kim = user_id(LOCAL_SOURCE, "kim")
+    kim = runtime.app.user_id(LOCAL_SOURCE, "kim")
     runtime.catch_up()
     runtime.set_card(kim, "CAFE01", by="root")
     runtime.reset_pin(kim, "482915", by="root")

@@ -24,7 +24,7 @@ from commands.release import Caller
 from commands.setup import SetupRequest
 from commands.users import CardTaken, NoSuchUser, PinTaken
 from commands.validation import InvalidRequest
-from domain.users import LOCAL_SOURCE, user_id
+from domain.users import LOCAL_SOURCE
 from tools.sample_jobs import sample_jobs
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -33,7 +33,7 @@ _keys = itertools.count()
 
 def local_user(runtime, login):
     runtime.add_local_user(login=login, password=f"{login}-password-1", role="user", profile={})
-    return user_id(LOCAL_SOURCE, login)
+    return runtime.app.user_id(LOCAL_SOURCE, login)
 
 
 def held(runtime, user, printer="vault"):
@@ -76,7 +76,7 @@ def test_a_card_set_by_an_admin_releases_its_holders_jobs_and_is_nobody_elses(ru
             runtime.set_card(lee, bad, by="root")
         assert list(refused.value.errors) == ["card"]
     with pytest.raises(NoSuchUser):
-        runtime.set_card(user_id(LOCAL_SOURCE, "nobody"), "99", by="root")
+        runtime.set_card(runtime.app.user_id(LOCAL_SOURCE, "nobody"), "99", by="root")
     assert runtime.app.recorder.max_notification_id() == head
 
     # Cleared, the card is free: the next holder's swipe is theirs.
@@ -123,7 +123,7 @@ def test_a_pin_reset_is_the_release_code_of_a_predefined_queue_and_never_kept_in
     with pytest.raises(PinTaken):
         runtime.reset_pin(lee, reset.generated, by="root")  # kim's
     with pytest.raises(NoSuchUser):
-        runtime.reset_pin(user_id(LOCAL_SOURCE, "nobody"), None, by="root")
+        runtime.reset_pin(runtime.app.user_id(LOCAL_SOURCE, "nobody"), None, by="root")
     assert runtime.app.recorder.max_notification_id() == head
 
 
@@ -153,7 +153,7 @@ def login(client, user: str, password: str) -> dict:
 
 def test_the_api_sets_cards_and_resets_pins_for_admins_only(console, runtime):
     root = login(console, "root", "root-pw-123")
-    kim, lee = str(user_id(LOCAL_SOURCE, "kim")), str(user_id(LOCAL_SOURCE, "lee"))
+    kim, lee = str(runtime.app.user_id(LOCAL_SOURCE, "kim")), str(runtime.app.user_id(LOCAL_SOURCE, "lee"))
     card, pin = f"/api/v1/users/{kim}/card", f"/api/v1/users/{kim}/pin"
 
     assert console.simulate_put(card, json={"card": "7001"}).status_code == 401
@@ -171,7 +171,7 @@ def test_the_api_sets_cards_and_resets_pins_for_admins_only(console, runtime):
     assert r.status_code == 400 and list(r.json["errors"]) == ["card"]
     missing = console.simulate_put(card, json={}, headers=root)
     assert missing.json["errors"] == {"card": ["Missing data for required field."]}
-    nobody = str(user_id(LOCAL_SOURCE, "nobody"))
+    nobody = str(runtime.app.user_id(LOCAL_SOURCE, "nobody"))
     assert console.simulate_put(f"/api/v1/users/{nobody}/card", json={"card": "1"}, headers=root).status_code == 404
     assert console.simulate_put("/api/v1/users/not-a-uuid/pin", json={}, headers=root).status_code == 404
 
@@ -194,7 +194,7 @@ def test_the_api_sets_cards_and_resets_pins_for_admins_only(console, runtime):
 def test_the_users_page_sets_a_card_and_resets_a_pin_with_the_apis_words_beside_the_field(console, runtime):
     root = login(console, "root", "root-pw-123")
     cookie, csrf = {"Cookie": root["Cookie"]}, root["X-CSRF-Token"]
-    kim, lee = str(user_id(LOCAL_SOURCE, "kim")), str(user_id(LOCAL_SOURCE, "lee"))
+    kim, lee = str(runtime.app.user_id(LOCAL_SOURCE, "kim")), str(runtime.app.user_id(LOCAL_SOURCE, "lee"))
 
     page = console.simulate_get("/users", headers=cookie).text
     assert f'<label class="sr-only" for="card-{kim}">Card number of kim</label>' in page
@@ -224,14 +224,14 @@ def test_the_users_page_sets_a_card_and_resets_a_pin_with_the_apis_words_beside_
     r = console.simulate_post(f"/users/{kim}/pin", headers={**cookie, **FORM}, body=f"csrf_token={csrf}&pin=")
     assert r.status_code == 200 and "no-store" in r.headers["Cache-Control"]
     shown = re.search(r"New PIN for kim: (\d{6})\. It is shown this once", r.text)
-    assert shown and runtime.app.repository.get(user_id(LOCAL_SOURCE, "kim")).pin_digest == \
+    assert shown and runtime.app.repository.get(runtime.app.user_id(LOCAL_SOURCE, "kim")).pin_digest == \
         runtime.pin_digest(shown.group(1))
     assert shown.group(1) not in console.simulate_get("/users", headers=cookie).text  # once
     r = console.simulate_post(f"/users/{lee}/pin", headers={**cookie, **FORM}, body=f"csrf_token={csrf}&pin=97531")
     assert r.status_code == 303
 
     # An auditor sees cards and whether a PIN is set, with no form to change them.
-    runtime.change_role(user_id(LOCAL_SOURCE, "lee"), "auditor")
+    runtime.change_role(runtime.app.user_id(LOCAL_SOURCE, "lee"), "auditor")
     settled(runtime)
     auditor = login(console, "lee", "lee-password-1")
     page = console.simulate_get("/users", headers={"Cookie": auditor["Cookie"]}).text
@@ -260,10 +260,10 @@ def test_a_sync_keeps_an_admins_card_and_pin_when_the_directory_gives_none(runti
     runtime.licensing.install_trial()
     use(AttributeMap(card="employeeNumber", pin="pager"))
     sync()
-    odd, alice = user_id("ldap", "o(dd)*name"), user_id("ldap", "alice")
+    odd, alice = runtime.app.user_id("ldap", "o(dd)*name"), runtime.app.user_id("ldap", "alice")
     assert runtime.app.repository.get(odd).pin_digest == ""  # the directory has no PIN for them
     runtime.reset_pin(odd, "80808", by="root")
-    bob = user_id("ldap", "bob")  # bob's directory card 1002 clashes with dave's: he has none
+    bob = runtime.app.user_id("ldap", "bob")  # bob's directory card 1002 clashes with dave's: he has none
     runtime.set_card(bob, "B0B", by="root")
     runtime.catch_up()
 
@@ -281,7 +281,7 @@ def test_a_sync_keeps_an_admins_card_and_pin_when_the_directory_gives_none(runti
     report = sync()
     assert ("card", ("bob", "erin")) in {(c.field, c.logins) for c in report.clashes}
     assert runtime.app.repository.get(bob).card == "B0B"
-    assert runtime.app.repository.get(user_id("ldap", "erin")).card == ""
+    assert runtime.app.repository.get(runtime.app.user_id("ldap", "erin")).card == ""
 
 
 def test_a_card_typed_in_small_letters_matches_what_a_hex_reader_sends_and_clearing_twice_records_once(runtime):

@@ -281,7 +281,6 @@ _NOT_PERSON_NUMBERS = {
     ("PrintJob.Tracked", "user"): "empty since `person` (the number) was appended",
     ("PrintJob.Denied", "user"): "empty since `person` (the number) was appended",
     ("User.Imported", "login"): "sealed with the User's own key (PERSONAL_USER_FIELDS)",
-    ("AccessToken.Issued", "subject"): "not covered: docs/audit-privacy.md, What erasure does not reach",
 }
 
 
@@ -289,7 +288,7 @@ def test_every_event_field_that_names_a_person_is_a_person_number_or_said_why_no
     from adapters.codec import _shape, domain_event_topics, resolve_short_topic
     from adapters.personal_keys import PERSON_FIELDS
 
-    naming = {"user", "users", "login", "by", "admin", "subject"}
+    naming = {"user", "users", "login", "by", "admin", "subject", "recipient_users"}
     found = {(t, n) for t in domain_event_topics() for n in _shape(resolve_short_topic(t)).names if n in naming}
     numbered = {(t, n) for t, names in PERSON_FIELDS.items() for n in names}
     assert found - numbered == set(_NOT_PERSON_NUMBERS)
@@ -339,6 +338,68 @@ def test_a_login_attempt_stores_a_person_number_and_a_sealed_address_and_reads_b
     people.by_number[1] = 7  # erased: the row keeps only the erasure's number
     back = m.to_domain_event(stored)
     assert (back.login, back.remote_addr) == ("erased user #7", "erased")
+
+
+def test_a_tokens_subject_is_a_person_number_and_its_name_is_sealed_with_their_key():
+    from domain.tokens import AccessToken
+
+    people = _People()
+    m = mapper()
+    m.people = people
+    token = AccessToken.issue(uuid4(), name="alice-laptop-token", role="user", subject="alice", secret_hash=b"h" * 32)
+    stored = m.to_stored_event(token.collect_events()[0])
+    assert b"alice" not in stored.state
+    back = m.to_domain_event(stored)
+    assert (back.subject, back.name, back.role) == ("alice", "alice-laptop-token", "user")
+    people.by_number[1] = 4  # erased
+    back = m.to_domain_event(stored)
+    assert (back.subject, back.name) == ("erased user #4", "erased")
+
+
+def test_a_schedules_user_addresses_are_sealed_with_their_keys_and_read_as_empty_once_erased():
+    from domain.report_schedules import ReportSchedule
+
+    people = _People()
+    m = mapper()
+    m.people = people
+    schedule = ReportSchedule.define(uuid4(), name="monthly", report="usage", parameters={}, format="csv",
+                                     cron="0 6 1 * *", recipients=["alice.q@example.org", "desk@example.org"],
+                                     period="previous-month", by="cli", at=1, recipient_users=("alice", ""))
+    schedule.redefine(report="usage", parameters={}, format="pdf", cron="0 6 1 * *",
+                      recipients=["desk@example.org", "alice.q@example.org"], period="previous-month", by="cli",
+                      at=2, recipient_users=("", "alice"))
+    stored = [m.to_stored_event(e) for e in schedule.collect_events()]
+    assert all(b"alice" not in s.state for s in stored)
+    assert all(b"desk@example.org" in s.state for s in stored)  # no known user's: the admin's configuration
+    back = [m.to_domain_event(s) for s in stored]
+    assert back[0].recipients == ["alice.q@example.org", "desk@example.org"]
+    assert back[1].recipients == ["desk@example.org", "alice.q@example.org"]
+    assert list(back[1].recipient_users) == ["", "alice"]
+    people.by_number[1] = 2  # alice erased
+    back = [m.to_domain_event(s) for s in stored]
+    assert back[0].recipients == ["", "desk@example.org"] and back[1].recipients == ["desk@example.org", ""]
+    assert list(back[0].recipient_users) == ["erased user #2", ""]
+
+
+def test_an_unmatched_swipe_keeps_a_masked_card_and_the_holder_as_a_person_number():
+    from adapters.personal_keys import card_digest, masked_card
+    from domain.printers import Printer
+
+    assert masked_card("04A1B2C3D4E5") == "*D4E5" and masked_card("1234567") == "*" and masked_card("") == ""
+    assert card_digest(b"k" * 32, "04A1B2C3D4E5") != card_digest(b"j" * 32, "04A1B2C3D4E5")
+    assert len(card_digest(b"k" * 32, "04A1B2C3D4E5")) == 16 and card_digest(None, "1") == b""
+    people = _People()
+    m = mapper()
+    m.people = people
+    from domain.costs import CostSchedule
+
+    printer = Printer.register(uuid4(), "q1", CostSchedule(mono_page=100, colour_page=500))
+    printer.collect_events()
+    printer.record_unmatched_swipe(card=masked_card("04A1B2C3D4E5"), reason="nothing to release", at=2,
+                                   card_digest=card_digest(b"k" * 32, "04A1B2C3D4E5"), user="alice")
+    stored = m.to_stored_event(printer.collect_events()[0])
+    assert b"alice" not in stored.state and b"04A1B2C3" not in stored.state
+    assert m.to_domain_event(stored).user == "alice"
 
 
 def test_an_author_that_is_no_person_and_a_login_stored_in_clear_are_kept():

@@ -127,3 +127,12 @@ def test_cards_and_pins_recorded_before_their_author_was_kept_replay_as_the_dire
         older = StoredEvent(originator_id=stored.originator_id, originator_version=stored.originator_version,
                             topic=stored.topic, state=MsgpackTranscoder().encode(values[:-1]))
         assert mapper.to_domain_event(older).by == ""
+
+
+def test_a_keyed_user_id_is_a_version_8_uuid_of_the_login_under_the_key_never_the_uuid5():
+    from domain.users import keyed_user_id
+
+    a = keyed_user_id(b"k" * 32, "ldap", "ALICE ")
+    assert a == keyed_user_id(b"k" * 32, "ldap", "alice") and a.version == 8
+    assert a != keyed_user_id(b"j" * 32, "ldap", "alice") and a != user_id("ldap", "alice")
+    assert a != keyed_user_id(b"k" * 32, "local", "alice")

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_lean_jobs_indexes"
-down_revision = "0012_narrow_jobs"
+down_revision = "0013_savings_tables"
 branch_labels = None
 depends_on = None
 

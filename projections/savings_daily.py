@@ -1,0 +1,281 @@
+"""Daily sums of what each potential saving would change (projections.reports.savings_report),
+kept by the jobs projection as it records each charged job, so that a savings report of every
+user reads whole days here and only its partial edge days from the `jobs` rows, as usage does.
+A report of some users (a user, a department) reads their job rows (ix_jobs_user_seq): a few
+thousand a month each, cheaper to read than to keep sums for.
+
+One row per UTC day (of the job's sending, as the savings report places jobs) and printer:
+`sums`, zlib-compressed JSON of [paper, duplex, *figures] for each paper and duplex printed
+that day, in key order. The figures are the integer quantities each measure touches
+(`saving_figures`: impressions that would move from simplex to duplex, from colour to mono, to
+2-up, and the sheets saved), never money, then the repeated prints (`REPEATS`). The report
+prices the sums with each printer's schedule in force now, by printer, paper and duplex,
+exactly as it prices the jobs rows: both paths give the same figures to the unit. A row per
+day and printer, not per figure and key: a few dozen bytes a day for each printer, where a
+row of sixteen columns per paper and duplex cost ten bytes a job at 4,500 jobs a day.
+
+Repeated prints (the same user's same document again within `REPEAT_MINUTES` of the previous
+print) are found when a job is recorded, from the `jobs` rows themselves: the charged prints
+within the window either side of the batch's jobs (ix_jobs_submitted_at), grouped by user and
+document. A job recorded out of time order (an offline agent, another host's clock, a held job
+printed later) is placed among its neighbours the same way, and the next print after it counted
+as a repeat if it now is one. The sums hold for the window of the site setting's default only:
+a report with another window reads the jobs rows (its notes say so). A change of the
+document-name privacy setting rewrites the names, so the repeats are recounted from the rows at
+that point of the log (`recount_repeats`).
+"""
+from __future__ import annotations
+
+import bisect
+import json
+import zlib
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import sqlalchemy as sa
+
+from domain.site_settings import FIELDS
+from projections.follower import metadata
+from projections.sql import replace_rows
+
+# The window the repeat sums are built with: the setting's default (report_repeat_minutes).
+REPEAT_MINUTES = int(FIELDS["report_repeat_minutes"].default)
+REPEAT_US = REPEAT_MINUTES * 60 * 1_000_000
+
+# What each measure touches, per job kind (see `saving_figures`), then the repeated prints.
+FIGURES = ("d_n", "d_sheets", "d_mono", "d_colour", "m_n", "m_mono", "m_colour", "u_n", "u_sheets", "u_mono_now",
+           "u_colour_now", "u_mono", "u_colour")
+REPEATS = ("r_n", "r_sheets", "r_cost")
+VALUES = (*FIGURES, *REPEATS)
+# Up to this many users in a batch, the rows around it are read for those users only; a larger
+# batch reads every row of its windows (mostly its own) rather than send a long list.
+FEW_USERS = 64
+
+# The sums' unit of time: a quarter of a UTC day (00:00, 06:00, 12:00, 18:00), so that a report's
+# partial edges are at most six hours of job rows each; a working day spans two or three.
+SPAN_US = 6 * 3_600_000_000
+
+savings_daily = sa.Table(
+    "savings_daily", metadata,
+    sa.Column("span", sa.Integer, primary_key=True),  # floor of submitted_at's µs / SPAN_US
+    sa.Column("printer_id", sa.Integer, primary_key=True),
+    sa.Column("sums", sa.LargeBinary, nullable=False),  # `encode_sums`
+    sqlite_with_rowid=False,
+)
+
+
+def encode_sums(sums: dict[tuple[str, bool], list[int]]) -> bytes:
+    """A day's sums of one printer, {(paper, duplex): VALUES}, as stored: the same bytes for the
+    same sums (key order; Python orders str by code point, as UTF-8 bytes), so that audit
+    verify compares a rebuild with the live rows."""
+    rows = [[paper, int(duplex), *values] for (paper, duplex), values in sorted(sums.items()) if any(values)]
+    return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 9)
+
+
+def decode_sums(blob: bytes) -> dict[tuple[str, bool], list[int]]:
+    return {(row[0], bool(row[1])): row[2:] for row in json.loads(zlib.decompress(blob))}
+
+
+def read_sums(conn: sa.Connection, *where: Any) -> Iterator[tuple[int, int, str, bool, list[int]]]:
+    """(span, printer_id, paper, duplex, VALUES) of the stored sums matching `where`."""
+    s = savings_daily.c
+    for span, printer, blob in conn.execute(sa.select(s.span, s.printer_id, s.sums).where(*where)):
+        for (paper, duplex), values in decode_sums(blob).items():
+            yield int(span), int(printer), paper, duplex, values
+
+
+def saving_figures(pages: Any, colour_pages: Any, copies: Any, duplex: Any, n: Any, sheets: Any) -> dict[str, Any]:
+    """What each measure changes for `n` jobs of one kind (arrays of kinds, or of single jobs
+    with n = 1), `sheets` their sheets in all: the one formula the report's row path and the
+    daily sums share. Exact integers."""
+    pages, copies, n, sheets = (np.asarray(a, dtype=np.int64) for a in (pages, copies, n, sheets))
+    duplex = np.asarray(duplex, dtype=bool)
+    colour = np.minimum(np.asarray(colour_pages, dtype=np.int64), pages)
+    up = (pages + 1) // 2
+    up_colour = np.minimum((colour + 1) // 2, up)
+    per = copies * n
+    simplex_multi = (~duplex & (pages > 1)).astype(np.int64)
+    has_colour = (colour > 0).astype(np.int64)
+    multi = (pages > 1).astype(np.int64)
+    return {
+        "d_n": simplex_multi * n, "d_sheets": simplex_multi * (sheets - up * per),
+        "d_mono": simplex_multi * (pages - colour) * per, "d_colour": simplex_multi * colour * per,
+        "m_n": has_colour * n, "m_mono": has_colour * (pages - colour) * per, "m_colour": has_colour * colour * per,
+        "u_n": multi * n, "u_sheets": multi * (sheets - np.where(duplex, (up + 1) // 2, up) * per),
+        "u_mono_now": multi * (pages - colour) * per, "u_colour_now": multi * colour * per,
+        "u_mono": multi * (up - up_colour) * per, "u_colour": multi * up_colour * per,
+    }
+
+
+class SavingsTotals:
+    """Adds charged jobs to `savings_daily`; used by the jobs projection inside its transaction,
+    so the sums and the rows never disagree. `jobs` is its jobs table."""
+
+    def __init__(self, jobs: sa.Table, charged: Sequence[int]) -> None:
+        self.jobs = jobs
+        self.charged = tuple(charged)
+
+    def add(self, conn: sa.Connection, charged: Sequence[dict[str, Any]], *, in_run: bool) -> None:
+        """`charged`: jobs now charged, in log order, each a dict of its jobs row's columns (the
+        rows already written). `in_run`: they were inserted together just now; else one job whose
+        row became charged. Either way every other charged row in the table is already counted."""
+        if not charged:
+            return
+        cols = {c: [j[c] for j in charged] for c in ("pages", "colour_pages", "copies", "duplex", "sheets")}
+        figures = saving_figures(cols["pages"], cols["colour_pages"], cols["copies"], cols["duplex"],
+                                 [1] * len(charged), cols["sheets"])
+        index: dict[tuple, int] = {}
+        at = np.fromiter((index.setdefault(_key(j), len(index)) for j in charged), dtype=np.intp, count=len(charged))
+        sums = np.zeros((len(index), len(FIGURES)), dtype=np.int64)
+        np.add.at(sums, at, np.column_stack([figures[name] for name in FIGURES]))
+        totals = {key: [*values, 0, 0, 0] for key, values in zip(index, sums.tolist())}
+        for j in self._repeats(conn, charged):
+            t = totals.setdefault(_key(j), [0] * len(VALUES))
+            t[-3] += 1
+            t[-2] += int(j["sheets"])
+            t[-1] += int(j["cost"])
+        add_totals(conn, totals)
+
+    def _repeats(self, conn: sa.Connection, charged: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The jobs that become repeated prints: some of `charged`, and the next print after a
+        job recorded out of time order. Each job is placed, in log order, among the charged
+        prints of its user and document already counted (read from the rows within the window
+        either side of the batch's jobs), as the report's row path orders them: by
+        (submitted_at, seq)."""
+        named = [j for j in charged if j["document"] != ""]
+        if not named:
+            return []
+        ranges: list[list[int]] = []  # the windows around the jobs, merged
+        for at in sorted({int(j["submitted_at"]) for j in named}):
+            if ranges and at - REPEAT_US <= ranges[-1][1]:
+                ranges[-1][1] = at + REPEAT_US
+            else:
+                ranges.append([at - REPEAT_US, at + REPEAT_US])
+        mine = {j["seq"] for j in charged}  # counted as each is placed
+        users = {j["user_id"] for j in named}
+        c = self.jobs.c
+        times: dict[tuple[int, str], list[tuple[int, int]]] = {}
+        for lo, hi in ranges:
+            q = (sa.select(c.user_id, c.document, c.submitted_at, c.seq)
+                 .where(c.submitted_at >= lo, c.submitted_at <= hi, c.status.in_(self.charged), c.document != ""))
+            if len(users) <= FEW_USERS:  # a small batch (live ingest) at a busy site: its users' rows only
+                q = q.where(c.user_id.in_(sorted(users)))
+            for user, document, at, seq in conn.execute(q):
+                if user in users and seq not in mine:
+                    times.setdefault((user, document), []).append((at, seq))
+        for known in times.values():
+            known.sort()
+        out: list[dict[str, Any]] = []
+        later: list[int] = []  # prints made repeats by a job placed before them
+        batch = {j["seq"]: j for j in named}
+        for j in named:
+            key, me = (j["user_id"], j["document"]), (int(j["submitted_at"]), j["seq"])
+            known = times.get(key)
+            if known is None:
+                times[key] = [me]
+                continue
+            if me > known[-1]:  # in time order, as most are: the previous print is the latest
+                if me[0] - known[-1][0] <= REPEAT_US:
+                    out.append(j)
+                known.append(me)
+                continue
+            i = bisect.bisect_left(known, me)
+            pred = known[i - 1] if i else None
+            succ = known[i] if i < len(known) else None
+            if pred is not None and me[0] - pred[0] <= REPEAT_US:
+                out.append(j)
+            # The next print's previous was `pred`; now it is this job.
+            if (succ is not None and succ[0] - me[0] <= REPEAT_US
+                    and not (pred is not None and succ[0] - pred[0] <= REPEAT_US)):
+                later.append(succ[1])
+            known.insert(i, me)
+        if later:
+            rows = {r["seq"]: dict(r) for r in conn.execute(
+                sa.select(*(c[name] for name in ROW_COLUMNS)).where(c.seq.in_(later))).mappings()}
+            out += [batch.get(seq) or rows[seq] for seq in later]
+        return out
+
+    def recount_repeats(self, conn: sa.Connection) -> None:
+        """Count every repeated print again from the jobs rows (after their document names were
+        rewritten by the privacy setting): the same window the report's row path takes."""
+        zeroed = []
+        for day, printer, blob in conn.execute(sa.select(savings_daily.c.span, savings_daily.c.printer_id,
+                                                         savings_daily.c.sums)).all():
+            sums = decode_sums(blob)
+            for values in sums.values():
+                values[-len(REPEATS):] = [0] * len(REPEATS)
+            zeroed.append((day, printer, encode_sums(sums)))
+        replace_rows(conn, savings_daily, ("span", "printer_id"), ("span", "printer_id", "sums"), zeroed)
+        c = self.jobs.c
+        # Bytewise on PostgreSQL, as the report's row path.
+        document = c.document.collate("C") if conn.dialect.name == "postgresql" else c.document
+        window = {"partition_by": (c.user_id, document), "order_by": (c.submitted_at, c.seq)}
+        inner = (sa.select(c.submitted_at, c.printer_id, c.paper, c.duplex, c.sheets, c.cost,
+                           sa.func.lag(c.submitted_at).over(**window).label("before"))
+                 .where(c.status.in_(self.charged), c.document != "").subquery())
+        k = inner.c
+        day = _span_sql(k.submitted_at)
+        repeated = conn.execute(
+            sa.select(day, k.printer_id, k.paper, k.duplex, sa.func.count(), sa.func.sum(k.sheets), sa.func.sum(k.cost))
+            .where(k.before.is_not(None), k.submitted_at - k.before <= REPEAT_US)
+            .group_by(day, k.printer_id, k.paper, k.duplex)).all()
+        add_totals(conn, {(int(d), pr, pa, bool(du)): [0] * len(FIGURES) + [int(n), int(sh), int(co)]
+                          for d, pr, pa, du, n, sh, co in repeated})
+
+    def fill(self, conn: sa.Connection) -> None:
+        """Sums from the jobs rows already recorded (a database upgraded to these tables)."""
+        c = self.jobs.c
+        day = _span_sql(c.submitted_at)
+        kinds = conn.execute(sa.select(day, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies,
+                                       sa.func.count(), sa.func.sum(c.sheets))
+                             .where(c.status.in_(self.charged))
+                             .group_by(day, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies)).all()
+        if kinds:
+            cols = list(zip(*kinds))
+            figures = saving_figures(cols[4], cols[5], cols[6], cols[3], cols[7], cols[8])
+            totals: dict[tuple, list[int]] = {}
+            for i, row in enumerate(kinds):
+                t = totals.setdefault((int(row[0]), row[1], row[2], bool(row[3])), [0] * len(VALUES))
+                for k, name in enumerate(FIGURES):
+                    t[k] += int(figures[name][i])
+            add_totals(conn, totals)
+        self.recount_repeats(conn)
+
+
+def add_totals(conn: sa.Connection, totals: dict[tuple, Sequence[int]]) -> None:
+    """Add {(span, printer_id, paper, duplex): VALUES} to the stored sums."""
+    by_row: dict[tuple[int, int], dict[tuple[str, bool], Sequence[int]]] = {}
+    for (day, printer, paper, duplex), values in totals.items():
+        by_row.setdefault((int(day), int(printer)), {})[(paper, bool(duplex))] = values
+    if not by_row:
+        return
+    keys = sorted(by_row)
+    s = savings_daily.c
+    # By span (a batch touches one or two, each a row per printer): a short list, not one of pairs.
+    spans = sorted({span for span, _ in keys})
+    stored: dict[tuple[int, int], bytes] = {}
+    for i in range(0, len(spans), 400):
+        stored.update({(d, p): b for d, p, b in conn.execute(
+            sa.select(s.span, s.printer_id, s.sums).where(s.span.in_(spans[i:i + 400]))) if (d, p) in by_row})
+    out = []
+    for key in keys:
+        sums = decode_sums(stored[key]) if key in stored else {}
+        for kind, values in by_row[key].items():
+            t = sums.setdefault(kind, [0] * len(VALUES))
+            for i, v in enumerate(values):
+                t[i] += int(v)
+        out.append((*key, encode_sums(sums)))
+    replace_rows(conn, savings_daily, ("span", "printer_id"), ("span", "printer_id", "sums"), out)
+
+
+ROW_COLUMNS = ("seq", "submitted_at", "user_id", "printer_id", "paper", "duplex", "pages", "colour_pages", "copies",
+               "sheets", "cost", "document")
+
+
+def _key(j: Any) -> tuple:
+    return (int(j["submitted_at"]) // SPAN_US, int(j["printer_id"]), j["paper"], bool(j["duplex"]))
+
+
+def _span_sql(at: Any) -> Any:
+    """The span (SPAN_US) of a µs time in SQL, floored as Python floors (times before 1970 too)."""
+    return sa.case((at >= 0, at // SPAN_US), else_=-((-at - 1) // SPAN_US) - 1)

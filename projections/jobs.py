@@ -19,7 +19,7 @@ from domain.site_settings import SiteSettings
 from domain.units import MICROS_PER_DAY
 from projections.follower import Projection, metadata
 from projections.names import KeyTable, application_keys, host_keys, printer_keys, user_keys
-from projections.savings_daily import ROW_COLUMNS, SavingsTotals, savings_daily
+from projections.savings_daily import ROW_COLUMNS, SavingsTotals, savings_daily, savings_dirty
 from projections.sql import insert_rows, storable_text
 
 # The times a report shows: a stored time outside them (year 1 or 9999 from a client's broken
@@ -166,8 +166,8 @@ class JobsProjection(Projection):
     topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied), short_topic(PrintJob.Secured),
               *(short_topic(c) for c in LIFECYCLE), _SETTING_CHANGED)
     # savings_daily: the savings report's sums (projections.savings_daily), kept here because a
-    # job's repeat depends on the jobs rows around it.
-    tables = (jobs, held_jobs, savings_daily)
+    # job's repeat depends on the jobs rows around it; savings_dirty: its spans to recount.
+    tables = (jobs, held_jobs, savings_daily, savings_dirty)
 
     def __init__(self) -> None:
         self.users = KeyTable(user_keys, "login")
@@ -179,6 +179,17 @@ class JobsProjection(Projection):
 
     def loaded(self, conn: sa.Connection) -> None:
         summarize_new_jobs(conn)
+
+    def settle(self, conn: sa.Connection) -> bool:
+        # The savings sums of spans marked by batches spread over time (SavingsTotals.add).
+        return self.savings.settle(conn)
+
+    def unsettled(self) -> bool:
+        return self.savings.maybe_dirty
+
+    def rolled_back(self) -> None:
+        super().rolled_back()
+        self.savings.maybe_dirty = True
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         # Runs of new jobs go in together (the hot path: one COPY); a lifecycle event, or a change

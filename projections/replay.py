@@ -131,6 +131,9 @@ def replay(reader: LogReader, scratch: sa.Engine, chosen: Sequence[Projection], 
             progress(after, head)
         if past:
             break
+    with scratch.begin() as conn:
+        for projection in chosen:
+            projection.settle(conn)
     return read
 
 

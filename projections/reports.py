@@ -41,7 +41,8 @@ from projections.report_period import (
 )
 from projections.printer_errors import errors_between
 from projections.seat_tenures import allowance_changes, seats_by_day, tenures_between
-from projections.savings_daily import FIGURES, REPEAT_MINUTES, SPAN_US, read_sums, saving_figures, savings_daily
+from projections.savings_daily import (FIGURES, REPEAT_MINUTES, SPAN_US, dirty_spans, read_sums, saving_figures,
+                                       savings_daily)
 from projections.usage_daily import usage_daily
 from projections.users import users
 
@@ -646,11 +647,14 @@ def _is_repeat(inner: sa.Subquery, minutes: int) -> Any:
 @dataclass(frozen=True)
 class _SumsGrain:
     """The whole spans (quarters of a UTC day, SPAN_US) [first, end) of a period, which a report
-    of every user reads from the savings sums (savings_daily), and the filter on them (a printer)."""
+    of every user reads from the savings sums (savings_daily), and the filter on them (a printer).
+    `dirty`: the spans among them still to be recounted (savings_dirty), read from the rows
+    like the edges, as [start, end) µs ranges; `where` leaves them out of the sums."""
 
     first: int
     end: int
     where: tuple[Any, ...]
+    dirty: tuple[tuple[int, int], ...] = ()
 
     @property
     def start_us(self) -> int:
@@ -660,14 +664,29 @@ class _SumsGrain:
     def end_us(self) -> int:
         return self.end * SPAN_US
 
+    def settled(self, at: Any) -> Any:
+        """SQL: the µs time `at` lies in none of the dirty ranges."""
+        return sa.and_(sa.true(), *(sa.or_(at < lo, at >= hi) for lo, hi in self.dirty))
 
-def _sums_grain(p: ReportParameters, scope: Scope) -> _SumsGrain:
+
+def _sums_grain(p: ReportParameters, scope: Scope, conn: sa.Connection | None = None) -> _SumsGrain:
+    """With `conn`, the dirty spans are looked up (one small query) and left out of `where`."""
     s = savings_daily.c
     first, end = -(-p.since // SPAN_US), p.until // SPAN_US
     where = [s.span >= first, s.span < end]
     if scope.printer_ids is not None:
         where.append(s.printer_id.in_(scope.printer_ids))
-    return _SumsGrain(first, end, tuple(where))
+    dirty: list[tuple[int, int]] = []
+    if conn is not None and first < end:
+        spans = dirty_spans(conn, first, end)
+        if spans:
+            where.append(s.span.not_in(spans))
+        for span in spans:
+            if dirty and dirty[-1][1] == span * SPAN_US:
+                dirty[-1] = (dirty[-1][0], (span + 1) * SPAN_US)
+            else:
+                dirty.append((span * SPAN_US, (span + 1) * SPAN_US))
+    return _SumsGrain(first, end, tuple(where), tuple(dirty))
 
 
 def _sums_allowed(p: ReportParameters, scope: Scope) -> bool:
@@ -709,15 +728,17 @@ def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes
 
     if not (use_sums and _repeats_from_sums(p, scope, minutes)):  # use_sums False: the rows only (tests)
         return sorted(from_rows(p.since, p.until))
-    grain = _sums_grain(p, scope)
+    grain = _sums_grain(p, scope, conn)
     start, end = grain.start_us, grain.end_us
     parts = [(printer, *values[-3:]) for _, printer, _, _, values in read_sums(conn, *grain.where) if values[-3]]
     parts += from_rows(p.since, start)
     parts += from_rows(end - window, p.until, lambda k: k.submitted_at >= end)
+    for lo, hi in grain.dirty:  # spans still to be recounted: read like an edge
+        parts += from_rows(max(lo - window, p.since), hi, lambda k, lo=lo: k.submitted_at >= lo)
     if p.since + window > start:  # whole-unit prints whose previous print was before the period
         parts += [(pid, -n, -sheets, -cost) for pid, n, sheets, cost in from_rows(
             p.since - window, min(p.since + window, end), lambda k: k.submitted_at >= start,
-            lambda k: k.before < p.since)]
+            lambda k: k.before < p.since, lambda k: grain.settled(k.submitted_at))]
     sums: dict[int, list[int]] = {}
     for pid, n, sheets, cost in parts:
         t = sums.setdefault(pid, [0, 0, 0])
@@ -746,9 +767,10 @@ def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, use_sum
     pages, colour pages, copies: thousands of kinds, not millions of jobs), each kind's figures
     worked out by the same `saving_figures` the daily sums were made with."""
     j = jobs.c
-    grain = _sums_grain(p, scope)
     daily = use_sums and _sums_allowed(p, scope)  # use_sums False: the rows only (tests)
-    ranges = [(p.since, grain.start_us), (grain.end_us, p.until)] if daily else [(p.since, p.until)]
+    grain = _sums_grain(p, scope, conn if daily else None)
+    # The edges, and the spans still to be recounted, from the rows.
+    ranges = [(p.since, grain.start_us), *grain.dirty, (grain.end_us, p.until)] if daily else [(p.since, p.until)]
     frames = []
     for since, until in ranges:
         if since >= until:

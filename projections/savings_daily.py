@@ -29,14 +29,14 @@ from __future__ import annotations
 import bisect
 import json
 import zlib
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import sqlalchemy as sa
 
 from domain.site_settings import FIELDS
 from projections.follower import metadata
-from projections.sql import replace_rows
+from projections.sql import insert_ignoring_existing, replace_rows
 
 # The window the repeat sums are built with: the setting's default (report_repeat_minutes).
 REPEAT_MINUTES = int(FIELDS["report_repeat_minutes"].default)
@@ -54,12 +54,27 @@ FEW_USERS = 64
 # The sums' unit of time: a quarter of a UTC day (00:00, 06:00, 12:00, 18:00), so that a report's
 # partial edges are at most six hours of job rows each; a working day spans two or three.
 SPAN_US = 6 * 3_600_000_000
+# A batch whose jobs lie within this of each other is added at once; a wider one is recounted.
+COMPACT_US = SPAN_US
+# Marked spans closer than this share a recount's pass; more ranges than MAX_RANGES become one.
+MERGE_GAP = 4
+MAX_RANGES = 8
+SAVINGS_LOCK = 0x5A51_0013  # pg_advisory_xact_lock key of the savings sums
 
 savings_daily = sa.Table(
     "savings_daily", metadata,
     sa.Column("span", sa.Integer, primary_key=True),  # floor of submitted_at's µs / SPAN_US
     sa.Column("printer_id", sa.Integer, primary_key=True),
     sa.Column("sums", sa.LargeBinary, nullable=False),  # `encode_sums`
+    sqlite_with_rowid=False,
+)
+
+# Spans whose sums are to be recounted from the jobs rows (`SavingsTotals.settle`): marked in the
+# transaction that wrote the rows, cleared in the one that recounts them, so that each is
+# recounted exactly once after its last change. A report reads a marked span's rows.
+savings_dirty = sa.Table(
+    "savings_dirty", metadata,
+    sa.Column("span", sa.Integer, primary_key=True),
     sqlite_with_rowid=False,
 )
 
@@ -109,17 +124,34 @@ def saving_figures(pages: Any, colour_pages: Any, copies: Any, duplex: Any, n: A
 
 class SavingsTotals:
     """Adds charged jobs to `savings_daily`; used by the jobs projection inside its transaction,
-    so the sums and the rows never disagree. `jobs` is its jobs table."""
+    so the sums and the rows never disagree. `jobs` is its jobs table.
+
+    A batch of jobs close together in time (live ingest: one SPAN_US or less from first to last)
+    is added at once, its repeats found with one query of the rows around it. A batch spread
+    wider (a migration replaying legacy rows in their own order, a rebuild's page of late
+    jobs) is not: its spans are marked in `savings_dirty` and recounted from the rows later
+    (`settle`), many at a time, so that a batch costs the same few statements however its
+    times are spread."""
 
     def __init__(self, jobs: sa.Table, charged: Sequence[int]) -> None:
         self.jobs = jobs
         self.charged = tuple(charged)
+        # Whether savings_dirty may hold spans (this process marked some, or has not looked yet,
+        # or a transaction that cleared some rolled back): `settle` queries only then.
+        self.maybe_dirty = True
 
     def add(self, conn: sa.Connection, charged: Sequence[dict[str, Any]], *, in_run: bool) -> None:
         """`charged`: jobs now charged, in log order, each a dict of its jobs row's columns (the
         rows already written). `in_run`: they were inserted together just now; else one job whose
-        row became charged. Either way every other charged row in the table is already counted."""
+        row became charged. Either way every other charged row in the table is already counted,
+        or lies in a span marked to be recounted."""
         if not charged:
+            return
+        _serialize(conn)
+        times = [int(j["submitted_at"]) for j in charged]
+        if max(times) - min(times) > COMPACT_US:
+            mark_dirty(conn, {s for t in times for s in (t // SPAN_US, (t + REPEAT_US) // SPAN_US)})
+            self.maybe_dirty = True
             return
         cols = {c: [j[c] for j in charged] for c in ("pages", "colour_pages", "copies", "duplex", "sheets")}
         figures = saving_figures(cols["pages"], cols["colour_pages"], cols["copies"], cols["duplex"],
@@ -140,29 +172,24 @@ class SavingsTotals:
         """The jobs that become repeated prints: some of `charged`, and the next print after a
         job recorded out of time order. Each job is placed, in log order, among the charged
         prints of its user and document already counted (read from the rows within the window
-        either side of the batch's jobs), as the report's row path orders them: by
-        (submitted_at, seq)."""
+        either side of the batch: one range, the batch being compact), as the report's row path
+        orders them: by (submitted_at, seq)."""
         named = [j for j in charged if j["document"] != ""]
         if not named:
             return []
-        ranges: list[list[int]] = []  # the windows around the jobs, merged
-        for at in sorted({int(j["submitted_at"]) for j in named}):
-            if ranges and at - REPEAT_US <= ranges[-1][1]:
-                ranges[-1][1] = at + REPEAT_US
-            else:
-                ranges.append([at - REPEAT_US, at + REPEAT_US])
+        lo = min(int(j["submitted_at"]) for j in named) - REPEAT_US
+        hi = max(int(j["submitted_at"]) for j in named) + REPEAT_US
         mine = {j["seq"] for j in charged}  # counted as each is placed
         users = {j["user_id"] for j in named}
         c = self.jobs.c
         times: dict[tuple[int, str], list[tuple[int, int]]] = {}
-        for lo, hi in ranges:
-            q = (sa.select(c.user_id, c.document, c.submitted_at, c.seq)
-                 .where(c.submitted_at >= lo, c.submitted_at <= hi, c.status.in_(self.charged), c.document != ""))
-            if len(users) <= FEW_USERS:  # a small batch (live ingest) at a busy site: its users' rows only
-                q = q.where(c.user_id.in_(sorted(users)))
-            for user, document, at, seq in conn.execute(q):
-                if user in users and seq not in mine:
-                    times.setdefault((user, document), []).append((at, seq))
+        q = (sa.select(c.user_id, c.document, c.submitted_at, c.seq)
+             .where(c.submitted_at >= lo, c.submitted_at <= hi, c.status.in_(self.charged), c.document != ""))
+        if len(users) <= FEW_USERS:  # a small batch (live ingest) at a busy site: its users' rows only
+            q = q.where(c.user_id.in_(sorted(users)))
+        for user, document, at, seq in conn.execute(q):
+            if user in users and seq not in mine:
+                times.setdefault((user, document), []).append((at, seq))
         for known in times.values():
             known.sort()
         out: list[dict[str, Any]] = []
@@ -196,50 +223,105 @@ class SavingsTotals:
         return out
 
     def recount_repeats(self, conn: sa.Connection) -> None:
-        """Count every repeated print again from the jobs rows (after their document names were
-        rewritten by the privacy setting): the same window the report's row path takes."""
-        zeroed = []
-        for day, printer, blob in conn.execute(sa.select(savings_daily.c.span, savings_daily.c.printer_id,
-                                                         savings_daily.c.sums)).all():
-            sums = decode_sums(blob)
-            for values in sums.values():
-                values[-len(REPEATS):] = [0] * len(REPEATS)
-            zeroed.append((day, printer, encode_sums(sums)))
-        replace_rows(conn, savings_daily, ("span", "printer_id"), ("span", "printer_id", "sums"), zeroed)
+        """After the document names were rewritten by the privacy setting: every span is to be
+        recounted from the rows (`settle`), and read from the rows until it is."""
+        _serialize(conn)
+        mark_dirty(conn, {int(span) for span, in conn.execute(sa.select(savings_daily.c.span).distinct())})
+        self.maybe_dirty = True
+
+    def settle(self, conn: sa.Connection) -> bool:
+        """Recount the spans marked in `savings_dirty` from the jobs rows, in as few passes as
+        their spread allows (`_merged`). Whether there were any."""
+        self.maybe_dirty = False  # set again if this transaction rolls back (the projection's rolled_back)
+        spans = sorted(int(s) for s, in conn.execute(sa.select(savings_dirty.c.span)))
+        if not spans:
+            return False
+        _serialize(conn)
+        spans = sorted(int(s) for s, in conn.execute(sa.select(savings_dirty.c.span)))  # after the lock
+        for first, end in _merged(spans):
+            self.recount(conn, first, end)
+        return True
+
+    def fill(self, conn: sa.Connection) -> None:
+        """Sums from the jobs rows already recorded (a database upgraded to these tables)."""
         c = self.jobs.c
+        lo, hi = conn.execute(sa.select(sa.func.min(c.submitted_at), sa.func.max(c.submitted_at))).one()
+        if lo is not None:
+            self.recount(conn, int(lo) // SPAN_US, int(hi) // SPAN_US + 1)
+
+    def recount(self, conn: sa.Connection, first: int, end: int) -> None:
+        """The sums of the spans [first, end), all of them, from the jobs rows: two passes over
+        the range's rows (by kind; and the repeat window, looking back REPEAT_US before the
+        range), whatever the sums held before. Their marks in `savings_dirty` are cleared."""
+        c, s = self.jobs.c, savings_daily.c
+        lo, hi = first * SPAN_US, end * SPAN_US
+        conn.execute(savings_daily.delete().where(s.span >= first, s.span < end))
+        conn.execute(savings_dirty.delete().where(savings_dirty.c.span >= first, savings_dirty.c.span < end))
+        span = _span_sql(c.submitted_at)
+        kinds = conn.execute(sa.select(span, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies,
+                                       sa.func.count(), sa.func.sum(c.sheets))
+                             .where(c.status.in_(self.charged), c.submitted_at >= lo, c.submitted_at < hi)
+                             .group_by(span, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies)).all()
+        totals: dict[tuple, list[int]] = {}
+        if kinds:
+            cols = list(zip(*kinds))
+            figures = saving_figures(cols[4], cols[5], cols[6], cols[3], cols[7], cols[8])
+            for i, row in enumerate(kinds):
+                t = totals.setdefault((int(row[0]), row[1], row[2], bool(row[3])), [0] * len(VALUES))
+                for k, name in enumerate(FIGURES):
+                    t[k] += int(figures[name][i])
         # Bytewise on PostgreSQL, as the report's row path.
         document = c.document.collate("C") if conn.dialect.name == "postgresql" else c.document
         window = {"partition_by": (c.user_id, document), "order_by": (c.submitted_at, c.seq)}
         inner = (sa.select(c.submitted_at, c.printer_id, c.paper, c.duplex, c.sheets, c.cost,
                            sa.func.lag(c.submitted_at).over(**window).label("before"))
-                 .where(c.status.in_(self.charged), c.document != "").subquery())
+                 .where(c.status.in_(self.charged), c.document != "", c.submitted_at >= lo - REPEAT_US,
+                        c.submitted_at < hi).subquery())
         k = inner.c
-        day = _span_sql(k.submitted_at)
-        repeated = conn.execute(
-            sa.select(day, k.printer_id, k.paper, k.duplex, sa.func.count(), sa.func.sum(k.sheets), sa.func.sum(k.cost))
-            .where(k.before.is_not(None), k.submitted_at - k.before <= REPEAT_US)
-            .group_by(day, k.printer_id, k.paper, k.duplex)).all()
-        add_totals(conn, {(int(d), pr, pa, bool(du)): [0] * len(FIGURES) + [int(n), int(sh), int(co)]
-                          for d, pr, pa, du, n, sh, co in repeated})
+        span = _span_sql(k.submitted_at)
+        for d, pr, pa, du, n, sh, co in conn.execute(
+                sa.select(span, k.printer_id, k.paper, k.duplex, sa.func.count(), sa.func.sum(k.sheets),
+                          sa.func.sum(k.cost))
+                .where(k.submitted_at >= lo, k.before.is_not(None), k.submitted_at - k.before <= REPEAT_US)
+                .group_by(span, k.printer_id, k.paper, k.duplex)):
+            t = totals.setdefault((int(d), pr, pa, bool(du)), [0] * len(VALUES))
+            t[-3:] = [int(n), int(sh), int(co)]
+        add_totals(conn, totals)
 
-    def fill(self, conn: sa.Connection) -> None:
-        """Sums from the jobs rows already recorded (a database upgraded to these tables)."""
-        c = self.jobs.c
-        day = _span_sql(c.submitted_at)
-        kinds = conn.execute(sa.select(day, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies,
-                                       sa.func.count(), sa.func.sum(c.sheets))
-                             .where(c.status.in_(self.charged))
-                             .group_by(day, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies)).all()
-        if kinds:
-            cols = list(zip(*kinds))
-            figures = saving_figures(cols[4], cols[5], cols[6], cols[3], cols[7], cols[8])
-            totals: dict[tuple, list[int]] = {}
-            for i, row in enumerate(kinds):
-                t = totals.setdefault((int(row[0]), row[1], row[2], bool(row[3])), [0] * len(VALUES))
-                for k, name in enumerate(FIGURES):
-                    t[k] += int(figures[name][i])
-            add_totals(conn, totals)
-        self.recount_repeats(conn)
+
+def mark_dirty(conn: sa.Connection, spans: Iterable[int]) -> None:
+    """Mark spans to be recounted from the rows (`SavingsTotals.settle`); until then a report
+    reads their rows (`dirty_spans`)."""
+    insert_ignoring_existing(conn, savings_dirty, [{"span": s} for s in sorted(spans)])
+
+
+def dirty_spans(conn: sa.Connection, first: int, end: int) -> list[int]:
+    """The spans of [first, end) whose sums are not to be read: marked to be recounted."""
+    d = savings_dirty.c
+    return sorted(int(s) for s, in conn.execute(sa.select(d.span).where(d.span >= first, d.span < end)))
+
+
+def _merged(spans: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted spans as [first, end) ranges to recount: neighbours less than MERGE_GAP spans apart
+    share a range (a pass over a few more rows costs less than a query more), and more than
+    MAX_RANGES ranges become one (a migration marks spans all over the years: one pass)."""
+    ranges: list[list[int]] = []
+    for s in spans:
+        if ranges and s - ranges[-1][1] < MERGE_GAP:
+            ranges[-1][1] = s + 1
+        else:
+            ranges.append([s, s + 1])
+    if len(ranges) > MAX_RANGES:
+        return [(ranges[0][0], ranges[-1][1])]
+    return [(a, b) for a, b in ranges]
+
+
+def _serialize(conn: sa.Connection) -> None:
+    """On PostgreSQL, one transaction at a time changes the sums (this one waits for another
+    process's catch-up or recount to commit), so that a recount never misses rows committed
+    beside it nor overwrites sums added beside it. SQLite has one writer anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SAVINGS_LOCK})
 
 
 def add_totals(conn: sa.Connection, totals: dict[tuple, Sequence[int]]) -> None:

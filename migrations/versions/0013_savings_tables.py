@@ -1,4 +1,5 @@
-"""The savings report's daily sums (`savings_daily`: a row per quarter of a UTC day and printer), kept by the
+"""The savings report's daily sums (`savings_daily`: a row per quarter of a UTC day and printer; `savings_dirty`:
+the quarters to recount from the rows), kept by the
 jobs projection (projections/savings_daily.py), filled here from the jobs rows already
 recorded so that the report reads the same figures at once.
 
@@ -21,6 +22,12 @@ def upgrade() -> None:
         sa.Column("sums", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,
     )
+    # The spans to recount from the jobs rows (projections.savings_daily.savings_dirty).
+    op.create_table(
+        "savings_dirty",
+        sa.Column("span", sa.Integer, primary_key=True),
+        sqlite_with_rowid=False,
+    )
     # The sums of the jobs recorded before this revision, by the projection's own code.
     from projections.jobs import JOB_PRINTED, JOB_TRACKED, jobs
     from projections.savings_daily import SavingsTotals
@@ -30,4 +37,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("savings_dirty")
     op.drop_table("savings_daily")

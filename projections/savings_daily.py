@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from domain.site_settings import FIELDS
 from projections.follower import metadata
-from projections.sql import insert_ignoring_existing, replace_rows
+from projections.sql import insert_rows, replace_rows
 
 # The window the repeat sums are built with: the setting's default (report_repeat_minutes).
 REPEAT_MINUTES = int(FIELDS["report_repeat_minutes"].default)
@@ -80,15 +80,21 @@ savings_dirty = sa.Table(
 
 
 def encode_sums(sums: dict[tuple[str, bool], list[int]]) -> bytes:
-    """A day's sums of one printer, {(paper, duplex): VALUES}, as stored: the same bytes for the
+    """A span's sums of one printer, {(paper, duplex): VALUES}, as stored: the same bytes for the
     same sums (key order; Python orders str by code point, as UTF-8 bytes), so that audit
-    verify compares a rebuild with the live rows."""
+    verify compares a rebuild with the live rows. JSON, zlib-compressed when that is shorter: a
+    span of a printer often holds one or two kinds (a quiet site, a migration of years), whose
+    few dozen bytes zlib's header and checksum would only lengthen."""
     rows = [[paper, int(duplex), *values] for (paper, duplex), values in sorted(sums.items()) if any(values)]
-    return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 9)
+    text = json.dumps(rows, separators=(",", ":")).encode()
+    packed = zlib.compress(text, 9)
+    return packed if len(packed) < len(text) else text
 
 
 def decode_sums(blob: bytes) -> dict[tuple[str, bool], list[int]]:
-    return {(row[0], bool(row[1])): row[2:] for row in json.loads(zlib.decompress(blob))}
+    text = bytes(blob)
+    # A zlib stream starts with 0x78 here; JSON with "[".
+    return {(row[0], bool(row[1])): row[2:] for row in json.loads(text if text[:1] == b"[" else zlib.decompress(text))}
 
 
 def read_sums(conn: sa.Connection, *where: Any) -> Iterator[tuple[int, int, str, bool, list[int]]]:
@@ -266,10 +272,10 @@ class SavingsTotals:
         if kinds:
             cols = list(zip(*kinds))
             figures = saving_figures(cols[4], cols[5], cols[6], cols[3], cols[7], cols[8])
-            for i, row in enumerate(kinds):
+            for row, values in zip(kinds, np.column_stack([figures[name] for name in FIGURES]).tolist()):
                 t = totals.setdefault((int(row[0]), row[1], row[2], bool(row[3])), [0] * len(VALUES))
-                for k, name in enumerate(FIGURES):
-                    t[k] += int(figures[name][i])
+                for k, v in enumerate(values):
+                    t[k] += v
         # Bytewise on PostgreSQL, as the report's row path.
         document = c.document.collate("C") if conn.dialect.name == "postgresql" else c.document
         window = {"partition_by": (c.user_id, document), "order_by": (c.submitted_at, c.seq)}
@@ -286,13 +292,25 @@ class SavingsTotals:
                 .group_by(span, k.printer_id, k.paper, k.duplex)):
             t = totals.setdefault((int(d), pr, pa, bool(du)), [0] * len(VALUES))
             t[-3:] = [int(n), int(sh), int(co)]
-        add_totals(conn, totals)
+        by_row: dict[tuple[int, int], dict[tuple[str, bool], list[int]]] = {}
+        for (d, printer, paper, duplex), values in totals.items():
+            by_row.setdefault((d, int(printer)), {})[(paper, duplex)] = values
+        insert_rows(conn, savings_daily, ("span", "printer_id", "sums"),  # the range's rows were deleted above
+                    [(*key, encode_sums(sums)) for key, sums in sorted(by_row.items())])
 
 
 def mark_dirty(conn: sa.Connection, spans: Iterable[int]) -> None:
     """Mark spans to be recounted from the rows (`SavingsTotals.settle`); until then a report
-    reads their rows (`dirty_spans`)."""
-    insert_ignoring_existing(conn, savings_dirty, [{"span": s} for s in sorted(spans)])
+    reads their rows (`dirty_spans`). One statement however many (a spread batch marks about
+    one a job)."""
+    spans = sorted(spans)
+    if not spans:
+        return
+    if conn.dialect.name == "postgresql":
+        with conn.connection.driver_connection.cursor() as cur:
+            cur.execute("INSERT INTO savings_dirty (span) SELECT unnest(%b::int4[]) ON CONFLICT DO NOTHING", [spans])
+        return
+    conn.exec_driver_sql("INSERT INTO savings_dirty (span) VALUES (?) ON CONFLICT DO NOTHING", [(s,) for s in spans])
 
 
 def dirty_spans(conn: sa.Connection, first: int, end: int) -> list[int]:

@@ -862,3 +862,34 @@ def test_jobs_of_one_batch_spread_over_months_are_recounted_later_and_the_report
     check()  # from the sums
     verified = rt.audit.verify()
     assert verified.ok, [c.shown for c in verified.read_models.checks]
+
+
+def test_a_running_server_recounts_the_spans_of_a_spread_batch_once_it_has_caught_up(fresh):
+    """The in-process runner recounts marked spans when it has nothing left to apply, so the
+    sums come back without a catch-up from the command line."""
+    import time
+
+    import sqlalchemy as sa
+
+    from commands.jobs import TrackJobs
+    from projections.savings_daily import savings_daily, savings_dirty
+    from tests.report_data import Job, batch
+
+    rt = fresh
+    track = TrackJobs(rt.app, rt.printers, document_policy=rt.document_policy, personal=rt.personal_keys)
+    start = us("2026-09-01T00:00:00+00:00")
+    jobs = [Job(f"late-{n}", "ann", "hall-mono", start + n * 7 * 86_400_000_000 + (n % 2) * 60_000_000, 2, 1, 0,
+                False, "pdf", "plan.pdf") for n in range(6)]
+    rt.start_projections()
+    track(batch(jobs[::-1]))  # one batch over five weeks, newest first
+    deadline = time.monotonic() + 30
+    while True:
+        with rt.reader.connect() as conn:
+            dirty = conn.execute(sa.select(sa.func.count()).select_from(savings_dirty)).scalar()
+            spans = conn.execute(sa.select(sa.func.count()).select_from(savings_daily)).scalar()
+        if not dirty and spans == len(jobs):
+            break
+        assert time.monotonic() < deadline, (dirty, spans)
+        time.sleep(0.1)
+    used_sums, from_sums, from_rows = sums_and_rows(rt, {"from": "2026-09-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"})
+    assert used_sums and from_sums == from_rows and from_rows[0]

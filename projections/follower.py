@@ -150,6 +150,11 @@ class Projection:
         Returns whether there was any; cheap when there is none."""
         return False
 
+    def not_compared(self, live: sa.Connection, table: sa.Table) -> Callable[[tuple], bool] | None:
+        """Rows of `table` that audit verify must not compare with a rebuild (which ends
+        settled): those the live projection has yet to settle. None: compare every row."""
+        return None
+
     def unsettled(self) -> bool:
         """Whether `settle` may have work, known without a query (the runner asks when idle)."""
         return False

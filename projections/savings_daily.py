@@ -1,12 +1,13 @@
-"""Daily sums of what each potential saving would change (projections.reports.savings_report),
-kept by the jobs projection as it records each charged job, so that a savings report of every
-user reads whole days here and only its partial edge days from the `jobs` rows, as usage does.
+"""Sums per six-hour span of what each potential saving would change
+(projections.reports.savings_report), kept by the jobs projection as it records each charged job,
+so that a savings report of every user reads whole spans here and only its partial edges from
+the `jobs` rows, as usage does.
 A report of some users (a user, a department) reads their job rows (ix_jobs_user_seq): a few
 thousand a month each, cheaper to read than to keep sums for.
 
-One row per UTC day (of the job's sending, as the savings report places jobs) and printer:
-`sums`, zlib-compressed JSON of [paper, duplex, *figures] for each paper and duplex printed
-that day, in key order. The figures are the integer quantities each measure touches
+One row per six-hour span of the UTC day (of the job's sending, as the savings report places
+jobs) and printer: `sums`, JSON of [paper, duplex, *figures] for each paper and duplex printed
+in that span, in key order, zlib-compressed when that is shorter. The figures are the integer quantities each measure touches
 (`saving_figures`: impressions that would move from simplex to duplex, from colour to mono, to
 2-up, and the sheets saved), never money, then the repeated prints (`REPEATS`). The report
 prices the sums with each printer's schedule in force now, by printer, paper and duplex,
@@ -15,14 +16,19 @@ day and printer, not per figure and key: a few dozen bytes a day for each printe
 row of sixteen columns per paper and duplex cost ten bytes a job at 4,500 jobs a day.
 
 Repeated prints (the same user's same document again within `REPEAT_MINUTES` of the previous
-print) are found when a job is recorded, from the `jobs` rows themselves: the charged prints
-within the window either side of the batch's jobs (ix_jobs_submitted_at), grouped by user and
+print) are found from the `jobs` rows themselves; nothing is kept per user or document. A batch
+of jobs within one span of each other (live ingest) is added at once: the charged prints within
+the window either side of the batch (one range query, ix_jobs_submitted_at), grouped by user and
 document. A job recorded out of time order (an offline agent, another host's clock, a held job
 printed later) is placed among its neighbours the same way, and the next print after it counted
-as a repeat if it now is one. The sums hold for the window of the site setting's default only:
-a report with another window reads the jobs rows (its notes say so). A change of the
-document-name privacy setting rewrites the names, so the repeats are recounted from the rows at
-that point of the log (`recount_repeats`).
+as a repeat if it now is one. A batch spread wider (the PA6 migration replays legacy rows in
+legacy-id order, times over years) is not added: its spans are marked in `savings_dirty`, in the
+same transaction, and recounted from the rows when the log is caught up (`SavingsTotals.settle`,
+through `Projection.settle`), many spans a pass; a report reads a marked span's rows. So a batch
+costs the same few statements however its times are spread. The sums hold for the window of the
+site setting's default only: a report with another window reads the jobs rows (its notes say
+so). A change of the document-name privacy setting rewrites the names, so every span is marked
+to be recounted at that point of the log (`recount_repeats`).
 """
 from __future__ import annotations
 

@@ -647,13 +647,15 @@ def _is_repeat(inner: sa.Subquery, minutes: int) -> Any:
 @dataclass(frozen=True)
 class _SumsGrain:
     """The whole spans (quarters of a UTC day, SPAN_US) [first, end) of a period, which a report
-    of every user reads from the savings sums (savings_daily), and the filter on them (a printer).
+    of every user reads from the savings sums (savings_daily), the filter on them, and the printers
+to keep of each span's sums (a printer filter; None: all).
     `dirty`: the spans among them still to be recounted (savings_dirty), read from the rows
     like the edges, as [start, end) µs ranges; `where` leaves them out of the sums."""
 
     first: int
     end: int
     where: tuple[Any, ...]
+    printers: tuple[int, ...] | None = None
     dirty: tuple[tuple[int, int], ...] = ()
 
     @property
@@ -674,8 +676,6 @@ def _sums_grain(p: ReportParameters, scope: Scope, conn: sa.Connection | None = 
     s = savings_daily.c
     first, end = -(-p.since // SPAN_US), p.until // SPAN_US
     where = [s.span >= first, s.span < end]
-    if scope.printer_ids is not None:
-        where.append(s.printer_id.in_(scope.printer_ids))
     dirty: list[tuple[int, int]] = []
     if conn is not None and first < end:
         spans = dirty_spans(conn, first, end)
@@ -686,7 +686,8 @@ def _sums_grain(p: ReportParameters, scope: Scope, conn: sa.Connection | None = 
                 dirty[-1] = (dirty[-1][0], (span + 1) * SPAN_US)
             else:
                 dirty.append((span * SPAN_US, (span + 1) * SPAN_US))
-    return _SumsGrain(first, end, tuple(where), tuple(dirty))
+    printers = None if scope.printer_ids is None else tuple(scope.printer_ids)
+    return _SumsGrain(first, end, tuple(where), printers, tuple(dirty))
 
 
 def _sums_allowed(p: ReportParameters, scope: Scope) -> bool:
@@ -730,7 +731,8 @@ def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes
         return sorted(from_rows(p.since, p.until))
     grain = _sums_grain(p, scope, conn)
     start, end = grain.start_us, grain.end_us
-    parts = [(printer, *values[-3:]) for _, printer, _, _, values in read_sums(conn, *grain.where) if values[-3]]
+    parts = [(printer, *values[-3:])
+             for _, printer, _, _, values in read_sums(conn, *grain.where, printers=grain.printers) if values[-3]]
     parts += from_rows(p.since, start)
     parts += from_rows(end - window, p.until, lambda k: k.submitted_at >= end)
     for lo, hi in grain.dirty:  # spans still to be recounted: read like an edge
@@ -788,7 +790,7 @@ def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, use_sum
                                         "duplex": kinds["duplex"].astype(bool), **figures}))
     if daily:
         rows = [(printer, paper, duplex, *values[:len(FIGURES)])
-                for _, printer, paper, duplex, values in read_sums(conn, *grain.where)]
+                for _, printer, paper, duplex, values in read_sums(conn, *grain.where, printers=grain.printers)]
         if rows:
             frame = pd.DataFrame(rows, columns=["printer_id", "paper", "duplex", *FIGURES])
             frames.append(frame.astype({"duplex": bool, **{c: "int64" for c in FIGURES}}))
@@ -907,7 +909,8 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
         ends[:0] = [p.since + 3_600_000_000, p.since + 6 * 3_600_000_000]
         if _repeats_from_sums(p, scope, minutes):
             per_span: dict[int, int] = {}
-            for span, _, _, _, values in read_sums(conn, *_sums_grain(p, scope).where):
+            grain = _sums_grain(p, scope)
+            for span, _, _, _, values in read_sums(conn, *grain.where, printers=grain.printers):
                 per_span[span] = per_span.get(span, 0) + values[-3]
             seen = 0
             for span, n in sorted(per_span.items()):

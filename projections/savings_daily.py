@@ -6,14 +6,16 @@ A report of some users (a user, a department) reads their job rows (ix_jobs_user
 thousand a month each, cheaper to read than to keep sums for.
 
 One row per six-hour span of the UTC day (of the job's sending, as the savings report places
-jobs) and printer: `sums`, JSON of [paper, duplex, *figures] for each paper and duplex printed
-in that span, in key order, zlib-compressed when that is shorter. The figures are the integer quantities each measure touches
+jobs): `sums`, JSON of [printer, paper, duplex, *figures] for each printer, paper and duplex
+printed in that span, in key order, zlib-compressed when that is shorter. The figures are the integer quantities each measure touches
 (`saving_figures`: impressions that would move from simplex to duplex, from colour to mono, to
 2-up, and the sheets saved), never money, then the repeated prints (`REPEATS`). The report
 prices the sums with each printer's schedule in force now, by printer, paper and duplex,
 exactly as it prices the jobs rows: both paths give the same figures to the unit. A row per
-day and printer, not per figure and key: a few dozen bytes a day for each printer, where a
-row of sixteen columns per paper and duplex cost ten bytes a job at 4,500 jobs a day.
+span, not per printer nor per figure and key: a row's own overhead (on PostgreSQL a tuple
+header, its line pointer and a primary-key entry, ~48 B) was a third of a printer's sums, and
+zlib finds more to share across a span's printers; a row of sixteen columns per paper and
+duplex cost ten bytes a job at 4,500 jobs a day.
 
 Repeated prints (the same user's same document again within `REPEAT_MINUTES` of the previous
 print) are found from the `jobs` rows themselves; nothing is kept per user or document. A batch
@@ -69,9 +71,8 @@ SAVINGS_LOCK = 0x5A51_0013  # pg_advisory_xact_lock key of the savings sums
 
 savings_daily = sa.Table(
     "savings_daily", metadata,
-    sa.Column("span", sa.Integer, primary_key=True),  # floor of submitted_at's µs / SPAN_US
-    sa.Column("printer_id", sa.Integer, primary_key=True),
-    sa.Column("sums", sa.LargeBinary, nullable=False),  # `encode_sums`
+    sa.Column("span", sa.Integer, primary_key=True, autoincrement=False),  # floor of submitted_at's µs / SPAN_US
+    sa.Column("sums", sa.LargeBinary, nullable=False),  # `encode_sums`: every printer's of the span
     sqlite_with_rowid=False,
 )
 
@@ -80,35 +81,40 @@ savings_daily = sa.Table(
 # recounted exactly once after its last change. A report reads a marked span's rows.
 savings_dirty = sa.Table(
     "savings_dirty", metadata,
-    sa.Column("span", sa.Integer, primary_key=True),
+    sa.Column("span", sa.Integer, primary_key=True, autoincrement=False),
     sqlite_with_rowid=False,
 )
 
 
-def encode_sums(sums: dict[tuple[str, bool], list[int]]) -> bytes:
-    """A span's sums of one printer, {(paper, duplex): VALUES}, as stored: the same bytes for the
+def encode_sums(sums: dict[tuple[int, str, bool], list[int]]) -> bytes:
+    """A span's sums, {(printer_id, paper, duplex): VALUES}, as stored: the same bytes for the
     same sums (key order; Python orders str by code point, as UTF-8 bytes), so that audit
-    verify compares a rebuild with the live rows. JSON, zlib-compressed when that is shorter: a
-    span of a printer often holds one or two kinds (a quiet site, a migration of years), whose
-    few dozen bytes zlib's header and checksum would only lengthen."""
-    rows = [[paper, int(duplex), *values] for (paper, duplex), values in sorted(sums.items()) if any(values)]
+    verify compares a rebuild with the live rows. JSON, zlib-compressed when that is shorter
+    (a span holding one or two kinds, whose few dozen bytes zlib's header would lengthen)."""
+    rows = [[printer, paper, int(duplex), *values]
+            for (printer, paper, duplex), values in sorted(sums.items()) if any(values)]
     text = json.dumps(rows, separators=(",", ":")).encode()
     packed = zlib.compress(text, 9)
     return packed if len(packed) < len(text) else text
 
 
-def decode_sums(blob: bytes) -> dict[tuple[str, bool], list[int]]:
+def decode_sums(blob: bytes) -> dict[tuple[int, str, bool], list[int]]:
     text = bytes(blob)
     # A zlib stream starts with 0x78 here; JSON with "[".
-    return {(row[0], bool(row[1])): row[2:] for row in json.loads(text if text[:1] == b"[" else zlib.decompress(text))}
+    rows = json.loads(text if text[:1] == b"[" else zlib.decompress(text))
+    return {(row[0], row[1], bool(row[2])): row[3:] for row in rows}
 
 
-def read_sums(conn: sa.Connection, *where: Any) -> Iterator[tuple[int, int, str, bool, list[int]]]:
-    """(span, printer_id, paper, duplex, VALUES) of the stored sums matching `where`."""
+def read_sums(conn: sa.Connection, *where: Any,
+              printers: Sequence[int] | None = None) -> Iterator[tuple[int, int, str, bool, list[int]]]:
+    """(span, printer_id, paper, duplex, VALUES) of the stored sums matching `where` (on
+    `savings_daily`), of `printers` only when given."""
     s = savings_daily.c
-    for span, printer, blob in conn.execute(sa.select(s.span, s.printer_id, s.sums).where(*where)):
-        for (paper, duplex), values in decode_sums(blob).items():
-            yield int(span), int(printer), paper, duplex, values
+    wanted = None if printers is None else set(printers)
+    for span, blob in conn.execute(sa.select(s.span, s.sums).where(*where)):
+        for (printer, paper, duplex), values in decode_sums(blob).items():
+            if wanted is None or printer in wanted:
+                yield int(span), printer, paper, duplex, values
 
 
 def saving_figures(pages: Any, colour_pages: Any, copies: Any, duplex: Any, n: Any, sheets: Any) -> dict[str, Any]:
@@ -298,11 +304,11 @@ class SavingsTotals:
                 .group_by(span, k.printer_id, k.paper, k.duplex)):
             t = totals.setdefault((int(d), pr, pa, bool(du)), [0] * len(VALUES))
             t[-3:] = [int(n), int(sh), int(co)]
-        by_row: dict[tuple[int, int], dict[tuple[str, bool], list[int]]] = {}
+        by_span: dict[int, dict[tuple[int, str, bool], list[int]]] = {}
         for (d, printer, paper, duplex), values in totals.items():
-            by_row.setdefault((d, int(printer)), {})[(paper, duplex)] = values
-        insert_rows(conn, savings_daily, ("span", "printer_id", "sums"),  # the range's rows were deleted above
-                    [(*key, encode_sums(sums)) for key, sums in sorted(by_row.items())])
+            by_span.setdefault(d, {})[(int(printer), paper, duplex)] = values
+        insert_rows(conn, savings_daily, ("span", "sums"),  # the range's rows were deleted above
+                    [(span, encode_sums(sums)) for span, sums in sorted(by_span.items())])
 
 
 def mark_dirty(conn: sa.Connection, spans: Iterable[int]) -> None:
@@ -350,28 +356,26 @@ def _serialize(conn: sa.Connection) -> None:
 
 def add_totals(conn: sa.Connection, totals: dict[tuple, Sequence[int]]) -> None:
     """Add {(span, printer_id, paper, duplex): VALUES} to the stored sums."""
-    by_row: dict[tuple[int, int], dict[tuple[str, bool], Sequence[int]]] = {}
-    for (day, printer, paper, duplex), values in totals.items():
-        by_row.setdefault((int(day), int(printer)), {})[(paper, bool(duplex))] = values
-    if not by_row:
+    by_span: dict[int, dict[tuple[int, str, bool], Sequence[int]]] = {}
+    for (span, printer, paper, duplex), values in totals.items():
+        by_span.setdefault(int(span), {})[(int(printer), paper, bool(duplex))] = values
+    if not by_span:
         return
-    keys = sorted(by_row)
+    spans = sorted(by_span)
     s = savings_daily.c
-    # By span (a batch touches one or two, each a row per printer): a short list, not one of pairs.
-    spans = sorted({span for span, _ in keys})
-    stored: dict[tuple[int, int], bytes] = {}
+    stored: dict[int, bytes] = {}
     for i in range(0, len(spans), 400):
-        stored.update({(d, p): b for d, p, b in conn.execute(
-            sa.select(s.span, s.printer_id, s.sums).where(s.span.in_(spans[i:i + 400]))) if (d, p) in by_row})
+        stored.update({int(d): b for d, b in conn.execute(
+            sa.select(s.span, s.sums).where(s.span.in_(spans[i:i + 400])))})
     out = []
-    for key in keys:
-        sums = decode_sums(stored[key]) if key in stored else {}
-        for kind, values in by_row[key].items():
+    for span in spans:
+        sums = decode_sums(stored[span]) if span in stored else {}
+        for kind, values in by_span[span].items():
             t = sums.setdefault(kind, [0] * len(VALUES))
             for i, v in enumerate(values):
                 t[i] += int(v)
-        out.append((*key, encode_sums(sums)))
-    replace_rows(conn, savings_daily, ("span", "printer_id"), ("span", "printer_id", "sums"), out)
+        out.append((span, encode_sums(sums)))
+    replace_rows(conn, savings_daily, ("span",), ("span", "sums"), out)
 
 
 ROW_COLUMNS = ("seq", "submitted_at", "user_id", "printer_id", "paper", "duplex", "pages", "colour_pages", "copies",

@@ -1,4 +1,4 @@
-"""The savings report's daily sums (`savings_daily`: a row per quarter of a UTC day and printer; `savings_dirty`:
+"""The savings report's daily sums (`savings_daily`: a row per quarter of a UTC day; `savings_dirty`:
 the quarters to recount from the rows), kept by the
 jobs projection (projections/savings_daily.py), filled here from the jobs rows already
 recorded so that the report reads the same figures at once.
@@ -17,15 +17,14 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "savings_daily",
-        sa.Column("span", sa.Integer, primary_key=True),  # quarters of a UTC day since 1970
-        sa.Column("printer_id", sa.Integer, primary_key=True),
+        sa.Column("span", sa.Integer, primary_key=True, autoincrement=False),  # quarters of a UTC day since 1970
         sa.Column("sums", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,
     )
     # The spans to recount from the jobs rows (projections.savings_daily.savings_dirty).
     op.create_table(
         "savings_dirty",
-        sa.Column("span", sa.Integer, primary_key=True),
+        sa.Column("span", sa.Integer, primary_key=True, autoincrement=False),
         sqlite_with_rowid=False,
     )
     # The sums of the jobs recorded before this revision, by the projection's own code.

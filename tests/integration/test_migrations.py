@@ -280,11 +280,12 @@ def test_0013_fills_the_savings_sums_from_the_jobs_recorded_before_it(database_u
                                      " 'x.pdf', '')"))
         migrations.upgrade(engine, "0013_savings_tables")
         with engine.begin() as conn:
-            rows = conn.execute(sa.text("SELECT span, printer_id, sums FROM savings_daily")).all()
-            assert [(d, p) for d, p, _ in rows] == [(4 * 20_000 + 1, 1)]  # 10:00–11:05 UTC
-            sums = {k: dict(zip(VALUES, v)) for k, v in decode_sums(rows[0][2]).items()}
+            rows = conn.execute(sa.text("SELECT span, sums FROM savings_daily")).all()
+            assert [d for d, _ in rows] == [4 * 20_000 + 1]  # 10:00–11:05 UTC
+            sums = {k: dict(zip(VALUES, v)) for k, v in decode_sums(rows[0][1]).items()}
             picked = ("d_n", "d_sheets", "m_n", "u_n", "u_sheets", "r_n", "r_sheets", "r_cost")
             assert {k: tuple(v[c] for c in picked) for k, v in sums.items()} == {
-                ("A4", False): (1, 1, 1, 1, 1, 0, 0, 0), ("A4", True): (0, 0, 0, 1, 0, 1, 1, 50)}
+                (1, "A4", False): (1, 1, 1, 1, 1, 0, 0, 0), (1, "A4", True): (0, 0, 0, 1, 0, 1, 1, 50)}
+            assert not conn.execute(sa.text("SELECT count(*) FROM savings_dirty")).scalar()
     finally:
         engine.dispose()

@@ -143,6 +143,22 @@ class Projection:
         """Called after a catch-up that applied many events at once (a rebuild, the legacy
         migration): work the steady state leaves to the database, e.g. summarising a BRIN index."""
 
+    def settle(self, conn: sa.Connection) -> bool:
+        """Called when the log is caught up (the end of a catch-up, a runner with nothing to
+        apply, a replay's end): finish work `apply` left for later because doing it event by
+        event would cost more than once for many (e.g. the savings sums of spread-out jobs).
+        Returns whether there was any; cheap when there is none."""
+        return False
+
+    def not_compared(self, live: sa.Connection, table: sa.Table) -> Callable[[tuple], bool] | None:
+        """Rows of `table` that audit verify must not compare with a rebuild (which ends
+        settled): those the live projection has yet to settle. None: compare every row."""
+        return None
+
+    def unsettled(self) -> bool:
+        """Whether `settle` may have work, known without a query (the runner asks when idle)."""
+        return False
+
     def committed(self) -> None:
         """Called after a transaction that applied events committed."""
         for keys in self.key_tables:
@@ -393,11 +409,27 @@ class Follower:
                         with self.writes_lock, self.engine.begin() as conn:
                             for projection in self.projections:
                                 projection.loaded(conn)
+                    self.settle()
                     return total
                 continue
             total += n
             if progress:
                 progress(self.position(), self.head())
+
+    def settle(self) -> bool:
+        """Let each healthy projection finish its deferred work (`Projection.settle`), each in a
+        transaction of its own. Whether any had some."""
+        done = False
+        for projection in self.projections:
+            if projection.name in self.failures or not projection.unsettled():
+                continue
+            try:
+                with self.writes_lock, self.engine.begin() as conn:
+                    done |= projection.settle(conn)
+            except Exception:
+                projection.rolled_back()
+                raise
+        return done
 
     def _healthy_behind(self) -> bool:
         healthy = [p for p in self.projections if p.name not in self.failures]
@@ -469,7 +501,10 @@ class ProjectionRunner:
             busy = False
             for f in self.followers:
                 try:
-                    busy |= f.run_once() > 0
+                    applied = f.run_once() > 0
+                    busy |= applied
+                    if not applied:
+                        f.settle()
                 except Exception as exc:  # noqa: BLE001 - the log or the database is unreachable
                     # (a projection that cannot apply an event is handled inside run_once)
                     self._errors += 1

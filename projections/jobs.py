@@ -7,7 +7,7 @@ notification id of their event, which is also the "job number" the API shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -19,6 +19,7 @@ from domain.site_settings import SiteSettings
 from domain.units import MICROS_PER_DAY
 from projections.follower import Projection, metadata
 from projections.names import KeyTable, application_keys, host_keys, printer_keys, user_keys
+from projections.savings_daily import ROW_COLUMNS, SavingsTotals, savings_daily, savings_dirty
 from projections.sql import insert_rows, storable_text
 
 # The times a report shows: a stored time outside them (year 1 or 9999 from a client's broken
@@ -164,7 +165,9 @@ class JobsProjection(Projection):
     name = "jobs"
     topics = (short_topic(PrintJob.Tracked), short_topic(PrintJob.Denied), short_topic(PrintJob.Secured),
               *(short_topic(c) for c in LIFECYCLE), _SETTING_CHANGED)
-    tables = (jobs, held_jobs)
+    # savings_daily: the savings report's sums (projections.savings_daily), kept here because a
+    # job's repeat depends on the jobs rows around it; savings_dirty: its spans to recount.
+    tables = (jobs, held_jobs, savings_daily, savings_dirty)
 
     def __init__(self) -> None:
         self.users = KeyTable(user_keys, "login")
@@ -172,9 +175,31 @@ class JobsProjection(Projection):
         self.hosts = KeyTable(host_keys, "name")
         self.applications = KeyTable(application_keys, "name")
         self.key_tables = (self.users, self.printers, self.hosts, self.applications)
+        self.savings = SavingsTotals(jobs, (JOB_TRACKED, JOB_PRINTED))
 
     def loaded(self, conn: sa.Connection) -> None:
         summarize_new_jobs(conn)
+
+    def settle(self, conn: sa.Connection) -> bool:
+        # The savings sums of spans marked by batches spread over time (SavingsTotals.add).
+        return self.savings.settle(conn)
+
+    def unsettled(self) -> bool:
+        return self.savings.maybe_dirty
+
+    def not_compared(self, live: sa.Connection, table: sa.Table) -> Callable[[tuple], bool] | None:
+        # A rebuild ends recounted; the live sums of spans still marked are not read by reports
+        # (they read those spans' rows) and are compared once recounted.
+        if table is savings_dirty:
+            return lambda row: True
+        if table is savings_daily:
+            marked = {int(s) for s, in live.execute(sa.select(savings_dirty.c.span))}
+            return (lambda row: row[0] in marked) if marked else None
+        return None
+
+    def rolled_back(self) -> None:
+        super().rolled_back()
+        self.savings.maybe_dirty = True
 
     def apply(self, conn: sa.Connection, events: Sequence[tuple[int, Any]]) -> None:
         # Runs of new jobs go in together (the hot path: one COPY); a lifecycle event, or a change
@@ -186,6 +211,7 @@ class JobsProjection(Projection):
                     self._insert(conn, run)
                     run = []
                     apply_document_policy(conn, str(e.new))
+                    self.savings.recount_repeats(conn)
                 continue
             if e.event_class in LIFECYCLE:
                 self._insert(conn, run)
@@ -202,13 +228,15 @@ class JobsProjection(Projection):
         printer_ids = self.printers.ids(conn, {e.printer for _, e in events})
         host_ids = self.hosts.ids(conn, {e.client_host for _, e in events})
         app_ids = self._application_ids(conn, {e.application for _, e in events})
-        insert_rows(conn, jobs, COLUMNS, [
+        rows = [
             (seq, e.submitted_at, e.size, e.cost, user_ids[e.user], printer_ids[e.printer], host_ids[e.client_host],
              e.pages, e.sheets, e.colour_pages, e.copies, _status_of(e), e.duplex, storable_text(e.paper, 32),
              storable_text(LEGACY_PDL if getattr(e, "legacy_id", "") else e.pdl, 16), storable_text(e.document),
              storable_text(uncertainty(e), 300), app_ids[e.application])
             for seq, e in events
-        ])
+        ]
+        insert_rows(conn, jobs, COLUMNS, rows)
+        self.savings.add(conn, [dict(zip(COLUMNS, row)) for row in rows if row[11] == JOB_TRACKED], in_run=True)
         secured = [(seq, e) for seq, e in events if e.event_class is PrintJob.Secured]
         if secured:
             insert_rows(conn, held_jobs, HELD_COLUMNS, [
@@ -227,7 +255,7 @@ class JobsProjection(Projection):
     def _lifecycle(self, conn: sa.Connection, seq: int, e: Any) -> None:
         job_id = str(UUID(str(e.originator_id)))
         cls = e.event_class
-        row = conn.execute(sa.select(held_jobs.c.seq).where(held_jobs.c.job_id == job_id)).first()
+        row = conn.execute(sa.select(held_jobs.c.seq, held_jobs.c.status).where(held_jobs.c.job_id == job_id)).first()
         if row is None:  # a job tracked before it became secure (held late): no release row yet
             return
         values: dict[str, Any] = {"changed_at": e.timestamp}
@@ -252,6 +280,9 @@ class JobsProjection(Projection):
             job_values["status"] = values["status"]
         if job_values:
             conn.execute(jobs.update().where(jobs.c.seq == row.seq).values(**job_values))
+        if cls is PrintJob.Printed and row.status != JOB_PRINTED:  # now charged: in the savings sums
+            printed = conn.execute(sa.select(*(jobs.c[c] for c in ROW_COLUMNS)).where(jobs.c.seq == row.seq)).mappings()
+            self.savings.add(conn, [dict(r) for r in printed], in_run=False)
 
 
 HELD_COLUMNS = ("job_id", "seq", "expires_at", "changed_at", "user_id", "printer_id", "status", "has_data", "spool",

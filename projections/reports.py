@@ -41,6 +41,8 @@ from projections.report_period import (
 )
 from projections.printer_errors import errors_between
 from projections.seat_tenures import allowance_changes, seats_by_day, tenures_between
+from projections.savings_daily import (FIGURES, REPEAT_MINUTES, SPAN_US, dirty_spans, read_sums, saving_figures,
+                                       savings_daily)
 from projections.usage_daily import usage_daily
 from projections.users import users
 
@@ -619,12 +621,12 @@ def _application_names(conn: sa.Connection, rows: Sequence[tuple]) -> pd.DataFra
                              kind="stable").reset_index(drop=True)
 
 
-def _previous_print(conn: sa.Connection, p: ReportParameters, scope: Scope, *columns: Any) -> sa.Subquery:
-    """The charged jobs of the period (`columns` of them, with submitted_at and document) and
-    `before`: when the same user last printed the same document in the period (NULL the first
-    time). `_is_repeat` tells a repeated print from it.
+def _previous_print(conn: sa.Connection, since: int, until: int, scope: Scope, *columns: Any) -> sa.Subquery:
+    """The charged jobs of [since, until) (`columns` of them, with submitted_at and document) and
+    `before`: when the same user last printed the same document in [since, until) (NULL the
+    first time). `_is_repeat` tells a repeated print from it.
 
-    One sort of the period's jobs, by user and document: the window a repeat needs. On PostgreSQL
+    One sort of the range's jobs, by user and document: the window a repeat needs. On PostgreSQL
     the document is compared bytewise (COLLATE "C": equality is the same, the sort several times
     cheaper than the locale's). Measured on a loaded 2-core machine, the default work_mem with
     parallel workers sorting in runs beat a work_mem big enough for one in-memory sort."""
@@ -633,7 +635,7 @@ def _previous_print(conn: sa.Connection, p: ReportParameters, scope: Scope, *col
     return (sa.select(*columns, j.submitted_at, j.document,
                       sa.func.lag(j.submitted_at).over(partition_by=(j.user_id, document),
                                                        order_by=(j.submitted_at, j.seq)).label("before"))
-            .where(*_job_where(scope, p.since, p.until)).subquery())
+            .where(*_job_where(scope, since, until)).subquery())
 
 
 def _is_repeat(inner: sa.Subquery, minutes: int) -> Any:
@@ -642,34 +644,159 @@ def _is_repeat(inner: sa.Subquery, minutes: int) -> Any:
                    inner.c.submitted_at - inner.c.before <= minutes * 60 * 1_000_000)
 
 
+@dataclass(frozen=True)
+class _SumsGrain:
+    """The whole spans (quarters of a UTC day, SPAN_US) [first, end) of a period, which a report
+    of every user reads from the savings sums (savings_daily), the filter on them, and the printers
+to keep of each span's sums (a printer filter; None: all).
+    `dirty`: the spans among them still to be recounted (savings_dirty), read from the rows
+    like the edges, as [start, end) µs ranges; `where` leaves them out of the sums."""
+
+    first: int
+    end: int
+    where: tuple[Any, ...]
+    printers: tuple[int, ...] | None = None
+    dirty: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def start_us(self) -> int:
+        return self.first * SPAN_US
+
+    @property
+    def end_us(self) -> int:
+        return self.end * SPAN_US
+
+    def settled(self, at: Any) -> Any:
+        """SQL: the µs time `at` lies in none of the dirty ranges."""
+        return sa.and_(sa.true(), *(sa.or_(at < lo, at >= hi) for lo, hi in self.dirty))
+
+
+def _sums_grain(p: ReportParameters, scope: Scope, conn: sa.Connection | None = None) -> _SumsGrain:
+    """With `conn`, the dirty spans are looked up (one small query) and left out of `where`."""
+    s = savings_daily.c
+    first, end = -(-p.since // SPAN_US), p.until // SPAN_US
+    where = [s.span >= first, s.span < end]
+    dirty: list[tuple[int, int]] = []
+    if conn is not None and first < end:
+        spans = dirty_spans(conn, first, end)
+        if spans:
+            where.append(s.span.not_in(spans))
+        for span in spans:
+            if dirty and dirty[-1][1] == span * SPAN_US:
+                dirty[-1] = (dirty[-1][0], (span + 1) * SPAN_US)
+            else:
+                dirty.append((span * SPAN_US, (span + 1) * SPAN_US))
+    printers = None if scope.printer_ids is None else tuple(scope.printer_ids)
+    return _SumsGrain(first, end, tuple(where), printers, tuple(dirty))
+
+
+def _sums_allowed(p: ReportParameters, scope: Scope) -> bool:
+    """The sums hold every user (a report of some users reads their rows, ix_jobs_user_seq: a
+    few thousand a month each), and no colour or document type."""
+    grain = _sums_grain(p, scope)
+    return scope.user_ids is None and scope.daily_allowed and grain.first < grain.end
+
+
+def _repeats_from_sums(p: ReportParameters, scope: Scope, minutes: int) -> bool:
+    """Whether the repeated prints of whole spans can come from the savings sums: they
+    hold the default window, for every printer (a print's previous one may be on another
+    printer, so a printer filter, which hides it, needs the rows), and no colour or document
+    type filter."""
+    return _sums_allowed(p, scope) and scope.printer_ids is None and minutes == REPEAT_MINUTES
+
+
+def _repeat_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, minutes: int,
+                 use_sums: bool = True) -> list[tuple[int, int, int, int]]:
+    """The repeated prints of the period by printer: (printer_id, prints, sheets, cost).
+
+    A print is a repeat when the same user printed the same document before *in the period*, at
+    most `minutes` before. From the savings sums for whole spans (`_sums_grain`) when
+    `_repeats_from_sums`: those sums found each print's previous one across all time, so the
+    prints of the period's first `minutes` whose previous one was before the period are taken off
+    again (read from the rows around the start); the partial edges are read from the rows, the
+    last one with the `minutes` before it, where its prints' previous ones may be."""
+    j = jobs.c
+    window = minutes * 60 * 1_000_000
+
+    def from_rows(since: int, until: int, *where: Any) -> list[tuple[int, int, int, int]]:
+        if since >= until:
+            return []
+        inner = _previous_print(conn, since, until, scope, j.printer_id, j.sheets, j.cost)
+        k = inner.c
+        return [(int(pid), int(n), int(sheets or 0), int(cost or 0)) for pid, n, sheets, cost in conn.execute(
+            sa.select(k.printer_id, sa.func.count(), sa.func.sum(k.sheets), sa.func.sum(k.cost))
+            .where(_is_repeat(inner, minutes), *(w(k) for w in where)).group_by(k.printer_id))]
+
+    if not (use_sums and _repeats_from_sums(p, scope, minutes)):  # use_sums False: the rows only (tests)
+        return sorted(from_rows(p.since, p.until))
+    grain = _sums_grain(p, scope, conn)
+    start, end = grain.start_us, grain.end_us
+    parts = [(printer, *values[-3:])
+             for _, printer, _, _, values in read_sums(conn, *grain.where, printers=grain.printers) if values[-3]]
+    parts += from_rows(p.since, start)
+    parts += from_rows(end - window, p.until, lambda k: k.submitted_at >= end)
+    for lo, hi in grain.dirty:  # spans still to be recounted: read like an edge
+        parts += from_rows(max(lo - window, p.since), hi, lambda k, lo=lo: k.submitted_at >= lo)
+    if p.since + window > start:  # whole-unit prints whose previous print was before the period
+        parts += [(pid, -n, -sheets, -cost) for pid, n, sheets, cost in from_rows(
+            p.since - window, min(p.since + window, end), lambda k: k.submitted_at >= start,
+            lambda k: k.before < p.since, lambda k: grain.settled(k.submitted_at))]
+    sums: dict[int, list[int]] = {}
+    for pid, n, sheets, cost in parts:
+        t = sums.setdefault(pid, [0, 0, 0])
+        t[0] += n
+        t[1] += sheets
+        t[2] += cost
+    return [(pid, *t) for pid, t in sorted(sums.items()) if t[0]]
+
+
+def _repeat_window_notes(minutes: int) -> list[str]:
+    if minutes == REPEAT_MINUTES:
+        return []
+    return [f"Repeated prints within {minutes} minutes are found among every job of the period: the daily sums "
+            f"hold the default window of {REPEAT_MINUTES} minutes only, so this report takes longer over long periods."]
+
+
 def _when(condition: Any, value: Any) -> Any:
     return sa.func.sum(sa.case((condition, value), else_=0))
 
 
-def _saving_sums(kinds: pd.DataFrame) -> list[tuple[Any, ...]]:
-    """Per printer, paper and duplex: what each measure touches, from the counted kinds of job,
-    in exact integer arithmetic: (printer_id, paper, duplex, duplex n/sheets/mono/colour, mono
-    n/mono/colour, 2-up n/sheets/mono now/colour now/mono/colour)."""
-    k = kinds.astype({c: "int64" for c in ("pages", "colour_pages", "copies", "n", "sheets")})
-    k["duplex"] = k["duplex"].astype(bool)
-    colour = k["colour_pages"].clip(upper=k["pages"])
-    up = (k["pages"] + 1) // 2
-    up_colour = ((colour + 1) // 2).clip(upper=up)
-    per = k["copies"] * k["n"]
-    simplex_multi = (~k["duplex"] & (k["pages"] > 1)).astype("int64")
-    has_colour = (colour > 0).astype("int64")
-    multi = (k["pages"] > 1).astype("int64")
-    out = pd.DataFrame({
-        "printer_id": k["printer_id"], "paper": k["paper"], "duplex": k["duplex"],
-        "d_n": simplex_multi * k["n"], "d_sheets": simplex_multi * (k["sheets"] - up * per),
-        "d_mono": simplex_multi * (k["pages"] - colour) * per, "d_colour": simplex_multi * colour * per,
-        "m_n": has_colour * k["n"], "m_mono": has_colour * (k["pages"] - colour) * per,
-        "m_colour": has_colour * colour * per,
-        "u_n": multi * k["n"], "u_sheets": multi * (k["sheets"] - up.where(~k["duplex"], (up + 1) // 2) * per),
-        "u_mono_now": multi * (k["pages"] - colour) * per, "u_colour_now": multi * colour * per,
-        "u_mono": multi * (up - up_colour) * per, "u_colour": multi * up_colour * per,
-    })
-    sums = out.groupby(["printer_id", "paper", "duplex"], as_index=False, sort=True).sum()
+def _saving_sums(conn: sa.Connection, p: ReportParameters, scope: Scope, use_sums: bool = True) -> list[tuple[Any, ...]]:
+    """Per printer, paper and duplex, what each measure touches, in exact integers:
+    (printer_id, paper, duplex, duplex n/sheets/mono/colour, mono n/mono/colour, 2-up n/sheets/mono
+    now/colour now/mono/colour). Whole spans (six hours) from the savings sums (`_sums_grain`)
+    when the scope allows; the edges (and everything else) from the jobs rows counted by kind (printer, paper, duplex,
+    pages, colour pages, copies: thousands of kinds, not millions of jobs), each kind's figures
+    worked out by the same `saving_figures` the daily sums were made with."""
+    j = jobs.c
+    daily = use_sums and _sums_allowed(p, scope)  # use_sums False: the rows only (tests)
+    grain = _sums_grain(p, scope, conn if daily else None)
+    # The edges, and the spans still to be recounted, from the rows.
+    ranges = [(p.since, grain.start_us), *grain.dirty, (grain.end_us, p.until)] if daily else [(p.since, p.until)]
+    frames = []
+    for since, until in ranges:
+        if since >= until:
+            continue
+        kinds = pd.DataFrame(conn.execute(
+            sa.select(j.printer_id, j.paper, j.duplex, j.pages, j.colour_pages, j.copies, sa.func.count(),
+                      sa.func.sum(j.sheets))
+            .where(*_job_where(scope, since, until))
+            .group_by(j.printer_id, j.paper, j.duplex, j.pages, j.colour_pages, j.copies)).all(),
+            columns=["printer_id", "paper", "duplex", "pages", "colour_pages", "copies", "n", "sheets"])
+        if len(kinds):
+            figures = saving_figures(kinds["pages"], kinds["colour_pages"], kinds["copies"],
+                                     kinds["duplex"].astype(bool), kinds["n"], kinds["sheets"])
+            frames.append(pd.DataFrame({"printer_id": kinds["printer_id"], "paper": kinds["paper"],
+                                        "duplex": kinds["duplex"].astype(bool), **figures}))
+    if daily:
+        rows = [(printer, paper, duplex, *values[:len(FIGURES)])
+                for _, printer, paper, duplex, values in read_sums(conn, *grain.where, printers=grain.printers)]
+        if rows:
+            frame = pd.DataFrame(rows, columns=["printer_id", "paper", "duplex", *FIGURES])
+            frames.append(frame.astype({"duplex": bool, **{c: "int64" for c in FIGURES}}))
+    if not frames:
+        return []
+    sums = pd.concat(frames).groupby(["printer_id", "paper", "duplex"], as_index=False, sort=True).sum()
     return [(int(row[0]), row[1], bool(row[2]), *map(int, row[3:])) for row in sums.itertuples(index=False)]
 
 
@@ -685,20 +812,8 @@ def savings_report(conn: sa.Connection, p: ReportParameters, src: ReportSources)
     window over the period's jobs, summed by printer in the database (`_previous_print`)."""
     scope = resolve_scope(conn, p)
     minutes = int(src.settings().get("report_repeat_minutes", 10))
-    j = jobs.c
-    # The jobs of the period counted by their printer, paper, duplex, pages, colour pages and
-    # copies: a few thousand kinds of job however many jobs, cheap to group in the database.
-    kinds = pd.DataFrame(conn.execute(
-        sa.select(j.printer_id, j.paper, j.duplex, j.pages, j.colour_pages, j.copies, sa.func.count(),
-                  sa.func.sum(j.sheets))
-        .where(*_job_where(scope, p.since, p.until))
-        .group_by(j.printer_id, j.paper, j.duplex, j.pages, j.colour_pages, j.copies)).all(),
-        columns=["printer_id", "paper", "duplex", "pages", "colour_pages", "copies", "n", "sheets"])
-    inner = _previous_print(conn, p, scope, j.printer_id, j.sheets, j.cost)
-    k = inner.c
-    repeated = conn.execute(sa.select(k.printer_id, sa.func.count(), sa.func.sum(k.sheets), sa.func.sum(k.cost))
-                            .where(_is_repeat(inner, minutes)).group_by(k.printer_id)).all()
-    groups = _saving_sums(kinds)
+    groups = _saving_sums(conn, p, scope)
+    repeated = _repeat_sums(conn, p, scope, minutes)
     printers = _names(conn, printer_keys, printer_keys.c.name,
                       list({g[0] for g in groups} | {int(r[0]) for r in repeated}))
     schedules = {pid: src.schedule_of(name) for pid, name in printers.items()}
@@ -751,7 +866,8 @@ def savings_report(conn: sa.Connection, p: ReportParameters, src: ReportSources)
         Section("by_printer", "By printer, with each printer's own cost schedule", per_printer,
                 _totals(per_printer, per_printer.columns[1:])),
     ], notes=["Prices: each printer's cost schedule in force now (per impression, its paper size's prices, its "
-              "duplex discount). Sheets and costs of the jobs themselves are as recorded."],
+              "duplex discount). Sheets and costs of the jobs themselves are as recorded.",
+              *_repeat_window_notes(minutes)],
         charts=(Chart("savings", "Potential savings (cost)", "barh", "savings", "measure", ("cost_saved",)),))
 
 
@@ -783,19 +899,36 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
     large = int(settings.get("report_large_job_impressions", 500))
     j = jobs.c
     sections: list[Section] = []
-    inner = _previous_print(conn, p, scope, j.seq, j.user_id, j.printer_id, j.sheets, j.cost)
-    k = inner.c
-    repeated = sa.select(k.seq, k.submitted_at, k.user_id, k.printer_id, k.document, k.before, k.sheets,
-                         k.cost).where(_is_repeat(inner, minutes)).subquery()
-    r = repeated.c
-    # The first MAX_ROWS_LISTED repeats, and the count and sums of all of them, in one pass.
-    rows = conn.execute(sa.select(r.seq, r.submitted_at, r.user_id, r.printer_id, r.document, r.before, r.sheets,
-                                  r.cost, sa.func.count().over(), sa.func.sum(r.sheets).over(),
-                                  sa.func.sum(r.cost).over())
-                        .order_by(r.submitted_at, r.seq).limit(MAX_ROWS_LISTED)).all()
+    by_printer = _repeat_sums(conn, p, scope, minutes)
+    count, all_sheets, all_cost = (sum(r[i] for r in by_printer) for i in (1, 2, 3))
+    # The first MAX_ROWS_LISTED repeats: a window over the rows from the period's start to an hour
+    # later, then six, then to where the daily sums say enough of them lie, then the whole period,
+    # until one holds them all (a window over rows is exact for the prints it ends after).
+    ends = [p.until]
+    if count > MAX_ROWS_LISTED:
+        ends[:0] = [p.since + 3_600_000_000, p.since + 6 * 3_600_000_000]
+        if _repeats_from_sums(p, scope, minutes):
+            per_span: dict[int, int] = {}
+            grain = _sums_grain(p, scope)
+            for span, _, _, _, values in read_sums(conn, *grain.where, printers=grain.printers):
+                per_span[span] = per_span.get(span, 0) + values[-3]
+            seen = 0
+            for span, n in sorted(per_span.items()):
+                seen += n
+                if seen > 2 * MAX_ROWS_LISTED:
+                    ends.append((span + 1) * SPAN_US)
+                    break
+    for hi in sorted({min(end, p.until) for end in ends}):
+        inner = _previous_print(conn, p.since, hi, scope, j.seq, j.user_id, j.printer_id, j.sheets, j.cost)
+        k = inner.c
+        rows = conn.execute(sa.select(k.seq, k.submitted_at, k.user_id, k.printer_id, k.document, k.before, k.sheets,
+                                      k.cost).where(_is_repeat(inner, minutes))
+                            .order_by(k.submitted_at, k.seq).limit(MAX_ROWS_LISTED)).all()
+        if len(rows) == min(count, MAX_ROWS_LISTED):
+            break
     repeats = pd.DataFrame([tuple(row) for row in rows],
                            columns=["job", "submitted_at", "user_id", "printer_id", "document", "before", "sheets",
-                                    "cost", "n", "all_sheets", "all_cost"])
+                                    "cost"])
     logins = _names(conn, user_keys, user_keys.c.login, repeats["user_id"].unique())
     printers = _names(conn, printer_keys, printer_keys.c.name, repeats["printer_id"].unique())
     rep = pd.DataFrame({"job": repeats["job"], "submitted_at": repeats["submitted_at"],
@@ -803,9 +936,8 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
                         "document": repeats["document"].map(lambda d: shown_document(d, privacy)),
                         "minutes_after_previous": ((repeats["submitted_at"] - repeats["before"]) / 60e6).round(1),
                         "sheets": repeats["sheets"], "cost": repeats["cost"]})
-    count = int(rows[0][8]) if rows else 0
     sections.append(Section("repeated", f"The same document printed again within {minutes} minutes", rep,
-                            {"sheets": int(rows[0][9]) if rows else 0, "cost": int(rows[0][10]) if rows else 0},
+                            {"sheets": all_sheets, "cost": all_cost},
                             note=f"{count} repeated prints" + (f"; the first {MAX_ROWS_LISTED} listed"
                                                                if count > MAX_ROWS_LISTED else "")))
     large_q = _job_select().where(*_job_where(scope, p.since, p.until, None), j.pages * j.copies >= large).order_by(
@@ -846,7 +978,8 @@ def workflow_report(conn: sa.Connection, p: ReportParameters, src: ReportSources
                                  "reason on the Secure Print list."))
     sections.append(_printer_errors_section(conn, p))
     return Report("workflow-issues", "Workflow issues", p, sections, notes=[
-        f"Lists show at most {MAX_ROWS_LISTED} jobs each; totals count them all.", unknown_colour_note(settings)])
+        f"Lists show at most {MAX_ROWS_LISTED} jobs each; totals count them all.", unknown_colour_note(settings),
+        *_repeat_window_notes(minutes)])
 
 
 MAX_ROWS_LISTED = 1000

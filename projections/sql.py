@@ -64,10 +64,21 @@ def insert_ignoring_existing(conn: sa.Connection, table: sa.Table, rows: Sequenc
 def add_to_totals(conn: sa.Connection, table: sa.Table, keys: Sequence[str], columns: Sequence[str],
                   rows: Sequence[tuple]) -> None:
     """Upsert rows (tuples in `columns` order), adding their non-key values to the stored totals."""
+    sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in columns if c not in keys)
+    _upsert(conn, table, keys, columns, rows, sums)
+
+
+def replace_rows(conn: sa.Connection, table: sa.Table, keys: Sequence[str], columns: Sequence[str],
+                 rows: Sequence[tuple]) -> None:
+    """Upsert rows (tuples in `columns` order, one per key), their values replacing the stored ones."""
+    _upsert(conn, table, keys, columns, rows, ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys))
+
+
+def _upsert(conn: sa.Connection, table: sa.Table, keys: Sequence[str], columns: Sequence[str],
+            rows: Sequence[tuple], assignments: str) -> None:
     if not rows:
         return
-    sums = ", ".join(f"{c} = {table.name}.{c} + excluded.{c}" for c in columns if c not in keys)
-    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sums}"
+    conflict = f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {assignments}"
     if conn.dialect.name == "postgresql":
         # One statement for the whole batch: parallel arrays, unnested.
         types = [_pg_type(table.c[c].type) for c in columns]

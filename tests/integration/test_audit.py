@@ -75,7 +75,13 @@ def test_an_untouched_log_and_read_models_verify(runtime):
     assert result.seals.events == runtime.followers["jobs"].head()
     assert result.seals.seals >= 2 and len(result.seals.head_digest) == 32
     assert result.read_models.ok, [c.shown for c in result.read_models.checks]
-    assert {c.name: c.rows for c in result.read_models.checks}["jobs"] == 43
+    # Every table of the jobs projection is compared: the jobs rows and the savings report's sums.
+    from projections.jobs import JobsProjection
+    from projections.savings_daily import savings_daily
+    with runtime.reader.connect() as conn:
+        count = {t.name: conn.execute(sa.select(sa.func.count()).select_from(t)).scalar() for t in JobsProjection.tables}
+    assert count["jobs"] == 43 and count[savings_daily.name] > 0
+    assert {c.name: c.rows for c in result.read_models.checks}["jobs"] == sum(count.values())
 
 
 def test_an_edited_event_is_named(runtime):

@@ -257,3 +257,35 @@ def test_0014_leaner_job_indexes_keep_the_rows_and_go_back(database_url):
             assert conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar() == 400
     finally:
         engine.dispose()
+
+
+def test_0017_fills_the_savings_sums_from_the_jobs_recorded_before_it(database_url):
+    """The savings report's daily sums are made from the jobs rows already there: charged jobs
+    only (tracked, and held ones once printed)."""
+    from adapters.stores import read_model_engine
+    from projections.savings_daily import VALUES, decode_sums
+
+    engine = read_model_engine(database_url, writer=True)
+    day = 20_000 * 86_400_000_000
+    try:
+        migrations.upgrade(engine, "0012_narrow_jobs")
+        with engine.begin() as conn:
+            # seq, at, cost, pages, sheets, colour pages, status, duplex: the second repeats the first
+            # five minutes later; the denied one is not charged; the printed held one is an hour later.
+            for seq, at, cost, pages, sheets, colour, status, duplex in (
+                    (1, 36_000, 100, 3, 3, 1, 0, False), (2, 36_300, 50, 2, 1, 0, 0, True),
+                    (3, 36_360, 10, 1, 1, 0, 1, False), (4, 39_900, 30, 1, 1, 0, 4, False)):
+                conn.execute(sa.text(f"INSERT INTO jobs VALUES ({seq}, {day + at * 1_000_000}, 1, {cost}, 1, 1, 1,"
+                                     f" {pages}, {sheets}, {colour}, 1, {status}, {str(duplex).lower()}, 'A4', 'pdf',"
+                                     " 'x.pdf', '')"))
+        migrations.upgrade(engine, "0017_savings_tables")
+        with engine.begin() as conn:
+            rows = conn.execute(sa.text("SELECT span, sums FROM savings_daily")).all()
+            assert [d for d, _ in rows] == [4 * 20_000 + 1]  # 10:00–11:05 UTC
+            sums = {k: dict(zip(VALUES, v)) for k, v in decode_sums(rows[0][1]).items()}
+            picked = ("d_n", "d_sheets", "m_n", "u_n", "u_sheets", "r_n", "r_sheets", "r_cost")
+            assert {k: tuple(v[c] for c in picked) for k, v in sums.items()} == {
+                (1, "A4", False): (1, 1, 1, 1, 1, 0, 0, 0), (1, "A4", True): (0, 0, 0, 1, 0, 1, 1, 50)}
+            assert not conn.execute(sa.text("SELECT count(*) FROM savings_dirty")).scalar()
+    finally:
+        engine.dispose()

@@ -549,6 +549,99 @@ def history(request, tmp_path_factory):
     rt.close()
 
 
+# --- the savings report's daily sums (projections.savings_daily) against the rows --------------
+
+SUMS_PERIODS = [
+    ("2026-11-27T00:00:00Z", "2026-12-01T09:00:00Z"),  # starts at a midnight: its first whole day from the sums
+    ("2026-11-27T23:55:00Z", "2026-11-30T00:05:00Z"),  # starts and ends within the repeat window of a midnight
+    ("2026-11-28T00:03:00Z", "2026-11-30T00:00:00Z"),
+    ("2026-11-28T18:28:00Z", "2026-11-30T23:00:00Z"),
+    ("2026-11-28T23:59:59.999999Z", "2026-12-01T00:00:00.000001Z"),
+    ("2026-11-27T00:00:00Z", "2026-11-29T00:00:00Z"),  # whole days only
+    ("2026-10-14T00:00:00Z", "2026-10-18T00:00:00Z"),  # the held jobs, one printed the day after it was sent
+    ("2026-11-28T05:55:00Z", "2026-11-30T12:05:00Z"),  # within the repeat window of the sums' six-hour edges
+    ("2026-11-28T06:00:00Z", "2026-11-29T18:00:00Z"),  # whole six-hour spans only
+    ("2026-11-28T12:00:00Z", "2026-11-28T18:00:00Z"),  # one span
+]
+
+
+def sums_and_rows(rt, params, minutes=10):
+    """The savings figures and the repeats by printer, from the daily sums and from the rows only."""
+    from projections.reports import _repeat_sums, _repeats_from_sums, _saving_sums, resolve_scope
+
+    p = parse_parameters({k: str(v) for k, v in params.items()}, site_timezone="UTC", now=NOW,
+                         allowed=CATALOGUE["savings"].parameters)
+    with rt.reader.connect() as conn:
+        scope = resolve_scope(conn, p)
+        return (_repeats_from_sums(p, scope, minutes),
+                (_saving_sums(conn, p, scope), _repeat_sums(conn, p, scope, minutes)),
+                (_saving_sums(conn, p, scope, use_sums=False), _repeat_sums(conn, p, scope, minutes, use_sums=False)))
+
+
+@pytest.mark.parametrize("since,until", SUMS_PERIODS)
+@pytest.mark.parametrize("who", [{}, {"user": "ann"}, {"department": "Lab"}, {"printer": "lab-colour"}])
+def test_savings_from_the_daily_sums_equal_the_rows_at_every_day_boundary(seeded, since, until, who):
+    used_sums, from_sums, from_rows = sums_and_rows(seeded, {"from": since, "to": until, **who})
+    # Some users' reports read their rows; a printer filter hides a print's previous one elsewhere.
+    assert used_sums is (not who)
+    assert from_sums == from_rows
+    if not who:
+        assert from_rows[0]  # there are jobs to save on
+
+
+def test_savings_with_another_repeat_window_read_the_rows_and_say_so(seeded):
+    period = {"from": "2026-11-27T00:00:00Z", "to": "2026-12-01T09:00:00Z"}
+    used_sums, from_sums, from_rows = sums_and_rows(seeded, period, minutes=30)
+    assert not used_sums and from_sums == from_rows
+    p = parse_parameters(period, site_timezone="UTC", now=NOW, allowed=CATALOGUE["savings"].parameters)
+    report = run_report(seeded.reader, "savings", p, sources(seeded, report_repeat_minutes=30))
+    again = repeats(JOBS, p.since, p.until, minutes=30)
+    assert tuple(report.section("savings").frame.set_index("measure").loc[
+        "No repeats within 30 min", ["jobs_affected", "sheets_saved", "cost_saved"]]) == (
+        len(again), sum(j.sheets for j in again), sum(j.cost for j in again))
+    assert any("default window of 10 minutes" in n for n in report.notes)
+
+
+# Prints of one document recorded out of time order (late agents), across midnights, and two
+# documents that become one when the privacy setting masks their names: (key, user, at, document)
+# in the order they are recorded.
+LATE = [
+    ("a", "ann", "2026-11-28T23:57:00", "plan.pdf"),
+    ("b", "ann", "2026-11-29T00:04:00", "plan.pdf"),  # a repeat of a, across midnight
+    ("c", "ann", "2026-11-29T10:20:00", "plan.pdf"),
+    ("d", "ann", "2026-11-29T10:00:00", "plan.pdf"),  # late: before c, 20 minutes
+    ("e", "ann", "2026-11-29T10:12:00", "plan.pdf"),  # late: makes c a repeat
+    ("f", "ann", "2026-11-29T10:05:00", "plan.pdf"),  # late: a repeat of d, and makes e one
+    ("g", "ann", "2026-11-29T10:20:00", "plan.pdf"),  # the same instant as c, recorded after it
+    ("h", "bob", "2026-11-29T10:01:00", "plan.pdf"),  # another user's
+    ("i", "ann", "2026-11-29T10:03:00", "budget.pdf"),  # another document, until names are masked
+    ("k", "ann", "2026-11-30T23:58:00", "plan.pdf"),
+    ("l", "ann", "2026-12-01T00:03:00", "plan.pdf"),  # a repeat of k, across the month's end
+    ("m", "ann", "2026-11-28T23:50:00", "plan.pdf"),  # very late: makes a a repeat
+]
+LATE_PERIODS = [
+    {"from": "2026-11-29T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
+    {"from": "2026-11-28T23:59:00Z", "to": "2026-12-01T00:02:00Z"},
+    {"from": "2026-11-28T23:00:00Z", "to": "2026-12-01T00:05:00Z"},
+    {"from": "2026-11-28T00:00:00Z", "to": "2026-12-02T00:00:00Z"},
+    {"from": "2026-11-28T23:55:00Z", "to": "2026-11-30T23:59:00Z"},
+    {"from": "2026-11-29T10:10:00Z", "to": "2026-11-30T12:00:00Z"},
+    {"from": "2026-11-29T06:00:00Z", "to": "2026-11-29T12:00:00Z"},  # the span of the late prints
+    {"from": "2026-11-29T10:04:00Z", "to": "2026-11-30T18:00:00Z"},
+]
+
+
+@pytest.fixture(params=STORES)
+def fresh(request, tmp_path):
+    from pageledger.bootstrap import build_runtime
+    from pageledger.settings import Settings
+
+    url = new_database_url(request.param, tmp_path, request)
+    rt = build_runtime(Settings.load(environ={}, database_url=url, data_dir=tmp_path / "var"))
+    yield rt
+    rt.close()
+
+
 def test_licence_usage_shows_the_seats_of_every_local_day_and_who_held_them(history):
     licence = run(history, "licence-usage", now=utc("2026-04-03T00:00:00"),
                   **{"from": "2026-03-27", "to": "2026-03-31", "timezone": "Europe/Paris"})
@@ -650,3 +743,155 @@ def test_the_job_list_is_the_first_jobs_of_the_period_read_window_by_window(seed
         want = every.head(limit)
         assert got["job"].tolist() == want["job"].tolist(), limit
         assert got["submitted_at"].tolist() == want["submitted_at"].tolist() == sorted(want["submitted_at"])
+
+
+@pytest.mark.parametrize("few_users", [64, 0], ids=["batch-users-rows", "all-rows-of-the-window"])
+def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(fresh, monkeypatch, few_users):
+    from commands.jobs import TrackJobs
+    from domain.costs import CostSchedule
+    from projections import reports
+    from tests.report_data import SCHEDULES, Job, batch
+
+    monkeypatch.setattr("projections.savings_daily.FEW_USERS", few_users)  # both ways of reading the rows
+    rt = fresh
+    for printer, (mono, colour, discount) in SCHEDULES.items():
+        rt.set_cost_schedule(printer, CostSchedule(mono_page=mono, colour_page=colour, duplex_discount_pct=discount))
+    track = TrackJobs(rt.app, rt.printers, document_policy=rt.document_policy, personal=rt.personal_keys)
+    late = [Job(f"late-{key}", user, "hall-mono", us(at + "+00:00"), 1 + n % 3, 1 + n % 2, 0, False, "pdf", document)
+            for n, (key, user, at, document) in enumerate(LATE)]
+    for n, j in enumerate(late):
+        assert [o.status for o in track(batch([j]))] == ["tracked"]
+        if n % 3 == 2:  # some arrive together, some apart: the projection sees both
+            rt.catch_up()
+    rt.catch_up()
+
+    def check(jobs):
+        for period in LATE_PERIODS:
+            used_sums, from_sums, from_rows = sums_and_rows(rt, period)
+            assert from_sums == from_rows, period
+            p = parse_parameters(period, site_timezone="UTC", now=NOW, allowed=CATALOGUE["savings"].parameters)
+            again = repeats(jobs, p.since, p.until)
+            saved = run(rt, "savings", **period).section("savings").frame.set_index("measure")
+            assert tuple(saved.loc["No repeats within 10 min", ["jobs_affected", "sheets_saved", "cost_saved"]]) == (
+                len(again), sum(j.sheets for j in again), sum(j.cost for j in again)), period
+            listed = run(rt, "workflow-issues", **period).section("repeated").frame
+            assert sorted(listed["submitted_at"]) == sorted(j.at for j in again), period
+
+    check(late)
+    assert sums_and_rows(rt, LATE_PERIODS[0])[0]  # whole days came from the sums
+    # More repeats than a list shows: the first ones by time, found in a shorter window.
+    listed_at_most = reports.MAX_ROWS_LISTED
+    monkeypatch.setattr("projections.reports.MAX_ROWS_LISTED", 2)
+    for period in LATE_PERIODS:
+        p = parse_parameters(period, site_timezone="UTC", now=NOW, allowed=CATALOGUE["savings"].parameters)
+        again = repeats(late, p.since, p.until)
+        listed = run(rt, "workflow-issues", **period).section("repeated")
+        assert list(listed.frame["submitted_at"]) == sorted(j.at for j in again)[:2], period
+        assert listed.totals == {"sheets": sum(j.sheets for j in again), "cost": sum(j.cost for j in again)}
+    monkeypatch.setattr("projections.reports.MAX_ROWS_LISTED", listed_at_most)
+    assert len(repeats(late, us("2026-11-28T00:00:00+00:00"), us("2026-12-02T00:00:00+00:00"))) == 7
+    # Masked names: plan.pdf and budget.pdf are both "*.pdf" now, in the rows and in the sums.
+    rt.change_setting("document_names", "mask", by="alice")
+    rt.site_settings.invalidate()
+    rt.catch_up()
+    check([replace(j, document=shown_document(j.document, "mask")) for j in late])
+    verified = rt.audit.verify()
+    assert verified.ok, [c.shown for c in verified.read_models.checks]
+
+
+def test_jobs_of_one_batch_spread_over_months_are_recounted_later_and_the_report_is_exact_meanwhile(fresh):
+    """A batch spread wider than a span (a migration replaying legacy rows in their own order) is
+    not summed at ingest, whatever its size: its spans are marked and recounted at the end of the
+    catch-up. Before that the report reads the marked spans' rows; after it, the sums; both
+    equal the rows, and a rebuild ends with the same sums."""
+    import random
+
+    import sqlalchemy as sa
+
+    from commands.jobs import TrackJobs
+    from domain.costs import CostSchedule
+    from projections.savings_daily import savings_daily, savings_dirty
+    from tests.report_data import SCHEDULES, Job, batch
+
+    rt = fresh
+    for printer, (mono, colour, discount) in SCHEDULES.items():
+        rt.set_cost_schedule(printer, CostSchedule(mono_page=mono, colour_page=colour, duplex_discount_pct=discount))
+    rng = random.Random(16)
+    start = us("2026-09-01T00:00:00+00:00")
+    jobs, n = [], 0
+    while len(jobs) < 300:  # bursts of one user's document a few minutes apart: repeats across span edges
+        at = start + rng.randrange(90 * 86_400) * 1_000_000
+        user, document = rng.choice(("ann", "bob", "cy")), rng.choice(("plan.pdf", "notes.txt", "budget.xls"))
+        printer = rng.choice(tuple(SCHEDULES))
+        for _ in range(rng.randrange(1, 4)):
+            pages = rng.randrange(1, 9)
+            jobs.append(Job(f"spread-{n}", user, printer, at, pages, rng.randrange(1, 3),
+                            rng.randrange(0, min(pages, 2) + 1), rng.random() < 0.3, "pdf", document))
+            at += rng.randrange(1, 15 * 60) * 1_000_000
+            n += 1
+    rng.shuffle(jobs)
+    track = TrackJobs(rt.app, rt.printers, document_policy=rt.document_policy, personal=rt.personal_keys)
+    assert {o.status for o in track(batch(jobs))} == {"tracked"}
+    follower = rt.all_together()
+    while follower.run_once():  # applied, not yet settled
+        pass
+    periods = [{"from": "2026-09-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
+               {"from": "2026-09-14T05:55:00Z", "to": "2026-11-02T18:04:00Z"},
+               {"from": "2026-10-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"},
+               {"from": "2026-10-03T06:03:00Z", "to": "2026-10-03T23:59:00Z"}]
+
+    def check():
+        for period in periods:
+            used_sums, from_sums, from_rows = sums_and_rows(rt, period)
+            assert used_sums and from_sums == from_rows, period
+            p = parse_parameters(period, site_timezone="UTC", now=NOW, allowed=CATALOGUE["savings"].parameters)
+            again = repeats(jobs, p.since, p.until)
+            saved = run(rt, "savings", **period).section("savings").frame.set_index("measure")
+            assert tuple(saved.loc["No repeats within 10 min", ["jobs_affected", "sheets_saved", "cost_saved"]]) == (
+                len(again), sum(j.sheets for j in again), sum(j.cost for j in again)), period
+        assert len(repeats(jobs, us("2026-09-01T00:00:00+00:00"), us("2026-12-01T00:00:00+00:00"))) > 50
+
+    with rt.reader.connect() as conn:
+        marked = conn.execute(sa.select(sa.func.count()).select_from(savings_dirty)).scalar()
+        assert marked > 100 and not conn.execute(sa.select(sa.func.count()).select_from(savings_daily)).scalar()
+    check()  # every span read from the rows
+    verified = rt.audit.verify()  # the rebuild ends recounted; the spans still marked live are not compared
+    assert verified.ok, [c.shown for c in verified.read_models.checks]
+    rt.catch_up()  # the end of a catch-up recounts the marked spans
+    with rt.reader.connect() as conn:
+        assert not conn.execute(sa.select(sa.func.count()).select_from(savings_dirty)).scalar()
+        assert conn.execute(sa.select(sa.func.count()).select_from(savings_daily)).scalar() > 100
+    check()  # from the sums
+    verified = rt.audit.verify()
+    assert verified.ok, [c.shown for c in verified.read_models.checks]
+
+
+def test_a_running_server_recounts_the_spans_of_a_spread_batch_once_it_has_caught_up(fresh):
+    """The in-process runner recounts marked spans when it has nothing left to apply, so the
+    sums come back without a catch-up from the command line."""
+    import time
+
+    import sqlalchemy as sa
+
+    from commands.jobs import TrackJobs
+    from projections.savings_daily import savings_daily, savings_dirty
+    from tests.report_data import Job, batch
+
+    rt = fresh
+    track = TrackJobs(rt.app, rt.printers, document_policy=rt.document_policy, personal=rt.personal_keys)
+    start = us("2026-09-01T00:00:00+00:00")
+    jobs = [Job(f"late-{n}", "ann", "hall-mono", start + n * 7 * 86_400_000_000 + (n % 2) * 60_000_000, 2, 1, 0,
+                False, "pdf", "plan.pdf") for n in range(6)]
+    rt.start_projections()
+    track(batch(jobs[::-1]))  # one batch over five weeks, newest first
+    deadline = time.monotonic() + 30
+    while True:
+        with rt.reader.connect() as conn:
+            dirty = conn.execute(sa.select(sa.func.count()).select_from(savings_dirty)).scalar()
+            spans = conn.execute(sa.select(sa.func.count()).select_from(savings_daily)).scalar()
+        if not dirty and spans == len(jobs):
+            break
+        assert time.monotonic() < deadline, (dirty, spans)
+        time.sleep(0.1)
+    used_sums, from_sums, from_rows = sums_and_rows(rt, {"from": "2026-09-01T00:00:00Z", "to": "2026-11-01T00:00:00Z"})
+    assert used_sums and from_sums == from_rows and from_rows[0]

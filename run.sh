@@ -98,8 +98,19 @@ case "${1:-}" in
     ensure_postgres
     ensure_redis
     set +e
-    .venv/bin/python -m pytest "$@"
-    status=$?
+    if [ $# -eq 0 ]; then
+      # The whole suite, as .ci/run calls it: every test file but the timed ones in two
+      # processes, a file each at a time (pytest-xdist; most of the time is spent waiting on
+      # cupsd, Chromium, PostgreSQL and the servers the tests start), then the timed ones alone.
+      .venv/bin/python -m pytest -n "${PAGELEDGER_TEST_WORKERS:-2}" --dist loadfile -m "not timed"
+      status=$?
+      .venv/bin/python -m pytest -m timed
+      timed=$?
+      [ $status -eq 0 ] && status=$timed
+    else
+      .venv/bin/python -m pytest "$@"
+      status=$?
+    fi
     set -e
     # pytest exits 5 when it collected no test: that is a failure here, never a pass.
     exit $status

@@ -264,3 +264,17 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s (last value: {value!r})")
         time.sleep(interval)
+
+
+# Files whose tests measure time against a bound (a latency, a fuzz budget, a progress bar seen
+# while a run is still going): the whole suite (./run.sh test with no arguments) runs them on
+# their own after the rest, which runs in two processes, so that the other process's work does
+# not count against their bound.
+TIMED_FILES = frozenset({"test_slow_clients.py", "test_openapi_fuzz.py", "test_healthz.py",
+                         "test_console_audit_verify.py", "test_console_report_schedules.py"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in TIMED_FILES:
+            item.add_marker(pytest.mark.timed)

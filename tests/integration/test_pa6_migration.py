@@ -166,7 +166,11 @@ def test_pa6_sqlite_legacy_is_replayed_reconciled_and_a_rerun_adds_nothing(runti
 
 def test_pa6_postgresql_legacy_with_real_types_through_the_unicode_driver(runtime, settings, tmp_path, pg_admin,
                                                                           request):
-    lg = L.build(1200)
+    """100,000 legacy jobs over six years in a UTF-8 PostgreSQL database with real types
+    (timestamp, boolean, numeric), read through the PostgreSQL Unicode driver, into either
+    store: every bad row such a database can hold set aside, reconciliation exact. (A cp1252
+    name and an unparsable date need a SQL_ASCII database with text columns: `big_legacy`.)"""
+    lg = L.build(BIG_JOBS)
     name = new_pg_database(pg_admin, request)
     L.to_postgres(lg, pg_conninfo(name))
 

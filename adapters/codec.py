@@ -192,6 +192,16 @@ class CompactMapper(Mapper):
         if logins:
             self.people.people_for(logins)
 
+    def prepare_subjects(self, domain_events: Sequence[Any]) -> None:
+        """Make or read, in one go, the keys of the Users whose personal fields a batch of events
+        about to be stored carries (an import of many people would otherwise cost a transaction
+        each)."""
+        if self.subjects is None:
+            return
+        subjects = [e.originator_id for e in domain_events if short_topic(type(e)) in PERSONAL_USER_FIELDS]
+        if len(subjects) >= 2:  # one event makes its key itself, as cheaply
+            self.subjects.keys_for(subjects)
+
     def prepare_numbers(self, stored_events: Sequence[Any]) -> None:
         """Read, in one go, the people that stored events about to be loaded name (the licence
         holds one seat event per person)."""

@@ -16,9 +16,11 @@ from adapters.sqlite_writes import LockingSQLiteRecorder, write_lock
 
 class PeopleEventStore(EventStore):
     """The library's event store, looking up the people a batch of events names in one query
-    each way (adapters.codec.CompactMapper.prepare_people / prepare_numbers)."""
+    each way (adapters.codec.CompactMapper.prepare_people / prepare_numbers), and the keys of
+    the Users whose events it seals (prepare_subjects)."""
 
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> Any:
+        self.mapper.prepare_subjects(domain_events)  # type: ignore[attr-defined]
         self.mapper.prepare_people(domain_events)  # type: ignore[attr-defined]
         return super().put(domain_events, **kwargs)
 

@@ -24,6 +24,15 @@ class PeopleEventStore(EventStore):
         self.mapper.prepare_people(domain_events)  # type: ignore[attr-defined]
         return super().put(domain_events, **kwargs)
 
+    def store(self, domain_events: Sequence[Any]) -> None:
+        """Store `domain_events` in one transaction, as `put` does, without the library's
+        Recording and Notification of each event, which `put` builds for its caller and
+        PageLedger.record never reads (two frozen dataclasses an event: a fifth of recording a
+        migrated job)."""
+        self.mapper.prepare_subjects(domain_events)  # type: ignore[attr-defined]
+        self.mapper.prepare_people(domain_events)  # type: ignore[attr-defined]
+        self.recorder.insert_events(list(map(self.mapper.to_stored_event, domain_events)))
+
     def get(self, originator_id: Any, *, gt: int | None = None, lte: int | None = None, desc: bool = False,
             limit: int | None = None) -> Iterator[Any]:
         stored = list(self.recorder.select_events(originator_id=originator_id, gt=gt, lte=lte, desc=desc,
@@ -61,7 +70,7 @@ class PageLedger(Application):
         pending = [e for a in aggregates for e in a.collect_events()]
         pending.extend(events)
         if pending:
-            self.events.put(pending)
+            self.events.store(pending)  # type: ignore[attr-defined]
 
     def construct_event_store(self) -> EventStore:
         return PeopleEventStore(mapper=self.mapper, recorder=self.recorder)

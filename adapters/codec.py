@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import operator
 import pkgutil
 import typing
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from uuid import UUID
 
 import msgspec
@@ -74,6 +75,7 @@ class _EventShape:
     timestamp_index: int
     defaults: tuple[Any, ...]  # default of each field for events stored before it existed, or MISSING
     aggregate_topic: str | None
+    values: Callable[[Any], tuple[Any, ...]]  # an event's values of `names`, in one C call
 
 
 @lru_cache(maxsize=None)
@@ -86,8 +88,9 @@ def _shape(cls: type) -> _EventShape:
     if any(f.name == "originator_topic" for f in dataclasses.fields(cls)):
         outer = cls.__qualname__.rsplit(".", 1)[0]
         aggregate_topic = f"{cls.__module__}:{outer}"
+    values = operator.attrgetter(*names) if len(names) > 1 else (lambda e: tuple(getattr(e, n) for n in names))
     return _EventShape(cls, names, names.index("timestamp") if "timestamp" in names else -1,
-                       defaults, aggregate_topic)
+                       defaults, aggregate_topic, values)
 
 
 @lru_cache(maxsize=None)
@@ -211,6 +214,7 @@ class CompactMapper(Mapper):
 
     subjects: Any = None
     people: Any = None
+    _last_timestamp: tuple[Any, int] = (None, 0)  # (datetime, its µs): a whole tuple, swapped at once
 
     def prepare_people(self, domain_events: Sequence[Any]) -> None:
         """Look up, in one go, the people of every login a batch of events about to be stored
@@ -225,6 +229,16 @@ class CompactMapper(Mapper):
             logins.extend(logins_to_store(topic, {n: getattr(e, n, None) for n in PERSON_FIELDS[topic]}))
         if logins:
             self.people.people_for(logins)
+
+    def prepare_subjects(self, domain_events: Sequence[Any]) -> None:
+        """Make or read, in one go, the keys of the Users whose personal fields a batch of events
+        about to be stored carries (an import of many people would otherwise cost a transaction
+        each)."""
+        if self.subjects is None:
+            return
+        subjects = [e.originator_id for e in domain_events if short_topic(type(e)) in PERSONAL_USER_FIELDS]
+        if len(subjects) >= 2:  # one event makes its key itself, as cheaply
+            self.subjects.keys_for(subjects)
 
     def prepare_numbers(self, stored_events: Sequence[Any]) -> None:
         """Read, in one go, the people that stored events about to be loaded name (the licence
@@ -243,7 +257,7 @@ class CompactMapper(Mapper):
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         cls = type(domain_event)
         shape = _shape(cls)
-        values = [getattr(domain_event, n) for n in shape.names]
+        values = list(shape.values(domain_event))
         topic = short_topic(cls)
         if self.subjects is not None and topic in PERSONAL_USER_FIELDS:
             named = dict(zip(shape.names, values))
@@ -254,7 +268,12 @@ class CompactMapper(Mapper):
             store_people(self.people, topic, named)
             values = [named[n] for n in shape.names]
         if shape.timestamp_index >= 0:
-            values[shape.timestamp_index] = to_micros(values[shape.timestamp_index])
+            timestamp = values[shape.timestamp_index]
+            # The events of one batch usually share their timestamp (a bulk record sets one).
+            last = self._last_timestamp  # read once: another thread may swap it
+            if timestamp is not last[0]:
+                last = self._last_timestamp = (timestamp, to_micros(timestamp))
+            values[shape.timestamp_index] = last[1]
         if topic in _APPLICATION_TOPICS and (code := _APPLICATION_CODE.get(values[-1])):
             values[-1] = code  # the application, last field: its number (APPLICATION_CODES)
         state = self.transcoder.encode(values)
@@ -262,12 +281,13 @@ class CompactMapper(Mapper):
             state = self.compressor.compress(state)
         if self.cipher:
             state = self.cipher.encrypt(state)
-        return StoredEvent(
-            originator_id=domain_event.originator_id,
-            originator_version=domain_event.originator_version,
-            topic=stored_topic(topic),
-            state=state,
-        )
+        # The library's frozen dataclass, its four fields set without the per-field frozen
+        # __init__ (a sixth of mapping a job event).
+        stored = object.__new__(StoredEvent)
+        stored.__dict__.update(originator_id=domain_event.originator_id,
+                               originator_version=domain_event.originator_version, topic=stored_topic(topic),
+                               state=state)
+        return stored
 
     def to_domain_event(self, stored_event: Any) -> Any:
         state = stored_event.state

@@ -18,11 +18,22 @@ from domain.users import keyed_user_id, user_id
 
 class PeopleEventStore(EventStore):
     """The library's event store, looking up the people a batch of events names in one query
-    each way (adapters.codec.CompactMapper.prepare_people / prepare_numbers)."""
+    each way (adapters.codec.CompactMapper.prepare_people / prepare_numbers), and the keys of
+    the Users whose events it seals (prepare_subjects)."""
 
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> Any:
+        self.mapper.prepare_subjects(domain_events)  # type: ignore[attr-defined]
         self.mapper.prepare_people(domain_events)  # type: ignore[attr-defined]
         return super().put(domain_events, **kwargs)
+
+    def store(self, domain_events: Sequence[Any]) -> None:
+        """Store `domain_events` in one transaction, as `put` does, without the library's
+        Recording and Notification of each event, which `put` builds for its caller and
+        PageLedger.record never reads (two frozen dataclasses an event: a fifth of recording a
+        migrated job)."""
+        self.mapper.prepare_subjects(domain_events)  # type: ignore[attr-defined]
+        self.mapper.prepare_people(domain_events)  # type: ignore[attr-defined]
+        self.recorder.insert_events(list(map(self.mapper.to_stored_event, domain_events)))
 
     def get(self, originator_id: Any, *, gt: int | None = None, lte: int | None = None, desc: bool = False,
             limit: int | None = None) -> Iterator[Any]:
@@ -80,7 +91,7 @@ class PageLedger(Application):
         pending = [e for a in aggregates for e in a.collect_events()]
         pending.extend(events)
         if pending:
-            self.events.put(pending)
+            self.events.store(pending)  # type: ignore[attr-defined]
 
     def construct_event_store(self) -> EventStore:
         return PeopleEventStore(mapper=self.mapper, recorder=self.recorder)

@@ -104,6 +104,25 @@ def seal_fields(key: bytes, job_id: UUID, client_host: str, document: str) -> by
     return _stream(key, job_id, _encode((client_host, document)))
 
 
+class FieldSealer:
+    """Seals the personal fields of many jobs, as `seal_fields` does, byte for byte: the cipher
+    context of each key is built once and its nonce reset for each job, which costs about a
+    sixth of building a context per job (most of a seal's time). Meant for one batch in one
+    thread (a context is not shared between threads), then dropped with its keys."""
+
+    def __init__(self) -> None:
+        self._contexts: dict[bytes, Any] = {}
+
+    def __call__(self, key: bytes, job_id: UUID, client_host: str, document: str) -> bytes:
+        nonce = job_id.bytes
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor()
+        else:
+            context.reset_nonce(nonce)
+        return context.update(_encode((client_host, document)))
+
+
 def open_fields(key: bytes, job_id: UUID, sealed: bytes) -> tuple[str, str]:
     return _decode(_stream(key, job_id, bytes(sealed)))
 
@@ -492,6 +511,38 @@ class SubjectKeys:
         self._cache.pop(subject, None)
         found = self.lookup(subject)
         assert found is not None
+        return found
+
+    def keys_for(self, subjects: Iterable[UUID]) -> None:
+        """Make, in one transaction, the keys that `subjects` lack, and cache every subject's
+        key (or erasure), so that sealing a batch of User events (an import of hundreds of
+        people) costs a query or two instead of a transaction each (`key_for` then finds them)."""
+        wanted = list(dict.fromkeys(subjects))
+        now = time.monotonic()
+        missing = [s for s in wanted if not ((c := self._cache.get(s)) and c[0] > now)]
+        if not missing:
+            return
+        found = self._select(missing)
+        new = sorted(s for s in missing if s not in found)  # by the unique key: no deadlock between two writers
+        if new:
+            p = self.keys.p
+            self.keys._run(f"INSERT INTO {self.table} (subject, key) VALUES ({p}, {p}) ON CONFLICT (subject) "
+                           "DO NOTHING", [(self._param(s), os.urandom(KEY_BYTES)) for s in new], write=True, many=True)
+            found.update(self._select(new))  # another writer's key wins a race
+        with self._guard:
+            for subject, value in found.items():
+                self._cache[subject] = (now + CACHE_SECONDS, value)
+
+    def _select(self, subjects: Sequence[UUID]) -> dict[UUID, bytes | int]:
+        found: dict[UUID, bytes | int] = {}
+        for i in range(0, len(subjects), 500):
+            part = subjects[i:i + 500]
+            rows = self.keys._run(f"SELECT subject, key, erased FROM {self.table} "
+                                  f"WHERE subject IN ({', '.join([self.keys.p] * len(part))})",
+                                  [self._param(s) for s in part])
+            for subject, key, erased in rows:
+                subject = _uuid(subject)
+                found[subject] = bytes(key) if key is not None else int(erased or 0)
         return found
 
     def lookup(self, subject: UUID) -> bytes | int | None:

@@ -13,6 +13,7 @@ import fcntl
 import os
 import threading
 from typing import Any, Sequence
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -78,6 +79,30 @@ class LockingSQLiteRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), sqlite_create_statement(self.events_table_name),
                 *personal_keys_statements(self.events_table_name)]
+
+    ROWS_A_STATEMENT = 500  # 2,000 parameters, well under SQLite's 32,766
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int] | None:
+        """The library's insert (the same rows, notification ids being their rowids) in one
+        statement for up to ROWS_A_STATEMENT events instead of one statement each, which was a
+        fifth of recording a migrated job. RETURNING gives each row's id with its originator
+        and version (SQLite does not promise the order of RETURNING rows), matched back to
+        the events. A duplicate (originator, version) fails the statement as it failed the
+        row (IntegrityError) and the transaction is rolled back."""
+        ids: list[int] = []
+        for start in range(0, len(stored_events), self.ROWS_A_STATEMENT):
+            part = stored_events[start:start + self.ROWS_A_STATEMENT]
+            params: list[Any] = []
+            keys = []
+            for s in part:
+                oid = s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id
+                params += (oid, s.originator_version, s.topic, s.state)
+                keys.append((oid, s.originator_version))
+            c.execute(f"INSERT INTO {self.events_table_name} VALUES {', '.join(['(?,?,?,?)'] * len(part))} "
+                      "RETURNING rowid, originator_id, originator_version", params)
+            found = {(oid, version): rowid for rowid, oid, version in c.fetchall()}
+            ids.extend(found[k] for k in keys)
+        return ids
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         with write_lock(self.datastore.pool.db_name), self.datastore.transaction(commit=True) as c:

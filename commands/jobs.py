@@ -21,7 +21,7 @@ import msgspec
 from eventsourcing.application import AggregateNotFoundError
 
 from adapters.event_store import PageLedger
-from adapters.personal_keys import Person, PersonalKeys, open_job_views, seal_fields
+from adapters.personal_keys import FieldSealer, Person, PersonalKeys, open_job_views, seal_fields
 from commands.conflicts import retry_on_conflict
 from commands.job_reports import JobReport
 from adapters.spool import SpoolMismatch, SpoolTooLarge
@@ -421,6 +421,7 @@ class RecordMigratedJobs:
         server, prefix = app.server_id, migrated_job_key(migration, "")
         recorded_at = PrintJob.Tracked.create_timestamp()  # one for the batch: it is one transaction
         migrated = PrintJob.migrated
+        seal = FieldSealer()
         for j in jobs:
             printer = by_name[j.printer.lower()]
             jid = job_id(server, prefix + j.legacy_id)
@@ -428,7 +429,7 @@ class RecordMigratedJobs:
             client_host, user, person = j.client_host, j.user, 0
             if keys is not None:  # sealed as a live job is (TrackJobs)
                 sealer = keys[j.user]
-                document, client_host, user, person = seal_fields(sealer.key, jid, client_host, document), "", "", \
+                document, client_host, user, person = seal(sealer.key, jid, client_host, document), "", "", \
                     sealer.number
             pages, copies, duplex = j.pages, j.copies, j.duplex
             events.append(migrated(

@@ -138,7 +138,7 @@ def _rows(n: int, seed: int = 3) -> list[dict]:
     ints = (None, 0, 1, 2, 3, -1, 10**7, Decimal(2), "3", Raw(b"4"), 2.5, True)
     flags = (None, True, False, 0, 1, 2, "yes", "N", Raw(b"1"), "maybe")
     costs = (None, Decimal("0.1000"), Decimal("0.15"), 0.1, "0.10", Raw(b"0.2"), Decimal("-1"), "abc",
-             Decimal("NaN"), 5)
+             Decimal("NaN"), 5, True, 1, 1.0)  # True == 1 == 1.0: a remembered amount must not answer for another type
     rates = (None, Decimal("0.0500"), 0.05, "0.05", Raw(b"x"))
     out = []
     for i in range(n):

@@ -294,6 +294,10 @@ class JobRows:
         self._has_user_ref = self.read.has("user_ref")
         self._has_colour_pages = self.read.has("colour_pages")
         self._iso_times = any(f.startswith("%Y-%m-%d") for f in self.rules.time_formats)
+        # Amounts as read -> 1/10,000 units: a legacy history repeats a few hundred prices, and
+        # reading one (a Decimal, a quantize) cost more than any other check of a row. Keyed by
+        # type too, so a value that equals another of another type (True == 1) is read afresh.
+        self._amounts: dict[tuple[type, Any], int] = {}
 
     def key(self, row: tuple) -> Any:
         return self.read.get(row, "key")
@@ -415,14 +419,14 @@ class JobRows:
             duplex = bool(duplex)
         if cost is None:
             return None
-        cost = money(cost)
+        cost = self._amount(cost)
         if cost < 0:  # type: ignore[operator]
             return None
         schedule = 0
         if unit_cost is not None or self.read.has("unit_cost"):
             if unit_cost is None:
                 return None
-            if abs(money(unit_cost) * pages * copies - cost) > rules.cost_tolerance:  # type: ignore[operator]
+            if abs(self._amount(unit_cost) * pages * copies - cost) > rules.cost_tolerance:  # type: ignore[operator]
                 return None
         else:
             found = self.schedules.in_force(printer, at)
@@ -436,6 +440,16 @@ class JobRows:
                            document=document, submitted_at=at, pages=pages, copies=copies,
                            colour_pages=colour_pages, duplex=duplex, paper=paper, cost=cost,  # type: ignore[arg-type]
                            schedule=schedule, billing_code=billing_code)
+
+    def _amount(self, value: Any) -> int | None:
+        """`money(value)`, remembered for the values seen (see __init__)."""
+        key = (type(value), value)
+        units = self._amounts.get(key)
+        if units is None:
+            units = money(value)
+            if len(self._amounts) < 100_000:  # bounded: a history of free-form amounts stops being remembered
+                self._amounts[key] = units  # type: ignore[assignment]
+        return units
 
     def checked(self, row: tuple) -> MigratedJob:
         """The full checks of one row (see `job`)."""

@@ -48,7 +48,10 @@ def test_healthz_names_a_projection_whose_events_wait_too_long(tmp_path, pg_data
         post_jobs(server, [a_job("stuck")])
         status, body = health(server)
         assert status == 200 and body["runner"] == "running", body  # young and few: not a problem yet
-        status, body = wait_until(lambda: (h := health(server))[0] == 503 and h, timeout=45, interval=0.5)
+        # The new user's seat is taken (and recorded) a moment before the job itself: the seat
+        # projections may be named one poll before the job's. Wait for the job's to be named.
+        status, body = wait_until(lambda: (h := health(server))[0] == 503 and {"jobs", "usage_daily"} <= {
+            p.get("projection") for p in h[1]["problems"]} and h, timeout=45, interval=0.5)
         assert time.monotonic() - posted_at >= 30
         problems = {p["projection"]: p for p in body["problems"] if "projection" in p}
         assert {"jobs", "usage_daily"} <= set(problems), body

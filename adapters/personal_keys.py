@@ -80,7 +80,22 @@ def _stream(key: bytes, job_id: UUID, data: bytes) -> bytes:
 
 
 def _cipher(key: bytes, nonce: bytes, data: bytes) -> bytes:
+    """ChaCha20 of `data` with a 16-byte `nonce`: a 32-bit block counter (little-endian, its
+    first 4 bytes) and 12 bytes of nonce. A random nonce's counter can start so near 2**32 that
+    a few blocks run past it, which the library refuses (a job id starting ff ff ff ff with a
+    65-byte host and document: about once in 4 × 10**9 jobs). The counter then wraps to 0 with
+    the same 12 bytes, as the 32-bit counter of RFC 8439's ChaCha20 would: every other input is
+    sealed to exactly the bytes it always was, and no block of keystream is used twice in one
+    seal (that would take 2**32 blocks, 256 GiB)."""
+    room = _room(nonce)
+    if len(data) > room:
+        return _cipher(key, nonce, data[:room]) + _cipher(key, b"\0\0\0\0" + nonce[4:], data[room:])
     return Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor().update(data)
+
+
+def _room(nonce: bytes) -> int:
+    """The bytes ChaCha20 can seal from `nonce`'s block counter before it would pass 2**32."""
+    return (0x1_0000_0000 - int.from_bytes(nonce[:4], "little")) * 64
 
 
 def seal_login(key: bytes, login: str, digest: bytes | None = None) -> bytes:
@@ -115,12 +130,15 @@ class FieldSealer:
 
     def __call__(self, key: bytes, job_id: UUID, client_host: str, document: str) -> bytes:
         nonce = job_id.bytes
+        data = _encode((client_host, document))
+        if len(data) > _room(nonce):  # the block counter would wrap: `_cipher` does that
+            return _cipher(key, nonce, data)
         context = self._contexts.get(key)
         if context is None:
             context = self._contexts[key] = Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor()
         else:
             context.reset_nonce(nonce)
-        return context.update(_encode((client_host, document)))
+        return context.update(data)
 
 
 def open_fields(key: bytes, job_id: UUID, sealed: bytes) -> tuple[str, str]:

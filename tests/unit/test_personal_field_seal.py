@@ -27,3 +27,32 @@ def test_a_batch_sealer_never_lends_one_persons_key_to_another():
     sealed_for_bob = sealer(bob, jid, "PC-01", "alice.pdf")
     assert sealed_for_alice != sealed_for_bob
     assert open_fields(bob, jid, sealed_for_bob) == ("PC-01", "alice.pdf")
+
+
+def test_a_job_id_whose_block_counter_would_pass_two_to_the_32_still_seals_and_opens():
+    # The first 4 bytes of the job id are ChaCha20's block counter: from ff ff ff ff, a host and
+    # document of more than 64 bytes run past 2**32, which the library refuses. The counter
+    # wraps to 0 instead, and the job seals and opens like any other.
+    from uuid import UUID
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+    from adapters.personal_keys import _encode, open_text, seal_text
+
+    key = os.urandom(32)
+    jid = UUID(bytes=b"\xff\xff\xff\xff" + os.urandom(12))
+    host, document = "PC-01", "A long document name that takes more than one block.pdf" * 3
+    sealed = seal_fields(key, jid, host, document)
+    assert FieldSealer()(key, jid, host, document) == sealed
+    assert open_fields(key, jid, sealed) == (host, document)
+    # The first block is the library's own; the rest is the keystream from counter 0.
+    first = Cipher(algorithms.ChaCha20(key, jid.bytes), mode=None).encryptor().update(b"\0" * 64)
+    rest = Cipher(algorithms.ChaCha20(key, b"\0\0\0\0" + jid.bytes[4:]), mode=None).encryptor().update(
+        b"\0" * (len(sealed) - 64))
+    assert sealed == bytes(a ^ b for a, b in zip(_encode((host, document)), first + rest))
+    # A job id one block further from the end seals exactly as before (no wrap needed).
+    near = UUID(bytes=(0xFFFF_FFFF - 10).to_bytes(4, "little") + jid.bytes[4:])
+    assert seal_fields(key, near, host, document) == Cipher(algorithms.ChaCha20(key, near.bytes), mode=None) \
+        .encryptor().update(_encode((host, document)))
+    # The other sealed texts take the same path.
+    assert open_text(key, seal_text(key, "x" * 500)) == "x" * 500

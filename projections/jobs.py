@@ -236,7 +236,7 @@ class JobsProjection(Projection):
             for seq, e in events
         ]
         insert_rows(conn, jobs, COLUMNS, rows)
-        self.savings.add(conn, [dict(zip(COLUMNS, row)) for row in rows if row[11] == JOB_TRACKED], in_run=True)
+        self.savings.add(conn, [dict(zip(COLUMNS, row)) for row in rows if row[11] == JOB_TRACKED])
         secured = [(seq, e) for seq, e in events if e.event_class is PrintJob.Secured]
         if secured:
             insert_rows(conn, held_jobs, HELD_COLUMNS, [
@@ -282,7 +282,7 @@ class JobsProjection(Projection):
             conn.execute(jobs.update().where(jobs.c.seq == row.seq).values(**job_values))
         if cls is PrintJob.Printed and row.status != JOB_PRINTED:  # now charged: in the savings sums
             printed = conn.execute(sa.select(*(jobs.c[c] for c in ROW_COLUMNS)).where(jobs.c.seq == row.seq)).mappings()
-            self.savings.add(conn, [dict(r) for r in printed], in_run=False)
+            self.savings.add(conn, [dict(r) for r in printed])
 
 
 HELD_COLUMNS = ("job_id", "seq", "expires_at", "changed_at", "user_id", "printer_id", "status", "has_data", "spool",

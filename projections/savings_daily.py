@@ -158,11 +158,11 @@ class SavingsTotals:
         # or a transaction that cleared some rolled back): `settle` queries only then.
         self.maybe_dirty = True
 
-    def add(self, conn: sa.Connection, charged: Sequence[dict[str, Any]], *, in_run: bool) -> None:
+    def add(self, conn: sa.Connection, charged: Sequence[dict[str, Any]]) -> None:
         """`charged`: jobs now charged, in log order, each a dict of its jobs row's columns (the
-        rows already written). `in_run`: they were inserted together just now; else one job whose
-        row became charged. Either way every other charged row in the table is already counted,
-        or lies in a span marked to be recounted."""
+        rows already written): a run inserted together, or one job whose row became charged.
+        Every other charged row in the table is already counted, or lies in a span marked to be
+        recounted."""
         if not charged:
             return
         _serialize(conn)

@@ -6,9 +6,6 @@ login), erases the person, and then finds no byte of the value in the database f
 from __future__ import annotations
 
 import email
-import hashlib
-import io
-import json
 from email import policy
 from uuid import UUID
 
@@ -20,15 +17,13 @@ from aiosmtpd.controller import Controller
 from adapters.codec import topic_of
 from adapters.event_seals import RawLog
 from api.app import create_app
-from commands.job_reports import parse_batch
-from commands.jobs import TrackJobs
 from commands.report_schedules import ScheduleDefinition
 from domain.users import LOCAL_SOURCE, User, user_id
 from projections.access_tokens import list_tokens
 from projections.report_schedules import list_schedules
 from tests.conftest import free_port
 from tests.integration.test_audit import bearer, database_bytes
-from tools.sample_jobs import sample_jobs
+from tests.integration.test_user_cards_pins import held
 
 LOGIN = "zedquokka-8817"
 EMAIL = "zed.quokka.8817@example.org"
@@ -133,17 +128,6 @@ def test_an_erased_users_address_leaves_the_schedule_which_still_mails_the_other
     assert inbox.messages[1][0] == ["ops-desk@example.org"]  # the erased person is mailed no more
     result = runtime.audit.verify()
     assert result.ok, [c.shown for c in result.read_models.checks]
-
-
-def held(runtime, user, printer="vault"):
-    job = dict(next(iter(sample_jobs(1))), job_key=f"reach/{user}", user=user, printer=printer, pages=1,
-               copies=1, colour_pages=0, duplex=False, paper="A4")
-    track = TrackJobs(runtime.app, runtime.printers, codes=runtime.pin_digest, clock=runtime.clock)
-    [outcome] = track(parse_batch(json.dumps({"jobs": [job]}).encode()))
-    body = b"%PDF-1.7 " + outcome.job_key.encode()
-    runtime.hold_job(outcome.job_id, io.BytesIO(body), sha256=hashlib.sha256(body).hexdigest(), size=len(body))
-    runtime.catch_up()
-    return str(outcome.job_id)
 
 
 def test_swiped_card_numbers_are_never_stored_and_nothing_links_an_erased_holder_to_them(runtime):

@@ -527,3 +527,31 @@ def test_a_migration_into_a_database_that_does_not_exist_is_refused(tmp_path, ca
     code = main(["migrate", "--dsn", dsn, "--mapping", "pa6-default", "--site-zone", ZONE,
                  "--database-url", f"sqlite:///{tmp_path / 'nowhere.db'}", "--data-dir", str(tmp_path / "var")])
     assert code == 2 and not (tmp_path / "nowhere.db").exists()
+
+
+def test_the_odbc_driver_hands_text_over_undecoded_and_binary_columns_marked(tmp_path):
+    """Narrow text arrives as the driver's bytes (decoded by the row checks, so a cp1252 value
+    sets one row aside) and a binary column arrives marked, so a mapping that reads it as text
+    is told it is binary rather than having its bytes read as characters."""
+    import sqlite3
+
+    from tools.pa6_migrate import source as src
+    from tools.pa6_migrate.rows import Bad, text
+
+    path = tmp_path / "types.db"
+    db = sqlite3.connect(path)
+    db.execute('CREATE TABLE "T" ("Name" VARCHAR(50), "Blob" BLOB, "N" INTEGER)')
+    db.execute('INSERT INTO "T" VALUES (?, ?, ?)', ("J\u00fcrgen", b"\x00\x01\xff", 7))
+    db.execute('INSERT INTO "T" VALUES (CAST(? AS TEXT), NULL, 8)', (b"Caf\xe9",))
+    db.commit()
+    db.close()
+    conn = src.connect(L.sqlite_dsn(path))
+    rows = [r for page in src.query(conn, 'SELECT "Name", "Blob" FROM "T" ORDER BY "N"') for r in page]
+    (name, blob), (cp1252, _) = rows
+    assert type(name) is src.Raw and name == "J\u00fcrgen".encode()
+    assert text(name, "user", "utf-8") == "J\u00fcrgen"
+    assert type(blob) is src.Binary and blob == b"\x00\x01\xff"
+    with pytest.raises(Bad, match="binary, not text"):
+        text(blob, "user", "utf-8")
+    with pytest.raises(Bad, match="cp1252"):
+        text(cp1252, "document", "utf-8")

@@ -127,7 +127,7 @@ class SiteZone:
 def text(value: Any, what: str, encoding: str) -> str | None:
     if value is None:
         return None
-    if isinstance(value, Raw):
+    if type(value) is Raw:
         try:
             return value.decode(encoding)
         except UnicodeDecodeError:
@@ -146,7 +146,7 @@ def integer(value: Any) -> int | None:
         return int(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, Raw):
+    if type(value) is Raw:
         value = value.decode("ascii", "replace")
     d = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
     if not d.is_finite() or d != d.to_integral_value():
@@ -158,7 +158,7 @@ def money(value: Any) -> int | None:
     """1/10,000 units, rounded half-even at the fourth decimal; None for NULL."""
     if value is None:
         return None
-    if isinstance(value, Raw):
+    if type(value) is Raw:
         value = value.decode("ascii", "replace")
     if isinstance(value, float):
         value = repr(value)
@@ -176,7 +176,7 @@ def flag(value: Any) -> bool | None:
         return None
     if isinstance(value, (bool, int)):
         return bool(value)
-    s = (value.decode("ascii", "replace") if isinstance(value, Raw) else str(value)).strip().lower()
+    s = (value.decode("ascii", "replace") if type(value) is Raw else str(value)).strip().lower()
     if s in TRUE:
         return True
     if s in FALSE:
@@ -304,7 +304,7 @@ class JobRows:
 
     def legacy_id(self, row: tuple) -> str:
         key = self.read.get(row, "key")
-        if isinstance(key, Raw):
+        if type(key) is Raw:
             return key.decode(self.rules.text_encoding, "replace")
         return "" if key is None else str(key)
 

@@ -120,29 +120,31 @@ def postgres_create_statement(schema: str, events_table: str) -> str:
 
 
 def postgres_seal_body(schema: str, events_table: str) -> str:
-    """PL/pgSQL statements that seal the events just inserted; expects `new_ids bigint[]` and the
-    function's arguments (ids, versions, topics, states) in scope (see adapters.pg_recorder)."""
+    """PL/pgSQL statements that seal the events just inserted; expects `new_ids bigint[]`, the
+    function's arguments (ids, versions, topics, states) and `prev`, `hs`, `acc`, `short`,
+    `run_start` in scope (see adapters.pg_recorder).
+
+    Linear in the batch: the hashes are computed by one query over the unnested arrays and
+    each run's bytes joined by string_agg. Growing a bytea by `||` in a loop copies it each
+    time (a 5,000-event batch cost the server 24 µs an event, against 14 for batches of 1,000)."""
     seals = f'"{schema}"."{seals_table_name(events_table)}"'
     return (
         f"  SELECT digest INTO prev FROM {seals} ORDER BY last_id DESC LIMIT 1; "
         f"  prev := coalesce(prev, '\\x{GENESIS.hex()}'::bytea); "
-        "  run_start := 1; acc := ''::bytea; short := ''::bytea; "
-        "  FOR i IN 1 .. coalesce(array_length(new_ids, 1), 0) LOOP "
-        "    IF i > run_start AND new_ids[i] <> new_ids[i - 1] + 1 THEN "
+        "  SELECT array_agg(sha256(int8send(n) || uuid_send(a) || int8send(b) || convert_to(c, 'UTF8') "
+        "                          || '\\x00'::bytea || d) ORDER BY o) INTO hs "
+        "    FROM unnest(new_ids, ids, versions, topics, states) WITH ORDINALITY AS u(n, a, b, c, d, o); "
+        "  run_start := 1; "
+        "  FOR i IN 2 .. coalesce(array_length(new_ids, 1), 0) + 1 LOOP "
+        "    IF i > array_length(new_ids, 1) OR new_ids[i] <> new_ids[i - 1] + 1 THEN "
+        f"      SELECT string_agg(x, ''::bytea ORDER BY o), string_agg(substring(x from 1 for {HASH_BYTES}), "
+        "             ''::bytea ORDER BY o) INTO acc, short FROM unnest(hs[run_start:i - 1]) WITH ORDINALITY AS u(x, o); "
         "      prev := substring(sha256(prev || int8send(new_ids[run_start]) || int8send(new_ids[i - 1]) || acc) "
         f"              from 1 for {DIGEST_BYTES}); "
         f"      INSERT INTO {seals} VALUES (new_ids[i - 1], new_ids[run_start], prev, short); "
-        "      run_start := i; acc := ''::bytea; short := ''::bytea; "
+        "      run_start := i; "
         "    END IF; "
-        "    h := sha256(int8send(new_ids[i]) || uuid_send(ids[i]) || int8send(versions[i]) "
-        "               || convert_to(topics[i], 'UTF8') || '\\x00'::bytea || states[i]); "
-        f"    acc := acc || h; short := short || substring(h from 1 for {HASH_BYTES}); "
         "  END LOOP; "
-        "  IF array_length(new_ids, 1) > 0 THEN "
-        "    prev := substring(sha256(prev || int8send(new_ids[run_start]) "
-        f"            || int8send(new_ids[array_length(new_ids, 1)]) || acc) from 1 for {DIGEST_BYTES}); "
-        f"    INSERT INTO {seals} VALUES (new_ids[array_length(new_ids, 1)], new_ids[run_start], prev, short); "
-        "  END IF; "
     )
 
 

@@ -17,6 +17,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import InterfaceError, OperationalError
 from psycopg.sql import SQL, Identifier
+from psycopg.rows import tuple_row
 
 from adapters.event_seals import postgres_create_statement, postgres_seal_body, seals_table_name
 from adapters.personal_keys import postgres_create_statements as personal_keys_statements
@@ -60,7 +61,7 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
             "CREATE OR REPLACE FUNCTION {schema}.{function}"
             "(ids uuid[], versions int8[], topics text[], states bytea[]) "
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
-            "DECLARE new_ids bigint[]; prev bytea; h bytea; acc bytea; short bytea; run_start int; "
+            "DECLARE new_ids bigint[]; prev bytea; hs bytea[]; acc bytea; short bytea; run_start int; "
             "BEGIN "
             "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
             "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
@@ -81,7 +82,8 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        # Tuple rows: the library's dict rows cost ~3 µs an event just to read the ids back.
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(
                 self._call,
                 (
@@ -92,4 +94,4 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
                 ),
                 binary=True,
             )
-            return [row[next(iter(row))] if isinstance(row, dict) else row[0] for row in curs.fetchall()]
+            return [row[0] for row in curs.fetchall()]

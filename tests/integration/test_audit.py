@@ -84,6 +84,27 @@ def test_an_untouched_log_and_read_models_verify(runtime):
     assert {c.name: c.rows for c in result.read_models.checks}["jobs"] == sum(count.values())
 
 
+def test_a_batch_whose_ids_are_not_consecutive_is_sealed_as_several_runs_that_verify(runtime):
+    """A batch's ids are consecutive but for sequence gaps; where they are not, each run of
+    consecutive ids gets a seal of its own (PostgreSQL computes them in the insert function,
+    SQLite in Python). Forced here on PostgreSQL by a sequence that steps by 2."""
+    track(runtime, 5, key_prefix="before")
+    log = RawLog(runtime.app.recorder)
+    seals_before = len(log.seals(0, 10_000))
+    if log.postgres:
+        step = ("DO $$ BEGIN EXECUTE 'ALTER SEQUENCE ' || pg_get_serial_sequence('{events}', 'notification_id') "
+                "|| ' INCREMENT BY {by}'; END $$")
+        raw_sql(runtime, step.replace("{by}", "2"))
+        track(runtime, 4, key_prefix="gapped")
+        raw_sql(runtime, step.replace("{by}", "1"))
+        # One transaction, four jobs (and their printers' and users' first events), every id its own run.
+        assert len(log.seals(0, 10_000)) - seals_before >= 4
+    track(runtime, 3, key_prefix="after")
+    report = check_seals(log)
+    assert report.ok, report.findings
+    assert report.events == len(log.events(0, 10_000))
+
+
 def test_an_edited_event_is_named(runtime):
     track(runtime, 20, key_prefix="a")
     nid, _, _, _, state = a_job_event(runtime)

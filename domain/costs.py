@@ -60,10 +60,9 @@ class CostSchedule:
         ``paper_counts`` (paper -> (impressions, colour impressions) per copy), when given,
         prices each size's pages at that size's rates; else every page is on ``paper``.
         """
-        if not paper_counts:
-            paper_counts = {paper: (pages, colour_pages)}
+        counts = paper_counts.items() if paper_counts else ((paper, (pages, colour_pages)),)
         per_copy = 0
-        for size, (size_pages, size_colour) in paper_counts.items():
+        for size, (size_pages, size_colour) in counts:
             mono_price, colour_price = self.by_paper.get(size, (self.mono_page, self.colour_page))
             colour = min(size_colour, size_pages)
             per_copy += (size_pages - colour) * mono_price + colour * colour_price

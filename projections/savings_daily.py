@@ -67,6 +67,13 @@ COMPACT_US = SPAN_US
 # Marked spans closer than this share a recount's pass; more ranges than MAX_RANGES become one.
 MERGE_GAP = 4
 MAX_RANGES = 8
+# A recount goes through its range in passes of about RECOUNT_PASS_ROWS job rows (the spans'
+# row counts, read first, set the cuts), reading each pass's grouped rows RECOUNT_ROWS at a
+# time, so its memory is bounded by a pass, not by the history: a migration marks years of
+# spans, which read as one pass held every kind of job of the history at once (~1 GB at
+# 1,000,000 jobs).
+RECOUNT_PASS_ROWS = 100_000
+RECOUNT_ROWS = 20_000
 SAVINGS_LOCK = 0x5A51_0013  # pg_advisory_xact_lock key of the savings sums
 
 savings_daily = sa.Table(
@@ -268,20 +275,35 @@ class SavingsTotals:
             self.recount(conn, int(lo) // SPAN_US, int(hi) // SPAN_US + 1)
 
     def recount(self, conn: sa.Connection, first: int, end: int) -> None:
-        """The sums of the spans [first, end), all of them, from the jobs rows: two passes over
-        the range's rows (by kind; and the repeat window, looking back REPEAT_US before the
-        range), whatever the sums held before. Their marks in `savings_dirty` are cleared."""
+        """The sums of the spans [first, end), all of them, from the jobs rows, in passes of
+        about RECOUNT_PASS_ROWS rows: two queries over a pass's rows (by kind; and the repeat
+        window, looking back REPEAT_US before it), whatever the sums held before. Their marks
+        in `savings_dirty` are cleared."""
+        c = self.jobs.c
+        span = _span_sql(c.submitted_at)
+        counts = conn.execute(sa.select(span, sa.func.count())
+                              .where(c.submitted_at >= first * SPAN_US, c.submitted_at < end * SPAN_US)
+                              .group_by(span).order_by(span)).all()  # one row a span: small
+        start, rows = first, 0
+        for at, n in counts:
+            if rows and rows + n > RECOUNT_PASS_ROWS:
+                self._recount(conn, start, int(at))
+                start, rows = int(at), 0
+            rows += n
+        self._recount(conn, start, end)
+
+    def _recount(self, conn: sa.Connection, first: int, end: int) -> None:
         c, s = self.jobs.c, savings_daily.c
         lo, hi = first * SPAN_US, end * SPAN_US
         conn.execute(savings_daily.delete().where(s.span >= first, s.span < end))
         conn.execute(savings_dirty.delete().where(savings_dirty.c.span >= first, savings_dirty.c.span < end))
         span = _span_sql(c.submitted_at)
-        kinds = conn.execute(sa.select(span, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies,
-                                       sa.func.count(), sa.func.sum(c.sheets))
-                             .where(c.status.in_(self.charged), c.submitted_at >= lo, c.submitted_at < hi)
-                             .group_by(span, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies)).all()
+        kinds_query = (sa.select(span, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies,
+                                 sa.func.count(), sa.func.sum(c.sheets))
+                       .where(c.status.in_(self.charged), c.submitted_at >= lo, c.submitted_at < hi)
+                       .group_by(span, c.printer_id, c.paper, c.duplex, c.pages, c.colour_pages, c.copies))
         totals: dict[tuple, list[int]] = {}
-        if kinds:
+        for kinds in conn.execute(kinds_query, execution_options={"yield_per": RECOUNT_ROWS}).partitions():
             cols = list(zip(*kinds))
             figures = saving_figures(cols[4], cols[5], cols[6], cols[3], cols[7], cols[8])
             for row, values in zip(kinds, np.column_stack([figures[name] for name in FIGURES]).tolist()):
@@ -334,7 +356,8 @@ def dirty_spans(conn: sa.Connection, first: int, end: int) -> list[int]:
 def _merged(spans: Sequence[int]) -> list[tuple[int, int]]:
     """Sorted spans as [first, end) ranges to recount: neighbours less than MERGE_GAP spans apart
     share a range (a pass over a few more rows costs less than a query more), and more than
-    MAX_RANGES ranges become one (a migration marks spans all over the years: one pass)."""
+    MAX_RANGES ranges become one (a migration marks spans all over the years: one range, which
+    `recount` goes through in passes of about RECOUNT_PASS_ROWS rows)."""
     ranges: list[list[int]] = []
     for s in spans:
         if ranges and s - ranges[-1][1] < MERGE_GAP:

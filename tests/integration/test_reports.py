@@ -799,19 +799,27 @@ def test_repeats_recorded_out_of_time_order_are_counted_as_the_rows_count_them(f
     assert verified.ok, [c.shown for c in verified.read_models.checks]
 
 
-def test_jobs_of_one_batch_spread_over_months_are_recounted_later_and_the_report_is_exact_meanwhile(fresh):
+@pytest.mark.parametrize("pass_rows", [None, 7], ids=["one-pass", "passes-of-7-rows"])
+def test_jobs_of_one_batch_spread_over_months_are_recounted_later_and_the_report_is_exact_meanwhile(
+        fresh, monkeypatch, pass_rows):
     """A batch spread wider than a span (a migration replaying legacy rows in their own order) is
     not summed at ingest, whatever its size: its spans are marked and recounted at the end of the
     catch-up. Before that the report reads the marked spans' rows; after it, the sums; both
-    equal the rows, and a rebuild ends with the same sums."""
+    equal the rows, and a rebuild ends with the same sums. With passes of a few rows (read 5 at
+    a time), repeats fall across the passes' edges: the sums still equal the rows."""
     import random
 
     import sqlalchemy as sa
 
     from commands.jobs import TrackJobs
     from domain.costs import CostSchedule
+    from projections import savings_daily as sd
     from projections.savings_daily import savings_daily, savings_dirty
     from tests.report_data import SCHEDULES, Job, batch
+
+    if pass_rows:
+        monkeypatch.setattr(sd, "RECOUNT_PASS_ROWS", pass_rows)
+        monkeypatch.setattr(sd, "RECOUNT_ROWS", 5)
 
     rt = fresh
     for printer, (mono, colour, discount) in SCHEDULES.items():

@@ -22,8 +22,7 @@ class PeopleEventStore(EventStore):
     the Users whose events it seals (prepare_subjects)."""
 
     def put(self, domain_events: Sequence[Any], **kwargs: Any) -> Any:
-        self.mapper.prepare_subjects(domain_events)  # type: ignore[attr-defined]
-        self.mapper.prepare_people(domain_events)  # type: ignore[attr-defined]
+        self._prepare(domain_events)
         return super().put(domain_events, **kwargs)
 
     def store(self, domain_events: Sequence[Any]) -> None:
@@ -31,9 +30,12 @@ class PeopleEventStore(EventStore):
         Recording and Notification of each event, which `put` builds for its caller and
         PageLedger.record never reads (two frozen dataclasses an event: a fifth of recording a
         migrated job)."""
+        self._prepare(domain_events)
+        self.recorder.insert_events(list(map(self.mapper.to_stored_event, domain_events)))
+
+    def _prepare(self, domain_events: Sequence[Any]) -> None:
         self.mapper.prepare_subjects(domain_events)  # type: ignore[attr-defined]
         self.mapper.prepare_people(domain_events)  # type: ignore[attr-defined]
-        self.recorder.insert_events(list(map(self.mapper.to_stored_event, domain_events)))
 
     def get(self, originator_id: Any, *, gt: int | None = None, lte: int | None = None, desc: bool = False,
             limit: int | None = None) -> Iterator[Any]:

@@ -144,6 +144,7 @@ def summarize_new_jobs(conn: sa.Connection) -> None:
 
 COLUMNS = ("seq", "submitted_at", "size", "cost", "user_id", "printer_id", "host_id", "pages", "sheets",
            "colour_pages", "copies", "status", "duplex", "paper", "pdl", "document", "uncertain", "app_id")
+_STATUS = COLUMNS.index("status")
 UNKNOWN_APPLICATION = 0  # app_id of a job whose application the agent could not tell
 MAX_APPLICATION_ID = 32767
 
@@ -236,7 +237,7 @@ class JobsProjection(Projection):
             for seq, e in events
         ]
         insert_rows(conn, jobs, COLUMNS, rows)
-        self.savings.add(conn, [dict(zip(COLUMNS, row)) for row in rows if row[11] == JOB_TRACKED])
+        self.savings.add(conn, [dict(zip(COLUMNS, row)) for row in rows if row[_STATUS] == JOB_TRACKED])
         secured = [(seq, e) for seq, e in events if e.event_class is PrintJob.Secured]
         if secured:
             insert_rows(conn, held_jobs, HELD_COLUMNS, [

@@ -648,7 +648,7 @@ def _is_repeat(inner: sa.Subquery, minutes: int) -> Any:
 class _SumsGrain:
     """The whole spans (quarters of a UTC day, SPAN_US) [first, end) of a period, which a report
     of every user reads from the savings sums (savings_daily), the filter on them, and the printers
-to keep of each span's sums (a printer filter; None: all).
+    to keep of each span's sums (a printer filter; None: all).
     `dirty`: the spans among them still to be recounted (savings_dirty), read from the rows
     like the edges, as [start, end) µs ranges; `where` leaves them out of the sums."""
 

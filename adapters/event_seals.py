@@ -120,30 +120,28 @@ def postgres_create_statement(schema: str, events_table: str) -> str:
 
 
 def postgres_seal_body(schema: str, events_table: str) -> str:
-    """PL/pgSQL statements that seal the events just inserted; expects `new_ids bigint[]`, the
-    function's arguments (ids, versions, topics, states) and `prev`, `hs`, `acc`, `short`,
-    `run_start` in scope (see adapters.pg_recorder).
+    """PL/pgSQL statements that seal the events just inserted; expects `new_ids bigint[]` (sorted),
+    the function's arguments (ids, versions, topics, states) and `prev bytea`, `r record` in
+    scope (see adapters.pg_recorder).
 
-    Linear in the batch: the hashes are computed by one query over the unnested arrays and
-    each run's bytes joined by string_agg. Growing a bytea by `||` in a loop copies it each
-    time (a 5,000-event batch cost the server 24 µs an event, against 14 for batches of 1,000)."""
+    One query hashes the batch and groups it into runs of consecutive ids (`n - o`, the id less
+    its place, is the same along a run and grows at every gap), each run's bytes joined by
+    string_agg; the loop only chains the runs' digests. Growing a bytea by `||` in a loop copies
+    it each time (a 5,000-event batch cost the server 24 µs an event, against 14 for batches of
+    1,000)."""
     seals = f'"{schema}"."{seals_table_name(events_table)}"'
     return (
         f"  SELECT digest INTO prev FROM {seals} ORDER BY last_id DESC LIMIT 1; "
         f"  prev := coalesce(prev, '\\x{GENESIS.hex()}'::bytea); "
-        "  SELECT array_agg(sha256(int8send(n) || uuid_send(a) || int8send(b) || convert_to(c, 'UTF8') "
-        "                          || '\\x00'::bytea || d) ORDER BY o) INTO hs "
-        "    FROM unnest(new_ids, ids, versions, topics, states) WITH ORDINALITY AS u(n, a, b, c, d, o); "
-        "  run_start := 1; "
-        "  FOR i IN 2 .. coalesce(array_length(new_ids, 1), 0) + 1 LOOP "
-        "    IF i > array_length(new_ids, 1) OR new_ids[i] <> new_ids[i - 1] + 1 THEN "
-        f"      SELECT string_agg(x, ''::bytea ORDER BY o), string_agg(substring(x from 1 for {HASH_BYTES}), "
-        "             ''::bytea ORDER BY o) INTO acc, short FROM unnest(hs[run_start:i - 1]) WITH ORDINALITY AS u(x, o); "
-        "      prev := substring(sha256(prev || int8send(new_ids[run_start]) || int8send(new_ids[i - 1]) || acc) "
-        f"              from 1 for {DIGEST_BYTES}); "
-        f"      INSERT INTO {seals} VALUES (new_ids[i - 1], new_ids[run_start], prev, short); "
-        "      run_start := i; "
-        "    END IF; "
+        "  FOR r IN SELECT min(n) AS first_id, max(n) AS last_id, string_agg(h, ''::bytea ORDER BY o) AS acc, "
+        f"                 string_agg(substring(h from 1 for {HASH_BYTES}), ''::bytea ORDER BY o) AS short "
+        "    FROM (SELECT n, o, sha256(int8send(n) || uuid_send(a) || int8send(b) || convert_to(c, 'UTF8') "
+        "                              || '\\x00'::bytea || d) AS h "
+        "          FROM unnest(new_ids, ids, versions, topics, states) WITH ORDINALITY AS u(n, a, b, c, d, o)) hashed "
+        "    GROUP BY n - o ORDER BY min(n) LOOP "
+        "    prev := substring(sha256(prev || int8send(r.first_id) || int8send(r.last_id) || r.acc) "
+        f"            from 1 for {DIGEST_BYTES}); "
+        f"    INSERT INTO {seals} VALUES (r.last_id, r.first_id, prev, r.short); "
         "  END LOOP; "
     )
 

@@ -61,7 +61,7 @@ class ArrayInsertRecorder(PostgresApplicationRecorder):
             "CREATE OR REPLACE FUNCTION {schema}.{function}"
             "(ids uuid[], versions int8[], topics text[], states bytea[]) "
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
-            "DECLARE new_ids bigint[]; prev bytea; hs bytea[]; acc bytea; short bytea; run_start int; "
+            "DECLARE new_ids bigint[]; prev bytea; r record; "
             "BEGIN "
             "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
             "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
